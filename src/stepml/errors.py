@@ -1,0 +1,45 @@
+"""The project's exceptions: their class names are a contract with the state machine.
+
+A Lambda handler lets these propagate; the Python runtime reports the class name as ``errorType``
+and Step Functions matches it in ``Retry``/``Catch`` ``ErrorEquals``. So every name used in
+``statemachine/pipeline.asl.json`` must be a class defined here (a test checks it), and the
+pipeline raises these exact classes, never subclasses, wherever the state machine must tell them
+apart.
+"""
+
+from __future__ import annotations
+
+
+class StepmlError(Exception):
+    """Base class of every error stepml raises on purpose."""
+
+
+class DataError(StepmlError):
+    """The uploaded data cannot be used (not a CSV, empty, no target column...). Never retried."""
+
+
+class ConfigError(StepmlError):
+    """A dataset config or a request names something invalid. Never retried."""
+
+
+class TransientError(StepmlError):
+    """A temporary failure (throttling, a network blip): the state machine retries it."""
+
+
+class NotFoundError(StepmlError):
+    """A model, version or alias that does not exist."""
+
+
+class RequestError(StepmlError):
+    """An API request that cannot be served as sent (maps to an HTTP 4xx)."""
+
+    def __init__(self, message: str, status: int = 400, details: list[dict[str, object]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.details = details or []
+
+
+#: The error names the state machine may match, with what they mean to a user.
+STATE_MACHINE_ERRORS = {
+    cls.__name__: cls for cls in (DataError, ConfigError, TransientError)
+}

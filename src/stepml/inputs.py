@@ -1,0 +1,114 @@
+"""Decode and check prediction requests against a model's feature schema (pure Python).
+
+A request is a single record ``{feature: value}`` or ``{"instances": [record, ...]}``. Problems are
+collected for every row and field before anything is refused, so the caller sees all of them at
+once; values that can still be served (an unseen category, a number outside the training range)
+become per-row warnings instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from stepml.errors import RequestError
+
+#: Largest batch one request may carry (documented in the API).
+MAX_INSTANCES = 1000
+#: Lambda's synchronous payload limit is 6 MB; API Gateway's body limit is lower still.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_body(body: str | bytes | None) -> Any:
+    """The JSON body; malformed JSON, NaN and Infinity are refused with a readable message."""
+    if body is None or (isinstance(body, (str, bytes)) and not body.strip()):
+        raise RequestError("the request body is empty: send a JSON object")
+    size = len(body.encode() if isinstance(body, str) else body)
+    if size > MAX_BODY_BYTES:
+        raise RequestError(f"the request body is {size} bytes; the limit is {MAX_BODY_BYTES}", status=413)
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise RequestError(f"the request body is not valid JSON: {exc}") from exc
+
+
+def records_from(payload: Any) -> list[Any]:
+    """The records of a request (one record or ``instances``), before field checks."""
+    if isinstance(payload, dict) and "instances" in payload:
+        extra = sorted(set(payload) - {"instances"})
+        if extra:
+            raise RequestError(f"unknown top-level field(s) next to 'instances': {', '.join(extra)}")
+        records = payload["instances"]
+        if not isinstance(records, list):
+            raise RequestError("'instances' must be a list of records")
+        if not records:
+            raise RequestError("'instances' is empty: send at least one record")
+        if len(records) > MAX_INSTANCES:
+            raise RequestError(
+                f"'instances' has {len(records)} records; the limit is {MAX_INSTANCES} per request", status=413
+            )
+        return records
+    if isinstance(payload, dict):
+        return [payload]
+    raise RequestError("the body must be a JSON object: a record or {\"instances\": [...]}")
+
+
+def check_records(records: list[Any], schema: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Rows of checked values in schema order, and each row's warnings; errors raise 422."""
+    fields = {f["name"]: f for f in schema}
+    errors: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    warnings: list[list[str]] = []
+    for index, record in enumerate(records):
+        row_warnings: list[str] = []
+        if not isinstance(record, dict):
+            errors.append({"row": index, "field": None, "message": "a record must be a JSON object"})
+            rows.append({})
+            warnings.append(row_warnings)
+            continue
+        for name in sorted(set(record) - set(fields)):
+            errors.append({"row": index, "field": name, "message": "unknown field"})
+        row: dict[str, Any] = {}
+        for name, spec in fields.items():
+            value = record.get(name)
+            if value is None:
+                if spec.get("required", True):
+                    errors.append({"row": index, "field": name, "message": "missing required field"})
+                row[name] = None
+                continue
+            if spec["kind"] == "numeric":
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    errors.append({"row": index, "field": name,
+                                   "message": f"expected a number, got {type(value).__name__} {value!r}"})
+                    continue
+                if not math.isfinite(value):
+                    errors.append({"row": index, "field": name, "message": "must be a finite number"})
+                    continue
+                low, high = spec.get("min"), spec.get("max")
+                if low is not None and high is not None and not low <= value <= high:
+                    row_warnings.append(f"{name}={value} is outside the training range [{low}, {high}]")
+                row[name] = float(value)
+            else:
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                    errors.append({"row": index, "field": name,
+                                   "message": f"expected a string, got {type(value).__name__}"})
+                    continue
+                text = str(value)
+                if spec.get("categories") and text not in spec["categories"]:
+                    row_warnings.append(f"{name}={text!r} was not seen in training")
+                row[name] = text
+        rows.append(row)
+        warnings.append(row_warnings)
+    if errors:
+        summary = "; ".join(
+            f"row {e['row']}" + (f" field {e['field']!r}" if e["field"] else "") + f": {e['message']}"
+            for e in errors[:10]
+        )
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise RequestError(f"invalid input: {summary}{more}", status=422, details=errors)
+    return rows, warnings

@@ -1,0 +1,74 @@
+"""The S3 key layout: one place that knows where each thing lives in the data bucket.
+
+``raw/<dataset>/<file>.csv``            uploads (each starts a pipeline run)
+``config/<dataset>.yaml``               optional per-dataset config
+``runs/<dataset>/<run>/validation.json`` the validation report of one run
+``preprocessed/<dataset>/<run>/…``       cleaned train/test splits and their schema
+``staging/<dataset>/<run>/…``            a trained pipeline before it is registered
+``models/<dataset>/version-<n>/…``       registered versions (visible once meta.json exists)
+``models/<dataset>/aliases/<alias>.json`` aliases such as ``champion``
+"""
+
+from __future__ import annotations
+
+import re
+
+from stepml.errors import DataError
+
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def check_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a simple slug (lowercase letters, digits, '-', '_')."""
+    if not DATASET_NAME.match(name):
+        raise DataError(
+            f"dataset name {name!r} is not a simple slug: use 1-63 lowercase letters, digits, "
+            "'-' or '_', starting with a letter or digit"
+        )
+    return name
+
+
+def dataset_from_raw_key(key: str) -> str:
+    """The dataset name of an upload key ``raw/<dataset>/<file>.csv``."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "raw" or not parts[2]:
+        raise DataError(f"{key!r} is not an upload key: expected raw/<dataset>/<file>.csv")
+    if not parts[2].lower().endswith(".csv"):
+        raise DataError(f"{key!r} is not a .csv file: stepml trains on CSV uploads only")
+    return check_dataset_name(parts[1])
+
+
+def raw(dataset: str, filename: str) -> str:
+    return f"raw/{dataset}/{filename}"
+
+
+def config(dataset: str) -> str:
+    return f"config/{dataset}.yaml"
+
+
+def run_prefix(dataset: str, run_id: str) -> str:
+    return f"runs/{dataset}/{run_id}/"
+
+
+def validation_report(dataset: str, run_id: str) -> str:
+    return f"runs/{dataset}/{run_id}/validation.json"
+
+
+def preprocessed(dataset: str, run_id: str, name: str) -> str:
+    return f"preprocessed/{dataset}/{run_id}/{name}"
+
+
+def staging(dataset: str, run_id: str, name: str) -> str:
+    return f"staging/{dataset}/{run_id}/{name}"
+
+
+def models_prefix(dataset: str) -> str:
+    return f"models/{dataset}/"
+
+
+def version_prefix(dataset: str, version: int) -> str:
+    return f"models/{dataset}/version-{version}/"
+
+
+def alias(dataset: str, name: str) -> str:
+    return f"models/{dataset}/aliases/{name}.json"

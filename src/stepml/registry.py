@@ -1,0 +1,168 @@
+"""The model registry on S3, in MLflow's words: registered model, version, alias.
+
+``models/<name>/version-<n>/`` holds a version's artifacts and ``meta.json``. A version number is
+claimed with a conditional write (``If-None-Match: *``) so two runs never share one, and a version
+is visible only once its ``meta.json`` exists: it is written last, after every artifact, so a crash
+half-way leaves nothing that is listed or served. Aliases (``champion``…) are small JSON objects
+updated with ``If-Match`` so that concurrent updates are never lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from stepml import keys
+from stepml.errors import NotFoundError, TransientError
+from stepml.storage import PreconditionFailed, S3Store
+
+CHAMPION = "champion"
+_VERSION_PREFIX = re.compile(r"/version-(\d+)/$")
+ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _claimed_versions(store: S3Store, name: str) -> list[int]:
+    numbers = []
+    for prefix in store.list_prefixes(keys.models_prefix(name)):
+        match = _VERSION_PREFIX.search(prefix)
+        if match:
+            numbers.append(int(match.group(1)))
+    return sorted(numbers)
+
+
+def claim_version(store: S3Store, name: str, run_id: str, attempts: int = 50) -> int:
+    """Reserve the next free version number of ``name`` for ``run_id``."""
+    claimed = _claimed_versions(store, name)
+    candidate = (claimed[-1] if claimed else 0) + 1
+    for _ in range(attempts):
+        try:
+            store.put_json(
+                keys.version_prefix(name, candidate) + "claim.json",
+                {"run_id": run_id, "claimed": now()},
+                if_none_match=True,
+            )
+            return candidate
+        except PreconditionFailed:
+            candidate += 1
+    raise TransientError(f"could not claim a version number for {name!r}: too many concurrent runs")
+
+
+def register_version(
+    store: S3Store, name: str, run_id: str, artifacts: dict[str, bytes], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Write a new version: artifacts first, then ``meta.json`` (which makes it visible)."""
+    version = claim_version(store, name, run_id)
+    prefix = keys.version_prefix(name, version)
+    checksums = {}
+    for filename, data in artifacts.items():
+        store.put_bytes(prefix + filename, data)
+        checksums[filename] = {"sha256": sha256(data), "bytes": len(data)}
+    meta = {**meta, "name": name, "version": version, "artifacts": checksums, "registered": now()}
+    store.put_json(prefix + "meta.json", meta, if_none_match=True)
+    return meta
+
+
+def list_versions(store: S3Store, name: str) -> list[dict[str, Any]]:
+    """Every visible version of ``name`` (oldest first), each with its aliases."""
+    aliases = list_aliases(store, name)
+    versions = []
+    for number in _claimed_versions(store, name):
+        meta = store.find_json(keys.version_prefix(name, number) + "meta.json")
+        if meta is None:
+            continue  # claimed but unfinished (or crashed): not a version yet
+        meta["aliases"] = sorted(a for a, v in aliases.items() if v == number)
+        versions.append(meta)
+    return versions
+
+
+def list_models(store: S3Store) -> list[str]:
+    return sorted(p.split("/")[1] for p in store.list_prefixes("models/"))
+
+
+def get_version(store: S3Store, name: str, version: int) -> dict[str, Any]:
+    meta = store.find_json(keys.version_prefix(name, version) + "meta.json")
+    if meta is None:
+        raise NotFoundError(f"model {name!r} has no version {version}")
+    return meta
+
+
+def load_artifact(store: S3Store, meta: dict[str, Any], filename: str) -> bytes:
+    """An artifact's bytes, refused unless they match the SHA-256 recorded in ``meta.json``."""
+    data = store.get_bytes(keys.version_prefix(meta["name"], meta["version"]) + filename)
+    expected = meta["artifacts"][filename]["sha256"]
+    if sha256(data) != expected:
+        raise NotFoundError(
+            f"model {meta['name']!r} version {meta['version']}: {filename} does not match its "
+            "recorded SHA-256; refusing to serve it"
+        )
+    return data
+
+
+def get_alias(store: S3Store, name: str, alias: str) -> int | None:
+    record = store.find_json(keys.alias(name, alias))
+    return None if record is None else int(record["version"])
+
+
+def list_aliases(store: S3Store, name: str) -> dict[str, int]:
+    found = {}
+    for key in store.list_keys(keys.models_prefix(name) + "aliases/"):
+        if key.endswith(".json"):
+            record = store.find_json(key)
+            if record is not None:
+                found[key.rsplit("/", 1)[1][: -len(".json")]] = int(record["version"])
+    return found
+
+
+def set_alias(
+    store: S3Store, name: str, alias: str, version: int, reason: str, actor: str = "stepml"
+) -> dict[str, Any]:
+    """Point ``alias`` at ``version`` with a compare-and-swap on the alias object."""
+    if not ALIAS_NAME.match(alias):
+        raise NotFoundError(f"{alias!r} is not a valid alias name")
+    get_version(store, name, version)
+    key = keys.alias(name, alias)
+    for attempt in range(20):
+        current = store.head(key)
+        previous = store.find_json(key) if current else None
+        record = {
+            "alias": alias,
+            "version": version,
+            "previous_version": previous["version"] if previous else None,
+            "reason": reason,
+            "actor": actor,
+            "updated": now(),
+        }
+        try:
+            if current is None:
+                store.put_json(key, record, if_none_match=True)
+            else:
+                store.put_json(key, record, if_match=f'"{current.etag}"')
+            return record
+        except PreconditionFailed:
+            time.sleep(0.05 * (attempt + 1))
+    raise TransientError(f"alias {alias!r} of {name!r} kept changing; try again")
+
+
+def resolve(
+    store: S3Store, name: str, version: int | None = None, alias: str | None = None
+) -> dict[str, Any]:
+    """The metadata of the version to serve: explicit version, else alias (default champion)."""
+    if version is None:
+        alias = alias or CHAMPION
+        version = get_alias(store, name, alias)
+        if version is None:
+            if not store.list_prefixes(keys.models_prefix(name)):
+                raise NotFoundError(f"no model named {name!r}")
+            raise NotFoundError(f"model {name!r} has no {alias!r} alias")
+    return get_version(store, name, version)

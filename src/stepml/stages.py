@@ -1,0 +1,216 @@
+"""The pipeline's stages, one function per Lambda: S3 in, S3 out, small JSON between them.
+
+Each takes the state the previous stage returned (plus explicit settings) and returns the next
+state. Only keys, counts and metrics travel between stages - Step Functions caps a payload at
+256 KB, so data and models always go through S3.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import platform
+import time
+from typing import Any
+
+from stepml import __version__, keys
+from stepml.config import DatasetConfig, parse_config
+from stepml.errors import DataError
+from stepml.settings import Settings
+from stepml.storage import S3Store
+
+
+def _config(store: S3Store, dataset: str) -> DatasetConfig:
+    key = keys.config(dataset)
+    if store.head(key) is None:
+        return DatasetConfig()
+    return parse_config(store.get_bytes(key), f"s3://{store.bucket}/{key}")
+
+
+def parse_upload_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Bucket, key, version and ETag of the object an S3 'Object Created' event is about."""
+    detail = event.get("detail") or {}
+    bucket = (detail.get("bucket") or {}).get("name")
+    obj = detail.get("object") or {}
+    key = obj.get("key")
+    if not bucket or not key:
+        raise DataError("the event is not an S3 'Object Created' event: no detail.bucket.name / detail.object.key")
+    return {
+        "bucket": bucket,
+        "key": key,
+        "version_id": obj.get("version-id") or obj.get("versionId"),
+        "etag": str(obj.get("etag") or obj.get("eTag") or "").strip('"') or None,
+        "size": obj.get("size"),
+    }
+
+
+def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Stage 1: check the uploaded CSV, save its validation report, describe it."""
+    from stepml.validation import read_csv, validate
+
+    source = parse_upload_event(payload.get("event") or payload)
+    dataset = keys.dataset_from_raw_key(source["key"])
+    run_id = payload.get("run_id") or f"manual-{int(time.time())}"
+    store = S3Store(settings)
+    config = _config(store, dataset)
+    data = store.get_bytes(source["key"], source["version_id"])
+    location = f"s3://{source['bucket']}/{source['key']}"
+    frame = read_csv(data, location)
+    report = validate(frame, config, location)
+    report_key = keys.validation_report(dataset, run_id)
+    store.put_json(report_key, {**report, "run_id": run_id, "config": config.to_dict()})
+    from stepml.registry import sha256
+
+    return {
+        "dataset": dataset,
+        "run_id": run_id,
+        "execution_arn": payload.get("execution_arn"),
+        "source": {**source, "sha256": sha256(data), "size": len(data)},
+        "config": config.to_dict(),
+        "target": report["target"],
+        "task": report["task"],
+        "rows": report["rows"],
+        "columns": len(report["columns"]),
+        "warnings": len(report["warnings"]),
+        "report_key": report_key,
+    }
+
+
+def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Stage 2: clean the upload and write the train/test splits and the feature schema."""
+    from stepml.preprocessing import clean, feature_schema, split
+    from stepml.validation import read_csv
+
+    store = S3Store(settings)
+    config = DatasetConfig.from_dict(state["config"])
+    source = state["source"]
+    location = f"s3://{source['bucket']}/{source['key']}"
+    frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
+    target, task = state["target"], state["task"]
+    cleaned = clean(frame, target, config)
+    if len(cleaned) < config.min_rows:
+        raise DataError(
+            f"{location}: only {len(cleaned)} of {len(frame)} rows are complete; at least "
+            f"{config.min_rows} are needed (recipe {config.recipe} drops rows with missing values)"
+        )
+    if task == "classification" and cleaned[target].nunique() < 2:
+        raise DataError(f"{location}: after cleaning, target {target!r} has a single class")
+    train, test = split(cleaned, target, task, config)
+    schema = feature_schema(train, target)
+    dataset, run_id = state["dataset"], state["run_id"]
+    out = {
+        "train_key": keys.preprocessed(dataset, run_id, "train.csv"),
+        "test_key": keys.preprocessed(dataset, run_id, "test.csv"),
+        "schema_key": keys.preprocessed(dataset, run_id, "schema.json"),
+    }
+    store.put_bytes(out["train_key"], train.to_csv(index=False).encode(), content_type="text/csv")
+    store.put_bytes(out["test_key"], test.to_csv(index=False).encode(), content_type="text/csv")
+    store.put_json(out["schema_key"], schema)
+    return {**state, **out, "train_rows": len(train), "test_rows": len(test), "dropped_rows": len(frame) - len(cleaned)}
+
+
+def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    from stepml.validation import MISSING_MARKERS
+
+    text_columns = {f["name"]: str for f in schema if f["kind"] == "categorical"}
+    return pd.read_csv(
+        io.BytesIO(store.get_bytes(key)), dtype=text_columns, na_values=MISSING_MARKERS, keep_default_na=False
+    )
+
+
+def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Stage 3: fit the recipe's pipeline on the training split; stage it for evaluation."""
+    import joblib
+
+    from stepml.training import fit
+
+    store = S3Store(settings)
+    config = DatasetConfig.from_dict(state["config"])
+    schema = store.get_json(state["schema_key"])
+    frame = _read_split(store, state["train_key"], schema)
+    started = time.perf_counter()
+    pipeline = fit(frame, state["target"], schema, state["task"], config)
+    seconds = time.perf_counter() - started
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer, compress=3)
+    model_key = keys.staging(state["dataset"], state["run_id"], "model.joblib")
+    store.put_bytes(model_key, buffer.getvalue())
+    return {**state, "model_key": model_key, "train_seconds": round(seconds, 3)}
+
+
+def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Stage 4: hold-out metrics, then a new registry version (champion if it earns it)."""
+    import joblib
+
+    from stepml import registry
+    from stepml.evaluation import beats_baseline, evaluate
+
+    store = S3Store(settings)
+    schema = store.get_json(state["schema_key"])
+    model_bytes = store.get_bytes(state["model_key"])
+    pipeline = joblib.load(io.BytesIO(model_bytes))
+    train_frame = _read_split(store, state["train_key"], schema)
+    test_frame = _read_split(store, state["test_key"], schema)
+    evaluation = _finite(evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"]))
+    dataset = state["dataset"]
+    meta = {
+        "dataset": dataset,
+        "task": state["task"],
+        "target": state["target"],
+        "recipe": state["config"]["recipe"],
+        "config": state["config"],
+        "schema": schema,
+        "evaluation": evaluation,
+        "train_rows": state["train_rows"],
+        "test_rows": state["test_rows"],
+        "train_seconds": state["train_seconds"],
+        "lineage": {**state["source"], "run_id": state["run_id"], "execution_arn": state.get("execution_arn")},
+        "libraries": _library_versions(),
+        "stepml_version": __version__,
+    }
+    version = registry.register_version(store, dataset, state["run_id"], {"model.joblib": model_bytes}, meta)
+    promoted = beats_baseline(evaluation)
+    if promoted:
+        reason = f"{evaluation['primary_metric']} beats the trivial baseline"
+        registry.set_alias(store, dataset, registry.CHAMPION, version["version"], reason, actor=state["run_id"])
+    else:
+        reason = f"{evaluation['primary_metric']} does not beat the trivial baseline; registered as a candidate"
+    return {
+        "dataset": dataset,
+        "run_id": state["run_id"],
+        "version": version["version"],
+        "promoted": promoted,
+        "decision": reason,
+        "primary_metric": evaluation["primary_metric"],
+        "metrics": evaluation["metrics"],
+        "baseline": evaluation["baseline"],
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def _finite(value: Any) -> Any:
+    """NaN/Infinity are not JSON: Step Functions would reject the payload. Use null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+__all__ = ["validate_upload", "preprocess", "train", "evaluate_and_register", "parse_upload_event"]

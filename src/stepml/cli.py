@@ -1,0 +1,271 @@
+"""The ``stepml`` command: the same commands against AWS or the offline endpoint.
+
+``stepml --local …`` (or ``--endpoint-url``) talks to the offline stack started by
+``stepml local up``; without it, to the stack deployed on AWS (named by ``--stack-name``).
+Every listing command takes ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from stepml.config import TASKS, DatasetConfig
+from stepml.errors import StepmlError
+from stepml.stack import LOCAL_ENDPOINT, Stack
+
+console = Console()
+STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "TIMED_OUT": "red", "ABORTED": "red"}
+
+
+def project_root() -> Path:
+    """The checkout holding template.yaml: the current folder or a parent, else the source tree."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "template.yaml").is_file() and (folder / "statemachine").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+class StepmlGroup(click.Group):
+    """Shows stepml's own errors as one readable line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (StepmlError, TimeoutError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            sys.exit(1)
+
+
+@click.group(cls=StepmlGroup)
+@click.option("--local", "use_local", is_flag=True, help=f"Use the offline stack ({LOCAL_ENDPOINT}).")
+@click.option("--endpoint-url", envvar="STEPML_ENDPOINT_URL", help="AWS-compatible endpoint (offline stack).")
+@click.option("--stack-name", default="stepml", envvar="STEPML_STACK", show_default=True)
+@click.option("--region", default=lambda: os.environ.get("AWS_REGION", "us-east-1"), show_default="us-east-1")
+@click.pass_context
+def main(ctx: click.Context, use_local: bool, endpoint_url: str | None, stack_name: str, region: str) -> None:
+    """stepml: drop a CSV into S3, get a validated, versioned model and a prediction API."""
+    ctx.obj = Stack(stack_name=stack_name, region=region, endpoint_url=endpoint_url or (LOCAL_ENDPOINT if use_local else None))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def info(stack: Stack, as_json: bool) -> None:
+    """Endpoint, bucket, state machine and API URL of the stack."""
+    details = stack.info()
+    if as_json:
+        emit_json(details)
+        return
+    table = Table(show_header=False)
+    for key, value in details.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", required=True, help="Dataset (and model) name: a lowercase slug.")
+@click.option("--target", help="Target column (default: the config's, else the last column).")
+@click.option("--task", type=click.Choice(TASKS), help="Default: inferred from the target.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the run to its end.")
+@click.option("--timeout", default=900.0, show_default=True)
+@click.pass_obj
+def upload(stack: Stack, file: Path, dataset: str, target: str | None, task: str | None, wait: bool, timeout: float) -> None:
+    """Upload FILE to raw/<dataset>/ (which starts a run) and follow the run."""
+    if file.suffix.lower() != ".csv":
+        raise click.BadParameter(f"{file} is not a .csv file", param_hint="FILE")
+    if target or task:
+        current = stack.read_config(dataset)
+        config = DatasetConfig.from_dict({**current.to_dict(), **{k: v for k, v in (("target", target), ("task", task)) if v}})
+        console.print(f"config: s3://{stack.bucket}/{stack.write_config(dataset, config)}")
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    uploaded = stack.upload(file, dataset)
+    console.print(f"uploaded s3://{uploaded['bucket']}/{uploaded['key']}")
+    if wait:
+        run = follow(stack, uploaded["key"], since, timeout)
+        sys.exit(0 if run["status"] == "SUCCEEDED" else 1)
+
+
+def follow(stack: Stack, key: str, since: datetime, timeout: float) -> dict[str, Any]:
+    """Wait for the run of an upload with a live status line, then print its states."""
+    started = time.monotonic()
+    with console.status("waiting for the run to start…") as status:
+
+        def progress(state: str, states: list[dict[str, Any]]) -> None:
+            current = states[-1]["name"] if states else "-"
+            status.update(f"[bold]{state}[/bold] · {current} · {time.monotonic() - started:.0f} s")
+
+        run = stack.wait_for_run(key, since, timeout=timeout, on_progress=progress)
+    print_run(run)
+    return run
+
+
+def print_run(run: dict[str, Any]) -> None:
+    style = STATUS_STYLE.get(run["status"], "white")
+    console.print(f"run [bold]{run['name']}[/bold]: [{style}]{run['status']}[/{style}] in {run['duration_s']:.1f} s  ({run['key']})")
+    table = Table("state", "type", "status", "seconds", "retries", "error")
+    for state in run["states"]:
+        s_style = STATUS_STYLE.get(state["status"], "white")
+        error = f"{state['error']}: {state['cause']}" if state["error"] else ""
+        duration = f"{state['duration_s']:.2f}" if state["duration_s"] is not None else ""
+        table.add_row(state["name"], state["type"], f"[{s_style}]{state['status']}[/{s_style}]", duration,
+                      str(state["retries"] or ""), error)
+    console.print(table)
+    if run["status"] == "FAILED":
+        console.print(f"[red]{run['error']}[/red]: {run['cause']}")
+    elif run.get("output"):
+        output = run["output"]
+        console.print(f"model {output['dataset']} version {output['version']}: {output['decision']}")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Recent pipeline runs (`runs show ID` for one run's states)."""
+    if ctx.invoked_subcommand:
+        return
+    stack: Stack = ctx.obj
+    executions = stack.executions(limit)
+    if as_json:
+        emit_json([{k: e.get(k) for k in ("name", "status", "startDate", "stopDate", "executionArn")} for e in executions])
+        return
+    table = Table("run", "status", "started", "seconds")
+    for e in executions:
+        stop = e.get("stopDate")
+        seconds = f"{(stop - e['startDate']).total_seconds():.1f}" if stop else ""
+        style = STATUS_STYLE.get(e["status"], "white")
+        table.add_row(e["name"], f"[{style}]{e['status']}[/{style}]", e["startDate"].isoformat(timespec="seconds"), seconds)
+    console.print(table)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def runs_show(stack: Stack, run_id: str, as_json: bool) -> None:
+    """One run state by state: status, duration, error."""
+    run = stack.run(run_id)
+    if as_json:
+        emit_json(run)
+    else:
+        print_run(run)
+
+
+def _metric(value: Any) -> str:
+    return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def models(stack: Stack, name: str, as_json: bool) -> None:
+    """Registered versions of model NAME with their metrics and aliases."""
+    versions = stack.models(name)
+    if as_json:
+        emit_json([{k: v for k, v in m.items() if k != "schema"} for m in versions])
+        return
+    print_versions(name, versions)
+
+
+def print_versions(name: str, versions: list[dict[str, Any]]) -> None:
+    metric_names = list(versions[-1]["evaluation"]["metrics"])
+    table = Table("version", "aliases", *metric_names, "baseline " + versions[-1]["evaluation"]["primary_metric"],
+                  "train rows", "registered", title=f"model {name}")
+    for meta in versions:
+        evaluation = meta["evaluation"]
+        table.add_row(
+            str(meta["version"]), ", ".join(meta.get("aliases", [])),
+            *(_metric(evaluation["metrics"].get(m)) for m in metric_names),
+            _metric(evaluation["baseline"].get(evaluation["primary_metric"])),
+            f"{meta['train_rows']:,}", str(meta.get("registered", "")),
+        )
+    console.print(table)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "body", required=True, help="A record {feature: value} or {\"instances\": [...]}.")
+@click.option("--version", type=int)
+@click.option("--alias")
+@click.pass_obj
+def predict(stack: Stack, name: str, body: str, version: int | None, alias: str | None) -> None:
+    """Predict with model NAME through the HTTP API."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from exc
+    status, response = stack.predict(name, payload, version, alias)
+    emit_json(response)
+    if status >= 400:
+        sys.exit(1)
+
+
+@main.group()
+def local() -> None:
+    """The offline stack: moto + the real handlers, no AWS account, no Docker."""
+
+
+@local.command("up")
+@click.option("--port", default=4566, show_default=True)
+@click.option("--api-port", default=3000, show_default=True)
+@click.pass_obj
+def local_up(stack: Stack, port: int, api_port: int) -> None:
+    """Start the offline stack and serve until Ctrl-C."""
+    from stepml.local.endpoint import LocalStack
+
+    with LocalStack(project_root(), port=port, api_port=api_port, stack_name=stack.stack_name) as running:
+        console.print(f"offline stack [bold]{stack.stack_name}[/bold] is up")
+        console.print(f"  AWS endpoint  {running.endpoint_url}   (aws --endpoint-url {running.endpoint_url} …)")
+        console.print(f"  bucket        {running.bucket}")
+        console.print(f"  HTTP API      {running.api_url}")
+        console.print("use `stepml --local …` in another shell; Ctrl-C stops")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+@local.command("invoke")
+@click.argument("function")
+@click.option("-e", "--event", "event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.pass_obj
+def local_invoke(stack: Stack, function: str, event_file: Path) -> None:
+    """Run FUNCTION (logical id, e.g. ValidateFunction) on an event file, as `sam local invoke` does."""
+    from stepml.local.endpoint import invoke_function
+
+    event = json.loads(event_file.read_text())
+    emit_json(invoke_function(project_root(), function, event, endpoint_url=stack.endpoint_url))
+
+
+@main.command()
+@click.option("--dataset", default="adult", show_default=True)
+@click.option("--port", default=0, help="Offline endpoint port (0: a free one).")
+@click.option("--api-port", default=0, help="HTTP API port (0: a free one).")
+def demo(dataset: str, port: int, api_port: int) -> None:
+    """Offline, end to end: start the stack, upload a dataset, follow the run, predict."""
+    from stepml import datasets
+    from stepml.demo import run_demo
+
+    run_demo(console, project_root(), dataset, port=port, api_port=api_port, datasets=datasets)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

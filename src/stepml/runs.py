@@ -1,0 +1,72 @@
+"""Turn a Step Functions execution history into what a user wants to see: states, durations, errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds(), 3)
+
+
+def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per state entered, in order: name, type, status, duration, error/cause."""
+    states: list[dict[str, Any]] = []
+    open_states: dict[str, dict[str, Any]] = {}
+    for event in events:
+        kind: str = event["type"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            entry = {
+                "name": name,
+                "type": kind[: -len("StateEntered")] or "State",
+                "status": "RUNNING",
+                "started": event["timestamp"],
+                "duration_s": None,
+                "retries": 0,
+                "error": None,
+                "cause": None,
+            }
+            states.append(entry)
+            open_states[name] = entry
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            entry = open_states.pop(name, None)
+            if entry is not None:
+                entry["status"] = "SUCCEEDED"
+                entry["duration_s"] = _seconds(entry["started"], event["timestamp"])
+        elif kind in {"LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut"}:
+            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            current = states[-1] if states else None
+            if current is not None:
+                current["retries"] += 1
+                current["error"] = details.get("error")
+                current["cause"] = readable_cause(details.get("cause"))
+        elif kind == "ExecutionFailed":
+            details = event.get("executionFailedEventDetails", {})
+            for entry in open_states.values():
+                entry["status"] = "FAILED"
+                entry["duration_s"] = _seconds(entry["started"], event["timestamp"])
+                entry["error"] = entry["error"] or details.get("error")
+                entry["cause"] = entry["cause"] or readable_cause(details.get("cause"))
+            open_states.clear()
+    for entry in states:
+        if entry["type"] == "Fail":
+            entry["status"] = "FAILED"
+        entry["started"] = entry["started"].isoformat() if isinstance(entry["started"], datetime) else entry["started"]
+    return states
+
+
+def readable_cause(cause: str | None) -> str | None:
+    """A Lambda error cause is JSON with a stack trace; users need only its message."""
+    if not cause:
+        return cause
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])
+    return cause

@@ -1,0 +1,227 @@
+"""A deployed stepml stack - on AWS or the offline endpoint - found from its CloudFormation outputs.
+
+The CLI and the UI use this; nothing here knows whether the endpoint is AWS or local.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stepml import keys
+from stepml.config import DatasetConfig, dump_config
+from stepml.errors import ConfigError, NotFoundError
+from stepml.runs import summarize_history
+from stepml.settings import Settings
+from stepml.storage import S3Store
+
+LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+FINISHED = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class Stack:
+    """Clients and outputs of one deployed stack."""
+
+    stack_name: str = "stepml"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    _outputs: dict[str, str] | None = field(default=None, init=False)
+    _clients: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.settings_for("unused").client(service)
+        return self._clients[service]
+
+    def settings_for(self, bucket: str) -> Settings:
+        local = self.endpoint_url is not None
+        return Settings(
+            bucket=bucket,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            # The offline endpoint accepts any credentials; don't require the user to have some.
+            access_key_id="testing" if local else None,
+            secret_access_key="testing" if local else None,
+        )
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        if self._outputs is None:
+            try:
+                described = self.client("cloudformation").describe_stacks(StackName=self.stack_name)
+            except Exception as exc:
+                where = self.endpoint_url or f"AWS ({self.region})"
+                raise ConfigError(
+                    f"cannot find the stack {self.stack_name!r} at {where}: {exc}. "
+                    "Start the offline stack with `stepml local up`, or deploy with `make deploy`."
+                ) from exc
+            stack = described["Stacks"][0]
+            self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        return self._outputs
+
+    @property
+    def bucket(self) -> str:
+        return self.outputs["BucketName"]
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.outputs["StateMachineArn"]
+
+    @property
+    def api_url(self) -> str:
+        return self.outputs["ApiUrl"].rstrip("/")
+
+    @property
+    def store(self) -> S3Store:
+        return S3Store(self.settings_for(self.bucket))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "stack_name": self.stack_name,
+            "region": self.region,
+            "endpoint": self.endpoint_url or "aws",
+            "bucket": self.bucket,
+            "state_machine_arn": self.state_machine_arn,
+            "api_url": self.api_url,
+        }
+
+    # -- uploads and runs ------------------------------------------------------------------
+
+    def write_config(self, dataset: str, config: DatasetConfig) -> str:
+        key = keys.config(dataset)
+        self.store.put_bytes(key, dump_config(config).encode(), content_type="application/yaml")
+        return key
+
+    def read_config(self, dataset: str) -> DatasetConfig:
+        from stepml.config import parse_config
+
+        store = self.store
+        key = keys.config(dataset)
+        if store.head(key) is None:
+            return DatasetConfig()
+        return parse_config(store.get_bytes(key), f"s3://{store.bucket}/{key}")
+
+    def upload(self, path: Path, dataset: str) -> dict[str, Any]:
+        keys.check_dataset_name(dataset)
+        key = keys.raw(dataset, path.name)
+        with path.open("rb") as handle:
+            response = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=handle)
+        return {"bucket": self.bucket, "key": key, "etag": response.get("ETag", "").strip('"'),
+                "version_id": response.get("VersionId")}
+
+    def executions(self, limit: int = 20) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        found = sfn.list_executions(stateMachineArn=self.state_machine_arn, maxResults=min(limit, 1000))
+        runs = found["executions"]
+        runs.sort(key=lambda e: e["startDate"], reverse=True)
+        return runs[:limit]
+
+    def execution_arn(self, run: str) -> str:
+        if run.startswith("arn:"):
+            return run
+        for execution in self.executions(limit=1000):
+            if execution["name"] == run:
+                return execution["executionArn"]
+        raise NotFoundError(f"no run named {run!r}")
+
+    def find_execution_for(self, key: str, since: datetime) -> dict[str, Any] | None:
+        """The execution started by the upload of ``key`` at or after ``since``."""
+        sfn = self.client("stepfunctions")
+        for execution in self.executions(limit=100):
+            if execution["startDate"] < since:
+                continue
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            detail = json.loads(described.get("input") or "{}").get("detail", {})
+            if detail.get("object", {}).get("key") == key:
+                return described
+        return None
+
+    def wait_for_run(
+        self,
+        key: str,
+        since: datetime,
+        timeout: float = 900,
+        on_progress: Callable[[str, list[dict[str, Any]]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Wait until the run started by the upload of ``key`` finishes; returns the run."""
+        deadline = time.monotonic() + timeout
+        execution = None
+        while time.monotonic() < deadline:
+            if execution is None:
+                execution = self.find_execution_for(key, since)
+                if execution is None:
+                    if on_progress:
+                        on_progress("waiting for the upload event", [])
+                    time.sleep(0.5)
+                    continue
+            run = self.run(execution["executionArn"])
+            if on_progress:
+                on_progress(run["status"], run["states"])
+            if run["status"] in FINISHED:
+                return run
+            time.sleep(0.5)
+        raise TimeoutError(f"no finished run for s3://{self.bucket}/{key} after {timeout:.0f} s")
+
+    def run(self, run: str) -> dict[str, Any]:
+        """One run: status, timing, input key, output, error and its states."""
+        sfn = self.client("stepfunctions")
+        arn = self.execution_arn(run)
+        described = sfn.describe_execution(executionArn=arn)
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        detail = json.loads(described.get("input") or "{}").get("detail", {})
+        stop = described.get("stopDate")
+        start = described["startDate"]
+        return {
+            "name": described["name"],
+            "arn": arn,
+            "status": described["status"],
+            "started": start.isoformat(),
+            "duration_s": round(((stop or datetime.now(UTC)) - start).total_seconds(), 3),
+            "key": detail.get("object", {}).get("key"),
+            "output": json.loads(described["output"]) if described.get("output") else None,
+            "error": described.get("error"),
+            "cause": described.get("cause"),
+            "states": summarize_history(events),
+        }
+
+    # -- models ------------------------------------------------------------------------------
+
+    def models(self, name: str) -> list[dict[str, Any]]:
+        from stepml import registry
+
+        versions = registry.list_versions(self.store, name)
+        if not versions:
+            raise NotFoundError(f"no registered versions of {name!r}")
+        return versions
+
+    def predict(self, name: str, body: Any, version: int | None = None, alias: str | None = None) -> tuple[int, Any]:
+        """POST to the HTTP API; returns (status, parsed JSON body)."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        query = {k: str(v) for k, v in (("version", version), ("alias", alias)) if v is not None}
+        url = f"{self.api_url}/models/{urllib.parse.quote(name)}/predict"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        request = urllib.request.Request(
+            url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own API
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")

@@ -133,8 +133,8 @@ def set_alias(
     get_version(store, name, version)
     key = keys.alias(name, alias)
     for attempt in range(20):
-        current = store.head(key)
-        previous = store.find_json(key) if current else None
+        current = store.find_json_with_etag(key)
+        previous = current[0] if current else None
         record = {
             "alias": alias,
             "version": version,
@@ -147,7 +147,7 @@ def set_alias(
             if current is None:
                 store.put_json(key, record, if_none_match=True)
             else:
-                store.put_json(key, record, if_match=f'"{current.etag}"')
+                store.put_json(key, record, if_match=f'"{current[1]}"')
             return record
         except PreconditionFailed:
             time.sleep(0.05 * (attempt + 1))

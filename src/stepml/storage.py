@@ -66,6 +66,17 @@ class S3Store:
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 
+    def find_json_with_etag(self, key: str) -> tuple[Any, str] | None:
+        """The object's JSON content and the ETag of exactly that content, or None."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _error_code(exc) in {"NoSuchKey", "404"}:
+                return None
+            _raise_transient(exc, key)
+            raise
+        return json.loads(response["Body"].read()), str(response.get("ETag", "")).strip('"')
+
     def find_json(self, key: str) -> Any | None:
         """The object's JSON content, or None when it does not exist."""
         try:

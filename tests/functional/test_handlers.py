@@ -1,0 +1,98 @@
+"""Each handler with moto and its sample event from events/: Given an upload, When the stage runs,
+Then it writes what the next stage needs and returns the state the next sample event shows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from stepml.errors import ConfigError, DataError
+from tests.functional.conftest import EVENT_BUCKET, load_event
+
+
+def with_upload(event: dict[str, Any], upload: dict[str, Any]) -> dict[str, Any]:
+    """The sample event, carrying the ETag/version of the object this test really uploaded."""
+    event = json.loads(json.dumps(event))
+    if "event" in event:
+        event["event"]["detail"]["object"].update({"etag": upload["etag"], "version-id": upload["version_id"]})
+    else:
+        event["source"].update({"etag": upload["etag"], "version_id": upload["version_id"]})
+    return event
+
+
+def comparable(state: dict[str, Any]) -> dict[str, Any]:
+    """A stage output without the values that differ per upload or per machine."""
+    drop = {"source", "train_seconds", "warnings"}
+    return {k: v for k, v in state.items() if k not in drop}
+
+
+def test_pipeline_stages_chain_like_their_sample_events(adult_upload, invoke, s3) -> None:
+    # Given the Adult sample upload, When each stage runs on its own sample event,
+    # Then its output is the next stage's sample event (up to per-upload values).
+    outputs = {}
+    for stage, following in (("validate", "preprocess"), ("preprocess", "train"), ("train", "evaluate")):
+        outputs[stage] = invoke(stage, with_upload(load_event(stage), adult_upload))
+        assert comparable(outputs[stage]) == comparable(load_event(following)), stage
+    result = invoke("evaluate", with_upload(load_event("evaluate"), adult_upload))
+
+    assert result["version"] == 1 and result["promoted"] is True
+    assert result["metrics"]["accuracy"] > result["baseline"]["accuracy"]
+    assert 0.75 < result["metrics"]["roc_auc"] <= 1.0
+    listed = s3.list_objects_v2(Bucket=EVENT_BUCKET, Prefix="models/adult/")["Contents"]
+    names = {item["Key"] for item in listed}
+    assert {"models/adult/version-1/model.joblib", "models/adult/version-1/meta.json",
+            "models/adult/aliases/champion.json"} <= names
+    report = json.loads(s3.get_object(Bucket=EVENT_BUCKET, Key=outputs["validate"]["report_key"])["Body"].read())
+    workclass = next(c for c in report["columns"] if c["name"] == "workclass")
+    assert workclass["missing"] > 0  # '?' was read as missing
+
+
+def test_validate_rejects_a_csv_without_the_configured_target(adult_upload, invoke, s3) -> None:
+    s3.put_object(Bucket=EVENT_BUCKET, Key="config/adult.yaml", Body=b"target: salary\n")
+    with pytest.raises(DataError, match="no target column 'salary'.*income"):
+        invoke("validate", with_upload(load_event("validate"), adult_upload))
+
+
+def test_validate_rejects_a_bad_config_key(adult_upload, invoke, s3) -> None:
+    s3.put_object(Bucket=EVENT_BUCKET, Key="config/adult.yaml", Body=b"targt: income\n")
+    with pytest.raises(ConfigError, match="unknown key.*targt"):
+        invoke("validate", with_upload(load_event("validate"), adult_upload))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "is empty"),
+        (b"age,income\n", "header but no data rows"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV"),
+        (b"age;income\n1;a\n2;b\n", "semicolons"),
+    ],
+)
+def test_validate_names_the_problem_with_a_bad_upload(s3, invoke, body: bytes, message: str) -> None:
+    put = s3.put_object(Bucket=EVENT_BUCKET, Key="raw/adult/adult.csv", Body=body)
+    event = with_upload(load_event("validate"), {"etag": put["ETag"].strip('"'), "version_id": put["VersionId"]})
+    with pytest.raises(DataError, match=message) as raised:
+        invoke("validate", event)
+    assert "raw/adult/adult.csv" in str(raised.value)
+
+
+def test_inference_handler_serves_the_sample_request(adult_upload, invoke) -> None:
+    state = invoke("validate", with_upload(load_event("validate"), adult_upload))
+    for stage in ("preprocess", "train", "evaluate"):
+        state = invoke(stage, state)
+
+    response = invoke("inference", load_event("inference"))
+
+    assert response["statusCode"] == 200
+    body = json.loads(response["body"])
+    assert body["model"] == "adult" and body["version"] == 1
+    assert body["predictions"][0] in {"<=50K", ">50K"}
+    assert set(body["probabilities"][0]) == {"<=50K", ">50K"}
+
+
+def test_inference_handler_says_which_model_is_missing(s3, invoke) -> None:
+    response = invoke("inference", load_event("inference"))
+    assert response["statusCode"] == 404
+    assert "adult" in json.loads(response["body"])["message"]

@@ -1,0 +1,54 @@
+"""Blocking rules name the problem; the report describes what a user needs to know."""
+
+from __future__ import annotations
+
+import pytest
+
+from stepml.config import DatasetConfig
+from stepml.errors import DataError
+from stepml.validation import infer_task, read_csv, validate
+
+SOURCE = "s3://bucket/raw/demo/data.csv"
+
+
+def frame(text: str):
+    return read_csv(text.encode(), SOURCE)
+
+
+def test_question_marks_and_empty_cells_are_missing() -> None:
+    data = frame("a,b,y\n1,?,x\n2,,y\n3,NA,x\n" + "4,u,y\n" * 30)
+    report = validate(data, DatasetConfig(), SOURCE)
+    b = next(c for c in report["columns"] if c["name"] == "b")
+    assert b["missing"] == 3
+    assert report["target"] == "y" and report["task"] == "classification" and report["task_inferred"]
+    assert report["target_distribution"] == {"y": 31, "x": 2}
+    assert any("duplicate row" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("text", "config", "message"),
+    [
+        ("a,y\n" + "1,\n" * 30, DatasetConfig(), "target column 'y' has no values"),
+        ("a,y\n" + "1,x\n" * 30, DatasetConfig(), "single class"),
+        ("a,y\n1,x\n2,z\n", DatasetConfig(), "2 data rows; at least 20"),
+        ("a,y\n" + "1,x\n2,z\n" * 20, DatasetConfig(target="label"), "no target column 'label'"),
+        ("a,y\n" + "1,x\n2,z\n" * 20, DatasetConfig(task="regression"), "not numeric"),
+        ("a,y\n" + "1,x\n2,z\n" * 20, DatasetConfig(drop_columns=("b",)), "drop_columns"),
+    ],
+)
+def test_blocking_rules(text: str, config: DatasetConfig, message: str) -> None:
+    with pytest.raises(DataError, match=message) as raised:
+        validate(frame(text), config, SOURCE)
+    assert SOURCE in str(raised.value) or "drop_columns" in message
+
+
+def test_a_misaligned_row_is_reported_with_its_line() -> None:
+    with pytest.raises(DataError, match="not a well-formed CSV.*line 3"):
+        read_csv(b"a,b\n1,2\n1,2,3,4\n", SOURCE)
+
+
+def test_numeric_targets_with_many_values_are_regression() -> None:
+    data = frame("a,y\n" + "".join(f"{i},{i * 1.5}\n" for i in range(40)))
+    assert infer_task(data["y"], DatasetConfig()) == "regression"
+    small = frame("a,y\n" + "".join(f"{i},{i % 3}\n" for i in range(40)))
+    assert infer_task(small["y"], DatasetConfig()) == "classification"

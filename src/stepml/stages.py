@@ -121,7 +121,7 @@ def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
 
 
 def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Stage 3: fit the recipe's pipeline on the training split; stage it for evaluation."""
+    """Stage 3: fit the recipe's pipeline on the training split; stage its artifacts."""
     import joblib
 
     from stepml.training import fit
@@ -135,9 +135,10 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
-    model_key = keys.staging(state["dataset"], state["run_id"], "model.joblib")
-    store.put_bytes(model_key, buffer.getvalue())
-    return {**state, "model_key": model_key, "train_seconds": round(seconds, 3)}
+    # Every file staged here is registered with the version (evaluate_and_register).
+    artifacts = {"model.joblib": keys.staging(state["dataset"], state["run_id"], "model.joblib")}
+    store.put_bytes(artifacts["model.joblib"], buffer.getvalue())
+    return {**state, "artifacts": artifacts, "train_seconds": round(seconds, 3)}
 
 
 def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -149,8 +150,8 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
 
     store = S3Store(settings)
     schema = store.get_json(state["schema_key"])
-    model_bytes = store.get_bytes(state["model_key"])
-    pipeline = joblib.load(io.BytesIO(model_bytes))
+    staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
+    pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
     train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)
     evaluation = _finite(evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"]))
@@ -170,7 +171,7 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
         "libraries": _library_versions(),
         "stepml_version": __version__,
     }
-    version = registry.register_version(store, dataset, state["run_id"], {"model.joblib": model_bytes}, meta)
+    version = registry.register_version(store, dataset, state["run_id"], staged, meta)
     promoted = beats_baseline(evaluation)
     if promoted:
         reason = f"{evaluation['primary_metric']} beats the trivial baseline"

@@ -37,3 +37,23 @@ lint: venv
 
 clean:
 	rm -rf .aws-sam .pytest_cache
+
+# --- Packaging: build, deploy, check ----------------------------------------------------------
+# `sam build` needs python3.12 (Lambda's runtime) on PATH: .venv/bin, first on PATH, has it when
+# .venv was made with a 3.12 BASE_PYTHON. Always --no-cached: MLLayer bundles src/stepml, which its
+# cache key does not cover, and a cached rebuild after a failure can "succeed" with an empty layer.
+build: venv  ## sam build: zip functions + MLLayer (layer/Makefile) into .aws-sam/build
+	@command -v python3.12 >/dev/null || { \
+	  echo "sam build needs python3.12 on PATH (rebuild .venv with BASE_PYTHON=<a python3.12>)" >&2; exit 1; }
+	$(BIN)/sam build --no-cached
+
+deploy: build  ## sam deploy with samconfig.toml's defaults (guided when it has none yet)
+	@if grep -q '^\[default\.deploy\.parameters\]' samconfig.toml 2>/dev/null; then \
+	  echo "sam deploy"; $(BIN)/sam deploy; \
+	else echo "sam deploy --guided"; $(BIN)/sam deploy --guided; fi
+
+.PHONY: check
+check: venv  ## template and state-machine checks that need neither AWS nor Docker
+	$(BIN)/sam validate --lint
+	$(BIN)/sam validate --config-env nolint --region us-east-1
+	$(BIN)/statelint statemachine/pipeline.asl.json

@@ -29,6 +29,7 @@ with mock_aws():
     st = stages.validate_upload(ev, s); out["preprocess"] = st
     st = stages.preprocess(st, s); out["train"] = st
     st = stages.train(st, s); out["evaluate"] = st
+    st = stages.evaluate_and_register(st, s); out["promote"] = st
     for k, v in out.items():
         json.dump(v, open(f"events/{k}.json", "w"), indent=2); open(f"events/{k}.json","a").write("\n")
 rec = {"age": 39, "workclass": "State-gov", "fnlwgt": 77516, "education": "Bachelors", "educational-num": 13, "marital-status": "Never-married", "occupation": "Adm-clerical", "relationship": "Not-in-family", "race": "White", "gender": "Male", "capital-gain": 2174, "capital-loss": 0, "hours-per-week": 40, "native-country": "United-States"}

@@ -16,5 +16,5 @@ logger = Logger(service="stepml")
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Event: the training stage's output."""
     result = evaluate_and_register(event, load_settings())
-    logger.info("model registered", extra={k: result[k] for k in ("dataset", "run_id", "version", "promoted")})
+    logger.info("model registered", extra={"dataset": result["dataset"], "version": result["version"], "gate_passed": result["gate"]["passed"]})
     return result

@@ -16,5 +16,5 @@ logger = Logger(service="stepml")
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Event: the state machine's input (the S3 event), run id and execution ARN."""
     result = validate_upload(event, load_settings())
-    logger.info("dataset validated", extra={k: result[k] for k in ("dataset", "run_id", "rows", "task")})
+    logger.info("dataset validated", extra={k: result.get(k) for k in ("dataset", "run_id", "rows", "duplicate")})
     return result

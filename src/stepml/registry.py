@@ -13,10 +13,11 @@ import hashlib
 import re
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from stepml import keys
-from stepml.errors import NotFoundError, TransientError
+from stepml.errors import ConfigError, NotFoundError, TransientError
 from stepml.storage import PreconditionFailed, S3Store
 
 CHAMPION = "champion"
@@ -124,34 +125,131 @@ def list_aliases(store: S3Store, name: str) -> dict[str, int]:
     return found
 
 
-def set_alias(
-    store: S3Store, name: str, alias: str, version: int, reason: str, actor: str = "stepml"
-) -> dict[str, Any]:
-    """Point ``alias`` at ``version`` with a compare-and-swap on the alias object."""
+def alias_record(store: S3Store, name: str, alias: str) -> dict[str, Any] | None:
+    """The alias object: current version plus its append-only history of changes."""
+    return store.find_json(keys.alias(name, alias))
+
+
+def _update_alias(
+    store: S3Store,
+    name: str,
+    alias: str,
+    change: Callable[[dict[str, Any] | None], tuple[int, str, str] | None],
+    actor: str,
+) -> dict[str, Any] | None:
+    """Compare-and-swap loop on the alias object; ``change`` sees the current record and returns
+    (version, reason, action) or None for no change. The history lives inside the object, so an
+    update and its history entry are written together and a concurrent update is never lost."""
     if not ALIAS_NAME.match(alias):
-        raise NotFoundError(f"{alias!r} is not a valid alias name")
-    get_version(store, name, version)
+        raise ConfigError(f"{alias!r} is not a valid alias name (lowercase letters, digits, - and _)")
     key = keys.alias(name, alias)
-    for attempt in range(20):
+    for attempt in range(30):
         current = store.find_json_with_etag(key)
-        previous = current[0] if current else None
-        record = {
-            "alias": alias,
-            "version": version,
-            "previous_version": previous["version"] if previous else None,
+        record = current[0] if current else None
+        wanted = change(record)
+        if wanted is None:
+            return None
+        version, reason, action = wanted
+        get_version(store, name, version)
+        entry = {
+            "from": record["version"] if record else None,
+            "to": version,
+            "action": action,
             "reason": reason,
             "actor": actor,
-            "updated": now(),
+            "time": now(),
+        }
+        updated = {
+            "alias": alias,
+            "version": version,
+            "previous_version": entry["from"],
+            "reason": reason,
+            "actor": actor,
+            "updated": entry["time"],
+            "history": [*(record.get("history", []) if record else []), entry],
         }
         try:
             if current is None:
-                store.put_json(key, record, if_none_match=True)
+                store.put_json(key, updated, if_none_match=True)
             else:
-                store.put_json(key, record, if_match=f'"{current[1]}"')
-            return record
+                store.put_json(key, updated, if_match=f'"{current[1]}"')
+            return updated
         except PreconditionFailed:
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(0.02 * (attempt + 1))
     raise TransientError(f"alias {alias!r} of {name!r} kept changing; try again")
+
+
+def set_alias(
+    store: S3Store, name: str, alias: str, version: int, reason: str, actor: str = "stepml", action: str = "set"
+) -> dict[str, Any]:
+    """Point ``alias`` at ``version`` (an explicit promotion)."""
+    record = _update_alias(store, name, alias, lambda _current: (version, reason, action), actor)
+    assert record is not None
+    return record
+
+
+def promote_if_better(
+    store: S3Store, name: str, version: int, config: dict[str, Any], actor: str
+) -> dict[str, Any]:
+    """Run the quality gate against the champion *at the moment of the swap*, then promote.
+
+    Two runs finishing together cannot both win on stale information: if the champion changes
+    between the read and the write, the conditional write fails and the gate runs again.
+    """
+    from stepml.gate import decide
+
+    candidate = get_version(store, name, version)
+    decisions: list[dict[str, Any]] = []
+
+    def change(current: dict[str, Any] | None) -> tuple[int, str, str] | None:
+        champion = get_version(store, name, current["version"]) if current else None
+        decision = decide(candidate["evaluation"], config, champion)
+        decisions.append(decision)
+        return (version, decision["reason"], "promote") if decision["passed"] else None
+
+    record = _update_alias(store, name, CHAMPION, change, actor)
+    return {**decisions[-1], "promoted": record is not None, "version": version}
+
+
+def rollback(store: S3Store, name: str, reason: str, actor: str = "stepml") -> dict[str, Any]:
+    """Point ``champion`` back at the version it had before the current one was promoted."""
+
+    def change(current: dict[str, Any] | None) -> tuple[int, str, str]:
+        target = rollback_target(current)
+        if target is None:
+            raise ConfigError(f"model {name!r} has no earlier champion to roll back to")
+        return target, reason or "rollback", "rollback"
+
+    record = _update_alias(store, name, CHAMPION, change, actor)
+    assert record is not None
+    return record
+
+
+def rollback_target(record: dict[str, Any] | None) -> int | None:
+    """Replay the history as a stack (promotions push, rollbacks pop): the entry under the top."""
+    stack: list[int] = []
+    for entry in (record or {}).get("history", []):
+        if entry["action"] == "rollback":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != entry["to"]:
+                stack.append(entry["to"])
+        else:
+            stack.append(entry["to"])
+    return stack[-2] if len(stack) >= 2 else None
+
+
+def claim_delivery(store: S3Store, dataset: str, source: dict[str, Any], run_id: str) -> dict[str, Any] | None:
+    """Record that ``run_id`` handles this exact object version; returns the earlier claim when
+    another run already did (S3 -> EventBridge delivers at least once)."""
+    identity = "|".join(str(source.get(k) or "") for k in ("bucket", "key", "version_id", "etag"))
+    key = f"{keys.run_prefix(dataset, 'deliveries')}{sha256(identity.encode())}.json"
+    try:
+        store.put_json(key, {"run_id": run_id, "source": source, "claimed": now()}, if_none_match=True)
+        return None
+    except PreconditionFailed:
+        earlier = store.find_json(key) or {}
+        return earlier if earlier.get("run_id") != run_id else None
 
 
 def resolve(

@@ -52,6 +52,13 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
     dataset = keys.dataset_from_raw_key(source["key"])
     run_id = payload.get("run_id") or f"manual-{int(time.time())}"
     store = S3Store(settings)
+    from stepml.registry import claim_delivery, sha256
+
+    earlier = claim_delivery(store, dataset, source, run_id)
+    if earlier is not None:
+        # The same object version delivered twice (EventBridge is at-least-once): train once.
+        return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
+                "source": source}
     config = _config(store, dataset)
     data = store.get_bytes(source["key"], source["version_id"])
     location = f"s3://{source['bucket']}/{source['key']}"
@@ -59,11 +66,11 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
     report = validate(frame, config, location)
     report_key = keys.validation_report(dataset, run_id)
     store.put_json(report_key, {**report, "run_id": run_id, "config": config.to_dict()})
-    from stepml.registry import sha256
 
     return {
         "dataset": dataset,
         "run_id": run_id,
+        "duplicate": False,
         "execution_arn": payload.get("execution_arn"),
         "source": {**source, "sha256": sha256(data), "size": len(data)},
         "config": config.to_dict(),
@@ -142,11 +149,12 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Stage 4: hold-out metrics, then a new registry version (champion if it earns it)."""
+    """Stage 4: hold-out metrics, a new registry version (a candidate), and the gate's verdict."""
     import joblib
 
     from stepml import registry
-    from stepml.evaluation import beats_baseline, evaluate
+    from stepml.evaluation import evaluate
+    from stepml.gate import decide
 
     store = S3Store(settings)
     schema = store.get_json(state["schema_key"])
@@ -171,23 +179,31 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
         "libraries": _library_versions(),
         "stepml_version": __version__,
     }
-    version = registry.register_version(store, dataset, state["run_id"], staged, meta)
-    promoted = beats_baseline(evaluation)
-    if promoted:
-        reason = f"{evaluation['primary_metric']} beats the trivial baseline"
-        registry.set_alias(store, dataset, registry.CHAMPION, version["version"], reason, actor=state["run_id"])
-    else:
-        reason = f"{evaluation['primary_metric']} does not beat the trivial baseline; registered as a candidate"
+    version = registry.register_version(store, dataset, state["run_id"], staged, meta)["version"]
+    # The gate's verdict against the current champion; the state machine's Choice reads
+    # gate.passed, and the promotion re-checks it atomically against the champion of that moment.
+    champion_version = registry.get_alias(store, dataset, registry.CHAMPION)
+    champion = registry.get_version(store, dataset, champion_version) if champion_version else None
+    gate = decide(evaluation, state["config"], champion)
     return {
         "dataset": dataset,
         "run_id": state["run_id"],
-        "version": version["version"],
-        "promoted": promoted,
-        "decision": reason,
+        "version": version,
         "primary_metric": evaluation["primary_metric"],
         "metrics": evaluation["metrics"],
         "baseline": evaluation["baseline"],
+        "gate": gate,
     }
+
+
+def promote(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Stage 5 (when the gate passed): make the version champion if it still deserves it."""
+    from stepml import registry
+
+    store = S3Store(settings)
+    config = registry.get_version(store, state["dataset"], state["version"]).get("config", {})
+    result = registry.promote_if_better(store, state["dataset"], state["version"], config, actor=state["run_id"])
+    return {**state, "promoted": result["promoted"], "decision": result["reason"], "gate": result}
 
 
 def _library_versions() -> dict[str, str]:
@@ -214,4 +230,4 @@ def _finite(value: Any) -> Any:
     return value
 
 
-__all__ = ["validate_upload", "preprocess", "train", "evaluate_and_register", "parse_upload_event"]
+__all__ = ["validate_upload", "preprocess", "train", "evaluate_and_register", "promote", "parse_upload_event"]

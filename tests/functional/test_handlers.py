@@ -24,7 +24,7 @@ def with_upload(event: dict[str, Any], upload: dict[str, Any]) -> dict[str, Any]
 
 def comparable(state: dict[str, Any]) -> dict[str, Any]:
     """A stage output without the values that differ per upload or per machine."""
-    drop = {"source", "train_seconds", "warnings"}
+    drop = {"source", "train_seconds", "warnings", "metrics", "gate"}
     return {k: v for k, v in state.items() if k not in drop}
 
 
@@ -32,14 +32,17 @@ def test_pipeline_stages_chain_like_their_sample_events(adult_upload, invoke, s3
     # Given the Adult sample upload, When each stage runs on its own sample event,
     # Then its output is the next stage's sample event (up to per-upload values).
     outputs = {}
-    for stage, following in (("validate", "preprocess"), ("preprocess", "train"), ("train", "evaluate")):
+    chain = (("validate", "preprocess"), ("preprocess", "train"), ("train", "evaluate"), ("evaluate", "promote"))
+    for stage, following in chain:
         outputs[stage] = invoke(stage, with_upload(load_event(stage), adult_upload))
         assert comparable(outputs[stage]) == comparable(load_event(following)), stage
-    result = invoke("evaluate", with_upload(load_event("evaluate"), adult_upload))
+    evaluated = outputs["evaluate"]
+    assert evaluated["version"] == 1 and evaluated["gate"]["passed"] is True
+    assert evaluated["metrics"]["accuracy"] > evaluated["baseline"]["accuracy"]
+    assert 0.75 < evaluated["metrics"]["roc_auc"] <= 1.0
 
-    assert result["version"] == 1 and result["promoted"] is True
-    assert result["metrics"]["accuracy"] > result["baseline"]["accuracy"]
-    assert 0.75 < result["metrics"]["roc_auc"] <= 1.0
+    result = invoke("promote", load_event("promote"))
+    assert result["promoted"] is True and "first version" in result["decision"]
     listed = s3.list_objects_v2(Bucket=EVENT_BUCKET, Prefix="models/adult/")["Contents"]
     names = {item["Key"] for item in listed}
     assert {"models/adult/version-1/model.joblib", "models/adult/version-1/meta.json",
@@ -80,7 +83,7 @@ def test_validate_names_the_problem_with_a_bad_upload(s3, invoke, body: bytes, m
 
 def test_inference_handler_serves_the_sample_request(adult_upload, invoke) -> None:
     state = invoke("validate", with_upload(load_event("validate"), adult_upload))
-    for stage in ("preprocess", "train", "evaluate"):
+    for stage in ("preprocess", "train", "evaluate", "promote"):
         state = invoke(stage, state)
 
     response = invoke("inference", load_event("inference"))
@@ -96,3 +99,13 @@ def test_inference_handler_says_which_model_is_missing(s3, invoke) -> None:
     response = invoke("inference", load_event("inference"))
     assert response["statusCode"] == 404
     assert "adult" in json.loads(response["body"])["message"]
+
+
+def test_the_same_object_version_delivered_twice_trains_once(adult_upload, invoke) -> None:
+    event = with_upload(load_event("validate"), adult_upload)
+    first = invoke("validate", event)
+    again = invoke("validate", {**event, "run_id": "a-second-delivery"})
+    assert first["duplicate"] is False
+    assert again["duplicate"] is True and again["original_run"] == first["run_id"]
+    # A retry of the same run is not a duplicate of itself.
+    assert invoke("validate", event)["duplicate"] is False

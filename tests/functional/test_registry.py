@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from stepml import registry
-from stepml.errors import NotFoundError
+from stepml.errors import ConfigError, NotFoundError
 from stepml.settings import Settings
 from stepml.storage import S3Store
 
@@ -79,3 +79,35 @@ def test_a_tampered_artifact_is_refused(store: S3Store) -> None:
     meta = registry.get_version(store, "demo", 1)
     with pytest.raises(NotFoundError, match="SHA-256"):
         registry.load_artifact(store, meta, "model.joblib")
+
+
+def test_promote_rollback_and_history(store: S3Store) -> None:
+    good = {"evaluation": {"primary_metric": "accuracy", "higher_is_better": True,
+                           "metrics": {"accuracy": 0.85}, "baseline": {"accuracy": 0.75}}}
+    better = {"evaluation": {**good["evaluation"], "metrics": {"accuracy": 0.87}}}
+    worse = {"evaluation": {**good["evaluation"], "metrics": {"accuracy": 0.80}}}
+    for i, meta in enumerate((good, better, worse), start=1):
+        registry.register_version(store, "demo", f"run-{i}", {"model.joblib": b"m"}, meta)
+
+    assert registry.promote_if_better(store, "demo", 1, {}, "run-1")["promoted"]
+    assert registry.promote_if_better(store, "demo", 2, {}, "run-2")["promoted"]
+    refused = registry.promote_if_better(store, "demo", 3, {}, "run-3")
+    assert not refused["promoted"] and "worse than champion v2" in refused["reason"]
+    assert registry.get_alias(store, "demo", "champion") == 2
+
+    rolled = registry.rollback(store, "demo", "v2 misbehaves in production", actor="alice")
+    assert rolled["version"] == 1 and rolled["previous_version"] == 2
+    history = registry.alias_record(store, "demo", "champion")["history"]
+    assert [(h["from"], h["to"], h["action"]) for h in history] == [
+        (None, 1, "promote"), (1, 2, "promote"), (2, 1, "rollback")]
+    assert history[-1]["actor"] == "alice" and history[-1]["reason"] == "v2 misbehaves in production"
+    with pytest.raises(ConfigError, match="no earlier champion"):
+        registry.rollback(store, "demo", "again")
+
+
+def test_delivery_is_claimed_once(store: S3Store) -> None:
+    source = {"bucket": BUCKET, "key": "raw/demo/a.csv", "version_id": "v1", "etag": "e1"}
+    assert registry.claim_delivery(store, "demo", source, "run-1") is None
+    assert registry.claim_delivery(store, "demo", source, "run-1") is None  # a retry of run-1
+    assert registry.claim_delivery(store, "demo", source, "run-2")["run_id"] == "run-1"
+    assert registry.claim_delivery(store, "demo", {**source, "version_id": "v2"}, "run-3") is None

@@ -1,0 +1,69 @@
+"""The quality gate: does a newly registered version deserve the ``champion`` alias?
+
+A version is promoted when its primary metric
+  * beats the trivial baseline (majority class / mean), and
+  * meets the config's ``min_primary_metric`` (when set), and
+  * is not worse than the current champion's by more than ``max_regression_vs_champion``
+    (an absolute amount in the metric's own units; default 0: never worse).
+The first version of a dataset only has to beat the baseline (and the minimum).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _better(a: float, b: float, higher_is_better: bool) -> bool:
+    return a > b if higher_is_better else a < b
+
+
+def decide(
+    evaluation: dict[str, Any], config: dict[str, Any], champion: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The gate's decision: ``passed`` and a ``reason`` a person can read."""
+    metric = evaluation["primary_metric"]
+    higher = bool(evaluation["higher_is_better"])
+    value = evaluation["metrics"].get(metric)
+    baseline = evaluation["baseline"].get(metric)
+    decision: dict[str, Any] = {
+        "metric": metric,
+        "value": value,
+        "baseline": baseline,
+        "champion_version": champion["version"] if champion else None,
+        "champion_value": None,
+        "passed": False,
+    }
+    if value is None:
+        decision["reason"] = f"{metric} could not be computed on the test split"
+        return decision
+    if baseline is not None and not _better(value, baseline, higher):
+        decision["reason"] = f"{metric} {value:.4g} does not beat the trivial baseline's {baseline:.4g}"
+        return decision
+    minimum = config.get("min_primary_metric")
+    if minimum is not None and _better(float(minimum), value, higher):
+        word = "below" if higher else "above"
+        decision["reason"] = f"{metric} {value:.4g} is {word} the required {minimum:.4g} (min_primary_metric)"
+        return decision
+    if champion is None:
+        decision["passed"] = True
+        decision["reason"] = f"first version: {metric} {value:.4g} beats the baseline's {baseline:.4g}"
+        return decision
+    champion_evaluation = champion.get("evaluation", {})
+    champion_value = champion_evaluation.get("metrics", {}).get(metric)
+    decision["champion_value"] = champion_value
+    if champion_value is None or champion_evaluation.get("primary_metric") != metric:
+        decision["passed"] = True
+        decision["reason"] = f"champion v{champion['version']} has no comparable {metric}"
+        return decision
+    margin = float(config.get("max_regression_vs_champion") or 0.0)
+    worse_by = (champion_value - value) if higher else (value - champion_value)
+    if worse_by > margin:
+        decision["reason"] = (
+            f"{metric} {value:.4g} is worse than champion v{champion['version']}'s "
+            f"{champion_value:.4g} by {worse_by:.4g} (allowed: {margin:.4g})"
+        )
+        return decision
+    decision["passed"] = True
+    relation = "matches or beats" if worse_by <= 0 else f"is within {margin:.4g} of"
+    decision["reason"] = f"{metric} {value:.4g} {relation} champion v{champion['version']}'s {champion_value:.4g}"
+    return decision

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,6 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_PYTHON = (3, 12)
-#: Lambda's limit on a function's unzipped code plus all its layers, in bytes.
-LAMBDA_UNZIPPED_LIMIT = 262_144_000
 
 _summary_lines: list[str] = []
 
@@ -94,8 +93,13 @@ def run_tool(tool_env: dict[str, str]) -> RunTool:
         args: Sequence[str], *, cwd: Path = PROJECT_ROOT, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [str(arg) for arg in args], cwd=cwd, env=tool_env, capture_output=True, text=True,
-            timeout=timeout, check=False,
+            [str(arg) for arg in args],
+            cwd=cwd,
+            env=tool_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         print(f"$ {' '.join(map(str, args))}  (exit {result.returncode})")
         print(result.stdout, result.stderr, sep="\n")
@@ -108,7 +112,10 @@ def _python_version(exe: str) -> tuple[int, int] | None:
     try:
         out = subprocess.run(
             [exe, "-S", "-c", "import sys; print(*sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -121,7 +128,9 @@ def _base_interpreter_candidates() -> Iterator[str]:
     major, minor = LAMBDA_PYTHON
     yield str(Path(sys.base_prefix) / "bin" / f"python{major}.{minor}")
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    yield from sorted(glob.glob(f"{pyenv_root}/versions/{major}.{minor}.*/bin/python{major}.{minor}"))
+    yield from sorted(
+        glob.glob(f"{pyenv_root}/versions/{major}.{minor}.*/bin/python{major}.{minor}")
+    )
     found = shutil.which(f"python{major}.{minor}")
     if found:
         yield found
@@ -134,3 +143,37 @@ def lambda_python() -> str:
         if Path(exe).exists() and _python_version(exe) == LAMBDA_PYTHON:
             return exe
     pytest.fail("no python3.12 found: Lambda runs python3.12 and `sam build` needs it on PATH")
+
+
+class Pins:
+    """Exact ``name==version`` pins, keyed by PEP 503 normalised name (``PyYAML`` -> ``pyyaml``)."""
+
+    PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
+
+    @staticmethod
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    @classmethod
+    def read(cls, path: Path) -> dict[str, str]:
+        """The pins of a requirements/constraints file; any other kind of line is an error."""
+        pins: dict[str, str] = {}
+        for number, raw in enumerate(path.read_text().splitlines(), start=1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            match = cls.PIN.match(line)
+            assert match, f"{path.name}:{number}: {raw!r} is not an exact `name==version` pin"
+            pins[cls.canonical(match.group(1))] = match.group(2)
+        return pins
+
+
+@pytest.fixture(scope="session")
+def pins() -> type[Pins]:
+    return Pins
+
+
+@pytest.fixture(scope="session")
+def layer_pins() -> dict[str, str]:
+    """layer/requirements.txt: what the MLLayer build installs."""
+    return Pins.read(PROJECT_ROOT / "layer" / "requirements.txt")

@@ -6,9 +6,9 @@ same scikit-learn, numpy and pandas, so layer/requirements.txt must pin what con
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,35 +17,10 @@ ML_LIBRARIES = {"numpy", "pandas", "scipy", "scikit-learn", "joblib", "pyyaml"}
 #: Provided by the Lambda python runtime: bundling them would only waste space.
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
 
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
-
-
-def canonical(name: str) -> str:
-    """PEP 503 normalised project name (``PyYAML`` -> ``pyyaml``, ``typing_extensions`` -> ...)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_pins(path: Path) -> dict[str, str]:
-    """``name==version`` lines of a requirements/constraints file; anything else is an error."""
-    pins: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = _PIN.match(line)
-        assert match, f"{path.name}:{number}: {raw!r} is not an exact `name==version` pin"
-        pins[canonical(match.group(1))] = match.group(2)
-    return pins
-
 
 @pytest.fixture(scope="module")
-def layer_pins(project_root: Path) -> dict[str, str]:
-    return read_pins(project_root / "layer" / "requirements.txt")
-
-
-@pytest.fixture(scope="module")
-def constraints(project_root: Path) -> dict[str, str]:
-    return read_pins(project_root / "constraints.txt")
+def constraints(project_root: Path, pins: Any) -> dict[str, str]:
+    return pins.read(project_root / "constraints.txt")
 
 
 def test_layer_pins_equal_constraints(
@@ -54,7 +29,9 @@ def test_layer_pins_equal_constraints(
     # Given the layer's requirements and the project's constraints
     # Then every package in the layer has the exact version the project is tested with
     missing = sorted(set(layer_pins) - set(constraints))
-    assert not missing, f"layer/requirements.txt pins packages absent from constraints.txt: {missing}"
+    assert not missing, (
+        f"layer/requirements.txt pins packages absent from constraints.txt: {missing}"
+    )
     differing = {
         name: f"layer {version} != constraints {constraints[name]}"
         for name, version in layer_pins.items()
@@ -68,13 +45,15 @@ def test_layer_carries_the_ml_libraries_but_not_boto3(layer_pins: dict[str, str]
     assert not RUNTIME_PROVIDED & set(layer_pins), "the Lambda runtime already provides boto3"
 
 
-def test_layer_pins_agree_with_pyproject(project_root: Path, layer_pins: dict[str, str]) -> None:
+def test_layer_pins_agree_with_pyproject(
+    project_root: Path, layer_pins: dict[str, str], pins: Any
+) -> None:
     # pyproject.toml pins the ML libraries too (for `pip install stepml`): the three must agree.
     project = tomllib.loads((project_root / "pyproject.toml").read_text())["project"]
     pinned = {
-        canonical(match.group(1)): match.group(2)
+        pins.canonical(match.group(1)): match.group(2)
         for requirement in project["dependencies"]
-        if (match := _PIN.match(requirement))
+        if (match := pins.PIN.match(requirement))
     }
     differing = {
         name: f"pyproject {version} != layer {layer_pins[name]}"

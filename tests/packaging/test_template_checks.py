@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import stepml.errors
 
 ASL = Path("statemachine") / "pipeline.asl.json"
 AWS_ERROR_PREFIXES = ("States.", "Lambda.")
+RunTool = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -45,13 +47,13 @@ def template(project_root: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_sam_validate_lint_passes(run_tool, sam_exe: str) -> None:
+def test_sam_validate_lint_passes(run_tool: RunTool, sam_exe: str) -> None:
     result = run_tool([sam_exe, "validate", "--lint"])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.slow
-def test_sam_validate_passes_sams_own_validation(run_tool, sam_exe: str) -> None:
+def test_sam_validate_passes_sams_own_validation(run_tool: RunTool, sam_exe: str) -> None:
     # samconfig.toml turns lint on for `sam validate`, and `--lint` has no off switch: the `nolint`
     # config environment runs SAM's own (translator) validation instead.
     result = run_tool([sam_exe, "validate", "--config-env", "nolint", "--region", "us-east-1"])
@@ -59,7 +61,7 @@ def test_sam_validate_passes_sams_own_validation(run_tool, sam_exe: str) -> None
     assert "basic SAM Validation" in result.stdout, "cfn-lint ran instead of SAM's validation"
 
 
-def test_statelint_accepts_the_pipeline(run_tool) -> None:
+def test_statelint_accepts_the_pipeline(run_tool: RunTool) -> None:
     result = run_tool(["statelint", ASL])
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,0 +1,354 @@
+"""`sam build --no-cached` produces functions and an ML layer that fit Lambda and run on their own.
+
+The build runs on a copy of the project (so the checkout's .aws-sam is left alone) into a temporary
+build directory. Its output is then checked as Lambda would see it: sizes against the 250 MB
+unzipped limit, and imports on a bare python3.12 whose only paths are the function's folder
+(/var/task), the layer's python/ folder (/opt/python) and the boto3 the runtime ships.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.parser import Parser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+#: Lambda's limit on a function's unzipped code plus all its layers ("250 MB"), in bytes.
+LAMBDA_UNZIPPED_LIMIT = 262_144_000
+LAYER = "MLLayer"
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "venv",
+    ".aws-sam",
+    "__pycache__",
+    "*.pyc",
+    "*.egg-info",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "node_modules",
+)
+STUB_HANDLER = textwrap.dedent(
+    '''\
+    """Stand-in written by tests/packaging: the real handler did not exist yet."""
+    import stepml
+
+
+    def lambda_handler(event, context):
+        return {}
+    '''
+)
+#: What the Lambda python runtime itself provides, besides the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
+
+
+BarePython = Callable[..., dict[str, Any]]
+
+
+@dataclass
+class Build:
+    root: Path  # the copy of the project that sam built
+    out: Path  # --build-dir
+    template: dict[str, Any]
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return self.template["Resources"]
+
+    @property
+    def function_globals(self) -> dict[str, Any]:
+        return self.template.get("Globals", {}).get("Function", {})
+
+    def functions(self) -> list[str]:
+        return sorted(
+            name
+            for name, res in self.resources.items()
+            if res["Type"] == "AWS::Serverless::Function"
+        )
+
+    def layers_of(self, function: str) -> list[str]:
+        """Layers attached to a function (SAM adds Globals' list to the function's own)."""
+        globals_ = self.function_globals.get("Layers", [])
+        own = self.resources[function]["Properties"].get("Layers", [])
+        return [ref["Ref"] for ref in [*globals_, *own] if isinstance(ref, dict) and "Ref" in ref]
+
+    def function_env(self, function: str) -> dict[str, str]:
+        """The function's environment variables, with intrinsics replaced by plausible values."""
+        merged = {
+            **self.function_globals.get("Environment", {}).get("Variables", {}),
+            **self.resources[function]["Properties"].get("Environment", {}).get("Variables", {}),
+        }
+        return {
+            k: v if isinstance(v, str) else f"stepml-test-{k.lower()}" for k, v in merged.items()
+        }
+
+    def handler_of(self, function: str) -> str:
+        own = self.resources[function]["Properties"].get("Handler")
+        return own or self.function_globals.get("Handler", "app.lambda_handler")
+
+
+def _parse_template(path: Path) -> dict[str, Any]:
+    from samcli.yamlhelper import yaml_parse  # the parser sam itself uses (!Ref, !Sub...)
+
+    return yaml_parse(path.read_text())
+
+
+def _write_missing_handlers(build: Build) -> list[str]:
+    stubbed = []
+    for name in build.functions():
+        code_uri = build.resources[name]["Properties"].get("CodeUri")
+        if not isinstance(code_uri, str):
+            continue
+        module = build.handler_of(name).rsplit(".", 1)[0]
+        handler_file = build.root / code_uri / (module.replace(".", "/") + ".py")
+        if not handler_file.exists():
+            handler_file.parent.mkdir(parents=True, exist_ok=True)
+            handler_file.write_text(STUB_HANDLER)
+            stubbed.append(name)
+    return stubbed
+
+
+@pytest.fixture(scope="module")
+def build(
+    project_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    run_tool: Callable[..., subprocess.CompletedProcess[str]],
+    sam_exe: str,
+    report: Callable[[str], None],
+) -> Build:
+    work = tmp_path_factory.mktemp("sam-build")
+    root = work / "project"
+    shutil.copytree(project_root, root, ignore=COPY_IGNORE, symlinks=True)
+    build = Build(root=root, out=work / "build", template=_parse_template(root / "template.yaml"))
+    stubbed = _write_missing_handlers(build)
+    if stubbed:
+        warnings.warn(f"built with stand-in handlers for {stubbed}: their handler file is missing")
+
+    started = time.monotonic()
+    result = run_tool(
+        [sam_exe, "build", "--no-cached", "--build-dir", build.out], cwd=root, timeout=900
+    )
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
+    report(f"sam build --no-cached: {seconds:.0f} s")
+    return build
+
+
+def _unzipped_size(path: Path) -> int:
+    return sum(
+        (Path(folder) / name).lstat().st_size
+        for folder, _, files in os.walk(path)
+        for name in files
+    )
+
+
+def test_every_function_and_the_layer_are_built(build: Build) -> None:
+    for name in [*build.functions(), LAYER]:
+        assert (build.out / name).is_dir(), f"sam build produced no {name}"
+    assert (build.out / "template.yaml").is_file()
+
+
+def test_each_function_with_its_layers_fits_lambdas_unzipped_limit(
+    build: Build, report: Callable[[str], None]
+) -> None:
+    # Given the built layer and functions
+    sizes = {name: _unzipped_size(build.out / name) for name in [LAYER, *build.functions()]}
+    report(f"{LAYER}: {sizes[LAYER] / 1e6:.1f} MB unzipped")
+    # Then every function plus the layers attached to it stays under Lambda's 250 MB
+    over = []
+    for function in build.functions():
+        total = sizes[function] + sum(sizes[layer] for layer in build.layers_of(function))
+        report(
+            f"{function}: {sizes[function] / 1e3:.0f} kB + layers {build.layers_of(function)} "
+            f"= {total / 1e6:.1f} MB of {LAMBDA_UNZIPPED_LIMIT / 1e6:.0f} MB"
+        )
+        if total >= LAMBDA_UNZIPPED_LIMIT:
+            over.append(function)
+    assert not over, f"over Lambda's unzipped limit: {over}"
+
+
+def test_layer_bundles_stepml_exactly_as_in_src(build: Build) -> None:
+    layer_stepml = build.out / LAYER / "python" / "stepml"
+    assert (layer_stepml / "__init__.py").is_file()
+    source = build.root / "src" / "stepml"  # the copy that was built: src/ may change meanwhile
+    sources = {
+        p.relative_to(source) for p in source.rglob("*") if p.is_file() and p.suffix != ".pyc"
+    }
+    bundled = {p.relative_to(layer_stepml) for p in layer_stepml.rglob("*") if p.is_file()}
+    assert bundled == sources
+    _, mismatch, errors = filecmp.cmpfiles(source, layer_stepml, sorted(map(str, sources)), False)
+    assert not mismatch and not errors, f"differ from src/stepml: {mismatch + errors}"
+
+
+def test_layer_holds_exactly_the_pinned_distributions(
+    build: Build, layer_pins: dict[str, str], pins: Any
+) -> None:
+    # Given the distributions pip installed into the layer
+    installed = {}
+    for metadata in (build.out / LAYER / "python").glob("*.dist-info/METADATA"):
+        headers = Parser().parsestr(metadata.read_text(encoding="utf-8"), headersonly=True)
+        installed[pins.canonical(headers["Name"])] = headers["Version"]
+    # Then they are exactly layer/requirements.txt: nothing unpinned slipped in as a dependency
+    assert installed == layer_pins
+    assert (build.out / LAYER / "python" / "sklearn").is_dir()
+
+
+def test_layer_is_slimmed_but_keeps_what_numpy_needs(build: Build) -> None:
+    site = build.out / LAYER / "python"
+    tests_dirs = [p for p in site.rglob("tests") if p.is_dir()]
+    assert tests_dirs == [site / "numpy" / "_core" / "tests"]
+    assert [p.name for p in tests_dirs[0].iterdir()] == ["_natype.py"]  # numpy.testing imports it
+    leftovers = [
+        p.relative_to(site)
+        for pattern in ("*.pyi", "*.pxd", "*.h", "*.c", "*.cpp", "__pycache__")
+        for p in site.rglob(pattern)
+    ]
+    assert not leftovers, leftovers[:20]
+    assert list(site.glob("numpy.libs/libscipy_openblas*")), "numpy's bundled OpenBLAS is missing"
+    assert not (site / "boto3").exists() and not (site / "botocore").exists()
+
+
+# --- on a bare python3.12, as Lambda runs it -----------------------------------------------------
+
+_PROBE = textwrap.dedent(
+    """\
+    import json, os, sys
+    {imports}
+    print(json.dumps({{
+        "path": sys.path,
+        "stdlib": os.path.dirname(os.__file__),
+        "files": sorted({{getattr(m, "__file__", None) or "" for m in list(sys.modules.values())}}),
+        "result": RESULT,
+    }}))
+    """
+)
+
+_ML_SMOKE = textwrap.dedent(
+    """\
+    import numpy as np, pandas as pd, scipy.stats, sklearn, joblib, yaml, numpy.testing
+    import stepml, stepml.errors
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age": rng.integers(18, 90, 300).astype(float),
+                          "job": rng.choice(["a", "b", None], 300)})
+    frame.loc[::7, "age"] = np.nan
+    target = (frame["age"].fillna(40) > 45).astype(int)
+    model = Pipeline([
+        ("columns", ColumnTransformer([
+            ("numbers", SimpleImputer(), ["age"]),
+            ("words", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                                    OneHotEncoder(handle_unknown="ignore")), ["job"]),
+        ])),
+        ("model", HistGradientBoostingClassifier(max_iter=20)),
+    ]).fit(frame, target)
+    RESULT = {"accuracy": float(model.score(frame, target)), "sklearn": sklearn.__version__,
+              "pandas": pd.__version__, "numpy": np.__version__, "stepml": stepml.__file__}
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def lambda_runtime_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder standing in for the runtime's own site-packages: boto3 and its dependencies."""
+    folder = tmp_path_factory.mktemp("lambda-runtime")
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec and spec.origin, f"{name} is not installed in the test environment"
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bare_python(lambda_python: str, tmp_path_factory: pytest.TempPathFactory) -> BarePython:
+    """Run code on python3.12 with -S (no site-packages) and exactly the given sys.path entries."""
+    cwd = tmp_path_factory.mktemp("bare-cwd")
+    pycache = tmp_path_factory.mktemp("pycache")  # Lambda's /opt and /var/task are read-only
+
+    def _run(code: str, paths: list[Path], env: dict[str, str] | None = None) -> dict[str, Any]:
+        result = subprocess.run(
+            [lambda_python, "-S", "-s", "-c", code],
+            cwd=cwd,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "LANG": "C.UTF-8",
+                "HOME": str(cwd),
+                "PYTHONPATH": os.pathsep.join(map(str, paths)),
+                "PYTHONPYCACHEPREFIX": str(pycache),
+                "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                **(env or {}),
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"failed on bare {lambda_python}:\n{result.stderr[-3000:]}")
+        probe: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+        # Every module came from the given paths or the standard library: nothing leaked in
+        allowed = tuple(str(p) for p in [*paths, Path(probe["stdlib"])])
+        strays = [f for f in probe["files"] if f and not f.startswith(allowed)]
+        if strays:
+            raise AssertionError(f"imported from outside the Lambda paths: {strays[:10]}")
+        return probe
+
+    return _run
+
+
+def test_layer_alone_runs_pandas_and_scikit_learn(build: Build, bare_python: BarePython) -> None:
+    # Given only the layer on a python3.12 that sees no site-packages
+    layer = build.out / LAYER / "python"
+    # When stepml, pandas and scikit-learn are imported and a small pipeline is fitted
+    probe = bare_python(_PROBE.format(imports=_ML_SMOKE), [layer])
+    # Then it all came from the layer, and the model learned something
+    assert probe["result"]["stepml"].startswith(str(layer))
+    assert probe["result"]["accuracy"] > 0.8
+
+
+def test_each_handler_imports_with_only_its_layers_and_the_runtime(
+    build: Build, bare_python: BarePython, lambda_runtime_packages: Path
+) -> None:
+    failures = {}
+    for function in build.functions():
+        handler = build.handler_of(function)
+        module, attribute = handler.rsplit(".", 1)
+        code = _PROBE.format(
+            imports=f"import importlib\n"
+            f"RESULT = callable(getattr(importlib.import_module({module!r}), {attribute!r}))"
+        )
+        # Lambda's order: /var/task, then the layers' /opt/python, then the runtime's packages
+        paths = [
+            build.out / function,
+            *(build.out / layer / "python" for layer in build.layers_of(function)),
+            lambda_runtime_packages,
+        ]
+        env = {"AWS_LAMBDA_FUNCTION_NAME": function, **build.function_env(function)}
+        try:
+            assert bare_python(code, paths, env)["result"] is True, f"{handler} is not callable"
+        except AssertionError as error:
+            failures[function] = str(error)
+    assert not failures, "\n\n".join(f"{name}: {why}" for name, why in failures.items())

@@ -171,17 +171,132 @@ def _metric(value: Any) -> str:
     return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
-@main.command()
+class ModelsGroup(click.Group):
+    """`stepml models NAME` lists versions; `stepml models show|promote|… NAME …` act on them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=ModelsGroup)
+def models() -> None:
+    """Registered models: versions, metrics, aliases, promotion and rollback."""
+
+
+def _actor() -> str:
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "cli"
+
+
+@models.command("list")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def models(stack: Stack, name: str, as_json: bool) -> None:
-    """Registered versions of model NAME with their metrics and aliases."""
+def models_list(stack: Stack, name: str, as_json: bool) -> None:
+    """Versions of model NAME with their metrics and aliases."""
     versions = stack.models(name)
     if as_json:
         emit_json([{k: v for k, v in m.items() if k != "schema"} for m in versions])
         return
     print_versions(name, versions)
+
+
+@models.command("show")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
+    """One version: metrics, baseline, schema, lineage, artifacts."""
+    meta = stack.version(name, version)
+    if as_json:
+        emit_json(meta)
+        return
+    evaluation = meta["evaluation"]
+    console.print(f"[bold]{name}[/bold] version {version}  aliases: {', '.join(meta['aliases']) or '-'}  "
+                  f"task: {meta['task']}  target: {meta['target']}  recipe: {meta.get('recipe')}")
+    metrics = Table("metric", "model", "baseline", title="hold-out metrics")
+    for key, value in evaluation["metrics"].items():
+        metrics.add_row(key, _metric(value), _metric(evaluation["baseline"].get(key)))
+    console.print(metrics)
+    features = Table("feature", "kind", "range / categories", title="feature schema")
+    for spec in meta["schema"]:
+        detail = (f"{spec.get('min')} … {spec.get('max')}" if spec["kind"] == "numeric"
+                  else ", ".join(spec.get("categories", [])[:8]) + (" …" if len(spec.get("categories", [])) > 8 else ""))
+        features.add_row(spec["name"], spec["kind"], detail)
+    console.print(features)
+    lineage = meta.get("lineage", {})
+    console.print(f"lineage: s3://{lineage.get('bucket')}/{lineage.get('key')} (version {lineage.get('version_id')}, "
+                  f"sha256 {str(lineage.get('sha256'))[:12]}…), run {lineage.get('run_id')}")
+    console.print(f"rows: train {meta['train_rows']:,} / test {meta['test_rows']:,}; trained in {meta['train_seconds']} s; "
+                  f"registered {meta.get('registered')}")
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", default="promoted by hand", show_default=True)
+@click.pass_obj
+def models_promote(stack: Stack, name: str, version: int, reason: str) -> None:
+    """Make VERSION the champion of NAME (no gate: a person decided)."""
+    record = stack.promote(name, version, reason, _actor())
+    console.print(f"champion of {name}: v{record['previous_version']} → [bold]v{record['version']}[/bold] ({reason})")
+
+
+@models.command("rollback")
+@click.argument("name")
+@click.option("--reason", default="rollback", show_default=True)
+@click.pass_obj
+def models_rollback(stack: Stack, name: str, reason: str) -> None:
+    """Point champion back at the version before the current one."""
+    record = stack.rollback(name, reason, _actor())
+    console.print(f"champion of {name}: v{record['previous_version']} → [bold]v{record['version']}[/bold] ({reason})")
+
+
+@models.command("history")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def models_history(stack: Stack, name: str, as_json: bool) -> None:
+    """Every change of the champion alias: when, who, from → to, why."""
+    history = stack.history(name)
+    if as_json:
+        emit_json(history)
+        return
+    table = Table("time", "action", "from", "to", "actor", "reason", title=f"champion history of {name}")
+    for entry in history:
+        table.add_row(entry["time"], entry["action"], str(entry["from"] or "-"), str(entry["to"]), entry["actor"], entry["reason"])
+    console.print(table)
+
+
+@models.command("diff")
+@click.argument("name")
+@click.argument("first", type=int)
+@click.argument("second", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def models_diff(stack: Stack, name: str, first: int, second: int, as_json: bool) -> None:
+    """Metrics and feature schema of two versions side by side."""
+    from stepml.registry import diff_versions
+
+    a, b = stack.version(name, first), stack.version(name, second)
+    diff = diff_versions(a, b)
+    if as_json:
+        emit_json(diff)
+        return
+    table = Table("metric", f"v{first}", f"v{second}", "change", title=f"{name}: v{first} vs v{second}")
+    for row in diff["metrics"]:
+        change = "" if row["change"] is None else f"{row['change']:+.4g}"
+        table.add_row(row["metric"], _metric(row["a"]), _metric(row["b"]), change)
+    console.print(table)
+    schema = Table("feature", f"v{first}", f"v{second}", title="schema changes")
+    for row in diff["schema"]:
+        schema.add_row(row["feature"], row["a"] or "-", row["b"] or "-")
+    console.print(schema if diff["schema"] else "schema: identical")
+    for key in ("recipe", "train_rows", "test_rows"):
+        if diff["other"][key]["a"] != diff["other"][key]["b"]:
+            console.print(f"{key}: {diff['other'][key]['a']} → {diff['other'][key]['b']}")
 
 
 def print_versions(name: str, versions: list[dict[str, Any]]) -> None:

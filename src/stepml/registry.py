@@ -264,3 +264,30 @@ def resolve(
                 raise NotFoundError(f"no model named {name!r}")
             raise NotFoundError(f"model {name!r} has no {alias!r} alias")
     return get_version(store, name, version)
+
+
+def _describe_feature(spec: dict[str, Any] | None) -> str | None:
+    if spec is None:
+        return None
+    if spec["kind"] == "numeric":
+        return f"numeric [{spec.get('min')}, {spec.get('max')}]"
+    return f"categorical ({len(spec.get('categories', []))} categories)"
+
+
+def diff_versions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Metrics and feature schema of two versions side by side (only differing features)."""
+    metrics_a, metrics_b = a["evaluation"]["metrics"], b["evaluation"]["metrics"]
+    metrics = []
+    for name in dict.fromkeys([*metrics_a, *metrics_b]):
+        va, vb = metrics_a.get(name), metrics_b.get(name)
+        metrics.append({"metric": name, "a": va, "b": vb,
+                        "change": None if va is None or vb is None else vb - va})
+    features_a = {f["name"]: f for f in a["schema"]}
+    features_b = {f["name"]: f for f in b["schema"]}
+    schema = []
+    for name in dict.fromkeys([*features_a, *features_b]):
+        da, db = _describe_feature(features_a.get(name)), _describe_feature(features_b.get(name))
+        if features_a.get(name) != features_b.get(name):
+            schema.append({"feature": name, "a": da, "b": db})
+    other = {key: {"a": a.get(key), "b": b.get(key)} for key in ("recipe", "train_rows", "test_rows")}
+    return {"versions": [a["version"], b["version"]], "metrics": metrics, "schema": schema, "other": other}

@@ -207,6 +207,29 @@ class Stack:
             raise NotFoundError(f"no registered versions of {name!r}")
         return versions
 
+    def promote(self, name: str, version: int, reason: str, actor: str) -> dict[str, Any]:
+        from stepml import registry
+
+        return registry.set_alias(self.store, name, registry.CHAMPION, version, reason, actor=actor, action="promote")
+
+    def rollback(self, name: str, reason: str, actor: str) -> dict[str, Any]:
+        from stepml import registry
+
+        return registry.rollback(self.store, name, reason, actor=actor)
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        from stepml import registry
+
+        record = registry.alias_record(self.store, name, registry.CHAMPION)
+        return record.get("history", []) if record else []
+
+    def version(self, name: str, version: int) -> dict[str, Any]:
+        from stepml import registry
+
+        meta = registry.get_version(self.store, name, version)
+        meta["aliases"] = sorted(a for a, v in registry.list_aliases(self.store, name).items() if v == version)
+        return meta
+
     def predict(self, name: str, body: Any, version: int | None = None, alias: str | None = None) -> tuple[int, Any]:
         """POST to the HTTP API; returns (status, parsed JSON body)."""
         import urllib.error

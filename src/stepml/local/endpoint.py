@@ -1,0 +1,586 @@
+"""The offline AWS: the project's template deployed into moto, running in this Python process.
+
+:class:`LocalStack` starts moto's server on a local port, deploys ``template.yaml`` through moto's
+CloudFormation, and closes the gaps between moto and AWS for this kind of application (listed in
+ARCHITECTURE.md): state machines run in moto's *executing* Step Functions backend with their
+``DefinitionSubstitutions`` applied, EventBridge rules start executions, buckets send their
+EventBridge notifications, Lambda functions run their real handlers in-process, and HTTP API routes
+are served by a local API Gateway stand-in. The stack's outputs are made true locally, so a client
+finds everything the same way as on AWS: ``cloudformation.describe_stacks(StackName=...)``.
+
+Any boto3 client, the AWS CLI, or the handlers themselves reach it with ``endpoint_url`` (or
+``AWS_ENDPOINT_URL``) set to :attr:`LocalStack.endpoint_url`, fake credentials and region us-east-1.
+
+moto's backends are process-wide: stacks started in one process share them, so every stack needs
+its own ``stack_name``; starting the first stack of a process resets moto (state is in memory, a
+fresh process or a fresh first stack always deploys fresh).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from stepml.local import events, lambda_runner
+from stepml.local.api import HttpApiServer
+from stepml.local.lambda_runner import Invocation
+from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs
+
+logger = logging.getLogger("stepml.local")
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+DEFAULT_REGION = "us-east-1"
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+_CODE_KEY = "local/placeholder.zip"
+
+#: Stacks running in this process, oldest first (moto's backends and config are process-wide).
+_running: list[LocalStack] = []
+_running_lock = threading.RLock()
+
+
+class LocalStackError(RuntimeError):
+    """The local stack could not start or deploy."""
+
+
+class LocalStack:
+    """The project's SAM application, deployed offline into an in-process moto server.
+
+    Parameters
+    ----------
+    project_root
+        The project folder; the template defaults to ``project_root / "template.yaml"``.
+    template
+        The SAM template to deploy (paths in it are relative to its own folder, as in SAM).
+    host, port
+        Where moto listens. ``port=0`` picks a free port.
+    api_port
+        Where the local HTTP API listens (on ``host``). ``0`` picks a free port.
+    stack_name
+        The CloudFormation stack name; the CLI finds the stack by this name.
+    region
+        The region of everything deployed.
+    parameters
+        CloudFormation parameter values (``ParameterKey`` → value).
+
+    Examples
+    --------
+    >>> with LocalStack(Path("."), port=0, api_port=0) as stack:  # doctest: +SKIP
+    ...     s3 = stack.client("s3")
+    ...     s3.put_object(Bucket=stack.bucket, Key="raw/adult/adult.csv", Body=b"...")
+    """
+
+    def __init__(
+        self,
+        project_root: Path,
+        template: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 4566,
+        api_port: int = 3000,
+        stack_name: str = "stepml",
+        region: str = DEFAULT_REGION,
+        parameters: Mapping[str, str] | None = None,
+    ) -> None:
+        self.project_root = Path(project_root).resolve()
+        self.template_path = Path(template).resolve() if template else self.project_root / "template.yaml"
+        self.host = host
+        self.requested_port = port
+        self.requested_api_port = api_port
+        self.stack_name = stack_name
+        self.region = region
+        self.parameters = dict(parameters or {})
+        self.template: SamTemplate | None = None
+        self._moto: Any = None  # moto.server.ThreadedMotoServer
+        self._api: HttpApiServer | None = None
+        self._port: int | None = None
+        self._outputs: dict[str, str] = {}
+        self._resources: dict[str, str] = {}  # logical id → physical id
+        self._function_names: dict[str, str] = {}  # function logical id → deployed name
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Start moto and the HTTP API, and deploy the template. Returns ``self``."""
+        if self._started:
+            return self
+        self.template = SamTemplate(self.template_path)
+        with _running_lock:
+            first = not _running
+            try:
+                self._start_servers(first)
+                _running.append(self)
+                self._started = True
+                self._deploy()
+            except BaseException:
+                self.stop()
+                raise
+        logger.info(
+            json.dumps(
+                {
+                    "event": "local_stack.started",
+                    "stack": self.stack_name,
+                    "endpoint_url": self.endpoint_url,
+                    "api_url": self.api_url,
+                }
+            )
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; the deployed state goes with the process (or the next first stack)."""
+        with _running_lock:
+            if self._api is not None:
+                self._api.stop()
+                self._api = None
+            if self._port is not None:
+                lambda_runner.unregister_stack(self.stack_name, self.endpoint_url)
+            if self in _running:
+                _running.remove(self)
+            if self._moto is not None:
+                self._moto.stop()
+                self._moto = None
+            self._port = None
+            if _running:
+                # The interpreter calls Lambda at MOTO_PORT: keep it on a server that still runs.
+                os.environ["MOTO_PORT"] = str(_running[0].port)
+            else:
+                lambda_runner.uninstall()
+                events.uninstall()
+            self._started = False
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what a client needs -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port moto listens on."""
+        if self._port is None:
+            raise LocalStackError("the local stack is not started")
+        return self._port
+
+    @property
+    def endpoint_url(self) -> str:
+        """The AWS endpoint: give it to boto3 as ``endpoint_url`` (or set ``AWS_ENDPOINT_URL``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the local HTTP API, with a trailing slash (as the ``ApiUrl`` output)."""
+        if self._api is None:
+            raise LocalStackError("the local stack is not started")
+        return self._api.url + "/"
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The stack's outputs, as ``describe_stacks`` reports them."""
+        return dict(self._outputs)
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """Physical ids of the deployed resources, by logical id."""
+        return dict(self._resources)
+
+    @property
+    def bucket(self) -> str:
+        """The data bucket: the ``BucketName`` output, else the template's only bucket."""
+        if "BucketName" in self._outputs:
+            return self._outputs["BucketName"]
+        return self._single_resource("AWS::S3::Bucket")
+
+    @property
+    def state_machine_arn(self) -> str:
+        """The pipeline: the ``StateMachineArn`` output, else the template's only state machine."""
+        if "StateMachineArn" in self._outputs:
+            return self._outputs["StateMachineArn"]
+        return self._single_resource("AWS::Serverless::StateMachine")
+
+    def function_name(self, function: str) -> str:
+        """The deployed name of a function given by logical id, deployed name, or code folder."""
+        return self._function_names[self.resolve_function(function)]
+
+    def resolve_function(self, function: str) -> str:
+        """The logical id of a function named by logical id, deployed name/ARN or code folder."""
+        assert self.template is not None
+        return resolve_function_id(self.template, function, self._function_names)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` aimed at this stack."""
+        import boto3
+
+        return boto3.client(
+            service, endpoint_url=self.endpoint_url, region_name=self.region, **FAKE_CREDENTIALS
+        )
+
+    def client_environment(self) -> dict[str, str]:
+        """Environment variables that aim an AWS SDK or CLI (in a subprocess) at this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        }
+
+    def invoke(self, function: str, event: Any) -> Invocation:
+        """Invoke a function through moto's Lambda API (what a Task or ``lambda.invoke`` does)."""
+        name = self.function_name(function)
+        started = time.perf_counter()
+        response = self.client("lambda").invoke(
+            FunctionName=name, Payload=json.dumps(event).encode("utf-8"), LogType="Tail"
+        )
+        raw = response["Payload"].read()
+        payload = json.loads(raw) if raw else None
+        logs = response.get("LogResult")
+        import base64
+
+        return Invocation(
+            function_name=name,
+            request_id=str(response.get("ResponseMetadata", {}).get("RequestId", "")),
+            payload=payload,
+            errored=bool(response.get("FunctionError")),
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            log_lines=base64.b64decode(logs).decode("utf-8").splitlines() if logs else [],
+        )
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _single_resource(self, resource_type: str) -> str:
+        assert self.template is not None
+        ids = [k for k, r in self.template.resources.items() if r.get("Type") == resource_type]
+        if len(ids) != 1:
+            raise LocalStackError(f"the template has {len(ids)} resources of type {resource_type}")
+        return self._resources[ids[0]]
+
+    def _start_servers(self, first: bool) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # Bind the API first: with api_port=0 its port must be known before the outputs are.
+        self._api = HttpApiServer(self.host, self.requested_api_port)
+        port = self.requested_port or _free_port(self.host)
+        _check_port_free(self.host, port)  # moto's server would hang, not fail, on a busy port
+        _quiet_moto_server_logs()
+        self._moto = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
+        self._moto.start()
+        self._port = int(self._moto.get_host_and_port()[1])
+        if first:
+            os.environ["MOTO_PORT"] = str(self._port)
+            self._post_moto_api("/moto-api/reset", {})
+        # Step Functions: run the definitions (moto's ASL interpreter); Lambda: the docker backend,
+        # whose one invoke method lambda_runner replaces (use_docker=False would only echo).
+        self._post_moto_api(
+            "/moto-api/config",
+            {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": True}},
+        )
+        lambda_runner.install()
+        events.install()
+        self._api.start()
+
+    def _post_moto_api(self, path: str, body: Mapping[str, Any]) -> None:
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.endpoint_url + path,
+            data=json.dumps(body).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local URL
+            response.read()
+
+    def _deploy(self) -> None:
+        assert self.template is not None and self._api is not None
+        cloudformation = self.client("cloudformation")
+        try:
+            cloudformation.describe_stacks(StackName=self.stack_name)
+        except cloudformation.exceptions.ClientError:
+            pass
+        else:
+            raise LocalStackError(
+                f"a stack named {self.stack_name!r} already runs in this process: "
+                "give each LocalStack its own stack_name"
+            )
+        s3 = self.client("s3")
+        artifacts = f"{self.stack_name.lower()}-local-artifacts"
+        s3.create_bucket(Bucket=artifacts)
+        s3.put_object(Bucket=artifacts, Key=_CODE_KEY, Body=_placeholder_zip())
+
+        try:
+            cfn = self.template.to_cloudformation(
+                artifact_bucket=artifacts,
+                code_key=_CODE_KEY,
+                region=self.region,
+                parameters=self.parameters,
+            )
+        except TemplateError:
+            raise
+        except Exception as exc:  # the translator's InvalidDocumentException and friends
+            raise LocalStackError(f"{self.template_path} does not translate: {exc}") from exc
+        localize_outputs(cfn, self._api.url)
+
+        cloudformation.create_stack(
+            StackName=self.stack_name,
+            TemplateBody=dumps(cfn),
+            Parameters=[
+                {"ParameterKey": k, "ParameterValue": str(v)} for k, v in self.parameters.items()
+            ],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise LocalStackError(f"stack {self.stack_name} ended in {stack['StackStatus']}")
+        self._resources = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in cloudformation.describe_stack_resources(StackName=self.stack_name)[
+                "StackResources"
+            ]
+            if r.get("LogicalResourceId") and r.get("PhysicalResourceId")
+        }
+        self._register_functions()
+        self._create_executing_state_machines(cfn)
+        self._apply_bucket_properties()
+        self._api.configure(self.template.http_routes(), self._invoke_for_api)
+        self._outputs = {
+            o["OutputKey"]: o["OutputValue"]
+            for o in cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0].get(
+                "Outputs", []
+            )
+        }
+
+    def _register_functions(self) -> None:
+        assert self.template is not None
+        for logical_id, spec in self.template.functions().items():
+            name = self._resources.get(logical_id)
+            if name is None:
+                raise LocalStackError(f"function {logical_id} was not deployed")
+            self._function_names[logical_id] = name
+            lambda_runner.register(
+                account_id=ACCOUNT_ID,
+                region=self.region,
+                function_name=name,
+                spec=spec,
+                endpoint_url=self.endpoint_url,
+                stack_name=self.stack_name,
+            )
+
+    def _create_executing_state_machines(self, cfn: Mapping[str, Any]) -> None:
+        """Recreate each deployed state machine in moto's executing backend, under the same ARN.
+
+        moto's CloudFormation creates state machines in its plain Step Functions backend, which
+        stores definitions but never runs them. The definition it stored is already substituted
+        (see ``template._inline_definition``); the same name in the executing backend gives the
+        same ARN, so the stack's ``Ref`` and outputs stay right.
+        """
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        plain = stepfunctions_backends[ACCOUNT_ID][self.region]
+        sfn = self.client("stepfunctions")
+        for logical_id, resource in cfn["Resources"].items():
+            if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+                continue
+            arn = self._resources[logical_id]
+            deployed = plain.describe_state_machine(arn)
+            created = sfn.create_state_machine(
+                name=deployed.name,
+                definition=deployed.definition,
+                roleArn=deployed.roleArn,
+                type=resource["Properties"].get("StateMachineType", "STANDARD"),
+            )
+            if created["stateMachineArn"] != arn:
+                raise LocalStackError(f"{logical_id}: executing ARN {created['stateMachineArn']} != {arn}")
+
+    def _apply_bucket_properties(self) -> None:
+        """Apply the bucket settings moto's CloudFormation ignores (EventBridge, versioning...)."""
+        assert self.template is not None
+        s3 = self.client("s3")
+        for logical_id, resource in self.template.resources.items():
+            if resource.get("Type") != "AWS::S3::Bucket":
+                continue
+            bucket = self._resources[logical_id]
+            properties = resource.get("Properties") or {}
+            notifications = properties.get("NotificationConfiguration") or {}
+            if (notifications.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled") in (
+                True,
+                "true",
+                "True",
+            ):
+                s3.put_bucket_notification_configuration(
+                    Bucket=bucket,
+                    NotificationConfiguration={"EventBridgeConfiguration": {}},
+                )
+            unsupported = sorted(set(notifications) - {"EventBridgeConfiguration"})
+            if unsupported:
+                logger.warning("%s: %s are not applied locally", logical_id, ", ".join(unsupported))
+            status = (properties.get("VersioningConfiguration") or {}).get("Status")
+            if isinstance(status, str):
+                s3.put_bucket_versioning(
+                    Bucket=bucket, VersioningConfiguration={"Status": status}
+                )
+            block = properties.get("PublicAccessBlockConfiguration")
+            if isinstance(block, dict) and all(isinstance(v, bool) for v in block.values()):
+                s3.put_public_access_block(
+                    Bucket=bucket, PublicAccessBlockConfiguration=block
+                )
+
+    def _invoke_for_api(self, function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
+        response = self.client("lambda").invoke(
+            FunctionName=self._function_names[function], Payload=json.dumps(event).encode("utf-8")
+        )
+        return response["Payload"].read(), bool(response.get("FunctionError"))
+
+
+# -- invoking one function (`stepml local invoke`) -------------------------------------------------
+
+
+def resolve_function_id(
+    template: SamTemplate, function: str, deployed_names: Mapping[str, str] | None = None
+) -> str:
+    """The logical id of a function given by logical id (any case), deployed name/ARN or folder."""
+    functions = template.functions()
+    if function in functions:
+        return function
+    name = function.rsplit(":", 1)[-1] if function.startswith("arn:") else function
+    for logical_id, deployed in (deployed_names or {}).items():
+        if deployed == name:
+            return logical_id
+    candidates = [
+        logical_id
+        for logical_id, spec in functions.items()
+        if function.lower() in (logical_id.lower(), spec.code_dir.name.lower())
+    ]
+    if len(candidates) == 1:
+        return candidates[0]
+    known = ", ".join(sorted(functions)) or "none"
+    raise KeyError(f"no single function {function!r} in the template (functions: {known})")
+
+
+def invoke_function(
+    project_root: Path,
+    function: str,
+    event: Any,
+    *,
+    template: Path | None = None,
+    stack: LocalStack | None = None,
+    endpoint_url: str | None = None,
+    stack_name: str = "stepml",
+    region: str = DEFAULT_REGION,
+) -> Invocation:
+    """Run one function's handler with ``event``: the engine of ``stepml local invoke``.
+
+    The offline stand-in for ``sam local invoke``. ``function`` is a logical id
+    (``ValidateFunction``), its code folder (``validate``) or a deployed name. Where it runs:
+
+    * ``stack`` (a started :class:`LocalStack` in this process): through moto's Lambda API, exactly
+      as a Step Functions Task or ``lambda.invoke`` would;
+    * ``endpoint_url`` (a local stack served by another process, e.g. ``stepml local up``): the
+      handler runs here, with the environment that stack deployed for it (its real bucket name…)
+      and its AWS calls aimed at ``endpoint_url``;
+    * neither: a fresh, empty local stack is started for the call and stopped after it.
+
+    Returns the :class:`~stepml.local.lambda_runner.Invocation`: ``payload`` is the handler's
+    return value, or the runtime's error payload when ``errored``.
+    """
+    if stack is not None:
+        return stack.invoke(function, event)
+    if endpoint_url is None:
+        with LocalStack(
+            project_root, template, port=0, api_port=0, stack_name=stack_name, region=region
+        ) as fresh:
+            return fresh.invoke(function, event)
+
+    import boto3
+
+    sam = SamTemplate(Path(template) if template else Path(project_root) / "template.yaml")
+    logical_id = resolve_function_id(sam, function)
+    spec = sam.functions()[logical_id]
+    clients = {"endpoint_url": endpoint_url, "region_name": region, **FAKE_CREDENTIALS}
+    physical = boto3.client("cloudformation", **clients).describe_stack_resource(
+        StackName=stack_name, LogicalResourceId=logical_id
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    configuration = boto3.client("lambda", **clients).get_function_configuration(
+        FunctionName=physical
+    )
+    env = lambda_runner.function_env(
+        spec,
+        function_name=physical,
+        template_variables=(configuration.get("Environment") or {}).get("Variables", {}),
+        endpoint_url=endpoint_url,
+        region=region,
+    )
+    return lambda_runner.run_handler(
+        spec, event, env=env, function_name=physical, function_arn=configuration["FunctionArn"]
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _placeholder_zip() -> bytes:
+    """A tiny valid zip: moto wants code in S3 to create a function; the real code runs in-process."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "stepml local stack: handlers run from the project folder\n")
+    return buffer.getvalue()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise LocalStackError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+class _EmulatedResourceFilter(logging.Filter):
+    """Drop moto's "not supported" warnings for the resources this module emulates itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_EMULATED_WARNING_PREFIX)
+
+
+_EMULATED_WARNING_PREFIX = "No Moto CloudFormation support for AWS::ApiGatewayV2::"
+_emulated_filter = _EmulatedResourceFilter()
+
+
+def _quiet_moto_server_logs() -> None:
+    # werkzeug logs every request at INFO and installs its own stderr handler unless a level is
+    # already set; the local stack logs its own structured lines instead.
+    werkzeug = logging.getLogger("werkzeug")
+    if werkzeug.level == logging.NOTSET:
+        werkzeug.setLevel(logging.WARNING)
+    # moto's CloudFormation warns (a log line and a UserWarning, on every stack read) for each
+    # resource type it skips. The HTTP API ones are served by the local API, so those would only
+    # be noise; warnings for any other skipped type still show.
+    moto_logger = logging.getLogger("moto")
+    if _emulated_filter not in moto_logger.filters:
+        moto_logger.addFilter(_emulated_filter)
+    warnings.filterwarnings(
+        "ignore", message=r"Tried to parse AWS::ApiGatewayV2::", category=UserWarning
+    )

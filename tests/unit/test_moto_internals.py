@@ -1,0 +1,103 @@
+"""The moto internals the offline stack relies on still exist, with the shapes it expects.
+
+``stepml.local`` patches or calls a few non-public parts of moto (pinned to one minor version in
+pyproject.toml). When a moto upgrade moves one of them, these tests say which, before the pipeline
+fails in a less readable way.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import moto
+import pytest
+
+pytest.importorskip("moto.awslambda.models")
+
+
+def test_moto_is_the_pinned_minor_version() -> None:
+    assert moto.__version__.startswith("5.2."), moto.__version__
+
+
+def test_lambda_invocations_end_in_one_patchable_method() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    signature = inspect.signature(LambdaFunction._invoke_lambda)
+    assert list(signature.parameters) == ["self", "event"]
+    assert "tuple[str, bool, str]" in str(signature.return_annotation)
+    # invoke() (the API, Step Functions Tasks) goes through it and marks errored results.
+    source = inspect.getsource(LambdaFunction.invoke)
+    assert "self._invoke_lambda(event=body)" in source
+    assert "x-amz-function-error" in source
+
+
+def test_lambda_function_has_the_attributes_the_runner_reads() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    init = inspect.getsource(LambdaFunction.__init__)
+    for attribute in (
+        "self.account_id",
+        "self.region",
+        "self.function_name",
+        "self.environment_vars",
+        "self.function_arn",
+        "self.logs_backend",
+        "self.logs_group_name",
+    ):
+        assert attribute in init, attribute
+    assert callable(LambdaFunction.save_logs)
+
+
+def test_eventbridge_rules_deliver_through_send_to_targets() -> None:
+    from moto.events.models import EventPattern, Rule
+
+    signature = inspect.signature(Rule.send_to_targets)
+    assert list(signature.parameters) == ["self", "original_event", "transform_input"]
+    assert signature.parameters["transform_input"].default is True
+    init = inspect.getsource(Rule.__init__)
+    assert "self.event_pattern = EventPattern.load" in init
+    assert "self.targets" in init and "self.state" in init
+    assert callable(EventPattern.matches_event)
+    # Still no Step Functions branch: if one appears, the wrapper in stepml.local.events may go.
+    assert "states" not in inspect.getsource(Rule.send_to_targets)
+
+
+def test_s3_eventbridge_events_still_have_moto_field_names() -> None:
+    from moto.s3 import notifications
+
+    source = inspect.getsource(notifications._send_event_bridge_message)
+    assert "rule.send_to_targets(event, transform_input=False)" in source
+    # stepml.local.events.normalise_s3_event rewrites these to AWS's shape.
+    assert '"eTag"' in source and '"reason"' in source
+
+
+def test_step_functions_backends_the_stack_uses() -> None:
+    from moto.core.base_backend import BackendDict
+    from moto.stepfunctions.models import StateMachine, StepFunctionBackend, stepfunctions_backends
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
+
+    assert isinstance(stepfunctions_backends, BackendDict)
+    assert isinstance(stepfunctions_parser_backends, BackendDict)
+    start = inspect.signature(StepFunctionsParserBackend.start_execution)
+    assert ["self", "state_machine_arn", "name", "execution_input"] == list(start.parameters)[:4]
+    assert list(inspect.signature(StepFunctionBackend.describe_state_machine).parameters) == ["self", "arn"]
+    init = inspect.getsource(StateMachine.__init__)
+    assert "name=name" in init and "definition=definition" in init and "roleArn=roleArn" in init
+    # The gap the stack closes: CloudFormation creates state machines in the non-executing backend.
+    assert "stepfunctions_backends[account_id][region_name]" in inspect.getsource(
+        StateMachine.create_from_cloudformation_json
+    )
+
+
+def test_the_interpreter_calls_lambda_at_moto_port() -> None:
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    assert "moto_server_port()" in inspect.getsource(boto_client.boto_client_for)
+    assert "MOTO_PORT" in inspect.getsource(moto_server_port)
+
+
+def test_the_execute_config_is_settable_through_the_moto_api() -> None:
+    from moto.moto_api._internal.models import MotoAPIBackend
+
+    assert '"stepfunctions" in config' in inspect.getsource(MotoAPIBackend.set_config)

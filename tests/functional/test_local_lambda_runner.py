@@ -93,10 +93,10 @@ def test_an_exception_becomes_the_runtime_error_payload(tmp_path: Path) -> None:
 def test_one_json_log_line_per_invocation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     spec = make_function(tmp_path, "log", "def lambda_handler(event, context):\n    raise KeyError('x')\n")
 
-    with caplog.at_level("INFO", logger="stepml.local.lambda"):
+    with caplog.at_level("INFO", logger="stepml_local.lambda"):
         run(spec)
 
-    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "stepml.local.lambda"]
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "stepml_local.lambda"]
     assert len(records) == 1
     assert records[0]["function"] == "LogFunction" and records[0]["error"] == "KeyError"
     assert records[0]["duration_ms"] >= 0

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from stepml.local.template import HttpRoute
 
-logger = logging.getLogger("stepml.local.api")
+logger = logging.getLogger("stepml_local.api")
 
 #: Invokes a function (logical id) with an event; returns (payload bytes, function errored).
 Invoker = Callable[[str, dict[str, Any]], tuple[bytes, bool]]

@@ -37,7 +37,10 @@ from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs
 
-logger = logging.getLogger("stepml.local")
+# Not under "stepml": the handlers' Powertools Logger(service="stepml") takes that logger over
+# (its own handler, propagate=False), so lines logged below it would reach neither the root
+# logger nor pytest, and would carry the last Lambda context it saw.
+logger = logging.getLogger("stepml_local")
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "us-east-1"

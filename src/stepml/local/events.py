@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-logger = logging.getLogger("stepml.local.events")
+logger = logging.getLogger("stepml_local.events")
 
 _moto_send_to_targets: Callable[..., None] | None = None
 _install_lock = threading.Lock()

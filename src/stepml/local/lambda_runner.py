@@ -38,7 +38,7 @@ from typing import Any
 from stepml.local.template import FunctionSpec
 from stepml.settings import function_environment
 
-logger = logging.getLogger("stepml.local.lambda")
+logger = logging.getLogger("stepml_local.lambda")
 
 #: moto's own ``_invoke_lambda``, kept to fall back on and to restore on :func:`uninstall`.
 _moto_invoke_lambda: Callable[..., tuple[str, bool, str]] | None = None

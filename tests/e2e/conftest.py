@@ -85,8 +85,10 @@ def wait_for_execution(
         ``output`` (on success), ``error`` and ``cause`` (on failure)…
     """
     sfn = stack.client("stepfunctions")
-    since_utc = since.astimezone(dt.UTC) if since and since.tzinfo else (
-        since.replace(tzinfo=dt.UTC) if since else None
+    since_utc = (
+        since.astimezone(dt.UTC)
+        if since and since.tzinfo
+        else (since.replace(tzinfo=dt.UTC) if since else None)
     )
     deadline = time.monotonic() + timeout
     latest: dict[str, Any] | None = None

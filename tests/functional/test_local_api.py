@@ -54,7 +54,12 @@ def test_event_follows_payload_format_2() -> None:
         method="post",
         raw_path="/models/adult/predict",
         raw_query="a=1&a=2&b=",
-        headers=[("Content-Type", "application/json"), ("X-Many", "1"), ("X-Many", "2"), ("Cookie", "s=1; t=2")],
+        headers=[
+            ("Content-Type", "application/json"),
+            ("X-Many", "1"),
+            ("X-Many", "2"),
+            ("Cookie", "s=1; t=2"),
+        ],
         body=b'{"rows": []}',
         source_ip="127.0.0.1",
     )
@@ -77,8 +82,14 @@ def test_event_follows_payload_format_2() -> None:
 
 def test_event_without_body_query_or_params_omits_them() -> None:
     event = build_event(
-        route=route("GET", "/health"), path_parameters={}, method="GET", raw_path="/health",
-        raw_query="", headers=[], body=b"", source_ip="127.0.0.1",
+        route=route("GET", "/health"),
+        path_parameters={},
+        method="GET",
+        raw_path="/health",
+        raw_query="",
+        headers=[],
+        body=b"",
+        source_ip="127.0.0.1",
     )
 
     assert not {"body", "queryStringParameters", "pathParameters", "cookies"} & set(event)
@@ -86,8 +97,14 @@ def test_event_without_body_query_or_params_omits_them() -> None:
 
 def test_binary_bodies_are_base64_encoded() -> None:
     event = build_event(
-        route=route("POST", "/upload"), path_parameters={}, method="POST", raw_path="/upload",
-        raw_query="", headers=[("content-type", "application/octet-stream")], body=b"\x00\xff", source_ip="::1",
+        route=route("POST", "/upload"),
+        path_parameters={},
+        method="POST",
+        raw_path="/upload",
+        raw_query="",
+        headers=[("content-type", "application/octet-stream")],
+        body=b"\x00\xff",
+        source_ip="::1",
     )
 
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\x00\xff"
@@ -114,10 +131,17 @@ def test_function_errors_are_a_plain_500() -> None:
 
     response = to_http_response(json.dumps(error).encode(), errored=True)
 
-    assert (response.status, json.loads(response.body)) == (500, {"message": "Internal Server Error"})
+    assert (response.status, json.loads(response.body)) == (
+        500,
+        {"message": "Internal Server Error"},
+    )
 
 
 def test_base64_response_bodies_are_decoded() -> None:
-    payload = {"statusCode": 200, "isBase64Encoded": True, "body": base64.b64encode(b"\x89PNG").decode()}
+    payload = {
+        "statusCode": 200,
+        "isBase64Encoded": True,
+        "body": base64.b64encode(b"\x89PNG").decode(),
+    }
 
     assert to_http_response(json.dumps(payload).encode(), errored=False).body == b"\x89PNG"

@@ -24,7 +24,13 @@ def moto_s3_event(key: str = "raw/adult/adult.csv", detail_type: str = "Object C
         "detail": {
             "version": "0",
             "bucket": {"name": "data"},
-            "object": {"key": key, "size": 12, "eTag": "abc123", "version-id": "v1", "sequencer": "617f08299329d189"},
+            "object": {
+                "key": key,
+                "size": 12,
+                "eTag": "abc123",
+                "version-id": "v1",
+                "sequencer": "617f08299329d189",
+            },
             "request-id": "N4N7GDK58NMKJ12R",
             "requester": "123456789012",
             "source-ip-address": "1.2.3.4",
@@ -45,7 +51,13 @@ def test_moto_s3_event_is_normalised_to_aws_shape() -> None:
     event = normalise_s3_event(original)
 
     obj = event["detail"]["object"]
-    assert obj == {"key": "raw/adult/adult.csv", "size": 12, "etag": "abc123", "version-id": "v1", "sequencer": obj["sequencer"]}
+    assert obj == {
+        "key": "raw/adult/adult.csv",
+        "size": 12,
+        "etag": "abc123",
+        "version-id": "v1",
+        "sequencer": obj["sequencer"],
+    }
     assert re.fullmatch(r"[0-9A-F]{18}", obj["sequencer"])
     assert event["time"] == "2025-11-22T08:26:40Z"
     assert event["detail"]["reason"] == "PutObject"
@@ -67,7 +79,9 @@ def test_other_events_pass_unchanged() -> None:
 
 def test_the_rule_pattern_matches_uploads_only() -> None:
     assert PATTERN.matches_event(normalise_s3_event(moto_s3_event()))
-    assert not PATTERN.matches_event(normalise_s3_event(moto_s3_event(detail_type="Object Tags Added")))
+    assert not PATTERN.matches_event(
+        normalise_s3_event(moto_s3_event(detail_type="Object Tags Added"))
+    )
     assert not PATTERN.matches_event(normalise_s3_event(moto_s3_event(key="raw/adult/readme.txt")))
     assert not PATTERN.matches_event(normalise_s3_event(moto_s3_event(key="models/adult/x.csv")))
 
@@ -87,12 +101,18 @@ def test_execution_names_fit_step_functions_limits_for_any_key() -> None:
     odd = normalise_s3_event(moto_s3_event(key="raw/" + "ä b[c]*?" * 20 + "/f.csv"))
     flat = normalise_s3_event(moto_s3_event(key="top.csv"))
 
-    for name in (execution_name(odd), execution_name(flat), execution_name({"detail-type": "Scheduled Event"})):
+    for name in (
+        execution_name(odd),
+        execution_name(flat),
+        execution_name({"detail-type": "Scheduled Event"}),
+    ):
         assert len(name) <= 80 and re.fullmatch(r"[A-Za-z0-9_-]+", name), name
     assert execution_name(flat).startswith("top-")
 
 
 def test_state_machine_targets_are_recognised() -> None:
-    assert is_state_machine_arn("arn:aws:states:us-east-1:123456789012:stateMachine:stepml-Pipeline-X")
+    assert is_state_machine_arn(
+        "arn:aws:states:us-east-1:123456789012:stateMachine:stepml-Pipeline-X"
+    )
     assert not is_state_machine_arn("arn:aws:sqs:us-east-1:123456789012:queue")
     assert not is_state_machine_arn("arn:aws:states:us-east-1:123456789012:execution:m:e")

@@ -15,26 +15,44 @@ from pathlib import Path
 
 import pytest
 
-from stepml.local.lambda_runner import run_handler
+from stepml.local.lambda_runner import Invocation, run_handler
 from stepml.local.template import FunctionSpec
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 
 
-def make_function(root: Path, folder: str, source: str, handler: str = "app.lambda_handler", timeout: int = 30) -> FunctionSpec:
+def make_function(
+    root: Path, folder: str, source: str, handler: str = "app.lambda_handler", timeout: int = 30
+) -> FunctionSpec:
     code = root / folder
     code.mkdir(parents=True, exist_ok=True)
     (code / "app.py").write_text(textwrap.dedent(source))
-    return FunctionSpec(logical_id=folder.title() + "Function", code_dir=code, handler=handler, timeout=timeout, memory_size=512)
+    return FunctionSpec(
+        logical_id=folder.title() + "Function",
+        code_dir=code,
+        handler=handler,
+        timeout=timeout,
+        memory_size=512,
+    )
 
 
-def run(spec: FunctionSpec, event: object = None, env: dict[str, str] | None = None):  # noqa: ANN201
-    return run_handler(spec, event if event is not None else {}, env=env or {}, function_name=spec.logical_id, function_arn=ARN)
+def run(spec: FunctionSpec, event: object = None, env: dict[str, str] | None = None) -> Invocation:
+    return run_handler(
+        spec,
+        event if event is not None else {},
+        env=env or {},
+        function_name=spec.logical_id,
+        function_arn=ARN,
+    )
 
 
 def test_two_functions_with_the_same_module_name_stay_apart(tmp_path: Path) -> None:
-    first = make_function(tmp_path, "one", "NAME = 'one'\ndef lambda_handler(event, context):\n    return NAME\n")
-    second = make_function(tmp_path, "two", "NAME = 'two'\ndef lambda_handler(event, context):\n    return NAME\n")
+    first = make_function(
+        tmp_path, "one", "NAME = 'one'\ndef lambda_handler(event, context):\n    return NAME\n"
+    )
+    second = make_function(
+        tmp_path, "two", "NAME = 'two'\ndef lambda_handler(event, context):\n    return NAME\n"
+    )
 
     assert (run(first).payload, run(second).payload, run(first).payload) == ("one", "two", "one")
 
@@ -91,22 +109,30 @@ def test_an_exception_becomes_the_runtime_error_payload(tmp_path: Path) -> None:
 
 
 def test_one_json_log_line_per_invocation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    spec = make_function(tmp_path, "log", "def lambda_handler(event, context):\n    raise KeyError('x')\n")
+    spec = make_function(
+        tmp_path, "log", "def lambda_handler(event, context):\n    raise KeyError('x')\n"
+    )
 
     with caplog.at_level("INFO", logger="stepml_local.lambda"):
         run(spec)
 
-    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "stepml_local.lambda"]
+    records = [
+        json.loads(r.getMessage()) for r in caplog.records if r.name == "stepml_local.lambda"
+    ]
     assert len(records) == 1
     assert records[0]["function"] == "LogFunction" and records[0]["error"] == "KeyError"
     assert records[0]["duration_ms"] >= 0
 
 
 def test_runtime_failures_have_the_runtimes_error_types(tmp_path: Path) -> None:
-    missing_module = FunctionSpec(logical_id="Missing", code_dir=tmp_path / "nowhere", handler="app.lambda_handler")
+    missing_module = FunctionSpec(
+        logical_id="Missing", code_dir=tmp_path / "nowhere", handler="app.lambda_handler"
+    )
     no_handler = make_function(tmp_path, "nohandler", "def other(event, context):\n    return 1\n")
     broken_import = make_function(tmp_path, "broken", "import not_a_module_anywhere\n")
-    unserializable = make_function(tmp_path, "marshal", "def lambda_handler(event, context):\n    return {1, 2}\n")
+    unserializable = make_function(
+        tmp_path, "marshal", "def lambda_handler(event, context):\n    return {1, 2}\n"
+    )
 
     assert run(missing_module).error_type == "Runtime.ImportModuleError"
     assert run(no_handler).error_type == "Runtime.HandlerNotFound"
@@ -134,7 +160,10 @@ def test_context_has_the_lambda_attributes(tmp_path: Path) -> None:
     invocation = run(spec)
 
     assert invocation.payload["name"] == "CtxFunction" and invocation.payload["arn"] == ARN
-    assert invocation.payload["memory"] == 512 and invocation.payload["request"] == invocation.request_id
+    assert (
+        invocation.payload["memory"] == 512
+        and invocation.payload["request"] == invocation.request_id
+    )
     assert 4000 < invocation.payload["remaining"] <= 5000
 
 

@@ -122,7 +122,12 @@ DEFINITION = {
             "Type": "Task",
             "Resource": "${FlakyFunctionArn}",
             "Retry": [
-                {"ErrorEquals": ["TransientError"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1.0}
+                {
+                    "ErrorEquals": ["TransientError"],
+                    "IntervalSeconds": 1,
+                    "MaxAttempts": 2,
+                    "BackoffRate": 1.0,
+                }
             ],
             "End": True,
         },
@@ -218,11 +223,15 @@ def finished(stack: LocalStack, execution_arn: str, timeout: float = 30) -> dict
 def upload_and_wait(stack: LocalStack, key: str) -> dict[str, Any]:
     """Put a CSV at ``key`` and return the finished execution it started."""
     sfn = stack.client("stepfunctions")
-    before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]}
+    before = {
+        e["executionArn"]
+        for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+    }
     stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=b"a,b\n1,2\n")
     # EventBridge delivery happens inside the S3 request: the execution exists once put returns.
     started = [
-        e for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+        e
+        for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
         if e["executionArn"] not in before
     ]
     assert len(started) == 1, f"{key} started {len(started)} executions"
@@ -276,7 +285,9 @@ def test_transient_error_is_retried_then_succeeds(stack: LocalStack) -> None:
     execution = upload_and_wait(stack, "raw/flaky/f.csv")
 
     assert execution["status"] == "SUCCEEDED", execution
-    history = stack.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])["events"]
+    history = stack.client("stepfunctions").get_execution_history(
+        executionArn=execution["executionArn"]
+    )["events"]
     failures = [e for e in history if e["type"] == "LambdaFunctionFailed"]
     assert [f["lambdaFunctionFailedEventDetails"]["error"] for f in failures] == ["TransientError"]
     assert sum(e["type"] == "LambdaFunctionSucceeded" for e in history) == 1
@@ -306,14 +317,18 @@ def test_stack_outputs_are_true_locally(stack: LocalStack) -> None:
     cloudformation = stack.client("cloudformation")
     outputs = {
         o["OutputKey"]: o["OutputValue"]
-        for o in cloudformation.describe_stacks(StackName="stepml-functional")["Stacks"][0]["Outputs"]
+        for o in cloudformation.describe_stacks(StackName="stepml-functional")["Stacks"][0][
+            "Outputs"
+        ]
     }
 
     assert set(outputs) == {"BucketName", "StateMachineArn", "ApiUrl"}
     assert outputs == stack.outputs
     assert outputs["ApiUrl"] == stack.api_url and outputs["ApiUrl"].startswith("http://127.0.0.1:")
     stack.client("s3").head_bucket(Bucket=outputs["BucketName"])
-    machine = stack.client("stepfunctions").describe_state_machine(stateMachineArn=outputs["StateMachineArn"])
+    machine = stack.client("stepfunctions").describe_state_machine(
+        stateMachineArn=outputs["StateMachineArn"]
+    )
     assert "${" not in machine["definition"]
     assert stack.function_name("ValidateFunction") in machine["definition"]
 
@@ -323,36 +338,60 @@ def test_plain_boto3_clients_with_endpoint_url_drive_the_pipeline(stack: LocalSt
     s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1")
     sfn = boto3.client("stepfunctions", endpoint_url=stack.endpoint_url, region_name="us-east-1")
     cfn = boto3.client("cloudformation", endpoint_url=stack.endpoint_url, region_name="us-east-1")
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="stepml-functional")["Stacks"][0]["Outputs"]}
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cfn.describe_stacks(StackName="stepml-functional")["Stacks"][0]["Outputs"]
+    }
 
     # When a file is copied in,
     s3.put_object(Bucket=outputs["BucketName"], Key="raw/boto/data.csv", Body=b"a\n1\n")
-    latest = max(sfn.list_executions(stateMachineArn=outputs["StateMachineArn"])["executions"], key=lambda e: e["startDate"])
+    latest = max(
+        sfn.list_executions(stateMachineArn=outputs["StateMachineArn"])["executions"],
+        key=lambda e: e["startDate"],
+    )
     finished(stack, latest["executionArn"])
 
     # Then its execution and history are there.
     history = sfn.get_execution_history(executionArn=latest["executionArn"])["events"]
     types = [e["type"] for e in history]
     assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
-    assert json.loads(history[0]["executionStartedEventDetails"]["input"])["detail"]["object"]["key"] == "raw/boto/data.csv"
+    assert (
+        json.loads(history[0]["executionStartedEventDetails"]["input"])["detail"]["object"]["key"]
+        == "raw/boto/data.csv"
+    )
 
 
 # -- the HTTP API --------------------------------------------------------------------------------
 
 
-def http(stack: LocalStack, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+def http(
+    stack: LocalStack, method: str, path: str, body: bytes | None = None
+) -> tuple[int, dict[str, str], Any]:
     request = urllib.request.Request(
-        stack.api_url + path.lstrip("/"), data=body, method=method, headers={"Content-Type": "application/json"}
+        stack.api_url + path.lstrip("/"),
+        data=body,
+        method=method,
+        headers={"Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(response.read())
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                json.loads(response.read()),
+            )
     except urllib.error.HTTPError as error:
-        return error.code, {k.lower(): v for k, v in error.headers.items()}, json.loads(error.read())
+        return (
+            error.code,
+            {k.lower(): v for k, v in error.headers.items()},
+            json.loads(error.read()),
+        )
 
 
 def test_api_routes_post_predict_with_a_v2_event(stack: LocalStack) -> None:
-    status, headers, body = http(stack, "POST", "/models/adult/predict?limit=2&limit=3", b'{"rows": [{"age": 39}]}')
+    status, headers, body = http(
+        stack, "POST", "/models/adult/predict?limit=2&limit=3", b'{"rows": [{"age": 39}]}'
+    )
 
     assert status == 200 and headers["x-model"] == "adult"
     event = body["event"]
@@ -365,7 +404,9 @@ def test_api_routes_post_predict_with_a_v2_event(stack: LocalStack) -> None:
     assert event["requestContext"]["http"]["method"] == "POST"
     assert event["requestContext"]["http"]["path"] == "/models/adult/predict"
     assert event["headers"]["content-type"] == "application/json"
-    assert json.loads(event["body"]) == {"rows": [{"age": 39}]} and event["isBase64Encoded"] is False
+    assert (
+        json.loads(event["body"]) == {"rows": [{"age": 39}]} and event["isBase64Encoded"] is False
+    )
 
 
 def test_api_returns_the_handlers_status_and_infers_bare_json(stack: LocalStack) -> None:
@@ -374,7 +415,9 @@ def test_api_returns_the_handlers_status_and_infers_bare_json(stack: LocalStack)
     assert headers["content-type"] == "application/json"  # API Gateway's default
 
     status, headers, body = http(stack, "GET", "/models/bare")
-    assert (status, body) == (200, {"name": "bare"}) and headers["content-type"] == "application/json"
+    assert (status, body) == (200, {"name": "bare"}) and headers[
+        "content-type"
+    ] == "application/json"
 
 
 def test_api_answers_404_for_unknown_routes_and_500_without_internals(stack: LocalStack) -> None:
@@ -386,22 +429,37 @@ def test_api_answers_404_for_unknown_routes_and_500_without_internals(stack: Loc
 # -- invoking one function -------------------------------------------------------------------------
 
 
-def test_invoke_through_the_stack_returns_the_runtime_error_payload(stack: LocalStack, project: Path) -> None:
+def test_invoke_through_the_stack_returns_the_runtime_error_payload(
+    stack: LocalStack, project: Path
+) -> None:
     event = {"event": {"detail": {"object": {"key": "raw/x/bad.csv"}}}, "run_id": "r1"}
 
     invocation = invoke_function(project, "validate", event, stack=stack)
 
     assert invocation.errored and invocation.error_type == "DataError"
     assert set(invocation.payload) == {"errorMessage", "errorType", "requestId", "stackTrace"}
-    response = stack.client("lambda").invoke(FunctionName=stack.function_name("ValidateFunction"), Payload=json.dumps(event))
-    assert response["FunctionError"] and json.loads(response["Payload"].read())["errorType"] == "DataError"
+    response = stack.client("lambda").invoke(
+        FunctionName=stack.function_name("ValidateFunction"), Payload=json.dumps(event)
+    )
+    assert (
+        response["FunctionError"]
+        and json.loads(response["Payload"].read())["errorType"] == "DataError"
+    )
 
 
-def test_invoke_against_an_endpoint_runs_here_with_the_deployed_environment(stack: LocalStack, project: Path) -> None:
+def test_invoke_against_an_endpoint_runs_here_with_the_deployed_environment(
+    stack: LocalStack, project: Path
+) -> None:
     # As `stepml local invoke` does when `stepml local up` serves the stack from another process.
     event = {"event": {"detail": {"object": {"key": "raw/x/ok.csv"}}}, "run_id": "r2"}
 
-    invocation = invoke_function(project, "ValidateFunction", event, endpoint_url=stack.endpoint_url, stack_name="stepml-functional")
+    invocation = invoke_function(
+        project,
+        "ValidateFunction",
+        event,
+        endpoint_url=stack.endpoint_url,
+        stack_name="stepml-functional",
+    )
 
     assert not invocation.errored, invocation.payload
     assert invocation.payload["bucket"] == stack.bucket

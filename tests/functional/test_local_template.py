@@ -35,12 +35,16 @@ def test_http_routes_come_from_httpapi_events(template: SamTemplate) -> None:
 
 
 def test_translation_inlines_the_definition_with_substitutions(template: SamTemplate) -> None:
-    cfn = template.to_cloudformation(artifact_bucket="artifacts", code_key="code.zip", region="us-east-1")
+    cfn = template.to_cloudformation(
+        artifact_bucket="artifacts", code_key="code.zip", region="us-east-1"
+    )
 
     for logical_id, spec in template.state_machines().items():
         properties = cfn["Resources"][logical_id]["Properties"]
-        assert "DefinitionS3Location" not in properties and "DefinitionSubstitutions" not in properties
-        separator, parts = properties["DefinitionString"]["Fn::Join"]
+        assert (
+            "DefinitionS3Location" not in properties and "DefinitionSubstitutions" not in properties
+        )
+        _separator, parts = properties["DefinitionString"]["Fn::Join"]
         literal = "".join(p for p in parts if isinstance(p, str))
         for name in spec.substitutions:
             assert "${" + name + "}" not in literal, name
@@ -52,7 +56,9 @@ def test_translation_inlines_the_definition_with_substitutions(template: SamTemp
 
 
 def test_code_locations_become_s3_uris(template: SamTemplate) -> None:
-    cfn = template.to_cloudformation(artifact_bucket="artifacts", code_key="code.zip", region="us-east-1")
+    cfn = template.to_cloudformation(
+        artifact_bucket="artifacts", code_key="code.zip", region="us-east-1"
+    )
 
     functions = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
     assert functions and all(
@@ -61,7 +67,9 @@ def test_code_locations_become_s3_uris(template: SamTemplate) -> None:
 
 
 def test_api_url_output_points_at_the_local_api(template: SamTemplate) -> None:
-    cfn = template.to_cloudformation(artifact_bucket="artifacts", code_key="code.zip", region="us-east-1")
+    cfn = template.to_cloudformation(
+        artifact_bucket="artifacts", code_key="code.zip", region="us-east-1"
+    )
     before = json.dumps(cfn["Outputs"])
 
     localize_outputs(cfn, "http://127.0.0.1:3000")

@@ -74,13 +74,19 @@ def test_s3_eventbridge_events_still_have_moto_field_names() -> None:
 def test_step_functions_backends_the_stack_uses() -> None:
     from moto.core.base_backend import BackendDict
     from moto.stepfunctions.models import StateMachine, StepFunctionBackend, stepfunctions_backends
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
+    from moto.stepfunctions.parser.models import (
+        StepFunctionsParserBackend,
+        stepfunctions_parser_backends,
+    )
 
     assert isinstance(stepfunctions_backends, BackendDict)
     assert isinstance(stepfunctions_parser_backends, BackendDict)
     start = inspect.signature(StepFunctionsParserBackend.start_execution)
     assert ["self", "state_machine_arn", "name", "execution_input"] == list(start.parameters)[:4]
-    assert list(inspect.signature(StepFunctionBackend.describe_state_machine).parameters) == ["self", "arn"]
+    assert list(inspect.signature(StepFunctionBackend.describe_state_machine).parameters) == [
+        "self",
+        "arn",
+    ]
     init = inspect.getsource(StateMachine.__init__)
     assert "name=name" in init and "definition=definition" in init and "roleArn=roleArn" in init
     # The gap the stack closes: CloudFormation creates state machines in the non-executing backend.

@@ -85,7 +85,12 @@ class Router:
         compiled = [_compile(route) for route in routes]
         self._routes = sorted(
             compiled,
-            key=lambda c: (c.pattern is None, c.greedy, -c.literal_segments, c.route.method == "ANY"),
+            key=lambda c: (
+                c.pattern is None,
+                c.greedy,
+                -c.literal_segments,
+                c.route.method == "ANY",
+            ),
         )
 
     @property
@@ -247,7 +252,7 @@ class HttpApiServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+            def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
                 logger.debug(format, *args)
 
         self._httpd = ThreadingHTTPServer((host, port), Handler)
@@ -315,7 +320,7 @@ class HttpApiServer:
             try:
                 payload, errored = self._invoke(route.function, event)
                 response = to_http_response(payload, errored)
-            except Exception:  # noqa: BLE001 - an API Gateway answers 500, it does not hang up
+            except Exception:  # an API Gateway answers 500, it does not hang up
                 logger.exception("invoking %s failed", route.function)
                 response = _json_response(500, {"message": "Internal Server Error"})
         request.send_response(response.status)

@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from stepml.local import events, lambda_runner
 from stepml.local.api import HttpApiServer
@@ -44,7 +44,8 @@ logger = logging.getLogger("stepml_local")
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "us-east-1"
-FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+FAKE_ACCESS_KEY_ID = "testing"  # moto accepts any credentials; these never reach AWS
+FAKE_SECRET_ACCESS_KEY = "testing"
 _CODE_KEY = "local/placeholder.zip"
 
 #: Stacks running in this process, oldest first (moto's backends and config are process-wide).
@@ -95,7 +96,9 @@ class LocalStack:
         parameters: Mapping[str, str] | None = None,
     ) -> None:
         self.project_root = Path(project_root).resolve()
-        self.template_path = Path(template).resolve() if template else self.project_root / "template.yaml"
+        self.template_path = (
+            Path(template).resolve() if template else self.project_root / "template.yaml"
+        )
         self.host = host
         self.requested_port = port
         self.requested_api_port = api_port
@@ -113,7 +116,7 @@ class LocalStack:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> LocalStack:
+    def start(self) -> Self:
         """Start moto and the HTTP API, and deploy the template. Returns ``self``."""
         if self._started:
             return self
@@ -162,7 +165,7 @@ class LocalStack:
                 events.uninstall()
             self._started = False
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -229,11 +232,7 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` aimed at this stack."""
-        import boto3
-
-        return boto3.client(
-            service, endpoint_url=self.endpoint_url, region_name=self.region, **FAKE_CREDENTIALS
-        )
+        return _client(service, self.endpoint_url, self.region)
 
     def client_environment(self) -> dict[str, str]:
         """Environment variables that aim an AWS SDK or CLI (in a subprocess) at this stack."""
@@ -241,8 +240,8 @@ class LocalStack:
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_ACCESS_KEY,
         }
 
     def invoke(self, function: str, event: Any) -> Invocation:
@@ -308,7 +307,7 @@ class LocalStack:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local URL
+        with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
 
     def _deploy(self) -> None:
@@ -410,7 +409,9 @@ class LocalStack:
                 type=resource["Properties"].get("StateMachineType", "STANDARD"),
             )
             if created["stateMachineArn"] != arn:
-                raise LocalStackError(f"{logical_id}: executing ARN {created['stateMachineArn']} != {arn}")
+                raise LocalStackError(
+                    f"{logical_id}: executing ARN {created['stateMachineArn']} != {arn}"
+                )
 
     def _apply_bucket_properties(self) -> None:
         """Apply the bucket settings moto's CloudFormation ignores (EventBridge, versioning...)."""
@@ -436,14 +437,10 @@ class LocalStack:
                 logger.warning("%s: %s are not applied locally", logical_id, ", ".join(unsupported))
             status = (properties.get("VersioningConfiguration") or {}).get("Status")
             if isinstance(status, str):
-                s3.put_bucket_versioning(
-                    Bucket=bucket, VersioningConfiguration={"Status": status}
-                )
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
             block = properties.get("PublicAccessBlockConfiguration")
             if isinstance(block, dict) and all(isinstance(v, bool) for v in block.values()):
-                s3.put_public_access_block(
-                    Bucket=bucket, PublicAccessBlockConfiguration=block
-                )
+                s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
 
     def _invoke_for_api(self, function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
         response = self.client("lambda").invoke(
@@ -511,16 +508,13 @@ def invoke_function(
         ) as fresh:
             return fresh.invoke(function, event)
 
-    import boto3
-
     sam = SamTemplate(Path(template) if template else Path(project_root) / "template.yaml")
     logical_id = resolve_function_id(sam, function)
     spec = sam.functions()[logical_id]
-    clients = {"endpoint_url": endpoint_url, "region_name": region, **FAKE_CREDENTIALS}
-    physical = boto3.client("cloudformation", **clients).describe_stack_resource(
+    physical = _client("cloudformation", endpoint_url, region).describe_stack_resource(
         StackName=stack_name, LogicalResourceId=logical_id
     )["StackResourceDetail"]["PhysicalResourceId"]
-    configuration = boto3.client("lambda", **clients).get_function_configuration(
+    configuration = _client("lambda", endpoint_url, region).get_function_configuration(
         FunctionName=physical
     )
     env = lambda_runner.function_env(
@@ -536,6 +530,19 @@ def invoke_function(
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client for a local endpoint (created on demand: never at import time)."""
+    import boto3
+
+    return boto3.client(  # type: ignore[call-overload,unused-ignore]
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
+    )
 
 
 def _placeholder_zip() -> bytes:
@@ -561,15 +568,24 @@ def _check_port_free(host: str, port: int) -> None:
             raise LocalStackError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-class _EmulatedResourceFilter(logging.Filter):
-    """Drop moto's "not supported" warnings for the resources this module emulates itself."""
+class _DropMessages(logging.Filter):
+    """Drop log records whose message starts with a given prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(_EMULATED_WARNING_PREFIX)
+        return not record.getMessage().startswith(self.prefix)
 
 
-_EMULATED_WARNING_PREFIX = "No Moto CloudFormation support for AWS::ApiGatewayV2::"
-_emulated_filter = _EmulatedResourceFilter()
+# moto's CloudFormation warns (on every stack read) for each resource type it skips; the HTTP API
+# ones are served by the local API, so those would only be noise.
+_emulated_filter = _DropMessages("No Moto CloudFormation support for AWS::ApiGatewayV2::")
+# moto's ASL interpreter logs an ERROR with the repr of the state for every failed execution: the
+# normal outcome of a rejected dataset, already in the execution's status and history. Other
+# interpreter exceptions (real faults) still show.
+_failure_filter = _DropMessages("Exception=FailureEventException")
 
 
 def _quiet_moto_server_logs() -> None:
@@ -578,12 +594,12 @@ def _quiet_moto_server_logs() -> None:
     werkzeug = logging.getLogger("werkzeug")
     if werkzeug.level == logging.NOTSET:
         werkzeug.setLevel(logging.WARNING)
-    # moto's CloudFormation warns (a log line and a UserWarning, on every stack read) for each
-    # resource type it skips. The HTTP API ones are served by the local API, so those would only
-    # be noise; warnings for any other skipped type still show.
-    moto_logger = logging.getLogger("moto")
-    if _emulated_filter not in moto_logger.filters:
-        moto_logger.addFilter(_emulated_filter)
+    for name, quiet in (
+        ("moto", _emulated_filter),
+        ("moto.stepfunctions.parser.asl.component.eval_component", _failure_filter),
+    ):
+        if quiet not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(quiet)
     warnings.filterwarnings(
         "ignore", message=r"Tried to parse AWS::ApiGatewayV2::", category=UserWarning
     )

@@ -115,7 +115,7 @@ def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         transformed = EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
+            event=event,  # type: ignore[arg-type]
         )
         return transformed if isinstance(transformed, str) else json.dumps(transformed)
     return json.dumps(event)
@@ -133,7 +133,9 @@ def start_execution(state_machine_arn: str, name: str, execution_input: str) -> 
     return str(execution.execution_arn)
 
 
-def _send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+def _send_to_targets(
+    self: Any, original_event: dict[str, Any], transform_input: bool = True
+) -> None:
     """Replacement for ``moto.events.models.Rule.send_to_targets`` (see the module docstring)."""
     if getattr(self, "state", "ENABLED") != "ENABLED":
         return
@@ -146,7 +148,7 @@ def _send_to_targets(self: Any, original_event: dict[str, Any], transform_input:
                 name = execution_name(event)
                 try:
                     arn = start_execution(target["Arn"], name, _target_input(target, event))
-                except Exception:  # noqa: BLE001 - moto's caller swallows errors; say it here
+                except Exception:  # moto's caller swallows errors silently: say it here
                     logger.exception(
                         json.dumps(
                             {
@@ -185,7 +187,7 @@ def install() -> None:
     with _install_lock:
         if _moto_send_to_targets is None:
             _moto_send_to_targets = Rule.send_to_targets
-            Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+            Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign,assignment]
 
 
 def uninstall() -> None:

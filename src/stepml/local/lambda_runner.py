@@ -147,9 +147,10 @@ class _ModuleCache:
                     cached = (mtime, self._import(spec, path))
                 except SyntaxError as exc:
                     raise RuntimeFailure(
-                        "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}"
+                        "Runtime.UserCodeSyntaxError",
+                        f"Syntax error in module '{module_name}': {exc}",
                     ) from exc
-                except Exception as exc:  # noqa: BLE001 - any import failure is reported this way
+                except Exception as exc:  # any import failure is reported this way
                     raise RuntimeFailure(
                         "Runtime.ImportModuleError",
                         f"Unable to import module '{module_name}': {exc}",
@@ -169,7 +170,8 @@ class _ModuleCache:
         # Flat (no dots), so that pickle and friends can look it up in sys.modules without
         # importing parent packages that do not exist.
         name = "stepml_local_fn_" + "".join(
-            c if c.isalnum() else "_" for c in f"{spec.logical_id}_{spec.handler.rpartition('.')[0]}"
+            c if c.isalnum() else "_"
+            for c in f"{spec.logical_id}_{spec.handler.rpartition('.')[0]}"
         )
         module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:
@@ -225,7 +227,9 @@ def function_env(
     return env
 
 
-def error_payload(exc: BaseException, request_id: str, tb: TracebackType | None = None) -> dict[str, Any]:
+def error_payload(
+    exc: BaseException, request_id: str, tb: TracebackType | None = None
+) -> dict[str, Any]:
     """The payload AWS's Python runtime returns for an unhandled exception."""
     frames = traceback.extract_tb(tb if tb is not None else exc.__traceback__)
     return {
@@ -372,8 +376,10 @@ def _save_logs(function: Any, invocation: Invocation) -> None:
     try:
         function.logs_backend.ensure_log_group(function.logs_group_name)
         function.save_logs("\n".join(invocation.log_lines))
-    except Exception:  # noqa: BLE001 - logs are a convenience; never fail an invocation for them
-        logger.debug("could not write CloudWatch logs for %s", function.function_name, exc_info=True)
+    except Exception:  # logs are a convenience: never fail an invocation for them
+        logger.debug(
+            "could not write CloudWatch logs for %s", function.function_name, exc_info=True
+        )
 
 
 def install() -> None:

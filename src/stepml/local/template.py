@@ -67,7 +67,9 @@ class FunctionSpec:
         """The file that defines the handler: ``pkg.mod.func`` → ``<code_dir>/pkg/mod.py``."""
         module, _, _ = self.handler.rpartition(".")
         if not module:
-            raise TemplateError(f"{self.logical_id}: Handler {self.handler!r} is not 'module.function'")
+            raise TemplateError(
+                f"{self.logical_id}: Handler {self.handler!r} is not 'module.function'"
+            )
         return self.code_dir.joinpath(*module.split(".")).with_suffix(".py")
 
     @property
@@ -85,7 +87,7 @@ class StateMachineSpec:
     substitutions: Mapping[str, Any] = field(default_factory=dict)  # values may be intrinsics
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
     """A YAML loader that reads ``!Ref``/``!GetAtt``/``!Sub``… as CloudFormation's long form.
 
     A subclass, so that the process-wide ``yaml.SafeLoader`` is left alone (the translator's own
@@ -105,7 +107,8 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 def load_template_file(path: Path) -> dict[str, Any]:
     """Parse a SAM/CloudFormation template (YAML or JSON, short-form intrinsics allowed)."""
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+        # A SafeLoader subclass: only the CloudFormation tags are added.
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
     except FileNotFoundError:
         raise TemplateError(f"template not found: {path}") from None
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
@@ -216,6 +219,7 @@ class SamTemplate:
         spliced in, so moto's CloudFormation resolves the ``Ref``/``GetAtt`` values itself.
         """
         import boto3
+        from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
         from samtranslator.parser.parser import Parser
         from samtranslator.translator.translator import Translator
 
@@ -238,13 +242,16 @@ class SamTemplate:
         session = boto3.Session(
             region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
         )
-        translator = Translator(None, Parser(), boto_session=session)
+        # Our own (dummy-published) metrics: the translator's default one warns when collected.
+        metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
+        translator = Translator(None, Parser(), boto_session=session, metrics=metrics)
         cfn: dict[str, Any] = translator.translate(
             sam,
             parameter_values=dict(parameters or {}),
             # Only managed-policy *names* need IAM; ARNs and inline statements do not.
-            get_managed_policy_map=lambda: {},
+            get_managed_policy_map=dict,
         )
+        metrics.publish()
         for logical_id, spec in self.state_machines().items():
             resource = cfn["Resources"].get(logical_id)
             if resource is not None:

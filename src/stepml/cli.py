@@ -370,6 +370,39 @@ def local_invoke(stack: Stack, function: str, event_file: Path) -> None:
     emit_json(invoke_function(project_root(), function, event, endpoint_url=stack.endpoint_url))
 
 
+@main.command("ui")
+@click.option("--port", default=8501, show_default=True, help="Where the web UI listens.")
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--open/--no-open", "open_browser", default=True, show_default=True, help="Open a browser tab.")
+@click.option("--api-url", help="The HTTP API's base URL (default: the stack's ApiUrl output).")
+@click.pass_obj
+def ui(stack: Stack, port: int, address: str, open_browser: bool, api_url: str | None) -> None:
+    """Start the web UI (Streamlit) on the stack: `stepml --local ui` for the offline one."""
+    import subprocess
+
+    app = project_root() / "ui" / "app.py"
+    if not app.is_file():
+        raise click.ClickException(f"{app} not found: run `stepml ui` from a stepml checkout")
+    try:
+        import streamlit  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException("the web UI needs its extra: pip install -e '.[ui]'") from exc
+    console.print(f"stack [bold]{stack.stack_name}[/bold] at {stack.endpoint_url or 'AWS ' + stack.region}: "
+                  f"{stack.info()['api_url']}")
+    env = {**os.environ, "STEPML_STACK": stack.stack_name, "AWS_REGION": stack.region}
+    if stack.endpoint_url:
+        # The offline endpoint takes any credentials; AWS uses the caller's own.
+        env.update({"STEPML_ENDPOINT_URL": stack.endpoint_url, "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "testing"),
+                    "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "testing")})
+    if api_url:
+        env["STEPML_API_URL"] = api_url
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+               "--server.address", address, "--server.headless", str(not open_browser).lower(),
+               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+               "--server.fileWatcherType", "none", "--theme.base", "light"]
+    sys.exit(subprocess.call(command, env=env))
+
+
 @main.command()
 @click.option("--dataset", default="adult", show_default=True)
 @click.option("--port", default=0, help="Offline endpoint port (0: a free one).")

@@ -378,8 +378,6 @@ def local_invoke(stack: Stack, function: str, event_file: Path) -> None:
 @click.pass_obj
 def ui(stack: Stack, port: int, address: str, open_browser: bool, api_url: str | None) -> None:
     """Start the web UI (Streamlit) on the stack: `stepml --local ui` for the offline one."""
-    import subprocess
-
     app = project_root() / "ui" / "app.py"
     if not app.is_file():
         raise click.ClickException(f"{app} not found: run `stepml ui` from a stepml checkout")
@@ -400,7 +398,9 @@ def ui(stack: Stack, port: int, address: str, open_browser: bool, api_url: str |
                "--server.address", address, "--server.headless", str(not open_browser).lower(),
                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
                "--server.fileWatcherType", "none", "--theme.base", "light"]
-    sys.exit(subprocess.call(command, env=env))
+    sys.stdout.flush()
+    # Become streamlit (no child process left behind when this one is stopped).
+    os.execve(sys.executable, command, env)
 
 
 @main.command()

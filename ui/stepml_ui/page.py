@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
 from stepml.errors import StepmlError
 from stepml_ui.client import Console
 
-STATUS_ICONS = {"SUCCEEDED": "🟢", "FAILED": "🔴", "RUNNING": "🔵", "TIMED_OUT": "🔴", "ABORTED": "⚪"}
+#: Status colours shared by tables and charts (the run graph uses the same family).
+STATUS_COLOURS = {"SUCCEEDED": "#c8e6c9", "FAILED": "#ffcdd2", "RUNNING": "#bbdefb", "TIMED_OUT": "#ffcdd2",
+                  "ABORTED": "#eeeeee", "NOT RUN": "#eeeeee"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -44,3 +49,14 @@ def pick_model(key: str) -> str | None:
     st.session_state["model"] = name
     st.query_params["model"] = name
     return name
+
+
+def status_table(frame: pd.DataFrame, column: str = "status") -> Any:
+    """``frame`` with its status column coloured (a Styler st.dataframe renders)."""
+    def colour(value: Any) -> str:
+        return f"background-color: {STATUS_COLOURS.get(str(value), 'transparent')}"
+
+    if column not in frame:
+        return frame
+    numbers = {c: "{:,.2f}" for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
+    return frame.style.map(colour, subset=[column]).format(numbers, na_rep="")

@@ -13,7 +13,7 @@ STATUS_COLOURS = {
     "NOT RUN": "#eeeeee",
 }
 _BORDERS = {"SUCCEEDED": "#2e7d32", "FAILED": "#c62828", "RUNNING": "#1565c0", "NOT RUN": "#9e9e9e"}
-_SHAPES = {"Choice": "diamond", "Succeed": "oval", "Fail": "oval", "Pass": "box"}
+_SHAPES = {"Succeed": "oval", "Fail": "oval"}
 
 
 def _quoted(text: str) -> str:
@@ -49,8 +49,8 @@ def run_dot(definition: dict[str, Any], states: list[dict[str, Any]]) -> str:
     taken = {(a["name"], b["name"]) for a, b in zip(states, states[1:], strict=False)}
     lines = [
         "digraph run {",
-        '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.35, ranksep=0.35, bgcolor="transparent"];',
-        '  node [fontname="Helvetica", fontsize=11, style="filled,rounded", shape=box, penwidth=1.6];',
+        '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.3, ranksep=0.3, bgcolor="transparent", size="7,8!", ratio=compress];',
+        '  node [fontname="Helvetica", fontsize=12, margin="0.15,0.06", style="filled,rounded", shape=box, penwidth=1.6];',
         '  edge [fontname="Helvetica", fontsize=9, color="#757575", arrowsize=0.7];',
         '  "__start" [label="Start", shape=circle, style=filled, fillcolor="#424242", fontcolor=white, '
         'width=0.45, fixedsize=true];',
@@ -61,7 +61,9 @@ def run_dot(definition: dict[str, Any], states: list[dict[str, Any]]) -> str:
         # "\\n" is DOT's line break inside a label; escape the name, then add the duration line.
         label = _quoted(name) if seconds is None else _quoted(name)[:-1] + f'\\n{seconds:.1f} s"'
         shape = _SHAPES.get(state.get("Type", ""), "box")
-        style = '"filled"' if shape in ("diamond", "oval") else '"filled,rounded"'
+        style = {"oval": '"filled"', "box": '"filled,rounded"'}[shape]
+        if state.get("Type") == "Choice":
+            style = '"filled,diagonals"'
         lines.append(
             f"  {_quoted(name)} [label={label}, "
             f"shape={shape}, style={style}, fillcolor={_quoted(STATUS_COLOURS[status])}, "
@@ -71,6 +73,10 @@ def run_dot(definition: dict[str, Any], states: list[dict[str, Any]]) -> str:
     if start:
         lines.append(f'  "__start" -> {_quoted(start)} [color="#424242", penwidth=1.6];')
     for source, target, kind in transitions(definition):
+        if kind == "catch" and (source, target) not in taken:
+            # Every task catches into the same two error states: drawing all those edges buries
+            # the story, so only an error path this run actually took is drawn.
+            continue
         attributes = []
         if kind == "catch":
             attributes += ["style=dashed", 'label="error"', 'fontcolor="#c62828"']
@@ -80,5 +86,8 @@ def run_dot(definition: dict[str, Any], states: list[dict[str, Any]]) -> str:
             attributes += ['color="#424242"', "penwidth=2.2"]
         suffix = f" [{', '.join(attributes)}]" if attributes else ""
         lines.append(f"  {_quoted(source)} -> {_quoted(target)}{suffix};")
+    terminals = [n for n, st in definition.get("States", {}).items() if st.get("Type") in ("Succeed", "Fail")]
+    if terminals:
+        lines.append("  { rank=sink; " + " ".join(_quoted(n) for n in terminals) + " }")
     lines.append("}")
     return "\n".join(lines)

@@ -23,7 +23,8 @@ from stepml.config import TASKS, DatasetConfig
 from stepml.errors import StepmlError
 from stepml.stack import LOCAL_ENDPOINT, Stack
 
-console = Console()
+# Tables of metrics need room: at least 120 columns even when the output is piped.
+console = Console(width=max(Console().width, 120))
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "TIMED_OUT": "red", "ABORTED": "red"}
 
 

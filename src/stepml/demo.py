@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +46,8 @@ def run_demo(
             path = datasets.get(dataset)
     console.print(f"dataset [bold]{dataset}[/bold]: {path}")
 
+    # The handlers' structured logs (one JSON line per stage) would bury the demo's own output.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     with console.status("starting the offline stack (moto + template.yaml)…"):
         local = LocalStack(project_root, port=port, api_port=api_port)
         local.start()

@@ -1,76 +1,196 @@
-"""Per-dataset configuration: ``config/<dataset>.yaml`` in the data bucket (all keys optional).
+"""Per-dataset configuration: ``config/<dataset>.yaml`` in the data bucket (every key optional).
 
-Example::
+Example (all keys, with their defaults where they have one)::
 
-    target: income          # default: the last column
-    task: classification    # or regression; inferred from the target when absent
-    drop_columns: [fnlwgt]  # ignored by training
-    recipe: seed-a
-    test_size: 0.2
-    seed: 42
-    min_rows: 20
+    target: income              # default: the last column
+    task: classification        # or regression; inferred from the target when absent
+    drop_columns: [fnlwgt]      # not used for training
+    id_columns: [customer_id]   # identifiers: kept out of training, reported as ids
+    recipe: auto                # auto | seed-a | seed-b
+    params:                     # passed to the recipe's estimator (unknown names are an error)
+      learning_rate: 0.05
+    split:
+      test_size: 0.2            # fraction of rows held out (random split)
+      seed: 42
+      stratify: true            # keep class proportions in both splits (classification)
+      test_rows: 16281          # OR: the first N rows of the upload are the test set
+      test_file: data/adult/adult-test.csv   # OR: another CSV in the bucket is the test set
+    primary_metric: accuracy    # classification: accuracy | balanced_accuracy | f1 | roc_auc
+                                # regression: rmse | mae | r2
+    min_rows: 20                # fewer data rows fail validation
+    min_primary_metric: 0.80    # quality gate: the new model must reach this on the test split
+    max_regression_vs_champion: 0.01   # quality gate: how much worse than the champion it may be
+    tune:
+      budget_seconds: 120       # Optuna search on a validation split carved from training rows
+
+The test set is chosen by exactly one of three designs, in this order: ``split.test_file`` (a
+second CSV with the same columns, stored in the data bucket *outside* ``raw/`` so that uploading it
+does not start a run of its own), ``split.test_rows`` (the first N data rows of the upload, e.g.
+UCI Adult whose official test rows come first), else a random ``split.test_size`` split with
+``split.seed`` (stratified for classification when ``split.stratify`` and every class has two
+rows). ``test_file`` and ``test_rows`` together are an error.
+
+The config is validated with pydantic; every error names the offending key (``split.test_size``,
+``params``...) and the file it came from.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stepml.errors import ConfigError
 
 TASKS = ("classification", "regression")
-RECIPES = ("seed-a",)
+RECIPES = ("auto", "seed-a", "seed-b")
+#: The metrics a model can be judged by, per task, and whether larger is better.
+METRICS: dict[str, dict[str, bool]] = {
+    "classification": {"accuracy": True, "balanced_accuracy": True, "f1": True, "roc_auc": True},
+    "regression": {"rmse": False, "mae": False, "r2": True},
+}
+#: The metric a task is judged by when the config names none.
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+#: The longest tuning budget: the training Lambda has 900 s, and the final fit needs some of it.
+MAX_TUNE_SECONDS = 600
 
 
-@dataclass(frozen=True)
-class DatasetConfig:
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class SplitConfig(_Strict):
+    """How the test set is chosen (see the module docstring)."""
+
+    test_size: float = Field(0.2, ge=0.05, le=0.5)
+    seed: int = Field(42, ge=0)
+    stratify: bool = True
+    test_rows: int | None = Field(None, ge=1)
+    test_file: str | None = None
+
+    @field_validator("test_file")
+    @classmethod
+    def _test_file_is_a_csv_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.endswith(".csv") or value.startswith(("/", "s3://")):
+            raise ValueError("must be a key of a .csv object in the data bucket, e.g. data/adult/test.csv")
+        if value.startswith("raw/"):
+            raise ValueError("must not be under raw/: an upload there starts a run of its own")
+        return value
+
+    @model_validator(mode="after")
+    def _one_test_set(self) -> SplitConfig:
+        if self.test_rows is not None and self.test_file is not None:
+            raise ValueError("give test_rows or test_file, not both")
+        return self
+
+
+class TuneConfig(_Strict):
+    """Hyperparameter search within a time budget."""
+
+    budget_seconds: int = Field(..., ge=5, le=MAX_TUNE_SECONDS)
+
+
+class DatasetConfig(_Strict):
     """The effective config of one dataset (file values over defaults)."""
 
     target: str | None = None
-    task: str | None = None
-    drop_columns: tuple[str, ...] = field(default_factory=tuple)
-    recipe: str = "seed-a"
-    test_size: float = 0.2
-    seed: int = 42
-    min_rows: int = 20
+    task: Literal["classification", "regression"] | None = None
+    drop_columns: tuple[str, ...] = ()
+    id_columns: tuple[str, ...] = ()
+    recipe: Literal["auto", "seed-a", "seed-b"] = "auto"
+    params: dict[str, Any] = Field(default_factory=dict)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    primary_metric: str | None = None
+    min_rows: int = Field(20, ge=2)
+    min_primary_metric: float | None = None
+    max_regression_vs_champion: float | None = Field(None, ge=0)
+    tune: TuneConfig | None = None
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        known = sorted({m for metrics in METRICS.values() for m in metrics})
+        if value is not None and value not in known:
+            raise ValueError(f"must be one of {', '.join(known)}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params_are_named(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
+        if bad:
+            raise ValueError(f"parameter names must be identifiers, got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_not_both_dropped_and_ids(self) -> DatasetConfig:
+        both = sorted(set(self.drop_columns) & set(self.id_columns))
+        if both:
+            raise ValueError(f"column(s) {', '.join(both)} are in both drop_columns and id_columns")
+        if self.target and self.target in (*self.drop_columns, *self.id_columns):
+            raise ValueError(f"the target {self.target!r} cannot be dropped or an id column")
+        if self.tune is not None and self.recipe != "auto":
+            raise ValueError("tune works with recipe auto only")
+        return self
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def excluded_columns(self) -> tuple[str, ...]:
+        """Columns never given to the model: dropped ones and ids."""
+        return (*self.drop_columns, *self.id_columns)
+
+    def metric_for(self, task: str) -> str:
+        """The primary metric of ``task``: the configured one, else the task's default."""
+        return self.primary_metric or DEFAULT_METRIC[task]
+
+    # -- (de)serialisation ----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["drop_columns"] = list(self.drop_columns)
-        return data
+        """Plain JSON-able values (lists, not tuples); ``from_dict`` reads them back."""
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> DatasetConfig:
+    def from_dict(cls, data: Any, source: str = "config") -> DatasetConfig:
         """Validate ``data`` (a parsed YAML mapping); a bad key or value names itself."""
         if data is None:
             return cls()
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
-            )
-        values = dict(data)
-        if values.get("target") is not None and not isinstance(values["target"], str):
-            raise ConfigError(f"{source}: 'target' must be a column name")
-        if values.get("task") is not None and values["task"] not in TASKS:
-            raise ConfigError(f"{source}: 'task' must be one of {', '.join(TASKS)}")
-        if "recipe" in values and values["recipe"] not in RECIPES:
-            raise ConfigError(f"{source}: 'recipe' must be one of {', '.join(RECIPES)}")
-        drop = values.get("drop_columns", [])
-        if not isinstance(drop, list) or not all(isinstance(c, str) for c in drop):
-            raise ConfigError(f"{source}: 'drop_columns' must be a list of column names")
-        values["drop_columns"] = tuple(drop)
-        test_size = values.get("test_size", 0.2)
-        if not isinstance(test_size, (int, float)) or not 0.05 <= float(test_size) <= 0.5:
-            raise ConfigError(f"{source}: 'test_size' must be a fraction between 0.05 and 0.5")
-        values["test_size"] = float(test_size)
-        for name in ("seed", "min_rows"):
-            if name in values and (not isinstance(values[name], int) or values[name] < 0):
-                raise ConfigError(f"{source}: {name!r} must be a non-negative integer")
-        return cls(**values)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, each starting with the key's dotted path."""
+    allowed = {
+        (): sorted(DatasetConfig.model_fields),
+        ("split",): sorted(SplitConfig.model_fields),
+        ("tune",): sorted(TuneConfig.model_fields),
+    }
+    problems = []
+    for error in exc.errors():
+        path = tuple(str(p) for p in error["loc"])
+        key = ".".join(path)
+        if not path:
+            problems.append(error["msg"].removeprefix("Value error, "))
+            continue
+        if error["type"] == "extra_forbidden":
+            parent = path[:-1]
+            names = allowed.get(parent)
+            hint = f"; allowed: {', '.join(names)}" if names else ""
+            problems.append(f"unknown key {key!r}{hint}")
+        elif error["type"] == "literal_error" and path and path[-1] in ("task", "recipe"):
+            choices = TASKS if path[-1] == "task" else RECIPES
+            problems.append(f"{key!r} must be one of {', '.join(choices)}, got {error['input']!r}")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{key!r} {message} (got {error['input']!r})")
+    return "; ".join(problems)
 
 
 def parse_config(text: str | bytes, source: str = "config") -> DatasetConfig:
@@ -85,7 +205,9 @@ def parse_config(text: str | bytes, source: str = "config") -> DatasetConfig:
 
 
 def dump_config(config: DatasetConfig) -> str:
+    """The config as YAML, without the keys left at an empty default (``parse_config`` reads it)."""
     import yaml
 
-    values = {k: v for k, v in config.to_dict().items() if v not in (None, [], ())}
+    values = config.model_dump(mode="json", exclude_none=True)
+    values = {k: v for k, v in values.items() if v not in ([], {})}
     return yaml.safe_dump(values, sort_keys=False)

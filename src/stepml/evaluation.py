@@ -1,6 +1,10 @@
 """Hold-out metrics for a fitted pipeline, next to a trivial baseline's.
 
 The baseline (majority class, or the training mean) shows whether the model learned anything.
+Classification: accuracy, balanced accuracy, F1 (of the second label for two classes, macro
+otherwise), ROC AUC (one-vs-rest for several classes) and a confusion matrix. Regression: RMSE, MAE
+and R², in the target's own units, and a sample of at most :data:`SAMPLE_POINTS` (actual, predicted)
+pairs for a chart.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.pipeline import Pipeline
 
+from stepml.config import DEFAULT_METRIC, METRICS
 from stepml.preprocessing import class_labels, to_model_frame
 
-#: The metric each task is judged by, and whether larger is better.
-PRIMARY_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", False)}
+#: The metric each task is judged by by default, and whether larger is better.
+PRIMARY_METRIC = {task: (name, METRICS[task][name]) for task, name in DEFAULT_METRIC.items()}
+#: At most this many (actual, predicted) pairs are kept for a regression chart.
+SAMPLE_POINTS = 200
 
 
 def evaluate(
@@ -25,8 +32,17 @@ def evaluate(
     target: str,
     schema: list[dict[str, Any]],
     task: str,
+    primary_metric: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of ``pipeline`` and of the trivial baseline on the test split."""
+    """Metrics of ``pipeline`` and of the trivial baseline on the test split.
+
+    ``primary_metric`` (``config.metric_for(task)``) names the metric the model is judged by; the
+    task's default (accuracy, RMSE) when not given. Keys: ``task``, ``primary_metric``,
+    ``higher_is_better``, ``metrics``, ``baseline``, ``test_rows``, ``train_rows``; for
+    classification ``labels`` and ``confusion_matrix`` (rows: true label, columns: predicted, in
+    ``labels`` order); for regression ``predicted_vs_actual`` ``{"actual": [...], "predicted":
+    [...]}``.
+    """
     features = to_model_frame(test, schema)
     if task == "classification":
         y_true = class_labels(test[target])
@@ -53,16 +69,44 @@ def evaluate(
         predicted = pipeline.predict(features)
         model = _regression_metrics(y_true, predicted)
         baseline = _regression_metrics(y_true, np.full(len(y_true), float(train[target].mean())))
-        extra = {}
-    name, higher_is_better = PRIMARY_METRIC[task]
+        extra = {"predicted_vs_actual": _sample(y_true.to_numpy(), np.asarray(predicted, dtype=float))}
+    name = primary_metric or DEFAULT_METRIC[task]
+    if name not in METRICS[task]:
+        raise ValueError(f"{name!r} is not a {task} metric; choose one of {', '.join(METRICS[task])}")
     return {
         "task": task,
         "primary_metric": name,
-        "higher_is_better": higher_is_better,
+        "higher_is_better": METRICS[task][name],
         "metrics": model,
         "baseline": baseline,
         "test_rows": int(len(test)),
+        "train_rows": int(len(train)),
         **extra,
+    }
+
+
+def score(
+    pipeline: Pipeline, frame: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, metric: str
+) -> float:
+    """One metric of a fitted pipeline on ``frame`` (tuning uses it on its validation split)."""
+    features = to_model_frame(frame, schema)
+    if task == "classification":
+        values = _classification_metrics(
+            class_labels(frame[target]), pipeline.predict(features), pipeline.predict_proba(features), pipeline.classes_
+        )
+    else:
+        values = _regression_metrics(frame[target].astype(float), pipeline.predict(features))
+    return values[metric]
+
+
+def _sample(actual: np.ndarray, predicted: np.ndarray) -> dict[str, list[float]]:
+    """A reproducible random sample of at most SAMPLE_POINTS pairs, rounded for a small payload."""
+    chosen = np.arange(len(actual))
+    if len(chosen) > SAMPLE_POINTS:
+        chosen = np.sort(np.random.default_rng(0).choice(chosen, SAMPLE_POINTS, replace=False))
+    return {
+        "actual": [float(f"{v:.6g}") for v in actual[chosen]],
+        "predicted": [float(f"{v:.6g}") for v in predicted[chosen]],
     }
 
 

@@ -13,12 +13,18 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from stepml.config import DatasetConfig
-from stepml.validation import column_kind
+from stepml.errors import DataError
+from stepml.validation import column_kind, date_columns
 
 
 def clean(frame: pd.DataFrame, target: str, config: DatasetConfig) -> pd.DataFrame:
-    """Drop configured columns and rows without a target; seed A also drops incomplete rows."""
-    frame = frame.drop(columns=list(config.drop_columns))
+    """Drop excluded and date columns and rows without a target; seed A also drops incomplete rows.
+
+    The ``auto`` and ``seed-b`` recipes keep incomplete rows: their pipelines impute.
+    """
+    excluded = [c for c in config.excluded_columns if c in frame.columns]
+    excluded += date_columns(frame, exclude=(target, *excluded))
+    frame = frame.drop(columns=excluded)
     frame = frame[frame[target].notna()]
     if config.recipe == "seed-a":
         frame = frame.dropna()
@@ -26,14 +32,38 @@ def clean(frame: pd.DataFrame, target: str, config: DatasetConfig) -> pd.DataFra
 
 
 def split(
-    frame: pd.DataFrame, target: str, task: str, config: DatasetConfig
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    config: DatasetConfig,
+    test_frame: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A hold-out split (stratified for classification when every class has two rows)."""
+    """Cleaned training and test sets, chosen as ``config.split`` says.
+
+    ``test_frame`` (the parsed ``split.test_file``) is the test set as given; else the first
+    ``split.test_rows`` rows of ``frame`` are; else a random ``split.test_size`` hold-out of the
+    cleaned rows with ``split.seed``, stratified for classification when ``split.stratify`` and every
+    class has two rows.
+    """
+    if test_frame is not None:
+        missing = [c for c in frame.columns if c not in test_frame.columns]
+        if missing:
+            raise DataError(
+                f"config split.test_file {config.split.test_file!r} lacks column(s) of the upload: "
+                f"{', '.join(missing)}"
+            )
+        return clean(frame, target, config), clean(test_frame[list(frame.columns)], target, config)
+    rows = config.split.test_rows
+    if rows is not None:
+        if rows >= len(frame):
+            raise DataError(f"config split.test_rows is {rows} but the upload has only {len(frame)} rows")
+        return clean(frame.iloc[rows:], target, config), clean(frame.iloc[:rows], target, config)
+    cleaned = clean(frame, target, config)
     stratify = None
-    if task == "classification" and frame[target].value_counts().min() >= 2:
-        stratify = frame[target]
+    if config.split.stratify and task == "classification" and cleaned[target].value_counts().min() >= 2:
+        stratify = cleaned[target]
     train, test = train_test_split(
-        frame, test_size=config.test_size, random_state=config.seed, stratify=stratify
+        cleaned, test_size=config.split.test_size, random_state=config.split.seed, stratify=stratify
     )
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
@@ -55,16 +85,24 @@ def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
     return schema
 
 
+#: How a missing categorical value reaches the pipeline: an empty string, a category of its own.
+#: (ONNX string tensors cannot hold None, and skl2onnx's imputers only replace a string marker.)
+MISSING_CATEGORY = ""
+
+
 def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
-    """Columns in schema order with the dtypes the pipeline was fitted on (text or float)."""
+    """Columns in schema order with the dtypes the pipeline was fitted on (text or float).
+
+    Missing numbers are NaN (the pipeline imputes them); missing text is :data:`MISSING_CATEGORY`.
+    """
     columns: dict[str, pd.Series] = {}
     for entry in schema:
         series = frame[entry["name"]]
         if entry["kind"] == "numeric":
             columns[entry["name"]] = pd.to_numeric(series, errors="coerce").astype("float64")
         else:
-            columns[entry["name"]] = series.astype("object").where(series.notna(), None).map(
-                lambda v: v if v is None else str(v)
+            columns[entry["name"]] = series.map(lambda v: MISSING_CATEGORY if pd.isna(v) else str(v)).astype(
+                "object"
             )
     return pd.DataFrame(columns, index=frame.index)
 

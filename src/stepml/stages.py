@@ -64,6 +64,9 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
     location = f"s3://{source['bucket']}/{source['key']}"
     frame = read_csv(data, location)
     report = validate(frame, config, location)
+    test_file = config.split.test_file
+    if test_file is not None and store.head(test_file) is None:
+        raise DataError(f"config split.test_file names s3://{store.bucket}/{test_file}, which does not exist")
     report_key = keys.validation_report(dataset, run_id)
     store.put_json(report_key, {**report, "run_id": run_id, "config": config.to_dict()})
 
@@ -76,6 +79,7 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
         "config": config.to_dict(),
         "target": report["target"],
         "task": report["task"],
+        "primary_metric": report["primary_metric"],
         "rows": report["rows"],
         "columns": len(report["columns"]),
         "warnings": len(report["warnings"]),
@@ -85,7 +89,7 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
 
 def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Stage 2: clean the upload and write the train/test splits and the feature schema."""
-    from stepml.preprocessing import clean, feature_schema, split
+    from stepml.preprocessing import feature_schema, split
     from stepml.validation import read_csv
 
     store = S3Store(settings)
@@ -94,15 +98,20 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     location = f"s3://{source['bucket']}/{source['key']}"
     frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
     target, task = state["target"], state["task"]
-    cleaned = clean(frame, target, config)
-    if len(cleaned) < config.min_rows:
-        raise DataError(
-            f"{location}: only {len(cleaned)} of {len(frame)} rows are complete; at least "
-            f"{config.min_rows} are needed (recipe {config.recipe} drops rows with missing values)"
-        )
-    if task == "classification" and cleaned[target].nunique() < 2:
-        raise DataError(f"{location}: after cleaning, target {target!r} has a single class")
-    train, test = split(cleaned, target, task, config)
+    test_frame = None
+    if config.split.test_file is not None:
+        test_location = f"s3://{source['bucket']}/{config.split.test_file}"
+        test_frame = read_csv(store.get_bytes(config.split.test_file), test_location)
+    train, test = split(frame, target, task, config, test_frame)
+    for name, part in (("training", train), ("test", test)):
+        if len(part) < 2 or (name == "training" and len(part) < config.min_rows):
+            needed = config.min_rows if name == "training" else 2
+            raise DataError(
+                f"{location}: only {len(part)} {name} rows remain after cleaning; at least {needed} are "
+                f"needed (recipe {config.recipe}{' drops rows with missing values' if config.recipe == 'seed-a' else ''})"
+            )
+    if task == "classification" and train[target].nunique() < 2:
+        raise DataError(f"{location}: after cleaning, target {target!r} has a single class in the training rows")
     schema = feature_schema(train, target)
     dataset, run_id = state["dataset"], state["run_id"]
     out = {
@@ -113,7 +122,8 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     store.put_bytes(out["train_key"], train.to_csv(index=False).encode(), content_type="text/csv")
     store.put_bytes(out["test_key"], test.to_csv(index=False).encode(), content_type="text/csv")
     store.put_json(out["schema_key"], schema)
-    return {**state, **out, "train_rows": len(train), "test_rows": len(test), "dropped_rows": len(frame) - len(cleaned)}
+    given = len(frame) + (0 if test_frame is None else len(test_frame))
+    return {**state, **out, "train_rows": len(train), "test_rows": len(test), "dropped_rows": given - len(train) - len(test)}
 
 
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
@@ -131,15 +141,17 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Stage 3: fit the recipe's pipeline on the training split; stage its artifacts."""
     import joblib
 
-    from stepml.training import fit
+    from stepml.training import fit_with_config
 
     store = S3Store(settings)
     config = DatasetConfig.from_dict(state["config"])
     schema = store.get_json(state["schema_key"])
     frame = _read_split(store, state["train_key"], schema)
     started = time.perf_counter()
-    pipeline = fit(frame, state["target"], schema, state["task"], config)
+    pipeline, tuning = fit_with_config(frame, state["target"], schema, state["task"], config)
     seconds = time.perf_counter() - started
+    if tuning is not None:
+        state = {**state, "tuning": tuning}  # trials, best params, validation score: small JSON
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
     # Every file staged here is registered with the version (evaluate_and_register).

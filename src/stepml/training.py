@@ -1,54 +1,211 @@
-"""Build and fit the model: one scikit-learn Pipeline (ColumnTransformer + estimator).
+"""Build and fit the model: one scikit-learn Pipeline (ColumnTransformer + estimator) per recipe.
 
 The fitted Pipeline is the artifact: preprocessing and model travel together, so training and
-serving cannot drift apart.
+serving cannot drift apart. Every step is a stock scikit-learn transformer that skl2onnx converts
+(SimpleImputer, OrdinalEncoder, OneHotEncoder, MinMaxScaler, StandardScaler, ColumnTransformer),
+in front of an estimator with an ONNX converter; no custom classes, so the pickle loads with
+scikit-learn alone. Missing numbers are imputed *inside* the pipeline (skl2onnx's trees route NaN
+differently from scikit-learn's); missing text arrives as the empty string, a category of its own
+(:data:`stepml.preprocessing.MISSING_CATEGORY`).
+
+Recipes (``config.recipe``):
+
+``auto`` (default)
+    Median imputation, ordinal codes for text (trees split codes well; one-hot would only widen
+    the matrix), scikit-learn ``HistGradientBoosting`` with 400 rounds at learning rate 0.05.
+    Chosen by measurement over LightGBM and other settings (bench/results/models.json): it meets the
+    targets with no extra library in the Lambda layer (LightGBM needs the system's libgomp, absent
+    from the Lambda runtime) and converts with skl2onnx directly. Classes are weighted
+    (``class_weight="balanced"``) when the primary metric is balanced accuracy or F1, the metrics
+    that reward the minority class; accuracy and ROC AUC are best served unweighted. No decision
+    threshold is tuned, so serving needs nothing beyond the pipeline.
+``seed-a``
+    Rows with missing values dropped (in :func:`stepml.preprocessing.clean`), ordinal encoding,
+    min-max scaling, a 100-tree RandomForest.
+``seed-b``
+    IQR outlier removal on the training split only (:func:`remove_outliers`), one-hot encoding,
+    standard scaling, XGBoost with its defaults. Regression only (XGBoost's classifier needs labels
+    0..K-1, which would make the pipeline's classes differ from the user's). Needs ``xgboost``; where
+    it is not installed (the Lambda layer leaves it out for size) the run fails with a ConfigError.
+
+Training runs in threads only (HistGradientBoosting's OpenMP, forests' ``n_jobs`` threads): no
+process pools, which need /dev/shm, absent on Lambda.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, OrdinalEncoder
 
 from stepml.config import DatasetConfig
 from stepml.errors import ConfigError
 from stepml.preprocessing import class_labels, to_model_frame
 
+#: The auto recipe's estimator settings, chosen in bench/bench_models.py (config ``params`` override).
+AUTO_PARAMS: dict[str, Any] = {
+    "learning_rate": 0.05,
+    "max_iter": 400,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "early_stopping": False,
+}
+#: Metrics that reward the minority classes: the auto recipe weights classes when judged by them.
+CLASS_WEIGHTED_METRICS = ("balanced_accuracy", "f1")
+#: Rows outside [Q1 - k*IQR, Q3 + k*IQR] in any numeric column are outliers (seed B).
+IQR_FACTOR = 1.5
 
-def build_pipeline(schema: list[dict[str, Any]], task: str, config: DatasetConfig) -> Pipeline:
-    """The recipe's untrained Pipeline for these features."""
-    if config.recipe != "seed-a":
+
+def estimator(config: DatasetConfig, task: str, params: dict[str, Any] | None = None) -> Any:
+    """The recipe's untrained estimator, with ``config.params`` (or ``params``) applied.
+
+    Raises ConfigError naming any parameter the estimator does not have.
+    """
+    model: Any
+    if config.recipe == "auto":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        defaults = {**AUTO_PARAMS, "random_state": config.split.seed}
+        if task == "classification":
+            if config.metric_for(task) in CLASS_WEIGHTED_METRICS:
+                defaults["class_weight"] = "balanced"
+            model = HistGradientBoostingClassifier(**defaults)
+        else:
+            model = HistGradientBoostingRegressor(**defaults)
+    elif config.recipe == "seed-a":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        forest = RandomForestClassifier if task == "classification" else RandomForestRegressor
+        model = forest(n_estimators=100, random_state=config.split.seed, n_jobs=-1)
+    elif config.recipe == "seed-b":
+        if task != "regression":
+            raise ConfigError(
+                "config recipe 'seed-b' (XGBoost) is a regression recipe; use auto or seed-a for "
+                "classification"
+            )
+        try:
+            from xgboost import XGBRegressor
+        except ImportError:
+            raise ConfigError(
+                "config recipe 'seed-b' needs the xgboost package, which is not installed here "
+                "(the Lambda layer leaves it out for size); use recipe auto"
+            ) from None
+        model = XGBRegressor(random_state=config.split.seed, n_jobs=-1, tree_method="hist")
+    else:  # pragma: no cover - the config schema allows only the recipes above
         raise ConfigError(f"unknown recipe {config.recipe!r}")
+    chosen = config.params if params is None else params
+    unknown = sorted(set(chosen) - set(model.get_params(deep=False)))
+    if unknown:
+        raise ConfigError(
+            f"config params has parameter(s) {', '.join(unknown)} that {type(model).__name__} "
+            f"(recipe {config.recipe}) does not take; it takes: {', '.join(sorted(model.get_params(deep=False)))}"
+        )
+    try:
+        model.set_params(**chosen)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config params: {exc}") from None
+    return model
+
+
+def check_params(config: DatasetConfig, task: str) -> None:
+    """Fail early (at validation) on params, or a recipe, that training would reject."""
+    estimator(config, task)
+
+
+def build_pipeline(
+    schema: list[dict[str, Any]], task: str, config: DatasetConfig, params: dict[str, Any] | None = None
+) -> Pipeline:
+    """The recipe's untrained Pipeline for these features."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import (
+        MinMaxScaler,
+        OneHotEncoder,
+        OrdinalEncoder,
+        StandardScaler,
+    )
+
     numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
     categorical = [f["name"] for f in schema if f["kind"] == "categorical"]
-    # Seed A: label-encode categoricals and min-max scale numbers in front of a RandomForest.
-    # Categories unseen in training map to -1 rather than failing the request.
     transformers: list[tuple[str, Any, list[str]]] = []
-    if categorical:
-        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-        transformers.append(("categorical", encoder, categorical))
-    if numeric:
-        transformers.append(("numeric", MinMaxScaler(), numeric))
-    columns = ColumnTransformer(transformers, remainder="drop")
-    estimator: Any
-    if task == "classification":
-        estimator = RandomForestClassifier(n_estimators=100, random_state=config.seed, n_jobs=-1)
+    # Categories unseen in training map to -1 (ordinal) or all zeros (one-hot) rather than failing
+    # the request.
+    if config.recipe == "seed-b":
+        if categorical:
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            transformers.append(("categorical", encoder, categorical))
+        if numeric:
+            numbers = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+            transformers.append(("numeric", numbers, numeric))
     else:
-        estimator = RandomForestRegressor(n_estimators=100, random_state=config.seed, n_jobs=-1)
-    return Pipeline([("columns", columns), ("model", estimator)])
+        if categorical:
+            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+            transformers.append(("categorical", encoder, categorical))
+        if numeric:
+            if config.recipe == "seed-a":
+                # Seed A trains on complete rows; the imputer only covers prediction requests.
+                numbers = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", MinMaxScaler())])
+            else:
+                numbers = Pipeline([("impute", SimpleImputer(strategy="median"))])
+            transformers.append(("numeric", numbers, numeric))
+    columns = ColumnTransformer(transformers, remainder="drop")
+    return Pipeline([("columns", columns), ("model", estimator(config, task, params))])
+
+
+def remove_outliers(train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str) -> pd.DataFrame:
+    """Seed B: drop training rows with a numeric value (or regression target) outside the IQR fences.
+
+    Columns whose IQR is zero (e.g. mostly-zero counts) are skipped: every non-zero value would be
+    an "outlier" there. Missing values are never outliers.
+    """
+    columns = [f["name"] for f in schema if f["kind"] == "numeric"]
+    if task == "regression":
+        columns.append(target)
+    keep = pd.Series(True, index=train.index)
+    for name in columns:
+        values = pd.to_numeric(train[name], errors="coerce")
+        q1, q3 = values.quantile(0.25), values.quantile(0.75)
+        iqr = q3 - q1
+        if not np.isfinite(iqr) or iqr == 0:
+            continue
+        inside = values.between(q1 - IQR_FACTOR * iqr, q3 + IQR_FACTOR * iqr) | values.isna()
+        keep &= inside
+    return train[keep]
 
 
 def fit(
-    train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
+    train: pd.DataFrame,
+    target: str,
+    schema: list[dict[str, Any]],
+    task: str,
+    config: DatasetConfig,
+    params: dict[str, Any] | None = None,
 ) -> Pipeline:
-    """Fit the recipe on the training split."""
-    pipeline = build_pipeline(schema, task, config)
+    """Fit the recipe on the training split (``params`` override ``config.params``)."""
+    if config.recipe == "seed-b":
+        train = remove_outliers(train, target, schema, task)
+    pipeline = build_pipeline(schema, task, config, params)
     y = train[target]
     if task == "classification":
         y = class_labels(y)
     pipeline.fit(to_model_frame(train, schema), y)
     return pipeline
+
+
+def fit_with_config(
+    train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
+) -> tuple[Pipeline, dict[str, Any] | None]:
+    """Fit as the config says: tune first when ``config.tune`` is set.
+
+    Returns the fitted pipeline and, when tuned, a small summary of the search (trials, best
+    parameters, validation score) for the run's state.
+    """
+    if config.tune is None:
+        return fit(train, target, schema, task, config), None
+    from stepml.tuning import tune
+
+    result = tune(train, target, schema, task, config)
+    pipeline = fit(train, target, schema, task, config, params=result["best_params"])
+    return pipeline, result

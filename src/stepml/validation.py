@@ -2,6 +2,14 @@
 
 Blocking problems raise :class:`~stepml.errors.DataError` with a message naming the file and the
 column or line; everything else becomes a warning in the validation report.
+
+The column rules are pandera checks (:func:`blocking_schema`, :func:`warning_schema`), run lazily
+so that one report lists every failure; their failure cases are turned into readable sentences.
+
+Date columns: text columns whose values parse as dates are *not* trained on. A date cannot be
+turned into a number inside the exported model (ONNX has no date parsing), and parsing it outside
+the model would make serving repeat the same parsing: such a column is dropped with a warning
+that says so (role ``date``). Derive numeric features (year, age in days...) before uploading to use it.
 """
 
 from __future__ import annotations
@@ -9,15 +17,24 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stepml.config import DatasetConfig
-from stepml.errors import DataError
+from stepml.errors import ConfigError, DataError
 
 #: Cell values read as missing: Adult writes '?', others write NA, N/A, null or leave it empty.
 MISSING_MARKERS = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 #: A target with at most this many distinct values is a class label (unless config says otherwise).
 MAX_CLASSES = 20
+#: A text column where at least this share of the values are numbers is a numeric column with typos.
+NUMERIC_SHARE = 0.8
+#: A text column where at least this share of the values parse as dates is a date column.
+DATE_SHARE = 0.9
+#: More distinct values than this in a text feature is worth a warning (each becomes a code).
+HIGH_CARDINALITY = 100
+#: How many example rows an error message quotes.
+EXAMPLES = 5
 
 
 def read_csv(data: bytes, source: str) -> pd.DataFrame:
@@ -83,15 +100,176 @@ def infer_task(target: pd.Series, config: DatasetConfig) -> str:
 
 
 def column_kind(series: pd.Series) -> str:
-    return "numeric" if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) else "categorical"
+    """``numeric`` for number columns, ``categorical`` for everything else (text, booleans)."""
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return "numeric" if numeric else "categorical"
+
+
+def _text_values(series: pd.Series) -> pd.Series:
+    return series.dropna().astype(str).str.strip()
+
+
+def numbers_expected(series: pd.Series) -> bool:
+    """A text column whose values are mostly numbers: the rest are typos, not categories."""
+    if column_kind(series) == "numeric" or pd.api.types.is_bool_dtype(series):
+        return False
+    values = _text_values(series)
+    if values.empty or values.isin(["True", "False"]).all():
+        return False
+    parsed = pd.to_numeric(values, errors="coerce")
+    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
+
+
+def looks_like_dates(series: pd.Series) -> bool:
+    """A text column whose values (nearly) all parse as calendar dates."""
+    if column_kind(series) == "numeric" or pd.api.types.is_bool_dtype(series):
+        return False
+    values = _text_values(series).head(1000)
+    if values.empty or not values.str.contains(r"\d", regex=True).all():
+        return False
+    if pd.to_numeric(values, errors="coerce").notna().any():
+        return False  # plain numbers are not dates, even if a parser accepts "2021"
+    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= DATE_SHARE)
+
+
+def date_columns(frame: pd.DataFrame, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The columns :func:`looks_like_dates` says hold dates (they are not trained on)."""
+    return [str(c) for c in frame.columns if c not in exclude and looks_like_dates(frame[c])]
+
+
+def _is_number_or_missing(series: pd.Series) -> pd.Series:
+    return series.isna() | pd.to_numeric(series, errors="coerce").notna()
+
+
+def blocking_schema(frame: pd.DataFrame, target: str, config: DatasetConfig) -> Any:
+    """The pandera schema of the rules that fail a run: numbers mixed with text, too few rows."""
+    import pandera.pandas as pa
+
+    columns = {
+        name: pa.Column(
+            checks=pa.Check(_is_number_or_missing, name="numbers_only"),
+            nullable=True,
+            required=True,
+        )
+        for name in frame.columns
+        if name not in config.excluded_columns and numbers_expected(frame[name])
+    }
+    rows = pa.Check(lambda df: len(df) >= config.min_rows, name="min_rows")
+    return pa.DataFrameSchema(columns, checks=[rows], strict=False)
+
+
+def warning_schema(frame: pd.DataFrame, target: str, features: list[str]) -> Any:
+    """The pandera schema of the rules that only warn: constant, id-like, high-cardinality and
+    incomplete columns, and duplicate rows."""
+    import pandera.pandas as pa
+
+    columns = {}
+    for name in features:
+        checks = [
+            pa.Check(lambda s: s.nunique(dropna=True) > 1, name="not_constant"),
+            pa.Check(lambda s: s.notna(), name="no_missing"),
+        ]
+        if column_kind(frame[name]) == "categorical":
+            checks.append(pa.Check(lambda s: not _id_like(s), name="not_id_like"))
+            checks.append(
+                pa.Check(lambda s: s.nunique(dropna=True) <= HIGH_CARDINALITY, name="low_cardinality")
+            )
+        elif pd.api.types.is_integer_dtype(frame[name]):
+            checks.append(pa.Check(lambda s: not _id_like(s), name="not_id_like"))
+        columns[name] = pa.Column(checks=checks, nullable=True)
+    unique_rows = pa.Check(lambda df: ~df.duplicated(), name="no_duplicate_rows")
+    return pa.DataFrameSchema(columns, checks=[unique_rows], strict=False)
+
+
+def _id_like(series: pd.Series) -> bool:
+    """Every value different, in a column long enough for that to mean something."""
+    values = series.dropna()
+    if len(values) <= 50 or values.nunique() != len(values):
+        return False
+    if pd.api.types.is_integer_dtype(values):
+        # 1, 2, 3... (a row number) rather than a measurement that happens to be unique
+        ordered = values.sort_values().to_numpy()
+        return bool((np.diff(ordered) == 1).mean() > 0.9)
+    return True
+
+
+def _failures(schema: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every failure case of ``schema`` on ``frame`` (empty when it passes)."""
+    import pandera.pandas as pa
+
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        return exc.failure_cases
+    return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
+
+
+def _line(index: Any) -> int:
+    """CSV line of a data row: the header is line 1."""
+    return int(index) + 2
+
+
+def _check_blocking(frame: pd.DataFrame, target: str, config: DatasetConfig, source: str) -> None:
+    failures = _failures(blocking_schema(frame, target, config), frame)
+    if failures.empty:
+        return
+    problems = []
+    if (failures["check"] == "min_rows").any():
+        problems.append(
+            f"{source} has {len(frame)} data rows; at least {config.min_rows} are needed (config min_rows)"
+        )
+    mixed = failures[failures["check"] == "numbers_only"]
+    for column, cases in mixed.groupby("column", sort=False):
+        examples = ", ".join(
+            f"line {_line(row['index'])}: {row['failure_case']!r}" for _, row in cases.head(EXAMPLES).iterrows()
+        )
+        problems.append(
+            f"{source}: column {column!r} mixes numbers and text: {len(cases)} of "
+            f"{int(frame[column].notna().sum())} values are not numbers ({examples}); "
+            "fix those cells, or list the column in drop_columns"
+        )
+    raise DataError("; ".join(problems))
+
+
+def _warnings(frame: pd.DataFrame, target: str, features: list[str]) -> tuple[list[str], int]:
+    """Readable warnings from the warning schema, and the number of duplicate rows."""
+    failures = _failures(warning_schema(frame, target, features), frame)
+    messages: list[str] = []
+    duplicates = 0
+    for (column, check), cases in failures.groupby(["column", "check"], sort=False, dropna=False):
+        if check == "no_duplicate_rows":
+            duplicates = int(frame.duplicated().sum())
+            continue
+        if check == "not_constant":
+            messages.append(f"column {column!r} is constant: it cannot help the model")
+        elif check == "not_id_like":
+            messages.append(
+                f"column {column!r} looks like an id (every value is different): list it in id_columns"
+            )
+        elif check == "low_cardinality":
+            unique = int(frame[column].nunique(dropna=True))
+            messages.append(f"column {column!r} has {unique} distinct values (high cardinality)")
+        elif check == "no_missing":
+            messages.append(f"column {column!r} has {len(cases)} missing value(s)")
+    if duplicates:
+        messages.append(f"{duplicates} duplicate row(s)")
+    return messages, duplicates
 
 
 def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[str, Any]:
-    """Check ``frame`` against the blocking rules and describe it; returns the report."""
+    """Check ``frame`` against the blocking rules and describe it; returns the report.
+
+    Keys: ``rows``, ``columns`` (``name``, ``kind``, ``missing``, ``unique``, ``role``; role is one of
+    target, feature, dropped, id, date), ``target``, ``task``, ``task_inferred``,
+    ``target_distribution``, ``duplicate_rows``, ``rows_with_missing``, ``primary_metric``,
+    ``dropped_columns`` (name -> why) and ``warnings``.
+    """
     target = resolve_target(frame, config, source)
-    missing_drop = [c for c in config.drop_columns if c not in frame.columns]
-    if missing_drop:
-        raise DataError(f"config drop_columns names column(s) not in {source}: {', '.join(missing_drop)}")
+    absent = [c for c in config.excluded_columns if c not in frame.columns]
+    if absent:
+        key = "drop_columns" if any(c in config.drop_columns for c in absent) else "id_columns"
+        raise DataError(f"config {key} names column(s) not in {source}: {', '.join(absent)}")
     y = frame[target]
     if y.isna().all():
         raise DataError(f"{source}: target column {target!r} has no values (all missing)")
@@ -102,45 +280,47 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
             "a classifier needs at least two"
         )
     if task == "regression" and not pd.api.types.is_numeric_dtype(y):
+        if numbers_expected(y):
+            _check_blocking(frame[[target]], target, DatasetConfig(min_rows=2), source)
         raise DataError(f"{source}: target column {target!r} is not numeric, so it cannot be regressed")
-    if len(frame) < config.min_rows:
-        raise DataError(
-            f"{source} has {len(frame)} data rows; at least {config.min_rows} are needed (config min_rows)"
-        )
-    features = [c for c in frame.columns if c != target and c not in config.drop_columns]
+    _check_blocking(frame, target, config, source)
+    check_config_for_task(config, task, frame)
+
+    dates = date_columns(frame, exclude=(target, *config.excluded_columns))
+    features = [c for c in frame.columns if c != target and c not in config.excluded_columns and c not in dates]
     if not features:
         raise DataError(f"{source} has no feature columns besides the target {target!r}")
 
-    warnings: list[str] = []
-    columns: list[dict[str, Any]] = []
-    for name in frame.columns:
-        series = frame[name]
-        missing = int(series.isna().sum())
-        unique = int(series.nunique(dropna=True))
-        info: dict[str, Any] = {
+    warnings, duplicates = _warnings(frame, target, features)
+    for name in dates:
+        warnings.append(
+            f"column {name!r} holds dates: not used for training (derive numeric features such as "
+            "the year before uploading to use it)"
+        )
+    dropped = {c: "drop_columns" for c in config.drop_columns}
+    dropped.update({c: "id_columns" for c in config.id_columns})
+    dropped.update({c: "date" for c in dates})
+    columns = [
+        {
             "name": name,
-            "kind": column_kind(series),
-            "missing": missing,
-            "unique": unique,
-            "role": "target" if name == target else ("dropped" if name in config.drop_columns else "feature"),
+            "kind": column_kind(frame[name]),
+            "missing": int(frame[name].isna().sum()),
+            "unique": int(frame[name].nunique(dropna=True)),
+            "role": _role(name, target, config, dates),
         }
-        columns.append(info)
-        if name == target:
-            continue
-        if unique <= 1:
-            warnings.append(f"column {name!r} is constant")
-        elif info["kind"] == "categorical" and unique == len(series.dropna()) and len(series) > 50:
-            warnings.append(f"column {name!r} looks like an id (every value is different)")
-        if missing:
-            warnings.append(f"column {name!r} has {missing} missing value(s)")
+        for name in frame.columns
+    ]
     missing_target = int(y.isna().sum())
     if missing_target:
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")
-    duplicates = int(frame.duplicated().sum())
-    if duplicates:
-        warnings.append(f"{duplicates} duplicate row(s)")
     if task == "classification":
         distribution = {str(k): int(v) for k, v in y.value_counts(dropna=True).items()}
+        smallest = min(distribution.values()) / sum(distribution.values())
+        if smallest < 0.2:
+            warnings.append(
+                f"classes are imbalanced (the smallest is {smallest:.1%} of the rows): consider "
+                "primary_metric balanced_accuracy or f1, which also weights the classes"
+            )
     else:
         described = y.describe()
         distribution = {k: float(described[k]) for k in ("mean", "std", "min", "50%", "max")}
@@ -151,8 +331,44 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         "target": target,
         "task": task,
         "task_inferred": config.task is None,
+        "primary_metric": config.metric_for(task),
         "target_distribution": distribution,
         "duplicate_rows": duplicates,
         "rows_with_missing": int(frame.isna().any(axis=1).sum()),
+        "dropped_columns": dropped,
         "warnings": warnings,
     }
+
+
+def check_config_for_task(config: DatasetConfig, task: str, frame: pd.DataFrame | None = None) -> None:
+    """Config choices that depend on the task: metric, recipe, estimator params, test rows."""
+    from stepml.config import METRICS
+    from stepml.training import check_params
+
+    if config.primary_metric and config.primary_metric not in METRICS[task]:
+        raise ConfigError(
+            f"config primary_metric {config.primary_metric!r} does not apply to {task}; "
+            f"choose one of {', '.join(METRICS[task])}"
+        )
+    if config.split.test_rows is not None and frame is not None and config.split.test_rows >= len(frame):
+        raise ConfigError(
+            f"config split.test_rows is {config.split.test_rows} but the upload has only {len(frame)} rows"
+        )
+    check_params(config, task)
+    if config.tune is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("optuna") is None:
+            raise ConfigError("config tune needs the optuna package, which is not installed here; remove tune")
+
+
+def _role(name: str, target: str, config: DatasetConfig, dates: list[str]) -> str:
+    if name == target:
+        return "target"
+    if name in config.drop_columns:
+        return "dropped"
+    if name in config.id_columns:
+        return "id"
+    if name in dates:
+        return "date"
+    return "feature"

@@ -8,17 +8,48 @@ from stepml.errors import ConfigError, DataError
 
 
 def test_config_round_trips_through_yaml() -> None:
-    config = DatasetConfig(target="income", drop_columns=("fnlwgt",), test_size=0.25)
+    config = DatasetConfig(
+        target="income",
+        drop_columns=("fnlwgt",),
+        id_columns=("id",),
+        recipe="seed-a",
+        params={"n_estimators": 50},
+        split={"test_size": 0.25, "stratify": False},
+        primary_metric="roc_auc",
+        min_primary_metric=0.8,
+        max_regression_vs_champion=0.01,
+    )
     assert parse_config(dump_config(config)) == config
+    assert DatasetConfig.from_dict(config.to_dict()) == config
+
+
+def test_an_absent_config_means_auto_with_a_seeded_random_split() -> None:
+    config = parse_config("")
+    assert config.recipe == "auto" and config.split.test_size == 0.2 and config.split.seed == 42
+    assert config.metric_for("classification") == "accuracy" and config.metric_for("regression") == "rmse"
+    assert dump_config(config) == "recipe: auto\nsplit:\n  test_size: 0.2\n  seed: 42\n  stratify: true\nmin_rows: 20\n"
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("targt: y", "unknown key.*targt"),
-        ("task: clustering", "'task' must be one of"),
-        ("test_size: 2", "test_size"),
+        ("targt: y", "unknown key 'targt'; allowed: drop_columns"),
+        ("task: clustering", "'task' must be one of classification, regression, got 'clustering'"),
+        ("recipe: xgb", "'recipe' must be one of auto, seed-a, seed-b"),
+        ("split: {test_size: 2}", "'split.test_size'.*less than or equal to 0.5"),
+        ("split: {tst: 1}", "unknown key 'split.tst'; allowed: seed, stratify"),
+        ("split: {test_rows: 5, test_file: data/t.csv}", "'split' give test_rows or test_file, not both"),
+        ("split: {test_file: raw/adult/test.csv}", "'split.test_file' must not be under raw/"),
+        ("split: {test_rows: 0}", "'split.test_rows'"),
         ("drop_columns: a", "drop_columns"),
+        ("drop_columns: [a]\nid_columns: [a]", "a are in both drop_columns and id_columns"),
+        ("primary_metric: auc", "'primary_metric' must be one of accuracy"),
+        ("params: [1]", "'params' Input should be a valid dictionary"),
+        ("min_primary_metric: high", "'min_primary_metric'"),
+        ("max_regression_vs_champion: -1", "'max_regression_vs_champion'"),
+        ("tune: {budget_seconds: 1}", "'tune.budget_seconds'"),
+        ("tune: {budget: 10}", "unknown key 'tune.budget'; allowed: budget_seconds"),
+        ("recipe: seed-a\ntune: {budget_seconds: 10}", "tune works with recipe auto only"),
         ("target: [", "not valid YAML"),
         ("- a\n- b", "expected a mapping"),
     ],

@@ -248,7 +248,7 @@ class LocalStack:
         """Invoke a function through moto's Lambda API (what a Task or ``lambda.invoke`` does)."""
         name = self.function_name(function)
         started = time.perf_counter()
-        response = self.client("lambda").invoke(
+        response = self._lambda_client(function).invoke(
             FunctionName=name, Payload=json.dumps(event).encode("utf-8"), LogType="Tail"
         )
         raw = response["Payload"].read()
@@ -442,8 +442,23 @@ class LocalStack:
             if isinstance(block, dict) and all(isinstance(v, bool) for v in block.values()):
                 s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
 
+    def _lambda_client(self, function: str) -> Any:
+        """A Lambda client that waits as long as the function may run, and never retries.
+
+        botocore's defaults (60 s read timeout, retries on timeouts) would invoke a long-running
+        handler (training) again while the first call is still running.
+        """
+        from botocore.config import Config
+
+        assert self.template is not None
+        timeout = self.template.functions()[self.resolve_function(function)].timeout
+        config = Config(
+            read_timeout=timeout + 60, connect_timeout=10, retries={"total_max_attempts": 1}
+        )
+        return _client("lambda", self.endpoint_url, self.region, config)
+
     def _invoke_for_api(self, function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
-        response = self.client("lambda").invoke(
+        response = self._lambda_client(function).invoke(
             FunctionName=self._function_names[function], Payload=json.dumps(event).encode("utf-8")
         )
         return response["Payload"].read(), bool(response.get("FunctionError"))
@@ -532,7 +547,7 @@ def invoke_function(
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _client(service: str, endpoint_url: str, region: str) -> Any:
+def _client(service: str, endpoint_url: str, region: str, config: Any = None) -> Any:
     """A boto3 client for a local endpoint (created on demand: never at import time)."""
     import boto3
 
@@ -542,6 +557,7 @@ def _client(service: str, endpoint_url: str, region: str) -> Any:
         region_name=region,
         aws_access_key_id=FAKE_ACCESS_KEY_ID,
         aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
+        config=config,
     )
 
 

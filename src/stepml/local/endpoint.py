@@ -18,6 +18,7 @@ fresh process or a fresh first stack always deploys fresh).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -254,8 +255,6 @@ class LocalStack:
         raw = response["Payload"].read()
         payload = json.loads(raw) if raw else None
         logs = response.get("LogResult")
-        import base64
-
         return Invocation(
             function_name=name,
             request_id=str(response.get("ResponseMetadata", {}).get("RequestId", "")),

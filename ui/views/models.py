@@ -1,0 +1,190 @@
+"""Models: the registry's versions side by side, the gate's decisions, lineage, promote/rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from stepml_ui.client import ApiResponse
+from stepml_ui.page import console, pick_model
+
+st.title("Models")
+st.caption("Every successful run registers a version; the quality gate decides which one is champion.")
+
+name = pick_model("models_model")
+if name is None:
+    st.stop()
+client = console()
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def gate_of(execution_arn: str | None) -> dict[str, Any] | None:
+    """The gate's verdict from the run that registered a version (its execution output)."""
+    if not execution_arn:
+        return None
+    output = console().execution_output(execution_arn) or {}
+    gate = output.get("gate") if isinstance(output, dict) else None
+    return gate if isinstance(gate, dict) else None
+
+
+versions_answer = client.versions(name)
+history_answer = client.history(name)
+if not versions_answer.ok:
+    st.error(f"GET /models/{name}/versions: {versions_answer.message}")
+    st.stop()
+versions: list[dict[str, Any]] = versions_answer.body.get("versions", [])
+history = history_answer.body if history_answer.ok else {}
+champion = history.get("version")
+
+for message in st.session_state.pop("registry_messages", []):
+    (st.success if message[0] == "ok" else st.error)(message[1])
+
+first, second, third = st.columns(3)
+first.metric("Champion", f"version {champion}" if champion else "none")
+second.metric("Versions", len(versions))
+latest = versions[-1] if versions else {}
+primary = (latest.get("evaluation") or {}).get("primary_metric", "")
+latest_value = ((latest.get("evaluation") or {}).get("metrics") or {}).get(primary)
+third.metric(f"Latest version {latest.get('version', '')}",
+             f"{primary} {latest_value:.3f}" if isinstance(latest_value, (int, float)) else "-")
+
+
+def gate_text(meta: dict[str, Any]) -> str:
+    gate = meta.get("gate") or gate_of((meta.get("lineage") or {}).get("execution_arn"))
+    if not gate:
+        return ""
+    verdict = "passed" if gate.get("passed") else "failed"
+    return f"{verdict}: {gate.get('reason', '')}"
+
+
+rows = []
+for meta in reversed(versions):
+    evaluation = meta.get("evaluation") or {}
+    metric = evaluation.get("primary_metric")
+    lineage = meta.get("lineage") or {}
+    rows.append({
+        "version": meta["version"],
+        "aliases": ", ".join(meta.get("aliases") or []),
+        "registered": meta.get("registered"),
+        metric or "primary": (evaluation.get("metrics") or {}).get(metric),
+        "baseline": (evaluation.get("baseline") or {}).get(metric),
+        "train rows": meta.get("train_rows"),
+        "test rows": meta.get("test_rows"),
+        "gate": gate_text(meta),
+        "upload": f"{lineage.get('key', '')} ({(lineage.get('sha256') or '')[:12]})",
+        "run": lineage.get("run_id"),
+    })
+st.subheader("Versions")
+st.dataframe(pd.DataFrame(rows), hide_index=True,
+             column_config={"run": st.column_config.TextColumn("run", help="Open it on the Runs page")})
+
+st.subheader("Promote or roll back")
+promote_column, rollback_column = st.columns(2)
+
+
+def _record(answer: ApiResponse, what: str) -> None:
+    if answer.ok:
+        body = answer.body
+        st.session_state["registry_messages"] = [
+            ("ok", f"{what}: champion is now version {body.get('version')} (was {body.get('previous_version')})")]
+    else:
+        st.session_state["registry_messages"] = [("error", f"{what} refused (HTTP {answer.status}): {answer.message}")]
+    st.cache_data.clear()
+
+
+def promote(version: int, reason: str) -> None:
+    _record(console().promote(name, version, reason or "promoted from the web UI"), f"Promoted version {version}")
+
+
+def rollback(reason: str) -> None:
+    _record(console().rollback(name, reason or "rolled back from the web UI"), "Rolled back")
+
+
+with promote_column, st.container(border=True):
+    numbers = [int(m["version"]) for m in reversed(versions)]
+    candidates = [v for v in numbers if v != champion] or numbers
+    version = st.selectbox("Version to promote", candidates, key=f"promote_version:{name}")
+    reason = st.text_input("Reason", key=f"promote_reason:{name}", placeholder="why this version should serve")
+    st.button("Promote to champion", type="primary", on_click=promote, args=(version, reason),
+              key=f"promote:{name}")
+with rollback_column, st.container(border=True):
+    st.markdown(f"Back to the champion before version **{champion}**, as recorded in the alias history.")
+    back_reason = st.text_input("Reason", key=f"rollback_reason:{name}", placeholder="what went wrong")
+    st.button("Roll back", on_click=rollback, args=(back_reason,), key=f"rollback:{name}")
+
+st.subheader("Metrics across versions")
+points = []
+for meta in versions:
+    evaluation = meta.get("evaluation") or {}
+    for source, values in (("model", evaluation.get("metrics")), ("baseline", evaluation.get("baseline"))):
+        for metric, value in (values or {}).items():
+            if isinstance(value, (int, float)):
+                points.append({"version": meta["version"], "metric": metric, "value": value, "of": source})
+if points:
+    frame = pd.DataFrame(points)
+    chart = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("version:O", title="version"),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("metric:N"),
+        strokeDash=alt.StrokeDash("of:N", title="", scale=alt.Scale(domain=["model", "baseline"], range=[[1, 0], [4, 3]])),
+        tooltip=["version", "metric", "of", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(height=280)
+    st.altair_chart(chart, width="stretch")
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if not value.is_integer() else f"{int(value):,}"
+    return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+st.subheader("Side by side")
+all_numbers = [int(m["version"]) for m in versions]
+chosen = st.multiselect("Versions", all_numbers, default=all_numbers[-3:], key=f"compare:{name}")
+by_number = {int(m["version"]): m for m in versions}
+if chosen:
+    table: dict[str, dict[str, Any]] = {}
+    for number in chosen:
+        evaluation = by_number[number].get("evaluation") or {}
+        column = f"v{number}" + (" (champion)" if number == champion else "")
+        for metric, value in (evaluation.get("metrics") or {}).items():
+            table.setdefault(metric, {})[column] = value
+            table[metric][f"baseline v{number}"] = (evaluation.get("baseline") or {}).get(metric)
+        for key in ("train_rows", "test_rows", "recipe", "train_seconds"):
+            table.setdefault(key.replace("_", " "), {})[column] = by_number[number].get(key)
+    shown = {metric: {column: _cell(value) for column, value in values.items()} for metric, values in table.items()}
+    st.dataframe(pd.DataFrame(shown).T.fillna(""), width="stretch")
+    matrices = st.columns(len(chosen))
+    for column, number in zip(matrices, chosen, strict=True):
+        evaluation = by_number[number].get("evaluation") or {}
+        matrix, labels = evaluation.get("confusion_matrix"), evaluation.get("labels")
+        with column:
+            if matrix and labels:
+                cells = pd.DataFrame([{"actual": str(labels[i]), "predicted": str(labels[j]), "rows": count}
+                                      for i, row in enumerate(matrix) for j, count in enumerate(row)])
+                base = alt.Chart(cells).encode(x=alt.X("predicted:N"), y=alt.Y("actual:N"))
+                heat = base.mark_rect().encode(color=alt.Color("rows:Q", scale=alt.Scale(scheme="blues"), legend=None))
+                text = base.mark_text(fontSize=14).encode(text="rows:Q")
+                st.altair_chart((heat + text).properties(title=f"v{number} confusion matrix (hold-out)", height=220),
+                                width="stretch")
+            with st.expander(f"v{number} lineage"):
+                lineage = by_number[number].get("lineage") or {}
+                st.json(lineage)
+                if lineage.get("run_id"):
+                    st.page_link("views/runs.py", label=f"Open run {lineage['run_id']}", icon=":material/account_tree:",
+                                 query_params={"run": lineage["run_id"]})
+    if len(chosen) == 2:
+        diff = client.diff(name, chosen[0], chosen[1])
+        if diff.ok and diff.body.get("schema"):
+            st.markdown("**Schema changes**")
+            st.dataframe(pd.DataFrame(diff.body["schema"]), hide_index=True)
+
+st.subheader("Champion history")
+entries = history.get("history") or []
+if entries:
+    st.dataframe(pd.DataFrame(list(reversed(entries)))[["time", "action", "from", "to", "actor", "reason"]],
+                 hide_index=True)
+else:
+    st.caption("No champion yet.")

@@ -1,0 +1,114 @@
+"""Upload: drop a CSV, confirm its target and task, and follow the run it starts, live."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from stepml.config import DatasetConfig
+from stepml.errors import StepmlError
+from stepml.stack import FINISHED
+from stepml_ui.page import console, status_table
+from stepml_ui.run_graph import run_dot
+
+st.title("Upload")
+st.caption("A CSV under raw/<dataset>/ starts the pipeline: the dataset's name is the model's name.")
+client = console()
+
+upload = st.file_uploader("CSV with a header row", type=["csv"], key="upload_file")
+if upload is None:
+    st.info("Drop a CSV here. The run validates it, trains, evaluates against a baseline and, "
+            "if the quality gate passes, makes it the champion the API serves.")
+    st.stop()
+
+data = upload.getvalue()
+try:
+    preview = pd.read_csv(io.BytesIO(data), nrows=200)
+except Exception as exc:  # noqa: BLE001 - the pipeline will name the problem; show the parser's view now
+    st.warning(f"This file does not read as a CSV here ({exc}); the run's validation will say why.")
+    preview = pd.DataFrame()
+st.dataframe(preview.head(8), hide_index=True)
+st.caption(f"{upload.name} · {len(data):,} bytes · {len(preview.columns)} columns")
+
+suggested = re.sub(r"[^a-z0-9_-]+", "-", upload.name.rsplit(".", 1)[0].lower()).strip("-_") or "dataset"
+dataset = st.text_input("Dataset (and model) name", suggested, key="upload_dataset",
+                        help="lowercase letters, digits, - and _; an existing name adds a new version")
+try:
+    current = client.read_config(dataset)
+except StepmlError as exc:
+    st.warning(f"The dataset's current config cannot be read: {exc}")
+    current = DatasetConfig()
+columns = [str(c) for c in preview.columns]
+default_target = current.target if current.target in columns else (columns[-1] if columns else None)
+left, right = st.columns(2)
+target = left.selectbox("Target column", columns, index=columns.index(default_target) if default_target else None,
+                        key="upload_target", help="what the model learns to predict")
+tasks = ["infer from the target", "classification", "regression"]
+task = right.selectbox("Task", tasks, index=tasks.index(current.task) if current.task in tasks else 0,
+                       key="upload_task")
+if target is not None and target in preview:
+    values = preview[target]
+    st.caption(f"`{target}`: {values.nunique()} distinct values in the first {len(preview)} rows, "
+               f"e.g. {', '.join(map(str, values.dropna().unique()[:5]))}")
+
+if not st.button("Upload and train", type="primary", key="upload_go"):
+    st.stop()
+
+wanted_task = None if task == tasks[0] else task
+# Write the config only when the user changed it: an unchanged one stays as its owner wrote it.
+changed = target != current.target or wanted_task != current.task
+config = DatasetConfig.from_dict({**current.to_dict(), "target": target, "task": wanted_task}) if changed else None
+since = datetime.now(UTC) - timedelta(seconds=5)
+try:
+    uploaded = client.upload(data, upload.name, dataset, config)
+except StepmlError as exc:
+    st.error(str(exc))
+    st.stop()
+st.success(f"Uploaded s3://{uploaded['bucket']}/{uploaded['key']} — EventBridge starts the run")
+
+status = st.empty()
+graph_slot, table_slot = st.columns([1, 1])
+graph_area, table_area = graph_slot.empty(), table_slot.empty()
+started = time.monotonic()
+execution = None
+run = None
+while time.monotonic() - started < 900:
+    if execution is None:
+        execution = client.stack.find_execution_for(uploaded["key"], since)
+        status.info(f"Waiting for the run to start… {time.monotonic() - started:.0f} s")
+        if execution is None:
+            time.sleep(0.5)
+            continue
+    run = client.run(execution["executionArn"])
+    current_state = run["states"][-1]["name"] if run["states"] else "-"
+    status.info(f"Run **{run['name']}**: {run['status']} · {current_state} · {run['duration_s']:.1f} s")
+    graph_area.graphviz_chart(run_dot(client.definition(), run["states"]), width="stretch")
+    table_area.dataframe(status_table(pd.DataFrame([{
+        "state": s["name"], "status": s["status"], "seconds": s["duration_s"]} for s in run["states"]])),
+        hide_index=True)
+    if run["status"] in FINISHED:
+        break
+    time.sleep(1)
+
+if run is None:
+    status.error("No run started within 15 minutes: is the bucket's EventBridge rule deployed?")
+elif run["status"] == "SUCCEEDED":
+    output = run.get("output") or {}
+    if output.get("duplicate"):
+        status.warning("This exact file was already processed: the run skipped it (no new version).")
+    else:
+        gate = output.get("gate") or {}
+        verdict = "is the champion now" if output.get("promoted") else "was kept as a candidate"
+        status.success(f"Run **{run['name']}** succeeded: version **{output.get('version')}** of "
+                       f"**{dataset}** {verdict}. {gate.get('reason', '')}")
+    st.page_link("views/models.py", label="See it on the Models page", icon=":material/inventory_2:",
+                 query_params={"model": dataset})
+else:
+    status.error(f"Run **{run['name']}** {run['status']}: **{run.get('error')}**: {run.get('cause')}")
+st.page_link("views/runs.py", label="Open the run", icon=":material/account_tree:",
+             query_params={"run": run["name"]} if run else {})

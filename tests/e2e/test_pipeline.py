@@ -1,0 +1,246 @@
+"""The whole pipeline offline, from an S3 put: Given the project's template running on the local
+stack, When a user uploads a CSV, Then a run trains, evaluates, gates and registers a model that the
+HTTP API serves — or fails with a cause that names the problem, leaving nothing half-registered."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stepml.errors import TransientError
+from stepml.stack import Stack
+from stepml.storage import S3Store
+from tests.conftest import head_bytes
+from tests.e2e.conftest import upload, wait_for_execution
+
+
+def synthetic_csv(rows: int, seed: int, noise: float = 0.0) -> bytes:
+    """A small learnable classification table with a numeric and a categorical signal."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    colour = rng.choice(["red", "green", "blue"], size=rows)
+    score = x + (colour == "red") * 1.5
+    label = np.where(score > 0.5, "yes", "no")
+    flip = rng.random(rows) < noise
+    label = np.where(flip, np.where(label == "yes", "no", "yes"), label)
+    frame = pd.DataFrame({"x": x.round(4), "colour": colour, "z": rng.normal(size=rows).round(4), "label": label})
+    return frame.to_csv(index=False).encode()
+
+
+def client_stack(local_stack) -> Stack:
+    return Stack(endpoint_url=local_stack.endpoint_url)
+
+
+def post(url: str, body: Any) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def model_keys(local_stack, dataset: str) -> list[str]:
+    found = local_stack.client("s3").list_objects_v2(Bucket=local_stack.bucket, Prefix=f"models/{dataset}/")
+    return [item["Key"] for item in found.get("Contents", [])]
+
+
+def test_adult_upload_becomes_a_served_model(local_stack, adult_csv) -> None:
+    stack = client_stack(local_stack)
+    local_stack.client("s3").put_object(Bucket=local_stack.bucket, Key="config/adult-e2e.yaml", Body=b"target: income\n")
+    since = upload(local_stack, "raw/adult-e2e/adult.csv", head_bytes(adult_csv, 4000))
+
+    execution = wait_for_execution(local_stack, since=since, key="raw/adult-e2e/adult.csv")
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert output["version"] == 1 and output["promoted"] is True
+    run = stack.run(execution["executionArn"])
+    assert [s["name"] for s in run["states"]] == [
+        "Validate dataset", "Already processed?", "Preprocess data", "Train model",
+        "Evaluate and register", "Quality gate", "Promote to champion"]
+    assert all(s["status"] == "SUCCEEDED" for s in run["states"])
+    versions = stack.models("adult-e2e")
+    assert versions[0]["aliases"] == ["champion"]
+    assert versions[0]["lineage"]["key"] == "raw/adult-e2e/adult.csv"
+    assert versions[0]["lineage"]["execution_arn"] == execution["executionArn"]
+
+    record = {f["name"]: (f["min"] if f["kind"] == "numeric" else f["categories"][0]) for f in versions[0]["schema"]}
+    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", record)
+    assert status == 200, body
+    assert body["version"] == 1 and body["predictions"][0] in {"<=50K", ">50K"}
+
+    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", {**record, "age": "forty"})
+    assert status == 422 and "age" in body["message"]
+    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", b"{not json")
+    assert status == 400
+    status, body = post(f"{local_stack.api_url}/models/no-such-model/predict", record)
+    assert status == 404 and "no-such-model" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "body", "config", "error", "cause"),
+    [
+        ("headeronly", b"x,colour,label\n", None, "DataError", "header but no data rows"),
+        ("empty", b"", None, "DataError", "is empty"),
+        ("notarget", None, b"target: price\n", "DataError", "no target column 'price'"),
+        ("binary", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", None, "DataError", "not a CSV"),
+        ("badconfig", None, b"target: label\nrecipe: [\n", "ConfigError", "not valid YAML"),
+    ],
+)
+def test_bad_uploads_fail_with_a_readable_cause(local_stack, dataset, body, config, error, cause) -> None:
+    if config is not None:
+        local_stack.client("s3").put_object(Bucket=local_stack.bucket, Key=f"config/{dataset}.yaml", Body=config)
+    key = f"raw/{dataset}/data.csv"
+    since = upload(local_stack, key, synthetic_csv(200, 1) if body is None else body)
+
+    execution = wait_for_execution(local_stack, since=since, key=key)
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == error
+    assert cause in execution["cause"] and "Traceback" not in execution["cause"]
+    assert model_keys(local_stack, dataset) == []
+    run = client_stack(local_stack).run(execution["executionArn"])
+    assert run["states"][-1]["name"] == "Dataset rejected" and run["states"][-1]["status"] == "FAILED"
+
+
+def test_a_transient_error_is_retried_then_succeeds(local_stack, monkeypatch) -> None:
+    original = S3Store.put_bytes
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def flaky_put(self, key, body, **kwargs):
+        with lock:
+            first = key.startswith("preprocessed/retry/") and not failures
+            if first:
+                failures.append(key)
+        if first:
+            raise TransientError(f"S3 was unavailable for {key}: injected by the test")
+        return original(self, key, body, **kwargs)
+
+    monkeypatch.setattr(S3Store, "put_bytes", flaky_put)
+    since = upload(local_stack, "raw/retry/data.csv", synthetic_csv(300, 2))
+
+    execution = wait_for_execution(local_stack, since=since, key="raw/retry/data.csv")
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert failures, "the injected failure never happened"
+    preprocess = next(s for s in client_stack(local_stack).run(execution["executionArn"])["states"]
+                      if s["name"] == "Preprocess data")
+    assert preprocess["retries"] == 1 and preprocess["status"] == "SUCCEEDED"
+
+
+def test_a_crash_between_artifact_and_metadata_leaves_no_version(local_stack, monkeypatch) -> None:
+    since = upload(local_stack, "raw/crash/data.csv", synthetic_csv(300, 3))
+    assert wait_for_execution(local_stack, since=since, key="raw/crash/data.csv")["status"] == "SUCCEEDED"
+    original = S3Store.put_json
+
+    def crash_on_meta(self, key, value, **kwargs):
+        if key.startswith("models/crash/") and key.endswith("/meta.json"):
+            raise RuntimeError("the function was killed while registering (injected)")
+        return original(self, key, value, **kwargs)
+
+    monkeypatch.setattr(S3Store, "put_json", crash_on_meta)
+    since = upload(local_stack, "raw/crash/data-2.csv", synthetic_csv(300, 4))
+
+    execution = wait_for_execution(local_stack, since=since, key="raw/crash/data-2.csv")
+
+    assert execution["status"] == "FAILED" and execution["error"] == "RuntimeError"
+    stack = client_stack(local_stack)
+    assert [v["version"] for v in stack.models("crash")] == [1]
+    status, body = post(f"{local_stack.api_url}/models/crash/predict", {"x": 0.1, "colour": "red", "z": 0.0})
+    assert status == 200 and body["version"] == 1
+
+
+def test_a_worse_model_is_registered_but_not_promoted(local_stack) -> None:
+    stack = client_stack(local_stack)
+    since = upload(local_stack, "raw/gate/good.csv", synthetic_csv(600, 5))
+    assert wait_for_execution(local_stack, since=since, key="raw/gate/good.csv")["status"] == "SUCCEEDED"
+    since = upload(local_stack, "raw/gate/noisy.csv", synthetic_csv(600, 6, noise=0.3))
+
+    execution = wait_for_execution(local_stack, since=since, key="raw/gate/noisy.csv")
+
+    assert execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert output["version"] == 2 and output["gate"]["passed"] is False
+    assert "worse than champion v1" in output["gate"]["reason"]
+    states = [s["name"] for s in stack.run(execution["executionArn"])["states"]]
+    assert states[-2:] == ["Quality gate", "Keep as candidate"]
+    assert {v["version"]: v["aliases"] for v in stack.models("gate")} == {1: ["champion"], 2: []}
+
+
+def test_the_same_event_delivered_twice_trains_once(local_stack) -> None:
+    since = upload(local_stack, "raw/twice/data.csv", synthetic_csv(300, 7))
+    first = wait_for_execution(local_stack, since=since, key="raw/twice/data.csv")
+    assert first["status"] == "SUCCEEDED"
+    sfn = local_stack.client("stepfunctions")
+
+    # EventBridge delivers at least once: the identical event starts a second execution.
+    again = sfn.start_execution(stateMachineArn=local_stack.state_machine_arn, name="twice-redelivered",
+                                input=first["input"])
+    second = wait_for_execution(local_stack, since=first["startDate"], key="raw/twice/data.csv")
+    while second["executionArn"] != again["executionArn"] or second["status"] == "RUNNING":
+        second = sfn.describe_execution(executionArn=again["executionArn"])
+
+    assert second["status"] == "SUCCEEDED"
+    states = [s["name"] for s in client_stack(local_stack).run(again["executionArn"])["states"]]
+    assert states == ["Validate dataset", "Already processed?", "Skip duplicate delivery"]
+    assert [v["version"] for v in client_stack(local_stack).models("twice")] == [1]
+
+
+def test_concurrent_uploads_get_distinct_versions_and_a_consistent_history(local_stack) -> None:
+    keys = [f"raw/concurrent/part-{i}.csv" for i in range(10)]
+    since = upload(local_stack, keys[0], synthetic_csv(200, 100))
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        list(pool.map(lambda i: upload(local_stack, keys[i], synthetic_csv(200, 100 + i)), range(1, 10)))
+
+    executions = [wait_for_execution(local_stack, since=since, key=key, timeout=600) for key in keys]
+
+    assert [e["status"] for e in executions] == ["SUCCEEDED"] * 10
+    versions = sorted(json.loads(e["output"])["version"] for e in executions)
+    assert versions == list(range(1, 11))
+    promoted = sum(json.loads(e["output"]).get("promoted", False) for e in executions)
+    history = client_stack(local_stack).history("concurrent")
+    assert len(history) == promoted >= 1
+    for before, after in zip(history, history[1:], strict=False):
+        assert after["from"] == before["to"], "an alias update was lost"
+
+
+def test_promote_and_rollback_change_what_the_api_serves(local_stack, monkeypatch) -> None:
+    stack = client_stack(local_stack)
+    for i, noise in enumerate((0.0, 0.0)):
+        since = upload(local_stack, f"raw/flip/v{i + 1}.csv", synthetic_csv(400, 200 + i, noise))
+        assert wait_for_execution(local_stack, since=since, key=f"raw/flip/v{i + 1}.csv")["status"] == "SUCCEEDED"
+    record = {"x": 0.3, "colour": "blue", "z": 0.1}
+    served = lambda: post(f"{local_stack.api_url}/models/flip/predict", record)[1]["version"]  # noqa: E731
+    champion = stack.history("flip")[-1]["to"]
+    other = 1 if champion == 2 else 2
+
+    stack.promote("flip", other, "by hand", "test")
+    assert wait_until(lambda: served() == other)
+    stack.rollback("flip", "undo", "test")
+    assert wait_until(lambda: served() == champion)
+    assert [h["action"] for h in stack.history("flip")][-2:] == ["promote", "rollback"]
+
+
+def wait_until(check, timeout: float = 40.0) -> bool:
+    """The API picks up alias changes within its bounded staleness (documented as ≤ 30 s)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return False
+
+

@@ -367,8 +367,19 @@ def local_invoke(stack: Stack, function: str, event_file: Path) -> None:
     """Run FUNCTION (logical id, e.g. ValidateFunction) on an event file, as `sam local invoke` does."""
     from stepml.local.endpoint import invoke_function
 
-    event = json.loads(event_file.read_text())
-    emit_json(invoke_function(project_root(), function, event, endpoint_url=stack.endpoint_url))
+    try:
+        event = json.loads(event_file.read_text())
+    except ValueError as exc:
+        raise click.BadParameter(f"{event_file} is not valid JSON: {exc}", param_hint="--event") from exc
+    try:
+        invocation = invoke_function(project_root(), function, event, endpoint_url=stack.endpoint_url)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="FUNCTION") from exc
+    console.print(f"[dim]{invocation.function_name} · {invocation.duration_ms:.0f} ms · request {invocation.request_id}[/dim]",
+                  highlight=False)
+    emit_json(invocation.payload)
+    if invocation.errored:
+        sys.exit(1)
 
 
 @main.command("ui")

@@ -18,6 +18,11 @@ BUCKET = "registry-test-bucket"
 
 @pytest.fixture
 def store():
+    # moto checks S3 conditions and writes without a lock; the offline stack makes that atomic
+    # (as on AWS), and so do these tests, which exercise the registry under real concurrency.
+    from stepml.local import s3_conditions
+
+    s3_conditions.install()
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
         yield S3Store(Settings(bucket=BUCKET))

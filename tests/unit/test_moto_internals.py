@@ -107,3 +107,10 @@ def test_the_execute_config_is_settable_through_the_moto_api() -> None:
     from moto.moto_api._internal.models import MotoAPIBackend
 
     assert '"stepfunctions" in config' in inspect.getsource(MotoAPIBackend.set_config)
+
+
+def test_s3_conditional_puts_are_checked_in_one_patchable_method() -> None:
+    from moto.s3.responses import S3Response
+
+    source = inspect.getsource(S3Response.put_object)
+    assert 'self.headers.get("If-Match")' in source and 'self.headers.get("If-None-Match")' in source

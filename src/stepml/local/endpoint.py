@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stepml.local import events, lambda_runner
+from stepml.local import events, lambda_runner, s3_conditions
 from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs
@@ -164,6 +164,7 @@ class LocalStack:
             else:
                 lambda_runner.uninstall()
                 events.uninstall()
+                s3_conditions.uninstall()
             self._started = False
 
     def __enter__(self) -> Self:
@@ -295,6 +296,7 @@ class LocalStack:
         )
         lambda_runner.install()
         events.install()
+        s3_conditions.install()
         self._api.start()
 
     def _post_moto_api(self, path: str, body: Mapping[str, Any]) -> None:

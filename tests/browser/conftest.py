@@ -1,0 +1,140 @@
+"""The browser tier: the web UI in headless Chromium against the app on the offline stack.
+
+One offline stack and one trained Adult model (a small slice, two uploads → versions 1 and 2) are
+shared by the whole session; the UI runs as `stepml ui` in a subprocess pointed at that stack,
+exactly as a user starts it. Chromium is Debian's (`make browser` installs it); Playwright only
+drives it, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, head_bytes
+
+playwright = pytest.importorskip("playwright.sync_api", reason="the browser tier needs the 'ui' extra")
+pytest.importorskip("streamlit", reason="the browser tier needs the 'ui' extra")
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ADULT_ROWS = 3000
+
+
+def chromium_path() -> str:
+    found = os.environ.get("STEPML_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("Chromium is not installed: run `make browser` (Debian's chromium package)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def train(stack: Any, csv: Path, dataset: str) -> dict[str, Any]:
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    uploaded = stack.upload(csv, dataset)
+    run = stack.wait_for_run(uploaded["key"], since, timeout=300)
+    assert run["status"] == "SUCCEEDED", run
+    return run
+
+
+@pytest.fixture(scope="session")
+def offline_stack(tmp_path_factory: pytest.TempPathFactory, adult_csv: Path) -> Iterator[dict[str, Any]]:
+    """The offline stack with Adult trained twice (versions 1 and 2 of model 'adult')."""
+    from stepml.config import DatasetConfig
+    from stepml.local.endpoint import LocalStack
+    from stepml.stack import Stack
+
+    folder = tmp_path_factory.mktemp("browser-data")
+    first, second = folder / "first" / "adult.csv", folder / "second" / "adult.csv"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    rows = head_bytes(adult_csv, ADULT_ROWS)
+    first.write_bytes(rows)
+    lines = rows.splitlines(keepends=True)
+    second.write_bytes(b"".join(lines[: 1 + ADULT_ROWS * 2 // 3]))  # a different slice → a different version
+    with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-browser") as local:
+        stack = Stack(stack_name="stepml-browser", endpoint_url=local.endpoint_url)
+        # seed-a (the RandomForest) trains in seconds; the tier is about the UI, not the recipes.
+        stack.write_config("adult", DatasetConfig(target="income", recipe="seed-a"))
+        runs = [train(stack, first, "adult"), train(stack, second, "adult")]
+        yield {"local": local, "stack": stack, "runs": runs, "csv": first}
+
+
+@pytest.fixture(scope="session")
+def ui_url(offline_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`stepml ui` serving the app for the offline stack, on a free port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("ui") / "streamlit.log"
+    local = offline_stack["local"]
+    env = {**os.environ, **local.client_environment(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    command = [sys.executable, "-m", "stepml.cli", "--endpoint-url", local.endpoint_url,
+               "--stack-name", "stepml-browser", "ui", "--port", str(port), "--no-open"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the UI did not start:\n{log.read_text()}")
+            time.sleep(0.3)
+        try:
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    context.set_default_timeout(30_000)
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def settle(page: Any, timeout: float = 60_000) -> None:
+    """Wait until the app has run its script at least once and is idle again (Streamlit marks
+    both on its root element; before the first run the state is 'initial')."""
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)

@@ -1,0 +1,120 @@
+"""The web UI in a real browser, against the offline stack with Adult trained (versions 1 and 2).
+
+Given the app started with `stepml ui` on the offline stack, When a user works each page in
+headless Chromium, Then they see what the HTTP API and the AWS APIs say.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import settle
+
+pytestmark = pytest.mark.slow
+
+ADULT_FIELDS = ["age", "workclass", "fnlwgt", "education", "educational-num", "marital-status",
+                "occupation", "relationship", "race", "gender", "capital-gain", "capital-loss",
+                "hours-per-week", "native-country"]
+
+
+def metric(page: Any, label: str) -> Any:
+    """The value of the metric tile labelled exactly ``label``."""
+    labelled = page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    return page.get_by_test_id("stMetric").filter(has=labelled).get_by_test_id("stMetricValue")
+
+
+def champion_from_api(offline_stack: dict[str, Any]) -> int:
+    api = offline_stack["stack"].api_url
+    with urllib.request.urlopen(f"{api}/models/adult/history", timeout=10) as response:  # noqa: S310
+        return int(json.loads(response.read())["version"])
+
+
+def test_predict_form_has_a_field_for_every_adult_feature(page: Any, ui_url: str) -> None:
+    page.goto(ui_url + "/")
+    settle(page)
+    form = page.locator('[data-testid="stForm"]')
+    for field in ADULT_FIELDS:
+        # every feature has a field, marked required ('*')
+        expect(form.get_by_text(f"{field} *", exact=True)).to_be_visible()
+    # numbers are number inputs, with the training range in their help
+    expect(form.get_by_role("spinbutton", name="age *")).to_be_visible()
+    expect(form.get_by_role("spinbutton", name="hours-per-week *")).to_be_visible()
+    form.get_by_role("button", name="Help for age *").hover()
+    expect(page.get_by_text(re.compile(r"training range 17 – 90"))).to_be_visible()
+
+
+def test_a_submitted_record_shows_the_prediction_and_the_version(
+    page: Any, ui_url: str, offline_stack: dict[str, Any]
+) -> None:
+    page.goto(ui_url + "/")
+    settle(page)
+    page.get_by_role("button", name="Predict").click()
+    expect(metric(page, "Prediction")).to_have_text(re.compile(r"^\s*(<=50K|>50K)\s*$"))
+    expect(metric(page, "Model version")).to_have_text(str(champion_from_api(offline_stack)))
+    expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()  # class probabilities
+
+
+def test_a_bad_value_shows_the_api_message_next_to_its_field(page: Any, ui_url: str) -> None:
+    page.goto(ui_url + "/")
+    settle(page)
+    page.get_by_text("Send raw JSON").click()
+    body = page.get_by_label("Request body")
+    expect(body).to_be_visible()
+    record = json.loads(body.input_value())
+    record["age"] = "forty"
+    body.fill(json.dumps(record))
+    body.press("Control+Enter")  # commit the text area's value before the click
+    settle(page)
+    page.get_by_role("button", name="Send JSON").click()
+    # the API's message sits under the age field, and its summary above the response
+    age_column = page.locator('[data-testid="stColumn"]', has=page.get_by_role("spinbutton", name="age *"))
+    expect(age_column.get_by_text("expected a number, got str 'forty'")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"refused the request \(HTTP 422\)"))).to_be_visible()
+
+
+def test_the_runs_page_draws_a_completed_run_state_by_state(
+    page: Any, ui_url: str, offline_stack: dict[str, Any]
+) -> None:
+    run = offline_stack["runs"][0]
+    page.goto(f"{ui_url}/runs?run={run['name']}")
+    settle(page)
+    expect(metric(page, "Status")).to_have_text("SUCCEEDED")
+    graph = page.locator('[data-testid="stGraphVizChart"] svg').first
+    expect(graph).to_be_visible()
+    for state in ("Validate dataset", "Preprocess data", "Train model", "Evaluate and register"):
+        node = graph.locator("g.node", has=page.locator(f"title:text-is('{state}')"))
+        # a state this run passed through is drawn green
+        expect(node.locator("[fill='#c8e6c9']").first).to_be_attached()
+    # the validation report of that run
+    expect(page.get_by_text("Validation report")).to_be_visible()
+    expect(metric(page, "Rows")).to_have_text("3,000")
+
+
+def test_promote_and_rollback_change_the_champion(
+    page: Any, ui_url: str, offline_stack: dict[str, Any]
+) -> None:
+    before = champion_from_api(offline_stack)
+    page.goto(ui_url + "/models?model=adult")
+    settle(page)
+    expect(metric(page, "Champion")).to_have_text(f"version {before}")
+
+    page.get_by_label("Reason").first.fill("browser test: try the other version")
+    page.get_by_role("button", name="Promote to champion").click()
+    settle(page)
+    other = 1 if before == 2 else 2
+    expect(page.get_by_text(f"champion is now version {other}")).to_be_visible()
+    expect(metric(page, "Champion")).to_have_text(f"version {other}")
+    assert champion_from_api(offline_stack) == other
+
+    page.get_by_label("Reason").nth(1).fill("browser test: back again")
+    page.get_by_role("button", name="Roll back").click()
+    settle(page)
+    expect(page.get_by_text(f"champion is now version {before}")).to_be_visible()
+    expect(metric(page, "Champion")).to_have_text(f"version {before}")
+    assert champion_from_api(offline_stack) == before

@@ -29,7 +29,7 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-test: venv  ## everything: unit, functional, end-to-end, template checks and the SAM build
+test: venv browser  ## everything: unit, functional, end-to-end, template checks and the SAM build
 	$(BIN)/python -m pytest
 
 lint: venv
@@ -57,3 +57,20 @@ check: venv  ## template and state-machine checks that need neither AWS nor Dock
 	$(BIN)/sam validate --lint
 	$(BIN)/sam validate --config-env nolint --region us-east-1
 	$(BIN)/statelint statemachine/pipeline.asl.json
+
+# --- Web UI: run it, photograph it, and the browser its tests drive ------------------------------
+.PHONY: browser ui screenshots
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:  ## Debian's chromium for the browser tests (Playwright drives it; nothing is downloaded)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+ui: venv  ## the web UI on a fresh offline stack (Ctrl-C stops both); against AWS: .venv/bin/stepml ui
+	@set -m; $(BIN)/stepml local up --port 4566 --api-port 3000 & stack=$$!; \
+	trap 'kill $$stack 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 120); do $(BIN)/stepml --local info --json >/dev/null 2>&1 && break; sleep 1; done; \
+	$(BIN)/stepml --local ui
+
+screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offline stack with Adult
+	$(BIN)/python scripts/screenshots.py

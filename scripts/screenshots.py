@@ -21,8 +21,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM_ARGS, free_port  # noqa: E402
-from tests.conftest import head_bytes  # noqa: E402
+from tests.browser.conftest import CHROMIUM_ARGS, free_port
+from tests.conftest import head_bytes
 
 WIDTH = 1400
 
@@ -91,7 +91,7 @@ def main() -> None:
         try:
             for _ in range(120):
                 try:
-                    urllib.request.urlopen(url + "/_stcore/health", timeout=2)  # noqa: S310
+                    urllib.request.urlopen(url + "/_stcore/health", timeout=2)
                     break
                 except OSError:
                     time.sleep(0.5)

@@ -15,7 +15,7 @@ import streamlit as st
 # so the pages import the UI's modules the same way however the app is started.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stepml_ui.page import console  # noqa: E402
+from stepml_ui.page import console
 
 st.set_page_config(page_title="stepml", page_icon=":material/stairs:", layout="wide")
 

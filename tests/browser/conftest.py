@@ -93,7 +93,7 @@ def ui_url(offline_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:

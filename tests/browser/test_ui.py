@@ -31,7 +31,7 @@ def metric(page: Any, label: str) -> Any:
 
 def champion_from_api(offline_stack: dict[str, Any]) -> int:
     api = offline_stack["stack"].api_url
-    with urllib.request.urlopen(f"{api}/models/adult/history", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{api}/models/adult/history", timeout=10) as response:
         return int(json.loads(response.read())["version"])
 
 

@@ -3,6 +3,7 @@ each state coloured by what it did in this run (Graphviz DOT, rendered in the br
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 #: Fill colours by state status; states the run never entered stay grey.
@@ -46,14 +47,14 @@ def run_dot(definition: dict[str, Any], states: list[dict[str, Any]]) -> str:
     """DOT source for ``definition`` with the run's ``states`` (from ``Stack.run``) coloured in."""
     statuses = state_statuses(states)
     durations = {s["name"]: s.get("duration_s") for s in states}
-    taken = {(a["name"], b["name"]) for a, b in zip(states, states[1:], strict=False)}
+    taken = {(a["name"], b["name"]) for a, b in pairwise(states)}
     lines = [
         "digraph run {",
         '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.3, ranksep=0.3, bgcolor="transparent", size="7,8!", ratio=compress];',
         '  node [fontname="Helvetica", fontsize=12, margin="0.15,0.06", style="filled,rounded", shape=box, penwidth=1.6];',
         '  edge [fontname="Helvetica", fontsize=9, color="#757575", arrowsize=0.7];',
-        '  "__start" [label="Start", shape=circle, style=filled, fillcolor="#424242", fontcolor=white, '
-        'width=0.45, fixedsize=true];',
+        ('  "__start" [label="Start", shape=circle, style=filled, fillcolor="#424242", fontcolor=white, '
+         'width=0.45, fixedsize=true];'),
     ]
     for name, state in definition.get("States", {}).items():
         status = statuses.get(name, "NOT RUN")

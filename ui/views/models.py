@@ -7,7 +7,6 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
-
 from stepml_ui.client import ApiResponse
 from stepml_ui.page import console, pick_model
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
+from stepml_ui.page import console, status_table
+from stepml_ui.run_graph import run_dot
 
 from stepml.config import DatasetConfig
 from stepml.errors import StepmlError
 from stepml.stack import FINISHED
-from stepml_ui.page import console, status_table
-from stepml_ui.run_graph import run_dot
 
 st.title("Upload")
 st.caption("A CSV under raw/<dataset>/ starts the pipeline: the dataset's name is the model's name.")

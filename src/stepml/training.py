@@ -28,8 +28,8 @@ Recipes (``config.recipe``):
     0..K-1, which would make the pipeline's classes differ from the user's). Needs ``xgboost``; where
     it is not installed (the Lambda layer leaves it out for size) the run fails with a ConfigError.
 
-Training runs in threads only (HistGradientBoosting's OpenMP, forests' ``n_jobs`` threads): no
-process pools, which need /dev/shm, absent on Lambda.
+Training runs in threads only (forests' ``n_jobs`` threads; HistGradientBoosting's OpenMP, held to
+:data:`OPENMP_THREADS`): no process pools, which need /dev/shm, absent on Lambda.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ AUTO_PARAMS: dict[str, Any] = {
 CLASS_WEIGHTED_METRICS = ("balanced_accuracy", "f1")
 #: Rows outside [Q1 - k*IQR, Q3 + k*IQR] in any numeric column are outliers (seed B).
 IQR_FACTOR = 1.5
+#: OpenMP threads while fitting. HistGradientBoosting with two OpenMP threads is ~1.5x faster on an
+#: idle 2-core machine but 10-40x *slower* on a busy one (spin-waiting threads: Adult 98 s vs 8 s
+#: measured here; a 150-row iris fit 5-10 s vs 0.2 s), and the offline stack runs several
+#: executions in threads of one process. One thread keeps every default fit well within 60 s.
+OPENMP_THREADS = 1
 
 
 def estimator(config: DatasetConfig, task: str, params: dict[str, Any] | None = None) -> Any:
@@ -190,7 +195,10 @@ def fit(
     y = train[target]
     if task == "classification":
         y = class_labels(y)
-    pipeline.fit(to_model_frame(train, schema), y)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
+        pipeline.fit(to_model_frame(train, schema), y)
     return pipeline
 
 

@@ -1,0 +1,142 @@
+"""Recipes: what each pipeline holds, how it treats missing values, outliers and params, and that
+the fitted pipelines convert to ONNX with the same predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stepml.config import DatasetConfig
+from stepml.errors import ConfigError
+from stepml.evaluation import evaluate
+from stepml.preprocessing import MISSING_CATEGORY, feature_schema, to_model_frame
+from stepml.training import build_pipeline, fit, remove_outliers
+from stepml.validation import read_csv, validate
+
+SOURCE = "s3://bucket/raw/demo/data.csv"
+
+
+def table(rows: int = 300, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    colour = rng.choice(["red", "green", "blue"], rows)
+    y = np.where(x + (colour == "red") + rng.normal(scale=0.3, size=rows) > 0.5, "yes", "no")
+    frame = pd.DataFrame({"x": x, "colour": colour, "z": rng.uniform(0, 10, rows), "y": y})
+    frame.loc[::10, "x"] = np.nan
+    frame.loc[::13, "colour"] = np.nan
+    return frame
+
+
+def config(**values) -> DatasetConfig:
+    return DatasetConfig.from_dict({"params": {"max_iter": 30}, **values} if values.get("recipe", "auto") == "auto" else values)
+
+
+def test_auto_keeps_rows_with_missing_values_and_predicts_them() -> None:
+    frame = table()
+    schema = feature_schema(frame, "y")
+    pipeline = fit(frame, "y", schema, "classification", config())
+    missing = pd.DataFrame({"x": [np.nan], "colour": [np.nan], "z": [np.nan]})
+    assert pipeline.predict(to_model_frame(missing, schema))[0] in {"yes", "no"}
+    steps = {name for name, _, _ in pipeline.named_steps["columns"].transformers_}
+    assert steps == {"categorical", "numeric"}
+    assert to_model_frame(missing, schema)["colour"][0] == MISSING_CATEGORY
+
+
+def test_auto_weights_classes_only_for_metrics_that_reward_the_minority() -> None:
+    schema = feature_schema(table(), "y")
+    plain = build_pipeline(schema, "classification", config())
+    weighted = build_pipeline(schema, "classification", config(primary_metric="balanced_accuracy"))
+    assert plain.named_steps["model"].class_weight is None
+    assert weighted.named_steps["model"].class_weight == "balanced"
+
+
+def test_params_reach_the_estimator_and_unknown_ones_are_named() -> None:
+    schema = feature_schema(table(), "y")
+    pipeline = build_pipeline(schema, "classification", config(recipe="seed-a", params={"n_estimators": 7}))
+    assert pipeline.named_steps["model"].n_estimators == 7
+    with pytest.raises(ConfigError, match="params has parameter.*max_depthh.*RandomForestClassifier"):
+        build_pipeline(schema, "classification", config(recipe="seed-a", params={"max_depthh": 3}))
+
+
+def test_seed_b_removes_outliers_from_training_rows_only() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2, 3, 4, 5, 6, 7, 8, 1000], "zeros": [0] * 8 + [5], "y": range(9)})
+    schema = feature_schema(frame, "y")
+    kept = remove_outliers(frame, "y", schema, "regression")
+    assert list(kept["a"]) == [1, 2, 3, 4, 5, 6, 7, 8]  # 1000 is out; the zero-IQR column is skipped
+    test = pd.DataFrame({"a": [1000.0], "zeros": [5], "y": [8]})
+    pipeline = fit(frame, "y", schema, "regression", DatasetConfig(recipe="seed-b", params={"n_estimators": 5}))
+    assert evaluate(pipeline, frame, test, "y", schema, "regression")["test_rows"] == 1
+
+
+def test_regression_evaluation_keeps_a_small_chart_sample() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=700), "y": rng.normal(size=700)})
+    schema = feature_schema(frame, "y")
+    pipeline = fit(frame, "y", schema, "regression", config())
+    evaluation = evaluate(pipeline, frame, frame, "y", schema, "regression", "mae")
+    assert evaluation["primary_metric"] == "mae" and evaluation["higher_is_better"] is False
+    assert len(evaluation["predicted_vs_actual"]["actual"]) == 200
+    assert set(evaluation["metrics"]) == {"rmse", "mae", "r2"}
+
+
+def test_the_report_warns_about_constant_id_like_duplicate_and_date_columns() -> None:
+    rows = [f"{i},k{i},same,{i % 3},2024-01-{i % 28 + 1:02d},{'a' if i % 2 else 'b'}" for i in range(60)]
+    data = read_csv(("n,key,const,small,day,y\n" + "\n".join(rows + rows[:3]) + "\n").encode(), SOURCE)
+    report = validate(data, DatasetConfig(), SOURCE)
+    text = " | ".join(report["warnings"])
+    assert "'const' is constant" in text
+    assert "3 duplicate row(s)" in text and report["duplicate_rows"] == 3
+    assert "'day' holds dates" in text and report["dropped_columns"] == {"day": "date"}
+    assert {c["name"]: c["role"] for c in report["columns"]}["day"] == "date"
+    unique = validate(read_csv(("n,key,const,small,day,y\n" + "\n".join(rows) + "\n").encode(), SOURCE), DatasetConfig(), SOURCE)
+    text = " | ".join(unique["warnings"])
+    assert "'key' looks like an id" in text and "'n' looks like an id" in text
+    assert "'small' looks like an id" not in text
+
+
+@pytest.fixture
+def skl2onnx_with_int_missing_flags(monkeypatch: pytest.MonkeyPatch):
+    """skl2onnx 1.20 passes a bool for HistGradientBoosting's nodes_missing_value_tracks_true, which
+    protobuf 7 rejects ("Expected an int, got a boolean"); the exporter must cast it, as here."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args, nodes_missing_value_tracks_true=0, **kwargs):
+        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    monkeypatch.setattr(tree_ensemble, "add_node", add_node)
+    return skl2onnx
+
+
+@pytest.mark.parametrize(("recipe", "task"), [("auto", "classification"), ("auto", "regression"), ("seed-a", "classification")])
+def test_fitted_pipelines_convert_to_onnx_with_the_same_predictions(
+    recipe: str, task: str, skl2onnx_with_int_missing_flags
+) -> None:
+    skl2onnx = skl2onnx_with_int_missing_flags
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    frame = table()
+    if task == "regression":
+        frame["y"] = frame["z"] * 2 + frame["x"].fillna(0)
+    schema = feature_schema(frame.drop(columns=["z"]) if task == "regression" else frame, "y")
+    train = frame if recipe == "auto" else frame.dropna()
+    cfg = config(recipe=recipe, params={"n_estimators": 5} if recipe == "seed-a" else {"max_iter": 30})
+    pipeline = fit(train, "y", schema, task, cfg)
+    features = to_model_frame(frame, schema)  # rows with missing values included
+    inputs = [(f["name"], FloatTensorType([None, 1]) if f["kind"] == "numeric" else StringTensorType([None, 1])) for f in schema]
+    model = skl2onnx.convert_sklearn(pipeline, initial_types=inputs, target_opset=17, options={"zipmap": False} if task == "classification" else None)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    feed = {
+        f["name"]: features[[f["name"]]].to_numpy().astype(np.float32 if f["kind"] == "numeric" else str)
+        for f in schema
+    }
+    outputs = session.run(None, feed)
+    if task == "classification":
+        assert (outputs[0].ravel().astype(str) == pipeline.predict(features).astype(str)).mean() > 0.99
+        np.testing.assert_allclose(outputs[1], pipeline.predict_proba(features), atol=1e-4)
+    else:
+        np.testing.assert_allclose(outputs[0].ravel(), pipeline.predict(features), rtol=1e-3, atol=1e-3)

@@ -1,17 +1,36 @@
-"""The prediction API: API Gateway HTTP API (payload v2.0) events in, HTTP responses out."""
+"""The prediction API: API Gateway HTTP API (payload v2.0) events in, HTTP responses out.
+
+Routes (also in template.yaml as HttpApi events, and described by :func:`openapi_document`):
+
+``POST /models/{name}/predict``   a record ``{feature: value}`` or ``{"instances": [...]}``
+``GET  /models/{name}``           version, metrics and the feature schema
+``GET  /models``                  registered models with their champion versions
+``GET  /openapi.json``            the OpenAPI 3 document of this API
+
+``?version=`` or ``?alias=`` picks a version (default: the ``champion`` alias). Bad input is a 4xx
+naming the problem - 400 malformed body, 413 over a limit, 422 a field's value, 404 an unknown model
+- never a 5xx.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import logging
+import sys
+import time
 from typing import Any
 
+from stepml import __version__
 from stepml.errors import NotFoundError, RequestError
-from stepml.inputs import parse_body
+from stepml.inputs import MAX_BODY_BYTES, MAX_INSTANCES, parse_body
+from stepml.keys import DATASET_NAME
 from stepml.serving import ModelServer, parse_version
 
 logger = logging.getLogger("stepml.api")
+
+#: CloudWatch namespace of the API's metrics (embedded metric format log lines).
+METRIC_NAMESPACE = "stepml"
 
 
 def response(status: int, body: Any) -> dict[str, Any]:
@@ -22,11 +41,45 @@ def response(status: int, body: Any) -> dict[str, Any]:
     }
 
 
-def _body(event: dict[str, Any]) -> str | None:
+def _body(event: dict[str, Any]) -> str | bytes | None:
     body = event.get("body")
     if body is not None and event.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode("utf-8", errors="replace")
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError as exc:
+            raise RequestError(f"the request body is not valid base64: {exc}") from exc
     return body
+
+
+def _model_name(params: dict[str, str]) -> str:
+    name = params.get("name", "")
+    if not DATASET_NAME.match(name):
+        raise NotFoundError(f"no model named {name!r}")
+    return name
+
+
+def emit_unseen_categories(model: str, version: int, count: int) -> None:
+    """One CloudWatch embedded-metric-format line: categories unseen in training, per model.
+
+    Written by hand rather than with Powertools Metrics to keep the function's cold start free of
+    that import; CloudWatch reads the same format either way.
+    """
+    line = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["model"]],
+                    "Metrics": [{"Name": "UnseenCategories", "Unit": "Count"}],
+                }
+            ],
+        },
+        "model": model,
+        "version": version,
+        "UnseenCategories": count,
+    }
+    sys.stdout.write(json.dumps(line) + "\n")
 
 
 def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
@@ -35,15 +88,251 @@ def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
     params = event.get("pathParameters") or {}
     query = event.get("queryStringParameters") or {}
     try:
-        name = params.get("name", "")
+        if route == "GET /openapi.json":
+            return response(200, openapi_document())
+        if route == "GET /models":
+            return response(200, {"models": server.list_models()})
         version = parse_version(query.get("version"))
         alias = query.get("alias") or None
         if route == "POST /models/{name}/predict":
-            return response(200, server.predict(name, parse_body(_body(event)), version, alias))
+            name = _model_name(params)
+            payload = parse_body(_body(event))
+            return response(200, server.predict(name, payload, version, alias))
         if route == "GET /models/{name}":
-            return response(200, server.describe(name, version, alias))
+            return response(200, server.describe(_model_name(params), version, alias))
         return response(404, {"message": f"no route {route!r}"})
     except RequestError as exc:
         return response(exc.status, {"message": str(exc), "errors": exc.details})
     except NotFoundError as exc:
         return response(404, {"message": str(exc)})
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------
+
+_VALUE = {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
+_ERROR_RESPONSES = {
+    "400": "Malformed request: empty body, not JSON, NaN/Infinity, not an object, empty batch, "
+    "bad version",
+    "404": "No such model, version or alias",
+    "413": f"Body over {MAX_BODY_BYTES} bytes or more than {MAX_INSTANCES} instances",
+    "422": "A field is missing, unknown, of the wrong type or not finite (each named with its row)",
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {
+        code: {"description": _ERROR_RESPONSES[code], "content": _json({"$ref": "#/components/schemas/Error"})}
+        for code in codes
+    }
+
+
+_SELECTORS = [
+    {
+        "name": "version",
+        "in": "query",
+        "required": False,
+        "description": "Serve this version (default: the version the alias names).",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    {
+        "name": "alias",
+        "in": "query",
+        "required": False,
+        "description": "Serve the version this alias names (default: champion).",
+        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
+    },
+]
+_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The model (dataset) name.",
+    "schema": {"type": "string", "pattern": DATASET_NAME.pattern},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0 description of this API (served at ``GET /openapi.json``)."""
+    record = {
+        "type": "object",
+        "description": "One value per feature (see GET /models/{name}). Numbers for numeric features, "
+        "strings for categorical ones; null or absent for a missing optional value.",
+        "additionalProperties": _VALUE,
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "stepml prediction API",
+            "version": __version__,
+            "description": "Predictions from registered stepml models, served as ONNX. Categories unseen "
+            "in training and numbers outside the training range are accepted and flagged in the "
+            "row's warnings.",
+        },
+        "paths": {
+            "/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "Registered models with their champion versions",
+                    "responses": {
+                        "200": {"description": "The models", "content": _json({"$ref": "#/components/schemas/ModelList"})}
+                    },
+                }
+            },
+            "/models/{name}": {
+                "get": {
+                    "operationId": "describeModel",
+                    "summary": "A model version: metrics and the feature schema",
+                    "parameters": [_NAME, *_SELECTORS],
+                    "responses": {
+                        "200": {
+                            "description": "The version served",
+                            "content": _json({"$ref": "#/components/schemas/ModelDescription"}),
+                        },
+                        **_errors("400", "404"),
+                    },
+                }
+            },
+            "/models/{name}/predict": {
+                "post": {
+                    "operationId": "predict",
+                    "summary": "Predict one record or a batch",
+                    "parameters": [_NAME, *_SELECTORS],
+                    "requestBody": {
+                        "required": True,
+                        "content": _json(
+                            {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Record"},
+                                    {"$ref": "#/components/schemas/Batch"},
+                                ]
+                            }
+                        ),
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "One prediction per record, in order",
+                            "content": _json({"$ref": "#/components/schemas/Prediction"}),
+                        },
+                        **_errors("400", "404", "413", "422"),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3 document", "content": _json({"type": "object"})}},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Record": record,
+                "Batch": {
+                    "type": "object",
+                    "required": ["instances"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "instances": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_INSTANCES,
+                            "items": {"$ref": "#/components/schemas/Record"},
+                        }
+                    },
+                },
+                "Prediction": {
+                    "type": "object",
+                    "required": ["model", "version", "predictions", "warnings"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "version": {"type": "integer", "minimum": 1},
+                        "predictions": {
+                            "type": "array",
+                            "description": "Class labels as in the training data (classification) or numbers",
+                            "items": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+                        },
+                        "probabilities": {
+                            "type": "array",
+                            "description": "Classification only: each class's probability, per record",
+                            "items": {"type": "object", "additionalProperties": {"type": "number"}},
+                        },
+                        "warnings": {
+                            "type": "array",
+                            "description": "Per record: unseen categories, values outside the training range",
+                            "items": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+                "Feature": {
+                    "type": "object",
+                    "required": ["name", "kind", "required"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["numeric", "categorical"]},
+                        "required": {"type": "boolean"},
+                        "categories": {"type": "array", "items": {"type": "string"}},
+                        "min": {"type": "number", "nullable": True},
+                        "max": {"type": "number", "nullable": True},
+                    },
+                },
+                "ModelDescription": {
+                    "type": "object",
+                    "required": ["name", "version", "task", "target", "features"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": {"type": "integer", "minimum": 1},
+                        "task": {"type": "string", "enum": ["classification", "regression"]},
+                        "target": {"type": "string"},
+                        "recipe": {"type": "string", "nullable": True},
+                        "primary_metric": {"type": "string", "nullable": True},
+                        "metrics": {"type": "object", "nullable": True},
+                        "baseline": {"type": "object", "nullable": True},
+                        "labels": {"type": "array", "nullable": True},
+                        "registered": {"type": "string", "nullable": True},
+                        "features": {"type": "array", "items": {"$ref": "#/components/schemas/Feature"}},
+                    },
+                },
+                "ModelList": {
+                    "type": "object",
+                    "required": ["models"],
+                    "properties": {
+                        "models": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "champion"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "champion": {"type": "integer", "nullable": True},
+                                },
+                            },
+                        }
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["row", "field", "message"],
+                                "properties": {
+                                    "row": {"type": "integer", "nullable": True},
+                                    "field": {"type": "string", "nullable": True},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    }

@@ -26,6 +26,11 @@ class TransientError(StepmlError):
     """A temporary failure (throttling, a network blip): the state machine retries it."""
 
 
+class ModelExportError(StepmlError):
+    """The trained pipeline cannot be served as ONNX: conversion failed, or the ONNX graph's
+    predictions disagree with scikit-learn's on the hold-out set. Never retried."""
+
+
 class NotFoundError(StepmlError):
     """A model, version or alias that does not exist."""
 
@@ -41,5 +46,5 @@ class RequestError(StepmlError):
 
 #: The error names the state machine may match, with what they mean to a user.
 STATE_MACHINE_ERRORS = {
-    cls.__name__: cls for cls in (DataError, ConfigError, TransientError)
+    cls.__name__: cls for cls in (DataError, ConfigError, TransientError, ModelExportError)
 }

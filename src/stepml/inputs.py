@@ -18,6 +18,8 @@ from stepml.errors import RequestError
 MAX_INSTANCES = 1000
 #: Lambda's synchronous payload limit is 6 MB; API Gateway's body limit is lower still.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+#: How a row's warning about a category unseen in training ends (serving counts them).
+UNSEEN_CATEGORY = "was not seen in training"
 
 
 def _reject_constant(name: str) -> float:
@@ -86,7 +88,11 @@ def check_records(records: list[Any], schema: list[dict[str, Any]]) -> tuple[lis
                     errors.append({"row": index, "field": name,
                                    "message": f"expected a number, got {type(value).__name__} {value!r}"})
                     continue
-                if not math.isfinite(value):
+                try:
+                    finite = math.isfinite(value)
+                except OverflowError:  # a whole number too large for a float
+                    finite = False
+                if not finite:
                     errors.append({"row": index, "field": name, "message": "must be a finite number"})
                     continue
                 low, high = spec.get("min"), spec.get("max")
@@ -100,7 +106,7 @@ def check_records(records: list[Any], schema: list[dict[str, Any]]) -> tuple[lis
                     continue
                 text = str(value)
                 if spec.get("categories") and text not in spec["categories"]:
-                    row_warnings.append(f"{name}={text!r} was not seen in training")
+                    row_warnings.append(f"{name}={text!r} {UNSEEN_CATEGORY}")
                 row[name] = text
         rows.append(row)
         warnings.append(row_warnings)

@@ -1,67 +1,115 @@
-"""Serve predictions from the registry: resolve an alias, load the version once, predict.
+"""Serve predictions from the registry's ONNX models: resolve an alias, load a version once, predict.
 
-Loaded models are cached per (name, version); an alias lookup is cached for ``alias_ttl`` seconds,
-so a promotion or rollback is picked up within that bound without a redeploy, and a warm request
-reads nothing from S3.
+Loaded models (an onnxruntime session per (name, version)) are cached for the life of the process;
+an alias lookup is cached for ``alias_ttl`` seconds, so a promotion or rollback is picked up within
+that bound without a redeploy, and a warm request reads nothing from S3. An artifact is loaded only
+if its SHA-256 matches the one recorded in ``meta.json``.
+
+Only numpy and onnxruntime are imported here (no pandas, scikit-learn or joblib): the inference
+function ships without them.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from stepml import registry
 from stepml.errors import NotFoundError, RequestError
-from stepml.inputs import check_records, records_from
+from stepml.inputs import UNSEEN_CATEGORY, check_records, records_from
+from stepml.onnx_model import PREDICTION, PROBABILITIES, feeds, model_classes
 from stepml.storage import S3Store
 
-ARTIFACT = "model.joblib"
+ARTIFACT = "model.onnx"
+#: Upper bound on how long a moved alias may keep serving its previous version (issue: <= 30 s).
+DEFAULT_ALIAS_TTL = 15.0
 
 
 @dataclass
 class LoadedModel:
+    """One registered version, ready to predict."""
+
     meta: dict[str, Any]
-    pipeline: Any
+    session: Any
+    classes: list[Any] | None
+
+    @property
+    def schema(self) -> list[dict[str, Any]]:
+        return list(self.meta["schema"])
+
+
+def _session(model_bytes: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # One request is a few rows: a single thread avoids waking a pool (and Lambda bills by CPU).
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
 @dataclass
 class ModelServer:
-    """Resolves and caches models of one registry for the prediction API."""
+    """Resolves, loads and caches the models of one registry for the prediction API.
+
+    ``on_unseen_categories(model, version, count)`` is called when a request carried categories
+    the model never saw in training (the API turns it into a metric).
+    """
 
     store: S3Store
-    alias_ttl: float = 15.0
+    alias_ttl: float = DEFAULT_ALIAS_TTL
+    on_unseen_categories: Callable[[str, int, int], None] | None = None
+    clock: Callable[[], float] = time.monotonic
     _models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
     _aliases: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _alias_version(self, name: str, alias: str) -> int:
         cached = self._aliases.get((name, alias))
-        if cached and time.monotonic() - cached[0] < self.alias_ttl:
+        now = self.clock()
+        if cached and now - cached[0] < self.alias_ttl:
             return cached[1]
-        meta = registry.resolve(self.store, name, alias=alias)
-        self._aliases[(name, alias)] = (time.monotonic(), int(meta["version"]))
-        return int(meta["version"])
+        version = registry.get_alias(self.store, name, alias)
+        if version is None:
+            if not self.store.list_prefixes(f"models/{name}/"):
+                raise NotFoundError(f"no model named {name!r}")
+            raise NotFoundError(f"model {name!r} has no {alias!r} alias")
+        self._aliases[(name, alias)] = (now, version)
+        return version
 
     def model(self, name: str, version: int | None = None, alias: str | None = None) -> LoadedModel:
+        """The loaded version: ``version``, else the version ``alias`` (default champion) names."""
+        if version is not None and alias is not None:
+            raise RequestError("give either version or alias, not both")
+        if alias is not None and not registry.ALIAS_NAME.match(alias):
+            raise RequestError(f"alias {alias!r} is not a valid alias name")
         if version is None:
             version = self._alias_version(name, alias or registry.CHAMPION)
         key = (name, version)
         with self._lock:
             loaded = self._models.get(key)
         if loaded is None:
-            import joblib
-
             meta = registry.get_version(self.store, name, version)
-            data = registry.load_artifact(self.store, meta, ARTIFACT)
-            loaded = LoadedModel(meta=meta, pipeline=joblib.load(io.BytesIO(data)))
+            if ARTIFACT not in meta.get("artifacts", {}):
+                raise NotFoundError(
+                    f"model {name!r} version {version} has no {ARTIFACT} (it was trained before "
+                    "the API served ONNX): train it again or serve a newer version"
+                )
+            session = _session(registry.load_artifact(self.store, meta, ARTIFACT))
+            classes = model_classes(session.get_modelmeta().custom_metadata_map)
+            loaded = LoadedModel(meta=meta, session=session, classes=classes)
             with self._lock:
                 self._models[key] = loaded
         return loaded
 
     def describe(self, name: str, version: int | None = None, alias: str | None = None) -> dict[str, Any]:
+        """What a client needs to build a request: version, metrics and the feature schema."""
         meta = self.model(name, version, alias).meta
         evaluation = meta.get("evaluation", {})
         return {
@@ -72,41 +120,44 @@ class ModelServer:
             "recipe": meta.get("recipe"),
             "metrics": evaluation.get("metrics"),
             "baseline": evaluation.get("baseline"),
+            "primary_metric": evaluation.get("primary_metric"),
             "labels": evaluation.get("labels"),
             "features": meta["schema"],
             "registered": meta.get("registered"),
         }
 
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every registered model with its champion version (None before one is promoted)."""
+        return [
+            {"name": name, "champion": registry.get_alias(self.store, name, registry.CHAMPION)}
+            for name in registry.list_models(self.store)
+        ]
+
     def predict(
         self, name: str, payload: Any, version: int | None = None, alias: str | None = None
     ) -> dict[str, Any]:
+        """Predictions (original labels), class probabilities and per-row warnings."""
         loaded = self.model(name, version, alias)
         schema = loaded.meta["schema"]
         rows, warnings = check_records(records_from(payload), schema)
-        import pandas as pd
-
-        frame = pd.DataFrame(rows, columns=[f["name"] for f in schema])
-        for spec in schema:
-            if spec["kind"] == "numeric":
-                frame[spec["name"]] = frame[spec["name"]].astype("float64")
-        predictions = loaded.pipeline.predict(frame)
-        result: dict[str, Any] = {
-            "model": name,
-            "version": loaded.meta["version"],
-            "predictions": [_plain(p) for p in predictions],
-            "warnings": warnings,
-        }
-        if loaded.meta["task"] == "classification":
-            classes = [_plain(c) for c in loaded.pipeline.classes_]
+        unseen = sum(1 for row in warnings for warning in row if warning.endswith(UNSEEN_CATEGORY))
+        if unseen and self.on_unseen_categories is not None:
+            self.on_unseen_categories(name, int(loaded.meta["version"]), unseen)
+        inputs = feeds({f["name"]: [row[f["name"]] for row in rows] for f in schema}, schema)
+        result: dict[str, Any] = {"model": name, "version": loaded.meta["version"]}
+        if loaded.classes is not None:
+            probabilities = loaded.session.run([PROBABILITIES], inputs)[0]
+            classes = loaded.classes
+            result["predictions"] = [classes[i] for i in probabilities.argmax(axis=1).tolist()]
             result["probabilities"] = [
-                {str(c): round(float(p), 6) for c, p in zip(classes, row, strict=True)}
-                for row in loaded.pipeline.predict_proba(frame)
+                dict(zip(map(str, classes), row, strict=True))
+                for row in np.round(probabilities.astype(np.float64), 6).tolist()
             ]
+        else:
+            values = loaded.session.run([PREDICTION], inputs)[0].reshape(-1)
+            result["predictions"] = values.astype(np.float64).tolist()
+        result["warnings"] = warnings
         return result
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def parse_version(value: str | None) -> int | None:
@@ -117,4 +168,4 @@ def parse_version(value: str | None) -> int | None:
     return int(value)
 
 
-__all__ = ["ModelServer", "NotFoundError", "parse_version"]
+__all__ = ["LoadedModel", "ModelServer", "NotFoundError", "parse_version"]

@@ -154,10 +154,24 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
         state = {**state, "tuning": tuning}  # trials, best params, validation score: small JSON
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
+    # The API serves ONNX: convert, and check it against scikit-learn on the whole test split.
+    from stepml import onnx_export
+
+    onnx_model = onnx_export.export(pipeline, schema, state["task"])
+    test_frame = _read_split(store, state["test_key"], schema)
+    verification = onnx_export.verify(onnx_model, pipeline, test_frame, schema, state["task"])
     # Every file staged here is registered with the version (evaluate_and_register).
-    artifacts = {"model.joblib": keys.staging(state["dataset"], state["run_id"], "model.joblib")}
+    artifacts = {
+        name: keys.staging(state["dataset"], state["run_id"], name) for name in ("model.joblib", "model.onnx")
+    }
     store.put_bytes(artifacts["model.joblib"], buffer.getvalue())
-    return {**state, "artifacts": artifacts, "train_seconds": round(seconds, 3)}
+    store.put_bytes(artifacts["model.onnx"], onnx_model)
+    return {
+        **state,
+        "artifacts": artifacts,
+        "train_seconds": round(seconds, 3),
+        "onnx_verification": verification.to_dict(),
+    }
 
 
 def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -1,0 +1,344 @@
+"""Convert a fitted pipeline to ONNX and check that it predicts what scikit-learn predicts.
+
+The pipeline is converted in two parts joined by a cast:
+
+* the preprocessing steps (``ColumnTransformer``, imputers, encoders, scalers) with float64 inputs,
+  so imputation and scaling are computed exactly as scikit-learn computes them;
+* a ``Cast`` to float32, then the estimator, converted by the library that knows it (skl2onnx for
+  scikit-learn's forests and HistGradientBoosting, onnxmltools for LightGBM and XGBoost). ONNX tree
+  ensembles compare float32 features with float32 thresholds. scikit-learn's forests also compare
+  float32 features (skl2onnx adjusts their thresholds), so they match exactly once the cast comes
+  after the float64 preprocessing (float32 scaling flips splits). HistGradientBoosting and
+  LightGBM compare float64 features with float64 thresholds: a value lying between a threshold
+  and its float32 rounding takes the other branch in ONNX. That is rare (measured: 1 of 4,128
+  California test rows, $9k off) but real, so :func:`verify` tolerates at most
+  :data:`MAX_DIVERGENT_SHARE` of the rows (at least one) beyond tolerance and reports how many.
+  (onnxruntime's float64 tree kernels disagree with the ai.onnx.ml v3 schema, so float64
+  thresholds are not an option today.)
+
+Two gaps of skl2onnx are closed here: its ``SimpleImputer`` converter emits onnxruntime's
+``Imputer`` op, which has no float64 kernel (we emit ``IsNaN`` + ``Where``), and its
+HistGradientBoosting converter hands protobuf booleans where it wants ints. A missing category
+needs nothing: it is the empty string in training and in serving alike
+(:data:`stepml.onnx_model.MISSING_CATEGORY`).
+
+:func:`verify` then runs the graph through onnxruntime on a whole data split, with the same input
+builder serving uses, and raises :class:`~stepml.errors.ModelExportError` when classes or
+probabilities / regression values disagree beyond a small tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stepml.errors import ModelExportError
+from stepml.onnx_model import (
+    META_CLASSES,
+    META_FEATURES,
+    META_TASK,
+    MISSING_CATEGORY,
+    PREDICTION,
+    PROBABILITIES,
+    feeds,
+)
+
+#: Operator sets of the exported graph (onnxmltools converts up to opset 15; onnxruntime runs it).
+TARGET_OPSET = {"": 15, "ai.onnx.ml": 3}
+#: Largest difference allowed between an ONNX and a scikit-learn probability.
+PROBABILITY_TOLERANCE = 1e-4
+#: Largest relative difference allowed between ONNX and scikit-learn regression values.
+REGRESSION_RTOL = 1e-4
+#: Share of rows that may differ more (float32 thresholds; see the module docstring).
+MAX_DIVERGENT_SHARE = 0.001
+
+_registered = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How closely the ONNX graph matched scikit-learn on one data split."""
+
+    rows: int
+    rows_with_missing: int
+    max_abs_difference: float
+    tolerance: float
+    class_mismatches: int = 0
+    divergent_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "divergent_rows": self.divergent_rows,
+            "rows": self.rows,
+            "rows_with_missing": self.rows_with_missing,
+            "max_abs_difference": self.max_abs_difference,
+            "tolerance": self.tolerance,
+            "class_mismatches": self.class_mismatches,
+        }
+
+
+def _register_converters() -> None:
+    """Replace skl2onnx's SimpleImputer converter by one that works in float64 and on strings."""
+    global _registered
+    if _registered:
+        return
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.operator_converters.common import concatenate_variables
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+    from skl2onnx.proto import onnx_proto
+    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+    from sklearn.impute import SimpleImputer
+
+    def convert_imputer(scope: Any, operator: Any, container: Any) -> None:
+        imputer = operator.raw_operator
+        input_type = operator.inputs[0].type
+        marker = imputer.missing_values
+        if not (isinstance(input_type, DoubleTensorType) and isinstance(marker, float) and np.isnan(marker)):
+            convert_sklearn_imputer(scope, operator, container)
+            return
+        values = concatenate_variables(scope, operator.inputs, container)
+        fill = scope.get_unique_variable_name("imputed_values")
+        statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+        container.add_initializer(fill, onnx_proto.TensorProto.DOUBLE, [statistics.size], statistics.tolist())
+        missing = scope.get_unique_variable_name("is_missing")
+        container.add_node("IsNaN", [values], [missing], name=scope.get_unique_operator_name("IsNaN"))
+        container.add_node(
+            "Where", [missing, fill, values], [operator.outputs[0].full_name],
+            name=scope.get_unique_operator_name("Where"),
+        )
+
+    update_registered_converter(
+        SimpleImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes, convert_imputer
+    )
+    # skl2onnx's HistGradientBoosting converter passes booleans (missing_go_to_left) as an integer
+    # attribute, which protobuf 7 refuses: hand it a container that turns them into ints.
+    from skl2onnx.common._registration import get_converter, register_converter
+
+    for alias in ("SklearnHistGradientBoostingClassifier", "SklearnHistGradientBoostingRegressor"):
+        registered = get_converter(alias)
+        register_converter(
+            alias, _with_integer_flags(registered._fct), options=registered._options, overwrite=True
+        )
+    _registered = True
+
+
+class _IntegerFlagsContainer:
+    """A converter container whose add_node turns lists of booleans into lists of ints."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+    def add_node(self, *args: Any, **attrs: Any) -> Any:
+        for key, value in attrs.items():
+            if isinstance(value, list) and any(isinstance(v, (bool, np.bool_)) for v in value):
+                attrs[key] = [int(v) for v in value]
+        return self._container.add_node(*args, **attrs)
+
+
+def _with_integer_flags(convert: Any) -> Any:
+    def convert_with_integer_flags(scope: Any, operator: Any, container: Any) -> Any:
+        return convert(scope, operator, _IntegerFlagsContainer(container))
+
+    return convert_with_integer_flags
+
+
+def _split_pipeline(pipeline: Any) -> tuple[Any, Any]:
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+        raise ModelExportError(
+            f"cannot export {type(pipeline).__name__} to ONNX: expected a Pipeline of "
+            "preprocessing steps followed by an estimator"
+        )
+    steps = pipeline.steps
+    preprocessing = steps[0][1] if len(steps) == 2 else Pipeline(steps[:-1])
+    return preprocessing, steps[-1][1]
+
+
+def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:
+    """The estimator alone as ONNX, on one float32 input named ``features``."""
+    from skl2onnx.common.data_types import FloatTensorType
+
+    initial_types = [("features", FloatTensorType([None, n_features]))]
+    module = type(estimator).__module__
+    if module.startswith(("lightgbm", "xgboost")):
+        from onnxmltools.convert.common.data_types import FloatTensorType as MlFloatTensorType
+
+        initial_types = [("features", MlFloatTensorType([None, n_features]))]
+    if module.startswith("lightgbm"):
+        from onnxmltools import convert_lightgbm
+
+        return convert_lightgbm(
+            estimator, initial_types=initial_types, target_opset=TARGET_OPSET[""], zipmap=False
+        )
+    if module.startswith("xgboost"):
+        from onnxmltools import convert_xgboost
+
+        return convert_xgboost(estimator, initial_types=initial_types, target_opset=TARGET_OPSET[""])
+    from skl2onnx import convert_sklearn
+
+    options = {id(estimator): {"zipmap": False}} if task == "classification" else None
+    return convert_sklearn(
+        estimator, initial_types=initial_types, target_opset=TARGET_OPSET, options=options
+    )
+
+
+def _rename_outputs(model: Any, task: str) -> None:
+    outputs = model.graph.output
+    if task == "classification":
+        wanted = {outputs[1].name: PROBABILITIES}  # skl2onnx/onnxmltools: (label, probabilities)
+        keep = [outputs[1]]
+    else:
+        wanted = {outputs[0].name: PREDICTION}
+        keep = [outputs[0]]
+    for node in model.graph.node:
+        for index, name in enumerate(node.output):
+            if name in wanted:
+                node.output[index] = wanted[name]
+    for output in keep:
+        output.name = wanted[output.name]
+    del model.graph.output[:]
+    model.graph.output.extend(keep)
+
+
+def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
+    """The fitted pipeline as a serialized ONNX model (one input per feature of ``schema``)."""
+    import onnx
+    from onnx import compose, helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    _register_converters()
+    preprocessing, estimator = _split_pipeline(pipeline)
+    initial_types = [
+        (f["name"], DoubleTensorType([None, 1]) if f["kind"] == "numeric" else StringTensorType([None, 1]))
+        for f in schema
+    ]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            front = convert_sklearn(preprocessing, initial_types=initial_types, target_opset=TARGET_OPSET)
+            n_features = int(estimator.n_features_in_)
+            back = _convert_estimator(estimator, n_features, task)
+    except Exception as exc:  # each converter raises its own kinds of errors
+        raise ModelExportError(
+            f"cannot convert {type(estimator).__name__} (after {type(preprocessing).__name__}) to "
+            f"ONNX: {type(exc).__name__}: {exc}"[:2000]
+        ) from exc
+
+    _restore_input_names(front, [f["name"] for f in schema])
+    # The preprocessing ends in float64; the trees compare float32 (see the module docstring).
+    element = onnx.TensorProto.FLOAT
+    transformed = front.graph.output[0].name
+    front.graph.node.append(helper.make_node("Cast", [transformed], ["features_cast"], to=element))
+    del front.graph.output[:]
+    front.graph.output.append(helper.make_tensor_value_info("features_cast", element, [None, n_features]))
+    back = compose.add_prefix(back, "model_")
+    _rename_outputs(back, task)
+    _align_opsets(front, back)
+    merged = compose.merge_models(front, back, io_map=[("features_cast", back.graph.input[0].name)])
+
+    metadata = {META_TASK: task, META_FEATURES: json.dumps([f["name"] for f in schema])}
+    if task == "classification":
+        metadata[META_CLASSES] = json.dumps([_plain(c) for c in estimator.classes_])
+    onnx.helper.set_model_props(merged, metadata)
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
+
+
+def _restore_input_names(model: Any, names: list[str]) -> None:
+    """skl2onnx renames inputs such as ``educational-num``; serving feeds them by feature name."""
+    renamed = {
+        graph_input.name: name
+        for graph_input, name in zip(model.graph.input, names, strict=True)
+        if graph_input.name != name
+    }
+    for graph_input in model.graph.input:
+        graph_input.name = renamed.get(graph_input.name, graph_input.name)
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            if name in renamed:
+                node.input[index] = renamed[name]
+
+
+def _align_opsets(front: Any, back: Any) -> None:
+    """merge_models wants one IR version and one version per operator domain."""
+    versions: dict[str, int] = {}
+    for model in (front, back):
+        for entry in model.opset_import:
+            versions[entry.domain] = max(versions.get(entry.domain, 0), entry.version)
+    for model in (front, back):
+        del model.opset_import[:]
+        for domain, version in sorted(versions.items()):
+            entry = model.opset_import.add()
+            entry.domain, entry.version = domain, version
+        model.ir_version = max(front.ir_version, back.ir_version)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def verify(model_bytes: bytes, pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str) -> Verification:
+    """Compare the ONNX model with ``pipeline`` on every row of ``frame`` (a data split).
+
+    A row diverges when a probability (classification) or the value (regression) differs by more
+    than the tolerance, or the class differs where scikit-learn's top two probabilities are not
+    within tolerance of each other. Raises :class:`ModelExportError` naming the first divergent
+    row when more than :func:`allowed_divergent_rows` do.
+    """
+    import onnxruntime as ort
+
+    from stepml.preprocessing import to_model_frame
+
+    features = to_model_frame(frame, schema)
+    inputs = feeds({f["name"]: features[f["name"]].to_numpy() for f in schema}, schema)
+    try:
+        session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        session.run(None, {name: value[:1] for name, value in inputs.items()})
+    except Exception as exc:  # onnxruntime's own error classes
+        raise ModelExportError(f"onnxruntime cannot run the exported model: {exc}"[:2000]) from exc
+    missing = int((features.isna() | (features == MISSING_CATEGORY)).any(axis=1).sum())
+    rows = len(features)
+    flipped = np.zeros(rows, dtype=bool)
+    if task == "classification":
+        expected = np.asarray(pipeline.predict_proba(features), dtype=np.float64)
+        got = np.asarray(session.run([PROBABILITIES], inputs)[0], dtype=np.float64)
+        difference = np.abs(got - expected).max(axis=1)
+        tolerance = PROBABILITY_TOLERANCE
+        ranked = np.sort(expected, axis=1)
+        margin = ranked[:, -1] - (ranked[:, -2] if ranked.shape[1] > 1 else 0.0)
+        flipped = (got.argmax(axis=1) != expected.argmax(axis=1)) & (margin > tolerance)
+    else:
+        expected = np.asarray(pipeline.predict(features), dtype=np.float64).reshape(-1, 1)
+        got = np.asarray(session.run([PREDICTION], inputs)[0], dtype=np.float64).reshape(-1, 1)
+        difference = np.abs(got - expected)[:, 0]
+        tolerance = REGRESSION_RTOL * max(1.0, float(np.abs(expected).max()))
+    divergent = (difference > tolerance) | flipped
+    result = Verification(
+        rows=rows, rows_with_missing=missing, max_abs_difference=float(difference.max()),
+        tolerance=tolerance, class_mismatches=int(flipped.sum()), divergent_rows=int(divergent.sum()),
+    )
+    if result.divergent_rows > allowed_divergent_rows(rows):
+        row = int(np.flatnonzero(divergent)[0])
+        raise ModelExportError(
+            f"the ONNX model disagrees with scikit-learn on {result.divergent_rows} of {rows} hold-out "
+            f"rows (at most {allowed_divergent_rows(rows)} may differ; {result.class_mismatches} "
+            f"predict another class); largest difference {result.max_abs_difference:.6g}, tolerance "
+            f"{tolerance:.3g}; e.g. row {row}: scikit-learn {np.round(expected[row], 6).tolist()}, "
+            f"ONNX {np.round(got[row], 6).tolist()}"
+        )
+    return result
+
+
+def allowed_divergent_rows(rows: int) -> int:
+    """How many rows of a split may diverge: float32 thresholds (see the module docstring)."""
+    return max(1, int(rows * MAX_DIVERGENT_SHARE))

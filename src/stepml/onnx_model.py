@@ -1,0 +1,56 @@
+"""The contract between an exported ONNX model and the code that serves it (numpy only).
+
+An exported model has one input per feature, named after it, shaped ``[rows, 1]``: a string tensor
+for a categorical feature (a missing value is sent as :data:`MISSING_CATEGORY`) and a float64 tensor
+for a numeric one (a missing value is NaN, imputed inside the graph when the pipeline imputes).
+Outputs are :data:`PREDICTION` (regression) or :data:`PROBABILITIES` (classification: one column
+per class, in the order of the ``classes`` recorded in the model's metadata). Serving and the
+export's verification both build their inputs with :func:`feeds`, so what is verified at training
+time is exactly what is served.
+
+This module must stay light: the inference function imports it (no pandas, no scikit-learn).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: What a missing categorical value becomes in a string input tensor: the empty string, a category
+#: of its own, exactly as :data:`stepml.preprocessing.MISSING_CATEGORY` in training (a test checks).
+MISSING_CATEGORY = ""
+#: Output names of the exported graph.
+PREDICTION = "prediction"
+PROBABILITIES = "probabilities"
+#: Keys of the ONNX model's metadata_props.
+META_TASK = "stepml.task"
+META_CLASSES = "stepml.classes"
+META_FEATURES = "stepml.features"
+
+
+def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """ONNX inputs from column values (None or NaN for missing), one ``[rows, 1]`` array each."""
+    result: dict[str, np.ndarray] = {}
+    for spec in schema:
+        values = columns[spec["name"]]
+        if spec["kind"] == "numeric":
+            # numpy turns None into NaN for a float array
+            result[spec["name"]] = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+        else:
+            text = [MISSING_CATEGORY if _missing(v) else str(v) for v in values]
+            result[spec["name"]] = np.array(text, dtype=object).reshape(-1, 1)
+    return result
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def model_classes(custom_metadata: Mapping[str, str]) -> list[Any] | None:
+    """The class labels recorded in an exported classifier's metadata (None for a regressor)."""
+    raw = custom_metadata.get(META_CLASSES)
+    return None if raw is None else list(json.loads(raw))

@@ -26,6 +26,7 @@ def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "started": event["timestamp"],
                 "duration_s": None,
                 "retries": 0,
+                "last_attempt_failed": False,
                 "error": None,
                 "cause": None,
             }
@@ -35,15 +36,19 @@ def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             name = event["stateExitedEventDetails"]["name"]
             entry = open_states.pop(name, None)
             if entry is not None:
-                entry["status"] = "SUCCEEDED"
+                # A state whose last attempt failed was left through a Catch: it did not succeed.
+                entry["status"] = "FAILED" if entry["last_attempt_failed"] else "SUCCEEDED"
                 entry["duration_s"] = _seconds(entry["started"], event["timestamp"])
         elif kind in {"LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut"}:
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             current = states[-1] if states else None
             if current is not None:
                 current["retries"] += 1
+                current["last_attempt_failed"] = True
                 current["error"] = details.get("error")
                 current["cause"] = readable_cause(details.get("cause"))
+        elif kind in {"TaskSucceeded", "LambdaFunctionSucceeded"} and states:
+            states[-1]["last_attempt_failed"] = False
         elif kind == "ExecutionFailed":
             details = event.get("executionFailedEventDetails", {})
             for entry in open_states.values():
@@ -53,6 +58,9 @@ def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 entry["cause"] = entry["cause"] or readable_cause(details.get("cause"))
             open_states.clear()
     for entry in states:
+        # Failed attempts followed by another attempt are retries; a final failure is not.
+        if entry.pop("last_attempt_failed"):
+            entry["retries"] -= 1
         if entry["type"] == "Fail":
             entry["status"] = "FAILED"
         entry["started"] = entry["started"].isoformat() if isinstance(entry["started"], datetime) else entry["started"]

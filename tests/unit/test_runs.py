@@ -30,6 +30,7 @@ def test_retried_then_succeeded_and_then_failed() -> None:
         {"type": "ExecutionStarted", "timestamp": at(0)},
         entered("Validate dataset", 0),
         {"type": "TaskFailed", "timestamp": at(1), "taskFailedEventDetails": {"error": "TransientError", "cause": "{}"}},
+        {"type": "TaskSucceeded", "timestamp": at(3.4), "taskSucceededEventDetails": {}},
         exited("Validate dataset", 3.5),
         entered("Preprocess data", 3.5),
         {"type": "TaskFailed", "timestamp": at(4), "taskFailedEventDetails": {"error": "DataError", "cause": CAUSE}},
@@ -41,7 +42,7 @@ def test_retried_then_succeeded_and_then_failed() -> None:
     states = summarize_history(events)
     assert [(s["name"], s["status"], s["duration_s"], s["retries"]) for s in states] == [
         ("Validate dataset", "SUCCEEDED", 3.5, 1),
-        ("Preprocess data", "SUCCEEDED", 0.5, 1),
+        ("Preprocess data", "FAILED", 0.5, 0),
         ("Dataset rejected", "FAILED", 0.1, 0),
     ]
     assert states[1]["cause"] == "s3://b/raw/x/y.csv is empty"

@@ -74,3 +74,8 @@ ui: venv  ## the web UI on a fresh offline stack (Ctrl-C stops both); against AW
 
 screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offline stack with Adult
 	$(BIN)/python scripts/screenshots.py
+
+# --- Model benchmark: recipes x seed datasets ---------------------------------------------------
+.PHONY: bench-models
+bench-models: venv  ## recipes x seed datasets: metrics, train seconds, model size -> bench/results/models.json
+	$(BIN)/python bench/bench_models.py --output bench/results/models.json

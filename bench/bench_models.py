@@ -109,8 +109,9 @@ def table(rows: list[dict[str, Any]]) -> Table:
         if "skipped" in row:
             out.add_row(row["dataset"], row["recipe"], *["-"] * 9, "n/a (see JSON: skipped)")
             continue
-        m = row["metrics"]
-        fmt = lambda name, spec: format(m[name], spec) if name in m else "-"  # noqa: E731
+        def fmt(name: str, spec: str, metrics: dict[str, float] = row["metrics"]) -> str:
+            return format(metrics[name], spec) if name in metrics else "-"
+
         targets = row.get("targets", {})
         verdict = ", ".join(f"{k} {'ok' if t['met'] else 'MISSED'}" for k, t in targets.items())
         out.add_row(

@@ -79,8 +79,8 @@ def evaluate(
         "higher_is_better": METRICS[task][name],
         "metrics": model,
         "baseline": baseline,
-        "test_rows": int(len(test)),
-        "train_rows": int(len(train)),
+        "test_rows": len(test),
+        "train_rows": len(train),
         **extra,
     }
 

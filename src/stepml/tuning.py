@@ -84,6 +84,6 @@ def tune(
         "seconds": round(time.perf_counter() - started, 1),
         "metric": metric,
         "validation_score": float(study.best_value),
-        "validation_rows": int(len(validation)),
+        "validation_rows": len(validation),
         "best_params": best,
     }

@@ -326,7 +326,7 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         distribution = {k: float(described[k]) for k in ("mean", "std", "min", "50%", "max")}
     return {
         "source": source,
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "columns": columns,
         "target": target,
         "task": task,

@@ -188,7 +188,11 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
     train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)
-    evaluation = _finite(evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"]))
+    config = DatasetConfig.from_dict(state["config"])
+    evaluation = _finite(
+        evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"],
+                 primary_metric=config.metric_for(state["task"]))
+    )
     dataset = state["dataset"]
     meta = {
         "dataset": dataset,

@@ -128,6 +128,8 @@ def test_adult_official_style_split_uses_the_first_rows_as_test_set(s3, invoke, 
     assert trained["test_rows"] == 500 and trained["train_rows"] == 1500
     assert trained["primary_metric"] == "balanced_accuracy"
     assert result["metrics"]["balanced_accuracy"] > 0.7  # classes weighted for this metric
+    assert result["primary_metric"] == "balanced_accuracy"  # and the gate judges by it
+    assert result["gate"]["metric"] == "balanced_accuracy"
 
 
 def test_a_separate_test_file_is_the_test_set(s3, invoke) -> None:

@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stepml.config import TASKS, DatasetConfig
+from stepml.config import RECIPES, TASKS, DatasetConfig, dump_config
 from stepml.errors import StepmlError
 from stepml.stack import LOCAL_ENDPOINT, Stack
 
@@ -82,16 +82,21 @@ def info(stack: Stack, as_json: bool) -> None:
 @click.option("--dataset", required=True, help="Dataset (and model) name: a lowercase slug.")
 @click.option("--target", help="Target column (default: the config's, else the last column).")
 @click.option("--task", type=click.Choice(TASKS), help="Default: inferred from the target.")
+@click.option("--recipe", type=click.Choice(RECIPES), help="Default: the config's, else auto.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the run to its end.")
 @click.option("--timeout", default=900.0, show_default=True)
 @click.pass_obj
-def upload(stack: Stack, file: Path, dataset: str, target: str | None, task: str | None, wait: bool, timeout: float) -> None:
+def upload(
+    stack: Stack, file: Path, dataset: str, target: str | None, task: str | None, recipe: str | None,
+    wait: bool, timeout: float,
+) -> None:
     """Upload FILE to raw/<dataset>/ (which starts a run) and follow the run."""
     if file.suffix.lower() != ".csv":
         raise click.BadParameter(f"{file} is not a .csv file", param_hint="FILE")
-    if target or task:
+    changes = {k: v for k, v in (("target", target), ("task", task), ("recipe", recipe)) if v}
+    if changes:
         current = stack.read_config(dataset)
-        config = DatasetConfig.from_dict({**current.to_dict(), **{k: v for k, v in (("target", target), ("task", task)) if v}})
+        config = DatasetConfig.from_dict({**current.to_dict(), **changes}, f"config for {dataset}")
         console.print(f"config: s3://{stack.bucket}/{stack.write_config(dataset, config)}")
     since = datetime.now(UTC) - timedelta(seconds=5)
     uploaded = stack.upload(file, dataset)
@@ -99,6 +104,25 @@ def upload(stack: Stack, file: Path, dataset: str, target: str | None, task: str
     if wait:
         run = follow(stack, uploaded["key"], since, timeout)
         sys.exit(0 if run["status"] == "SUCCEEDED" else 1)
+
+
+@main.group()
+def config() -> None:
+    """Per-dataset configuration (config/<dataset>.yaml in the bucket)."""
+
+
+@config.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def config_show(stack: Stack, name: str, as_json: bool) -> None:
+    """The effective config of dataset NAME: the file's values over the defaults."""
+    effective = stack.read_config(name)
+    if as_json:
+        emit_json(effective.to_dict())
+    else:
+        click.echo(f"# s3://{stack.bucket}/config/{name}.yaml, with defaults filled in")
+        click.echo(dump_config(effective), nl=False)
 
 
 def follow(stack: Stack, key: str, since: datetime, timeout: float) -> dict[str, Any]:

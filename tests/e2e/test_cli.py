@@ -22,9 +22,12 @@ def test_upload_runs_models_predict(local_stack, tmp_path) -> None:
     code, out = stepml(local_stack, "info", "--json")
     assert code == 0 and json.loads(out)["bucket"] == local_stack.bucket
 
-    code, out = stepml(local_stack, "upload", str(data), "--dataset", "shop", "--target", "label")
+    code, out = stepml(local_stack, "upload", str(data), "--dataset", "shop", "--target", "label", "--recipe", "seed-a")
     assert code == 0, out
     assert "SUCCEEDED" in out and "Train model" in out and "version 1" in out
+
+    code, out = stepml(local_stack, "config", "show", "shop")
+    assert "target: label" in out and "recipe: seed-a" in out and "split:" in out
 
     code, out = stepml(local_stack, "runs", "--json")
     runs = json.loads(out)

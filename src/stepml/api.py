@@ -93,7 +93,7 @@ def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
         if route == "GET /models":
             return response(200, {"models": server.list_models()})
         version = parse_version(query.get("version"))
-        alias = query.get("alias") or None
+        alias = query.get("alias")
         if route == "POST /models/{name}/predict":
             name = _model_name(params)
             payload = parse_body(_body(event))
@@ -109,7 +109,7 @@ def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
 
 # --- OpenAPI -------------------------------------------------------------------------------------
 
-_VALUE = {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
+_VALUE = {"type": ["number", "string", "null"]}
 _ERROR_RESPONSES = {
     "400": "Malformed request: empty body, not JSON, NaN/Infinity, not an object, empty batch, "
     "bad version",
@@ -136,7 +136,7 @@ _SELECTORS = [
         "in": "query",
         "required": False,
         "description": "Serve this version (default: the version the alias names).",
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
     },
     {
         "name": "alias",
@@ -151,12 +151,13 @@ _NAME = {
     "in": "path",
     "required": True,
     "description": "The model (dataset) name.",
+    "example": "adult",
     "schema": {"type": "string", "pattern": DATASET_NAME.pattern},
 }
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 description of this API (served at ``GET /openapi.json``)."""
+    """The OpenAPI 3.1 description of this API (served at ``GET /openapi.json``)."""
     record = {
         "type": "object",
         "description": "One value per feature (see GET /models/{name}). Numbers for numeric features, "
@@ -164,7 +165,7 @@ def openapi_document() -> dict[str, Any]:
         "additionalProperties": _VALUE,
     }
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "stepml prediction API",
             "version": __version__,
@@ -276,8 +277,8 @@ def openapi_document() -> dict[str, Any]:
                         "kind": {"type": "string", "enum": ["numeric", "categorical"]},
                         "required": {"type": "boolean"},
                         "categories": {"type": "array", "items": {"type": "string"}},
-                        "min": {"type": "number", "nullable": True},
-                        "max": {"type": "number", "nullable": True},
+                        "min": {"type": ["number", "null"]},
+                        "max": {"type": ["number", "null"]},
                     },
                 },
                 "ModelDescription": {
@@ -288,12 +289,12 @@ def openapi_document() -> dict[str, Any]:
                         "version": {"type": "integer", "minimum": 1},
                         "task": {"type": "string", "enum": ["classification", "regression"]},
                         "target": {"type": "string"},
-                        "recipe": {"type": "string", "nullable": True},
-                        "primary_metric": {"type": "string", "nullable": True},
-                        "metrics": {"type": "object", "nullable": True},
-                        "baseline": {"type": "object", "nullable": True},
-                        "labels": {"type": "array", "nullable": True},
-                        "registered": {"type": "string", "nullable": True},
+                        "recipe": {"type": ["string", "null"]},
+                        "primary_metric": {"type": ["string", "null"]},
+                        "metrics": {"type": ["object", "null"]},
+                        "baseline": {"type": ["object", "null"]},
+                        "labels": {"type": ["array", "null"]},
+                        "registered": {"type": ["string", "null"]},
                         "features": {"type": "array", "items": {"$ref": "#/components/schemas/Feature"}},
                     },
                 },
@@ -308,7 +309,7 @@ def openapi_document() -> dict[str, Any]:
                                 "required": ["name", "champion"],
                                 "properties": {
                                     "name": {"type": "string"},
-                                    "champion": {"type": "integer", "nullable": True},
+                                    "champion": {"type": ["integer", "null"]},
                                 },
                             },
                         }
@@ -325,8 +326,8 @@ def openapi_document() -> dict[str, Any]:
                                 "type": "object",
                                 "required": ["row", "field", "message"],
                                 "properties": {
-                                    "row": {"type": "integer", "nullable": True},
-                                    "field": {"type": "string", "nullable": True},
+                                    "row": {"type": ["integer", "null"]},
+                                    "field": {"type": ["string", "null"]},
                                     "message": {"type": "string"},
                                 },
                             },

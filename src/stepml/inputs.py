@@ -28,11 +28,11 @@ def _reject_constant(name: str) -> float:
 
 def parse_body(body: str | bytes | None) -> Any:
     """The JSON body; malformed JSON, NaN and Infinity are refused with a readable message."""
-    if body is None or (isinstance(body, (str, bytes)) and not body.strip()):
-        raise RequestError("the request body is empty: send a JSON object")
-    size = len(body.encode() if isinstance(body, str) else body)
+    size = 0 if body is None else len(body.encode() if isinstance(body, str) else body)
     if size > MAX_BODY_BYTES:
         raise RequestError(f"the request body is {size} bytes; the limit is {MAX_BODY_BYTES}", status=413)
+    if body is None or not body.strip():
+        raise RequestError("the request body is empty: send a JSON object")
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except ValueError as exc:

@@ -161,7 +161,7 @@ class ModelServer:
 
 
 def parse_version(value: str | None) -> int | None:
-    if value is None or value == "":
+    if value is None:
         return None
     if not value.isdigit() or int(value) < 1:
         raise RequestError(f"version must be a positive whole number, got {value!r}")

@@ -1,0 +1,161 @@
+"""The exported ONNX model predicts what the scikit-learn pipeline predicts, missing values included.
+
+Pipelines are built here with the transformer kinds the recipes use (SimpleImputer, OrdinalEncoder,
+OneHotEncoder, MinMaxScaler, StandardScaler, ColumnTransformer) in front of each estimator family
+the export dispatches on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from stepml import onnx_model, preprocessing
+from stepml.errors import ModelExportError
+from stepml.onnx_export import export, verify
+
+SCHEMA: list[dict[str, Any]] = [
+    {"name": "age", "kind": "numeric", "required": True, "min": 17.0, "max": 90.0},
+    {"name": "hours-per-week", "kind": "numeric", "required": False, "min": 1.0, "max": 99.0},
+    {"name": "job", "kind": "categorical", "required": True, "categories": ["a", "b", "c"]},
+    {"name": "city", "kind": "categorical", "required": False, "categories": ["x", "y"]},
+]
+
+
+def _frame(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(17, 91, rows).astype(float),
+            "hours-per-week": rng.normal(40, 12, rows).round(1),
+            "job": rng.choice(["a", "b", "c"], rows).astype(object),
+            "city": rng.choice(["x", "y", None], rows).astype(object),
+        }
+    )
+    frame.loc[::9, "hours-per-week"] = np.nan  # missing numbers, imputed inside the pipeline
+    signal = frame["age"] / 10 + frame["hours-per-week"].fillna(40) / 20 + (frame["job"] == "b") * 2
+    frame["income"] = np.where(signal + rng.normal(0, 1, rows) > 7.5, ">50K", "<=50K")
+    frame["value"] = signal * 1000 + rng.normal(0, 100, rows)
+    return frame
+
+
+def _columns(kind: str) -> ColumnTransformer:
+    numeric = ["age", "hours-per-week"]
+    categorical = ["job", "city"]
+    if kind == "ordinal":  # seed A / auto
+        return ColumnTransformer(
+            [
+                ("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), categorical),
+                ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", MinMaxScaler())]), numeric),
+            ]
+        )
+    return ColumnTransformer(  # seed B
+        [
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
+            ("numeric", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), numeric),
+        ]
+    )
+
+
+def _estimators(task: str) -> list[Any]:
+    classification = task == "classification"
+    found: list[Any] = [
+        (RandomForestClassifier if classification else RandomForestRegressor)(n_estimators=20, random_state=0),
+        (HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor)(max_iter=50),
+    ]
+    try:
+        import lightgbm
+
+        model = lightgbm.LGBMClassifier if classification else lightgbm.LGBMRegressor
+        found.append(model(n_estimators=30, verbose=-1))
+    except ImportError:
+        pass
+    if not classification:  # seed B: XGBoost regression
+        try:
+            import xgboost
+
+            found.append(xgboost.XGBRegressor(n_estimators=30, tree_method="hist"))
+        except ImportError:
+            pass
+    return found
+
+
+def _fitted(task: str, estimator: Any, columns: str) -> tuple[Pipeline, pd.DataFrame]:
+    train, test = _frame(600, seed=1), _frame(300, seed=2)
+    test.loc[test.index[:5], "job"] = "never-seen"  # unseen categories at prediction time
+    target = "income" if task == "classification" else "value"
+    pipeline = Pipeline([("columns", _columns(columns)), ("model", estimator)])
+    pipeline.fit(preprocessing.to_model_frame(train, SCHEMA), train[target])
+    return pipeline, test
+
+
+CASES = [
+    pytest.param(task, estimator, columns, id=f"{task}-{type(estimator).__name__}-{columns}")
+    for task in ("classification", "regression")
+    for estimator in _estimators(task)
+    for columns in ("ordinal", "onehot")
+]
+
+
+@pytest.mark.parametrize(("task", "estimator", "columns"), CASES)
+def test_onnx_matches_scikit_learn_including_missing_and_unseen_values(task: str, estimator: Any, columns: str) -> None:
+    # Given a fitted pipeline and a test split with missing numbers, missing and unseen categories
+    pipeline, test = _fitted(task, estimator, columns)
+    # When it is exported and verified on every test row
+    model = export(pipeline, SCHEMA, task)
+    result = verify(model, pipeline, test, SCHEMA, task)
+    # Then ONNX agrees with scikit-learn, rows with missing values included
+    assert result.rows == len(test)
+    assert result.rows_with_missing > 30
+    assert result.class_mismatches == 0
+    assert result.max_abs_difference <= result.tolerance or result.divergent_rows <= 1
+
+
+def test_classifier_metadata_names_the_classes_in_probability_order() -> None:
+    import onnxruntime as ort
+
+    pipeline, test = _fitted("classification", HistGradientBoostingClassifier(max_iter=20), "ordinal")
+    session = ort.InferenceSession(export(pipeline, SCHEMA, "classification"))
+    classes = onnx_model.model_classes(session.get_modelmeta().custom_metadata_map)
+    assert classes == ["<=50K", ">50K"] == list(pipeline.classes_)
+    # inputs are the features, by name (skl2onnx would rename "hours-per-week")
+    assert [i.name for i in session.get_inputs()] == [f["name"] for f in SCHEMA]
+    features = preprocessing.to_model_frame(test, SCHEMA)
+    inputs = onnx_model.feeds({f["name"]: features[f["name"]].to_numpy() for f in SCHEMA}, SCHEMA)
+    probabilities = session.run([onnx_model.PROBABILITIES], inputs)[0]
+    assert [classes[i] for i in probabilities.argmax(axis=1)] == list(pipeline.predict(features))
+
+
+def test_a_model_that_disagrees_with_scikit_learn_fails_the_run_with_a_readable_cause() -> None:
+    # Given the ONNX export of one pipeline, checked against another
+    pipeline, test = _fitted("regression", RandomForestRegressor(n_estimators=5, random_state=0), "ordinal")
+    other, _ = _fitted("regression", RandomForestRegressor(n_estimators=5, random_state=1), "ordinal")
+    with pytest.raises(ModelExportError, match=r"disagrees with scikit-learn on \d+ of 300 hold-out rows"):
+        verify(export(pipeline, SCHEMA, "regression"), other, test, SCHEMA, "regression")
+
+
+def test_an_estimator_without_a_converter_is_a_model_export_error() -> None:
+    class Unconvertible(LinearRegression):
+        pass
+
+    pipeline, _ = _fitted("regression", Unconvertible(), "onehot")
+    with pytest.raises(ModelExportError, match="cannot convert Unconvertible"):
+        export(pipeline, SCHEMA, "regression")
+
+
+def test_serving_and_training_spell_a_missing_category_the_same_way() -> None:
+    assert onnx_model.MISSING_CATEGORY == preprocessing.MISSING_CATEGORY

@@ -79,3 +79,8 @@ screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offl
 .PHONY: bench-models
 bench-models: venv  ## recipes x seed datasets: metrics, train seconds, model size -> bench/results/models.json
 	$(BIN)/python bench/bench_models.py --output bench/results/models.json
+
+# --- Inference benchmark: stepml's ONNX handler vs seed A's joblib + pandas handler ---------------
+.PHONY: bench-inference
+bench-inference: venv  ## warm p50/p99, throughput, cold start, RSS, package size -> bench/results/inference.json
+	$(BIN)/python bench/bench_inference.py --output bench/results/inference.json

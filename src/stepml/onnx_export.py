@@ -40,6 +40,7 @@ from stepml.errors import ModelExportError
 from stepml.onnx_model import (
     META_CLASSES,
     META_FEATURES,
+    META_IMPUTED,
     META_TASK,
     MISSING_CATEGORY,
     PREDICTION,
@@ -246,12 +247,32 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     _align_opsets(front, back)
     merged = compose.merge_models(front, back, io_map=[("features_cast", back.graph.input[0].name)])
 
-    metadata = {META_TASK: task, META_FEATURES: json.dumps([f["name"] for f in schema])}
+    metadata = {
+        META_TASK: task,
+        META_FEATURES: json.dumps([f["name"] for f in schema]),
+        META_IMPUTED: json.dumps(imputed_columns(preprocessing)),
+    }
     if task == "classification":
         metadata[META_CLASSES] = json.dumps([_plain(c) for c in estimator.classes_])
     onnx.helper.set_model_props(merged, metadata)
     onnx.checker.check_model(merged)
     return merged.SerializeToString()
+
+
+def imputed_columns(preprocessing: Any) -> list[str]:
+    """Columns a ColumnTransformer sends through a SimpleImputer first (they may be missing)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(preprocessing, ColumnTransformer):
+        return []
+    found: list[str] = []
+    for _, transformer, columns in preprocessing.transformers_:
+        first = transformer.steps[0][1] if isinstance(transformer, Pipeline) else transformer
+        if isinstance(first, SimpleImputer) and isinstance(columns, list):
+            found.extend(str(c) for c in columns)
+    return found
 
 
 def _restore_input_names(model: Any, names: list[str]) -> None:

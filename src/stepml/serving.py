@@ -22,7 +22,14 @@ import numpy as np
 from stepml import registry
 from stepml.errors import NotFoundError, RequestError
 from stepml.inputs import UNSEEN_CATEGORY, check_records, records_from
-from stepml.onnx_model import PREDICTION, PROBABILITIES, feeds, model_classes
+from stepml.onnx_model import (
+    PREDICTION,
+    PROBABILITIES,
+    feeds,
+    imputed_features,
+    model_classes,
+    serving_schema,
+)
 from stepml.storage import S3Store
 
 ARTIFACT = "model.onnx"
@@ -37,10 +44,8 @@ class LoadedModel:
     meta: dict[str, Any]
     session: Any
     classes: list[Any] | None
-
-    @property
-    def schema(self) -> list[dict[str, Any]]:
-        return list(self.meta["schema"])
+    #: The feature schema as served: features the model imputes are optional.
+    schema: list[dict[str, Any]]
 
 
 def _session(model_bytes: bytes) -> Any:
@@ -102,15 +107,17 @@ class ModelServer:
                     "the API served ONNX): train it again or serve a newer version"
                 )
             session = _session(registry.load_artifact(self.store, meta, ARTIFACT))
-            classes = model_classes(session.get_modelmeta().custom_metadata_map)
-            loaded = LoadedModel(meta=meta, session=session, classes=classes)
+            metadata = session.get_modelmeta().custom_metadata_map
+            schema = serving_schema(meta["schema"], imputed_features(metadata))
+            loaded = LoadedModel(meta=meta, session=session, classes=model_classes(metadata), schema=schema)
             with self._lock:
                 self._models[key] = loaded
         return loaded
 
     def describe(self, name: str, version: int | None = None, alias: str | None = None) -> dict[str, Any]:
         """What a client needs to build a request: version, metrics and the feature schema."""
-        meta = self.model(name, version, alias).meta
+        loaded = self.model(name, version, alias)
+        meta = loaded.meta
         evaluation = meta.get("evaluation", {})
         return {
             "name": name,
@@ -122,7 +129,7 @@ class ModelServer:
             "baseline": evaluation.get("baseline"),
             "primary_metric": evaluation.get("primary_metric"),
             "labels": evaluation.get("labels"),
-            "features": meta["schema"],
+            "features": loaded.schema,
             "registered": meta.get("registered"),
         }
 
@@ -138,7 +145,7 @@ class ModelServer:
     ) -> dict[str, Any]:
         """Predictions (original labels), class probabilities and per-row warnings."""
         loaded = self.model(name, version, alias)
-        schema = loaded.meta["schema"]
+        schema = loaded.schema
         rows, warnings = check_records(records_from(payload), schema)
         unseen = sum(1 for row in warnings for warning in row if warning.endswith(UNSEEN_CATEGORY))
         if unseen and self.on_unseen_categories is not None:

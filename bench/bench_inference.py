@@ -1,0 +1,395 @@
+"""Inference, side by side: stepml's ONNX handler against seed A's (joblib RandomForest + pandas +
+scikit-learn predict), on Adult and California housing.
+
+For each dataset both models are trained on the same split (stepml: the default ``auto`` recipe,
+exported to ONNX and verified; seed A: its RandomForest recipe, pickled with joblib) and written to
+a registry folder. Then, per handler:
+
+* warm single-row latency at the handler (API Gateway event in, response out): p50 / p99;
+* batch throughput at 1, 100 and 1,000 rows per request (rows/s);
+* cold start in a fresh process: import the handler module and load the champion, with no bytecode
+  cache to read (``-X pycache_prefix=<empty folder>``, PYTHONDONTWRITEBYTECODE=1), median of 3;
+* resident memory (max RSS) of that process after its first prediction;
+* package size: the built function + layer (``.aws-sam/build`` when present, otherwise the
+  installed packages the function ships).
+
+Usage: STEPML_DATA_DIR=../shared/datasets python bench/bench_inference.py [--output bench/results/inference.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from directory_store import DirectoryStore
+
+from stepml import onnx_export, registry
+from stepml.config import DatasetConfig
+from stepml.preprocessing import clean, feature_schema, split
+from stepml.training import fit_with_config
+from stepml.validation import read_csv, validate
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "adult": {"file": "adult.csv", "config": {"target": "income", "split": {"test_rows": 16281}}},
+    "california": {
+        "file": "california_housing.csv",
+        "config": {"target": "median_house_value", "split": {"test_size": 0.2, "seed": 42}},
+    },
+}
+BATCHES = (1, 100, 1000)
+BUCKET = "bench-registry"
+TARGETS = {"handler_p50_ms": 0.2, "speedup": 30.0, "cold_start_s": 0.5, "rss_mb": 150.0, "package_mb": 130.0}
+
+
+def _fit(dataset: str, recipe: str) -> tuple[Any, list[dict[str, Any]], str, Any]:
+    spec = DATASETS[dataset]
+    config = DatasetConfig.from_dict({**spec["config"], "recipe": recipe})
+    path = Path(os.environ["STEPML_DATA_DIR"]) / spec["file"]
+    frame = read_csv(path.read_bytes(), str(path))
+    report = validate(frame, config, str(path))
+    target, task = report["target"], report["task"]
+    train, test = split(clean(frame, target, config), target, task, config)
+    schema = feature_schema(train, target)
+    pipeline, _ = fit_with_config(train, target, schema, task, config)
+    return pipeline, schema, task, test
+
+
+def _records(test: Any, schema: list[dict[str, Any]], rows: int) -> list[dict[str, Any]]:
+    """Complete test rows as JSON records (seed A cannot take missing values)."""
+    names = [f["name"] for f in schema]
+    complete = test[names].dropna().head(rows)
+    out = []
+    for _, row in complete.iterrows():
+        out.append({
+            f["name"]: (float(row[f["name"]]) if f["kind"] == "numeric" else str(row[f["name"]]))
+            for f in schema
+        })
+    return out
+
+
+def prepare(dataset: str, folder: Path) -> dict[str, Any]:
+    """Train both models, register stepml's in a registry folder, pickle seed A's; sample requests."""
+    started = time.perf_counter()
+    pipeline, schema, task, test = _fit(dataset, "auto")
+    model = onnx_export.export(pipeline, schema, task)
+    verification = onnx_export.verify(model, pipeline, test, schema, task)
+    store = DirectoryStore(folder / "registry")
+    meta = {"dataset": dataset, "task": task, "target": DATASETS[dataset]["config"]["target"], "schema": schema,
+            "recipe": "auto", "evaluation": {}}
+    checksums = {"model.onnx": {"sha256": registry.sha256(model), "bytes": len(model)}}
+    prefix = f"models/{dataset}/"
+    store.put_bytes(prefix + "version-1/model.onnx", model)
+    store.put_bytes(prefix + "version-1/meta.json",
+                    json.dumps({**meta, "name": dataset, "version": 1, "artifacts": checksums}).encode())
+    store.put_bytes(prefix + "aliases/champion.json", json.dumps({"alias": "champion", "version": 1}).encode())
+
+    seed_a, _, _, _ = _fit(dataset, "seed-a")
+    buffer = io.BytesIO()
+    joblib.dump(seed_a, buffer, compress=3)
+    (folder / f"{dataset}-seed-a.joblib").write_bytes(buffer.getvalue())
+    records = _records(test, schema, max(BATCHES))
+    (folder / f"{dataset}-records.json").write_text(json.dumps(records))
+    return {
+        "task": task, "schema": schema, "records": records, "onnx_bytes": len(model),
+        "seed_a_pickle_bytes": len(buffer.getvalue()), "verification": verification.to_dict(),
+        "prepare_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def event(dataset: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    body = records[0] if len(records) == 1 else {"instances": records}
+    return {
+        "version": "2.0", "routeKey": "POST /models/{name}/predict", "rawPath": f"/models/{dataset}/predict",
+        "pathParameters": {"name": dataset}, "body": json.dumps(body), "isBase64Encoded": False,
+        "headers": {"content-type": "application/json"},
+    }
+
+
+def _latencies(handler: Any, request: dict[str, Any], seconds: float, at_least: int) -> list[float]:
+    handler(request, None)  # warm
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < at_least or time.perf_counter() < deadline:
+        started = time.perf_counter()
+        response = handler(request, None)
+        times.append(time.perf_counter() - started)
+        if len(times) >= 100_000:
+            break
+    assert response["statusCode"] == 200, response["body"][:500]
+    return times
+
+
+def _percentile(times: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(times) * 1000, q))
+
+
+def warm(dataset: str, folder: Path, prepared: dict[str, Any]) -> dict[str, Any]:
+    """Both handlers in this process: single-row latency and batch throughput."""
+    import seed_a_handler
+
+    sys.path.insert(0, str(ROOT / "functions" / "inference"))
+    import app
+
+    from stepml.serving import ModelServer
+
+    os.environ["STEPML_BUCKET"] = BUCKET
+    key = tuple(os.environ.get(name) for name in app._SETTINGS_KEYS)
+    app._servers[key] = ModelServer(DirectoryStore(folder / "registry"))
+    numeric = [f["name"] for f in prepared["schema"] if f["kind"] == "numeric"]
+    seed_a_handler.load(str(folder / f"{dataset}-seed-a.joblib"), numeric)
+    records = prepared["records"]
+    result: dict[str, Any] = {}
+    for label, handler, seconds in (("", app.lambda_handler, 3.0), ("seed_a_", seed_a_handler.lambda_handler, 3.0)):
+        single = _latencies(handler, event(dataset, records[:1]), seconds, at_least=200)
+        result[f"{label}handler_p50_ms"] = round(_percentile(single, 50), 4)
+        result[f"{label}handler_p99_ms"] = round(_percentile(single, 99), 4)
+        result[f"{label}single_row_calls"] = len(single)
+        for rows in BATCHES:
+            times = _latencies(handler, event(dataset, records[:rows]), 1.0, at_least=5)
+            result[f"{label}rows_per_s_{rows}"] = round(rows / statistics.median(times))
+    result["speedup_p50"] = round(result["seed_a_handler_p50_ms"] / result["handler_p50_ms"], 1)
+    return result
+
+
+_COLD_STEPML = textwrap.dedent(
+    """\
+    import json, resource, sys, time
+
+    def peak_rss_mb():
+        # VmHWM: this process's own peak resident set (ru_maxrss carries the parent's over exec).
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    started = time.perf_counter()
+    sys.path[:0] = [{handler_dir!r}, {bench_dir!r}]
+    import app
+    from directory_store import DirectoryStore
+    from stepml.serving import ModelServer
+    import os
+    key = tuple(os.environ.get(name) for name in app._SETTINGS_KEYS)
+    server = app._servers[key] = ModelServer(DirectoryStore({registry!r}))
+    server.model({dataset!r})
+    loaded = time.perf_counter()
+    response = app.lambda_handler(json.loads({event!r}), None)
+    answered = time.perf_counter()
+    assert response["statusCode"] == 200, response
+    modules = sorted({{m.split(".")[0] for m in sys.modules}})
+    rss = peak_rss_mb()
+    # On Lambda the champion comes from S3: importing boto3 and making a client is extra cold time.
+    boto_started = time.perf_counter()
+    import boto3
+    boto3.client("s3", region_name="us-east-1")
+    print(json.dumps({{"cold_start_s": loaded - started, "first_response_s": answered - started,
+                      "rss_mb": rss, "boto3_client_s": time.perf_counter() - boto_started,
+                      "pandas_or_sklearn": [m for m in modules if m in ("pandas", "sklearn", "joblib")]}}))
+    """
+)
+
+_COLD_SEED_A = textwrap.dedent(
+    """\
+    import json, resource, sys, time
+
+    def peak_rss_mb():
+        # VmHWM: this process's own peak resident set (ru_maxrss carries the parent's over exec).
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    started = time.perf_counter()
+    sys.path[:0] = [{bench_dir!r}]
+    import seed_a_handler
+    seed_a_handler.load({pickle!r}, {numeric!r})
+    loaded = time.perf_counter()
+    response = seed_a_handler.lambda_handler(json.loads({event!r}), None)
+    answered = time.perf_counter()
+    assert response["statusCode"] == 200, response
+    print(json.dumps({{"cold_start_s": loaded - started, "first_response_s": answered - started,
+                      "rss_mb": peak_rss_mb()}}))
+    """
+)
+
+
+def _fresh_process(code: str, runs: int = 3) -> dict[str, Any]:
+    """Run ``code`` ``runs`` times in new interpreters that find no bytecode cache; medians."""
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as empty_cache:
+            env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "STEPML_BUCKET": BUCKET}
+            out = subprocess.run(
+                [sys.executable, "-X", f"pycache_prefix={empty_cache}", "-c", code],
+                capture_output=True, text=True, timeout=600, env=env, check=False,
+            )
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    merged: dict[str, Any] = {
+        key: round(statistics.median(r[key] for r in results), 3)
+        for key in ("cold_start_s", "first_response_s", "rss_mb", "boto3_client_s")
+        if key in results[0]
+    }
+    if "pandas_or_sklearn" in results[0]:
+        merged["pandas_or_sklearn"] = results[0]["pandas_or_sklearn"]
+    return merged
+
+
+def cold(dataset: str, folder: Path, prepared: dict[str, Any]) -> dict[str, Any]:
+    request = json.dumps(event(dataset, prepared["records"][:1]))
+    stepml = _fresh_process(_COLD_STEPML.format(
+        handler_dir=str(ROOT / "functions" / "inference"), bench_dir=str(ROOT / "bench"), bucket=BUCKET,
+        registry=str(folder / "registry"), dataset=dataset, event=request,
+    ))
+    numeric = [f["name"] for f in prepared["schema"] if f["kind"] == "numeric"]
+    seed_a = _fresh_process(_COLD_SEED_A.format(
+        bench_dir=str(ROOT / "bench"), pickle=str(folder / f"{dataset}-seed-a.joblib"), numeric=numeric,
+        event=request,
+    ))
+    return {
+        "cold_start_s": stepml["cold_start_s"], "first_response_s": stepml["first_response_s"],
+        "rss_mb": stepml["rss_mb"], "imported_pandas_or_sklearn": stepml["pandas_or_sklearn"],
+        "boto3_client_s": stepml["boto3_client_s"],
+        "seed_a_cold_start_s": seed_a["cold_start_s"], "seed_a_first_response_s": seed_a["first_response_s"],
+        "seed_a_rss_mb": seed_a["rss_mb"],
+    }
+
+
+def _du(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        if path.is_file():
+            total += path.stat().st_size
+        for folder, _, files in os.walk(path):
+            total += sum((Path(folder) / f).lstat().st_size for f in files)
+    return total
+
+
+def _build_inference_layer() -> Path | None:
+    out = Path(tempfile.mkdtemp(prefix="inference-layer-"))
+    result = subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "layer-inference" / "Makefile"), "build-InferenceLayer",
+         f"ARTIFACTS_DIR={out}", f"PYTHON={sys.executable}"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    return out if result.returncode == 0 else None
+
+
+def package_sizes() -> dict[str, Any]:
+    built = ROOT / ".aws-sam" / "build"
+    if (built / "InferenceLayer").is_dir() and (built / "InferenceFunction").is_dir():
+        stepml = _du([built / "InferenceLayer", built / "InferenceFunction"])
+        source = ".aws-sam/build InferenceFunction + InferenceLayer"
+    elif (layer := _build_inference_layer()) is not None:
+        stepml = _du([layer, ROOT / "functions" / "inference"])
+        source = "layer-inference/Makefile build (slimmed, as sam build makes it) + functions/inference"
+    else:
+        import numpy
+        import onnxruntime
+
+        site = Path(numpy.__file__).parents[1]
+        stepml = _du([Path(onnxruntime.__file__).parent, Path(numpy.__file__).parent, site / "numpy.libs",
+                      ROOT / "src" / "stepml", ROOT / "functions" / "inference"])
+        source = "installed onnxruntime + numpy + stepml (not slimmed; no .aws-sam/build)"
+    import numpy
+
+    site = Path(numpy.__file__).parents[1]
+    seed_a = _du([site / name for name in ("pandas", "numpy", "numpy.libs", "scipy", "scipy.libs", "sklearn",
+                                           "scikit_learn.libs", "joblib", "pytz", "dateutil", "threadpoolctl.py")])
+    return {"package_mb": round(stepml / 1e6, 1), "package_source": source,
+            "seed_a_package_mb": round(seed_a / 1e6, 1)}
+
+
+def table(results: dict[str, Any]) -> Table:
+    out = Table(title="Inference at the handler: stepml (ONNX, auto recipe) vs seed A (joblib RandomForest + pandas)")
+    out.add_column("measure")
+    for dataset in DATASETS:
+        out.add_column(f"{dataset} stepml", justify="right")
+        out.add_column(f"{dataset} seed A", justify="right")
+    rows = [
+        ("warm 1 row p50 (ms)", "handler_p50_ms", "seed_a_handler_p50_ms", ".3f"),
+        ("warm 1 row p99 (ms)", "handler_p99_ms", "seed_a_handler_p99_ms", ".3f"),
+        *[(f"rows/s at {n} rows", f"rows_per_s_{n}", f"seed_a_rows_per_s_{n}", ",.0f") for n in BATCHES],
+        ("cold: import + load (s)", "cold_start_s", "seed_a_cold_start_s", ".3f"),
+        ("cold: + first response (s)", "first_response_s", "seed_a_first_response_s", ".3f"),
+        ("max RSS (MB)", "rss_mb", "seed_a_rss_mb", ".0f"),
+        ("model artifact (MB)", "onnx_mb", "seed_a_pickle_mb", ".2f"),
+        ("package (MB)", "package_mb", "seed_a_package_mb", ".1f"),
+    ]
+    for label, mine, theirs, spec in rows:
+        cells = []
+        for dataset in DATASETS:
+            row = results["datasets"][dataset]
+            cells += [format(row[mine], spec), format(row[theirs], spec)]
+        out.add_row(label, *cells)
+    out.add_row("p50 speed-up", *[c for d in DATASETS for c in (f"{results['datasets'][d]['speedup_p50']}x", "")])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "inference.json")
+    parser.add_argument("--only", choices=sorted(DATASETS))
+    args = parser.parse_args()
+    console = Console()
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "targets": TARGETS,
+        "datasets": {},
+    }
+    sizes = package_sizes()
+    with tempfile.TemporaryDirectory() as work:
+        for dataset in [args.only] if args.only else list(DATASETS):
+            folder = Path(work) / dataset
+            folder.mkdir()
+            console.print(f"[bold]{dataset}[/]: training auto (ONNX) and seed A (joblib)...")
+            prepared = prepare(dataset, folder)
+            row = {
+                "onnx_mb": round(prepared["onnx_bytes"] / 1e6, 3),
+                "seed_a_pickle_mb": round(prepared["seed_a_pickle_bytes"] / 1e6, 3),
+                "onnx_verification": prepared["verification"],
+            }
+            console.print("  warm latency and throughput...")
+            row.update(warm(dataset, folder, prepared))
+            console.print("  cold starts in fresh processes...")
+            row.update(cold(dataset, folder, prepared))
+            row.update(sizes)
+            row["targets_met"] = {
+                "handler_p50_ms": row["handler_p50_ms"] <= TARGETS["handler_p50_ms"],
+                "speedup": row["speedup_p50"] >= TARGETS["speedup"],
+                "cold_start_s": row["cold_start_s"] <= TARGETS["cold_start_s"],
+                "rss_mb": row["rss_mb"] <= TARGETS["rss_mb"],
+                "package_mb": row["package_mb"] <= TARGETS["package_mb"],
+            }
+            results["datasets"][dataset] = row
+    if not args.only:
+        console.print(table(results))
+    for dataset, row in results["datasets"].items():
+        missed = [k for k, ok in row["targets_met"].items() if not ok]
+        console.print(f"{dataset}: targets " + ("all met" if not missed else f"MISSED: {', '.join(missed)}"))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"saved {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -28,7 +28,9 @@ with mock_aws():
     out = {"validate": ev}
     st = stages.validate_upload(ev, s); out["preprocess"] = st
     st = stages.preprocess(st, s); out["train"] = st
-    st = stages.train(st, s); out["evaluate"] = st
+    st = stages.train(st, s); out["verify"] = st
+    from stepml.onnx_verify import verify_export
+    st = verify_export(st, s); out["evaluate"] = st
     st = stages.evaluate_and_register(st, s); out["promote"] = st
     for k, v in out.items():
         json.dump(v, open(f"events/{k}.json", "w"), indent=2); open(f"events/{k}.json","a").write("\n")

@@ -30,8 +30,8 @@ probabilities / regression values disagree beyond a small tolerance.
 from __future__ import annotations
 
 import json
+import math
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,44 +42,17 @@ from stepml.onnx_model import (
     META_FEATURES,
     META_IMPUTED,
     META_TASK,
-    MISSING_CATEGORY,
     PREDICTION,
     PROBABILITIES,
-    feeds,
+)
+from stepml.onnx_verify import (
+    Verification,
+    compare,
 )
 
 #: Operator sets of the exported graph (onnxmltools converts up to opset 15; onnxruntime runs it).
 TARGET_OPSET = {"": 15, "ai.onnx.ml": 3}
-#: Largest difference allowed between an ONNX and a scikit-learn probability.
-PROBABILITY_TOLERANCE = 1e-4
-#: Largest relative difference allowed between ONNX and scikit-learn regression values.
-REGRESSION_RTOL = 1e-4
-#: Share of rows that may differ more (float32 thresholds; see the module docstring).
-MAX_DIVERGENT_SHARE = 0.001
-
 _registered = False
-
-
-@dataclass(frozen=True)
-class Verification:
-    """How closely the ONNX graph matched scikit-learn on one data split."""
-
-    rows: int
-    rows_with_missing: int
-    max_abs_difference: float
-    tolerance: float
-    class_mismatches: int = 0
-    divergent_rows: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "divergent_rows": self.divergent_rows,
-            "rows": self.rows,
-            "rows_with_missing": self.rows_with_missing,
-            "max_abs_difference": self.max_abs_difference,
-            "tolerance": self.tolerance,
-            "class_mismatches": self.class_mismatches,
-        }
 
 
 def _register_converters() -> None:
@@ -308,58 +281,30 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def verify(model_bytes: bytes, pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str) -> Verification:
-    """Compare the ONNX model with ``pipeline`` on every row of ``frame`` (a data split).
+def reference(pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str) -> dict[str, Any]:
+    """What :func:`stepml.onnx_verify.compare` checks the ONNX graph against: the split's feature
+    values (JSON-able, None for missing) and scikit-learn's outputs on them.
 
-    A row diverges when a probability (classification) or the value (regression) differs by more
-    than the tolerance, or the class differs where scikit-learn's top two probabilities are not
-    within tolerance of each other. Raises :class:`ModelExportError` naming the first divergent
-    row when more than :func:`allowed_divergent_rows` do.
+    Computed where scikit-learn runs (the Train stage); the comparison itself needs only numpy and
+    onnxruntime, so it runs in its own light function (the Lambda layer cannot hold both stacks).
     """
-    import onnxruntime as ort
-
     from stepml.preprocessing import to_model_frame
 
     features = to_model_frame(frame, schema)
-    inputs = feeds({f["name"]: features[f["name"]].to_numpy() for f in schema}, schema)
-    try:
-        session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-        session.run(None, {name: value[:1] for name, value in inputs.items()})
-    except Exception as exc:  # onnxruntime's own error classes
-        raise ModelExportError(f"onnxruntime cannot run the exported model: {exc}"[:2000]) from exc
-    missing = int((features.isna() | (features == MISSING_CATEGORY)).any(axis=1).sum())
-    rows = len(features)
-    flipped = np.zeros(rows, dtype=bool)
+    columns = {
+        f["name"]: [None if _is_missing(v) else _plain(v) for v in features[f["name"]].tolist()] for f in schema
+    }
     if task == "classification":
         expected = np.asarray(pipeline.predict_proba(features), dtype=np.float64)
-        got = np.asarray(session.run([PROBABILITIES], inputs)[0], dtype=np.float64)
-        difference = np.abs(got - expected).max(axis=1)
-        tolerance = PROBABILITY_TOLERANCE
-        ranked = np.sort(expected, axis=1)
-        margin = ranked[:, -1] - (ranked[:, -2] if ranked.shape[1] > 1 else 0.0)
-        flipped = (got.argmax(axis=1) != expected.argmax(axis=1)) & (margin > tolerance)
     else:
         expected = np.asarray(pipeline.predict(features), dtype=np.float64).reshape(-1, 1)
-        got = np.asarray(session.run([PREDICTION], inputs)[0], dtype=np.float64).reshape(-1, 1)
-        difference = np.abs(got - expected)[:, 0]
-        tolerance = REGRESSION_RTOL * max(1.0, float(np.abs(expected).max()))
-    divergent = (difference > tolerance) | flipped
-    result = Verification(
-        rows=rows, rows_with_missing=missing, max_abs_difference=float(difference.max()),
-        tolerance=tolerance, class_mismatches=int(flipped.sum()), divergent_rows=int(divergent.sum()),
-    )
-    if result.divergent_rows > allowed_divergent_rows(rows):
-        row = int(np.flatnonzero(divergent)[0])
-        raise ModelExportError(
-            f"the ONNX model disagrees with scikit-learn on {result.divergent_rows} of {rows} hold-out "
-            f"rows (at most {allowed_divergent_rows(rows)} may differ; {result.class_mismatches} "
-            f"predict another class); largest difference {result.max_abs_difference:.6g}, tolerance "
-            f"{tolerance:.3g}; e.g. row {row}: scikit-learn {np.round(expected[row], 6).tolist()}, "
-            f"ONNX {np.round(got[row], 6).tolist()}"
-        )
-    return result
+    return {"task": task, "columns": columns, "expected": expected.tolist()}
 
 
-def allowed_divergent_rows(rows: int) -> int:
-    """How many rows of a split may diverge: float32 thresholds (see the module docstring)."""
-    return max(1, int(rows * MAX_DIVERGENT_SHARE))
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def verify(model_bytes: bytes, pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str) -> Verification:
+    """Compare the ONNX model with ``pipeline`` on every row of ``frame`` (both steps in one call)."""
+    return compare(model_bytes, reference(pipeline, frame, schema, task), schema)

@@ -8,6 +8,7 @@ state. Only keys, counts and metrics travel between stages - Step Functions caps
 from __future__ import annotations
 
 import io
+import json
 import math
 import platform
 import time
@@ -157,20 +158,26 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     # The API serves ONNX: convert, and check it against scikit-learn on the whole test split.
     from stepml import onnx_export
 
+    from stepml.onnx_verify import reference_key
+
     onnx_model = onnx_export.export(pipeline, schema, state["task"])
+    # scikit-learn's outputs on the whole test split; the next stage ("Verify ONNX export", on the
+    # onnxruntime layer) runs the graph on the same rows and refuses the model if they disagree.
     test_frame = _read_split(store, state["test_key"], schema)
-    verification = onnx_export.verify(onnx_model, pipeline, test_frame, schema, state["task"])
-    # Every file staged here is registered with the version (evaluate_and_register).
+    reference = onnx_export.reference(pipeline, test_frame, schema, state["task"])
+    # Every file in `artifacts` is registered with the version (evaluate_and_register).
     artifacts = {
         name: keys.staging(state["dataset"], state["run_id"], name) for name in ("model.joblib", "model.onnx")
     }
     store.put_bytes(artifacts["model.joblib"], buffer.getvalue())
     store.put_bytes(artifacts["model.onnx"], onnx_model)
+    reference_at = reference_key(state["dataset"], state["run_id"])
+    store.put_bytes(reference_at, json.dumps(reference).encode(), content_type="application/json")
     return {
         **state,
         "artifacts": artifacts,
+        "onnx_reference_key": reference_at,
         "train_seconds": round(seconds, 3),
-        "onnx_verification": verification.to_dict(),
     }
 
 

@@ -35,17 +35,29 @@ def champion_from_api(offline_stack: dict[str, Any]) -> int:
         return int(json.loads(response.read())["version"])
 
 
-def test_predict_form_has_a_field_for_every_adult_feature(page: Any, ui_url: str) -> None:
+def field_labels(offline_stack: dict[str, Any]) -> dict[str, str]:
+    """Each feature's label as the form shows it: a required one (per the API) carries '*'."""
+    with urllib.request.urlopen(f"{offline_stack['stack'].api_url}/models/adult", timeout=10) as response:
+        features = json.loads(response.read())["features"]
+    return {f["name"]: f"{f['name']} *" if f.get("required", True) else f["name"] for f in features}
+
+
+def test_predict_form_has_a_field_for_every_adult_feature(
+    page: Any, ui_url: str, offline_stack: dict[str, Any]
+) -> None:
+    labels = field_labels(offline_stack)
+    assert sorted(labels) == sorted(ADULT_FIELDS)
+    # the model imputes numbers (optional) but not categories (required)
+    assert labels["age"] == "age" and labels["workclass"] == "workclass *"
     page.goto(ui_url + "/")
     settle(page)
     form = page.locator('[data-testid="stForm"]')
     for field in ADULT_FIELDS:
-        # every feature has a field, marked required ('*')
-        expect(form.get_by_text(f"{field} *", exact=True)).to_be_visible()
+        expect(form.get_by_text(labels[field], exact=True)).to_be_visible()
     # numbers are number inputs, with the training range in their help
-    expect(form.get_by_role("spinbutton", name="age *")).to_be_visible()
-    expect(form.get_by_role("spinbutton", name="hours-per-week *")).to_be_visible()
-    form.get_by_role("button", name="Help for age *").hover()
+    expect(form.get_by_role("spinbutton", name=labels["age"], exact=True)).to_be_visible()
+    expect(form.get_by_role("spinbutton", name=labels["hours-per-week"], exact=True)).to_be_visible()
+    form.get_by_role("button", name=f"Help for {labels['age']}", exact=True).hover()
     expect(page.get_by_text(re.compile(r"training range 17 – 90"))).to_be_visible()
 
 
@@ -60,7 +72,9 @@ def test_a_submitted_record_shows_the_prediction_and_the_version(
     expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()  # class probabilities
 
 
-def test_a_bad_value_shows_the_api_message_next_to_its_field(page: Any, ui_url: str) -> None:
+def test_a_bad_value_shows_the_api_message_next_to_its_field(
+    page: Any, ui_url: str, offline_stack: dict[str, Any]
+) -> None:
     page.goto(ui_url + "/")
     settle(page)
     page.get_by_text("Send raw JSON").click()
@@ -73,7 +87,8 @@ def test_a_bad_value_shows_the_api_message_next_to_its_field(page: Any, ui_url: 
     settle(page)
     page.get_by_role("button", name="Send JSON").click()
     # the API's message sits under the age field, and its summary above the response
-    age_column = page.locator('[data-testid="stColumn"]', has=page.get_by_role("spinbutton", name="age *"))
+    age = field_labels(offline_stack)["age"]
+    age_column = page.locator('[data-testid="stColumn"]', has=page.get_by_role("spinbutton", name=age, exact=True))
     expect(age_column.get_by_text("expected a number, got str 'forty'")).to_be_visible()
     expect(page.get_by_text(re.compile(r"refused the request \(HTTP 422\)"))).to_be_visible()
 

@@ -75,7 +75,7 @@ def _sha256(path: Path) -> str:
 
 
 def _download(url: str, progress: Callable[[int, int | None], None] | None, timeout: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https sources
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         total = response.length
         buffer = io.BytesIO()
         while chunk := response.read(1 << 16):

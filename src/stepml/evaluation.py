@@ -110,12 +110,6 @@ def _sample(actual: np.ndarray, predicted: np.ndarray) -> dict[str, list[float]]
     }
 
 
-def beats_baseline(evaluation: dict[str, Any]) -> bool:
-    name = evaluation["primary_metric"]
-    model, baseline = evaluation["metrics"][name], evaluation["baseline"][name]
-    return model > baseline if evaluation["higher_is_better"] else model < baseline
-
-
 def _classification_metrics(
     y_true: pd.Series, predicted: Any, probabilities: np.ndarray, classes: np.ndarray
 ) -> dict[str, float]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from stepml import keys

@@ -47,7 +47,7 @@ class Settings:
     access_key_id: str | None = None
     secret_access_key: str | None = None
 
-    def client(self, service: str):  # noqa: ANN201 - boto3 clients are dynamically typed
+    def client(self, service: str):
         """A boto3 client for ``service``, aimed at the offline endpoint when one is set."""
         import boto3  # imported lazily: clients are never created at import time
 

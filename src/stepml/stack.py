@@ -244,7 +244,7 @@ class Stack:
             url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own API
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")

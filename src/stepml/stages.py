@@ -157,7 +157,6 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     joblib.dump(pipeline, buffer, compress=3)
     # The API serves ONNX: convert, and check it against scikit-learn on the whole test split.
     from stepml import onnx_export
-
     from stepml.onnx_verify import reference_key
 
     onnx_model = onnx_export.export(pipeline, schema, state["task"])
@@ -267,4 +266,4 @@ def _finite(value: Any) -> Any:
     return value
 
 
-__all__ = ["validate_upload", "preprocess", "train", "evaluate_and_register", "promote", "parse_upload_event"]
+__all__ = ["evaluate_and_register", "parse_upload_event", "preprocess", "promote", "train", "validate_upload"]

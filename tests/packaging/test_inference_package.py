@@ -117,3 +117,33 @@ def test_handler_serves_on_bare_python_with_only_its_layer(
     allowed = tuple(str(p) for p in [*paths, Path(probe["stdlib"])])
     strays = [f for f in probe["files"] if f and not f.startswith(allowed)]
     assert not strays, strays[:10]
+
+
+@pytest.mark.slow
+def test_inference_layer_ships_bytecode_that_lambda_reads_as_is(built_layer: Path, lambda_python: str) -> None:
+    """Every module has a python3.12 .pyc in __pycache__, hash-based and unchecked: /opt is read-only,
+    so without them each cold start would compile numpy and onnxruntime from source."""
+    site = built_layer / "python"
+    sources = sorted(site.rglob("*.py"))
+    assert len(sources) > 100
+    missing, checked = [], []
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        if not pyc.is_file():
+            missing.append(str(source.relative_to(site)))
+            continue
+        flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+        if flags != 0b01:  # bit 0: hash-based; bit 1: check the source (0 = use as is)
+            checked.append(str(source.relative_to(site)))
+    assert not missing, missing[:10]
+    assert not checked, checked[:10]
+    # And a bare interpreter really loads them: `python -v` names each code object read from a .pyc.
+    result = subprocess.run(
+        [lambda_python, "-S", "-s", "-v", "-c", "import numpy, onnxruntime, stepml.serving"], capture_output=True,
+        text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for package in ("numpy", "onnxruntime", "stepml"):
+        pyc = site / package / "__pycache__" / "__init__.cpython-312.pyc"
+        assert f"code object from '{pyc}'" in result.stderr, f"{package} compiled from source"

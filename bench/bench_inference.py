@@ -324,11 +324,33 @@ def cold(dataset: str, folder: Path, prepared: dict[str, Any], layer: Path | Non
     }
     if layer is not None:
         layer_code = _COLD_STEPML.format(
-            paths=[handler_dir, str(layer / "python"), bench_dir], registry=str(folder / "registry"),
-            dataset=dataset, event=request,
+            paths=[handler_dir, str(layer / "python"), bench_dir, str(_runtime_packages(folder))],
+            registry=str(folder / "registry"), dataset=dataset, event=request,
         )
-        row["cold_start_bytecode_s"] = _fresh_process(layer_code, "bytecode", bare=True)["cold_start_s"]
+        bare = _fresh_process(layer_code, "bytecode", bare=True)
+        row["cold_start_bytecode_s"] = bare["cold_start_s"]
+        row["boto3_client_bytecode_s"] = bare["boto3_client_s"]
     return row
+
+
+#: What Lambda's python3.12 runtime provides beside the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
+
+
+def _runtime_packages(folder: Path) -> Path:
+    """A folder of links to the installed boto3 and its dependencies (with pip's bytecode), standing in
+    for the copies Lambda's runtime puts after the layer on ``sys.path``."""
+    import importlib.util
+
+    runtime = folder / "runtime"
+    runtime.mkdir(exist_ok=True)
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin)  # type: ignore[union-attr, arg-type]
+        source = origin.parent if origin.name == "__init__.py" else origin
+        if not (runtime / source.name).exists():
+            (runtime / source.name).symlink_to(source)
+    return runtime
 
 
 def _du(paths: list[Path]) -> int:
@@ -375,41 +397,68 @@ def package_sizes(layer: Path | None) -> dict[str, Any]:
             "seed_a_package_mb": round(seed_a / 1e6, 1)}
 
 
-def table(results: dict[str, Any]) -> Table:
-    out = Table(title="Inference at the handler: stepml (ONNX, auto recipe) vs seed A (joblib RandomForest + pandas)")
-    out.add_column("measure")
-    for dataset in DATASETS:
-        out.add_column(f"{dataset} stepml", justify="right")
-        out.add_column(f"{dataset} seed A", justify="right")
-    rows = [
-        ("warm 1 row p50 (ms)", "handler_p50_ms", "seed_a_handler_p50_ms", ".3f"),
-        ("warm 1 row p99 (ms)", "handler_p99_ms", "seed_a_handler_p99_ms", ".3f"),
-        *[(f"rows/s at {n} rows", f"rows_per_s_{n}", f"seed_a_rows_per_s_{n}", ",.0f") for n in BATCHES],
-        ("cold: import + load (s)", "cold_start_s", "seed_a_cold_start_s", ".3f"),
-        ("cold: + first response (s)", "first_response_s", "seed_a_first_response_s", ".3f"),
-        ("cold, stdlib from source too (s)", "cold_start_all_source_s", "seed_a_cold_start_all_source_s", ".3f"),
-        ("cold, packages' own bytecode (s)", "cold_start_bytecode_s", "seed_a_cold_start_bytecode_s", ".3f"),
-        ("max RSS (MB)", "rss_mb", "seed_a_rss_mb", ".0f"),
-        ("model artifact (MB)", "onnx_mb", "seed_a_pickle_mb", ".2f"),
-        ("package (MB)", "package_mb", "seed_a_package_mb", ".1f"),
-    ]
-    for label, mine, theirs, spec in rows:
-        cells = []
-        for dataset in DATASETS:
+#: The table's rows: label, stepml's key, seed A's key, format.
+TABLE_ROWS = [
+    ("warm 1 row p50 (ms)", "handler_p50_ms", "seed_a_handler_p50_ms", ".3f"),
+    ("warm 1 row p99 (ms)", "handler_p99_ms", "seed_a_handler_p99_ms", ".3f"),
+    *[(f"rows/s at {n} rows", f"rows_per_s_{n}", f"seed_a_rows_per_s_{n}", ",.0f") for n in BATCHES],
+    ("cold: import + load, packages from source (s)", "cold_start_s", "seed_a_cold_start_s", ".3f"),
+    ("cold: + first response (s)", "first_response_s", "seed_a_first_response_s", ".3f"),
+    ("cold, stdlib from source too (s)", "cold_start_all_source_s", "seed_a_cold_start_all_source_s", ".3f"),
+    ("cold, packages' own bytecode (s)", "cold_start_bytecode_s", "seed_a_cold_start_bytecode_s", ".3f"),
+    ("+ boto3 S3 client, from source (s)", "boto3_client_s", "-", ".3f"),
+    ("+ boto3 S3 client, its bytecode (s)", "boto3_client_bytecode_s", "-", ".3f"),
+    ("max RSS (MB)", "rss_mb", "seed_a_rss_mb", ".0f"),
+    ("model artifact (MB)", "onnx_mb", "seed_a_pickle_mb", ".2f"),
+    ("package (MB)", "package_mb", "seed_a_package_mb", ".1f"),
+]
+
+
+def _cells(results: dict[str, Any]) -> list[list[str]]:
+    out = []
+    for label, mine, theirs, spec in TABLE_ROWS:
+        cells = [label]
+        for dataset in results["datasets"]:
             row = results["datasets"][dataset]
             cells += [format(row[mine], spec) if mine in row else "-",
                       format(row[theirs], spec) if theirs in row else "-"]
-        out.add_row(label, *cells)
-    out.add_row("p50 speed-up", *[c for d in DATASETS for c in (f"{results['datasets'][d]['speedup_p50']}x", "")])
+        out.append(cells)
+    out.append(["p50 speed-up", *[c for row in results["datasets"].values() for c in (f"{row['speedup_p50']}x", "")]])
     return out
+
+
+def table(results: dict[str, Any]) -> Table:
+    out = Table(title="Inference at the handler: stepml (ONNX, auto recipe) vs seed A (joblib RandomForest + pandas)")
+    out.add_column("measure")
+    for dataset in results["datasets"]:
+        out.add_column(f"{dataset} stepml", justify="right")
+        out.add_column(f"{dataset} seed A", justify="right")
+    for cells in _cells(results):
+        out.add_row(*cells)
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The same table in Markdown, for the README."""
+    head = ["measure", *[f"{d}: {who}" for d in results["datasets"] for who in ("stepml", "seed A")]]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(results)]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "inference.json")
     parser.add_argument("--only", choices=sorted(DATASETS))
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    parser.add_argument("--from-json", type=Path, help="print the tables of a saved run; measure nothing")
     args = parser.parse_args()
     console = Console()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        console.print(table(saved))
+        print(markdown(saved))
+        return
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "targets": TARGETS,
@@ -442,8 +491,9 @@ def main() -> None:
                 "package_mb": row["package_mb"] <= TARGETS["package_mb"],
             }
             results["datasets"][dataset] = row
-    if not args.only:
-        console.print(table(results))
+    console.print(table(results))
+    if args.markdown:
+        print(markdown(results))
     for dataset, row in results["datasets"].items():
         missed = [k for k, ok in row["targets_met"].items() if not ok]
         console.print(f"{dataset}: targets " + ("all met" if not missed else f"MISSED: {', '.join(missed)}"))

@@ -75,6 +75,9 @@ ui: venv  ## the web UI on a fresh offline stack (Ctrl-C stops both); against AW
 screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offline stack with Adult
 	$(BIN)/python scripts/screenshots.py
 
+# --- Benchmarks: both, in one command -------------------------------------------------------------
+bench: bench-models bench-inference  ## both benchmarks below (about 15 min on 2 idle cores)
+
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
 .PHONY: bench-models
 bench-models: venv  ## recipes x seed datasets: metrics, train seconds, model size -> bench/results/models.json

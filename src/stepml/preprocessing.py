@@ -109,7 +109,7 @@ def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.Data
 
 def class_labels(target: pd.Series) -> pd.Series:
     """Class labels as the user wrote them: whole numbers stay numbers, anything else is text."""
-    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
-        if (target == target.round()).all():
-            return target.astype("int64")
+    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    if numeric and (target == target.round()).all():
+        return target.astype("int64")
     return target.astype(str)

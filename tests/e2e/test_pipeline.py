@@ -4,6 +4,7 @@ HTTP API serves — or fails with a cause that names the problem, leaving nothin
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import urllib.error
@@ -211,7 +212,7 @@ def test_concurrent_uploads_get_distinct_versions_and_a_consistent_history(local
     promoted = sum(json.loads(e["output"]).get("promoted", False) for e in executions)
     history = client_stack(local_stack).history("concurrent")
     assert len(history) == promoted >= 1
-    for before, after in zip(history, history[1:], strict=False):
+    for before, after in itertools.pairwise(history):
         assert after["from"] == before["to"], "an alias update was lost"
 
 
@@ -221,7 +222,7 @@ def test_promote_and_rollback_change_what_the_api_serves(local_stack, monkeypatc
         since = upload(local_stack, f"raw/flip/v{i + 1}.csv", synthetic_csv(400, 200 + i, noise))
         assert wait_for_execution(local_stack, since=since, key=f"raw/flip/v{i + 1}.csv")["status"] == "SUCCEEDED"
     record = {"x": 0.3, "colour": "blue", "z": 0.1}
-    served = lambda: post(f"{local_stack.api_url}/models/flip/predict", record)[1]["version"]  # noqa: E731
+    served = lambda: post(f"{local_stack.api_url}/models/flip/predict", record)[1]["version"]
     champion = stack.history("flip")[-1]["to"]
     other = 1 if champion == 2 else 2
 

@@ -25,7 +25,7 @@ def server(tmp_path: Path):
         handle.writestr("demo.csv", CSV)
     (tmp_path / "demo.csv.zip").write_bytes(archive.getvalue())
     (tmp_path / "plain.csv").write_bytes(CSV)
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -487,6 +487,8 @@ def main() -> None:
                 "handler_p50_ms": row["handler_p50_ms"] <= TARGETS["handler_p50_ms"],
                 "speedup": row["speedup_p50"] >= TARGETS["speedup"],
                 "cold_start_s": row["cold_start_s"] <= TARGETS["cold_start_s"],
+                # The same bound, for the layer as deployed (it ships its bytecode).
+                "cold_start_bytecode_s": row.get("cold_start_bytecode_s", float("inf")) <= TARGETS["cold_start_s"],
                 "rss_mb": row["rss_mb"] <= TARGETS["rss_mb"],
                 "package_mb": row["package_mb"] <= TARGETS["package_mb"],
             }

@@ -59,6 +59,8 @@ DATASETS: dict[str, dict[str, Any]] = {
     },
 }
 BATCHES = (1, 100, 1000)
+#: Alternating rounds of single-row calls per handler (0.6 s or 40 calls each).
+WARM_ROUNDS = 8
 BUCKET = "bench-registry"
 TARGETS = {"handler_p50_ms": 0.2, "speedup": 30.0, "cold_start_s": 0.5, "rss_mb": 150.0, "package_mb": 130.0}
 
@@ -161,11 +163,18 @@ def warm(dataset: str, folder: Path, prepared: dict[str, Any]) -> dict[str, Any]
     seed_a_handler.load(str(folder / f"{dataset}-seed-a.joblib"), numeric)
     records = prepared["records"]
     result: dict[str, Any] = {}
-    for label, handler, seconds in (("", app.lambda_handler, 3.0), ("seed_a_", seed_a_handler.lambda_handler, 3.0)):
-        single = _latencies(handler, event(dataset, records[:1]), seconds, at_least=200)
-        result[f"{label}handler_p50_ms"] = round(_percentile(single, 50), 4)
-        result[f"{label}handler_p99_ms"] = round(_percentile(single, 99), 4)
-        result[f"{label}single_row_calls"] = len(single)
+    handlers = {"": app.lambda_handler, "seed_a_": seed_a_handler.lambda_handler}
+    # Speed here drifts between runs seconds apart (0.13-0.32 ms p50 measured for the same code and
+    # model, shared host): the two handlers take turns in WARM_ROUNDS short rounds, so a slow spell
+    # costs both alike, and the percentiles pool the rounds.
+    single: dict[str, list[float]] = {label: [] for label in handlers}
+    for _ in range(WARM_ROUNDS):
+        for label, handler in handlers.items():
+            single[label] += _latencies(handler, event(dataset, records[:1]), 0.6, at_least=40)
+    for label, handler in handlers.items():
+        result[f"{label}handler_p50_ms"] = round(_percentile(single[label], 50), 4)
+        result[f"{label}handler_p99_ms"] = round(_percentile(single[label], 99), 4)
+        result[f"{label}single_row_calls"] = len(single[label])
         for rows in BATCHES:
             times = _latencies(handler, event(dataset, records[:rows]), 1.0, at_least=5)
             result[f"{label}rows_per_s_{rows}"] = round(rows / statistics.median(times))

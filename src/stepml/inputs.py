@@ -26,6 +26,10 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+#: One decoder for every request: ``json.loads(..., parse_constant=...)`` would build a new one each call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_body(body: str | bytes | None) -> Any:
     """The JSON body; malformed JSON, NaN and Infinity are refused with a readable message."""
     size = 0 if body is None else len(body.encode() if isinstance(body, str) else body)
@@ -34,8 +38,9 @@ def parse_body(body: str | bytes | None) -> Any:
     if body is None or not body.strip():
         raise RequestError("the request body is empty: send a JSON object")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except ValueError as exc:
+        text = body if isinstance(body, str) else body.decode("utf-8")
+        return _DECODER.decode(text)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise RequestError(f"the request body is not valid JSON: {exc}") from exc
 
 

@@ -52,6 +52,29 @@ def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[s
     return result
 
 
+def feeds_from_rows(rows: Sequence[Mapping[str, Any]], schema: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """ONNX inputs from checked request rows (floats or None; strings or None), as :func:`feeds`.
+
+    The serving path: one array per kind built row-wise, transposed once, then a contiguous
+    ``[rows, 1]`` view per feature - about half the time of building columns first.
+    """
+    count = len(rows)
+    numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
+    text = [f["name"] for f in schema if f["kind"] != "numeric"]
+    result: dict[str, np.ndarray] = {}
+    if numeric:  # numpy turns None into NaN for floats
+        block = np.array([[row[name] for name in numeric] for row in rows], dtype=np.float64).T.copy()
+        for index, name in enumerate(numeric):
+            result[name] = block[index].reshape(count, 1)
+    if text:
+        strings = np.array(
+            [[MISSING_CATEGORY if row[name] is None else row[name] for name in text] for row in rows], dtype=object
+        ).T.copy()
+        for index, name in enumerate(text):
+            result[name] = strings[index].reshape(count, 1)
+    return result
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 

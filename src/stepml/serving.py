@@ -25,7 +25,7 @@ from stepml.inputs import UNSEEN_CATEGORY, check_records, records_from
 from stepml.onnx_model import (
     PREDICTION,
     PROBABILITIES,
-    feeds,
+    feeds_from_rows,
     imputed_features,
     model_classes,
     serving_schema,
@@ -150,7 +150,7 @@ class ModelServer:
         unseen = sum(1 for row in warnings for warning in row if warning.endswith(UNSEEN_CATEGORY))
         if unseen and self.on_unseen_categories is not None:
             self.on_unseen_categories(name, int(loaded.meta["version"]), unseen)
-        inputs = feeds({f["name"]: [row[f["name"]] for row in rows] for f in schema}, schema)
+        inputs = feeds_from_rows(rows, schema)
         result: dict[str, Any] = {"model": name, "version": loaded.meta["version"]}
         if loaded.classes is not None:
             probabilities = loaded.session.run([PROBABILITIES], inputs)[0]

@@ -159,3 +159,23 @@ def test_an_estimator_without_a_converter_is_a_model_export_error() -> None:
 
 def test_serving_and_training_spell_a_missing_category_the_same_way() -> None:
     assert onnx_model.MISSING_CATEGORY == preprocessing.MISSING_CATEGORY
+
+
+def test_serving_feeds_from_checked_rows_equal_the_column_feeds() -> None:
+    """The request path builds inputs row-wise: same names, shapes, dtypes and values (None -> NaN / "")."""
+    schema = [{"name": "age", "kind": "numeric"}, {"name": "job", "kind": "categorical"},
+              {"name": "hours", "kind": "numeric"}, {"name": "city", "kind": "categorical"}]
+    rows = [{"age": 39.0, "job": "clerk", "hours": None, "city": None},
+            {"age": None, "job": None, "hours": 40.5, "city": "Oslo"}]
+    by_rows = onnx_model.feeds_from_rows(rows, schema)
+    by_columns = onnx_model.feeds({f["name"]: [row[f["name"]] for row in rows] for f in schema}, schema)
+    assert list(by_rows) == list(by_columns)
+    for name, expected in by_columns.items():
+        got = by_rows[name]
+        assert got.shape == expected.shape == (2, 1) and got.dtype == expected.dtype
+        assert got.flags["C_CONTIGUOUS"]
+        if expected.dtype == object:
+            assert got.tolist() == expected.tolist()
+        else:
+            np.testing.assert_array_equal(got, expected)  # NaN == NaN here
+    assert by_rows["city"].tolist() == [[onnx_model.MISSING_CATEGORY], ["Oslo"]]

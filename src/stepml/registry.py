@@ -10,6 +10,7 @@ updated with ``If-Match`` so that concurrent updates are never lost.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import time
 from collections.abc import Callable
@@ -175,7 +176,8 @@ def _update_alias(
                 store.put_json(key, updated, if_match=f'"{current[1]}"')
             return updated
         except PreconditionFailed:
-            time.sleep(0.02 * (attempt + 1))
+            # Full jitter: contenders that lost together must not all retry together again.
+            time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))
     raise TransientError(f"alias {alias!r} of {name!r} kept changing; try again")
 
 

@@ -281,6 +281,8 @@ def _fresh_process(code: str, mode: str, runs: int = 3, bare: bool = False) -> d
 
     ``bare``: no site-packages and a minimal environment (``python -S``), for the built layer.
     """
+    if mode not in COLD_MODES:
+        raise ValueError(f"unknown cold-start mode {mode!r}; one of {COLD_MODES}")
     results = []
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "STEPML_BUCKET": BUCKET}
     with tempfile.TemporaryDirectory() as scratch:

@@ -41,14 +41,10 @@ def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[s
     # One array per kind, then a contiguous row of it per feature: far fewer numpy calls than one
     # array per feature (this is on every request's path). numpy turns None into NaN for floats.
     if numeric:
-        block = np.array([columns[name] for name in numeric], dtype=np.float64)
-        for index, name in enumerate(numeric):
-            result[name] = block[index].reshape(-1, 1)
+        result.update(_per_feature(np.array([columns[name] for name in numeric], dtype=np.float64), numeric))
     if text:
         values = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in text]
-        strings = np.array(values, dtype=object)
-        for index, name in enumerate(text):
-            result[name] = strings[index].reshape(-1, 1)
+        result.update(_per_feature(np.array(values, dtype=object), text))
     return result
 
 
@@ -58,21 +54,23 @@ def feeds_from_rows(rows: Sequence[Mapping[str, Any]], schema: list[dict[str, An
     The serving path: one array per kind built row-wise, transposed once, then a contiguous
     ``[rows, 1]`` view per feature - about half the time of building columns first.
     """
-    count = len(rows)
     numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
     text = [f["name"] for f in schema if f["kind"] != "numeric"]
     result: dict[str, np.ndarray] = {}
     if numeric:  # numpy turns None into NaN for floats
-        block = np.array([[row[name] for name in numeric] for row in rows], dtype=np.float64).T.copy()
-        for index, name in enumerate(numeric):
-            result[name] = block[index].reshape(count, 1)
+        block = np.array([[row[name] for name in numeric] for row in rows], dtype=np.float64)
+        result.update(_per_feature(block.T.copy(), numeric))
     if text:
         strings = np.array(
             [[MISSING_CATEGORY if row[name] is None else row[name] for name in text] for row in rows], dtype=object
-        ).T.copy()
-        for index, name in enumerate(text):
-            result[name] = strings[index].reshape(count, 1)
+        )
+        result.update(_per_feature(strings.T.copy(), text))
     return result
+
+
+def _per_feature(block: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """A contiguous ``[rows, 1]`` view of each row of a C-ordered ``[features, rows]`` block."""
+    return {name: block[index].reshape(-1, 1) for index, name in enumerate(names)}
 
 
 def _missing(value: Any) -> bool:

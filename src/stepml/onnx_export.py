@@ -41,9 +41,13 @@ from stepml.onnx_model import (
     META_CLASSES,
     META_FEATURES,
     META_IMPUTED,
+    META_INPUTS,
     META_TASK,
+    NUMERIC_INPUT,
     PREDICTION,
     PROBABILITIES,
+    TEXT_INPUT,
+    block_features,
 )
 from stepml.onnx_verify import (
     Verification,
@@ -184,12 +188,18 @@ def _rename_outputs(model: Any, task: str) -> None:
 
 
 def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
-    """The fitted pipeline as a serialized ONNX model (one input per feature of ``schema``)."""
+    """The fitted pipeline as a serialized ONNX model (inputs: one block per kind of feature, see
+    :mod:`stepml.onnx_model`)."""
     import onnx
     from onnx import compose, helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
+    reserved = sorted({f["name"] for f in schema} & {NUMERIC_INPUT, TEXT_INPUT})
+    if reserved:
+        raise ModelExportError(
+            f"feature {reserved[0]!r} has a name the ONNX export reserves for its input blocks: rename the column"
+        )
     _register_converters()
     preprocessing, estimator = _split_pipeline(pipeline)
     initial_types = [
@@ -219,10 +229,13 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     _rename_outputs(back, task)
     _align_opsets(front, back)
     merged = compose.merge_models(front, back, io_map=[("features_cast", back.graph.input[0].name)])
+    blocks = block_features(schema)
+    _block_inputs(merged, blocks)
 
     metadata = {
         META_TASK: task,
         META_FEATURES: json.dumps([f["name"] for f in schema]),
+        META_INPUTS: json.dumps(blocks),
         META_IMPUTED: json.dumps(imputed_columns(preprocessing)),
     }
     if task == "classification":
@@ -261,6 +274,32 @@ def _restore_input_names(model: Any, names: list[str]) -> None:
         for index, name in enumerate(node.input):
             if name in renamed:
                 node.input[index] = renamed[name]
+
+
+def _block_inputs(model: Any, blocks: dict[str, list[str]]) -> None:
+    """Replace the graph's per-feature ``[rows, 1]`` inputs by one ``[rows, n]`` block per kind,
+    split back into the features inside the graph (a ``Split`` node per block)."""
+    from onnx import TensorProto, helper
+
+    taken = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
+    taken |= {name for node in model.graph.node for name in node.output}
+    clash = sorted(taken & set(blocks))
+    if clash:  # skl2onnx names its tensors after the features and the operators
+        raise ModelExportError(f"the converted graph already has a tensor named {clash[0]!r}, the name of an input block")
+    features = {graph_input.name: graph_input for graph_input in model.graph.input}
+    del model.graph.input[:]
+    front: list[Any] = []
+    for block, names in blocks.items():
+        element = features[names[0]].type.tensor_type.elem_type
+        model.graph.input.append(helper.make_tensor_value_info(block, element, [None, len(names)]))
+        if len(names) == 1:
+            front.append(helper.make_node("Identity", [block], names, name=f"{block}_identity"))
+            continue
+        sizes = f"{block}_sizes"
+        model.graph.initializer.append(helper.make_tensor(sizes, TensorProto.INT64, [len(names)], [1] * len(names)))
+        front.append(helper.make_node("Split", [block, sizes], names, axis=1, name=f"{block}_split"))
+    for node in reversed(front):
+        model.graph.node.insert(0, node)
 
 
 def _align_opsets(front: Any, back: Any) -> None:

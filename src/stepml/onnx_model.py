@@ -1,12 +1,18 @@
 """The contract between an exported ONNX model and the code that serves it (numpy only).
 
-An exported model has one input per feature, named after it, shaped ``[rows, 1]``: a string tensor
-for a categorical feature (a missing value is sent as :data:`MISSING_CATEGORY`) and a float64 tensor
-for a numeric one (a missing value is NaN, imputed inside the graph when the pipeline imputes).
+An exported model takes two inputs, one block per kind of feature, columns in the order of the
+feature schema: :data:`NUMERIC_INPUT`, a float64 ``[rows, numeric features]`` tensor (a missing
+value is NaN, imputed inside the graph when the pipeline imputes), and :data:`TEXT_INPUT`, a string
+``[rows, categorical features]`` tensor (a missing value is :data:`MISSING_CATEGORY`). A model
+without features of one kind has no input for it. The graph splits the blocks into its features
+itself: two inputs cost onnxruntime far less per request than one per feature (Adult has 14), and
+the request path builds two arrays instead of fourteen. Models exported before took one
+``[rows, 1]`` input per feature, named after it; :func:`input_builder` serves both.
+
 Outputs are :data:`PREDICTION` (regression) or :data:`PROBABILITIES` (classification: one column
 per class, in the order of the ``classes`` recorded in the model's metadata). Serving and the
-export's verification both build their inputs with :func:`feeds`, so what is verified at training
-time is exactly what is served.
+export's verification build their inputs with the same functions, so what is verified at training
+time is what is served.
 
 This module must stay light: the inference function imports it (no pandas, no scikit-learn).
 """
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +29,9 @@ import numpy as np
 #: What a missing categorical value becomes in a string input tensor: the empty string, a category
 #: of its own, exactly as :data:`stepml.preprocessing.MISSING_CATEGORY` in training (a test checks).
 MISSING_CATEGORY = ""
+#: Input names of the exported graph: the numeric block and the categorical (string) block.
+NUMERIC_INPUT = "stepml_numeric"
+TEXT_INPUT = "stepml_categorical"
 #: Output names of the exported graph.
 PREDICTION = "prediction"
 PROBABILITIES = "probabilities"
@@ -31,46 +40,67 @@ META_TASK = "stepml.task"
 META_CLASSES = "stepml.classes"
 META_FEATURES = "stepml.features"
 META_IMPUTED = "stepml.imputed"
+#: ``{input name: [feature, ...]}``: which feature each column of an input block is.
+META_INPUTS = "stepml.inputs"
+
+Feeds = dict[str, np.ndarray]
 
 
-def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """ONNX inputs from column values (None or NaN for missing), one ``[rows, 1]`` array each."""
-    numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
-    text = [f["name"] for f in schema if f["kind"] != "numeric"]
-    result: dict[str, np.ndarray] = {}
-    # One array per kind, then a contiguous row of it per feature: far fewer numpy calls than one
-    # array per feature (this is on every request's path). numpy turns None into NaN for floats.
-    if numeric:
-        result.update(_per_feature(np.array([columns[name] for name in numeric], dtype=np.float64), numeric))
-    if text:
-        values = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in text]
-        result.update(_per_feature(np.array(values, dtype=object), text))
+def block_features(schema: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The features of each input block, in schema order (a block without features is left out)."""
+    blocks = {
+        NUMERIC_INPUT: [f["name"] for f in schema if f["kind"] == "numeric"],
+        TEXT_INPUT: [f["name"] for f in schema if f["kind"] != "numeric"],
+    }
+    return {name: features for name, features in blocks.items() if features}
+
+
+def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[str, Any]]) -> Feeds:
+    """ONNX inputs from column values (None or NaN for missing): one block per kind of feature."""
+    blocks = block_features(schema)
+    result: Feeds = {}
+    if NUMERIC_INPUT in blocks:  # numpy turns None into NaN for floats
+        numeric = np.array([columns[name] for name in blocks[NUMERIC_INPUT]], dtype=np.float64)
+        result[NUMERIC_INPUT] = numeric.T.copy()
+    if TEXT_INPUT in blocks:
+        values = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in blocks[TEXT_INPUT]]
+        result[TEXT_INPUT] = np.array(values, dtype=object).T.copy()
     return result
 
 
-def feeds_from_rows(rows: Sequence[Mapping[str, Any]], schema: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+def feeds_from_rows(rows: Sequence[Mapping[str, Any]], schema: list[dict[str, Any]]) -> Feeds:
     """ONNX inputs from checked request rows (floats or None; strings or None), as :func:`feeds`.
 
-    The serving path: one array per kind built row-wise, transposed once, then a contiguous
-    ``[rows, 1]`` view per feature - about half the time of building columns first.
+    The serving path: each block is built row-wise, already in the ``[rows, features]`` layout.
     """
-    numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
-    text = [f["name"] for f in schema if f["kind"] != "numeric"]
-    result: dict[str, np.ndarray] = {}
-    if numeric:  # numpy turns None into NaN for floats
-        block = np.array([[row[name] for name in numeric] for row in rows], dtype=np.float64)
-        result.update(_per_feature(block.T.copy(), numeric))
-    if text:
-        strings = np.array(
-            [[MISSING_CATEGORY if row[name] is None else row[name] for name in text] for row in rows], dtype=object
+    blocks = block_features(schema)
+    result: Feeds = {}
+    if NUMERIC_INPUT in blocks:  # numpy turns None into NaN for floats
+        names = blocks[NUMERIC_INPUT]
+        result[NUMERIC_INPUT] = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+    if TEXT_INPUT in blocks:
+        names = blocks[TEXT_INPUT]
+        result[TEXT_INPUT] = np.array(
+            [[MISSING_CATEGORY if row[name] is None else row[name] for name in names] for row in rows], dtype=object
         )
-        result.update(_per_feature(strings.T.copy(), text))
     return result
 
 
-def _per_feature(block: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """A contiguous ``[rows, 1]`` view of each row of a C-ordered ``[features, rows]`` block."""
-    return {name: block[index].reshape(-1, 1) for index, name in enumerate(names)}
+def per_feature(blocks: Feeds, schema: list[dict[str, Any]]) -> Feeds:
+    """The inputs of a model exported with one ``[rows, 1]`` input per feature, from the blocks."""
+    result: Feeds = {}
+    for block, names in block_features(schema).items():
+        values = blocks[block]
+        for index, name in enumerate(names):
+            result[name] = np.ascontiguousarray(values[:, index : index + 1])
+    return result
+
+
+def input_builder(input_names: Sequence[str]) -> Callable[[Sequence[Mapping[str, Any]], list[dict[str, Any]]], Feeds]:
+    """How to feed a model with these graph inputs from checked rows: blocks, or one per feature."""
+    if NUMERIC_INPUT in input_names or TEXT_INPUT in input_names:
+        return feeds_from_rows
+    return lambda rows, schema: per_feature(feeds_from_rows(rows, schema), schema)
 
 
 def _missing(value: Any) -> bool:

@@ -16,7 +16,15 @@ import numpy as np
 
 from stepml import keys
 from stepml.errors import ModelExportError
-from stepml.onnx_model import MISSING_CATEGORY, PREDICTION, PROBABILITIES, feeds
+from stepml.onnx_model import (
+    MISSING_CATEGORY,
+    NUMERIC_INPUT,
+    PREDICTION,
+    PROBABILITIES,
+    TEXT_INPUT,
+    feeds,
+    per_feature,
+)
 from stepml.settings import Settings
 from stepml.storage import S3Store
 
@@ -66,6 +74,8 @@ def compare(model_bytes: bytes, reference: dict[str, Any], schema: list[dict[str
     inputs = feeds(columns, schema)
     try:
         session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        if not {NUMERIC_INPUT, TEXT_INPUT} & {i.name for i in session.get_inputs()}:
+            inputs = per_feature(inputs, schema)  # exported before the inputs were blocks
         session.run(None, {name: value[:1] for name, value in inputs.items()})
     except Exception as exc:  # onnxruntime's own error classes
         raise ModelExportError(f"onnxruntime cannot run the exported model: {exc}"[:2000]) from exc

@@ -25,8 +25,9 @@ from stepml.inputs import UNSEEN_CATEGORY, check_records, records_from
 from stepml.onnx_model import (
     PREDICTION,
     PROBABILITIES,
-    feeds_from_rows,
+    Feeds,
     imputed_features,
+    input_builder,
     model_classes,
     serving_schema,
 )
@@ -46,6 +47,8 @@ class LoadedModel:
     classes: list[Any] | None
     #: The feature schema as served: features the model imputes are optional.
     schema: list[dict[str, Any]]
+    #: Builds the session's inputs from checked rows (the graph's input layout).
+    inputs: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Feeds]
 
 
 def _session(model_bytes: bytes) -> Any:
@@ -109,7 +112,10 @@ class ModelServer:
             session = _session(registry.load_artifact(self.store, meta, ARTIFACT))
             metadata = session.get_modelmeta().custom_metadata_map
             schema = serving_schema(meta["schema"], imputed_features(metadata))
-            loaded = LoadedModel(meta=meta, session=session, classes=model_classes(metadata), schema=schema)
+            loaded = LoadedModel(
+                meta=meta, session=session, classes=model_classes(metadata), schema=schema,
+                inputs=input_builder([i.name for i in session.get_inputs()]),
+            )
             with self._lock:
                 self._models[key] = loaded
         return loaded
@@ -150,7 +156,7 @@ class ModelServer:
         unseen = sum(1 for row in warnings for warning in row if warning.endswith(UNSEEN_CATEGORY))
         if unseen and self.on_unseen_categories is not None:
             self.on_unseen_categories(name, int(loaded.meta["version"]), unseen)
-        inputs = feeds_from_rows(rows, schema)
+        inputs = loaded.inputs(rows, schema)
         result: dict[str, Any] = {"model": name, "version": loaded.meta["version"]}
         if loaded.classes is not None:
             probabilities = loaded.session.run([PROBABILITIES], inputs)[0]

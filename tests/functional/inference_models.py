@@ -78,3 +78,32 @@ def regressor_onnx(seed: int = 0) -> bytes:
     pipeline = _pipeline(RandomForestRegressor(n_estimators=10, random_state=seed))
     pipeline.fit(to_model_frame(frame, SCHEMA), frame["value"])
     return export(pipeline, SCHEMA, "regression")
+
+
+def per_feature_onnx(model: bytes) -> bytes:
+    """``model`` as exports made it before the input blocks: one ``[rows, 1]`` input per feature.
+
+    Undoes the export's block inputs (the Split / Identity nodes in front of the graph), so the
+    tests can serve a version registered by an older stepml.
+    """
+    import onnx
+    from onnx import helper
+
+    from stepml.onnx_model import NUMERIC_INPUT, TEXT_INPUT
+
+    loaded = onnx.load_from_string(model)
+    graph = loaded.graph
+    blocks = {i.name: i.type.tensor_type.elem_type for i in graph.input}
+    assert set(blocks) <= {NUMERIC_INPUT, TEXT_INPUT}
+    front = [node for node in graph.node if node.input and node.input[0] in blocks]
+    inputs = [
+        helper.make_tensor_value_info(name, blocks[node.input[0]], [None, 1]) for node in front for name in node.output
+    ]
+    for node in front:
+        graph.node.remove(node)
+    for initializer in [i for i in graph.initializer if i.name.endswith("_sizes")]:
+        graph.initializer.remove(initializer)
+    del graph.input[:]
+    graph.input.extend(inputs)
+    onnx.checker.check_model(loaded)
+    return loaded.SerializeToString()

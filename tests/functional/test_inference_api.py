@@ -16,7 +16,13 @@ from stepml.serving import ModelServer
 from stepml.settings import Settings
 from stepml.storage import S3Store
 from tests.functional.conftest import EVENT_BUCKET
-from tests.functional.inference_models import SCHEMA, classifier_onnx, record, regressor_onnx
+from tests.functional.inference_models import (
+    SCHEMA,
+    classifier_onnx,
+    per_feature_onnx,
+    record,
+    regressor_onnx,
+)
 
 
 def register(store: S3Store, name: str, model: bytes, task: str, promote: bool = True) -> int:
@@ -116,6 +122,15 @@ def test_a_batch_gets_one_prediction_per_record_in_order(models, call) -> None:
     assert status == 200
     assert len(body["predictions"]) == 3 and body["predictions"][0] == body["predictions"][2]
     assert body["probabilities"][0] == body["probabilities"][2]
+
+
+def test_a_version_exported_with_one_input_per_feature_is_still_served(models, store, call) -> None:
+    """Versions registered before the export took input blocks stay servable (and rollback-able)."""
+    version = register(store, "legacy", per_feature_onnx(classifier_onnx()), "classification")
+    batch = {"instances": [record(), record(age=85, job="b", city=None), record(**{"hours-per-week": None})]}
+    status, body = call(PREDICT, "legacy", batch)
+    assert status == 200 and body["version"] == version
+    assert body == {**call(PREDICT, "adult", batch)[1], "model": "legacy", "version": version}
 
 
 def test_a_regressor_returns_numbers_and_no_probabilities(models, call) -> None:

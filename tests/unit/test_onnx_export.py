@@ -7,6 +7,7 @@ the export dispatches on.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -132,8 +133,12 @@ def test_classifier_metadata_names_the_classes_in_probability_order() -> None:
     session = ort.InferenceSession(export(pipeline, SCHEMA, "classification"))
     classes = onnx_model.model_classes(session.get_modelmeta().custom_metadata_map)
     assert classes == ["<=50K", ">50K"] == list(pipeline.classes_)
-    # inputs are the features, by name (skl2onnx would rename "hours-per-week")
-    assert [i.name for i in session.get_inputs()] == [f["name"] for f in SCHEMA]
+    # inputs are two blocks, numeric and categorical, whose columns the metadata names
+    inputs_meta = json.loads(session.get_modelmeta().custom_metadata_map[onnx_model.META_INPUTS])
+    assert inputs_meta == {"stepml_numeric": ["age", "hours-per-week"], "stepml_categorical": ["job", "city"]}
+    assert [(i.name, i.type, i.shape[1]) for i in session.get_inputs()] == [
+        ("stepml_numeric", "tensor(double)", 2), ("stepml_categorical", "tensor(string)", 2)
+    ]
     features = preprocessing.to_model_frame(test, SCHEMA)
     inputs = onnx_model.feeds({f["name"]: features[f["name"]].to_numpy() for f in SCHEMA}, SCHEMA)
     probabilities = session.run([onnx_model.PROBABILITIES], inputs)[0]
@@ -169,13 +174,33 @@ def test_serving_feeds_from_checked_rows_equal_the_column_feeds() -> None:
             {"age": None, "job": None, "hours": 40.5, "city": "Oslo"}]
     by_rows = onnx_model.feeds_from_rows(rows, schema)
     by_columns = onnx_model.feeds({f["name"]: [row[f["name"]] for row in rows] for f in schema}, schema)
-    assert list(by_rows) == list(by_columns)
+    assert list(by_rows) == list(by_columns) == [onnx_model.NUMERIC_INPUT, onnx_model.TEXT_INPUT]
     for name, expected in by_columns.items():
         got = by_rows[name]
-        assert got.shape == expected.shape == (2, 1) and got.dtype == expected.dtype
-        assert got.flags["C_CONTIGUOUS"]
+        assert got.shape == expected.shape == (2, 2) and got.dtype == expected.dtype
+        assert got.flags["C_CONTIGUOUS"] and expected.flags["C_CONTIGUOUS"]
         if expected.dtype == object:
-            assert got.tolist() == expected.tolist()
+            assert got.tolist() == expected.tolist() == [["clerk", ""], ["", "Oslo"]]
         else:
             np.testing.assert_array_equal(got, expected)  # NaN == NaN here
-    assert by_rows["city"].tolist() == [[onnx_model.MISSING_CATEGORY], ["Oslo"]]
+            np.testing.assert_array_equal(got, [[39.0, np.nan], [np.nan, 40.5]])
+
+
+def test_models_with_one_input_per_feature_get_contiguous_columns_of_the_blocks() -> None:
+    schema = [{"name": "age", "kind": "numeric"}, {"name": "job", "kind": "categorical"},
+              {"name": "hours", "kind": "numeric"}]
+    rows = [{"age": 39.0, "job": "clerk", "hours": None}, {"age": 50.0, "job": None, "hours": 40.5}]
+    blocks = onnx_model.input_builder([onnx_model.NUMERIC_INPUT, onnx_model.TEXT_INPUT])(rows, schema)
+    assert set(blocks) == {onnx_model.NUMERIC_INPUT, onnx_model.TEXT_INPUT}
+    legacy = onnx_model.input_builder(["age", "job", "hours"])(rows, schema)
+    assert list(legacy) == ["age", "hours", "job"]
+    assert all(v.shape == (2, 1) and v.flags["C_CONTIGUOUS"] for v in legacy.values())
+    np.testing.assert_array_equal(legacy["hours"], [[np.nan], [40.5]])
+    assert legacy["job"].tolist() == [["clerk"], [""]]
+
+
+def test_a_feature_named_like_an_input_block_is_a_readable_export_error() -> None:
+    pipeline, _ = _fitted("regression", RandomForestRegressor(n_estimators=3, random_state=0), "ordinal")
+    renamed = [{**f, "name": "stepml_numeric"} if f["name"] == "age" else f for f in SCHEMA]
+    with pytest.raises(ModelExportError, match="feature 'stepml_numeric' has a name the ONNX export reserves"):
+        export(pipeline, renamed, "regression")

@@ -177,14 +177,31 @@ def _rename_outputs(model: Any, task: str) -> None:
     else:
         wanted = {outputs[0].name: PREDICTION}
         keep = [outputs[0]]
-    for node in model.graph.node:
-        for index, name in enumerate(node.output):
-            if name in wanted:
-                node.output[index] = wanted[name]
+    for node in model.graph.node:  # producers, and consumers (a voting ensemble's label reads them)
+        for names in (node.output, node.input):
+            for index, name in enumerate(names):
+                if name in wanted:
+                    names[index] = wanted[name]
     for output in keep:
         output.name = wanted[output.name]
     del model.graph.output[:]
     model.graph.output.extend(keep)
+    _prune(model)
+
+
+def _prune(model: Any) -> None:
+    """Drop the nodes and initializers no output needs (e.g. a voting ensemble's label branch)."""
+    needed = {output.name for output in model.graph.output}
+    kept = []
+    for node in reversed(model.graph.node):
+        if needed & set(node.output):
+            kept.append(node)
+            needed |= set(node.input)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(kept))
+    unused = [initializer for initializer in model.graph.initializer if initializer.name not in needed]
+    for initializer in unused:
+        model.graph.initializer.remove(initializer)
 
 
 def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:

@@ -121,9 +121,17 @@ def check_params(config: DatasetConfig, task: str) -> None:
 
 
 def build_pipeline(
-    schema: list[dict[str, Any]], task: str, config: DatasetConfig, params: dict[str, Any] | None = None
+    schema: list[dict[str, Any]],
+    task: str,
+    config: DatasetConfig,
+    params: dict[str, Any] | None = None,
+    ensemble: list[dict[str, Any]] | None = None,
 ) -> Pipeline:
-    """The recipe's untrained Pipeline for these features."""
+    """The recipe's untrained Pipeline for these features.
+
+    ``ensemble``: several parameter sets (tuning's best trials): the estimator is then their
+    average, one member per set, behind the same preprocessing.
+    """
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import (
         MinMaxScaler,
@@ -156,7 +164,20 @@ def build_pipeline(
                 numbers = Pipeline([("impute", SimpleImputer(strategy="median"))])
             transformers.append(("numeric", numbers, numeric))
     columns = ColumnTransformer(transformers, remainder="drop")
+    if ensemble and len(ensemble) > 1:
+        return Pipeline([("columns", columns), ("model", _voting(config, task, ensemble))])
     return Pipeline([("columns", columns), ("model", estimator(config, task, params))])
+
+
+def _voting(config: DatasetConfig, task: str, ensemble: list[dict[str, Any]]) -> Any:
+    """One estimator per parameter set, averaged: class probabilities (soft voting) or values."""
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+
+    members = [(f"member{index}", estimator(config, task, params)) for index, params in enumerate(ensemble)]
+    if task == "classification":
+        # flatten_transform=False: skl2onnx converts only the unflattened soft-voting layout
+        return VotingClassifier(members, voting="soft", flatten_transform=False)
+    return VotingRegressor(members)
 
 
 def remove_outliers(train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str) -> pd.DataFrame:
@@ -187,11 +208,13 @@ def fit(
     task: str,
     config: DatasetConfig,
     params: dict[str, Any] | None = None,
+    ensemble: list[dict[str, Any]] | None = None,
 ) -> Pipeline:
-    """Fit the recipe on the training split (``params`` override ``config.params``)."""
+    """Fit the recipe on the training split (``params`` override ``config.params``; ``ensemble``:
+    see :func:`build_pipeline`)."""
     if config.recipe == "seed-b":
         train = remove_outliers(train, target, schema, task)
-    pipeline = build_pipeline(schema, task, config, params)
+    pipeline = build_pipeline(schema, task, config, params, ensemble)
     y = train[target]
     if task == "classification":
         y = class_labels(y)
@@ -205,15 +228,17 @@ def fit(
 def fit_with_config(
     train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
 ) -> tuple[Pipeline, dict[str, Any] | None]:
-    """Fit as the config says: tune first when ``config.tune`` is set.
+    """Fit as the config says: tune first when ``config.tune`` is set, then fit the search's best
+    parameter set (regression: the average of the best few, see :mod:`stepml.tuning`) on the whole
+    training split.
 
     Returns the fitted pipeline and, when tuned, a small summary of the search (trials, best
-    parameters, validation score) for the run's state.
+    parameters, the ensemble's parameter sets, validation score) for the run's state.
     """
     if config.tune is None:
         return fit(train, target, schema, task, config), None
     from stepml.tuning import tune
 
     result = tune(train, target, schema, task, config)
-    pipeline = fit(train, target, schema, task, config, params=result["best_params"])
+    pipeline = fit(train, target, schema, task, config, params=result["best_params"], ensemble=result["ensemble"])
     return pipeline, result

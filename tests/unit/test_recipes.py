@@ -59,6 +59,31 @@ def test_params_reach_the_estimator_and_unknown_ones_are_named() -> None:
         build_pipeline(schema, "classification", config(recipe="seed-a", params={"max_depthh": 3}))
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_an_ensemble_averages_its_members_and_exports_to_onnx(task: str) -> None:
+    from stepml.onnx_export import export, verify
+
+    frame = table()
+    if task == "regression":
+        frame["y"] = frame["z"] * 2 + frame["x"].fillna(0)
+    schema = feature_schema(frame, "y")
+    members = [{"max_iter": 20, "learning_rate": 0.1}, {"max_iter": 30, "max_leaf_nodes": 7, "max_features": 0.6}]
+    pipeline = fit(frame, "y", schema, task, config(), ensemble=members)
+    model = pipeline.named_steps["model"]
+    assert [m.get_params()["max_iter"] for _, m in model.estimators] == [20, 30]
+    features = to_model_frame(frame, schema)
+    encoded = pipeline.named_steps["columns"].transform(features)
+    if task == "classification":
+        assert list(pipeline.classes_) == ["no", "yes"]
+        mean = np.mean([m.predict_proba(encoded) for m in model.estimators_], axis=0)
+        np.testing.assert_allclose(pipeline.predict_proba(features), mean)
+    else:
+        mean = np.mean([m.predict(encoded) for m in model.estimators_], axis=0)
+        np.testing.assert_allclose(pipeline.predict(features), mean)
+    result = verify(export(pipeline, schema, task), pipeline, frame, schema, task)
+    assert result.rows == len(frame) and result.class_mismatches == 0
+
+
 def test_seed_b_removes_outliers_from_training_rows_only() -> None:
     frame = pd.DataFrame({"a": [1.0, 2, 3, 4, 5, 6, 7, 8, 1000], "zeros": [0] * 8 + [5], "y": range(9)})
     schema = feature_schema(frame, "y")

@@ -175,5 +175,6 @@ def pins() -> type[Pins]:
 
 @pytest.fixture(scope="session")
 def layer_pins() -> dict[str, str]:
-    """layer/requirements.txt: what the MLLayer build installs."""
-    return Pins.read(PROJECT_ROOT / "layer" / "requirements.txt")
+    """layer/requirements*.txt: what the MLLayer build installs (with and without dependencies)."""
+    layer = PROJECT_ROOT / "layer"
+    return {**Pins.read(layer / "requirements.txt"), **Pins.read(layer / "requirements-no-deps.txt")}

@@ -330,6 +330,35 @@ def test_layer_alone_runs_pandas_and_scikit_learn(build: Build, bare_python: Bar
     assert probe["result"]["accuracy"] > 0.8
 
 
+_TUNE_SMOKE = textwrap.dedent(
+    """\
+    import importlib.util
+    import numpy as np, pandas as pd
+    from stepml.config import DatasetConfig
+    from stepml.preprocessing import feature_schema
+    from stepml.training import fit_with_config
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "job": rng.choice(["a", "b"], 300)})
+    frame["y"] = frame["x"] * 3 + (frame["job"] == "a") + rng.normal(scale=0.1, size=300)
+    config = DatasetConfig.from_dict({"target": "y", "tune": {"budget_seconds": 5}})
+    pipeline, tuning = fit_with_config(frame, "y", feature_schema(frame, "y"), "regression", config)
+    RESULT = {"trials": tuning["trials"], "members": len(tuning["ensemble"]),
+              "without": [m for m in ("sqlalchemy", "alembic") if importlib.util.find_spec(m) is None]}
+    """
+)
+
+
+def test_layer_tunes_with_optuna_but_without_its_database_packages(build: Build, bare_python: BarePython) -> None:
+    # Given only the layer (Optuna installed without SQLAlchemy and Alembic)
+    layer = build.out / LAYER / "python"
+    # When a config with tune is fitted there
+    probe = bare_python(_PROBE.format(imports=_TUNE_SMOKE), [layer])
+    # Then the search ran trials in memory, and the database packages were never needed
+    assert probe["result"]["trials"] >= 2 and probe["result"]["members"] >= 2
+    assert probe["result"]["without"] == ["sqlalchemy", "alembic"]
+    assert not [f for f in probe["files"] if "sqlalchemy" in f or "alembic" in f]
+
+
 def test_each_handler_imports_with_only_its_layers_and_the_runtime(
     build: Build, bare_python: BarePython, lambda_runtime_packages: Path
 ) -> None:

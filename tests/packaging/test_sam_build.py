@@ -340,7 +340,8 @@ _TUNE_SMOKE = textwrap.dedent(
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(size=300), "job": rng.choice(["a", "b"], 300)})
     frame["y"] = frame["x"] * 3 + (frame["job"] == "a") + rng.normal(scale=0.1, size=300)
-    config = DatasetConfig.from_dict({"target": "y", "tune": {"budget_seconds": 5}})
+    # small fixed rounds keep each trial short; how many trials fit in 5 s depends on the machine
+    config = DatasetConfig.from_dict({"target": "y", "params": {"max_iter": 20}, "tune": {"budget_seconds": 5}})
     pipeline, tuning = fit_with_config(frame, "y", feature_schema(frame, "y"), "regression", config)
     RESULT = {"trials": tuning["trials"], "members": len(tuning["ensemble"]),
               "without": [m for m in ("sqlalchemy", "alembic") if importlib.util.find_spec(m) is None]}
@@ -354,7 +355,8 @@ def test_layer_tunes_with_optuna_but_without_its_database_packages(build: Build,
     # When a config with tune is fitted there
     probe = bare_python(_PROBE.format(imports=_TUNE_SMOKE), [layer])
     # Then the search ran trials in memory, and the database packages were never needed
-    assert probe["result"]["trials"] >= 2 and probe["result"]["members"] >= 2
+    trials = probe["result"]["trials"]
+    assert trials >= 1 and probe["result"]["members"] == min(3, trials)
     assert probe["result"]["without"] == ["sqlalchemy", "alembic"]
     assert not [f for f in probe["files"] if "sqlalchemy" in f or "alembic" in f]
 

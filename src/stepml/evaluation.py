@@ -85,18 +85,19 @@ def evaluate(
     }
 
 
-def score(
-    pipeline: Pipeline, frame: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, metric: str
+def metric_value(
+    task: str,
+    metric: str,
+    y_true: Any,
+    predicted: Any,
+    probabilities: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
 ) -> float:
-    """One metric of a fitted pipeline on ``frame`` (tuning uses it on its validation split)."""
-    features = to_model_frame(frame, schema)
+    """One metric from true and predicted labels (and class probabilities) or values; tuning scores
+    its validation split with it."""
     if task == "classification":
-        values = _classification_metrics(
-            class_labels(frame[target]), pipeline.predict(features), pipeline.predict_proba(features), pipeline.classes_
-        )
-    else:
-        values = _regression_metrics(frame[target].astype(float), pipeline.predict(features))
-    return values[metric]
+        return _classification_metrics(pd.Series(y_true), predicted, probabilities, classes)[metric]
+    return _regression_metrics(pd.Series(y_true, dtype=float), np.asarray(predicted, dtype=float))[metric]
 
 
 def _sample(actual: np.ndarray, predicted: np.ndarray) -> dict[str, list[float]]:

@@ -228,9 +228,8 @@ def fit(
 def fit_with_config(
     train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
 ) -> tuple[Pipeline, dict[str, Any] | None]:
-    """Fit as the config says: tune first when ``config.tune`` is set, then fit the search's best
-    parameter set (regression: the average of the best few, see :mod:`stepml.tuning`) on the whole
-    training split.
+    """Fit as the config says: tune first when ``config.tune`` is set, then fit the average of the
+    search's best few parameter sets (see :mod:`stepml.tuning`) on the whole training split.
 
     Returns the fitted pipeline and, when tuned, a small summary of the search (trials, best
     parameters, the ensemble's parameter sets, validation score) for the run's state.

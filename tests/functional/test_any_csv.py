@@ -152,9 +152,12 @@ def test_tuning_searches_within_its_budget(s3, invoke) -> None:
     tuning = trained["tuning"]
     assert tuning["trials"] >= 1 and tuning["metric"] == "rmse"
     assert tuning["seconds"] < 30
-    # a regressor averages the best few trials (exported and verified as ONNX by the pipeline)
+    # the model averages the best few trials (exported and verified as ONNX by the pipeline), ranked by
+    # validation loss: for squared error the same order as RMSE
     assert 1 <= len(tuning["ensemble"]) <= min(3, tuning["trials"]) and tuning["ensemble"][0] == tuning["best_params"]
     assert tuning["validation_scores"] == sorted(tuning["validation_scores"])  # rmse: lower first
+    assert tuning["validation_losses"] == sorted(tuning["validation_losses"])
+    assert all(isinstance(p["max_iter"], int) and p["max_iter"] >= 1 for p in tuning["ensemble"])
     assert result["metrics"]["rmse"] < result["baseline"]["rmse"]
 
 

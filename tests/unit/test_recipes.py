@@ -165,3 +165,63 @@ def test_fitted_pipelines_convert_to_onnx_with_the_same_predictions(
         np.testing.assert_allclose(outputs[1], pipeline.predict_proba(features), atol=1e-4)
     else:
         np.testing.assert_allclose(outputs[0].ravel(), pipeline.predict(features), rtol=1e-3, atol=1e-3)
+
+
+@pytest.fixture
+def six_trials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search runs six trials instead of filling its time budget: fast and deterministic."""
+    optuna = pytest.importorskip("optuna")
+    original = optuna.study.Study.optimize
+
+    def optimize(self, func, **kwargs):
+        return original(self, func, n_trials=6, n_jobs=1, catch=kwargs["catch"])
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", optimize)
+
+
+def test_tuning_reads_each_trials_rounds_off_its_validation_loss(six_trials) -> None:
+    from stepml.tuning import MAX_ROUNDS, ROUNDS_SCALE, tune
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-3, 3, size=(1500, 2))
+    signal = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": np.sin(x[:, 0]) * 3 + x[:, 1] ** 2})
+    noise = signal.assign(y=rng.normal(size=len(signal)))
+    tuned = config(params={}, tune={"budget_seconds": 5})
+
+    learnable = tune(signal, "y", feature_schema(signal, "y"), "regression", tuned)
+    hopeless = tune(noise, "y", feature_schema(noise, "y"), "regression", tuned)
+
+    # a smooth target keeps improving for hundreds of rounds; pure noise is overfitted at once
+    assert all(100 < m["max_iter"] <= MAX_ROUNDS * ROUNDS_SCALE for m in learnable["ensemble"])
+    assert all(m["max_iter"] < 30 for m in hopeless["ensemble"])
+    assert learnable["trials"] == 6 and len(learnable["ensemble"]) == 3
+    assert learnable["ensemble"][0] == learnable["best_params"]
+    assert learnable["validation_losses"] == sorted(learnable["validation_losses"])
+    assert learnable["validation_scores"][0] < hopeless["validation_scores"][0]  # rmse
+
+
+def test_a_tuned_classifier_averages_its_best_trials_and_exports(six_trials) -> None:
+    from stepml.onnx_export import export, verify
+    from stepml.training import fit_with_config
+
+    frame = table(600)
+    schema = feature_schema(frame, "y")
+    tuned = config(params={}, tune={"budget_seconds": 5})
+
+    pipeline, result = fit_with_config(frame, "y", schema, "classification", tuned)
+
+    model = pipeline.named_steps["model"]
+    assert [m.get_params()["max_iter"] for _, m in model.estimators] == [p["max_iter"] for p in result["ensemble"]]
+    assert len(result["ensemble"]) == 3 and result["metric"] == "accuracy"
+    assert result["validation_losses"] == sorted(result["validation_losses"])  # ranked by log-loss
+    assert all(0.5 < s <= 1 for s in result["validation_scores"])
+    assert verify(export(pipeline, schema, "classification"), pipeline, frame, schema, "classification").class_mismatches == 0
+
+
+def test_tuning_keeps_a_max_iter_the_user_fixed(six_trials) -> None:
+    from stepml.tuning import tune
+
+    frame = table()
+    result = tune(frame, "y", feature_schema(frame, "y"), "classification", config(tune={"budget_seconds": 5}))
+
+    assert result["trials"] == 6 and all(m["max_iter"] == 30 for m in result["ensemble"])

@@ -53,7 +53,9 @@ def run_demo(
         local.start()
     try:
         console.print(f"offline stack up: AWS endpoint {local.endpoint_url}, HTTP API {local.api_url}")
-        stack = Stack(endpoint_url=local.endpoint_url)
+        stack = Stack(
+            endpoint_url=local.endpoint_url, credentials=local.admin_credentials.client_kwargs()
+        )
         target = datasets.target_of(dataset)
         if target:
             stack.write_config(dataset, DatasetConfig(target=target))

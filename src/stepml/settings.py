@@ -1,9 +1,9 @@
 """Settings read once, at the edge (a Lambda handler or the CLI), into a small validated object.
 
 The core never reads environment variables itself: handlers call :func:`load_settings` and pass the
-result down. Offline, every Lambda function runs inside one Python process, so a function's own
-environment (from template.yaml) cannot live in the process-wide ``os.environ``; the local Lambda
-runner hands it over with :func:`function_environment` instead, per call and per thread.
+result down. Offline, each function runs in a process of its own with its own ``os.environ``, as
+on Lambda; :func:`function_environment` lets a test hand a handler called in-process an
+environment of its own, per call and per thread.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextvars
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from stepml.errors import ConfigError
 
@@ -37,15 +38,39 @@ def current_environment() -> Mapping[str, str]:
     return env if env is not None else os.environ
 
 
+#: The named AWS profile ``stepml local up`` writes for the offline stack's administrator.
+LOCAL_PROFILE = "stepml-local"
+
+
+def aws_credentials_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The AWS shared credentials file (``AWS_SHARED_CREDENTIALS_FILE``, else ~/.aws/credentials)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
+
+
+def aws_config_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The AWS config file (``AWS_CONFIG_FILE``, else ~/.aws/config)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("AWS_CONFIG_FILE") or Path.home() / ".aws" / "config")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where stepml's data lives and how to reach AWS (or the offline endpoint)."""
+    """Where stepml's data lives and how to reach AWS (or the offline endpoint).
+
+    Credentials are boto3's default chain: inside Lambda that is the function's role — the
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` *and* ``AWS_SESSION_TOKEN`` Lambda sets; a
+    role's temporary keys are refused without their token, so keys are never copied out of the
+    environment and passed on one by one. Only a client of the user's own (the CLI, the UI) may
+    name a ``profile`` — the offline stack's administrator is the named profile ``stepml-local``.
+    """
 
     bucket: str
     region: str = "us-east-1"
     endpoint_url: str | None = None
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
+    profile: str | None = None
+    #: boto3 keyword arguments with keys: only for the offline stack's administrator (tests, demo).
+    credentials: Mapping[str, str] | None = None
 
     def client(self, service: str):
         """A boto3 client for ``service``, aimed at the offline endpoint when one is set."""
@@ -54,9 +79,10 @@ class Settings:
         kwargs: dict[str, str] = {"region_name": self.region}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
-        if self.access_key_id and self.secret_access_key:
-            kwargs["aws_access_key_id"] = self.access_key_id
-            kwargs["aws_secret_access_key"] = self.secret_access_key
+        if self.credentials:
+            kwargs.update(self.credentials)
+        elif self.profile:
+            return boto3.Session(profile_name=self.profile).client(service, **kwargs)
         return boto3.client(service, **kwargs)
 
 
@@ -70,6 +96,4 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bucket=bucket,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-        access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
     )

@@ -6,8 +6,9 @@ The CLI and the UI use this; nothing here knows whether the endpoint is AWS or l
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,11 +18,28 @@ from stepml import keys
 from stepml.config import DatasetConfig, dump_config
 from stepml.errors import ConfigError, NotFoundError
 from stepml.runs import summarize_history
-from stepml.settings import Settings
+from stepml.settings import LOCAL_PROFILE, Settings, aws_credentials_file
 from stepml.storage import S3Store
 
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 FINISHED = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def local_profile(environ: Mapping[str, str] | None = None) -> str | None:
+    """The named profile for the offline stack, unless the caller chose credentials already.
+
+    The offline stack is as strict as AWS: it wants a known identity. ``stepml local up`` writes
+    its administrator as the profile ``stepml-local``; explicit ``AWS_ACCESS_KEY_ID`` or
+    ``AWS_PROFILE`` in the environment win over it.
+    """
+    import configparser
+
+    environ = os.environ if environ is None else environ
+    if environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE"):
+        return None
+    parser = configparser.RawConfigParser()
+    parser.read(aws_credentials_file(environ))
+    return LOCAL_PROFILE if parser.has_section(LOCAL_PROFILE) else None
 
 
 @dataclass
@@ -31,6 +49,8 @@ class Stack:
     stack_name: str = "stepml"
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    #: Explicit keys (boto3 keyword arguments) for the offline administrator; else the default chain.
+    credentials: Mapping[str, str] | None = None
     _outputs: dict[str, str] | None = field(default=None, init=False)
     _clients: dict[str, Any] = field(default_factory=dict, init=False)
 
@@ -40,14 +60,12 @@ class Stack:
         return self._clients[service]
 
     def settings_for(self, bucket: str) -> Settings:
-        local = self.endpoint_url is not None
         return Settings(
             bucket=bucket,
             region=self.region,
             endpoint_url=self.endpoint_url,
-            # The offline endpoint accepts any credentials; don't require the user to have some.
-            access_key_id="testing" if local else None,
-            secret_access_key="testing" if local else None,
+            profile=local_profile() if self.endpoint_url is not None else None,
+            credentials=self.credentials,
         )
 
     @property

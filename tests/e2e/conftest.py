@@ -15,16 +15,48 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from stepml.local import LocalStack
 from tests.conftest import ROOT
+
+
+@contextlib.contextmanager
+def s3_put_fault(match: Callable[[str], bool], code: str, status: int, times: int) -> Iterator[list[str]]:
+    """Make the offline S3 refuse the first ``times`` puts of keys that ``match`` with ``code``.
+
+    The handlers run in processes of their own, so a fault is injected where they meet AWS: in the
+    endpoint's S3, as an S3 outage or a refusal would reach them on AWS. Yields the refused keys.
+    """
+    from moto.s3.exceptions import S3ClientError
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.put_object
+    refused: list[str] = []
+    lock = threading.Lock()
+
+    def put_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            refuse = match(key_name) and len(refused) < times
+            if refuse:
+                refused.append(key_name)
+        if refuse:
+            raise S3ClientError(code, f"injected by the test for {key_name} (HTTP {status})")
+        return original(self, bucket_name, key_name, *args, **kwargs)
+
+    S3Backend.put_object = put_object  # type: ignore[method-assign]
+    try:
+        yield refused
+    finally:
+        S3Backend.put_object = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,12 @@ from tests.e2e.test_pipeline import synthetic_csv
 
 
 def stepml(local_stack, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--endpoint-url", local_stack.endpoint_url, *args], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        ["--endpoint-url", local_stack.endpoint_url, *args],
+        env=local_stack.client_environment(),
+        catch_exceptions=False,
+    )
     return result.exit_code, result.output
 
 

@@ -8,8 +8,13 @@ EventBridge notifications, Lambda functions run their real handlers in-process, 
 are served by a local API Gateway stand-in. The stack's outputs are made true locally, so a client
 finds everything the same way as on AWS: ``cloudformation.describe_stacks(StackName=...)``.
 
-Any boto3 client, the AWS CLI, or the handlers themselves reach it with ``endpoint_url`` (or
-``AWS_ENDPOINT_URL``) set to :attr:`LocalStack.endpoint_url`, fake credentials and region us-east-1.
+Strict by default, as AWS is: every request to the endpoint must be signed by a known identity and
+is authorized against that identity's IAM policies (:mod:`stepml.local.iam`). Each function runs in
+environments of its own with its role's temporary credentials and its configured limits
+(:mod:`stepml.local.worker`); Step Functions calls Lambda as the state machine's role; an
+EventBridge rule starts an execution only if its role may. The user's own clients use the
+administrator identity the stack creates (:attr:`LocalStack.admin_credentials`, also written as the
+named profile ``stepml-local`` by ``stepml local up``). ``strict=False`` turns IAM and the limits off.
 
 moto's backends are process-wide: stacks started in one process share them, so every stack needs
 its own ``stack_name``; starting the first stack of a process resets moto (state is in memory, a
@@ -33,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stepml.local import events, lambda_runner, s3_conditions
+from stepml.local import events, iam, lambda_runner, s3_conditions
 from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs
@@ -45,7 +50,7 @@ logger = logging.getLogger("stepml_local")
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "us-east-1"
-FAKE_ACCESS_KEY_ID = "testing"  # moto accepts any credentials; these never reach AWS
+FAKE_ACCESS_KEY_ID = "testing"  # used only before the administrator exists, and when not strict
 FAKE_SECRET_ACCESS_KEY = "testing"
 _CODE_KEY = "local/placeholder.zip"
 
@@ -77,6 +82,10 @@ class LocalStack:
         The region of everything deployed.
     parameters
         CloudFormation parameter values (``ParameterKey`` → value).
+    strict
+        As strict as AWS (the default): IAM authentication and authorization on every request,
+        each function inside its own role and limits. ``False`` accepts any credentials and runs
+        functions without limits (the switch ``stepml local up --no-strict``).
 
     Examples
     --------
@@ -95,7 +104,10 @@ class LocalStack:
         stack_name: str = "stepml",
         region: str = DEFAULT_REGION,
         parameters: Mapping[str, str] | None = None,
+        strict: bool = True,
     ) -> None:
+        self.strict = strict
+        self.admin_credentials: iam.Credentials | None = None
         self.project_root = Path(project_root).resolve()
         self.template_path = (
             Path(template).resolve() if template else self.project_root / "template.yaml"
@@ -152,6 +164,7 @@ class LocalStack:
                 self._api = None
             if self._port is not None:
                 lambda_runner.unregister_stack(self.stack_name, self.endpoint_url)
+                iam.release(self.host, self._port)
             if self in _running:
                 _running.remove(self)
             if self._moto is not None:
@@ -165,6 +178,7 @@ class LocalStack:
                 lambda_runner.uninstall()
                 events.uninstall()
                 s3_conditions.uninstall()
+                iam.uninstall()
             self._started = False
 
     def __enter__(self) -> Self:
@@ -232,19 +246,31 @@ class LocalStack:
         assert self.template is not None
         return resolve_function_id(self.template, function, self._function_names)
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` aimed at this stack."""
-        return _client(service, self.endpoint_url, self.region)
+    def client(self, service: str, config: Any = None) -> Any:
+        """A boto3 client for ``service`` aimed at this stack, as its administrator."""
+        return _client(service, self.endpoint_url, self.region, config, self.admin_credentials)
 
     def client_environment(self) -> dict[str, str]:
-        """Environment variables that aim an AWS SDK or CLI (in a subprocess) at this stack."""
+        """Environment variables that aim an AWS SDK or CLI (in a subprocess) at this stack.
+
+        They carry the administrator's keys; ``AWS_SESSION_TOKEN`` is blanked so that a token in the
+        caller's environment is not sent with them (leave ``AWS_PROFILE`` out of that environment).
+        """
+        credentials = self.admin_credentials or iam.Credentials(
+            FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
+        )
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_ACCESS_KEY,
+            "AWS_SESSION_TOKEN": "",
+            "AWS_SECURITY_TOKEN": "",
+            **credentials.environment(),
         }
+
+    def role_credentials(self, role_arn: str, service: str) -> iam.Credentials:
+        """Temporary credentials of ``role_arn`` as ``service`` (e.g. ``lambda.amazonaws.com``) gets them."""
+        return iam.assume_role(ACCOUNT_ID, self.region, role_arn, service, f"stepml-local-{service.split('.')[0]}")
 
     def invoke(self, function: str, event: Any) -> Invocation:
         """Invoke a function through moto's Lambda API (what a Task or ``lambda.invoke`` does)."""
@@ -287,6 +313,9 @@ class LocalStack:
         self._port = int(self._moto.get_host_and_port()[1])
         if first:
             os.environ["MOTO_PORT"] = str(self._port)
+            # AWS managed policies (AdministratorAccess, AWSLambdaBasicExecutionRole...) exist in
+            # moto's IAM only when asked for, before its backend is created.
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
             self._post_moto_api("/moto-api/reset", {})
         # Step Functions: run the definitions (moto's ASL interpreter); Lambda: the docker backend,
         # whose one invoke method lambda_runner replaces (use_docker=False would only echo).
@@ -297,6 +326,8 @@ class LocalStack:
         lambda_runner.install()
         events.install()
         s3_conditions.install()
+        iam.install(self.role_credentials)
+        self.admin_credentials = iam.create_admin(ACCOUNT_ID, self.region)
         self._api.start()
 
     def _post_moto_api(self, path: str, body: Mapping[str, Any]) -> None:
@@ -363,6 +394,10 @@ class LocalStack:
         self._create_executing_state_machines(cfn)
         self._apply_bucket_properties()
         self._api.configure(self.template.http_routes(), self._invoke_for_api)
+        self._check_service_roles(cfn)
+        if self.strict:
+            events.check_target_roles(True)
+            iam.enforce(self.host, self.port)
         self._outputs = {
             o["OutputKey"]: o["OutputValue"]
             for o in cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0].get(
@@ -384,7 +419,35 @@ class LocalStack:
                 spec=spec,
                 endpoint_url=self.endpoint_url,
                 stack_name=self.stack_name,
+                credentials=self.role_credentials,
+                strict=self.strict,
             )
+
+    def _check_service_roles(self, cfn: Mapping[str, Any]) -> None:
+        """Refuse a role its service cannot assume, as CloudFormation (or the first call) would."""
+        from moto.awslambda.models import lambda_backends
+        from moto.iam.models import iam_backends
+
+        roles = iam_backends[ACCOUNT_ID][iam.PARTITION]
+        checks: list[tuple[str, str, str]] = []
+        for logical_id, name in self._function_names.items():
+            function = lambda_backends[ACCOUNT_ID][self.region].get_function(name)
+            checks.append((logical_id, function.role, "lambda.amazonaws.com"))
+        sfn = self.client("stepfunctions")
+        for logical_id, resource in cfn["Resources"].items():
+            if resource.get("Type") == "AWS::StepFunctions::StateMachine":
+                role = sfn.describe_state_machine(stateMachineArn=self._resources[logical_id])["roleArn"]
+                checks.append((logical_id, role, "states.amazonaws.com"))
+        for logical_id, role_arn, service in checks:
+            try:
+                role = roles.get_role_by_arn(role_arn)
+            except Exception as exc:
+                raise LocalStackError(f"{logical_id}: its role {role_arn} does not exist") from exc
+            if not iam.trusts_service(role, service):
+                raise LocalStackError(
+                    f"{logical_id}: {service} cannot assume its role {role_arn} "
+                    "(the role's AssumeRolePolicyDocument does not trust the service)"
+                )
 
     def _create_executing_state_machines(self, cfn: Mapping[str, Any]) -> None:
         """Recreate each deployed state machine in moto's executing backend, under the same ARN.
@@ -456,7 +519,7 @@ class LocalStack:
         config = Config(
             read_timeout=timeout + 60, connect_timeout=10, retries={"total_max_attempts": 1}
         )
-        return _client("lambda", self.endpoint_url, self.region, config)
+        return self.client("lambda", config)
 
     def _invoke_for_api(self, function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
         response = self._lambda_client(function).invoke(
@@ -548,17 +611,31 @@ def invoke_function(
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _client(service: str, endpoint_url: str, region: str, config: Any = None) -> Any:
-    """A boto3 client for a local endpoint (created on demand: never at import time)."""
+def _client(
+    service: str,
+    endpoint_url: str,
+    region: str,
+    config: Any = None,
+    credentials: iam.Credentials | None = None,
+) -> Any:
+    """A boto3 client for a local endpoint (created on demand: never at import time).
+
+    Signed with ``credentials`` (the stack's administrator); without, with the caller's own
+    (boto3's default chain), falling back to fake keys when there are none.
+    """
     import boto3
 
+    if credentials is not None:
+        keys = credentials.client_kwargs()
+    elif boto3.Session().get_credentials() is not None:
+        keys = {}
+    else:
+        keys = {
+            "aws_access_key_id": FAKE_ACCESS_KEY_ID,
+            "aws_secret_access_key": FAKE_SECRET_ACCESS_KEY,
+        }
     return boto3.client(  # type: ignore[call-overload,unused-ignore]
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=FAKE_ACCESS_KEY_ID,
-        aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
-        config=config,
+        service, endpoint_url=endpoint_url, region_name=region, config=config, **keys
     )
 
 

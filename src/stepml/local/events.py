@@ -32,6 +32,36 @@ _install_lock = threading.Lock()
 #: Longest execution name Step Functions accepts.
 MAX_EXECUTION_NAME = 80
 
+#: Whether a target's RoleArn must allow ``states:StartExecution`` (strict local stacks).
+_check_roles = False
+
+
+def check_target_roles(enabled: bool) -> None:
+    """Have state-machine targets start executions only when their role may (as on AWS)."""
+    global _check_roles
+    _check_roles = enabled
+
+
+def target_role_problem(target: dict[str, Any]) -> str | None:
+    """Why EventBridge could not start ``target``'s execution with its role, or None if it can."""
+    from stepml.local import iam
+
+    role_arn = str(target.get("RoleArn") or "")
+    if not role_arn:
+        return "the target has no RoleArn: EventBridge needs a role to start an execution"
+    account = role_arn.split(":")[4]
+    try:
+        from moto.iam.models import iam_backends
+
+        role = iam_backends[account][iam.PARTITION].get_role_by_arn(role_arn)
+    except Exception:  # noqa: BLE001 - moto raises its own NotFound types
+        return f"its role {role_arn} does not exist"
+    if not iam.trusts_service(role, "events.amazonaws.com"):
+        return f"events.amazonaws.com cannot assume its role {role_arn}"
+    if not iam.role_allows(account, role_arn, "states:StartExecution", str(target["Arn"])):
+        return iam.denial_message(role_arn, "states:StartExecution", str(target["Arn"]))
+    return None
+
 
 def is_state_machine_arn(arn: str) -> bool:
     """Whether an EventBridge target ARN names a Step Functions state machine."""
@@ -146,6 +176,20 @@ def _send_to_targets(
         if self.event_pattern.matches_event(event):
             for target in state_machines:
                 name = execution_name(event)
+                problem = target_role_problem(target) if _check_roles else None
+                if problem is not None:
+                    # AWS counts a FailedInvocation and starts nothing; say why here.
+                    logger.error(
+                        json.dumps(
+                            {
+                                "event": "eventbridge.target_failed",
+                                "rule": self.name,
+                                "target": target["Arn"],
+                                "cause": problem,
+                            }
+                        )
+                    )
+                    continue
                 try:
                     arn = start_execution(target["Arn"], name, _target_input(target, event))
                 except Exception:  # moto's caller swallows errors silently: say it here
@@ -195,7 +239,9 @@ def uninstall() -> None:
     global _moto_send_to_targets
     from moto.events.models import Rule
 
+    global _check_roles
     with _install_lock:
+        _check_roles = False
         if _moto_send_to_targets is not None:
             Rule.send_to_targets = _moto_send_to_targets  # type: ignore[method-assign]
             _moto_send_to_targets = None

@@ -1,4 +1,5 @@
-"""Run Lambda handlers in-process, as the Python runtime would, and route moto's invocations here.
+"""Run Lambda handlers as Lambda does, each function in its own environments, and route moto's
+invocations here.
 
 moto runs Lambda code only in Docker. Every invocation it serves — a Step Functions Task (both
 ``arn:…:function:NAME`` and ``arn:aws:states:::lambda:invoke``), a direct ``lambda.invoke``, the
@@ -9,22 +10,25 @@ function falls through to moto's own implementation.
 
 What a handler sees matches AWS where it matters to this project:
 
-* its module is imported from the function's ``CodeUri`` folder, under a module name of its own
-  (every function here has an ``app.py``), once, and kept warm until the file changes;
-* its environment is the function's own (template variables as moto resolved them, plus the
-  reserved ``AWS_*`` variables and the local endpoint), handed over with
-  :func:`stepml.settings.function_environment` — per call and per thread, never via ``os.environ``,
-  because executions run concurrently in one process;
+* it runs in an execution environment of its own (:mod:`stepml.local.worker`): a process per
+  concurrent invocation, kept warm, with the function's environment only — its template variables,
+  Lambda's reserved ``AWS_*`` variables and its **role's temporary credentials** (key, secret and
+  session token from ``sts:AssumeRole`` on the function's role, as CloudFormation created it);
+* the function's configuration is enforced as deployed: ``Timeout``, ``MemorySize`` (peak resident
+  memory), ``EphemeralStorage`` (its ``/tmp``), and Lambda's 6 MB limits on the request and the
+  response of a synchronous invocation;
 * an exception becomes the runtime's error payload, ``{"errorMessage", "errorType", "requestId",
-  "stackTrace"}``, so Step Functions matches ``errorType`` (the class name) in ``Retry``/``Catch``.
+  "stackTrace"}``, so Step Functions matches ``errorType`` (the class name) in ``Retry``/``Catch``;
+  a stopped environment returns what Lambda returns (``Sandbox.Timedout``, ``Runtime.OutOfMemory``,
+  ``Runtime.ExitError``), which Step Functions reports as ``Lambda.Unknown``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
+import os
+import tempfile
 import threading
 import time
 import traceback
@@ -32,11 +36,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from stepml.local.template import FunctionSpec
-from stepml.settings import function_environment
+from stepml.local.worker import EnvironmentPool, ExecutionEnvironment, Limits
 
 logger = logging.getLogger("stepml_local.lambda")
 
@@ -45,14 +49,29 @@ _moto_invoke_lambda: Callable[..., tuple[str, bool, str]] | None = None
 _install_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
+#: Lambda's limit on a synchronous invocation's request and response (6 MB).
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
+#: At most this many environments of one function run at once offline (more calls wait).
+MAX_ENVIRONMENTS = int(os.environ.get("STEPML_LOCAL_MAX_ENVIRONMENTS", "4"))
+
+#: Credentials for a role, as a service assumes it: (role ARN, service principal) → Credentials.
+CredentialsProvider = Callable[[str, str], Any]
+
+
+@dataclass
 class RegisteredFunction:
-    """A deployed function the local stack runs: its template spec and its endpoint."""
+    """A deployed function the local stack runs: its template spec, endpoint and environments."""
 
     spec: FunctionSpec
     endpoint_url: str
     region: str
     stack_name: str
+    credentials: CredentialsProvider | None = None
+    strict: bool = True
+    pool: EnvironmentPool = field(default_factory=lambda: EnvironmentPool(MAX_ENVIRONMENTS))
+    role_credentials: dict[str, str] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 #: (account, region, function name) → what to run. Keyed by name, not ARN: a published version
@@ -112,9 +131,6 @@ class Invocation:
         return json.dumps(self.payload)
 
 
-# -- handler modules -------------------------------------------------------------------------------
-
-
 class RuntimeFailure(Exception):
     """A failure of the runtime itself (module or handler not found), not of the handler's code."""
 
@@ -123,72 +139,17 @@ class RuntimeFailure(Exception):
         self.error_type = error_type
 
 
-class _ModuleCache:
-    """Handler modules by function, reloaded when the file changes (a warm container otherwise)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._modules: dict[str, tuple[float, ModuleType]] = {}
-
-    def handler(self, spec: FunctionSpec) -> Callable[[Any, LambdaContext], Any]:
-        path = spec.module_file
-        module_name = spec.handler.rpartition(".")[0]
-        mtime = path.stat().st_mtime if path.is_file() else None
-        with self._lock:
-            key = str(path)
-            cached = self._modules.get(key)
-            if cached is None or cached[0] != mtime:
-                if mtime is None:
-                    raise RuntimeFailure(
-                        "Runtime.ImportModuleError",
-                        f"Unable to import module '{module_name}': No module named '{module_name}'",
-                    )
-                try:
-                    cached = (mtime, self._import(spec, path))
-                except SyntaxError as exc:
-                    raise RuntimeFailure(
-                        "Runtime.UserCodeSyntaxError",
-                        f"Syntax error in module '{module_name}': {exc}",
-                    ) from exc
-                except Exception as exc:  # any import failure is reported this way
-                    raise RuntimeFailure(
-                        "Runtime.ImportModuleError",
-                        f"Unable to import module '{module_name}': {exc}",
-                    ) from exc
-                self._modules[key] = cached
-        function = getattr(cached[1], spec.function_attribute, None)
-        if not callable(function):
-            raise RuntimeFailure(
-                "Runtime.HandlerNotFound",
-                f"Handler '{spec.function_attribute}' missing on module '{module_name}'",
-            )
-        return function  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _import(spec: FunctionSpec, path: Path) -> ModuleType:
-        # A unique module name per function: two functions' app.py must not share sys.modules.
-        # Flat (no dots), so that pickle and friends can look it up in sys.modules without
-        # importing parent packages that do not exist.
-        name = "stepml_local_fn_" + "".join(
-            c if c.isalnum() else "_"
-            for c in f"{spec.logical_id}_{spec.handler.rpartition('.')[0]}"
-        )
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"Unable to import module '{spec.handler}' from {path}")
-        module = importlib.util.module_from_spec(module_spec)
-        # Registered before executing, as the import system does (dataclasses and pickling need
-        # the module to be findable by its __name__).
-        sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
-        return module
+_environments_root: Path | None = None
+_root_lock = threading.Lock()
 
 
-_modules = _ModuleCache()
+def environments_root() -> Path:
+    """The folder that holds every environment's /tmp and log (one per process)."""
+    global _environments_root
+    with _root_lock:
+        if _environments_root is None or not _environments_root.is_dir():
+            _environments_root = Path(tempfile.mkdtemp(prefix="stepml-lambda-"))
+        return _environments_root
 
 
 # -- running a handler -----------------------------------------------------------------------------
@@ -201,11 +162,15 @@ def function_env(
     template_variables: Mapping[str, str],
     endpoint_url: str,
     region: str,
+    credentials: Mapping[str, str] | None = None,
+    memory_size: int | None = None,
 ) -> dict[str, str]:
     """The environment a function runs with: its template variables plus what Lambda sets.
 
-    Lambda's reserved variables win over the template's (AWS refuses to let a template set them),
-    and the AWS SDK is aimed at the local endpoint with fake credentials.
+    Lambda's reserved variables win over the template's (AWS refuses to let a template set them):
+    the region, the role's temporary credentials (``credentials``: ``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) and the function's own names. Offline, the
+    AWS SDK is aimed at the local endpoint with ``AWS_ENDPOINT_URL``.
     """
     env = {str(k): str(v) for k, v in template_variables.items()}
     env.update(
@@ -213,17 +178,20 @@ def function_env(
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "AWS_ENDPOINT_URL": endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_LAMBDA_FUNCTION_NAME": function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_size or spec.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime or 'python3.12'}",
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(spec.code_dir),
             "_HANDLER": spec.handler,
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
         }
     )
+    env.update(credentials or {})
     return env
 
 
@@ -240,6 +208,10 @@ def error_payload(
     }
 
 
+def _runtime_error(error_type: str, message: str, request_id: str) -> dict[str, Any]:
+    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
+
+
 def run_handler(
     spec: FunctionSpec,
     event: Any,
@@ -247,44 +219,84 @@ def run_handler(
     env: Mapping[str, str],
     function_name: str,
     function_arn: str,
+    limits: Limits | None = None,
+    pool: EnvironmentPool | None = None,
 ) -> Invocation:
-    """Call the function's handler with ``event`` in its own environment; never raises."""
+    """Call the function's handler with ``event`` in an environment of its own; never raises.
+
+    With ``pool``, a warm environment of the function is reused (or started); without, a one-off
+    environment runs the call and is stopped after it.
+    """
     request_id = str(uuid.uuid4())
-    context = LambdaContext(
-        function_name=function_name,
-        invoked_function_arn=function_arn,
-        memory_limit_in_mb=spec.memory_size,
-        timeout_seconds=spec.timeout,
-        aws_request_id=request_id,
-    )
+    limits = limits or Limits(memory_mb=spec.memory_size, timeout_s=float(spec.timeout))
     started = time.perf_counter()
-    errored = False
+    outcome_lines: list[str] = []
+    max_memory_mb = 0.0
+    stopped: str | None = None
     try:
-        with function_environment(env):
-            handler = _modules.handler(spec)
-            result = handler(event, context)
-        try:
-            json.dumps(result)
-            payload: Any = result
-        except (TypeError, ValueError) as exc:
-            # What the runtime reports when the return value is not JSON serializable.
-            errored = True
-            payload = {
-                "errorMessage": f"Unable to marshal response: {exc}",
-                "errorType": "Runtime.MarshalError",
-                "requestId": request_id,
-                "stackTrace": [],
-            }
-    except Exception as exc:  # noqa: BLE001 - the runtime turns any exception into a payload
+        event_json = json.dumps(event)
+    except (TypeError, ValueError) as exc:
+        payload: Any = _runtime_error("InvalidRequestContentException", f"Could not parse request body into json: {exc}", request_id)
         errored = True
-        tb = exc.__traceback__
-        # Drop this runner's own frames: the trace starts in the handler, as on AWS.
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next
-        payload = error_payload(exc, request_id, tb)
-        if isinstance(exc, RuntimeFailure):
-            payload["errorType"] = exc.error_type
-            payload["stackTrace"] = []
+    else:
+        if limits.enforced and len(event_json.encode("utf-8")) > MAX_REQUEST_BYTES:
+            payload = _runtime_error(
+                "RequestTooLargeException",
+                f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation",
+                request_id,
+            )
+            errored = True
+        elif not spec.module_file.is_file():
+            module = spec.handler.rpartition(".")[0]
+            payload = _runtime_error(
+                "Runtime.ImportModuleError",
+                f"Unable to import module '{module}': No module named '{module}'",
+                request_id,
+            )
+            errored = True
+        else:
+            own_pool = pool or EnvironmentPool(1)
+            code_changed = spec.module_file.stat().st_mtime
+
+            def create() -> ExecutionEnvironment:
+                return ExecutionEnvironment(
+                    function_name=function_name,
+                    code_dir=spec.code_dir,
+                    handler=spec.handler,
+                    env=env,
+                    limits=limits,
+                    root=environments_root(),
+                )
+
+            environment = own_pool.acquire(create, fresh_after=code_changed)
+            try:
+                outcome = environment.invoke(
+                    event_json,
+                    request_id,
+                    {
+                        "function_name": function_name,
+                        "invoked_function_arn": function_arn,
+                        "memory_limit_in_mb": limits.memory_mb,
+                        "timeout_seconds": limits.timeout_s,
+                        "aws_request_id": request_id,
+                    },
+                )
+            finally:
+                own_pool.release(environment)
+                if pool is None:
+                    own_pool.close()
+            payload, errored = outcome.payload, outcome.errored
+            outcome_lines, max_memory_mb, stopped = outcome.log_lines, outcome.max_memory_mb, outcome.stopped
+            if not errored and limits.enforced:
+                size = len(json.dumps(payload).encode("utf-8"))
+                if size > MAX_RESPONSE_BYTES:
+                    payload = _runtime_error(
+                        "Function.ResponseSizeTooLarge",
+                        "Response payload size exceeded maximum allowed payload size "
+                        f"({MAX_RESPONSE_BYTES} bytes).",
+                        request_id,
+                    )
+                    errored = True
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     record = {
         "event": "lambda.invoke",
@@ -292,11 +304,13 @@ def run_handler(
         "function_name": function_name,
         "request_id": request_id,
         "duration_ms": duration_ms,
-        "error": payload.get("errorType") if errored else None,
+        "max_memory_mb": max_memory_mb,
+        "error": payload.get("errorType") if errored and isinstance(payload, dict) else None,
+        "stopped": stopped,
     }
     line = json.dumps(record)
     (logger.warning if errored else logger.info)(line)
-    log_lines = [line]
+    log_lines = [*outcome_lines, line]
     if errored:
         log_lines.append(json.dumps(payload))
     return Invocation(
@@ -320,10 +334,24 @@ def register(
     spec: FunctionSpec,
     endpoint_url: str,
     stack_name: str,
+    credentials: CredentialsProvider | None = None,
+    strict: bool = True,
 ) -> None:
-    """Have the deployed function ``function_name`` run ``spec``'s handler from now on."""
+    """Have the deployed function ``function_name`` run ``spec``'s handler from now on.
+
+    ``credentials(role_arn, "lambda.amazonaws.com")`` gives the role's temporary credentials for
+    each function's environments; ``strict`` enforces the function's limits.
+    """
+    previous = _registry.get((account_id, region, function_name))
+    if previous is not None:
+        previous.pool.close()
     _registry[(account_id, region, function_name)] = RegisteredFunction(
-        spec=spec, endpoint_url=endpoint_url, region=region, stack_name=stack_name
+        spec=spec,
+        endpoint_url=endpoint_url,
+        region=region,
+        stack_name=stack_name,
+        credentials=credentials,
+        strict=strict,
     )
 
 
@@ -332,6 +360,7 @@ def unregister_stack(stack_name: str, endpoint_url: str) -> None:
     for key, value in list(_registry.items()):
         if value.stack_name == stack_name and value.endpoint_url == endpoint_url:
             del _registry[key]
+            value.pool.close()
 
 
 def registered(account_id: str, region: str, function_name: str) -> RegisteredFunction | None:
@@ -348,17 +377,27 @@ def _parse_event(event: Any) -> Any:
 
 
 def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
-    """Replacement for ``LambdaFunction._invoke_lambda``: run registered functions in-process."""
+    """Replacement for ``LambdaFunction._invoke_lambda``: run registered functions as Lambda does."""
     registration = _registry.get((self.account_id, self.region, self.function_name))
     if registration is None:
         assert _moto_invoke_lambda is not None
         return _moto_invoke_lambda(self, event)
+    with registration.lock:
+        if registration.role_credentials is None and registration.credentials is not None:
+            # One session per function, as long as the stack runs (moto never expires them).
+            credentials = registration.credentials(self.role, "lambda.amazonaws.com")
+            registration.role_credentials = credentials.environment()
+    memory = int(getattr(self, "memory_size", None) or registration.spec.memory_size)
+    timeout = float(getattr(self, "timeout", None) or registration.spec.timeout)
+    ephemeral = getattr(self, "ephemeral_storage", None)
     env = function_env(
         registration.spec,
         function_name=self.function_name,
         template_variables=self.environment_vars or {},
         endpoint_url=registration.endpoint_url,
         region=registration.region,
+        credentials=registration.role_credentials,
+        memory_size=memory,
     )
     invocation = run_handler(
         registration.spec,
@@ -366,6 +405,13 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         env=env,
         function_name=self.function_name,
         function_arn=self.function_arn,
+        limits=Limits(
+            memory_mb=memory,
+            timeout_s=timeout,
+            ephemeral_mb=int(ephemeral or 512),
+            enforced=registration.strict,
+        ),
+        pool=registration.pool,
     )
     _save_logs(self, invocation)
     return invocation.payload_json(), invocation.errored, "\n".join(invocation.log_lines)

@@ -1,0 +1,494 @@
+"""Credentials and IAM on the offline endpoint, as strict as AWS.
+
+moto can validate SigV4 signatures and evaluate the caller's IAM policies
+(``moto/core/authorization.py``, ``moto/iam/access_control.py``), but only process-wide, through a
+request counter. This module turns that on *per endpoint*: requests that reach a strict local stack
+(its ``host:port``) are authenticated and authorized; anything else in the process — a test's own
+``mock_aws()`` — keeps moto's default. What it adds to moto:
+
+* **Denials that say what was denied.** ``AccessDenied`` names the principal, the action and the
+  resource, in the words of AWS's own messages ("User: … is not authorized to perform: s3:GetObject
+  on resource: "arn:aws:s3:::bucket/key" because no identity-based policy allows the s3:GetObject
+  action").
+* **Lambda calls are authorized on the function's ARN** (moto checks them against ``*``, which a
+  policy naming the function never matches).
+* **Step Functions calls Lambda as the state machine's role.** moto's ASL interpreter signs its
+  calls with the made-up key ``ak``; here it gets the role's temporary credentials, so the role's
+  ``lambda:InvokeFunction`` statements decide, as on AWS.
+* **Roles are assumed as the services assume them**: the trust policy must let the service
+  (``lambda.amazonaws.com``, ``states.amazonaws.com``, ``events.amazonaws.com``) assume the role,
+  and the credentials are STS session credentials (``ASIA…`` key, secret and session token).
+* **An administrator** (an IAM user with ``AdministratorAccess``) for the user's own clients.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stepml.settings import LOCAL_PROFILE, aws_config_file, aws_credentials_file
+
+logger = logging.getLogger("stepml_local.iam")
+
+PARTITION = "aws"
+ADMIN_USER = "stepml-local-admin"
+ADMIN_POLICY_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
+#: The named AWS profile ``stepml local up`` writes for the administrator.
+PROFILE = LOCAL_PROFILE
+
+_lock = threading.RLock()
+_strict_hosts: set[str] = set()
+_originals: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A set of AWS credentials (``session_token`` for temporary, role credentials)."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+    arn: str = ""
+
+    def environment(self) -> dict[str, str]:
+        """The ``AWS_*`` variables that hand these credentials to an SDK or CLI."""
+        env = {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+        if self.session_token:
+            env["AWS_SESSION_TOKEN"] = self.session_token
+        return env
+
+    def client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``boto3.client`` (only the local stack passes keys explicitly)."""
+        kwargs = {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+        }
+        if self.session_token:
+            kwargs["aws_session_token"] = self.session_token
+        return kwargs
+
+
+class RoleNotAssumable(RuntimeError):
+    """A role's trust policy does not let the service assume it (AWS refuses the same)."""
+
+
+# -- per-endpoint enforcement ----------------------------------------------------------------------
+
+
+def enforce(host: str, port: int) -> None:
+    """Authenticate and authorize every request that reaches ``host:port`` from now on."""
+    with _lock:
+        _strict_hosts.update({f"{host}:{port}", f"localhost:{port}"})
+
+
+def release(host: str, port: int) -> None:
+    """Stop enforcing IAM on ``host:port`` (the stack stopped)."""
+    with _lock:
+        _strict_hosts.difference_update({f"{host}:{port}", f"localhost:{port}"})
+
+
+def is_enforced(host: str) -> bool:
+    """Whether requests to ``host`` (``host:port``) are checked."""
+    return host in _strict_hosts
+
+
+def _request_host(response: Any) -> str:
+    headers = getattr(response, "headers", None) or {}
+    host = headers.get("Host") or headers.get("host")
+    if not host:
+        from urllib.parse import urlparse
+
+        host = urlparse(getattr(response, "uri", "") or "").netloc
+    return str(host or "")
+
+
+def _authenticate_and_authorize_action(
+    self: Any, iam_request_cls: type, resource: str = "*"
+) -> None:
+    """Replacement for moto's ``ActionAuthenticatorMixin._authenticate_and_authorize_action``."""
+    if not is_enforced(_request_host(self)):
+        _originals["authorize"](self, iam_request_cls, resource)
+        return
+    from urllib.parse import urlparse
+
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
+        return
+    if "Authorization" not in self.headers:
+        _raise_denied(iam_request_cls, "an anonymous caller", self._get_action(), resource, self)
+    path = self.raw_path
+    query = urlparse(self.uri).query
+    if query:
+        path += "?" + query
+    request = iam_request_cls(
+        account_id=self.current_account,
+        method=self.method,
+        path=path,
+        data=self.data,
+        body=self.raw_body,
+        headers=self.headers,
+        action=self._get_action(),
+    )
+    request.check_signature()
+    request._action = _IAM_ACTIONS.get(request._action, request._action)
+    _check_action_permitted(request, resource, self)
+
+
+#: moto's operation names whose IAM action is named otherwise.
+_IAM_ACTIONS = {
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "lambda:InvokeAsync": "lambda:InvokeFunction",
+}
+
+
+def _check_action_permitted(request: Any, resource: str, response: Any) -> None:
+    """moto's ``check_action_permitted``, with AWS's explicit denial messages."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    action = request._action
+    if action == "sts:GetCallerIdentity":
+        return
+    principal = request._access_key.arn
+    permitted = False
+    for policy in request._access_key.collect_policies():
+        result = IAMPolicy(_policy_source(policy)).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            _raise_denied(type(request), principal, action, resource, response, explicit=True)
+        if result == PermissionResult.PERMITTED:
+            permitted = True
+    if permitted and request._is_assuming_role_operation(resource):
+        permitted = request._check_role_trust_relationship(resource)
+    if not permitted:
+        _raise_denied(type(request), principal, action, resource, response)
+
+
+def _policy_source(policy: Any) -> Any:
+    """What moto's ``IAMPolicy`` reads: a role's inline policy created by CloudFormation is a dict."""
+    if isinstance(policy, dict) and "policy_document" not in policy:
+        return json.dumps(policy)
+    if isinstance(policy, dict) and isinstance(policy["policy_document"], dict):
+        return json.dumps(policy["policy_document"])
+    return policy
+
+
+def denial_message(principal: str, action: str, resource: str, explicit: bool = False) -> str:
+    """AWS's wording for an authorization failure."""
+    why = (
+        "with an explicit deny in an identity-based policy"
+        if explicit
+        else f"because no identity-based policy allows the {action} action"
+    )
+    return f'User: {principal} is not authorized to perform: {action} on resource: "{resource}" {why}'
+
+
+def _raise_denied(
+    request_cls: type,
+    principal: str,
+    action: Any,
+    resource: str,
+    response: Any,
+    explicit: bool = False,
+) -> None:
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.exceptions import _RESTError as XmlRESTError
+    from moto.iam.access_control import S3IAMRequest
+    from moto.s3.exceptions import S3ClientError
+
+    if isinstance(action, list):
+        action = action[0]
+    service = str(getattr(response, "service_name", "") or "")
+    if ":" not in str(action):
+        action = f"{_SERVICE_PREFIX.get(service, service or 's3')}:{action}"
+    message = denial_message(principal, str(action), resource, explicit)
+    if issubclass(request_cls, S3IAMRequest):
+        raise S3ClientError("AccessDenied", message)
+    if service in _JSON_SERVICES:
+
+        class _JsonAccessDenied(JsonRESTError):
+            code = 403
+
+        raise _JsonAccessDenied("AccessDeniedException", message)
+
+    class _XmlAccessDenied(XmlRESTError):
+        code = 403
+
+    raise _XmlAccessDenied("AccessDenied", message)
+
+
+#: moto's service names whose IAM prefix differs, and the services that answer in JSON.
+_SERVICE_PREFIX = {"awslambda": "lambda", "stepfunctions": "states"}
+_JSON_SERVICES = {"awslambda", "stepfunctions", "logs", "events", "firehose", "kinesis"}
+
+
+def _lambda_resource(self: Any) -> str:
+    """The ARN a Lambda API call acts on: the function named in the path (else ``*``)."""
+    from urllib.parse import unquote
+
+    parts = [unquote(p) for p in str(self.path).split("?")[0].split("/") if p]
+    if "functions" in parts:
+        index = parts.index("functions")
+        if index + 1 < len(parts):
+            name = parts[index + 1]
+            if name.startswith("arn:"):
+                return name
+            return f"arn:{PARTITION}:lambda:{self.region}:{self.current_account}:function:{name}"
+    return "*"
+
+
+# -- Step Functions calls Lambda as its role --------------------------------------------------------
+
+
+#: Credentials of a role for the service that assumes it; set by the local stack.
+RoleCredentials = Callable[[str, str], Credentials]
+_role_credentials: RoleCredentials | None = None
+
+
+def _boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    """Replacement for moto's ``boto_client_for``: sign as the execution role, not as ``ak``."""
+    client = _originals["boto_client_for"](region, service, state_credentials)
+    role_arn = getattr(state_credentials, "role_arn", None)
+    if _role_credentials is None or not role_arn:
+        return client
+    import boto3
+    from botocore.config import Config
+
+    credentials = _role_credentials(role_arn, "states.amazonaws.com")
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=client.meta.endpoint_url,
+        config=client.meta.config.merge(Config()),
+        **credentials.client_kwargs(),
+    )
+
+
+def _interpreter_modules() -> list[Any]:
+    import importlib
+    import pkgutil
+
+    import moto.stepfunctions.parser.asl.component.state.exec as package
+
+    modules = []
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        try:
+            modules.append(importlib.import_module(info.name))
+        except Exception:  # an optional integration that fails to import is not ours to fix
+            logger.debug("could not import %s", info.name, exc_info=True)
+    return modules
+
+
+def install(role_credentials: RoleCredentials) -> None:
+    """Patch moto (idempotent): per-endpoint IAM, Lambda resources, role-signed interpreter."""
+    global _role_credentials
+    from moto.awslambda.responses import LambdaResponse
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    with _lock:
+        _role_credentials = role_credentials
+        if _originals:
+            return
+        _originals["authorize"] = ActionAuthenticatorMixin._authenticate_and_authorize_action
+        ActionAuthenticatorMixin._authenticate_and_authorize_action = (  # type: ignore[method-assign]
+            _authenticate_and_authorize_action
+        )
+        _originals["lambda_resource"] = getattr(LambdaResponse, "_determine_resource", None)
+        LambdaResponse._determine_resource = _lambda_resource  # type: ignore[attr-defined]
+        original = boto_client.boto_client_for
+        _originals["boto_client_for"] = original
+        patched = [boto_client]
+        for module in _interpreter_modules():
+            if getattr(module, "boto_client_for", None) is original:
+                patched.append(module)
+        for module in patched:
+            module.boto_client_for = _boto_client_for  # type: ignore[attr-defined]
+        _originals["patched_modules"] = patched
+
+
+def uninstall() -> None:
+    """Restore moto's own behaviour (no stack is running any more)."""
+    global _role_credentials
+    from moto.awslambda.responses import LambdaResponse
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    with _lock:
+        if not _originals:
+            return
+        ActionAuthenticatorMixin._authenticate_and_authorize_action = _originals["authorize"]  # type: ignore[method-assign]
+        if _originals["lambda_resource"] is None:
+            del LambdaResponse._determine_resource  # type: ignore[attr-defined]
+        else:
+            LambdaResponse._determine_resource = _originals["lambda_resource"]  # type: ignore[attr-defined]
+        for module in _originals["patched_modules"]:
+            module.boto_client_for = _originals["boto_client_for"]
+        _originals.clear()
+        _strict_hosts.clear()
+        _role_credentials = None
+
+
+# -- identities ------------------------------------------------------------------------------------
+
+
+def _iam_backend(account_id: str) -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[account_id][PARTITION]
+
+
+def create_admin(account_id: str, region: str) -> Credentials:
+    """An IAM user with ``AdministratorAccess`` and an access key: the user's own identity."""
+    backend = _iam_backend(account_id)
+    if ADMIN_USER not in backend.users:
+        backend.create_user(region, ADMIN_USER)
+        try:
+            backend.attach_user_policy(ADMIN_POLICY_ARN, ADMIN_USER)
+        except Exception:  # noqa: BLE001 - AWS managed policies are loaded only when asked for
+            backend.put_user_policy(
+                ADMIN_USER,
+                "AdministratorAccess",
+                json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                    }
+                ),
+            )
+    key = backend.create_access_key(ADMIN_USER)
+    return Credentials(
+        access_key_id=key.access_key_id,
+        secret_access_key=key.secret_access_key,
+        arn=backend.get_user(ADMIN_USER).arn,
+    )
+
+
+def trusts_service(role: Any, service: str) -> bool:
+    """Whether the role's trust policy lets ``service`` call ``sts:AssumeRole``."""
+    document = role.assume_role_policy_document
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    allowed = False
+    for statement in statements:
+        actions = statement.get("Action") or []
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+            continue
+        principals = (statement.get("Principal") or {}).get("Service") or []
+        principals = [principals] if isinstance(principals, str) else principals
+        if service not in principals:
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+def assume_role(account_id: str, region: str, role_arn: str, service: str, session: str) -> Credentials:
+    """STS credentials for ``role_arn`` as ``service`` gets them (the trust policy is checked)."""
+    from moto.sts.models import sts_backends
+
+    try:
+        role = _iam_backend(account_id).get_role_by_arn(role_arn)
+    except Exception as exc:
+        raise RoleNotAssumable(f"role {role_arn} does not exist") from exc
+    if not trusts_service(role, service):
+        raise RoleNotAssumable(
+            f"{service} cannot assume role {role_arn}: its trust policy (AssumeRolePolicyDocument)"
+            f" does not allow {service} to call sts:AssumeRole"
+        )
+    assumed = sts_backends[account_id][PARTITION].assume_role(
+        region_name=region,
+        role_session_name=session[:64],
+        role_arn=role_arn,
+        policy="",
+        duration=43200,
+        external_id="",
+    )
+    return Credentials(
+        access_key_id=assumed.access_key_id,
+        secret_access_key=assumed.secret_access_key,
+        session_token=assumed.session_token,
+        arn=assumed.arn,
+    )
+
+
+def role_allows(account_id: str, role_arn: str, action: str, resource: str) -> bool:
+    """Whether the role's identity policies allow ``action`` on ``resource`` (no explicit deny)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    backend = _iam_backend(account_id)
+    name = role_arn.rsplit("/", 1)[-1]
+    policies: list[Any] = [backend.get_role_policy(name, p)[1] for p in backend.list_role_policies(name)]
+    policies += backend.list_attached_role_policies(name)[0]
+    permitted = False
+    for policy in policies:
+        result = IAMPolicy(_policy_source(policy)).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return False
+        permitted = permitted or result == PermissionResult.PERMITTED
+    return permitted
+
+
+# -- the administrator's named profile ------------------------------------------------------------
+
+
+def write_profile(
+    credentials: Credentials,
+    *,
+    endpoint_url: str,
+    region: str,
+    profile: str = PROFILE,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``profile`` to the AWS shared credentials and config files; returns their paths.
+
+    Honours ``AWS_SHARED_CREDENTIALS_FILE`` and ``AWS_CONFIG_FILE``. The config carries the
+    endpoint (``endpoint_url``, read by boto3 and the AWS CLI v2), so ``aws --profile stepml-local
+    s3 ls`` reaches the local stack; other profiles are left as they are.
+    """
+    credentials_file = aws_credentials_file(environ)
+    config_file = aws_config_file(environ)
+    _update_ini(
+        credentials_file,
+        profile,
+        {
+            "aws_access_key_id": credentials.access_key_id,
+            "aws_secret_access_key": credentials.secret_access_key,
+        },
+    )
+    _update_ini(
+        config_file,
+        f"profile {profile}",
+        {"region": region, "endpoint_url": endpoint_url, "output": "json"},
+    )
+    return credentials_file, config_file
+
+
+def _update_ini(path: Path, section: str, values: Mapping[str, str]) -> None:
+    parser = configparser.RawConfigParser()
+    if path.is_file():
+        parser.read(path)
+    if parser.has_section(section):
+        parser.remove_section(section)
+    parser.add_section(section)
+    for key, value in values.items():
+        parser.set(section, key, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".stepml-tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        parser.write(handle)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)

@@ -1,13 +1,21 @@
 """Regenerate events/*.json: run the stages on the first 2,000 Adult rows in moto and save each input.
 
+The upload is stepml.local.seed.sample_upload("adult"): what `stepml local invoke` seeds a fresh
+stack with, so every event here refers to objects it can recreate (tests/e2e/test_local_invoke.py).
+
 Usage: STEPML_DATA_DIR=../shared/datasets .venv/bin/python scripts/make_sample_events.py
 """
-import json, os, boto3
+import json
+
+import boto3
 from moto import mock_aws
-from stepml.settings import Settings
+
 from stepml import stages
+from stepml.local.seed import sample_upload
+from stepml.settings import Settings
+
 B = "stepml-databucket-example"
-data = b"".join(open(os.path.join(os.environ["STEPML_DATA_DIR"], "adult.csv"), "rb").readlines()[:2001])
+data = sample_upload("adult")
 with mock_aws():
     s3 = boto3.client("s3", region_name="us-east-1"); s3.create_bucket(Bucket=B)
     s3.put_bucket_versioning(Bucket=B, VersioningConfiguration={"Status": "Enabled"})

@@ -7,6 +7,7 @@ Every listing command takes ``--json`` for scripts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -386,21 +387,40 @@ def local_up(stack: Stack, port: int, api_port: int) -> None:
 @local.command("invoke")
 @click.argument("function")
 @click.option("-e", "--event", "event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--seed/--no-seed", default=True, show_default=True,
+              help="Without --endpoint-url: seed the fresh stack with what the event refers to (the sample "
+                   "upload, and the earlier stages run for real). A running stack is never seeded.")
 @click.pass_obj
-def local_invoke(stack: Stack, function: str, event_file: Path) -> None:
-    """Run FUNCTION (logical id, e.g. ValidateFunction) on an event file, as `sam local invoke` does."""
+def local_invoke(stack: Stack, function: str, event_file: Path, seed: bool) -> None:
+    """Run FUNCTION (logical id, e.g. ValidateFunction) on an event file, as `sam local invoke` does.
+
+    Without --endpoint-url it runs on a fresh offline stack, seeded first with what the event refers
+    to; with --endpoint-url (or --local), on that running stack as it is. The handler's return value
+    is printed on stdout as JSON; what was seeded, and the call, on stderr.
+    """
     from stepml.local.endpoint import invoke_function
+    from stepml.local.seed import Seeding
 
     try:
         event = json.loads(event_file.read_text())
     except ValueError as exc:
         raise click.BadParameter(f"{event_file} is not valid JSON: {exc}", param_hint="--event") from exc
+    seeding = Seeding()
+    # Like `sam local invoke`: only the payload on stdout (it pipes into jq); the function's own log
+    # lines (in-process handlers log to stdout, as on Lambda), what was seeded and the call on stderr.
     try:
-        invocation = invoke_function(project_root(), function, event, endpoint_url=stack.endpoint_url)
+        with contextlib.redirect_stdout(sys.stderr):
+            invocation = invoke_function(project_root(), function, event, endpoint_url=stack.endpoint_url,
+                                         stack_name=stack.stack_name, region=stack.region, seed=seed,
+                                         seeding=seeding)
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="FUNCTION") from exc
-    console.print(f"[dim]{invocation.function_name} · {invocation.duration_ms:.0f} ms · request {invocation.request_id}[/dim]",
-                  highlight=False)
+    notes = Console(stderr=True, width=console.width)
+    if stack.endpoint_url is None and seed:
+        for line in seeding.describe():
+            notes.print(f"[dim]{line}[/dim]", highlight=False)
+    notes.print(f"[dim]{invocation.function_name} · {invocation.duration_ms:.0f} ms · request {invocation.request_id}[/dim]",
+                highlight=False)
     emit_json(invocation.payload)
     if invocation.errored:
         sys.exit(1)

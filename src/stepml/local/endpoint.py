@@ -41,6 +41,7 @@ from typing import Any, Self
 from stepml.local import events, iam, lambda_runner, s3_conditions
 from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
+from stepml.local.seed import Seeding, seed_for_event
 from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs
 
 # Not under "stepml": the handlers' Powertools Logger(service="stepml") takes that logger over
@@ -563,6 +564,8 @@ def invoke_function(
     endpoint_url: str | None = None,
     stack_name: str = "stepml",
     region: str = DEFAULT_REGION,
+    seed: bool = True,
+    seeding: Seeding | None = None,
 ) -> Invocation:
     """Run one function's handler with ``event``: the engine of ``stepml local invoke``.
 
@@ -574,7 +577,10 @@ def invoke_function(
     * ``endpoint_url`` (a local stack served by another process, e.g. ``stepml local up``): the
       handler runs here, with the environment that stack deployed for it (its real bucket name…)
       and its AWS calls aimed at ``endpoint_url``;
-    * neither: a fresh, empty local stack is started for the call and stopped after it.
+    * neither: a fresh local stack is started for the call and stopped after it. With ``seed``
+      (the default) it is first given what the event refers to, and the event is pointed at it
+      (see :mod:`stepml.local.seed`; ``seeding`` is filled in with what was done). A stack that
+      already runs (``stack`` or ``endpoint_url``) holds the user's data and is never seeded.
 
     Returns the :class:`~stepml.local.lambda_runner.Invocation`: ``payload`` is the handler's
     return value, or the runtime's error payload when ``errored``.
@@ -585,6 +591,8 @@ def invoke_function(
         with LocalStack(
             project_root, template, port=0, api_port=0, stack_name=stack_name, region=region
         ) as fresh:
+            if seed:
+                event = seed_for_event(fresh, fresh.resolve_function(function), event, seeding)
             return fresh.invoke(function, event)
 
     sam = SamTemplate(Path(template) if template else Path(project_root) / "template.yaml")

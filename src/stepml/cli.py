@@ -380,7 +380,8 @@ def smoke(stack: Stack, timeout: float, as_json: bool) -> None:
     def ended(result: StepResult) -> None:
         status.stop()
         verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
-        console.print(f"{verdict}  {result.name:<31} {result.seconds:7.1f} s  {result.detail}", highlight=False)
+        console.print(f"{verdict}  {result.name:<31} {result.seconds:7.1f} s  {result.detail}", highlight=False,
+                      soft_wrap=True)
 
     live = not as_json
     check = SmokeCheck(stack, run_timeout=timeout, on_step_start=started if live else None,
@@ -394,7 +395,7 @@ def smoke(stack: Stack, timeout: float, as_json: bool) -> None:
         console.print(f"[green]smoke check PASSED[/green]: {len(report.steps)} steps in {report.seconds:.1f} s")
     else:
         reasons = "; ".join(f"{step.name}: {step.detail}" for step in report.failures)
-        console.print(f"[red]smoke check FAILED[/red] - {reasons}", highlight=False)
+        console.print(f"[red]smoke check FAILED[/red] - {reasons}", highlight=False, soft_wrap=True)
     sys.exit(0 if report.passed else 1)
 
 

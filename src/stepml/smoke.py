@@ -10,9 +10,10 @@ so it never touches a user's data, and goes through every part a deploy can brea
 5. **upload again** and **run 2** - a second version, so that promotion has somewhere to go;
 6. **promote** - ``POST …/promote`` the version that is not champion: the alias moves to it;
 7. **rollback** - ``POST …/rollback``: the alias comes back to where it was;
-8. **clean up** - always, even after a failure or Ctrl-C: running executions of the smoke uploads
-   are stopped, and every object version (the bucket is versioned) under the dataset's prefixes is
-   deleted, then the prefixes are checked empty.
+8. **clean up** - always, even after a failure or Ctrl-C: every object version (the bucket is
+   versioned) under the dataset's prefixes is deleted and the prefixes are checked empty. A run
+   still going (its step timed out) is stopped first, and the prefixes are swept until they stay
+   empty, since the stage in flight still finishes and writes.
 
 Promotion and rollback go through the HTTP API (the registry function), as the web UI does, so its
 role and routes are checked too; the alias is then read back from S3 independently. The check stops
@@ -51,6 +52,8 @@ PROBES: tuple[tuple[dict[str, Any], str], ...] = (
 )
 DEFAULT_RECIPE = "auto"
 DEFAULT_RUN_TIMEOUT = 900.0
+# Longer than one stage of the small dataset takes on Lambda, cold start included.
+DEFAULT_SETTLE_SECONDS = 30.0
 ACTOR = "stepml smoke"
 
 
@@ -148,6 +151,9 @@ class SmokeCheck:
         Seconds to wait for each pipeline run.
     recipe
         The training recipe (``auto`` trains the small table in about a second).
+    settle_seconds
+        After stopping a run that was still going (a timeout, Ctrl-C), how long the dataset's
+        prefixes must stay empty before the cleanup trusts that its last stage wrote everything.
     on_step_start, on_step_end, on_progress
         Callbacks for a live display: a step's name when it starts, its result when it ends, and
         a short status line while a run is followed.
@@ -159,6 +165,7 @@ class SmokeCheck:
         dataset: str | None = None,
         run_timeout: float = DEFAULT_RUN_TIMEOUT,
         recipe: str = DEFAULT_RECIPE,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         on_step_start: Callable[[str], None] | None = None,
         on_step_end: Callable[[StepResult], None] | None = None,
         on_progress: Callable[[str], None] | None = None,
@@ -167,6 +174,7 @@ class SmokeCheck:
         self.dataset = keys.check_dataset_name(dataset or smoke_dataset_name())
         self.run_timeout = run_timeout
         self.recipe = recipe
+        self.settle_seconds = settle_seconds
         self.on_step_start = on_step_start
         self.on_step_end = on_step_end
         self.on_progress = on_progress
@@ -206,7 +214,7 @@ class SmokeCheck:
         started = time.monotonic()
         try:
             detail, passed = action(), True
-        except Exception as exc:  # every failure becomes the step's readable reason
+        except Exception as exc:  # noqa: BLE001 - any failure (boto, HTTP, a bug) is the step's readable reason
             detail, passed = readable_reason(exc), False
         result = StepResult(name, passed, round(time.monotonic() - started, 3), detail)
         self.report.steps.append(result)
@@ -318,21 +326,21 @@ class SmokeCheck:
         if not self._wrote_anything:
             return "nothing to clean up: nothing was uploaded"
         stopped = self._stop_running_executions()
-        s3 = self.stack.client("s3")
+        deleted = self._delete_everything()
+        if stopped:
+            # Stopping an execution does not stop the Lambda invocation in flight: its stage still
+            # finishes and may write (a report, a staged model) after the deletion above. Sweep
+            # again until the prefixes have stayed empty for settle_seconds.
+            if self.on_progress:
+                self.on_progress(f"stopped {stopped} run(s); waiting for their last stage to finish")
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < self.settle_seconds:
+                time.sleep(min(1.0, self.settle_seconds))
+                more = self._delete_everything()
+                if more:
+                    deleted += more
+                    quiet_since = time.monotonic()
         bucket = self.stack.bucket
-        deleted = 0
-        for prefix in keys.dataset_prefixes(self.dataset):
-            batch = self._object_versions(prefix)
-            # delete_objects takes at most 1,000 keys per request.
-            for start in range(0, len(batch), 1000):
-                chunk = batch[start : start + 1000]
-                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-                if answer.get("Errors"):
-                    first = answer["Errors"][0]
-                    raise SmokeFailure(
-                        f"could not delete s3://{bucket}/{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
-                    )
-                deleted += len(chunk)
         left = [prefix for prefix in keys.dataset_prefixes(self.dataset) if self._object_versions(prefix)]
         if left:
             raise SmokeFailure(f"objects are left under s3://{bucket}/ {', '.join(left)}: delete them by hand")
@@ -364,6 +372,25 @@ class SmokeCheck:
             message = body.get("message") if isinstance(body, dict) else body
             raise SmokeFailure(f"POST /{urllib.parse.unquote(path)} answered {status}: {message}")
         return body
+
+    def _delete_everything(self) -> int:
+        """Delete every object version and delete marker under the dataset's prefixes; how many."""
+        s3 = self.stack.client("s3")
+        bucket = self.stack.bucket
+        deleted = 0
+        for prefix in keys.dataset_prefixes(self.dataset):
+            found = self._object_versions(prefix)
+            # delete_objects takes at most 1,000 keys per request.
+            for start in range(0, len(found), 1000):
+                chunk = found[start : start + 1000]
+                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise SmokeFailure(
+                        f"could not delete s3://{bucket}/{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                    )
+                deleted += len(chunk)
+        return deleted
 
     def _object_versions(self, prefix: str) -> list[dict[str, str]]:
         """Every version and delete marker under ``prefix`` (the config prefix is one exact key)."""

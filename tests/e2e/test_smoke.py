@@ -84,6 +84,26 @@ def test_a_failing_step_is_readable_and_still_cleaned_up(local_stack) -> None:
     assert leftovers(local_stack, dataset) == []
 
 
+def test_a_run_that_outlives_its_timeout_is_stopped_and_cleaned_up(local_stack) -> None:
+    # Given a smoke check that gives the run far less time than it needs
+    dataset = smoke_dataset_name()
+    check = SmokeCheck(Stack(endpoint_url=local_stack.endpoint_url), dataset=dataset, run_timeout=0.5,
+                       settle_seconds=8)
+
+    # when it runs
+    report = check.run()
+
+    # then the run step fails with the timeout, the run is stopped, and what its last stage wrote
+    # after the stop is swept up too
+    assert [s.name for s in report.steps] == [*STEPS[:3], "clean up"]
+    assert not report.steps[2].passed and "no finished run" in report.steps[2].detail
+    assert report.steps[3].passed and "stopped 1 running execution" in report.steps[3].detail, report.steps[3]
+    assert leftovers(local_stack, dataset) == []
+    statuses = {e["status"] for e in local_stack.client("stepfunctions").list_executions(
+        stateMachineArn=local_stack.state_machine_arn)["executions"] if e["name"].startswith(dataset)}
+    assert statuses == {"ABORTED"}
+
+
 def test_a_missing_stack_fails_readably_without_traceback(local_stack) -> None:
     result = CliRunner().invoke(
         main, ["--endpoint-url", local_stack.endpoint_url, "--stack-name", "no-such-stack", "smoke", "--json"]

@@ -388,7 +388,15 @@ def smoke(stack: Stack, timeout: float, as_json: bool) -> None:
                        on_step_end=ended if live else None, on_progress=progress if live else None)
     if live:
         console.print(f"smoke check of stack [bold]{stack.stack_name}[/bold] at {where} (dataset {check.dataset})")
-    report = check.run()
+    try:
+        report = check.run()
+    except KeyboardInterrupt:
+        status.stop()
+        report = check.report
+        console.print(f"[red]smoke check INTERRUPTED[/red] after {len(report.steps)} steps")
+        if as_json:
+            emit_json(report.to_dict())
+        sys.exit(130)
     if as_json:
         emit_json(report.to_dict())
     elif report.passed:

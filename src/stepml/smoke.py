@@ -188,7 +188,11 @@ class SmokeCheck:
     # -- the check ---------------------------------------------------------------------------
 
     def run(self) -> SmokeReport:
-        """Run every step until one fails, then always clean up; returns the report."""
+        """Run every step until one fails, then always clean up; returns the report.
+
+        On Ctrl-C the step is recorded as interrupted, the cleanup still runs, and the
+        ``KeyboardInterrupt`` is raised again (``self.report`` holds what was done).
+        """
         steps: list[tuple[str, Callable[[], str]]] = [
             ("find the stack", self.find_stack),
             ("upload the dataset", lambda: self.upload(1)),
@@ -205,22 +209,30 @@ class SmokeCheck:
                     break
         finally:
             # Also on Ctrl-C: the smoke dataset must not outlive the check.
-            self._step("clean up", self.cleanup)
+            left = ", ".join(keys.dataset_prefixes(self.dataset))
+            self._step("clean up", self.cleanup, interrupted=f"interrupted (Ctrl-C): delete what is left under {left}")
         return self.report
 
-    def _step(self, name: str, action: Callable[[], str]) -> bool:
+    def _step(self, name: str, action: Callable[[], str], interrupted: str = "interrupted (Ctrl-C)") -> bool:
         if self.on_step_start:
             self.on_step_start(name)
         started = time.monotonic()
         try:
             detail, passed = action(), True
+        except KeyboardInterrupt:
+            # Recorded, then passed on: run() still cleans up, and the caller decides how to end.
+            self._record(name, started, False, interrupted)
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure (boto, HTTP, a bug) is the step's readable reason
             detail, passed = readable_reason(exc), False
+        self._record(name, started, passed, detail)
+        return passed
+
+    def _record(self, name: str, started: float, passed: bool, detail: str) -> None:
         result = StepResult(name, passed, round(time.monotonic() - started, 3), detail)
         self.report.steps.append(result)
         if self.on_step_end:
             self.on_step_end(result)
-        return passed
 
     def find_stack(self) -> str:
         """The stack exists and has the outputs stepml needs."""

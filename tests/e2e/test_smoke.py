@@ -101,7 +101,9 @@ def test_a_run_that_outlives_its_timeout_is_stopped_and_cleaned_up(local_stack) 
     assert leftovers(local_stack, dataset) == []
     statuses = {e["status"] for e in local_stack.client("stepfunctions").list_executions(
         stateMachineArn=local_stack.state_machine_arn)["executions"] if e["name"].startswith(dataset)}
-    assert statuses == {"ABORTED"}
+    # ABORTED; moto's interpreter may still mark it FAILED when the stage in flight then fails on
+    # its deleted input. Either way it trained nothing.
+    assert statuses and statuses <= {"ABORTED", "FAILED"}
 
 
 def test_a_missing_stack_fails_readably_without_traceback(local_stack) -> None:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from stepml import keys
 from stepml.cli import main
-from stepml.smoke import SmokeCheck, smoke_csv, smoke_dataset_name
+from stepml.smoke import SmokeCheck, smoke_dataset_name
 from stepml.stack import Stack
 
 STEPS = [
@@ -118,10 +118,3 @@ def test_a_missing_stack_fails_readably_without_traceback(local_stack) -> None:
     assert report["steps"][1]["detail"] == "nothing to clean up: nothing was uploaded"
     assert "Traceback" not in result.output
 
-
-def test_the_smoke_dataset_is_deterministic_and_small() -> None:
-    assert smoke_csv() == smoke_csv()
-    lines = smoke_csv().decode().splitlines()
-    assert lines[0] == "amount,colour,noise,label" and len(lines) == 301
-    assert {line.rsplit(",", 1)[1] for line in lines[1:]} == {"yes", "no"}
-    assert smoke_dataset_name() != smoke_dataset_name()

@@ -40,10 +40,10 @@ from typing import Any
 from stepml import keys, registry
 from stepml.config import DatasetConfig
 from stepml.errors import StepmlError
+from stepml.runs import readable_cause
 from stepml.stack import Stack
 
 TARGET = "label"
-CLASSES = ("no", "yes")
 COLOURS = ("red", "green", "blue")
 # Rows far from the decision boundary: any model that learned the data predicts these right.
 PROBES: tuple[tuple[dict[str, Any], str], ...] = (
@@ -54,7 +54,6 @@ DEFAULT_RECIPE = "auto"
 DEFAULT_RUN_TIMEOUT = 900.0
 # Longer than one stage of the small dataset takes on Lambda, cold start included.
 DEFAULT_SETTLE_SECONDS = 30.0
-ACTOR = "stepml smoke"
 
 
 def smoke_dataset_name(now: datetime | None = None) -> str:
@@ -275,7 +274,7 @@ class SmokeCheck:
             failed = [s["name"] for s in run["states"] if s["status"] == "FAILED"]
             where = f" at {failed[0]!r}" if failed else ""
             raise SmokeFailure(
-                f"run {run['name']} ended {run['status']}{where}: {run.get('error')}: {run.get('cause')} "
+                f"run {run['name']} ended {run['status']}{where}: {run.get('error')}: {readable_cause(run.get('cause'))} "
                 f"(`stepml runs show {run['name']}` shows every state)"
             )
         output = run.get("output") or {}

@@ -106,6 +106,21 @@ def test_a_run_that_outlives_its_timeout_is_stopped_and_cleaned_up(local_stack) 
     assert statuses and statuses <= {"ABORTED", "FAILED"}
 
 
+def test_a_failed_run_names_its_state_and_cause(local_stack, monkeypatch) -> None:
+    # Given a deploy that rejects the upload (here: the smoke CSV arrives with only its header)
+    monkeypatch.setattr("stepml.smoke.smoke_csv", lambda: b"amount,colour,noise,label\n")
+    dataset = smoke_dataset_name()
+
+    report = SmokeCheck(Stack(endpoint_url=local_stack.endpoint_url), dataset=dataset).run()
+
+    # then the run step says which state failed and why, in one line, and the cleanup still ran
+    run = report.steps[2]
+    assert not run.passed and "ended FAILED at 'Validate dataset': DataError: " in run.detail, run.detail
+    assert "Traceback" not in run.detail and "\n" not in run.detail and "stepml runs show" in run.detail
+    assert report.steps[-1].name == "clean up" and report.steps[-1].passed
+    assert leftovers(local_stack, dataset) == []
+
+
 def test_a_missing_stack_fails_readably_without_traceback(local_stack) -> None:
     result = CliRunner().invoke(
         main, ["--endpoint-url", local_stack.endpoint_url, "--stack-name", "no-such-stack", "smoke", "--json"]

@@ -58,6 +58,27 @@ check: venv  ## template and state-machine checks that need neither AWS nor Dock
 	$(BIN)/sam validate --config-env nolint --region us-east-1
 	$(BIN)/statelint statemachine/pipeline.asl.json
 
+# --- Smoke check: a deployed stack, end to end ----------------------------------------------------
+# Offline (default): a fresh `stepml local up` on free ports (or SMOKE_PORT / SMOKE_API_PORT), the
+# check, then the stack is stopped. SMOKE_AWS=1: the stack deployed on AWS instead (STEPML_STACK
+# names it, default stepml; your AWS credentials and AWS_REGION).
+.PHONY: smoke
+FREE_PORT = $(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+
+smoke: venv  ## upload, train, predict, promote, roll back, clean up: offline, or on AWS with SMOKE_AWS=1
+	@if [ -n "$(SMOKE_AWS)" ]; then exec $(BIN)/stepml smoke; fi; \
+	port=$${SMOKE_PORT:-$$($(FREE_PORT))}; api_port=$${SMOKE_API_PORT:-$$($(FREE_PORT))}; \
+	endpoint=http://127.0.0.1:$$port; \
+	log=$$(mktemp -t stepml-smoke-stack.XXXXXX); \
+	set -m; $(BIN)/stepml local up --port $$port --api-port $$api_port >$$log 2>&1 & stack=$$!; \
+	trap 'kill -TERM -- -$$stack 2>/dev/null; wait $$stack 2>/dev/null; rm -f $$log' EXIT INT TERM; \
+	echo "starting the offline stack on $$endpoint (HTTP API on port $$api_port)"; \
+	for i in $$(seq 120); do \
+	  $(BIN)/stepml --endpoint-url $$endpoint info --json >/dev/null 2>&1 && break; \
+	  kill -0 $$stack 2>/dev/null || { echo "stepml local up failed:" >&2; cat $$log >&2; exit 1; }; \
+	  sleep 1; done; \
+	$(BIN)/stepml --endpoint-url $$endpoint smoke
+
 # --- Web UI: run it, photograph it, and the browser its tests drive ------------------------------
 .PHONY: browser ui screenshots
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

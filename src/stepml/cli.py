@@ -358,6 +358,56 @@ def predict(stack: Stack, name: str, body: str, version: int | None, alias: str 
         sys.exit(1)
 
 
+@main.command()
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for each pipeline run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a live list.")
+@click.pass_obj
+def smoke(stack: Stack, timeout: float, as_json: bool) -> None:
+    """Check the stack end to end: upload, train, predict, promote, roll back, clean up."""
+    from stepml.smoke import SmokeCheck, StepResult
+
+    where = stack.endpoint_url or f"AWS {stack.region}"
+    status = console.status("")
+    current = {"step": ""}
+
+    def started(name: str) -> None:
+        current["step"] = name
+        status.update(f"{name}…")
+        status.start()
+
+    def progress(text: str) -> None:
+        status.update(f"{current['step']}… {text}")
+
+    def ended(result: StepResult) -> None:
+        status.stop()
+        verdict = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
+        console.print(f"{verdict}  {result.name:<31} {result.seconds:7.1f} s  {result.detail}", highlight=False,
+                      soft_wrap=True)
+
+    live = not as_json
+    check = SmokeCheck(stack, run_timeout=timeout, on_step_start=started if live else None,
+                       on_step_end=ended if live else None, on_progress=progress if live else None)
+    if live:
+        console.print(f"smoke check of stack [bold]{stack.stack_name}[/bold] at {where} (dataset {check.dataset})")
+    try:
+        report = check.run()
+    except KeyboardInterrupt:
+        status.stop()
+        report = check.report
+        console.print(f"[red]smoke check INTERRUPTED[/red] after {len(report.steps)} steps")
+        if as_json:
+            emit_json(report.to_dict())
+        sys.exit(130)
+    if as_json:
+        emit_json(report.to_dict())
+    elif report.passed:
+        console.print(f"[green]smoke check PASSED[/green]: {len(report.steps)} steps in {report.seconds:.1f} s")
+    else:
+        reasons = "; ".join(f"{step.name}: {step.detail}" for step in report.failures)
+        console.print(f"[red]smoke check FAILED[/red] - {reasons}", highlight=False, soft_wrap=True)
+    sys.exit(0 if report.passed else 1)
+
+
 @main.group()
 def local() -> None:
     """The offline stack: moto + the real handlers, no AWS account, no Docker."""

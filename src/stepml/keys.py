@@ -72,3 +72,20 @@ def version_prefix(dataset: str, version: int) -> str:
 
 def alias(dataset: str, name: str) -> str:
     return f"models/{dataset}/aliases/{name}.json"
+
+
+def dataset_prefixes(dataset: str) -> list[str]:
+    """Every prefix (and the config key) under which the bucket holds objects of ``dataset``.
+
+    Deleting these removes all trace of the dataset from the bucket; other datasets are never
+    matched, since each prefix ends in ``/`` (or is the exact config key).
+    """
+    check_dataset_name(dataset)
+    return [
+        f"raw/{dataset}/",
+        config(dataset),
+        f"runs/{dataset}/",
+        f"preprocessed/{dataset}/",
+        f"staging/{dataset}/",
+        models_prefix(dataset),
+    ]

@@ -75,3 +75,15 @@ def test_dataset_name_comes_from_the_upload_key() -> None:
 def test_bad_upload_keys_are_rejected(key: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         keys.dataset_from_raw_key(key)
+
+
+def test_dataset_prefixes_cover_every_layout_of_one_dataset_and_no_other() -> None:
+    prefixes = keys.dataset_prefixes("smoke-1")
+    owned = [keys.raw("smoke-1", "a.csv"), keys.config("smoke-1"), keys.validation_report("smoke-1", "r"),
+             keys.preprocessed("smoke-1", "r", "train.parquet"), keys.staging("smoke-1", "r", "model.joblib"),
+             keys.version_prefix("smoke-1", 2) + "meta.json", keys.alias("smoke-1", "champion")]
+    assert all(any(key.startswith(p) for p in prefixes) for key in owned)
+    others = [keys.raw("smoke-10", "a.csv"), "config/smoke-10.yaml", keys.alias("smoke-10", "champion")]
+    assert not any(key.startswith(p) and (p.endswith("/") or key == p) for key in others for p in prefixes)
+    with pytest.raises(DataError):
+        keys.dataset_prefixes("../adult")

@@ -416,16 +416,46 @@ def local() -> None:
 @local.command("up")
 @click.option("--port", default=4566, show_default=True)
 @click.option("--api-port", default=3000, show_default=True)
+@click.option(
+    "--strict/--no-strict",
+    default=True,
+    show_default=True,
+    help="As strict as AWS: IAM on every request, each function inside its role and limits.",
+)
+@click.option(
+    "--write-profile/--no-write-profile",
+    default=True,
+    show_default=True,
+    help="Write the administrator's keys as the AWS profile 'stepml-local'.",
+)
 @click.pass_obj
-def local_up(stack: Stack, port: int, api_port: int) -> None:
+def local_up(stack: Stack, port: int, api_port: int, strict: bool, write_profile: bool) -> None:
     """Start the offline stack and serve until Ctrl-C."""
+    from stepml.local import iam
     from stepml.local.endpoint import LocalStack
 
-    with LocalStack(project_root(), port=port, api_port=api_port, stack_name=stack.stack_name) as running:
-        console.print(f"offline stack [bold]{stack.stack_name}[/bold] is up")
-        console.print(f"  AWS endpoint  {running.endpoint_url}   (aws --endpoint-url {running.endpoint_url} …)")
+    with LocalStack(
+        project_root(), port=port, api_port=api_port, stack_name=stack.stack_name, strict=strict
+    ) as running:
+        admin = running.admin_credentials
+        assert admin is not None
+        console.print(f"offline stack [bold]{stack.stack_name}[/bold] is up"
+                      + ("" if strict else "  [yellow](not strict: any credentials, no limits)[/yellow]"))
+        console.print(f"  AWS endpoint  {running.endpoint_url}")
         console.print(f"  bucket        {running.bucket}")
         console.print(f"  HTTP API      {running.api_url}")
+        console.print(f"  identity      {admin.arn}  (AdministratorAccess)")
+        console.print(f"  access key    {admin.access_key_id}")
+        console.print(f"  secret key    {admin.secret_access_key}")
+        if write_profile:
+            credentials_file, _ = iam.write_profile(
+                admin, endpoint_url=running.endpoint_url, region=running.region
+            )
+            console.print(f"  profile       {iam.PROFILE}  (written to {credentials_file})")
+            console.print(
+                f"    aws --profile {iam.PROFILE} --endpoint-url {running.endpoint_url} "
+                f"s3 ls s3://{running.bucket}/"
+            )
         console.print("use `stepml --local …` in another shell; Ctrl-C stops")
         try:
             while True:

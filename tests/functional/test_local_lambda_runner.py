@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from stepml.local.lambda_runner import Invocation, run_handler
+from stepml.local.lambda_runner import MAX_REQUEST_BYTES, Invocation, run_handler
 from stepml.local.template import FunctionSpec
+from stepml.local.worker import EnvironmentPool, Limits
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 
@@ -36,13 +37,21 @@ def make_function(
     )
 
 
-def run(spec: FunctionSpec, event: object = None, env: dict[str, str] | None = None) -> Invocation:
+def run(
+    spec: FunctionSpec,
+    event: object = None,
+    env: dict[str, str] | None = None,
+    limits: Limits | None = None,
+    pool: EnvironmentPool | None = None,
+) -> Invocation:
     return run_handler(
         spec,
         event if event is not None else {},
         env=env or {},
         function_name=spec.logical_id,
         function_arn=ARN,
+        limits=limits,
+        pool=pool,
     )
 
 
@@ -81,7 +90,9 @@ def test_environment_is_per_call_and_never_the_process_one(tmp_path: Path) -> No
     for thread in threads:
         thread.join()
 
-    assert results == {"a": {"mine": "a", "process": None}, "b": {"mine": "b", "process": None}}
+    # Each call runs in an environment (a process) of its own: the function's environment is
+    # that process's os.environ, and the caller's is untouched.
+    assert results == {"a": {"mine": "a", "process": "a"}, "b": {"mine": "b", "process": "b"}}
     assert "WHO" not in os.environ
 
 
@@ -176,3 +187,98 @@ def test_a_changed_handler_file_is_reloaded(tmp_path: Path) -> None:
     os.utime(spec.code_dir / "app.py", (time.time() + 5, time.time() + 5))
 
     assert run(spec).payload == 2
+
+
+# -- Lambda's limits -------------------------------------------------------------------------------
+
+
+def test_a_handler_past_its_timeout_is_stopped_with_lambdas_error(tmp_path: Path) -> None:
+    spec = make_function(
+        tmp_path, "slow", "import time\ndef lambda_handler(event, context):\n    time.sleep(30)\n"
+    )
+
+    started = time.monotonic()
+    invocation = run(spec, limits=Limits(memory_mb=512, timeout_s=1.0))
+
+    assert time.monotonic() - started < 10
+    assert invocation.errored and invocation.error_type == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in invocation.payload["errorMessage"]
+
+
+def test_a_handler_past_its_memory_size_is_stopped_with_lambdas_error(tmp_path: Path) -> None:
+    spec = make_function(
+        tmp_path,
+        "hungry",
+        """
+        def lambda_handler(event, context):
+            block = bytearray(400 * 1024 * 1024)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            return len(block)
+        """,
+    )
+
+    invocation = run(spec, limits=Limits(memory_mb=256, timeout_s=60.0))
+
+    assert invocation.errored and invocation.error_type == "Runtime.OutOfMemory"
+    assert "256 MB" in invocation.payload["errorMessage"]
+    assert any("Max Memory Used" in line for line in invocation.log_lines)
+
+
+def test_tmp_is_bounded_by_ephemeral_storage(tmp_path: Path) -> None:
+    spec = make_function(
+        tmp_path,
+        "disk",
+        """
+        import os, tempfile, time
+        def lambda_handler(event, context):
+            with open(os.path.join(tempfile.gettempdir(), "big"), "wb") as handle:
+                for _ in range(40):
+                    handle.write(b"x" * 1024 * 1024)
+                    handle.flush()
+                    time.sleep(0.02)
+            time.sleep(2)
+            return tempfile.gettempdir()
+        """,
+    )
+
+    invocation = run(spec, limits=Limits(memory_mb=512, timeout_s=30.0, ephemeral_mb=10))
+
+    assert invocation.errored and "No space left on device" in invocation.payload["errorMessage"]
+
+
+def test_payloads_over_six_megabytes_fail_as_on_lambda(tmp_path: Path) -> None:
+    spec = make_function(
+        tmp_path, "big", "def lambda_handler(event, context):\n    return 'x' * (7 * 1024 * 1024)\n"
+    )
+
+    too_large_request = run(spec, event={"blob": "y" * (MAX_REQUEST_BYTES + 1)})
+    too_large_response = run(spec)
+
+    assert too_large_request.error_type == "RequestTooLargeException"
+    assert too_large_response.error_type == "Function.ResponseSizeTooLarge"
+
+
+def test_a_process_that_exits_is_a_runtime_exit_error_and_the_next_call_starts_fresh(tmp_path: Path) -> None:
+    spec = make_function(
+        tmp_path,
+        "exits",
+        """
+        import os
+        def lambda_handler(event, context):
+            if event.get("exit"):
+                os._exit(3)
+            return os.getpid()
+        """,
+    )
+    pool = EnvironmentPool(1)
+    try:
+        first = run(spec, pool=pool).payload
+        assert run(spec, pool=pool).payload == first  # warm: the same environment serves again
+        crashed = run(spec, event={"exit": True}, pool=pool)
+        after = run(spec, pool=pool).payload
+    finally:
+        pool.close()
+
+    assert crashed.error_type == "Runtime.ExitError" and "exit status 3" in crashed.payload["errorMessage"]
+    assert after != first

@@ -574,9 +574,9 @@ def invoke_function(
 
     * ``stack`` (a started :class:`LocalStack` in this process): through moto's Lambda API, exactly
       as a Step Functions Task or ``lambda.invoke`` would;
-    * ``endpoint_url`` (a local stack served by another process, e.g. ``stepml local up``): the
-      handler runs here, with the environment that stack deployed for it (its real bucket name…)
-      and its AWS calls aimed at ``endpoint_url``;
+    * ``endpoint_url`` (a local stack served by another process, e.g. ``stepml local up``): through
+      that stack's Lambda API, so the handler runs there, in the function's own environment, role
+      and limits; the call is signed with the caller's credentials (the ``stepml-local`` profile);
     * neither: a fresh local stack is started for the call and stopped after it. With ``seed``
       (the default) it is first given what the event refers to, and the event is pointed at it
       (see :mod:`stepml.local.seed`; ``seeding`` is filled in with what was done). A stack that
@@ -598,22 +598,44 @@ def invoke_function(
     sam = SamTemplate(Path(template) if template else Path(project_root) / "template.yaml")
     logical_id = resolve_function_id(sam, function)
     spec = sam.functions()[logical_id]
-    physical = _client("cloudformation", endpoint_url, region).describe_stack_resource(
+    physical = _user_client("cloudformation", endpoint_url, region).describe_stack_resource(
         StackName=stack_name, LogicalResourceId=logical_id
     )["StackResourceDetail"]["PhysicalResourceId"]
-    configuration = _client("lambda", endpoint_url, region).get_function_configuration(
-        FunctionName=physical
+    from botocore.config import Config
+
+    config = Config(
+        read_timeout=spec.timeout + 60, connect_timeout=10, retries={"total_max_attempts": 1}
     )
-    env = lambda_runner.function_env(
-        spec,
+    started = time.perf_counter()
+    response = _user_client("lambda", endpoint_url, region, config).invoke(
+        FunctionName=physical, Payload=json.dumps(event).encode("utf-8"), LogType="Tail"
+    )
+    raw = response["Payload"].read()
+    logs = response.get("LogResult")
+    return Invocation(
         function_name=physical,
-        template_variables=(configuration.get("Environment") or {}).get("Variables", {}),
-        endpoint_url=endpoint_url,
-        region=region,
+        request_id=str(response.get("ResponseMetadata", {}).get("RequestId", "")),
+        payload=json.loads(raw) if raw else None,
+        errored=bool(response.get("FunctionError")),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        log_lines=base64.b64decode(logs).decode("utf-8").splitlines() if logs else [],
     )
-    return lambda_runner.run_handler(
-        spec, event, env=env, function_name=physical, function_arn=configuration["FunctionArn"]
-    )
+
+
+def _user_client(service: str, endpoint_url: str, region: str, config: Any = None) -> Any:
+    """A client for a stack served by another process, as the user: the ``stepml-local`` profile
+    that ``stepml local up`` wrote, unless the environment names credentials of its own."""
+    from stepml.settings import Settings
+    from stepml.stack import local_profile
+
+    settings = Settings(bucket="unused", region=region, endpoint_url=endpoint_url, profile=local_profile())
+    if config is None:
+        return settings.client(service)
+    import boto3
+
+    kwargs: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint_url, "config": config}
+    session = boto3.Session(profile_name=settings.profile) if settings.profile else boto3.Session()
+    return session.client(service, **kwargs)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

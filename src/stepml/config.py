@@ -24,8 +24,8 @@ Example (all keys, with their defaults where they have one)::
       budget_seconds: 120       # Optuna search on a validation split carved from training rows
 
 The test set is chosen by exactly one of three designs, in this order: ``split.test_file`` (a
-second CSV with the same columns, stored in the data bucket *outside* ``raw/`` so that uploading it
-does not start a run of its own), ``split.test_rows`` (the first N data rows of the upload, e.g.
+second CSV with the same columns, stored in the data bucket under ``data/`` — not ``raw/``, so that
+uploading it does not start a run of its own; the pipeline's roles may read ``data/*``), ``split.test_rows`` (the first N data rows of the upload, e.g.
 UCI Adult whose official test rows come first), else a random ``split.test_size`` split with
 ``split.seed`` (stratified for classification when ``split.stratify`` and every class has two
 rows). ``test_file`` and ``test_rows`` together are an error.
@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stepml import keys
 from stepml.errors import ConfigError
 
 TASKS = ("classification", "regression")
@@ -77,6 +78,12 @@ class SplitConfig(_Strict):
             raise ValueError("must be a key of a .csv object in the data bucket, e.g. data/adult/test.csv")
         if value.startswith("raw/"):
             raise ValueError("must not be under raw/: an upload there starts a run of its own")
+        if not value.startswith(keys.DATA_PREFIX) or ".." in value.split("/"):
+            # The pipeline's functions may read raw/, config/ and data/ only (template.yaml).
+            raise ValueError(
+                f"must be under {keys.DATA_PREFIX} (e.g. data/adult/test.csv): the pipeline may read "
+                "test files there and nowhere else outside raw/"
+            )
         return value
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 ``raw/<dataset>/<file>.csv``            uploads (each starts a pipeline run)
 ``config/<dataset>.yaml``               optional per-dataset config
+``data/<…>.csv``                          other inputs a run reads (``split.test_file``): no run starts
 ``runs/<dataset>/<run>/validation.json`` the validation report of one run
 ``preprocessed/<dataset>/<run>/…``       cleaned train/test splits and their schema
 ``staging/<dataset>/<run>/…``            a trained pipeline before it is registered
@@ -40,6 +41,11 @@ def dataset_from_raw_key(key: str) -> str:
 
 def raw(dataset: str, filename: str) -> str:
     return f"raw/{dataset}/{filename}"
+
+
+#: Where inputs that a run reads but that must not start a run live (``split.test_file``): the
+#: pipeline's functions may read this prefix (template.yaml), and nothing else outside raw/.
+DATA_PREFIX = "data/"
 
 
 def config(dataset: str) -> str:

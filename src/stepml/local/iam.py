@@ -264,13 +264,66 @@ def _boto_client_for(region: str, service: str, state_credentials: Any = None) -
     from botocore.config import Config
 
     credentials = _role_credentials(role_arn, "states.amazonaws.com")
-    return boto3.client(
+    signed = boto3.client(
         service,
         region_name=region,
         endpoint_url=client.meta.endpoint_url,
         config=client.meta.config.merge(Config()),
         **credentials.client_kwargs(),
     )
+    return _StatesLambdaClient(signed) if service == "lambda" else signed
+
+
+#: Step Functions caps a state's input and output at 256 KB.
+MAX_STATE_PAYLOAD_BYTES = 256 * 1024
+#: errorType values of a stopped execution environment: Step Functions reports them as Lambda.Unknown.
+_UNKNOWN_ERROR_TYPES = {"Sandbox.Timedout", "Runtime.OutOfMemory", "Runtime.ExitError"}
+
+
+class _StatesLambdaClient:
+    """A Lambda client as Step Functions' Lambda integration sees the service.
+
+    * A function stopped by a limit (timeout, memory, its process exiting) reaches the state machine
+      as ``Lambda.Unknown`` — "Unhandled errors in Lambda are reported as Lambda.Unknown ... These
+      include out-of-memory errors and function timeouts" (Step Functions developer guide) — with
+      Lambda's payload in the cause.
+    * A result over 256 KB fails the state with ``States.DataLimitExceeded``.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def invoke(self, **kwargs: Any) -> Any:
+        import io
+
+        response = self._client.invoke(**kwargs)
+        raw = response["Payload"].read()
+        replacement: dict[str, Any] | None = None
+        if response.get("FunctionError"):
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict) and payload.get("errorType") in _UNKNOWN_ERROR_TYPES:
+                replacement = {
+                    "errorType": "Lambda.Unknown",
+                    "errorMessage": "The cause could not be determined because Lambda did not "
+                    f"return an error type. Returned payload: {raw.decode('utf-8', 'replace')}",
+                }
+        elif len(raw) > MAX_STATE_PAYLOAD_BYTES:
+            replacement = {
+                "errorType": "States.DataLimitExceeded",
+                "errorMessage": f"The state/task returned a result with a size exceeding the "
+                f"maximum number of bytes service limit ({len(raw)} > {MAX_STATE_PAYLOAD_BYTES}).",
+            }
+            response["FunctionError"] = "Unhandled"
+        if replacement is not None:
+            raw = json.dumps(replacement).encode("utf-8")
+        response["Payload"] = io.BytesIO(raw)
+        return response
 
 
 def _interpreter_modules() -> list[Any]:

@@ -57,6 +57,8 @@ PRELOAD = (
     "stepml.stages",
 )
 
+#: Lambda's limit on an environment's init phase.
+INIT_SECONDS = 10.0
 #: How often the parent looks at a running invocation's memory and /tmp.
 POLL_SECONDS = 0.02
 TMP_POLL_SECONDS = 0.25
@@ -176,6 +178,7 @@ def _serve(
 
     from stepml.local.lambda_runner import LambdaContext
 
+    conn.send_bytes(b"ready")  # the init phase is over: invocations are timed from here
     while True:
         try:
             message = conn.recv()
@@ -281,6 +284,7 @@ class ExecutionEnvironment:
         child_conn.close()
         self.invocations = 0
         self.started_at = time.time()
+        self._ready = False
 
     @property
     def pid(self) -> int | None:
@@ -292,6 +296,13 @@ class ExecutionEnvironment:
 
     def invoke(self, event_json: str, request_id: str, context: Mapping[str, Any]) -> Outcome:
         """Run one invocation; the environment is stopped if it breaks a limit or dies."""
+        if not self._ready:
+            # Lambda's init phase (imports, module-level code) has its own 10 s limit and is not
+            # part of the function's Timeout.
+            self._ready = self._conn.poll(INIT_SECONDS)
+            if self._ready:
+                with contextlib.suppress(EOFError, OSError):  # it died in init: seen below
+                    self._conn.recv_bytes()
         started = time.monotonic()
         deadline = started + self.limits.timeout_s
         self.invocations += 1

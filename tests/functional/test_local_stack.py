@@ -82,6 +82,8 @@ Resources:
       Policies:
         - LambdaInvokePolicy:
             FunctionName: !Ref ValidateFunction
+        - LambdaInvokePolicy:
+            FunctionName: !Ref FlakyFunction
       Events:
         CsvUploaded:
           Type: EventBridgeRule
@@ -333,8 +335,13 @@ def test_stack_outputs_are_true_locally(stack: LocalStack) -> None:
     assert stack.function_name("ValidateFunction") in machine["definition"]
 
 
-def test_plain_boto3_clients_with_endpoint_url_drive_the_pipeline(stack: LocalStack) -> None:
-    # Given clients built the ordinary way (credentials from the environment), as the CLI does,
+def test_plain_boto3_clients_with_endpoint_url_drive_the_pipeline(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given clients built the ordinary way (credentials from the environment: the administrator's
+    # keys, as `stepml local up` prints them), as the CLI does,
+    for name, value in stack.client_environment().items():
+        monkeypatch.setenv(name, value)
     s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1")
     sfn = boto3.client("stepfunctions", endpoint_url=stack.endpoint_url, region_name="us-east-1")
     cfn = boto3.client("cloudformation", endpoint_url=stack.endpoint_url, region_name="us-east-1")
@@ -447,10 +454,13 @@ def test_invoke_through_the_stack_returns_the_runtime_error_payload(
     )
 
 
-def test_invoke_against_an_endpoint_runs_here_with_the_deployed_environment(
-    stack: LocalStack, project: Path
+def test_invoke_against_an_endpoint_runs_there_with_the_deployed_environment(
+    stack: LocalStack, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As `stepml local invoke` does when `stepml local up` serves the stack from another process.
+    # As `stepml local invoke` does when `stepml local up` serves the stack from another process:
+    # signed as the user (the administrator), run by that stack in the function's environment.
+    for name, value in stack.client_environment().items():
+        monkeypatch.setenv(name, value)
     event = {"event": {"detail": {"object": {"key": "raw/x/ok.csv"}}}, "run_id": "r2"}
 
     invocation = invoke_function(

@@ -51,8 +51,12 @@ def test_translation_inlines_the_definition_with_substitutions(template: SamTemp
         # Where the file had a placeholder, the Join holds the template's own value for it.
         placeholders = set(re.findall(r"\$\{(\w+)\}", spec.definition_file.read_text()))
         values = [p for p in parts if not isinstance(p, str)]
-        assert len(values) >= len(placeholders & set(spec.substitutions))
+        intrinsic = {n for n, v in spec.substitutions.items() if not isinstance(v, str)}
+        assert len(values) >= len(placeholders & intrinsic)
         assert all(v in [spec.substitutions[n] for n in spec.substitutions] for v in values)
+        # A plain value (a stage's MemorySize, Timeout) is written into the definition itself.
+        for name in placeholders - intrinsic:
+            assert f'"{spec.substitutions[name]}"' in literal, name
 
 
 def test_code_locations_become_s3_uris(template: SamTemplate) -> None:

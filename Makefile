@@ -60,7 +60,8 @@ check: venv  ## template and state-machine checks that need neither AWS nor Dock
 
 # --- Smoke check: a deployed stack, end to end ----------------------------------------------------
 # Offline (default): a fresh `stepml local up` on free ports (or SMOKE_PORT / SMOKE_API_PORT), the
-# check, then the stack is stopped. SMOKE_AWS=1: the stack deployed on AWS instead (STEPML_STACK
+# check (as the stack's administrator, the profile stepml-local written to a temporary AWS config),
+# then the stack is stopped. SMOKE_AWS=1: the stack deployed on AWS instead (STEPML_STACK
 # names it, default stepml; your AWS credentials and AWS_REGION).
 .PHONY: smoke
 FREE_PORT = $(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -69,9 +70,10 @@ smoke: venv  ## upload, train, predict, promote, roll back, clean up: offline, o
 	@if [ -n "$(SMOKE_AWS)" ]; then exec $(BIN)/stepml smoke; fi; \
 	port=$${SMOKE_PORT:-$$($(FREE_PORT))}; api_port=$${SMOKE_API_PORT:-$$($(FREE_PORT))}; \
 	endpoint=http://127.0.0.1:$$port; \
-	log=$$(mktemp -t stepml-smoke-stack.XXXXXX); \
+	log=$$(mktemp -t stepml-smoke-stack.XXXXXX); aws=$$(mktemp -d -t stepml-smoke-aws.XXXXXX); \
+	export AWS_SHARED_CREDENTIALS_FILE=$$aws/credentials AWS_CONFIG_FILE=$$aws/config AWS_PROFILE=stepml-local; \
 	set -m; $(BIN)/stepml local up --port $$port --api-port $$api_port >$$log 2>&1 & stack=$$!; \
-	trap 'kill -TERM -- -$$stack 2>/dev/null; wait $$stack 2>/dev/null; rm -f $$log' EXIT INT TERM; \
+	trap 'kill -TERM -- -$$stack 2>/dev/null; wait $$stack 2>/dev/null; rm -rf $$log $$aws' EXIT INT TERM; \
 	echo "starting the offline stack on $$endpoint (HTTP API on port $$api_port)"; \
 	for i in $$(seq 120); do \
 	  $(BIN)/stepml --endpoint-url $$endpoint info --json >/dev/null 2>&1 && break; \
@@ -90,6 +92,7 @@ browser:  ## Debian's chromium for the browser tests (Playwright drives it; noth
 ui: venv  ## the web UI on a fresh offline stack (Ctrl-C stops both); against AWS: .venv/bin/stepml ui
 	@set -m; $(BIN)/stepml local up --port 4566 --api-port 3000 & stack=$$!; \
 	trap 'kill $$stack 2>/dev/null' EXIT INT TERM; \
+	export AWS_PROFILE=stepml-local; \
 	for i in $$(seq 120); do $(BIN)/stepml --local info --json >/dev/null 2>&1 && break; sleep 1; done; \
 	$(BIN)/stepml --local ui
 

@@ -76,7 +76,7 @@ def main() -> None:
             (folder / name / "adult.csv").write_bytes(b"".join(lines))
         (folder / "broken").mkdir()
         (folder / "broken" / "adult.csv").write_bytes(b"age;income\n39;<=50K\n50;>50K\n")
-        stack = Stack(endpoint_url=local.endpoint_url)
+        stack = Stack(endpoint_url=local.endpoint_url, credentials=local.admin_credentials.client_kwargs())
         stack.write_config("adult", DatasetConfig(target="income", recipe="seed-a"))
         first = _train(stack, folder / "first" / "adult.csv", "adult")
         _train(stack, folder / "second" / "adult.csv", "adult")

@@ -29,12 +29,14 @@ def local_profile(environ: Mapping[str, str] | None = None) -> str | None:
     """The named profile for the offline stack, unless the caller chose credentials already.
 
     The offline stack is as strict as AWS: it wants a known identity. ``stepml local up`` writes
-    its administrator as the profile ``stepml-local``; explicit ``AWS_ACCESS_KEY_ID`` or
-    ``AWS_PROFILE`` in the environment win over it.
+    its administrator as the profile ``stepml-local``, used when ``AWS_PROFILE`` names it, or when
+    the environment names no credentials (``AWS_ACCESS_KEY_ID``, another ``AWS_PROFILE``) of its own.
     """
     import configparser
 
     environ = os.environ if environ is None else environ
+    if environ.get("AWS_PROFILE") == LOCAL_PROFILE:
+        return LOCAL_PROFILE
     if environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE"):
         return None
     parser = configparser.RawConfigParser()

@@ -71,7 +71,7 @@ def offline_stack(tmp_path_factory: pytest.TempPathFactory, adult_csv: Path) -> 
     lines = rows.splitlines(keepends=True)
     second.write_bytes(b"".join(lines[: 1 + ADULT_ROWS * 2 // 3]))  # a different slice → a different version
     with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-browser") as local:
-        stack = Stack(stack_name="stepml-browser", endpoint_url=local.endpoint_url)
+        stack = Stack(stack_name="stepml-browser", endpoint_url=local.endpoint_url, credentials=local.admin_credentials.client_kwargs())
         # seed-a (the RandomForest) trains in seconds; the tier is about the UI, not the recipes.
         stack.write_config("adult", DatasetConfig(target="income", recipe="seed-a"))
         runs = [train(stack, first, "adult"), train(stack, second, "adult")]

@@ -28,9 +28,11 @@ SAMPLE_BUCKET = "stepml-databucket-example"  # scripts/make_sample_events.py
 VOLATILE = {"train_seconds", "max_abs_difference"}
 
 
-def stepml(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def stepml(
+    *args: str, timeout: float = 240, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the `stepml` command in the checkout, in a process of its own."""
-    env = {**os.environ, "STEPML_DATA_DIR": str(seed_dataset("adult").parent)}
+    env = {**os.environ, "STEPML_DATA_DIR": str(seed_dataset("adult").parent), **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", "stepml.cli", *args],
         cwd=ROOT,
@@ -144,6 +146,7 @@ def test_a_running_stack_is_never_seeded() -> None:
         result = stepml(
             "--endpoint-url", running.endpoint_url, "--stack-name", "stepml-invoke-running",
             "local", "invoke", "ValidateFunction", "-e", "events/validate.json",
+            extra_env=running.client_environment(),
         )  # fmt: skip
 
         # Then the function runs on the stack as it is: nothing was uploaded for it

@@ -52,7 +52,12 @@ class StackWithoutApi(Stack):
 
 def test_smoke_passes_and_leaves_nothing_behind(local_stack) -> None:
     # Given an offline stack, when a user runs `stepml smoke` on it
-    result = CliRunner().invoke(main, ["--endpoint-url", local_stack.endpoint_url, "smoke"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        ["--endpoint-url", local_stack.endpoint_url, "smoke"],
+        env=local_stack.client_environment(),
+        catch_exceptions=False,
+    )
 
     # then every step passes, with its duration, and the command exits 0
     assert result.exit_code == 0, result.output
@@ -87,7 +92,7 @@ def test_a_failing_step_is_readable_and_still_cleaned_up(local_stack) -> None:
 def test_a_run_that_outlives_its_timeout_is_stopped_and_cleaned_up(local_stack) -> None:
     # Given a smoke check that gives the run far less time than it needs
     dataset = smoke_dataset_name()
-    check = SmokeCheck(Stack(endpoint_url=local_stack.endpoint_url), dataset=dataset, run_timeout=0.5,
+    check = SmokeCheck(Stack(endpoint_url=local_stack.endpoint_url, credentials=local_stack.admin_credentials.client_kwargs()), dataset=dataset, run_timeout=0.5,
                        settle_seconds=8)
 
     # when it runs
@@ -111,7 +116,7 @@ def test_a_failed_run_names_its_state_and_cause(local_stack, monkeypatch) -> Non
     monkeypatch.setattr("stepml.smoke.smoke_csv", lambda: b"amount,colour,noise,label\n")
     dataset = smoke_dataset_name()
 
-    report = SmokeCheck(Stack(endpoint_url=local_stack.endpoint_url), dataset=dataset).run()
+    report = SmokeCheck(Stack(endpoint_url=local_stack.endpoint_url, credentials=local_stack.admin_credentials.client_kwargs()), dataset=dataset).run()
 
     # then the run step says which state failed and why, in one line, and the cleanup still ran
     run = report.steps[2]
@@ -123,7 +128,9 @@ def test_a_failed_run_names_its_state_and_cause(local_stack, monkeypatch) -> Non
 
 def test_a_missing_stack_fails_readably_without_traceback(local_stack) -> None:
     result = CliRunner().invoke(
-        main, ["--endpoint-url", local_stack.endpoint_url, "--stack-name", "no-such-stack", "smoke", "--json"]
+        main,
+        ["--endpoint-url", local_stack.endpoint_url, "--stack-name", "no-such-stack", "smoke", "--json"],
+        env=local_stack.client_environment(),
     )
     assert result.exit_code == 1
     report = json.loads(result.output)

@@ -204,3 +204,55 @@ def test_a_test_file_under_data_is_readable_by_the_pipeline(variant_stack) -> No
     execution = wait_for_execution(stack, since=since, key="raw/shop/train.csv")
 
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
+
+
+VALIDATE_LIST_BUCKET = """\
+            - Effect: Allow
+              Action: [s3:ListBucket]
+              Resource: !Sub "arn:${AWS::Partition}:s3:::${DataBucket}"
+"""
+
+
+def test_a_missing_key_is_access_denied_without_list_bucket(variant_stack, tmp_path) -> None:
+    # Given a function that reads a key that does not exist, first with its ListBucket statement
+    code = handler(
+        tmp_path,
+        """
+        from stepml.settings import load_settings
+
+        def lambda_handler(event, context):
+            settings = load_settings()
+            try:
+                settings.client("s3").get_object(Bucket=settings.bucket, Key="config/nothing.yaml")
+            except Exception as exc:
+                return exc.response["Error"]["Code"] + ": " + exc.response["Error"].get("Message", "")
+        """,
+    )
+    stack = variant_stack(
+        lambda text: replace_validate(text, code, "", {}).replace(VALIDATE_LIST_BUCKET, "", 1)
+    )
+
+    # When it runs without s3:ListBucket on the bucket
+    answer = stack.invoke("ValidateFunction", {}).payload
+
+    # Then S3 says AccessDenied (403), as AWS does, not NoSuchKey (404)
+    assert answer.startswith("AccessDenied") and "s3:ListBucket" in answer
+
+
+def test_a_missing_key_is_no_such_key_with_list_bucket(variant_stack, tmp_path) -> None:
+    code = handler(
+        tmp_path,
+        """
+        from stepml.settings import load_settings
+
+        def lambda_handler(event, context):
+            settings = load_settings()
+            try:
+                settings.client("s3").get_object(Bucket=settings.bucket, Key="config/nothing.yaml")
+            except Exception as exc:
+                return exc.response["Error"]["Code"]
+        """,
+    )
+    stack = variant_stack(lambda text: replace_validate(text, code, "", {}))
+
+    assert stack.invoke("ValidateFunction", {}).payload == "NoSuchKey"

@@ -19,7 +19,8 @@ import pytest
 import stepml.errors
 
 ASL = Path("statemachine") / "pipeline.asl.json"
-AWS_ERROR_PREFIXES = ("States.", "Lambda.")
+# AWS's own error names: Step Functions', and Lambda's for a stopped environment.
+AWS_ERROR_PREFIXES = ("States.", "Lambda.", "Sandbox.", "Runtime.")
 RunTool = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -98,3 +99,26 @@ def test_definition_substitutions_cover_the_asl(
     assert len(machines) == 1, f"expected one state machine using {ASL}"
     substitutions = set(machines[0].get("DefinitionSubstitutions", {}))
     assert placeholders <= substitutions, f"not substituted: {sorted(placeholders - substitutions)}"
+
+
+def test_the_limits_the_state_machine_reports_are_the_functions_own(template: dict[str, Any]) -> None:
+    # The readable cause of a stopped function names its MemorySize and Timeout from
+    # DefinitionSubstitutions: they must be the values the function is deployed with.
+    defaults = template.get("Globals", {}).get("Function", {})
+    machine = next(
+        r["Properties"] for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::StateMachine"
+    )
+    substitutions = machine.get("DefinitionSubstitutions", {})
+    checked = 0
+    for name, value in substitutions.items():
+        for limit in ("MemorySize", "Timeout"):
+            if name.endswith("Function" + limit):
+                function = name[: -len(limit)]
+                properties = template["Resources"][function]["Properties"]
+                assert str(properties.get(limit, defaults.get(limit))) == str(value), (
+                    f"{name} is {value} but {function} has {limit} "
+                    f"{properties.get(limit, defaults.get(limit))}"
+                )
+                checked += 1
+    assert checked == 12, "every pipeline function's MemorySize and Timeout is substituted"

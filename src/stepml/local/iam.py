@@ -153,24 +153,55 @@ _IAM_ACTIONS = {
 
 
 def _check_action_permitted(request: Any, resource: str, response: Any) -> None:
-    """moto's ``check_action_permitted``, with AWS's explicit denial messages."""
-    from moto.iam.access_control import IAMPolicy, PermissionResult
+    """moto's ``check_action_permitted``, with AWS's explicit denial messages.
+
+    One more rule AWS applies and moto does not: reading a key that does not exist is
+    ``AccessDenied`` (403), not ``NoSuchKey`` (404), unless the caller may ``s3:ListBucket``.
+    """
+    from moto.iam.access_control import PermissionResult, S3IAMRequest
 
     action = request._action
     if action == "sts:GetCallerIdentity":
         return
     principal = request._access_key.arn
-    permitted = False
-    for policy in request._access_key.collect_policies():
-        result = IAMPolicy(_policy_source(policy)).is_action_permitted(action, resource)
-        if result == PermissionResult.DENIED:
-            _raise_denied(type(request), principal, action, resource, response, explicit=True)
-        if result == PermissionResult.PERMITTED:
-            permitted = True
+    result = _evaluate(request, action, resource)
+    if result == PermissionResult.DENIED:
+        _raise_denied(type(request), principal, action, resource, response, explicit=True)
+    permitted = result == PermissionResult.PERMITTED
     if permitted and request._is_assuming_role_operation(resource):
         permitted = request._check_role_trust_relationship(resource)
     if not permitted:
         _raise_denied(type(request), principal, action, resource, response)
+    if isinstance(request, S3IAMRequest) and action == "s3:GetObject":
+        bucket, _, key = resource.partition(":::")[2].partition("/")
+        if key and not _object_exists(request.account_id, bucket, key):
+            listing = f"arn:{PARTITION}:s3:::{bucket}"
+            if _evaluate(request, "s3:ListBucket", listing) != PermissionResult.PERMITTED:
+                _raise_denied(type(request), principal, "s3:ListBucket", listing, response)
+
+
+def _evaluate(request: Any, action: str, resource: str) -> Any:
+    """The caller's identity policies on ``action``/``resource``: PERMITTED, DENIED or NEUTRAL."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    outcome = PermissionResult.NEUTRAL
+    for policy in request._access_key.collect_policies():
+        result = IAMPolicy(_policy_source(policy)).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return result
+        if result == PermissionResult.PERMITTED:
+            outcome = result
+    return outcome
+
+
+def _object_exists(account_id: str, bucket: str, key: str) -> bool:
+    from moto.s3.models import FakeKey, s3_backends
+
+    try:
+        keys = s3_backends[account_id][PARTITION].get_bucket(bucket).keys
+    except Exception:  # noqa: BLE001 - a missing bucket, in moto's words
+        return False
+    return isinstance(keys.get(key), FakeKey)  # a delete marker is no object
 
 
 def _policy_source(policy: Any) -> Any:

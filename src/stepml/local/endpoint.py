@@ -328,7 +328,9 @@ class LocalStack:
         events.install()
         s3_conditions.install()
         iam.install(self.role_credentials)
-        self.admin_credentials = iam.create_admin(ACCOUNT_ID, self.region)
+        # One administrator per stack (moto's IAM is shared by the stacks of a process).
+        admin = iam.ADMIN_USER if self.stack_name == "stepml" else f"{self.stack_name}-admin"[:64]
+        self.admin_credentials = iam.create_admin(ACCOUNT_ID, self.region, admin)
         self._api.start()
 
     def _post_moto_api(self, path: str, body: Mapping[str, Any]) -> None:

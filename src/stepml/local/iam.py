@@ -430,16 +430,19 @@ def _iam_backend(account_id: str) -> Any:
     return iam_backends[account_id][PARTITION]
 
 
-def create_admin(account_id: str, region: str) -> Credentials:
-    """An IAM user with ``AdministratorAccess`` and an access key: the user's own identity."""
+def create_admin(account_id: str, region: str, user_name: str = ADMIN_USER) -> Credentials:
+    """An IAM user with ``AdministratorAccess`` and a fresh access key: the user's own identity.
+
+    A stack started again in the same process replaces the user's earlier keys (IAM allows two).
+    """
     backend = _iam_backend(account_id)
-    if ADMIN_USER not in backend.users:
-        backend.create_user(region, ADMIN_USER)
+    if user_name not in backend.users:
+        backend.create_user(region, user_name)
         try:
-            backend.attach_user_policy(ADMIN_POLICY_ARN, ADMIN_USER)
+            backend.attach_user_policy(ADMIN_POLICY_ARN, user_name)
         except Exception:  # noqa: BLE001 - AWS managed policies are loaded only when asked for
             backend.put_user_policy(
-                ADMIN_USER,
+                user_name,
                 "AdministratorAccess",
                 json.dumps(
                     {
@@ -448,11 +451,13 @@ def create_admin(account_id: str, region: str) -> Credentials:
                     }
                 ),
             )
-    key = backend.create_access_key(ADMIN_USER)
+    for old in backend.list_access_keys(user_name):
+        backend.delete_access_key(old.access_key_id, user_name)
+    key = backend.create_access_key(user_name)
     return Credentials(
         access_key_id=key.access_key_id,
         secret_access_key=key.secret_access_key,
-        arn=backend.get_user(ADMIN_USER).arn,
+        arn=backend.get_user(user_name).arn,
     )
 
 

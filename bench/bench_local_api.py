@@ -14,8 +14,10 @@ rounds on 400 synthetic rows, exported to ONNX) and then times, per single-row `
 * ``concurrent``: 64 clients at once, each on its own connection, a few requests each: how many
   answers came back 200 and how many connections failed.
 
-Every figure is wall-clock time on a shared machine: compare runs made on the same machine close
-together. Results are merged into the output file under ``--label`` (so a run on another checkout,
+Each latency series also reports the CPU time the whole process spent per request (client, API
+server, moto and handler threads): it moves less than the wall clock when other processes share
+the cores. Latencies are wall-clock times: compare runs made on one machine close together.
+Results are merged into the output file under ``--label`` (so a run on another checkout,
 e.g. ``PYTHONPATH=../main/src python bench/bench_local_api.py --label before``, sits beside it).
 
 Usage: python bench/bench_local_api.py [--label after] [--output bench/results/local_api.json]
@@ -99,15 +101,19 @@ def _predict(connection: http.client.HTTPConnection) -> int:
     return response.status
 
 
-def _timed(call: Callable[[], Any], seconds: float, limit: int) -> list[float]:
-    """Milliseconds per call, for ``seconds`` or ``limit`` calls, whichever ends first."""
+def _timed(call: Callable[[], Any], seconds: float, limit: int) -> dict[str, float]:
+    """Wall-clock p50/p99 per call, for ``seconds`` or ``limit`` calls, whichever ends first, and
+    the CPU time this process (client, API server, moto and handler threads alike) spent per call:
+    a figure less at the mercy of other processes on the machine than the wall clock."""
     timings: list[float] = []
+    cpu_started = time.process_time()
     deadline = time.perf_counter() + seconds
     while len(timings) < limit and time.perf_counter() < deadline:
         started = time.perf_counter()
         call()
         timings.append((time.perf_counter() - started) * 1000)
-    return timings
+    cpu_ms = (time.process_time() - cpu_started) * 1000 / len(timings)
+    return {**_summary(timings), "cpu_ms_per_request": round(cpu_ms, 3)}
 
 
 def _summary(timings: list[float]) -> dict[str, float]:
@@ -124,7 +130,7 @@ def keep_alive(stack: LocalStack, seconds: float, limit: int) -> dict[str, float
     try:
         for _ in range(5):  # warm: the handler's first call loads the model
             _predict(connection)
-        return _summary(_timed(lambda: _predict(connection), seconds, limit))
+        return _timed(lambda: _predict(connection), seconds, limit)
     finally:
         connection.close()
 
@@ -137,7 +143,7 @@ def new_connection(stack: LocalStack, seconds: float, limit: int) -> dict[str, f
         finally:
             connection.close()
 
-    return _summary(_timed(once, seconds, limit))
+    return _timed(once, seconds, limit)
 
 
 def direct_invoke(stack: LocalStack, seconds: float, limit: int) -> dict[str, float]:
@@ -165,7 +171,7 @@ def direct_invoke(stack: LocalStack, seconds: float, limit: int) -> dict[str, fl
         client.invoke(FunctionName=name, Payload=payload)["Payload"].read()
 
     once()
-    return _summary(_timed(once, seconds, limit))
+    return _timed(once, seconds, limit)
 
 
 class _HandlerDurations(logging.Handler):
@@ -272,7 +278,7 @@ def table(results: dict[str, Any]) -> Table:
     grid = Table(title="Local HTTP API, single-row predict (ms, client-side wall clock)")
     for column in (
         "run",
-        "keep-alive p50 / p99",
+        "keep-alive p50 / p99 (CPU)",
         "new connection p50 / p99",
         "lambda.invoke p50",
         "handler p50",
@@ -284,7 +290,8 @@ def table(results: dict[str, Any]) -> Table:
         c = run["concurrent"]
         grid.add_row(
             f"{label} ({run['revision']})",
-            f"{run['keep_alive']['p50_ms']:.2f} / {run['keep_alive']['p99_ms']:.2f}",
+            f"{run['keep_alive']['p50_ms']:.2f} / {run['keep_alive']['p99_ms']:.2f}"
+            f" ({run['keep_alive'].get('cpu_ms_per_request', float('nan')):.2f})",
             f"{run['new_connection']['p50_ms']:.2f} / {run['new_connection']['p99_ms']:.2f}",
             f"{run['direct_invoke']['p50_ms']:.2f}",
             f"{run['handler']['p50_ms']:.3f}",

@@ -63,9 +63,13 @@ TARGETS = {"keep_alive_p50_ms": 5.0, "concurrent_failures": 0}
 
 def register_champion(stack: LocalStack) -> None:
     """The tiny classifier as version 1 and champion of ``MODEL`` in the stack's bucket."""
-    # The store the CLI gets for this stack.
+    # The store the CLI gets for this stack, as its administrator (when the stack is strict).
+    admin = getattr(stack, "admin_credentials", None)
     store = Stack(
-        stack_name=stack.stack_name, region=stack.region, endpoint_url=stack.endpoint_url
+        stack_name=stack.stack_name,
+        region=stack.region,
+        endpoint_url=stack.endpoint_url,
+        **({"credentials": admin.client_kwargs()} if admin is not None else {}),
     ).store
     meta = {
         "dataset": MODEL,

@@ -168,8 +168,13 @@ def test_base64_response_bodies_are_decoded() -> None:
 def stack() -> Iterator[LocalStack]:
     """The project's template offline, with a small classifier as the champion of "adult"."""
     with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-local-api") as running:
-        # The store a user's CLI gets for this stack.
-        store = Stack(stack_name=running.stack_name, endpoint_url=running.endpoint_url).store
+        # The store a user's CLI gets for this stack, as its administrator.
+        assert running.admin_credentials is not None
+        store = Stack(
+            stack_name=running.stack_name,
+            endpoint_url=running.endpoint_url,
+            credentials=running.admin_credentials.client_kwargs(),
+        ).store
         meta = {
             "dataset": "adult",
             "task": "classification",

@@ -10,7 +10,7 @@ rounds on 400 synthetic rows, exported to ONNX) and then times, per single-row `
 * ``new_connection``: a fresh TCP connection per request (what ``curl`` or ``urllib`` does);
 * ``direct_invoke``: ``lambda.invoke`` through moto with the same API Gateway event, no HTTP API
   in between (the floor the HTTP API adds to);
-* ``handler``: the handler's own duration as the local Lambda runner logs it;
+* ``handler``: the invocation as the local Lambda runner logs it (with its worker process, if any);
 * ``concurrent``: 64 clients at once, each on its own connection, a few requests each: how many
   answers came back 200 and how many connections failed.
 

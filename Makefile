@@ -99,8 +99,8 @@ ui: venv  ## the web UI on a fresh offline stack (Ctrl-C stops both); against AW
 screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offline stack with Adult
 	$(BIN)/python scripts/screenshots.py
 
-# --- Benchmarks: both, in one command -------------------------------------------------------------
-bench: bench-models bench-inference  ## both benchmarks below (about 15 min on 2 idle cores)
+# --- Benchmarks: all of them, in one command --------------------------------------------------------
+bench: bench-models bench-inference bench-local-api  ## the benchmarks below (about 15 min on 2 idle cores)
 
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
 .PHONY: bench-models
@@ -111,3 +111,8 @@ bench-models: venv  ## recipes x seed datasets: metrics, train seconds, model si
 .PHONY: bench-inference
 bench-inference: venv  ## warm p50/p99, throughput, cold start, RSS, package size -> bench/results/inference.json
 	$(BIN)/python bench/bench_inference.py --output bench/results/inference.json
+
+# --- Local API benchmark: what the offline HTTP API adds to a predict -----------------------------
+.PHONY: bench-local-api
+bench-local-api: venv  ## single-row predict p50/p99 (keep-alive, new connection), 64 concurrent clients -> bench/results/local_api.json
+	$(BIN)/python bench/bench_local_api.py --output bench/results/local_api.json

@@ -1,12 +1,26 @@
-"""The local HTTP API's routing, event and response rules (API Gateway HTTP API, payload 2.0)."""
+"""The local HTTP API: its routing, event and response rules (API Gateway HTTP API, payload 2.0),
+and how it holds up as a server - bursts of concurrent clients, keep-alive connections."""
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
-from stepml.local.api import Router, build_event, to_http_response
+import pytest
+
+from stepml import registry
+from stepml.local import LocalStack
+from stepml.local.api import HttpApiServer, Router, build_event, to_http_response
 from stepml.local.template import HttpRoute
+from stepml.stack import Stack
+from tests.conftest import ROOT
+from tests.functional.inference_models import SCHEMA, classifier_onnx, record
 
 
 def route(method: str, path: str, function: str = "Fn") -> HttpRoute:
@@ -145,3 +159,166 @@ def test_base64_response_bodies_are_decoded() -> None:
     }
 
     assert to_http_response(json.dumps(payload).encode(), errored=False).body == b"\x89PNG"
+
+
+# -- as a server: the project's stack with a registered model ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    """The project's template offline, with a small classifier as the champion of "adult"."""
+    with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-local-api") as running:
+        # The store a user's CLI gets for this stack, as its administrator.
+        assert running.admin_credentials is not None
+        store = Stack(
+            stack_name=running.stack_name,
+            endpoint_url=running.endpoint_url,
+            credentials=running.admin_credentials.client_kwargs(),
+        ).store
+        meta = {
+            "dataset": "adult",
+            "task": "classification",
+            "target": "income",
+            "recipe": "auto",
+            "schema": SCHEMA,
+            "evaluation": {"primary_metric": "accuracy", "metrics": {"accuracy": 0.9}},
+        }
+        version = registry.register_version(
+            store, "adult", "run-1", {"model.onnx": classifier_onnx()}, meta
+        )["version"]
+        registry.set_alias(store, "adult", registry.CHAMPION, version, "test")
+        yield running
+
+
+def connect(url: str) -> http.client.HTTPConnection:
+    address = urlsplit(url)
+    return http.client.HTTPConnection(address.hostname or "", address.port, timeout=60)
+
+
+def request(
+    connection: http.client.HTTPConnection, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    payload = None if body is None else json.dumps(body).encode()
+    connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_64_concurrent_clients_each_get_their_prediction(stack: LocalStack) -> None:
+    # Given 64 clients, each on its own connection, released at the same moment
+    clients, requests_each = 64, 3
+    barrier = threading.Barrier(clients)
+    answers: list[tuple[int, Any]] = []
+    failures: list[Exception] = []
+    lock = threading.Lock()
+
+    def client(age: int) -> None:
+        barrier.wait()
+        connection = connect(stack.api_url)
+        try:
+            for _ in range(requests_each):
+                answer = request(connection, "POST", "/models/adult/predict", record(age=age))
+                with lock:
+                    answers.append(answer)
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # a reset, a hang-up
+            with lock:
+                failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(20 + i,)) for i in range(clients)]
+    # When they all predict
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # Then every request got its prediction: no reset, no refused connection, no 5xx
+    assert failures == []
+    assert len(answers) == clients * requests_each
+    assert {status for status, _ in answers} == {200}
+    assert all(body["predictions"][0] in {"<=50K", ">50K"} for _, body in answers)
+
+
+def test_a_keep_alive_connection_serves_many_requests_in_turn(stack: LocalStack) -> None:
+    # Given one connection
+    connection = connect(stack.api_url)
+    connection.connect()
+    first_socket = connection.sock
+    try:
+        # When it sends many requests, answered successes and refusals alike
+        statuses = []
+        for i in range(60):
+            if i % 3 == 0:
+                statuses.append(request(connection, "POST", "/models/adult/predict", record())[0])
+            elif i % 3 == 1:
+                statuses.append(
+                    request(connection, "POST", "/models/adult/predict", {"age": "x"})[0]
+                )
+            else:
+                statuses.append(request(connection, "GET", "/models/nothing-here")[0])
+            # Then the server never closed it: every answer came on the same socket
+            assert connection.sock is first_socket
+    finally:
+        connection.close()
+    assert statuses[:3] == [200, 422, 404] and statuses == statuses[:3] * 20
+
+
+# -- as a server: the socket level, with a stand-in function --------------------------------------
+
+
+@pytest.fixture
+def echo_api() -> Iterator[tuple[HttpApiServer, list[socket.socket]]]:
+    """A bare local API on a free port whose one route echoes the path parameter; it records the
+    sockets it accepts."""
+    server = HttpApiServer("127.0.0.1", 0)
+    server.configure(
+        [route("POST", "/echo/{word}")],
+        lambda _function, event: (
+            json.dumps({"word": event["pathParameters"]["word"]}).encode(),
+            False,
+        ),
+    )
+    accepted: list[socket.socket] = []
+    get_request = server._httpd.get_request
+
+    def recording_get_request() -> tuple[socket.socket, Any]:
+        connection, address = get_request()
+        accepted.append(connection)
+        return connection, address
+
+    server._httpd.get_request = recording_get_request  # type: ignore[method-assign]
+    server.start()
+    try:
+        yield server, accepted
+    finally:
+        server.stop()
+
+
+def test_accepted_connections_send_small_segments_without_delay(echo_api) -> None:
+    # Nagle's algorithm + the client's delayed ACK cost ~40 ms per keep-alive request.
+    server, accepted = echo_api
+    connection = connect(server.url)
+    try:
+        assert request(connection, "POST", "/echo/hi", {}) == (200, {"word": "hi"})
+        # (asked while the connection is open: the server closes its socket when the client does)
+        assert len(accepted) == 1
+        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        connection.close()
+
+
+def test_a_response_arrives_in_one_piece(echo_api) -> None:
+    # Given a raw connection
+    server, _ = echo_api
+    with socket.create_connection((server.host, server.port), timeout=10) as raw:
+        for word in ("one", "two", "three"):
+            # When a request is sent on it
+            raw.sendall(
+                f"POST /echo/{word} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+            )
+            # Then the first read holds the status line, the headers and the whole body
+            received = raw.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert json.loads(body) == {"word": word}

@@ -17,6 +17,8 @@ import datetime as dt
 import json
 import logging
 import re
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -230,6 +232,27 @@ def to_http_response(payload: bytes, errored: bool) -> HttpResponse:
     return HttpResponse(status, headers, raw)
 
 
+#: The response buffer: a typical response (headers and a JSON body) fits, and goes in one send;
+#: a larger body is written through.
+_WRITE_BUFFER_BYTES = 64 * 1024
+
+
+class _ThreadingServer(ThreadingHTTPServer):
+    """One thread per connection, with a listen backlog fit for a burst of clients."""
+
+    daemon_threads = True
+    # socketserver's default backlog is 5: a burst of clients beyond it overflows the accept
+    # queue, and their connections are reset. The kernel caps this at net.core.somaxconn.
+    request_queue_size = socket.SOMAXCONN
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request is the client's business, not a traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("client %s hung up", client_address)
+            return
+        logger.exception("serving %s failed", client_address)
+
+
 class HttpApiServer:
     """The local HTTP API: a threaded HTTP server that routes requests to functions.
 
@@ -244,8 +267,14 @@ class HttpApiServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway
             server_version = "stepml-local-api"
+            # Without TCP_NODELAY a keep-alive client waits out its delayed ACK (~40 ms) on every
+            # request: Nagle holds back the server's next small segment until the ACK comes.
+            disable_nagle_algorithm = True
+            # Buffered (the stdlib writes unbuffered): the status line, headers and body of a
+            # response leave in one send, flushed by _handle, rather than one send per part.
+            wbufsize = _WRITE_BUFFER_BYTES
 
             def _serve(self) -> None:
                 server._handle(self)
@@ -255,8 +284,7 @@ class HttpApiServer:
             def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
                 logger.debug(format, *args)
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _ThreadingServer((host, port), Handler)
 
     @property
     def host(self) -> str:
@@ -332,6 +360,9 @@ class HttpApiServer:
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(response.body)
+        request.wfile.flush()
+        if not logger.isEnabledFor(logging.INFO):
+            return
         logger.info(
             json.dumps(
                 {

@@ -54,6 +54,8 @@ DEFAULT_REGION = "us-east-1"
 FAKE_ACCESS_KEY_ID = "testing"  # used only before the administrator exists, and when not strict
 FAKE_SECRET_ACCESS_KEY = "testing"
 _CODE_KEY = "local/placeholder.zip"
+#: Connections each function's Lambda client keeps to moto (botocore's default is 10).
+_LAMBDA_POOL_CONNECTIONS = 64
 
 #: Stacks running in this process, oldest first (moto's backends and config are process-wide).
 _running: list[LocalStack] = []
@@ -126,6 +128,8 @@ class LocalStack:
         self._outputs: dict[str, str] = {}
         self._resources: dict[str, str] = {}  # logical id → physical id
         self._function_names: dict[str, str] = {}  # function logical id → deployed name
+        self._lambda_clients: dict[str, Any] = {}  # by function, as named by the caller
+        self._lambda_clients_lock = threading.Lock()
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -166,6 +170,10 @@ class LocalStack:
             if self._port is not None:
                 lambda_runner.unregister_stack(self.stack_name, self.endpoint_url)
                 iam.release(self.host, self._port)
+            with self._lambda_clients_lock:
+                for client in {id(c): c for c in self._lambda_clients.values()}.values():
+                    client.close()
+                self._lambda_clients.clear()
             if self in _running:
                 _running.remove(self)
             if self._moto is not None:
@@ -510,19 +518,35 @@ class LocalStack:
                 s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
 
     def _lambda_client(self, function: str) -> Any:
-        """A Lambda client that waits as long as the function may run, and never retries.
+        """The function's Lambda client: waits as long as the function may run, never retries.
 
         botocore's defaults (60 s read timeout, retries on timeouts) would invoke a long-running
-        handler (training) again while the first call is still running.
+        handler (training) again while the first call is still running. One client per function,
+        made once: creating a client costs milliseconds and is not thread-safe (using one is), and
+        the HTTP API calls this on every request from its own thread. Its connection pool is as
+        large as the burst of concurrent API clients the local API is tested with, so a burst
+        reuses connections to moto instead of opening and discarding them.
         """
+        client = self._lambda_clients.get(function)
+        if client is not None:
+            return client
         from botocore.config import Config
 
         assert self.template is not None
-        timeout = self.template.functions()[self.resolve_function(function)].timeout
-        config = Config(
-            read_timeout=timeout + 60, connect_timeout=10, retries={"total_max_attempts": 1}
-        )
-        return self.client("lambda", config)
+        with self._lambda_clients_lock:
+            logical_id = self.resolve_function(function)
+            client = self._lambda_clients.get(logical_id)
+            if client is None:
+                timeout = self.template.functions()[logical_id].timeout
+                config = Config(
+                    read_timeout=timeout + 60,
+                    connect_timeout=10,
+                    retries={"total_max_attempts": 1},
+                    max_pool_connections=_LAMBDA_POOL_CONNECTIONS,
+                )
+                client = self.client("lambda", config)
+            self._lambda_clients[logical_id] = self._lambda_clients[function] = client
+        return client
 
     def _invoke_for_api(self, function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
         response = self._lambda_client(function).invoke(

@@ -336,9 +336,6 @@ class LocalStack:
         events.install()
         s3_conditions.install()
         iam.install(self.role_credentials)
-        # One administrator per stack (moto's IAM is shared by the stacks of a process).
-        admin = iam.ADMIN_USER if self.stack_name == "stepml" else f"{self.stack_name}-admin"[:64]
-        self.admin_credentials = iam.create_admin(ACCOUNT_ID, self.region, admin)
         self._api.start()
 
     def _post_moto_api(self, path: str, body: Mapping[str, Any]) -> None:
@@ -365,6 +362,11 @@ class LocalStack:
                 f"a stack named {self.stack_name!r} already runs in this process: "
                 "give each LocalStack its own stack_name"
             )
+        # One administrator per stack (moto's IAM is shared by the stacks of a process); made once
+        # no other stack of this name runs, since a new key replaces the user's earlier ones.
+        admin = iam.ADMIN_USER if self.stack_name == "stepml" else f"{self.stack_name}-admin"[:64]
+        self.admin_credentials = iam.create_admin(ACCOUNT_ID, self.region, admin)
+        cloudformation = self.client("cloudformation")
         s3 = self.client("s3")
         artifacts = f"{self.stack_name.lower()}-local-artifacts"
         s3.create_bucket(Bucket=artifacts)
@@ -549,10 +551,20 @@ class LocalStack:
         return client
 
     def _invoke_for_api(self, function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
-        response = self._lambda_client(function).invoke(
-            FunctionName=self._function_names[function], Payload=json.dumps(event).encode("utf-8")
+        """Invoke a route's function as API Gateway does: inside AWS, not through the public
+        Lambda endpoint. API Gateway's integration is a service calling Lambda; no user signs it,
+        so this goes to moto's Lambda model directly (the same ``invoke`` the Lambda API ends in,
+        hence the same execution environments, role and limits) and skips an HTTP round trip,
+        a SigV4 check and a policy evaluation that would stand for no real AWS step."""
+        from moto.awslambda.models import lambda_backends
+
+        deployed = lambda_backends[ACCOUNT_ID][self.region].get_function(
+            self._function_names[function]
         )
-        return response["Payload"].read(), bool(response.get("FunctionError"))
+        response_headers: dict[str, str] = {}
+        payload = deployed.invoke(json.dumps(event), {}, response_headers)
+        raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
+        return raw, "x-amz-function-error" in response_headers
 
 
 # -- invoking one function (`stepml local invoke`) -------------------------------------------------

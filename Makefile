@@ -100,7 +100,12 @@ screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offl
 	$(BIN)/python scripts/screenshots.py
 
 # --- Benchmarks: all of them, in one command --------------------------------------------------------
-bench: bench-models bench-inference bench-local-api  ## the benchmarks below (about 15 min on 2 idle cores)
+bench: bench-models bench-inference bench-local-api bench-stage-memory  ## the benchmarks below (about 15 min on 2 idle cores)
+
+# --- Stage memory: each pipeline stage's peak memory against the upload's size ------------------
+.PHONY: bench-stage-memory
+bench-stage-memory: venv  ## peak MB per stage for Adult-like uploads, largest upload each MemorySize takes -> bench/results/stage_memory.json
+	$(BIN)/python bench/bench_stage_memory.py --output bench/results/stage_memory.json
 
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
 .PHONY: bench-models

@@ -256,3 +256,31 @@ def test_a_missing_key_is_no_such_key_with_list_bucket(variant_stack, tmp_path) 
     stack = variant_stack(lambda text: replace_validate(text, code, "", {}))
 
     assert stack.invoke("ValidateFunction", {}).payload == "NoSuchKey"
+
+
+def test_a_result_over_256_kb_fails_the_state_as_on_aws(variant_stack, tmp_path) -> None:
+    code = handler(tmp_path, "def lambda_handler(event, context):\n    return {'blob': 'x' * 300_000}\n")
+    stack = variant_stack(lambda text: replace_validate(text, code, "", {}))
+
+    since = upload(stack, "raw/chatty/data.csv", synthetic_csv(100, 1))
+    execution = wait_for_execution(stack, since=since, key="raw/chatty/data.csv", timeout=120)
+
+    assert execution["status"] == "FAILED" and execution["error"] == "States.DataLimitExceeded"
+
+
+def test_an_eventbridge_rule_whose_role_may_not_start_the_pipeline_starts_nothing(variant_stack) -> None:
+    # Given the rule's role stripped of its states:StartExecution policy (by an administrator)
+    stack = variant_stack(None)
+    iam = stack.client("iam")
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if "CsvUploadedRole" in r["RoleName"]
+             and r["RoleName"].startswith(stack.stack_name)]
+    assert len(roles) == 1, roles
+    for policy in iam.list_role_policies(RoleName=roles[0])["PolicyNames"]:
+        iam.delete_role_policy(RoleName=roles[0], PolicyName=policy)
+
+    # When a CSV lands under raw/
+    stack.client("s3").put_object(Bucket=stack.bucket, Key="raw/norole/data.csv", Body=synthetic_csv(50, 1))
+
+    # Then EventBridge cannot start the state machine: no execution, as on AWS
+    executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)
+    assert executions["executions"] == []

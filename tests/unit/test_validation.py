@@ -52,3 +52,14 @@ def test_numeric_targets_with_many_values_are_regression() -> None:
     assert infer_task(data["y"], DatasetConfig()) == "regression"
     small = frame("a,y\n" + "".join(f"{i},{i % 3}\n" for i in range(40)))
     assert infer_task(small["y"], DatasetConfig()) == "classification"
+
+
+def test_warnings_count_missing_cells_and_duplicate_rows() -> None:
+    # Given a text column with missing cells (a nullable column) and three rows given twice
+    lines = [f"{i},{'?' if i % 10 == 0 else ('red' if i % 3 else 'blue')},{i % 2}\n" for i in range(100)]
+    data = frame("size,colour,y\n" + "".join(lines) + "".join(lines[1:4]))
+
+    warnings = validate(data, DatasetConfig(target="y"), SOURCE)["warnings"]
+
+    assert "column 'colour' has 10 missing value(s)" in warnings
+    assert "3 duplicate row(s)" in warnings

@@ -342,9 +342,12 @@ def test_plain_boto3_clients_with_endpoint_url_drive_the_pipeline(
     # keys, as `stepml local up` prints them), as the CLI does,
     for name, value in stack.client_environment().items():
         monkeypatch.setenv(name, value)
-    s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1")
-    sfn = boto3.client("stepfunctions", endpoint_url=stack.endpoint_url, region_name="us-east-1")
-    cfn = boto3.client("cloudformation", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+    # (a new session: boto3's default one keeps the credentials it resolved first, in this process
+    # a test's fake ones)
+    session = boto3.session.Session()
+    s3 = session.client("s3", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+    sfn = session.client("stepfunctions", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+    cfn = session.client("cloudformation", endpoint_url=stack.endpoint_url, region_name="us-east-1")
     outputs = {
         o["OutputKey"]: o["OutputValue"]
         for o in cfn.describe_stacks(StackName="stepml-functional")["Stacks"][0]["Outputs"]

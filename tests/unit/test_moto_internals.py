@@ -99,7 +99,11 @@ def test_the_interpreter_calls_lambda_at_moto_port() -> None:
     from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.utils import boto_client
 
-    assert "moto_server_port()" in inspect.getsource(boto_client.boto_client_for)
+    from stepml.local import iam
+
+    # While a local stack runs, boto_client_for is stepml's (it signs as the execution role).
+    original = iam._originals.get("boto_client_for", boto_client.boto_client_for)
+    assert "moto_server_port()" in inspect.getsource(original)
     assert "MOTO_PORT" in inspect.getsource(moto_server_port)
 
 
@@ -114,3 +118,32 @@ def test_s3_conditional_puts_are_checked_in_one_patchable_method() -> None:
 
     source = inspect.getsource(S3Response.put_object)
     assert 'self.headers.get("If-Match")' in source and 'self.headers.get("If-None-Match")' in source
+
+
+def test_the_iam_internals_the_strict_stack_relies_on_exist() -> None:
+    # stepml.local.iam reimplements moto's per-request check for the strict endpoints: the names
+    # it calls must still be there, with the same meaning.
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.access_control import AssumedRoleAccessKey, IAMRequestBase, IAMUserAccessKey
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_lambda,
+    )
+    from moto.sts.models import STSBackend
+
+    assert "_authenticate_and_authorize_action" in vars(ActionAuthenticatorMixin)
+    for name in ("check_signature", "_is_assuming_role_operation", "_check_role_trust_relationship"):
+        assert callable(getattr(IAMRequestBase, name))
+    assert "self._action =" in inspect.getsource(IAMRequestBase.__init__)
+    assert "self._access_key =" in inspect.getsource(IAMRequestBase.__init__)
+    for key in (IAMUserAccessKey, AssumedRoleAccessKey):
+        assert callable(key.collect_policies) and isinstance(inspect.getattr_static(key, "arn"), property)
+    # An assumed role's key must come with its session token.
+    assert "X-Amz-Security-Token" in inspect.getsource(AssumedRoleAccessKey.__init__)
+    assert list(inspect.signature(STSBackend.assume_role).parameters)[1:4] == [
+        "region_name", "role_session_name", "role_arn",
+    ]
+    # The interpreter imports boto_client_for by name (patched per module) and names a Lambda
+    # failure after the payload's errorType.
+    assert "boto_client_for" in vars(lambda_eval_utils)
+    assert 'cause_object["errorType"]' in inspect.getsource(state_task_service_lambda)

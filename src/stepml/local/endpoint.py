@@ -663,17 +663,14 @@ def invoke_function(
 def _user_client(service: str, endpoint_url: str, region: str, config: Any = None) -> Any:
     """A client for a stack served by another process, as the user: the ``stepml-local`` profile
     that ``stepml local up`` wrote, unless the environment names credentials of its own."""
-    from stepml.settings import Settings
-    from stepml.stack import local_profile
-
-    settings = Settings(bucket="unused", region=region, endpoint_url=endpoint_url, profile=local_profile())
-    if config is None:
-        return settings.client(service)
     import boto3
 
-    kwargs: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint_url, "config": config}
-    session = boto3.Session(profile_name=settings.profile) if settings.profile else boto3.Session()
-    return session.client(service, **kwargs)
+    from stepml.stack import local_profile
+
+    # A session of its own: boto3's default session keeps the credentials it resolved first.
+    profile = local_profile()
+    session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+    return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

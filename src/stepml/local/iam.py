@@ -311,6 +311,66 @@ MAX_STATE_PAYLOAD_BYTES = 256 * 1024
 _UNKNOWN_ERROR_TYPES = {"Sandbox.Timedout", "Runtime.OutOfMemory", "Runtime.ExitError"}
 
 
+class StatesDataLimitExceeded(Exception):
+    """A task's result over Step Functions' 256 KB: the state fails with States.DataLimitExceeded."""
+
+
+def _from_error(original: Any) -> Any:
+    """Wrap a Lambda task's ``_from_error``: :class:`StatesDataLimitExceeded` fails the state with
+    ``States.DataLimitExceeded`` (moto's interpreter has the name but never raises it)."""
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, StatesDataLimitExceeded):
+            return original(self, env, ex)
+        from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+            FailureEvent,
+        )
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+            StatesErrorName,
+        )
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+            StatesErrorNameType,
+        )
+        from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+        name = StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded)
+        return FailureEvent(
+            env=env,
+            error_name=name,
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(
+                taskFailedEventDetails=TaskFailedEventDetails(error=name.error_name, cause=str(ex))
+            ),
+        )
+
+    from_error.__stepml_original__ = original  # type: ignore[attr-defined]
+    return from_error
+
+
+def _echoed_error_name() -> type:
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+
+    class EchoedErrorName(ErrorName):
+        """An error name a Fail state takes from its input: any name, States.* included."""
+
+        def __init__(self, error_name: str | None) -> None:
+            super().__init__(error_name=error_name)
+
+    return EchoedErrorName
+
+
+def _lambda_task_classes() -> list[Any]:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import (
+        StateTaskLambda,
+    )
+
+    return [StateTaskServiceLambda, StateTaskLambda]
+
+
 class _StatesLambdaClient:
     """A Lambda client as Step Functions' Lambda integration sees the service.
 
@@ -345,12 +405,10 @@ class _StatesLambdaClient:
                     f"return an error type. Returned payload: {raw.decode('utf-8', 'replace')}",
                 }
         elif len(raw) > MAX_STATE_PAYLOAD_BYTES:
-            replacement = {
-                "errorType": "States.DataLimitExceeded",
-                "errorMessage": f"The state/task returned a result with a size exceeding the "
-                f"maximum number of bytes service limit ({len(raw)} > {MAX_STATE_PAYLOAD_BYTES}).",
-            }
-            response["FunctionError"] = "Unhandled"
+            raise StatesDataLimitExceeded(
+                "The state/task returned a result with a size exceeding the maximum number of "
+                f"bytes service limit ({len(raw)} > {MAX_STATE_PAYLOAD_BYTES} bytes)."
+            )
         if replacement is not None:
             raw = json.dumps(replacement).encode("utf-8")
         response["Payload"] = io.BytesIO(raw)
@@ -398,6 +456,14 @@ def install(role_credentials: RoleCredentials) -> None:
         for module in patched:
             module.boto_client_for = _boto_client_for  # type: ignore[attr-defined]
         _originals["patched_modules"] = patched
+        for task in _lambda_task_classes():
+            task._from_error = _from_error(task._from_error)
+        # A Fail state that re-raises a caught error by ErrorPath may name a States.* error (as the
+        # pipeline's "Pipeline failed" does); moto's interpreter refuses the prefix there.
+        from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+        _originals["fail_error_name"] = state_fail.CustomErrorName
+        state_fail.CustomErrorName = _echoed_error_name()
 
 
 def uninstall() -> None:
@@ -416,6 +482,11 @@ def uninstall() -> None:
             LambdaResponse._determine_resource = _originals["lambda_resource"]  # type: ignore[attr-defined]
         for module in _originals["patched_modules"]:
             module.boto_client_for = _originals["boto_client_for"]
+        for task in _lambda_task_classes():
+            task._from_error = getattr(task._from_error, "__stepml_original__", task._from_error)
+        from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+        state_fail.CustomErrorName = _originals["fail_error_name"]
         _originals.clear()
         _strict_hosts.clear()
         _role_credentials = None

@@ -71,9 +71,10 @@ smoke: venv  ## upload, train, predict, promote, roll back, clean up: offline, o
 	port=$${SMOKE_PORT:-$$($(FREE_PORT))}; api_port=$${SMOKE_API_PORT:-$$($(FREE_PORT))}; \
 	endpoint=http://127.0.0.1:$$port; \
 	log=$$(mktemp -t stepml-smoke-stack.XXXXXX); aws=$$(mktemp -d -t stepml-smoke-aws.XXXXXX); \
-	export AWS_SHARED_CREDENTIALS_FILE=$$aws/credentials AWS_CONFIG_FILE=$$aws/config AWS_PROFILE=stepml-local; \
+	export AWS_SHARED_CREDENTIALS_FILE=$$aws/credentials AWS_CONFIG_FILE=$$aws/config; \
 	set -m; $(BIN)/stepml local up --port $$port --api-port $$api_port >$$log 2>&1 & stack=$$!; \
 	trap 'kill -TERM -- -$$stack 2>/dev/null; wait $$stack 2>/dev/null; rm -rf $$log $$aws' EXIT INT TERM; \
+	export AWS_PROFILE=stepml-local; \
 	echo "starting the offline stack on $$endpoint (HTTP API on port $$api_port)"; \
 	for i in $$(seq 120); do \
 	  $(BIN)/stepml --endpoint-url $$endpoint info --json >/dev/null 2>&1 && break; \

@@ -35,13 +35,19 @@ def local_profile(environ: Mapping[str, str] | None = None) -> str | None:
     import configparser
 
     environ = os.environ if environ is None else environ
-    if environ.get("AWS_PROFILE") == LOCAL_PROFILE:
-        return LOCAL_PROFILE
-    if environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE"):
+    named = environ.get("AWS_PROFILE") == LOCAL_PROFILE
+    if not named and (environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE")):
         return None
     parser = configparser.RawConfigParser()
     parser.read(aws_credentials_file(environ))
-    return LOCAL_PROFILE if parser.has_section(LOCAL_PROFILE) else None
+    if parser.has_section(LOCAL_PROFILE):
+        return LOCAL_PROFILE
+    if named:
+        raise ConfigError(
+            f"AWS_PROFILE is {LOCAL_PROFILE} but {aws_credentials_file(environ)} has no such "
+            "profile: `stepml local up` writes it when the offline stack starts"
+        )
+    return None
 
 
 @dataclass

@@ -690,9 +690,15 @@ def _client(
     """
     import boto3
 
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        found = credentials is None and boto3.session.Session().get_credentials() is not None
+    except ProfileNotFound:  # AWS_PROFILE names a profile this stack has yet to write
+        found = False
     if credentials is not None:
         keys = credentials.client_kwargs()
-    elif boto3.Session().get_credentials() is not None:
+    elif found:
         keys = {}
     else:
         keys = {

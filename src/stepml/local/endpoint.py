@@ -689,7 +689,6 @@ def _client(
     (boto3's default chain), falling back to fake keys when there are none.
     """
     import boto3
-
     from botocore.exceptions import ProfileNotFound
 
     try:

@@ -22,10 +22,12 @@ from rich.table import Table
 
 from stepml.config import RECIPES, TASKS, DatasetConfig, dump_config
 from stepml.errors import StepmlError
+from stepml.runs import run_outcome
 from stepml.stack import LOCAL_ENDPOINT, Stack
 
 # Tables of metrics need room: at least 120 columns even when the output is piped.
 console = Console(width=max(Console().width, 120))
+OUTCOME_STYLE = {"champion": "green", "candidate": "yellow", "duplicate": "cyan", "running": "yellow"}
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "TIMED_OUT": "red", "ABORTED": "red"}
 
 
@@ -151,11 +153,11 @@ def print_run(run: dict[str, Any]) -> None:
         table.add_row(state["name"], state["type"], f"[{s_style}]{state['status']}[/{s_style}]", duration,
                       str(state["retries"] or ""), error)
     console.print(table)
-    if run["status"] == "FAILED":
-        console.print(f"[red]{run['error']}[/red]: {run['cause']}")
-    elif run.get("output"):
-        output = run["output"]
-        console.print(f"model {output['dataset']} version {output['version']}: {output['decision']}")
+    outcome = run.get("outcome") or run_outcome(run)
+    style = OUTCOME_STYLE.get(outcome["outcome"], "red")
+    # Rich markup off for the text: a cause may hold brackets ([...]) that are not markup.
+    console.print(f"[{style}]{outcome['outcome'].replace('_', ' ')}[/{style}]: ", end="")
+    console.print(outcome["summary"], markup=False, highlight=False)
 
 
 @main.group(invoke_without_command=True)
@@ -257,6 +259,10 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
                   f"sha256 {str(lineage.get('sha256'))[:12]}…), run {lineage.get('run_id')}")
     console.print(f"rows: train {meta['train_rows']:,} / test {meta['test_rows']:,}; trained in {meta['train_seconds']} s; "
                   f"registered {meta.get('registered')}")
+    gate = meta.get("gate")
+    if gate:  # versions registered before the gate's verdict was recorded have none
+        verdict = "passed" if gate.get("passed") else "not passed (kept as a candidate)"
+        console.print(f"quality gate at registration: {verdict}: {gate.get('reason')}", markup=False)
 
 
 @models.command("promote")

@@ -78,3 +78,67 @@ def readable_cause(cause: str | None) -> str | None:
     if isinstance(parsed, dict) and "errorMessage" in parsed:
         return str(parsed["errorMessage"])
     return cause
+
+
+#: The state machine's terminal states (statemachine/pipeline.asl.json) and what each one means.
+OUTCOMES = {
+    "Promote to champion": "champion",
+    "Keep as candidate": "candidate",
+    "Skip duplicate delivery": "duplicate",
+    "Dataset rejected": "rejected",
+    "Model export failed": "export_failed",
+    "Function limit reached": "limit_reached",
+    "Pipeline failed": "failed",
+}
+_FAILURE_WORDS = {
+    "rejected": "Dataset rejected",
+    "export_failed": "Model export failed: nothing was registered",
+    "limit_reached": "Function limit reached",
+    "failed": "Pipeline failed",
+}
+
+
+def run_outcome(run: dict[str, Any]) -> dict[str, Any]:
+    """How a run ended, in one readable sentence, for every terminal state of the state machine.
+
+    ``run`` is :meth:`stepml.stack.Stack.run`'s dict (status, states, output, error, cause). Returns
+    ``outcome`` (champion, candidate, duplicate, rejected, export_failed, limit_reached, failed,
+    running, timed_out or aborted), ``state`` (the terminal state's name, when one was reached),
+    ``version`` and ``reason`` (the gate's, for a registered version) and ``summary``.
+    """
+    status = run.get("status")
+    states = run.get("states") or []
+    last = states[-1]["name"] if states else None
+    output = run.get("output") if isinstance(run.get("output"), dict) else {}
+    outcome = OUTCOMES.get(last or "")
+    found: dict[str, Any] = {"outcome": outcome, "state": last if outcome else None, "version": None, "reason": None}
+    if status == "RUNNING":
+        found.update(outcome="running", summary=f"still running ({last or 'not started'})")
+        return found
+    if status in ("TIMED_OUT", "ABORTED"):
+        word = "timed out" if status == "TIMED_OUT" else "was stopped"
+        found.update(outcome=status.lower(), summary=f"the run {word} in {last or 'its first state'}; nothing new is served")
+        return found
+    if status != "SUCCEEDED":
+        outcome = outcome if outcome in _FAILURE_WORDS else "failed"
+        cause = readable_cause(run.get("cause")) or "no cause recorded"
+        error = run.get("error") or "Error"
+        found.update(outcome=outcome, summary=f"{_FAILURE_WORDS[outcome]}: {error}: {cause}")
+        return found
+    dataset = output.get("dataset", "?")
+    if output.get("duplicate") or outcome == "duplicate":
+        original = output.get("original_run") or "an earlier run"
+        found.update(outcome="duplicate", summary=(
+            f"skipped duplicate delivery: this exact upload of {dataset} was already handled by run "
+            f"{original}; nothing was trained or registered"))
+        return found
+    gate = output.get("gate") if isinstance(output.get("gate"), dict) else {}
+    version = output.get("version")
+    reason = output.get("decision") or gate.get("reason") or "no reason recorded"
+    found.update(version=version, reason=reason)
+    if output.get("promoted"):
+        found.update(outcome="champion", summary=f"model {dataset} version {version} is the champion: {reason}")
+    else:
+        found.update(outcome="candidate", summary=(
+            f"model {dataset} version {version} is registered as a candidate, not promoted: {reason}"))
+    return found

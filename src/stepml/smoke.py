@@ -286,7 +286,7 @@ class SmokeCheck:
         self._versions.append(version)
         if number == 1 and not output.get("promoted"):
             raise SmokeFailure(
-                f"version {version} was not promoted to champion: {output.get('decision')}"
+                f"version {version} was not promoted to champion: {(run.get('outcome') or {}).get('reason')}"
             )
         verdict = "champion" if output.get("promoted") else "candidate"
         return f"run {run['name']} SUCCEEDED in {run['duration_s']:.1f} s: version {version}, {verdict}"

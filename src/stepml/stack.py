@@ -17,7 +17,7 @@ from typing import Any
 from stepml import keys
 from stepml.config import DatasetConfig, dump_config
 from stepml.errors import ConfigError, NotFoundError
-from stepml.runs import summarize_history
+from stepml.runs import run_outcome, summarize_history
 from stepml.settings import LOCAL_PROFILE, Settings, aws_credentials_file
 from stepml.storage import S3Store
 
@@ -210,7 +210,7 @@ class Stack:
         detail = json.loads(described.get("input") or "{}").get("detail", {})
         stop = described.get("stopDate")
         start = described["startDate"]
-        return {
+        run = {
             "name": described["name"],
             "arn": arn,
             "status": described["status"],
@@ -222,6 +222,8 @@ class Stack:
             "cause": described.get("cause"),
             "states": summarize_history(events),
         }
+        run["outcome"] = run_outcome(run)
+        return run
 
     # -- models ------------------------------------------------------------------------------
 

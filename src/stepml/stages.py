@@ -215,12 +215,15 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
         "libraries": _library_versions(),
         "stepml_version": __version__,
     }
-    version = registry.register_version(store, dataset, state["run_id"], staged, meta)["version"]
     # The gate's verdict against the current champion; the state machine's Choice reads
     # gate.passed, and the promotion re-checks it atomically against the champion of that moment.
+    # It is recorded with the version too, so the registry (API, CLI, UI) can say why a
+    # candidate was not promoted.
     champion_version = registry.get_alias(store, dataset, registry.CHAMPION)
     champion = registry.get_version(store, dataset, champion_version) if champion_version else None
     gate = decide(evaluation, state["config"], champion)
+    meta["gate"] = gate
+    version = registry.register_version(store, dataset, state["run_id"], staged, meta)["version"]
     return {
         "dataset": dataset,
         "run_id": state["run_id"],

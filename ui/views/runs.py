@@ -72,13 +72,14 @@ def run_detail(run_name: str) -> None:
     third.metric("Dataset", dataset or "-")
     fourth.metric("States", len(run["states"]))
     st.caption(f"Upload `{run.get('key')}` · started {run['started']} · `{run['arn']}`")
-    if status == "FAILED" or run.get("error"):
-        st.error(f"**{run.get('error') or 'Failed'}**: {run.get('cause') or 'no cause recorded'}")
-    output = run.get("output") or {}
-    gate = output.get("gate") if isinstance(output, dict) else None
-    if isinstance(gate, dict):
-        verdict = "promoted to champion" if output.get("promoted") or gate.get("promoted") else "kept as a candidate"
-        st.info(f"Version **{output.get('version')}** {verdict}: {gate.get('reason', '')}")
+    # Every terminal state of the state machine has its own sentence (stepml.runs.run_outcome).
+    outcome = run["outcome"]
+    if outcome["outcome"] == "champion":
+        st.success(outcome["summary"])
+    elif outcome["outcome"] in ("candidate", "duplicate", "running"):
+        st.info(outcome["summary"])
+    else:
+        st.error(outcome["summary"])
     graph, table = st.columns([1, 1])
     with graph:
         st.graphviz_chart(run_dot(client.definition(), run["states"]), width="stretch")

@@ -97,18 +97,18 @@ while time.monotonic() - started < 900:
 
 if run is None:
     status.error("No run started within 15 minutes: is the bucket's EventBridge rule deployed?")
-elif run["status"] == "SUCCEEDED":
-    output = run.get("output") or {}
-    if output.get("duplicate"):
-        status.warning("This exact file was already processed: the run skipped it (no new version).")
-    else:
-        gate = output.get("gate") or {}
-        verdict = "is the champion now" if output.get("promoted") else "was kept as a candidate"
-        status.success(f"Run **{run['name']}** succeeded: version **{output.get('version')}** of "
-                       f"**{dataset}** {verdict}. {gate.get('reason', '')}")
-    st.page_link("views/models.py", label="See it on the Models page", icon=":material/inventory_2:",
-                 query_params={"model": dataset})
 else:
-    status.error(f"Run **{run['name']}** {run['status']}: **{run.get('error')}**: {run.get('cause')}")
+    # Every terminal state of the state machine has its own sentence (stepml.runs.run_outcome).
+    outcome = run["outcome"]
+    message = f"Run **{run['name']}**: {outcome['summary']}"
+    if outcome["outcome"] == "champion":
+        status.success(message)
+    elif outcome["outcome"] in ("candidate", "duplicate"):
+        status.warning(message)
+    else:
+        status.error(message)
+    if outcome.get("version") is not None:
+        st.page_link("views/models.py", label="See it on the Models page", icon=":material/inventory_2:",
+                     query_params={"model": dataset})
 st.page_link("views/runs.py", label="Open the run", icon=":material/account_tree:",
              query_params={"run": run["name"]} if run else {})

@@ -17,6 +17,8 @@ Example (all keys, with their defaults where they have one)::
       test_file: data/adult/adult-test.csv   # OR: another CSV in the bucket is the test set
     primary_metric: accuracy    # classification: accuracy | balanced_accuracy | f1 | roc_auc
                                 # regression: rmse | mae | r2
+                                # default: accuracy / rmse; balanced_accuracy (with class
+                                # weights) when a class is under 10 % of the rows
     min_rows: 20                # fewer data rows fail validation
     min_primary_metric: 0.80    # quality gate: the new model must reach this on the test split
     max_regression_vs_champion: 0.01   # quality gate: how much worse than the champion it may be
@@ -52,6 +54,11 @@ METRICS: dict[str, dict[str, bool]] = {
 }
 #: The metric a task is judged by when the config names none.
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+#: A class with less than this share of the rows is a minority the validation report warns about;
+#: without an explicit ``primary_metric`` the run is then judged by :data:`IMBALANCED_METRIC`
+#: and the recipe's estimator weights the classes.
+MINORITY_SHARE = 0.10
+IMBALANCED_METRIC = "balanced_accuracy"
 #: The longest tuning budget: the training Lambda has 900 s, and the final fit needs some of it.
 MAX_TUNE_SECONDS = 600
 
@@ -149,9 +156,25 @@ class DatasetConfig(_Strict):
         """Columns never given to the model: dropped ones and ids."""
         return (*self.drop_columns, *self.id_columns)
 
-    def metric_for(self, task: str) -> str:
-        """The primary metric of ``task``: the configured one, else the task's default."""
-        return self.primary_metric or DEFAULT_METRIC[task]
+    def metric_for(self, task: str, imbalanced: bool = False) -> str:
+        """The primary metric of ``task``: the configured one, else the task's default.
+
+        ``imbalanced``: the validation found a minority class under :data:`MINORITY_SHARE`; the
+        default is then balanced accuracy (accuracy would reward predicting the majority class).
+        An explicit ``primary_metric`` always wins.
+        """
+        if self.primary_metric:
+            return self.primary_metric
+        if task == "classification" and imbalanced:
+            return IMBALANCED_METRIC
+        return DEFAULT_METRIC[task]
+
+    def with_metric(self, primary_metric: str | None) -> DatasetConfig:
+        """This config with the run's primary metric (validation's choice) filled in, when the
+        file named none; training and evaluation then judge and weight by it."""
+        if self.primary_metric or not primary_metric:
+            return self
+        return self.model_copy(update={"primary_metric": primary_metric})
 
     # -- (de)serialisation ----------------------------------------------------------------------
 

@@ -51,7 +51,10 @@ def decide(
     champion_evaluation = champion.get("evaluation", {})
     champion_value = champion_evaluation.get("metrics", {}).get(metric)
     decision["champion_value"] = champion_value
-    if champion_value is None or champion_evaluation.get("primary_metric") != metric:
+    # The champion is judged by the candidate's metric, also when it was itself registered under
+    # another one (e.g. accuracy before its target became imbalanced): every version records all
+    # of its task's metrics.
+    if champion_value is None:
         decision["passed"] = True
         decision["reason"] = f"champion v{champion['version']} has no comparable {metric}"
         return decision

@@ -145,7 +145,9 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from stepml.training import fit_with_config
 
     store = S3Store(settings)
-    config = DatasetConfig.from_dict(state["config"])
+    # The run's primary metric (validation's choice: balanced accuracy for an imbalanced target
+    # when the config names none) decides whether the estimator weights the classes.
+    config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     schema = store.get_json(state["schema_key"])
     frame = _read_split(store, state["train_key"], schema)
     started = time.perf_counter()
@@ -194,7 +196,7 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
     train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)
-    config = DatasetConfig.from_dict(state["config"])
+    config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     evaluation = _finite(
         evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"],
                  primary_metric=config.metric_for(state["task"]))

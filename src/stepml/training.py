@@ -17,11 +17,13 @@ Recipes (``config.recipe``):
     targets with no extra library in the Lambda layer (LightGBM needs the system's libgomp, absent
     from the Lambda runtime) and converts with skl2onnx directly. Classes are weighted
     (``class_weight="balanced"``) when the primary metric is balanced accuracy or F1, the metrics
-    that reward the minority class; accuracy and ROC AUC are best served unweighted. No decision
-    threshold is tuned, so serving needs nothing beyond the pipeline.
+    that reward the minority class; accuracy and ROC AUC are best served unweighted. Balanced
+    accuracy is also the default metric when a class is under 10 % of the rows and the config
+    names none (:meth:`stepml.config.DatasetConfig.metric_for`). No decision threshold is tuned,
+    so serving needs nothing beyond the pipeline.
 ``seed-a``
     Rows with missing values dropped (in :func:`stepml.preprocessing.clean`), ordinal encoding,
-    min-max scaling, a 100-tree RandomForest.
+    min-max scaling, a 100-tree RandomForest (classes weighted as in ``auto``).
 ``seed-b``
     IQR outlier removal on the training split only (:func:`remove_outliers`), one-hot encoding,
     standard scaling, XGBoost with its defaults. Regression only (XGBoost's classifier needs labels
@@ -83,8 +85,12 @@ def estimator(config: DatasetConfig, task: str, params: dict[str, Any] | None = 
     elif config.recipe == "seed-a":
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-        forest = RandomForestClassifier if task == "classification" else RandomForestRegressor
-        model = forest(n_estimators=100, random_state=config.split.seed, n_jobs=-1)
+        if task == "classification":
+            weights = "balanced" if config.metric_for(task) in CLASS_WEIGHTED_METRICS else None
+            model = RandomForestClassifier(n_estimators=100, random_state=config.split.seed, n_jobs=-1,
+                                           class_weight=weights)
+        else:
+            model = RandomForestRegressor(n_estimators=100, random_state=config.split.seed, n_jobs=-1)
     elif config.recipe == "seed-b":
         if task != "regression":
             raise ConfigError(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stepml.config import DatasetConfig
+from stepml.config import IMBALANCED_METRIC, MINORITY_SHARE, DatasetConfig
 from stepml.errors import ConfigError, DataError
 
 #: Cell values read as missing: Adult writes '?', others write NA, N/A, null or leave it empty.
@@ -241,7 +241,9 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
 
     Keys: ``rows``, ``columns`` (``name``, ``kind``, ``missing``, ``unique``, ``role``; role is one of
     target, feature, dropped, id, date), ``target``, ``task``, ``task_inferred``,
-    ``target_distribution``, ``duplicate_rows``, ``rows_with_missing``, ``primary_metric``,
+    ``target_distribution``, ``minority_classes`` (class -> share, the classes under
+    :data:`~stepml.config.MINORITY_SHARE`), ``duplicate_rows``, ``rows_with_missing``, ``primary_metric``
+    (the config's, else the task's default: balanced accuracy when a class is a minority),
     ``dropped_columns`` (name -> why) and ``warnings``.
     """
     target = resolve_target(frame, config, source)
@@ -292,10 +294,24 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     missing_target = int(y.isna().sum())
     if missing_target:
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")
+    minority: dict[str, float] = {}
     if task == "classification":
         distribution = {str(k): int(v) for k, v in y.value_counts(dropna=True).items()}
-        smallest = min(distribution.values()) / sum(distribution.values())
-        if smallest < 0.2:
+        total = sum(distribution.values())
+        minority = {k: round(v / total, 4) for k, v in distribution.items() if v / total < MINORITY_SHARE}
+        smallest = min(distribution.values()) / total
+        if minority:
+            named = ", ".join(f"{k!r} is {share:.1%}" for k, share in minority.items())
+            then = (
+                f"the config's primary_metric {config.primary_metric} is kept"
+                if config.primary_metric
+                else f"the primary metric is {IMBALANCED_METRIC} and the classes are weighted"
+            )
+            warnings.append(
+                f"target {target!r} is imbalanced: class {named} of the rows (under "
+                f"{MINORITY_SHARE:.0%}); {then}"
+            )
+        elif smallest < 0.2:
             warnings.append(
                 f"classes are imbalanced (the smallest is {smallest:.1%} of the rows): consider "
                 "primary_metric balanced_accuracy or f1, which also weights the classes"
@@ -310,7 +326,8 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         "target": target,
         "task": task,
         "task_inferred": config.task is None,
-        "primary_metric": config.metric_for(task),
+        "primary_metric": config.metric_for(task, imbalanced=bool(minority)),
+        "minority_classes": minority,
         "target_distribution": distribution,
         "duplicate_rows": duplicates,
         "rows_with_missing": int(frame.isna().any(axis=1).sum()),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from stepml.runs import readable_cause, summarize_history
+import pytest
+
+from stepml.runs import readable_cause, run_outcome, summarize_history
 
 T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
@@ -52,3 +54,49 @@ def test_retried_then_succeeded_and_then_failed() -> None:
 def test_readable_cause_keeps_plain_text() -> None:
     assert readable_cause(CAUSE) == "s3://b/raw/x/y.csv is empty"
     assert readable_cause("States.Timeout after 300 s") == "States.Timeout after 300 s"
+
+
+def ended(status: str, last: str, output: dict | None = None, error: str | None = None,
+          cause: str | None = None) -> dict:
+    return {"status": status, "states": [{"name": "Validate dataset"}, {"name": last}], "output": output,
+            "error": error, "cause": cause}
+
+
+def test_every_terminal_state_has_a_readable_outcome() -> None:
+    gate = {"passed": False, "reason": "balanced_accuracy 0.61 is below the required 0.9 (min_primary_metric)"}
+    cases = {
+        "champion": ended("SUCCEEDED", "Promote to champion",
+                          {"dataset": "d", "version": 1, "promoted": True, "decision": "first version: …"}),
+        "candidate": ended("SUCCEEDED", "Keep as candidate", {"dataset": "d", "version": 2, "gate": gate}),
+        "duplicate": ended("SUCCEEDED", "Skip duplicate delivery",
+                           {"dataset": "d", "duplicate": True, "original_run": "d-1"}),
+        "rejected": ended("FAILED", "Dataset rejected", error="DataError", cause="s3://b/raw/d/x.csv is empty"),
+        "export_failed": ended("FAILED", "Model export failed", error="ModelExportError", cause="row 12 differs"),
+        "limit_reached": ended("FAILED", "Function limit reached", error="Runtime.OutOfMemory", cause="Train model ran out of memory"),
+        "failed": ended("FAILED", "Pipeline failed", error="KeyError", cause=CAUSE),
+    }
+    outcomes = {name: run_outcome(run) for name, run in cases.items()}
+
+    assert {name: o["outcome"] for name, o in outcomes.items()} == {name: name for name in cases}
+    assert outcomes["champion"]["summary"] == "model d version 1 is the champion: first version: …"
+    assert outcomes["candidate"]["summary"] == (
+        "model d version 2 is registered as a candidate, not promoted: " + gate["reason"])
+    assert outcomes["candidate"]["version"] == 2 and outcomes["candidate"]["state"] == "Keep as candidate"
+    assert "already handled by run d-1" in outcomes["duplicate"]["summary"]
+    assert outcomes["rejected"]["summary"] == "Dataset rejected: DataError: s3://b/raw/d/x.csv is empty"
+    assert outcomes["export_failed"]["summary"].startswith("Model export failed: nothing was registered")
+    assert "ran out of memory" in outcomes["limit_reached"]["summary"]
+    # A Lambda cause's JSON (with its stack trace) is reduced to the message.
+    assert outcomes["failed"]["summary"] == "Pipeline failed: KeyError: s3://b/raw/x/y.csv is empty"
+
+
+def test_a_promotion_that_lost_the_race_is_a_candidate() -> None:
+    run = ended("SUCCEEDED", "Promote to champion",
+                {"dataset": "d", "version": 3, "promoted": False, "decision": "accuracy 0.8 is worse than …"})
+    assert run_outcome(run)["outcome"] == "candidate"
+
+
+@pytest.mark.parametrize(("status", "outcome"), [("RUNNING", "running"), ("TIMED_OUT", "timed_out"),
+                                                 ("ABORTED", "aborted")])
+def test_unfinished_runs(status: str, outcome: str) -> None:
+    assert run_outcome(ended(status, "Train model"))["outcome"] == outcome

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
+import numpy as np
+import pandas as pd
 from click.testing import CliRunner
 
 from stepml.cli import main
-from tests.e2e.test_pipeline import synthetic_csv
+from tests.e2e.test_pipeline import client_stack, synthetic_csv
 
 
 def stepml(local_stack, *args: str) -> tuple[int, str]:
@@ -64,3 +67,95 @@ def test_errors_are_one_readable_line(local_stack, tmp_path) -> None:
     notcsv.write_bytes(b"PK")
     code, out = stepml(local_stack, "upload", str(notcsv), "--dataset", "x")
     assert code == 2 and "not a .csv file" in out
+
+
+def readable(out: str) -> str:
+    """The CLI's output with Rich's line wrapping undone."""
+    return " ".join(out.split())
+
+
+def imbalanced_csv(rows: int, seed: int) -> bytes:
+    """5 % 'fraud' rows, overlapping the 'ok' ones: accuracy would reward predicting 'ok' always."""
+    rng = np.random.default_rng(seed)
+    fraud = rng.random(rows) < 0.05
+    frame = pd.DataFrame({"amount": (rng.normal(size=rows) + fraud * 1.5).round(4),
+                          "channel": np.where(rng.random(rows) < 0.4 + fraud * 0.4, "online", "shop"),
+                          "label": np.where(fraud, "fraud", "ok")})
+    return frame.to_csv(index=False).encode()
+
+
+def test_upload_shows_champion_and_candidate_without_a_traceback(local_stack, tmp_path) -> None:
+    good, noisy = tmp_path / "good.csv", tmp_path / "noisy.csv"
+    good.write_bytes(synthetic_csv(600, 5))
+    noisy.write_bytes(synthetic_csv(600, 6, noise=0.3))
+
+    code, out = stepml(local_stack, "upload", str(good), "--dataset", "outcome", "--target", "label")
+    assert code == 0 and "Traceback" not in out, out
+    assert "champion: model outcome version 1 is the champion: first version: accuracy" in readable(out)
+
+    code, out = stepml(local_stack, "upload", str(noisy), "--dataset", "outcome")
+    assert code == 0 and "Traceback" not in out, out
+    text = readable(out)
+    assert "candidate: model outcome version 2 is registered as a candidate, not promoted" in text
+    assert "is worse than champion v1's" in text and "Keep as candidate" in text
+
+    code, out = stepml(local_stack, "models", "show", "outcome", "2")
+    assert code == 0 and "not passed (kept as a candidate): accuracy" in readable(out)
+
+
+def test_upload_of_an_imbalanced_target_is_judged_by_balanced_accuracy(local_stack, tmp_path) -> None:
+    from stepml.config import DatasetConfig
+
+    data = tmp_path / "fraud.csv"
+    data.write_bytes(imbalanced_csv(2000, 11))
+    client_stack(local_stack).write_config("outcome-fraud", DatasetConfig(target="label", min_primary_metric=0.99))
+
+    code, out = stepml(local_stack, "upload", str(data), "--dataset", "outcome-fraud")
+
+    assert code == 0 and "Traceback" not in out, out
+    assert ("candidate: model outcome-fraud version 1 is registered as a candidate, not promoted: "
+            "balanced_accuracy") in readable(out)
+    assert "is below the required 0.99 (min_primary_metric)" in readable(out)
+    meta = client_stack(local_stack).version("outcome-fraud", 1)
+    assert meta["evaluation"]["primary_metric"] == "balanced_accuracy" and meta["aliases"] == []
+
+
+def test_upload_of_a_redelivered_event_says_it_was_skipped(local_stack, tmp_path, monkeypatch) -> None:
+    from stepml.local import events
+
+    sfn = local_stack.client("stepfunctions")
+    deliver = events.start_execution
+
+    def deliver_twice(state_machine_arn: str, name: str, execution_input: str) -> str:
+        """EventBridge is at-least-once: this upload's event arrives again after its run ended."""
+        if "raw/outcome-twice/" not in execution_input:
+            return deliver(state_machine_arn, name, execution_input)
+        first = deliver(state_machine_arn, f"{name}-1st", execution_input)
+        deadline = time.monotonic() + 300
+        while sfn.describe_execution(executionArn=first)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return deliver(state_machine_arn, name, execution_input)
+
+    monkeypatch.setattr(events, "start_execution", deliver_twice)
+    data = tmp_path / "twice.csv"
+    data.write_bytes(synthetic_csv(300, 8))
+
+    code, out = stepml(local_stack, "upload", str(data), "--dataset", "outcome-twice", "--target", "label")
+
+    assert code == 0 and "Traceback" not in out, out
+    text = readable(out)
+    assert "duplicate: skipped duplicate delivery: this exact upload of outcome-twice was already handled by run" in text
+    assert "nothing was trained or registered" in text and "Skip duplicate delivery" in text
+    assert [v["version"] for v in client_stack(local_stack).models("outcome-twice")] == [1]
+
+
+def test_upload_of_a_rejected_dataset_says_why(local_stack, tmp_path) -> None:
+    data = tmp_path / "no-target.csv"
+    data.write_bytes(synthetic_csv(100, 9))
+
+    code, out = stepml(local_stack, "upload", str(data), "--dataset", "outcome-rejected", "--target", "salary")
+
+    assert code == 1 and "Traceback" not in out, out
+    text = readable(out)
+    assert "rejected: Dataset rejected: DataError:" in text and "has no target column 'salary'" in text
+    assert "Dataset rejected" in text.split("rejected: Dataset rejected")[0]  # the state table shows it too

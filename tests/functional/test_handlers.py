@@ -48,6 +48,9 @@ def test_pipeline_stages_chain_like_their_sample_events(adult_upload, invoke, s3
     names = {item["Key"] for item in listed}
     assert {"models/adult/version-1/model.joblib", "models/adult/version-1/meta.json",
             "models/adult/aliases/champion.json"} <= names
+    # The gate's verdict travels with the version, so the registry can say why one is a candidate.
+    meta = json.loads(s3.get_object(Bucket=EVENT_BUCKET, Key="models/adult/version-1/meta.json")["Body"].read())
+    assert meta["gate"]["passed"] is True and "first version" in meta["gate"]["reason"]
     report = json.loads(s3.get_object(Bucket=EVENT_BUCKET, Key=outputs["validate"]["report_key"])["Body"].read())
     workclass = next(c for c in report["columns"] if c["name"] == "workclass")
     assert workclass["missing"] > 0  # '?' was read as missing

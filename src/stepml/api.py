@@ -115,7 +115,8 @@ _ERROR_RESPONSES = {
     "bad version",
     "404": "No such model, version or alias",
     "413": f"Body over {MAX_BODY_BYTES} bytes or more than {MAX_INSTANCES} instances",
-    "422": "A field is missing, unknown, of the wrong type or not finite (each named with its row)",
+    "422": "A field is unknown (not a feature nor an ignored column of the training CSV), missing where "
+    "the model cannot serve a missing value, of the wrong type or not finite (each named with its row)",
 }
 
 
@@ -160,8 +161,13 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of this API (served at ``GET /openapi.json``)."""
     record = {
         "type": "object",
-        "description": "One value per feature (see GET /models/{name}). Numbers for numeric features, "
-        "strings for categorical ones; null or absent for a missing optional value.",
+        "description": "One value per feature (see GET /models/{name}): numbers for numeric features, "
+        "strings for categorical ones. A feature whose `nullable` is true may be null or absent (the "
+        "model serves a missing value; a row warning says so when it was never missing in training); "
+        "any other missing value is a 422 saying why. Columns listed in the model's `ignored_columns` "
+        "(the training CSV's target, dropped, id and date columns) may be sent and are ignored, named "
+        "once in the row's warnings; any other field is a 422 `unknown field`. So a row may be sent as "
+        "it stands in the training CSV, missing values as null.",
         "additionalProperties": _VALUE,
     }
     return {
@@ -264,7 +270,8 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "warnings": {
                             "type": "array",
-                            "description": "Per record: unseen categories, values outside the training range",
+                            "description": "Per record: unseen categories, values outside the training "
+                            "range, missing values never missing in training, ignored columns",
                             "items": {"type": "array", "items": {"type": "string"}},
                         },
                     },
@@ -275,7 +282,19 @@ def openapi_document() -> dict[str, Any]:
                     "properties": {
                         "name": {"type": "string"},
                         "kind": {"type": "string", "enum": ["numeric", "categorical"]},
-                        "required": {"type": "boolean"},
+                        "required": {"type": "boolean", "description": "The opposite of nullable"},
+                        "nullable": {
+                            "type": "boolean",
+                            "description": "May be null or absent: the served pipeline takes it missing "
+                            "(imputes a number; a missing category is a category of its own). False only "
+                            "where the model cannot serve a missing value (e.g. recipe seed-a, trained on "
+                            "complete rows only)",
+                        },
+                        "missing_in_training": {
+                            "type": ["boolean", "null"],
+                            "description": "Whether training rows had it missing (a missing value in a "
+                            "request is then served without a warning); null: not recorded for this version",
+                        },
                         "categories": {"type": "array", "items": {"type": "string"}},
                         "min": {"type": ["number", "null"]},
                         "max": {"type": ["number", "null"]},
@@ -296,6 +315,24 @@ def openapi_document() -> dict[str, Any]:
                         "labels": {"type": ["array", "null"]},
                         "registered": {"type": ["string", "null"]},
                         "features": {"type": "array", "items": {"$ref": "#/components/schemas/Feature"}},
+                        "ignored_columns": {
+                            "type": ["array", "null"],
+                            "description": "Columns of the training CSV that are not model inputs: a "
+                            "request may carry them and they are ignored (null: not recorded for this "
+                            "version; then only features are accepted)",
+                            "items": {"$ref": "#/components/schemas/IgnoredColumn"},
+                        },
+                    },
+                },
+                "IgnoredColumn": {
+                    "type": "object",
+                    "required": ["name", "reason"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "reason": {
+                            "type": "string",
+                            "description": "target, drop_columns, id_columns, date or not a model input",
+                        },
                     },
                 },
                 "ModelList": {

@@ -248,12 +248,16 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
     for key, value in evaluation["metrics"].items():
         metrics.add_row(key, _metric(value), _metric(evaluation["baseline"].get(key)))
     console.print(metrics)
-    features = Table("feature", "kind", "range / categories", title="feature schema")
+    features = Table("feature", "kind", "range / categories", "may be missing", title="feature schema")
     for spec in meta["schema"]:
         detail = (f"{spec.get('min')} … {spec.get('max')}" if spec["kind"] == "numeric"
                   else ", ".join(spec.get("categories", [])[:8]) + (" …" if len(spec.get("categories", [])) > 8 else ""))
-        features.add_row(spec["name"], spec["kind"], detail)
+        features.add_row(spec["name"], spec["kind"], detail, _may_be_missing(spec))
     console.print(features)
+    ignored = meta.get("ignored_columns")
+    if ignored:
+        console.print("accepted and ignored in requests: "
+                      + ", ".join(f"{column['name']} ({column['reason']})" for column in ignored))
     lineage = meta.get("lineage", {})
     console.print(f"lineage: s3://{lineage.get('bucket')}/{lineage.get('key')} (version {lineage.get('version_id')}, "
                   f"sha256 {str(lineage.get('sha256'))[:12]}…), run {lineage.get('run_id')}")
@@ -263,6 +267,15 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
     if gate:  # versions registered before the gate's verdict was recorded have none
         verdict = "passed" if gate.get("passed") else "not passed (kept as a candidate)"
         console.print(f"quality gate at registration: {verdict}: {gate.get('reason')}", markup=False)
+
+
+def _may_be_missing(spec: dict[str, Any]) -> str:
+    """Whether a request may leave the feature out (as recorded with the version; '?' before that)."""
+    if "nullable" not in spec:
+        return "?"
+    if not spec["nullable"]:
+        return "no"
+    return "yes" if spec.get("missing_in_training") else "yes (never in training: warns)"
 
 
 @models.command("promote")

@@ -2,14 +2,21 @@
 
 A request is a single record ``{feature: value}`` or ``{"instances": [record, ...]}``. Problems are
 collected for every row and field before anything is refused, so the caller sees all of them at
-once; values that can still be served (an unseen category, a number outside the training range)
-become per-row warnings instead.
+once; values that can still be served (an unseen category, a number outside the training range, a
+missing value the model fills although that feature was never missing in training, a column of the
+training CSV that the model does not use) become per-row warnings instead.
+
+What a model accepts is an :class:`InputContract`, prepared once per loaded model from its feature
+schema: a feature whose ``nullable`` is true may be null or absent; any other missing value is
+refused with the contract's ``refusal`` (saying why, e.g. the recipe trains on complete rows only).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from stepml.errors import RequestError
@@ -20,6 +27,10 @@ MAX_INSTANCES = 1000
 MAX_BODY_BYTES = 6 * 1024 * 1024
 #: How a row's warning about a category unseen in training ends (serving counts them).
 UNSEEN_CATEGORY = "was not seen in training"
+#: How a row's warning about a missing value that training never had ends.
+NEVER_MISSING = "was never missing in training"
+#: The refusal of a missing value when the schema says no more than that the feature is required.
+MISSING_REQUIRED = "missing required field"
 
 
 def _reject_constant(name: str) -> float:
@@ -65,9 +76,43 @@ def records_from(payload: Any) -> list[Any]:
     raise RequestError("the body must be a JSON object: a record or {\"instances\": [...]}")
 
 
-def check_records(records: list[Any], schema: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """Rows of checked values in schema order, and each row's warnings; errors raise 422."""
-    fields = {f["name"]: f for f in schema}
+def nullable(spec: Mapping[str, Any]) -> bool:
+    """Whether the served model takes this feature missing (schemas before ``nullable``: not required)."""
+    return bool(spec.get("nullable", not spec.get("required", True)))
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What one model version accepts, prepared once when it is loaded (the check runs per request).
+
+    ``fields``: feature name -> its schema entry (``kind``, ``nullable``, ``missing_in_training``,
+    ``categories`` or ``min``/``max``). ``ignored``: columns of the training CSV that are not model
+    inputs - accepted, and listed once in the row's warnings; any other unknown column is refused.
+    ``refusal``: the message for a missing value the model cannot serve.
+    """
+
+    fields: Mapping[str, Mapping[str, Any]]
+    ignored: frozenset[str] = frozenset()
+    refusal: str = MISSING_REQUIRED
+
+    @classmethod
+    def build(
+        cls, schema: Iterable[Mapping[str, Any]], ignored: Iterable[str] = (), refusal: str = MISSING_REQUIRED
+    ) -> InputContract:
+        fields = {str(spec["name"]): {**spec, "nullable": nullable(spec)} for spec in schema}
+        return cls(fields=fields, ignored=frozenset(ignored) - set(fields), refusal=refusal)
+
+
+def check_records(
+    records: list[Any], schema: InputContract | list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Rows of checked values in schema order, and each row's warnings; errors raise 422.
+
+    ``schema``: the model's :class:`InputContract` (or a bare feature schema, nothing ignored).
+    """
+    contract = schema if isinstance(schema, InputContract) else InputContract.build(schema)
+    fields = contract.fields
+    ignored = contract.ignored
     errors: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     warnings: list[list[str]] = []
@@ -78,14 +123,21 @@ def check_records(records: list[Any], schema: list[dict[str, Any]]) -> tuple[lis
             rows.append({})
             warnings.append(row_warnings)
             continue
-        for name in sorted(set(record) - set(fields)):
-            errors.append({"row": index, "field": name, "message": "unknown field"})
+        extra = record.keys() - fields.keys()
+        if extra:
+            for name in sorted(extra - ignored):
+                errors.append({"row": index, "field": name, "message": "unknown field"})
+            unused = sorted(extra & ignored)
+            if unused:
+                row_warnings.append(f"ignored column(s) the model does not use: {', '.join(unused)}")
         row: dict[str, Any] = {}
         for name, spec in fields.items():
             value = record.get(name)
             if value is None:
-                if spec.get("required", True):
-                    errors.append({"row": index, "field": name, "message": "missing required field"})
+                if not spec["nullable"]:
+                    errors.append({"row": index, "field": name, "message": contract.refusal})
+                elif spec.get("missing_in_training") is False:
+                    row_warnings.append(f"{name} is missing and {NEVER_MISSING}")
                 row[name] = None
                 continue
             if spec["kind"] == "numeric":

@@ -48,6 +48,7 @@ from stepml.onnx_model import (
     PROBABILITIES,
     TEXT_INPUT,
     block_features,
+    can_serve_missing,
 )
 from stepml.onnx_verify import (
     Verification,
@@ -276,6 +277,18 @@ def imputed_columns(preprocessing: Any) -> list[str]:
         if isinstance(first, SimpleImputer) and isinstance(columns, list):
             found.extend(str(c) for c in columns)
     return found
+
+
+def with_nullable(schema: list[dict[str, Any]], pipeline: Any, recipe: str) -> list[dict[str, Any]]:
+    """The feature schema with, per feature, whether the fitted pipeline serves it missing
+    (``nullable``; ``required`` is its opposite), as :func:`stepml.onnx_model.can_serve_missing` says."""
+    preprocessing, _ = _split_pipeline(pipeline)
+    imputed = set(imputed_columns(preprocessing))
+    annotated = []
+    for spec in schema:
+        nullable = can_serve_missing(spec["kind"], spec["name"], imputed, recipe)
+        annotated.append({**spec, "nullable": nullable, "required": not nullable})
+    return annotated
 
 
 def _restore_input_names(model: Any, names: list[str]) -> None:

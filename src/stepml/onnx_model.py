@@ -42,6 +42,9 @@ META_FEATURES = "stepml.features"
 META_IMPUTED = "stepml.imputed"
 #: ``{input name: [feature, ...]}``: which feature each column of an input block is.
 META_INPUTS = "stepml.inputs"
+#: Recipes that train only on complete rows (they drop rows with a missing value): their models
+#: never learned what a missing value means, so a request may not leave a feature out.
+RECIPES_ON_COMPLETE_ROWS = frozenset({"seed-a"})
 
 Feeds = dict[str, np.ndarray]
 
@@ -118,7 +121,41 @@ def imputed_features(custom_metadata: Mapping[str, str]) -> list[str]:
     return list(json.loads(custom_metadata.get(META_IMPUTED, "[]")))
 
 
-def serving_schema(schema: list[dict[str, Any]], imputed: Sequence[str]) -> list[dict[str, Any]]:
-    """The feature schema as served: a feature the model imputes is optional."""
+def can_serve_missing(kind: str, name: str, imputed: Sequence[str] | set[str], recipe: str | None) -> bool:
+    """Whether the exported pipeline takes this feature missing.
+
+    A number: when the graph imputes it. A category: a missing one is a category of its own (the
+    encoders learned it when training had it, and treat it as an unseen category otherwise) -
+    unless the recipe trains on complete rows only.
+    """
+    if kind == "numeric":
+        return name in imputed
+    return recipe not in RECIPES_ON_COMPLETE_ROWS
+
+
+def serving_schema(
+    schema: list[dict[str, Any]], imputed: Sequence[str], recipe: str | None = None
+) -> list[dict[str, Any]]:
+    """The feature schema as served: per feature, whether it may be missing (``nullable``, and
+    ``required`` its opposite) and whether it was missing in training (None: not recorded).
+
+    Versions trained since ``nullable`` was recorded keep it; older ones get it from the graph's
+    imputed features and the recipe (:func:`can_serve_missing`).
+    """
     optional = set(imputed)
-    return [{**spec, "required": False} if spec["name"] in optional else spec for spec in schema]
+    served = []
+    for spec in schema:
+        nullable = spec.get("nullable")
+        if nullable is None:
+            nullable = can_serve_missing(spec["kind"], spec["name"], optional, recipe)
+        served.append({**spec, "required": not nullable, "nullable": bool(nullable),
+                       "missing_in_training": spec.get("missing_in_training")})
+    return served
+
+
+def missing_refusal(recipe: str | None) -> str:
+    """Why a request's missing value is refused, for a feature the model cannot serve missing."""
+    if recipe in RECIPES_ON_COMPLETE_ROWS:
+        return (f"missing required field: recipe {recipe!r} trains only on complete rows (it drops rows "
+                "with a missing value), so this model cannot serve a missing value; send one")
+    return "missing required field"

@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from stepml.config import DatasetConfig
 from stepml.errors import DataError
-from stepml.validation import column_kind, date_columns
+from stepml.validation import column_kind, date_columns, looks_like_dates
 
 
 def clean(frame: pd.DataFrame, target: str, config: DatasetConfig) -> pd.DataFrame:
@@ -69,13 +69,19 @@ def split(
 
 
 def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
-    """What a prediction request must send: one entry per feature, learned from training rows."""
+    """What a prediction request must send: one entry per feature, learned from training rows.
+
+    ``missing_in_training`` records whether the training rows had the feature missing: serving warns
+    about a missing value the model never saw missing. Whether a feature may be missing at all
+    (``nullable``) depends on the fitted pipeline (:func:`stepml.onnx_export.with_nullable`).
+    """
     schema: list[dict[str, Any]] = []
     for name in train.columns:
         if name == target:
             continue
         series = train[name]
-        entry: dict[str, Any] = {"name": name, "kind": column_kind(series), "required": True}
+        entry: dict[str, Any] = {"name": name, "kind": column_kind(series), "required": True,
+                                 "missing_in_training": bool(series.isna().any())}
         if entry["kind"] == "numeric":
             entry["min"] = float(series.min()) if series.notna().any() else None
             entry["max"] = float(series.max()) if series.notna().any() else None
@@ -83,6 +89,30 @@ def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
             entry["categories"] = sorted(str(v) for v in series.dropna().unique())
         schema.append(entry)
     return schema
+
+
+def ignored_columns(
+    frame: pd.DataFrame, schema: list[dict[str, Any]], target: str, config: DatasetConfig
+) -> list[dict[str, str]]:
+    """The upload's columns that are not model inputs, each with why: a prediction request may carry
+    them (a row as it stands in the CSV) and the API ignores them."""
+    features = {f["name"] for f in schema}
+    ignored = []
+    for name in map(str, frame.columns):
+        if name in features:
+            continue
+        if name == target:
+            reason = "target"
+        elif name in config.drop_columns:
+            reason = "drop_columns"
+        elif name in config.id_columns:
+            reason = "id_columns"
+        elif looks_like_dates(frame[name]):
+            reason = "date"
+        else:
+            reason = "not a model input"
+        ignored.append({"name": name, "reason": reason})
+    return ignored
 
 
 #: How a missing categorical value reaches the pipeline: an empty string, a category of its own.

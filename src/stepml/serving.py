@@ -21,13 +21,14 @@ import numpy as np
 
 from stepml import registry
 from stepml.errors import NotFoundError, RequestError
-from stepml.inputs import UNSEEN_CATEGORY, check_records, records_from
+from stepml.inputs import UNSEEN_CATEGORY, InputContract, check_records, records_from
 from stepml.onnx_model import (
     PREDICTION,
     PROBABILITIES,
     Feeds,
     imputed_features,
     input_builder,
+    missing_refusal,
     model_classes,
     serving_schema,
 )
@@ -45,10 +46,12 @@ class LoadedModel:
     meta: dict[str, Any]
     session: Any
     classes: list[Any] | None
-    #: The feature schema as served: features the model imputes are optional.
+    #: The feature schema as served: which features may be missing (``nullable``).
     schema: list[dict[str, Any]]
     #: Builds the session's inputs from checked rows (the graph's input layout).
     inputs: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Feeds]
+    #: What a request may carry (prepared once: the check runs on every request).
+    contract: InputContract
 
 
 def _session(model_bytes: bytes) -> Any:
@@ -111,10 +114,14 @@ class ModelServer:
                 )
             session = _session(registry.load_artifact(self.store, meta, ARTIFACT))
             metadata = session.get_modelmeta().custom_metadata_map
-            schema = serving_schema(meta["schema"], imputed_features(metadata))
+            recipe = meta.get("recipe")
+            schema = serving_schema(meta["schema"], imputed_features(metadata), recipe)
+            # Columns of the training CSV that are not model inputs (not recorded before: none).
+            ignored = [column["name"] for column in meta.get("ignored_columns") or []]
             loaded = LoadedModel(
                 meta=meta, session=session, classes=model_classes(metadata), schema=schema,
                 inputs=input_builder([i.name for i in session.get_inputs()]),
+                contract=InputContract.build(schema, ignored, missing_refusal(recipe)),
             )
             with self._lock:
                 self._models[key] = loaded
@@ -136,6 +143,7 @@ class ModelServer:
             "primary_metric": evaluation.get("primary_metric"),
             "labels": evaluation.get("labels"),
             "features": loaded.schema,
+            "ignored_columns": meta.get("ignored_columns"),
             "registered": meta.get("registered"),
         }
 
@@ -152,7 +160,7 @@ class ModelServer:
         """Predictions (original labels), class probabilities and per-row warnings."""
         loaded = self.model(name, version, alias)
         schema = loaded.schema
-        rows, warnings = check_records(records_from(payload), schema)
+        rows, warnings = check_records(records_from(payload), loaded.contract)
         unseen = sum(1 for row in warnings for warning in row if warning.endswith(UNSEEN_CATEGORY))
         if unseen and self.on_unseen_categories is not None:
             self.on_unseen_categories(name, int(loaded.meta["version"]), unseen)

@@ -90,7 +90,7 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
 
 def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Stage 2: clean the upload and write the train/test splits and the feature schema."""
-    from stepml.preprocessing import feature_schema, split
+    from stepml.preprocessing import feature_schema, ignored_columns, split
     from stepml.validation import read_csv
 
     store = S3Store(settings)
@@ -124,7 +124,10 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     store.put_bytes(out["test_key"], test.to_csv(index=False).encode(), content_type="text/csv")
     store.put_json(out["schema_key"], schema)
     given = len(frame) + (0 if test_frame is None else len(test_frame))
-    return {**state, **out, "train_rows": len(train), "test_rows": len(test), "dropped_rows": given - len(train) - len(test)}
+    return {**state, **out, "train_rows": len(train), "test_rows": len(test),
+            "dropped_rows": given - len(train) - len(test),
+            # column names only (small JSON): the API accepts and ignores them in a request
+            "ignored_columns": ignored_columns(frame, schema, target, config)}
 
 
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
@@ -189,6 +192,7 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     from stepml import registry
     from stepml.evaluation import evaluate
     from stepml.gate import decide
+    from stepml.onnx_export import with_nullable
 
     store = S3Store(settings)
     schema = store.get_json(state["schema_key"])
@@ -208,7 +212,9 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
         "target": state["target"],
         "recipe": state["config"]["recipe"],
         "config": state["config"],
-        "schema": schema,
+        # what serving may take missing: learned from the fitted pipeline, recorded with the version
+        "schema": with_nullable(schema, pipeline, state["config"]["recipe"]),
+        "ignored_columns": state.get("ignored_columns", []),
         "evaluation": evaluation,
         "train_rows": state["train_rows"],
         "test_rows": state["test_rows"],

@@ -77,6 +77,12 @@ def test_adult_upload_becomes_a_served_model(local_stack, adult_csv) -> None:
     assert status == 200, body
     assert body["version"] == 1 and body["predictions"][0] in {"<=50K", ">50K"}
 
+    # a row as it stands in the CSV: a missing category as null, the target column included
+    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict",
+                        {**record, "workclass": None, "income": "<=50K"})
+    assert status == 200, body
+    assert body["warnings"][0][-1] == "ignored column(s) the model does not use: income"
+
     status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", {**record, "age": "forty"})
     assert status == 422 and "age" in body["message"]
     status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", b"{not json")

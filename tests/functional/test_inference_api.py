@@ -25,12 +25,14 @@ from tests.functional.inference_models import (
 )
 
 
-def register(store: S3Store, name: str, model: bytes, task: str, promote: bool = True) -> int:
+def register(store: S3Store, name: str, model: bytes, task: str, promote: bool = True, recipe: str = "auto") -> int:
+    # A version as registered before `nullable`, `missing_in_training` and `ignored_columns` were
+    # recorded (test_prediction_contract.py serves versions the pipeline's stages register).
     meta = {
         "dataset": name,
         "task": task,
         "target": "income" if task == "classification" else "value",
-        "recipe": "auto",
+        "recipe": recipe,
         "schema": SCHEMA,
         "evaluation": {"primary_metric": "accuracy", "metrics": {"accuracy": 0.9}, "baseline": {"accuracy": 0.5}},
     }
@@ -139,16 +141,35 @@ def test_a_regressor_returns_numbers_and_no_probabilities(models, call) -> None:
     assert all(isinstance(v, float) for v in body["predictions"]) and "probabilities" not in body
 
 
-def test_missing_optional_values_are_imputed_by_the_model(models, call) -> None:
+def test_an_older_version_takes_missing_values_its_pipeline_serves(models, call) -> None:
+    # Given a version registered before `nullable` was recorded (its schema says age and job are
+    # required), When values are null or absent, Then what its graph imputes (numbers) and every
+    # category (a missing one is a category of its own) are served, and the schema says so.
     status, body = call(PREDICT, "adult", record(**{"hours-per-week": None, "city": None}))
     assert status == 200 and body["warnings"] == [[]]
-    # the schema says age is required, but the model imputes it: null is served, and so documented
-    status, body = call(PREDICT, "adult", record(age=None))
-    assert status == 200
+    status, body = call(PREDICT, "adult", {"instances": [record(age=None), record(job=None), {}]})
+    assert status == 200 and len(body["predictions"]) == 3
+    assert body["warnings"] == [[], [], []]  # not recorded whether training had them missing: no warning
     features = {f["name"]: f for f in call("GET /models/{name}", "adult")[1]["features"]}
-    assert features["age"]["required"] is False and features["job"]["required"] is True
-    status, _ = call(PREDICT, "adult", {k: v for k, v in record().items() if k not in {"hours-per-week", "city"}})
-    assert status == 200
+    assert all(f["nullable"] is True and f["required"] is False for f in features.values())
+    assert all(f["missing_in_training"] is None for f in features.values())
+
+
+def test_an_older_seed_a_version_refuses_a_missing_category_saying_why(store, call) -> None:
+    register(store, "complete", classifier_onnx(), "classification", recipe="seed-a")
+    status, body = call(PREDICT, "complete", {"instances": [record(age=None), record(job=None)]})
+    assert status == 422
+    assert [(e["row"], e["field"]) for e in body["errors"]] == [(1, "job")]
+    assert "recipe 'seed-a' trains only on complete rows" in body["errors"][0]["message"]
+    features = {f["name"]: f for f in call("GET /models/{name}", "complete")[1]["features"]}
+    assert features["age"]["nullable"] is True and features["job"]["nullable"] is False
+
+
+def test_a_column_of_an_older_version_that_is_not_a_feature_is_still_unknown(models, call) -> None:
+    # No ignored_columns recorded: even the target is an unknown field, as before.
+    status, body = call(PREDICT, "adult", {**record(), "income": ">50K"})
+    assert status == 422 and body["errors"] == [{"row": 0, "field": "income", "message": "unknown field"}]
+    assert call("GET /models/{name}", "adult")[1]["ignored_columns"] is None
 
 
 def test_an_unseen_category_is_served_flagged_and_counted(models, call, unseen_counts) -> None:
@@ -205,8 +226,6 @@ def test_malformed_bodies_are_4xx_with_a_message(models, call, raw, status, mess
     ("records", "errors"),
     [
         ([{**record(), "zip": 1}], [(0, "zip", "unknown field")]),
-        ([{k: v for k, v in record().items() if k != "job"}], [(0, "job", "missing required field")]),
-        ([record(job=None)], [(0, "job", "missing required field")]),
         ([record(age="old")], [(0, "age", "expected a number, got str 'old'")]),
         ([record(age=True)], [(0, "age", "expected a number, got bool True")]),
         ([record(age=[1])], [(0, "age", "expected a number, got list [1]")]),
@@ -214,9 +233,8 @@ def test_malformed_bodies_are_4xx_with_a_message(models, call, raw, status, mess
         ([record(job={"a": 1})], [(0, "job", "expected a string, got dict")]),
         ([record(job=False)], [(0, "job", "expected a string, got bool")]),
         ([record(), "not a record"], [(1, None, "a record must be a JSON object")]),
-        ([record(), record(age="x", job=None)], [(1, "age", "expected a number, got str 'x'"),
-                                                 (1, "job", "missing required field")]),
-        ([record(age=None, job=None)], [(0, "job", "missing required field")]),
+        ([record(), record(age="x", job=False)], [(1, "age", "expected a number, got str 'x'"),
+                                                  (1, "job", "expected a string, got bool")]),
     ],
 )
 def test_field_problems_are_422_naming_each_row_and_field(models, call, records, errors) -> None:
@@ -260,7 +278,7 @@ def test_describe_gives_version_metrics_and_the_feature_schema(models, call) -> 
     assert body["version"] == models["adult"] and body["task"] == "classification"
     assert body["metrics"] == {"accuracy": 0.9}
     assert [f["name"] for f in body["features"]] == [f["name"] for f in SCHEMA]
-    assert body["features"][2] == SCHEMA[2]  # job: categories as trained
+    assert body["features"][2]["categories"] == SCHEMA[2]["categories"]  # job: categories as trained
 
 
 def test_list_models_shows_champions(models, store, call) -> None:

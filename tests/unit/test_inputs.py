@@ -7,7 +7,7 @@ import json
 import pytest
 
 from stepml.errors import RequestError
-from stepml.inputs import MAX_INSTANCES, check_records, parse_body, records_from
+from stepml.inputs import MAX_INSTANCES, InputContract, check_records, parse_body, records_from
 
 SCHEMA = [
     {"name": "age", "kind": "numeric", "required": True, "min": 17.0, "max": 90.0},
@@ -33,6 +33,37 @@ def test_every_bad_field_is_named() -> None:
         (1, "age", "missing required field"),
         (1, "job", "expected a string"),
     }
+
+
+def test_a_nullable_feature_may_be_missing_with_a_warning_when_training_never_had_it_missing() -> None:
+    schema = [
+        {"name": "age", "kind": "numeric", "nullable": True, "missing_in_training": False},
+        {"name": "job", "kind": "categorical", "nullable": True, "missing_in_training": True},
+        {"name": "city", "kind": "categorical", "nullable": True},  # an older version: not recorded
+    ]
+    rows, warnings = check_records([{"age": None}], InputContract.build(schema))
+    assert rows == [{"age": None, "job": None, "city": None}]
+    assert warnings == [["age is missing and was never missing in training"]]
+
+
+def test_a_feature_that_cannot_be_missing_is_refused_with_the_contracts_reason() -> None:
+    contract = InputContract.build(
+        [{"name": "job", "kind": "categorical", "nullable": False}], refusal="missing required field: why"
+    )
+    with pytest.raises(RequestError) as raised:
+        check_records([{"job": None}], contract)
+    assert raised.value.details == [{"row": 0, "field": "job", "message": "missing required field: why"}]
+
+
+def test_columns_of_the_training_csv_are_ignored_once_and_others_are_unknown() -> None:
+    contract = InputContract.build(SCHEMA, ignored=["income", "fnlwgt", "age"])
+    assert contract.ignored == {"income", "fnlwgt"}  # a feature is never ignored
+    rows, warnings = check_records([{"age": 30, "job": "a", "income": ">50K", "fnlwgt": 1}], contract)
+    assert rows == [{"age": 30.0, "job": "a"}]
+    assert warnings == [["ignored column(s) the model does not use: fnlwgt, income"]]
+    with pytest.raises(RequestError) as raised:
+        check_records([{"age": 30, "job": "a", "income": ">50K", "zip": 1}], contract)
+    assert raised.value.details == [{"row": 0, "field": "zip", "message": "unknown field"}]
 
 
 @pytest.mark.parametrize(

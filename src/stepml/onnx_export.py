@@ -293,9 +293,13 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
 
     _restore_input_names(front, [f["name"] for f in schema])
     # The preprocessing ends in float64; forests and XGBoost compare float32 (see the module docstring).
-    element = onnx.TensorProto.DOUBLE if compares_in_float64(estimator) else onnx.TensorProto.FLOAT
+    double = compares_in_float64(estimator)
+    element = onnx.TensorProto.DOUBLE if double else onnx.TensorProto.FLOAT
     transformed = front.graph.output[0].name
-    front.graph.node.append(helper.make_node("Cast", [transformed], ["features_cast"], to=element))
+    cast = helper.make_node("Identity", [transformed], ["features_cast"]) if double else helper.make_node(
+        "Cast", [transformed], ["features_cast"], to=element
+    )
+    front.graph.node.append(cast)
     del front.graph.output[:]
     front.graph.output.append(helper.make_tensor_value_info("features_cast", element, [None, n_features]))
     back = compose.add_prefix(back, "model_")

@@ -4,21 +4,26 @@ The pipeline is converted in two parts joined by a cast:
 
 * the preprocessing steps (``ColumnTransformer``, imputers, encoders, scalers) with float64 inputs,
   so imputation and scaling are computed exactly as scikit-learn computes them;
-* a ``Cast`` to float32, then the estimator, converted by the library that knows it (skl2onnx for
-  scikit-learn's forests and HistGradientBoosting, onnxmltools for LightGBM and XGBoost). ONNX tree
-  ensembles compare float32 features with float32 thresholds. scikit-learn's forests also compare
-  float32 features (skl2onnx adjusts their thresholds), so they match exactly once the cast comes
-  after the float64 preprocessing (float32 scaling flips splits). HistGradientBoosting and
-  LightGBM compare float64 features with float64 thresholds: a value lying between a threshold
-  and its float32 rounding takes the other branch in ONNX. That is rare (measured: 1 of 4,128
-  California test rows, $9k off) but real, so :func:`verify` tolerates at most
-  :data:`MAX_DIVERGENT_SHARE` of the rows (at least one) beyond tolerance and reports how many.
-  (onnxruntime's float64 tree kernels disagree with the ai.onnx.ml v3 schema, so float64
-  thresholds are not an option today.)
+* a ``Cast`` to the precision the estimator's trees compare in, then the estimator, converted by
+  the library that knows it (skl2onnx for scikit-learn's forests and HistGradientBoosting,
+  onnxmltools for LightGBM and XGBoost). scikit-learn's forests and XGBoost compare float32
+  features (skl2onnx adjusts the forests' thresholds), so they get float32 and match exactly once
+  the cast comes after the float64 preprocessing (float32 scaling flips splits).
+  HistGradientBoosting compares float64 features with float64 thresholds: it gets float64 and its
+  thresholds, leaf values and base values are written as the double ``*_as_tensor`` attributes of
+  ai.onnx.ml 3 (skl2onnx writes them as float32 attributes, onnxruntime runs the double ones), so
+  no row takes another branch. Before, a value lying between a threshold and its float32 rounding
+  did: on a small numeric regression (10 features, 350 rows) a prediction moved by 1.4 (2.8 in a
+  user's report), 50-100x the tolerance; on Unix timestamps (float32 holds them to 128 s) most
+  rows moved. LightGBM, outside the recipes,
+  still compares in float32 (its converter writes float32 thresholds), so :func:`verify` tolerates
+  at most :data:`~stepml.onnx_verify.MAX_DIVERGENT_SHARE` of the rows (at least one) beyond
+  tolerance and reports how many.
 
-Two gaps of skl2onnx are closed here: its ``SimpleImputer`` converter emits onnxruntime's
+Three gaps of skl2onnx are closed here: its ``SimpleImputer`` converter emits onnxruntime's
 ``Imputer`` op, which has no float64 kernel (we emit ``IsNaN`` + ``Where``), and its
-HistGradientBoosting converter hands protobuf booleans where it wants ints. A missing category
+HistGradientBoosting converter hands protobuf booleans where it wants ints and writes float64
+thresholds as float32 (:class:`_ExactTreesContainer`). A missing category
 needs nothing: it is the empty string in training and in serving alike
 (:data:`stepml.onnx_model.MISSING_CATEGORY`).
 
@@ -95,38 +100,71 @@ def _register_converters() -> None:
         SimpleImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes, convert_imputer
     )
     # skl2onnx's HistGradientBoosting converter passes booleans (missing_go_to_left) as an integer
-    # attribute, which protobuf 7 refuses: hand it a container that turns them into ints.
+    # attribute, which protobuf 7 refuses, and writes float64 thresholds as float32 attributes: hand
+    # it a container that turns the booleans into ints and keeps float64 values as double tensors.
     from skl2onnx.common._registration import get_converter, register_converter
 
     for alias in ("SklearnHistGradientBoostingClassifier", "SklearnHistGradientBoostingRegressor"):
         registered = get_converter(alias)
         register_converter(
-            alias, _with_integer_flags(registered._fct), options=registered._options, overwrite=True
+            alias, _with_exact_trees(registered._fct), options=registered._options, overwrite=True
         )
     _registered = True
 
 
-class _IntegerFlagsContainer:
-    """A converter container whose add_node turns lists of booleans into lists of ints."""
+#: Tree ensemble attributes that ai.onnx.ml 3 also takes as a tensor (``<name>_as_tensor``), in float64.
+_DOUBLE_ATTRIBUTES = ("nodes_values", "nodes_hitrates", "target_weights", "class_weights", "base_values")
+#: Which output of each tree ensemble operator holds the scores (onnxruntime makes them float32).
+_SCORE_OUTPUT = {"TreeEnsembleRegressor": 0, "TreeEnsembleClassifier": 1}
 
-    def __init__(self, container: Any) -> None:
+
+class _ExactTreesContainer:
+    """A converter container that fixes what skl2onnx's tree converters hand it.
+
+    Lists of booleans become lists of ints. A tree ensemble converted for float64 inputs carries its
+    thresholds, weights and base values as float64 arrays, which skl2onnx would write as float32
+    attributes: they become the ``*_as_tensor`` double attributes of ai.onnx.ml 3, so onnxruntime
+    compares float64 features with float64 thresholds, as scikit-learn's HistGradientBoosting does.
+    onnxruntime returns the scores of such an operator as float32 (its schema says so); a Cast gives
+    the float64 output the converter declared.
+    """
+
+    def __init__(self, scope: Any, container: Any) -> None:
+        self._scope = scope
         self._container = container
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._container, name)
 
-    def add_node(self, *args: Any, **attrs: Any) -> Any:
+    def add_node(self, op_type: str, inputs: Any, outputs: Any, *args: Any, **attrs: Any) -> Any:
         for key, value in attrs.items():
             if isinstance(value, list) and any(isinstance(v, (bool, np.bool_)) for v in value):
                 attrs[key] = [int(v) for v in value]
-        return self._container.add_node(*args, **attrs)
+        values = attrs.get("nodes_values")
+        if op_type not in _SCORE_OUTPUT or not (isinstance(values, np.ndarray) and values.dtype == np.float64):
+            return self._container.add_node(op_type, inputs, outputs, *args, **attrs)
+        from onnx import TensorProto, numpy_helper
+
+        for key in _DOUBLE_ATTRIBUTES:
+            if key in attrs:
+                attrs[f"{key}_as_tensor"] = numpy_helper.from_array(np.asarray(attrs.pop(key), dtype=np.float64))
+        outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+        scores = outputs[_SCORE_OUTPUT[op_type]]
+        single = self._scope.get_unique_variable_name(f"{scores}_float")
+        outputs[_SCORE_OUTPUT[op_type]] = single
+        node = self._container.add_node(op_type, inputs, outputs, *args, **attrs)
+        self._container.add_node(
+            "Cast", [single], [scores], name=self._scope.get_unique_operator_name("Cast"), to=TensorProto.DOUBLE
+        )
+        return node
 
 
-def _with_integer_flags(convert: Any) -> Any:
-    def convert_with_integer_flags(scope: Any, operator: Any, container: Any) -> Any:
-        return convert(scope, operator, _IntegerFlagsContainer(container))
+def _with_exact_trees(convert: Any) -> Any:
+    def convert_with_exact_trees(scope: Any, operator: Any, container: Any) -> Any:
+        # op_version 3: the classifier converter otherwise rounds its float64 values to float32 itself
+        return convert(scope, operator, _ExactTreesContainer(scope, container), op_version=3)
 
-    return convert_with_integer_flags
+    return convert_with_exact_trees
 
 
 def _split_pipeline(pipeline: Any) -> tuple[Any, Any]:
@@ -142,11 +180,29 @@ def _split_pipeline(pipeline: Any) -> tuple[Any, Any]:
     return preprocessing, steps[-1][1]
 
 
-def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:
-    """The estimator alone as ONNX, on one float32 input named ``features``."""
-    from skl2onnx.common.data_types import FloatTensorType
+def compares_in_float64(estimator: Any) -> bool:
+    """Whether the estimator's trees compare float64 features with float64 thresholds:
+    scikit-learn's HistGradientBoosting (alone or every member of a voting ensemble). Forests and
+    XGBoost compare float32 features, LightGBM's ONNX converter only writes float32 thresholds."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        VotingClassifier,
+        VotingRegressor,
+    )
 
-    initial_types = [("features", FloatTensorType([None, n_features]))]
+    if isinstance(estimator, (VotingClassifier, VotingRegressor)):
+        return all(compares_in_float64(member) for member in estimator.estimators_)
+    return isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
+
+
+def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:
+    """The estimator alone as ONNX, on one input named ``features``: float64 when its trees compare
+    in float64 (:func:`compares_in_float64`), else float32."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    tensor_type = DoubleTensorType if compares_in_float64(estimator) else FloatTensorType
+    initial_types = [("features", tensor_type([None, n_features]))]
     module = type(estimator).__module__
     if module.startswith(("lightgbm", "xgboost")):
         from onnxmltools.convert.common.data_types import FloatTensorType as MlFloatTensorType
@@ -237,10 +293,14 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
         ) from exc
 
     _restore_input_names(front, [f["name"] for f in schema])
-    # The preprocessing ends in float64; the trees compare float32 (see the module docstring).
-    element = onnx.TensorProto.FLOAT
+    # The preprocessing ends in float64; forests and XGBoost compare float32 (see the module docstring).
+    double = compares_in_float64(estimator)
+    element = onnx.TensorProto.DOUBLE if double else onnx.TensorProto.FLOAT
     transformed = front.graph.output[0].name
-    front.graph.node.append(helper.make_node("Cast", [transformed], ["features_cast"], to=element))
+    cast = helper.make_node("Identity", [transformed], ["features_cast"]) if double else helper.make_node(
+        "Cast", [transformed], ["features_cast"], to=element
+    )
+    front.graph.node.append(cast)
     del front.graph.output[:]
     front.graph.output.append(helper.make_tensor_value_info("features_cast", element, [None, n_features]))
     back = compose.add_prefix(back, "model_")

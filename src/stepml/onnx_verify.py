@@ -32,7 +32,7 @@ from stepml.storage import S3Store
 PROBABILITY_TOLERANCE = 1e-4
 #: Largest relative difference allowed between ONNX and scikit-learn regression values.
 REGRESSION_RTOL = 1e-4
-#: Share of rows that may differ more (float32 thresholds; see the module docstring).
+#: Share of rows that may differ more (float32 thresholds, LightGBM only: see :mod:`stepml.onnx_export`).
 MAX_DIVERGENT_SHARE = 0.001
 
 
@@ -115,7 +115,7 @@ def compare(model_bytes: bytes, reference: dict[str, Any], schema: list[dict[str
 
 
 def allowed_divergent_rows(rows: int) -> int:
-    """How many rows of a split may diverge: float32 thresholds (see the module docstring)."""
+    """How many rows of a split may diverge: float32 thresholds (see :mod:`stepml.onnx_export`)."""
     return max(1, int(rows * MAX_DIVERGENT_SHARE))
 
 

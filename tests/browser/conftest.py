@@ -79,16 +79,30 @@ def offline_stack(tmp_path_factory: pytest.TempPathFactory, adult_csv: Path) -> 
 
 
 @pytest.fixture(scope="session")
-def ui_url(offline_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`stepml ui` serving the app for the offline stack, on a free port."""
+def opened_urls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the stand-in browser (``BROWSER``) of `stepml ui` writes each URL it is asked to open."""
+    return tmp_path_factory.mktemp("browser-opened") / "urls.txt"
+
+
+@pytest.fixture(scope="session")
+def ui_url(offline_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, opened_urls: Path) -> Iterator[str]:
+    """`stepml ui` serving the app for the offline stack, on a free port, started as a script
+    starts it: default options (``--open``), no terminal, nothing in the environment that would
+    quiet Streamlit's first-run prompt. The browser it opens is a script recording the URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("ui") / "streamlit.log"
+    folder = tmp_path_factory.mktemp("ui")
+    log = folder / "streamlit.log"
+    opener = folder / "browser.sh"
+    opener.write_text(f'#!/bin/sh\necho "$1" >> {opened_urls}\n')
+    opener.chmod(0o755)
     local = offline_stack["local"]
-    env = {**os.environ, **local.client_environment(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STREAMLIT_")}
+    env.update({**local.client_environment(), "BROWSER": str(opener)})
     command = [sys.executable, "-m", "stepml.cli", "--endpoint-url", local.endpoint_url,
-               "--stack-name", "stepml-browser", "ui", "--port", str(port), "--no-open"]
+               "--stack-name", "stepml-browser", "ui", "--port", str(port)]
     with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
+                                   stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:

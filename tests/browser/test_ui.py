@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +44,16 @@ def field_labels(offline_stack: dict[str, Any]) -> dict[str, str]:
     return {f["name"]: f"{f['name']} *" if f.get("required", True) else f["name"] for f in features}
 
 
+def test_stepml_ui_started_from_a_script_serves_and_opens_the_browser(ui_url: str, opened_urls: Path) -> None:
+    # Given `stepml ui` started with its defaults (--open) without a terminal (the ui_url fixture),
+    # Then it serves (the fixture waited for it) instead of waiting on Streamlit's e-mail prompt,
+    # And it opened the browser on the UI once, when the UI answered
+    deadline = time.monotonic() + 10
+    while not opened_urls.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert opened_urls.read_text().split() == [ui_url]
+
+
 def test_predict_form_has_a_field_for_every_adult_feature(
     page: Any, ui_url: str, offline_stack: dict[str, Any]
 ) -> None:
@@ -71,6 +83,34 @@ def test_a_submitted_record_shows_the_prediction_and_the_version(
     expect(metric(page, "Prediction")).to_have_text(re.compile(r"^\s*(<=50K|>50K)\s*$"))
     expect(metric(page, "Model version")).to_have_text(str(champion_from_api(offline_stack)))
     expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()  # class probabilities
+
+
+def test_the_probability_chart_shows_every_class_with_its_value(page: Any, ui_url: str) -> None:
+    # Given the Predict page, When a record is predicted
+    page.goto(ui_url + "/")
+    settle(page)
+    page.get_by_role("button", name="Predict").click()
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    expect(chart).to_be_visible()
+    values = chart.locator("g.mark-text.role-mark text")
+    expect(values).to_have_count(2)
+    # Then each class has a printed value (Vega describes each label: "...; class: >50K; label: 83.2%")
+    labelled = dict(re.findall(r"class: ([^;]+); label: ([^;]+)$", "\n".join(
+        label for label in (text.get_attribute("aria-label") or "" for text in values.all())
+    ), flags=re.MULTILINE))
+    assert sorted(labelled) == ["<=50K", ">50K"]
+    assert all(re.fullmatch(r"[<>]?\d{1,3}\.\d%", value) for value in labelled.values()), labelled
+    shown = [text.text_content() for text in values.all()]
+    assert sorted(shown) == sorted(labelled.values())
+    exact = [float(v.strip("%")) for v in labelled.values() if v[0].isdigit()]
+    if len(exact) == 2:
+        assert abs(sum(exact) - 100) <= 0.2
+    # and every class is a row of its own, a full-width track at least 20 px high (not a hairline)
+    rows = chart.locator("g.mark-rect.role-mark").first.locator("path")
+    expect(rows).to_have_count(2)
+    boxes = [row.bounding_box() for row in rows.all()]
+    assert all(box is not None and box["height"] >= 20 for box in boxes), boxes
+    assert abs(boxes[0]["y"] - boxes[1]["y"]) >= 20, boxes
 
 
 def test_a_bad_value_shows_the_api_message_next_to_its_field(

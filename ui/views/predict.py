@@ -54,6 +54,43 @@ st.markdown(f"**{name}** version **{info.get('version')}** · {info.get('task')}
 state_key = f"prediction:{name}:{choice}"
 
 
+def probability_label(probability: float) -> str:
+    """A probability as the chart prints it: a percentage, never a misleading "0.0%"."""
+    if 0 < probability < 0.001:
+        return "<0.1%"
+    if 0.999 < probability < 1:
+        return ">99.9%"
+    return f"{probability:.1%}"
+
+
+def probability_chart(probabilities: dict[str, float], prediction: str) -> alt.LayerChart:
+    """One row per class on a 0-100 % axis: a light full-width track (so a class near 0 % is still a
+    visible row, not a hairline), the bar, and the value printed beside it (inside a long bar)."""
+    frame = pd.DataFrame({"class": [str(c) for c in probabilities], "probability": list(probabilities.values())})
+    frame["label"] = frame["probability"].map(probability_label)
+    frame["track"] = 1.0
+    order = list(frame.sort_values("probability", ascending=False, kind="stable")["class"])
+    y = alt.Y("class:N", sort=order, title=None, axis=alt.Axis(labelLimit=240, labelFontSize=13))
+    base = alt.Chart(frame).encode(y=y)
+    track = base.mark_bar(color="#eceff1").encode(x=alt.X("track:Q", scale=alt.Scale(domain=[0, 1])))
+    bars = base.mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", tickCount=5),
+                title="probability"),
+        color=alt.condition(alt.datum["class"] == prediction, alt.value("#1565c0"), alt.value("#78909c")),
+        tooltip=["class", alt.Tooltip("probability:Q", format=".4f")],
+    )
+    text = {"fontSize": 13, "fontWeight": "bold", "baseline": "middle"}
+    outside = base.mark_text(align="left", dx=5, color="#263238", **text).encode(
+        x="probability:Q", text="label:N"
+    ).transform_filter(alt.datum.probability <= 0.8)
+    inside = base.mark_text(align="right", dx=-5, color="white", **text).encode(
+        x="probability:Q", text="label:N"
+    ).transform_filter(alt.datum.probability > 0.8)
+    # A height per row (Step), not in pixels: with a pixel height Streamlit's stretched layout
+    # squeezed the class band to a line, every class a hairline on top of the others.
+    return alt.layer(track, bars, outside, inside).properties(height=alt.Step(40), title="Class probabilities")
+
+
 def show_result(answer: ApiResponse) -> None:
     """The label, the class probabilities and the version that answered."""
     body = answer.body
@@ -63,14 +100,7 @@ def show_result(answer: ApiResponse) -> None:
     second.metric("Model version", str(body.get("version")))
     probabilities = (body.get("probabilities") or [None])[0]
     if probabilities:
-        frame = pd.DataFrame({"class": list(probabilities), "probability": list(probabilities.values())})
-        chart = alt.Chart(frame).mark_bar().encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
-            y=alt.Y("class:N", sort="-x", title=None),
-            color=alt.condition(alt.datum["class"] == str(prediction), alt.value("#1565c0"), alt.value("#90a4ae")),
-            tooltip=["class", alt.Tooltip("probability:Q", format=".3f")],
-        ).properties(height=max(80, 36 * len(frame)), title="Class probabilities")
-        st.altair_chart(chart, width="stretch")
+        st.altair_chart(probability_chart(probabilities, str(prediction)), width="stretch")
     for warning in (body.get("warnings") or [[]])[0]:
         st.warning(warning)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from stepml.config import IMBALANCED_METRIC, MINORITY_SHARE, DatasetConfig

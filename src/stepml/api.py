@@ -331,7 +331,7 @@ def openapi_document() -> dict[str, Any]:
                         "name": {"type": "string"},
                         "reason": {
                             "type": "string",
-                            "description": "target, drop_columns, id_columns, date or not a model input",
+                            "description": "target, drop_columns, id_columns, id (unique per row), date or not a model input",
                         },
                     },
                 },

@@ -6,6 +6,7 @@ Example (all keys, with their defaults where they have one)::
     task: classification        # or regression; inferred from the target when absent
     drop_columns: [fnlwgt]      # not used for training
     id_columns: [customer_id]   # identifiers: kept out of training, reported as ids
+    keep_columns: [store_no]    # train on these although they look like ids (see below)
     recipe: auto                # auto | seed-a | seed-b
     params:                     # passed to the recipe's estimator (unknown names are an error)
       learning_rate: 0.05
@@ -31,6 +32,10 @@ uploading it does not start a run of its own; the pipeline's roles may read ``da
 UCI Adult whose official test rows come first), else a random ``split.test_size`` split with
 ``split.seed`` (stratified for classification when ``split.stratify`` and every class has two
 rows). ``test_file`` and ``test_rows`` together are an error.
+
+Id-like columns — integers or text with a different value in every row, such as row numbers or
+customer keys — are left out of training without being listed (:func:`stepml.validation.is_identifier`;
+the report gives each one role ``id`` and says why). ``keep_columns`` names those to train on anyway.
 
 The config is validated with pydantic; every error names the offending key (``split.test_size``,
 ``params``...) and the file it came from.
@@ -113,6 +118,7 @@ class DatasetConfig(_Strict):
     task: Literal["classification", "regression"] | None = None
     drop_columns: tuple[str, ...] = ()
     id_columns: tuple[str, ...] = ()
+    keep_columns: tuple[str, ...] = ()
     recipe: Literal["auto", "seed-a", "seed-b"] = "auto"
     params: dict[str, Any] = Field(default_factory=dict)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -139,12 +145,19 @@ class DatasetConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _columns_not_both_dropped_and_ids(self) -> DatasetConfig:
+    def _column_lists_agree(self) -> DatasetConfig:
         both = sorted(set(self.drop_columns) & set(self.id_columns))
         if both:
             raise ValueError(f"column(s) {', '.join(both)} are in both drop_columns and id_columns")
         if self.target and self.target in (*self.drop_columns, *self.id_columns):
             raise ValueError(f"the target {self.target!r} cannot be dropped or an id column")
+        kept = sorted(set(self.keep_columns) & set(self.excluded_columns))
+        if kept:
+            raise ValueError(
+                f"column(s) {', '.join(kept)} are in keep_columns and in drop_columns or id_columns"
+            )
+        if self.target and self.target in self.keep_columns:
+            raise ValueError(f"the target {self.target!r} cannot be in keep_columns (it is never a feature)")
         if self.tune is not None and self.recipe != "auto":
             raise ValueError("tune works with recipe auto only")
         return self

@@ -7,6 +7,7 @@ exactly what training learned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -14,16 +15,23 @@ from sklearn.model_selection import train_test_split
 
 from stepml.config import DatasetConfig
 from stepml.errors import DataError
-from stepml.validation import column_kind, date_columns, looks_like_dates
+from stepml.validation import column_kind, date_columns, identifier_columns, looks_like_dates
 
 
-def clean(frame: pd.DataFrame, target: str, config: DatasetConfig) -> pd.DataFrame:
-    """Drop excluded and date columns and rows without a target; seed A also drops incomplete rows.
+def clean(
+    frame: pd.DataFrame, target: str, config: DatasetConfig, ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Drop excluded, id and date columns and rows without a target; seed A also drops incomplete rows.
 
+    ``ids``: the id-like columns to leave out, as found on the whole upload (a part of it, such as
+    a short test split, may be too short to tell); found on ``frame`` when not given.
     The ``auto`` and ``seed-b`` recipes keep incomplete rows: their pipelines impute.
     """
     excluded = [c for c in config.excluded_columns if c in frame.columns]
-    excluded += date_columns(frame, exclude=(target, *excluded))
+    dates = date_columns(frame, exclude=(target, *excluded))
+    if ids is None:
+        ids = identifier_columns(frame, target, config, dates)
+    excluded += dates + [c for c in ids if c in frame.columns and c not in dates]
     frame = frame.drop(columns=excluded)
     frame = frame[frame[target].notna()]
     if config.recipe == "seed-a":
@@ -43,8 +51,9 @@ def split(
     ``test_frame`` (the parsed ``split.test_file``) is the test set as given; else the first
     ``split.test_rows`` rows of ``frame`` are; else a random ``split.test_size`` hold-out of the
     cleaned rows with ``split.seed``, stratified for classification when ``split.stratify`` and every
-    class has two rows.
+    class has two rows. Id-like columns are found once, on ``frame`` (the whole upload).
     """
+    ids = identifier_columns(frame, target, config)
     if test_frame is not None:
         missing = [c for c in frame.columns if c not in test_frame.columns]
         if missing:
@@ -52,13 +61,14 @@ def split(
                 f"config split.test_file {config.split.test_file!r} lacks column(s) of the upload: "
                 f"{', '.join(missing)}"
             )
-        return clean(frame, target, config), clean(test_frame[list(frame.columns)], target, config)
+        return (clean(frame, target, config, ids),
+                clean(test_frame[list(frame.columns)], target, config, ids))
     rows = config.split.test_rows
     if rows is not None:
         if rows >= len(frame):
             raise DataError(f"config split.test_rows is {rows} but the upload has only {len(frame)} rows")
-        return clean(frame.iloc[rows:], target, config), clean(frame.iloc[:rows], target, config)
-    cleaned = clean(frame, target, config)
+        return clean(frame.iloc[rows:], target, config, ids), clean(frame.iloc[:rows], target, config, ids)
+    cleaned = clean(frame, target, config, ids)
     stratify = None
     if config.split.stratify and task == "classification" and cleaned[target].value_counts().min() >= 2:
         stratify = cleaned[target]
@@ -97,6 +107,7 @@ def ignored_columns(
     """The upload's columns that are not model inputs, each with why: a prediction request may carry
     them (a row as it stands in the CSV) and the API ignores them."""
     features = {f["name"] for f in schema}
+    ids = set(identifier_columns(frame, target, config))
     ignored = []
     for name in map(str, frame.columns):
         if name in features:
@@ -107,6 +118,8 @@ def ignored_columns(
             reason = "drop_columns"
         elif name in config.id_columns:
             reason = "id_columns"
+        elif name in ids:
+            reason = "id"
         elif looks_like_dates(frame[name]):
             reason = "date"
         else:

@@ -5,9 +5,13 @@ column or line; everything else becomes a warning in the validation report.
 
 The blocking rules are pandera checks (:func:`blocking_schema`), run lazily so that one report
 lists every failure; their failure cases are turned into readable sentences. The rules that only
-warn (constant, id-like, high-cardinality and incomplete columns, duplicate rows) are counted with
+warn (constant, high-cardinality and incomplete columns, duplicate rows) are counted with
 vectorised pandas instead: pandera would build one failure-case row per duplicate row or missing
 cell, which measured 40x the CSV's size in memory (and 70 s) on an upload with many duplicate rows.
+
+Id columns: integers or text with a different value in every row (row numbers, keys) are left out
+of training by default (:func:`is_identifier`, role ``id``, with a warning that says why); the
+config's ``keep_columns`` brings one back.
 
 Date columns: text columns whose values parse as dates are *not* trained on. A date cannot be
 turned into a number inside the exported model (ONNX has no date parsing), and parsing it outside
@@ -20,7 +24,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from stepml.config import IMBALANCED_METRIC, MINORITY_SHARE, DatasetConfig
@@ -36,6 +39,10 @@ NUMERIC_SHARE = 0.8
 DATE_SHARE = 0.9
 #: More distinct values than this in a text feature is worth a warning (each becomes a code).
 HIGH_CARDINALITY = 100
+#: A column needs more values than this to be called an identifier (see :func:`is_identifier`).
+ID_MIN_ROWS = 50
+#: ...and at least this share of the rows must have a value.
+ID_PRESENT_SHARE = 0.9
 #: How many example rows an error message quotes.
 EXAMPLES = 5
 
@@ -162,16 +169,39 @@ def blocking_schema(frame: pd.DataFrame, target: str, config: DatasetConfig) -> 
     return pa.DataFrameSchema(columns, checks=[rows], strict=False)
 
 
-def _id_like(series: pd.Series) -> bool:
-    """Every value different, in a column long enough for that to mean something."""
-    values = series.dropna()
-    if len(values) <= 50 or values.nunique() != len(values):
+def is_identifier(series: pd.Series) -> bool:
+    """Integers or text with a different value in every row: a row number or a key, not a feature.
+
+    A model fitted on it learns the rows, not the data: a row number on a table sorted by its target
+    scores impossibly well on a random split and means nothing on new rows. Floats never qualify
+    (a continuous measurement is often unique per row), nor booleans, nor columns of at most
+    :data:`ID_MIN_ROWS` values, where every value being different says nothing. Integers qualify
+    whether consecutive (1, 2, 3...) or not (shuffled customer keys). A few missing values are
+    allowed: at least :data:`ID_PRESENT_SHARE` of the rows must have one.
+    """
+    if pd.api.types.is_bool_dtype(series):
         return False
-    if pd.api.types.is_integer_dtype(values):
-        # 1, 2, 3... (a row number) rather than a measurement that happens to be unique
-        ordered = values.sort_values().to_numpy()
-        return bool((np.diff(ordered) == 1).mean() > 0.9)
-    return True
+    if not (pd.api.types.is_integer_dtype(series) or column_kind(series) == "categorical"):
+        return False
+    values = series.dropna()
+    if len(values) <= ID_MIN_ROWS or len(values) < ID_PRESENT_SHARE * len(series):
+        return False
+    return bool(values.nunique() == len(values))
+
+
+def identifier_columns(
+    frame: pd.DataFrame, target: str, config: DatasetConfig, dates: list[str] | None = None
+) -> list[str]:
+    """The columns :func:`is_identifier` finds, left out of training by default.
+
+    Not counted: the target, columns the config already drops or lists as ids, ``keep_columns``
+    and date columns (``dates``; found here when not given) — a unique timestamp is a date.
+    """
+    skip = {target, *config.excluded_columns, *config.keep_columns}
+    if dates is None:
+        dates = date_columns(frame, exclude=tuple(skip))
+    skip.update(dates)
+    return [str(c) for c in frame.columns if c not in skip and is_identifier(frame[c])]
 
 
 def _failures(schema: Any, frame: pd.DataFrame) -> pd.DataFrame:
@@ -212,7 +242,9 @@ def _check_blocking(frame: pd.DataFrame, target: str, config: DatasetConfig, sou
     raise DataError("; ".join(problems))
 
 
-def _warnings(frame: pd.DataFrame, target: str, features: list[str]) -> tuple[list[str], int]:
+def _warnings(
+    frame: pd.DataFrame, target: str, features: list[str], kept: tuple[str, ...]
+) -> tuple[list[str], int]:
     """Readable warnings, in column order, and the number of duplicate rows."""
     messages: list[str] = []
     for name in features:
@@ -224,9 +256,10 @@ def _warnings(frame: pd.DataFrame, target: str, features: list[str]) -> tuple[li
         if missing:
             messages.append(f"column {name!r} has {missing} missing value(s)")
         categorical = column_kind(series) == "categorical"
-        if (categorical or pd.api.types.is_integer_dtype(series)) and _id_like(series):
+        if name in kept and is_identifier(series):
             messages.append(
-                f"column {name!r} looks like an id (every value is different): list it in id_columns"
+                f"column {name!r} is unique per row (it looks like an identifier) but is trained on "
+                "as keep_columns asks"
             )
         if categorical and unique > HIGH_CARDINALITY:
             messages.append(f"column {name!r} has {unique} distinct values (high cardinality)")
@@ -244,13 +277,17 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     ``target_distribution``, ``minority_classes`` (class -> share, the classes under
     :data:`~stepml.config.MINORITY_SHARE`), ``duplicate_rows``, ``rows_with_missing``, ``primary_metric``
     (the config's, else the task's default: balanced accuracy when a class is a minority),
-    ``dropped_columns`` (name -> why) and ``warnings``.
+    ``dropped_columns`` (name -> why: ``drop_columns``, ``id_columns``, ``id`` for a column
+    :func:`is_identifier` left out, ``date``) and ``warnings``.
     """
     target = resolve_target(frame, config, source)
     absent = [c for c in config.excluded_columns if c not in frame.columns]
     if absent:
         key = "drop_columns" if any(c in config.drop_columns for c in absent) else "id_columns"
         raise DataError(f"config {key} names column(s) not in {source}: {', '.join(absent)}")
+    unknown = [c for c in config.keep_columns if c not in frame.columns]
+    if unknown:
+        raise ConfigError(f"config keep_columns names column(s) not in {source}: {', '.join(unknown)}")
     y = frame[target]
     if y.isna().all():
         raise DataError(f"{source}: target column {target!r} has no values (all missing)")
@@ -268,11 +305,23 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     check_config_for_task(config, task, frame)
 
     dates = date_columns(frame, exclude=(target, *config.excluded_columns))
-    features = [c for c in frame.columns if c != target and c not in config.excluded_columns and c not in dates]
+    ids = identifier_columns(frame, target, config, dates)
+    features = [
+        c for c in frame.columns
+        if c != target and c not in config.excluded_columns and c not in dates and c not in ids
+    ]
     if not features:
-        raise DataError(f"{source} has no feature columns besides the target {target!r}")
+        only = f" (left out as identifiers: {', '.join(ids)}; keep_columns trains on them)" if ids else ""
+        raise DataError(f"{source} has no feature columns besides the target {target!r}{only}")
 
-    warnings, duplicates = _warnings(frame, target, features)
+    warnings, duplicates = _warnings(frame, target, features, config.keep_columns)
+    for name in ids:
+        kind = "integers" if column_kind(frame[name]) == "numeric" else "text"
+        warnings.append(
+            f"column {name!r} is unique per row ({kind}, a different value in each of "
+            f"{int(frame[name].notna().sum())} rows): an identifier, not a feature, so it is left out "
+            "of training (list it in keep_columns to train on it)"
+        )
     for name in dates:
         warnings.append(
             f"column {name!r} holds dates: not used for training (derive numeric features such as "
@@ -280,6 +329,7 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         )
     dropped = {c: "drop_columns" for c in config.drop_columns}
     dropped.update({c: "id_columns" for c in config.id_columns})
+    dropped.update({c: "id" for c in ids})
     dropped.update({c: "date" for c in dates})
     columns = [
         {
@@ -287,7 +337,7 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
             "kind": column_kind(frame[name]),
             "missing": int(frame[name].isna().sum()),
             "unique": int(frame[name].nunique(dropna=True)),
-            "role": _role(name, target, config, dates),
+            "role": _role(name, target, config, dates, ids),
         }
         for name in frame.columns
     ]
@@ -358,12 +408,12 @@ def check_config_for_task(config: DatasetConfig, task: str, frame: pd.DataFrame 
             raise ConfigError("config tune needs the optuna package, which is not installed here; remove tune")
 
 
-def _role(name: str, target: str, config: DatasetConfig, dates: list[str]) -> str:
+def _role(name: str, target: str, config: DatasetConfig, dates: list[str], ids: list[str]) -> str:
     if name == target:
         return "target"
     if name in config.drop_columns:
         return "dropped"
-    if name in config.id_columns:
+    if name in config.id_columns or name in ids:
         return "id"
     if name in dates:
         return "date"

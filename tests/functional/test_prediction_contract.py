@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from stepml import keys
 from stepml.api import handle, openapi_document
 from stepml.serving import ModelServer
 from stepml.settings import Settings
@@ -164,3 +165,37 @@ def test_the_openapi_document_describes_nullable_features_and_ignored_columns() 
     assert "ignored_columns" in schemas["ModelDescription"]["properties"]
     assert "ignored" in schemas["Record"]["description"] and "null" in schemas["Record"]["description"]
 
+
+
+def test_a_row_number_on_a_table_sorted_by_its_target_is_not_a_feature_and_is_ignored_when_sent(
+    s3, invoke, call
+) -> None:
+    # Given a table sorted by its target, with a row number that would predict it perfectly
+    rows = 300
+    lines = ["row,size,colour,label"]
+    for i in range(rows):
+        label = "big" if i >= rows // 2 else "small"
+        size = (i % 37) + (20 if label == "big" else 0)  # a real but imperfect signal
+        lines.append(f"{i + 1},{size},{'red' if i % 3 else 'blue'},{label}")
+    body = ("\n".join(lines) + "\n").encode()
+
+    # When it trains with no config at all
+    train_through_stages(s3, invoke, "sorted", body)
+
+    # Then the report says the row number was left out, and why
+    store = S3Store(Settings(bucket=EVENT_BUCKET))
+    report = store.get_json(keys.validation_report("sorted", "run-sorted"))
+    assert {c["name"]: c["role"] for c in report["columns"]}["row"] == "id"
+    assert report["dropped_columns"] == {"row": "id"}
+    assert any(w.startswith("column 'row' is unique per row") and "an identifier, not a feature" in w
+               for w in report["warnings"])
+    status, described = call(DESCRIBE, "sorted")
+    assert status == 200
+    assert [f["name"] for f in described["features"]] == ["size", "colour"]
+    assert {"name": "row", "reason": "id"} in described["ignored_columns"]
+
+    # and a row sent with its row number (even one never seen) is accepted, the column ignored
+    status, predicted = call(PREDICT, "sorted", {"row": 999_999, "size": 40, "colour": "red", "label": "big"})
+    assert status == 200, predicted
+    assert predicted["predictions"] == ["big"]
+    assert predicted["warnings"] == [["ignored column(s) the model does not use: label, row"]]

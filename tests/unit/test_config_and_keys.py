@@ -43,6 +43,8 @@ def test_an_absent_config_means_auto_with_a_seeded_random_split() -> None:
         ("split: {test_rows: 0}", "'split.test_rows'"),
         ("drop_columns: a", "drop_columns"),
         ("drop_columns: [a]\nid_columns: [a]", "a are in both drop_columns and id_columns"),
+        ("keep_columns: [a]\nid_columns: [a]", "a are in keep_columns and in drop_columns or id_columns"),
+        ("target: y\nkeep_columns: [y]", "'y' cannot be in keep_columns"),
         ("primary_metric: auc", "'primary_metric' must be one of accuracy"),
         ("params: [1]", "'params' Input should be a valid dictionary"),
         ("min_primary_metric: high", "'min_primary_metric'"),

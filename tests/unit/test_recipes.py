@@ -105,7 +105,7 @@ def test_regression_evaluation_keeps_a_small_chart_sample() -> None:
     assert set(evaluation["metrics"]) == {"rmse", "mae", "r2"}
 
 
-def test_the_report_warns_about_constant_id_like_duplicate_and_date_columns() -> None:
+def test_the_report_warns_about_constant_id_duplicate_and_date_columns() -> None:
     rows = [f"{i},k{i},same,{i % 3},2024-01-{i % 28 + 1:02d},{'a' if i % 2 else 'b'}" for i in range(60)]
     data = read_csv(("n,key,const,small,day,y\n" + "\n".join(rows + rows[:3]) + "\n").encode(), SOURCE)
     report = validate(data, DatasetConfig(), SOURCE)
@@ -116,8 +116,9 @@ def test_the_report_warns_about_constant_id_like_duplicate_and_date_columns() ->
     assert {c["name"]: c["role"] for c in report["columns"]}["day"] == "date"
     unique = validate(read_csv(("n,key,const,small,day,y\n" + "\n".join(rows) + "\n").encode(), SOURCE), DatasetConfig(), SOURCE)
     text = " | ".join(unique["warnings"])
-    assert "'key' looks like an id" in text and "'n' looks like an id" in text
-    assert "'small' looks like an id" not in text
+    assert "'key' is unique per row" in text and "'n' is unique per row" in text
+    assert "'small' is unique per row" not in text
+    assert unique["dropped_columns"] == {"n": "id", "key": "id", "day": "date"}
 
 
 @pytest.fixture

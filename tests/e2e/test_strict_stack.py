@@ -213,49 +213,35 @@ VALIDATE_LIST_BUCKET = """\
 """
 
 
-def test_a_missing_key_is_access_denied_without_list_bucket(variant_stack, tmp_path) -> None:
-    # Given a function that reads a key that does not exist, first with its ListBucket statement
-    code = handler(
-        tmp_path,
-        """
-        from stepml.settings import load_settings
+READ_A_MISSING_KEY = """
+from stepml.settings import load_settings
 
-        def lambda_handler(event, context):
-            settings = load_settings()
-            try:
-                settings.client("s3").get_object(Bucket=settings.bucket, Key="config/nothing.yaml")
-            except Exception as exc:
-                return exc.response["Error"]["Code"] + ": " + exc.response["Error"].get("Message", "")
-        """,
-    )
-    stack = variant_stack(
-        lambda text: replace_validate(text, code, "", {}).replace(VALIDATE_LIST_BUCKET, "", 1)
-    )
+def lambda_handler(event, context):
+    settings = load_settings()
+    try:
+        settings.client("s3").get_object(Bucket=settings.bucket, Key="config/nothing.yaml")
+    except Exception as exc:
+        return exc.response["Error"]["Code"] + ": " + exc.response["Error"].get("Message", "")
+"""
 
-    # When it runs without s3:ListBucket on the bucket
+
+@pytest.mark.parametrize(("list_bucket", "code"), [(False, "AccessDenied"), (True, "NoSuchKey")])
+def test_a_missing_key_is_access_denied_unless_the_role_may_list_the_bucket(
+    variant_stack, tmp_path, list_bucket: bool, code: str
+) -> None:
+    # Given a function that reads a key that does not exist, with or without s3:ListBucket
+    def edit(text: str) -> str:
+        text = replace_validate(text, handler(tmp_path, READ_A_MISSING_KEY), "", {})
+        return text if list_bucket else text.replace(VALIDATE_LIST_BUCKET, "", 1)
+
+    stack = variant_stack(edit)
+
+    # When it runs
     answer = stack.invoke("ValidateFunction", {}).payload
 
-    # Then S3 says AccessDenied (403), as AWS does, not NoSuchKey (404)
-    assert answer.startswith("AccessDenied") and "s3:ListBucket" in answer
-
-
-def test_a_missing_key_is_no_such_key_with_list_bucket(variant_stack, tmp_path) -> None:
-    code = handler(
-        tmp_path,
-        """
-        from stepml.settings import load_settings
-
-        def lambda_handler(event, context):
-            settings = load_settings()
-            try:
-                settings.client("s3").get_object(Bucket=settings.bucket, Key="config/nothing.yaml")
-            except Exception as exc:
-                return exc.response["Error"]["Code"]
-        """,
-    )
-    stack = variant_stack(lambda text: replace_validate(text, code, "", {}))
-
-    assert stack.invoke("ValidateFunction", {}).payload == "NoSuchKey"
+    # Then S3 answers as AWS does: 403 AccessDenied naming s3:ListBucket without it, 404 with it
+    assert answer.startswith(code)
+    assert ("s3:ListBucket" in answer) is not list_bucket
 
 
 def test_a_result_over_256_kb_fails_the_state_as_on_aws(variant_stack, tmp_path) -> None:

@@ -258,7 +258,8 @@ def test_an_eventbridge_rule_whose_role_may_not_start_the_pipeline_starts_nothin
     # Given the rule's role stripped of its states:StartExecution policy (by an administrator)
     stack = variant_stack(None)
     iam = stack.client("iam")
-    roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if "CsvUploadedRole" in r["RoleName"]
+    every_role = [r for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]]
+    roles = [r["RoleName"] for r in every_role if "CsvUploadedRole" in r["RoleName"]
              and r["RoleName"].startswith(stack.stack_name)]
     assert len(roles) == 1, roles
     for policy in iam.list_role_policies(RoleName=roles[0])["PolicyNames"]:

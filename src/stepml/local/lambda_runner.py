@@ -31,12 +31,10 @@ import os
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from stepml.local.template import FunctionSpec
@@ -131,14 +129,6 @@ class Invocation:
         return json.dumps(self.payload)
 
 
-class RuntimeFailure(Exception):
-    """A failure of the runtime itself (module or handler not found), not of the handler's code."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-
-
 _environments_root: Path | None = None
 _root_lock = threading.Lock()
 
@@ -193,19 +183,6 @@ def function_env(
     )
     env.update(credentials or {})
     return env
-
-
-def error_payload(
-    exc: BaseException, request_id: str, tb: TracebackType | None = None
-) -> dict[str, Any]:
-    """The payload AWS's Python runtime returns for an unhandled exception."""
-    frames = traceback.extract_tb(tb if tb is not None else exc.__traceback__)
-    return {
-        "errorMessage": str(exc),
-        "errorType": type(exc).__name__,
-        "requestId": request_id,
-        "stackTrace": traceback.format_list(frames),
-    }
 
 
 def _runtime_error(error_type: str, message: str, request_id: str) -> dict[str, Any]:

@@ -229,22 +229,86 @@ def _describe(exc: ValidationError) -> str:
             problems.append(f"unknown key {key!r}{hint}")
         elif error["type"] == "literal_error" and path and path[-1] in ("task", "recipe"):
             choices = TASKS if path[-1] == "task" else RECIPES
-            problems.append(f"{key!r} must be one of {', '.join(choices)}, got {error['input']!r}")
+            problems.append(f"{key!r} must be one of {', '.join(choices)}, got {_quoted(error['input'])}")
         else:
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{key!r} {message} (got {error['input']!r})")
-    return "; ".join(problems)
+            problems.append(f"{key!r} {message} (got {_quoted(error['input'])})")
+    more = len(problems) - MAX_PROBLEMS
+    return "; ".join(problems[:MAX_PROBLEMS]) + (f"; and {more:,} more problem(s)" if more > 0 else "")
+
+
+#: How many problems a config error lists (the rest are counted).
+MAX_PROBLEMS = 10
+
+
+def _quoted(value: Any, width: int = 80) -> str:
+    """``repr(value)``, cut to ``width`` characters: a bad value may be a whole pasted table."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width]}… ({len(text):,} characters)"
+
+
+#: The largest config file read (bytes). A real one is a few hundred bytes; the bound is checked
+#: before any parsing, so a huge file cannot exhaust a function's memory.
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+def check_config_size(size: int, source: str = "config") -> None:
+    """Refuse a config of more than :data:`MAX_CONFIG_BYTES` (checked before it is downloaded)."""
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{source} is {size:,} bytes; a config may have at most {MAX_CONFIG_BYTES:,} "
+            "(a config holds a few settings)"
+        )
+
+
+def _no_alias_loader() -> type:
+    """PyYAML's safe loader without aliases: ``*name`` (and ``<<: *name`` merges) are refused.
+
+    An alias repeats a whole subtree, so nine nested ones in 300 bytes expand to a billion
+    nodes ("billion laughs"); a config never needs them.
+    """
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise ConfigError(
+                    f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                    "allowed in a config: write the value out"
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 
 def parse_config(text: str | bytes, source: str = "config") -> DatasetConfig:
-    """Parse a YAML config document; YAML syntax errors become a ConfigError with the line."""
+    """Parse a YAML config document (at most :data:`MAX_CONFIG_BYTES`, no aliases); YAML syntax
+    errors become a ConfigError with the line."""
     import yaml
 
+    check_config_size(len(text.encode() if isinstance(text, str) else text), source)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_no_alias_loader())  # a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a config") from None
     return DatasetConfig.from_dict(data, source)
+
+
+def load_config(store: Any, dataset: str) -> DatasetConfig:
+    """The effective config of ``dataset`` from ``store`` (a :class:`stepml.storage.S3Store`):
+    ``config/<dataset>.yaml`` over the defaults; its size is checked before it is downloaded."""
+    key = keys.config(dataset)
+    found = store.head(key)
+    if found is None:
+        return DatasetConfig()
+    source = f"s3://{store.bucket}/{key}"
+    check_config_size(found.size, source)
+    return parse_config(store.get_bytes(key), source)
 
 
 def dump_config(config: DatasetConfig) -> str:

@@ -9,9 +9,47 @@ apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+#: The longest message an error carries (characters). A run's cause travels in Step Functions
+#: state, capped at 256 KB; a message quoting user input (column names, values) could grow with it.
+MAX_MESSAGE = 8_000
+#: How many items :func:`listing` names before counting the rest.
+LISTED = 20
+
+
+def listing(items: Iterable[object], limit: int = LISTED, width: int = 100) -> str:
+    """``items`` comma-separated, the first ``limit`` only, each cut to ``width`` characters, then
+    a count of the rest ("a, b, c and 11,997 more"): a message stays short whatever the input."""
+    shown: list[str] = []
+    total = 0
+    for item in items:
+        total += 1
+        if len(shown) < limit:
+            text = str(item)
+            shown.append(text if len(text) <= width else f"{text[:width]}…")
+    more = total - len(shown)
+    return ", ".join(shown) + (f" and {more:,} more" if more else "")
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` cut to ``limit`` characters, saying how many were left out."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}… ({len(message) - limit:,} more characters)"
+
 
 class StepmlError(Exception):
-    """Base class of every error stepml raises on purpose."""
+    """Base class of every error stepml raises on purpose.
+
+    The message is cut to :data:`MAX_MESSAGE` characters (:func:`bounded`), so no error built from
+    user input can outgrow a Step Functions payload.
+    """
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (bounded(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class DataError(StepmlError):

@@ -125,13 +125,9 @@ class Stack:
         return key
 
     def read_config(self, dataset: str) -> DatasetConfig:
-        from stepml.config import parse_config
+        from stepml.config import load_config
 
-        store = self.store
-        key = keys.config(dataset)
-        if store.head(key) is None:
-            return DatasetConfig()
-        return parse_config(store.get_bytes(key), f"s3://{store.bucket}/{key}")
+        return load_config(self.store, dataset)
 
     def upload(self, path: Path, dataset: str) -> dict[str, Any]:
         keys.check_dataset_name(dataset)

@@ -15,17 +15,10 @@ import time
 from typing import Any
 
 from stepml import __version__, keys
-from stepml.config import DatasetConfig, parse_config
+from stepml.config import DatasetConfig, load_config
 from stepml.errors import DataError
 from stepml.settings import Settings
 from stepml.storage import S3Store
-
-
-def _config(store: S3Store, dataset: str) -> DatasetConfig:
-    key = keys.config(dataset)
-    if store.head(key) is None:
-        return DatasetConfig()
-    return parse_config(store.get_bytes(key), f"s3://{store.bucket}/{key}")
 
 
 def parse_upload_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +40,7 @@ def parse_upload_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Stage 1: check the uploaded CSV, save its validation report, describe it."""
-    from stepml.validation import read_csv, validate
+    from stepml.validation import read_table, validate
 
     source = parse_upload_event(payload.get("event") or payload)
     dataset = keys.dataset_from_raw_key(source["key"])
@@ -60,11 +53,12 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
         # The same object version delivered twice (EventBridge is at-least-once): train once.
         return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
                 "source": source}
-    config = _config(store, dataset)
+    config = load_config(store, dataset)
     data = store.get_bytes(source["key"], source["version_id"])
     location = f"s3://{source['bucket']}/{source['key']}"
-    frame = read_csv(data, location)
+    frame, notes = read_table(data, location)
     report = validate(frame, config, location)
+    report["warnings"] = [*notes, *report["warnings"]]  # how the file was read comes first
     test_file = config.split.test_file
     if test_file is not None and store.head(test_file) is None:
         raise DataError(f"config split.test_file names s3://{store.bucket}/{test_file}, which does not exist")
@@ -124,10 +118,12 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     store.put_bytes(out["test_key"], test.to_csv(index=False).encode(), content_type="text/csv")
     store.put_json(out["schema_key"], schema)
     given = len(frame) + (0 if test_frame is None else len(test_frame))
+    # The upload's columns that are not model inputs (the API accepts and ignores them in a
+    # request): one per column, so it goes through S3 - a wide upload would outgrow the state.
+    out["ignored_key"] = keys.preprocessed(dataset, run_id, "ignored.json")
+    store.put_json(out["ignored_key"], ignored_columns(frame, schema, target, config))
     return {**state, **out, "train_rows": len(train), "test_rows": len(test),
-            "dropped_rows": given - len(train) - len(test),
-            # column names only (small JSON): the API accepts and ignores them in a request
-            "ignored_columns": ignored_columns(frame, schema, target, config)}
+            "dropped_rows": given - len(train) - len(test)}
 
 
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
@@ -214,7 +210,7 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
         "config": state["config"],
         # what serving may take missing: learned from the fitted pipeline, recorded with the version
         "schema": with_nullable(schema, pipeline, state["config"]["recipe"]),
-        "ignored_columns": state.get("ignored_columns", []),
+        "ignored_columns": store.get_json(state["ignored_key"]) if state.get("ignored_key") else [],
         "evaluation": evaluation,
         "train_rows": state["train_rows"],
         "test_rows": state["test_rows"],

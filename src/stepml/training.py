@@ -36,6 +36,7 @@ Training runs in threads only (forests' ``n_jobs`` threads; HistGradientBoosting
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from stepml.config import DatasetConfig
-from stepml.errors import ConfigError
+from stepml.errors import ConfigError, listing
 from stepml.preprocessing import class_labels, to_model_frame
 
 #: The auto recipe's estimator settings, chosen in bench/bench_models.py (config ``params`` override).
@@ -121,9 +122,54 @@ def estimator(config: DatasetConfig, task: str, params: dict[str, Any] | None = 
     return model
 
 
-def check_params(config: DatasetConfig, task: str) -> None:
-    """Fail early (at validation) on params, or a recipe, that training would reject."""
-    estimator(config, task)
+def check_params(config: DatasetConfig, task: str, classes: list[Any] | None = None) -> None:
+    """Fail early (at validation) on params, or a recipe, that training would reject.
+
+    Each value in ``config.params`` is checked against the estimator's own declared constraints
+    (scikit-learn's ``_parameter_constraints``, what ``fit`` checks first), so ``learning_rate: -1``
+    fails before any data is read, with every bad key named. ``classes``: the target's labels, to
+    check that a ``class_weight`` mapping names only classes that exist.
+    """
+    model = estimator(config, task)
+    problems = [problem for name, value in config.params.items()
+                if (problem := _param_problem(model, name, value)) is not None]
+    weights = config.params.get("class_weight")
+    if isinstance(weights, dict) and classes is not None:
+        known = {str(c) for c in classes}
+        unknown = [k for k in weights if str(k) not in known]
+        if unknown:
+            hint = (" (YAML reads an unquoted yes/no/true/false as a boolean: quote the class name)"
+                    if any(isinstance(k, bool) for k in unknown) else "")
+            problems.append(
+                f"params.class_weight names class(es) {listing(map(repr, unknown))} that the target does not "
+                f"have; its classes are {listing(map(repr, classes))}{hint}"
+            )
+        bad = [k for k, v in weights.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0]
+        if bad:
+            problems.append(f"params.class_weight must map classes to non-negative numbers (see {listing(map(repr, bad))})")
+    if problems:
+        raise ConfigError(f"config {'; '.join(problems)}")
+
+
+def _param_problem(model: Any, name: str, value: Any) -> str | None:
+    """Why ``value`` is not valid for ``model``'s parameter ``name`` (None when it is, or when the
+    estimator declares no constraints, e.g. XGBoost)."""
+    constraints = getattr(model, "_parameter_constraints", None)
+    if not constraints or name not in constraints:
+        return None
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
+
+    try:
+        validate_parameter_constraints({name: constraints[name]}, {name: value}, caller_name=type(model).__name__)
+    except InvalidParameterError as exc:
+        found = re.search(r"must be (.*)\. Got (.*) instead\.?$", str(exc), re.DOTALL)
+        if found is None:
+            return f"params.{name} is not valid for {type(model).__name__}: {str(exc)[:200]}"
+        return f"params.{name} must be {found.group(1)} for {type(model).__name__}; got {found.group(2)[:100]}"
+    return None
 
 
 def build_pipeline(

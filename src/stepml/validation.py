@@ -21,13 +21,19 @@ that says so (role ``date``). Derive numeric features (year, age in days...) bef
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
+import math
+import re
+from collections import Counter
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stepml.config import IMBALANCED_METRIC, MINORITY_SHARE, DatasetConfig
-from stepml.errors import ConfigError, DataError
+from stepml.errors import ConfigError, DataError, listing
 
 #: Cell values read as missing: Adult writes '?', others write NA, N/A, null or leave it empty.
 MISSING_MARKERS = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
@@ -47,44 +53,195 @@ ID_PRESENT_SHARE = 0.9
 EXAMPLES = 5
 
 
-def read_csv(data: bytes, source: str) -> pd.DataFrame:
-    """Parse ``data`` as a CSV with a header row; reject what is not one, naming the problem."""
-    if not data.strip():
-        raise DataError(f"{source} is empty")
+#: Byte-order marks and the encodings they announce (longest first: UTF-32's starts like UTF-16's).
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8 with a byte-order mark"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+#: Files that are not text at all, by their first bytes, and what to do instead.
+NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed: decompress it and upload the .csv"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one): save or export it as CSV"),
+    (b"%PDF", "a PDF document: export the table as CSV"),
+)
+#: A valid UTF-8 sequence of two to four bytes: text in a legacy encoding seldom contains one.
+UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+CONVERT = "save it as UTF-8 (Excel: CSV UTF-8; iconv -f <encoding> -t UTF-8)"
+
+
+def _utf8_error(data: bytes, chunk: int = 1 << 20) -> int | None:
+    """Offset of the first byte that is not UTF-8, or None; decodes in chunks (no full copy)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for offset in range(0, len(data), chunk):
+        try:
+            decoder.decode(data[offset : offset + chunk], final=offset + chunk >= len(data))
+        except UnicodeDecodeError as exc:
+            return offset + exc.start
+    return None
+
+
+def detect_encoding(data: bytes, source: str) -> tuple[str, str | None]:
+    """The codec that decodes ``data`` and a note for the report when it is not plain UTF-8.
+
+    UTF-8 (with or without a byte-order mark), UTF-16/32 with a byte-order mark, and Windows-1252
+    or Latin-1 (a legacy spreadsheet export) are decoded; anything else is refused, saying what
+    was found and how to convert it.
+    """
+    for bom, codec, name in BOMS:
+        if data.startswith(bom):
+            return codec, None if codec == "utf-8-sig" else f"{source} is {name}: decoded as such"
+    for magic, what in NOT_TEXT:
+        if data.startswith(magic):
+            raise DataError(f"{source} is not a CSV file: it is {what}")
     head = data[:65536]
     if b"\x00" in head:
-        raise DataError(f"{source} is not a CSV file (it contains binary data)")
+        odd, even = head[1::2], head[0::2]
+        if odd.count(0) > 0.4 * len(odd) or even.count(0) > 0.4 * len(even):
+            raise DataError(
+                f"{source} looks like UTF-16 text without a byte-order mark, which cannot be told "
+                f"apart reliably: {CONVERT.replace('<encoding>', 'UTF-16LE')}"
+            )
+        raise DataError(f"{source} is not a CSV file: it contains binary data (NUL bytes)")
+    bad = _utf8_error(data)
+    if bad is None:
+        return "utf-8", None
+    line = data.count(b"\n", 0, bad) + 1
+    if UTF8_MULTIBYTE.search(data):
+        raise DataError(
+            f"{source} mixes encodings: most of it is UTF-8 but line {line} has the byte "
+            f"0x{data[bad]:02x}, which is not; {CONVERT.replace('<encoding>', 'WINDOWS-1252')} "
+            "from one consistent source"
+        )
     try:
-        head.decode("utf-8")
+        data.decode("cp1252")
     except UnicodeDecodeError:
-        try:
-            head.decode("latin-1")
-        except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes any byte
-            raise DataError(f"{source} is not a text file") from exc
+        return "latin-1", f"{source} is not UTF-8 (first at line {line}): decoded as Latin-1 (ISO-8859-1)"
+    return "cp1252", f"{source} is not UTF-8 (first at line {line}): decoded as Windows-1252 (Western European)"
+
+
+def _first_rows(data: bytes, encoding: str) -> tuple[list[str], list[str]]:
+    """The header row as written (pandas renames duplicates and empty names) and the first data
+    row's fields; read as a stream, so a large upload is not decoded twice."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace", newline="")
+    rows = csv.reader(text, skipinitialspace=True)
+    try:
+        header = next(rows, [])
+        first = next(rows, [])
+    except csv.Error:
+        return [], []
+    return [c.strip() for c in header], first
+
+
+def _extra_fields(data: bytes, encoding: str, width: int, source: str) -> int:
+    """Rows with more fields than the header (``width``): a trailing empty field (a comma at the
+    end of every row, as some spreadsheets export) is ignored; a value there is an error.
+    Returns how many rows had an empty extra field."""
+    rows = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline=""), skipinitialspace=True)
+    next(rows, None)
+    trailing = 0
+    for fields in rows:
+        if len(fields) <= width:
+            continue
+        if any(f.strip() for f in fields[width:]):
+            raise DataError(
+                f"{source} is not a well-formed CSV: line {rows.line_num} has {len(fields)} fields but "
+                f"the header names {width} columns"
+            )
+        trailing += 1
+    return trailing
+
+
+def read_table(data: bytes, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """Parse ``data`` as a CSV with a header row; returns the table and notes for the report.
+
+    Decodes what :func:`detect_encoding` accepts; ignores empty trailing fields and unnamed empty
+    columns (a spreadsheet's trailing commas); renames duplicate column names ``x`` -> ``x.1`` as
+    pandas does, and says so. Raises DataError naming the problem for anything that is not a table.
+    """
+    if not data[:65536].strip() and not data.strip():
+        raise DataError(f"{source} is empty")
+    encoding, note = detect_encoding(data, source)
+    notes = [note] if note else []
+    if not data[:65536].decode(encoding, errors="ignore").strip("\ufeff \t\r\n"):
+        raise DataError(f"{source} is empty")
+    header, first = _first_rows(data, encoding)
+    if header and len(first) > len(header):
+        # pandas would take the first column for an index and shift every value left
+        trailing = _extra_fields(data, encoding, len(header), source)
+        if trailing:
+            notes.append(f"{trailing} row(s) end with an empty field past the last column (a trailing comma): ignored")
     try:
         frame = pd.read_csv(
             io.BytesIO(data),
             na_values=MISSING_MARKERS,
             keep_default_na=False,
             skipinitialspace=True,
-            encoding_errors="replace",
+            encoding=encoding,
+            index_col=False,  # a row with one field more than the header is data, not an index
         )
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{source} has no header row") from exc
     except pd.errors.ParserError as exc:
-        raise DataError(f"{source} is not a well-formed CSV: {exc}") from exc
+        raise DataError(f"{source} is not a well-formed CSV: {_parser_problem(exc)}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    empty = [
+        str(name) for name, written in zip(frame.columns, header, strict=False)
+        if not written and frame[name].isna().all()
+    ]
+    if empty:
+        header = [h for h, name in zip(header, frame.columns, strict=False) if name not in empty]
+        frame = frame.drop(columns=empty)
+        notes.append(f"{len(empty)} column(s) with no name and no values ignored (trailing commas in the header)")
+    frame.columns = _unique_names(list(frame.columns), header, source, notes)
     if frame.shape[1] == 1:
-        header = frame.columns[0]
-        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if delimiter in header:
+        name = frame.columns[0]
+        for delimiter, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if delimiter in name:
                 raise DataError(
-                    f"{source} looks delimited by {name}, not commas: save it as a comma-separated CSV"
+                    f"{source} looks delimited by {word}, not commas: save it as a comma-separated CSV"
                 )
-        raise DataError(f"{source} has a single column ({header!r}): nothing to predict it from")
+        raise DataError(f"{source} has a single column ({name!r}): nothing to predict it from")
     if frame.empty:
         raise DataError(f"{source} has a header but no data rows")
-    return frame
+    return frame, notes
+
+
+def _parser_problem(exc: Exception) -> str:
+    """pandas' parser message without its C-level wording: 'Error tokenizing data. C error: ...'."""
+    text = str(exc).strip()
+    text = re.sub(r"^Error tokenizing data\. C error: ", "", text)
+    return text[:300]
+
+
+def _unique_names(columns: list[str], header: list[str], source: str, notes: list[str]) -> list[str]:
+    """Column names made unique (``x``, ``x.1``...), with a note naming each header written twice."""
+    counts = Counter(header if len(header) == len(columns) else columns)
+    repeated = {name: count for name, count in counts.items() if count > 1 and name}
+    seen: set[str] = set()
+    unique: list[str] = []
+    for name in columns:
+        candidate, suffix = name, 0
+        while candidate in seen:
+            suffix += 1
+            candidate = f"{name}.{suffix}"
+        seen.add(candidate)
+        unique.append(candidate)
+    if repeated:
+        named = listing(f"{name!r} ({count} times)" for name, count in repeated.items())
+        notes.append(
+            f"duplicate column name(s) in the header of {source}: {named}; read as "
+            f"{listing(repr(n) for n in unique if n not in repeated and n.rsplit('.', 1)[0] in repeated)} "
+            "- rename them to say what they hold"
+        )
+    return unique
+
+
+def read_csv(data: bytes, source: str) -> pd.DataFrame:
+    """Parse ``data`` as a CSV with a header row (:func:`read_table` without its notes)."""
+    return read_table(data, source)[0]
 
 
 def resolve_target(frame: pd.DataFrame, config: DatasetConfig, source: str) -> str:
@@ -92,7 +249,8 @@ def resolve_target(frame: pd.DataFrame, config: DatasetConfig, source: str) -> s
     target = config.target or str(frame.columns[-1])
     if target not in frame.columns:
         raise DataError(
-            f"{source} has no target column {target!r}; its columns are: {', '.join(frame.columns)}"
+            f"{source} has no target column {target!r}; its {frame.shape[1]:,} columns are: "
+            f"{listing(frame.columns)}"
         )
     return target
 
@@ -242,6 +400,55 @@ def _check_blocking(frame: pd.DataFrame, target: str, config: DatasetConfig, sou
     raise DataError("; ".join(problems))
 
 
+def _check_finite(frame: pd.DataFrame, columns: list[str], source: str) -> None:
+    """Infinite numbers (``inf``, ``-Infinity``, or a number too large for a float such as
+    ``1e400``) cannot be trained on or served: name each column, count them, quote lines."""
+    problems = []
+    for name in columns:
+        series = frame[name]
+        if pd.api.types.is_float_dtype(series):
+            infinite = series[np.isinf(series.to_numpy())]
+        elif numbers_expected(series):
+            # pandas reads a number beyond the float range (1e400) as text, not as infinity
+            text = series.dropna().astype(str)
+            infinite = text[pd.to_numeric(text, errors="coerce").isna() & text.map(_overflows)]
+        else:
+            continue
+        if infinite.empty:
+            continue
+        lines = listing((f"line {_line(i)}: {v}" for i, v in infinite.items()), limit=EXAMPLES)
+        problems.append(f"column {name!r} has {len(infinite):,} infinite value(s) ({lines})")
+    if problems:
+        raise DataError(
+            f"{source}: {listing(problems, limit=EXAMPLES, width=400)}; a value like inf or 1e400 cannot "
+            "be trained on: write a finite number, or leave the cell empty if it is unknown"
+        )
+
+
+def _overflows(text: str) -> bool:
+    try:
+        return math.isinf(float(text))
+    except ValueError:
+        return False
+
+
+#: A classifier needs at least this many rows of most classes: one row per class teaches nothing.
+MIN_ROWS_PER_CLASS = 2
+
+
+def _check_classes(y: pd.Series, target: str, source: str) -> None:
+    """Refuse a class label that is (nearly) unique per row: a key or a free-text column, not a class."""
+    counts = y.value_counts(dropna=True)
+    singletons = int((counts < MIN_ROWS_PER_CLASS).sum())
+    if len(counts) > MAX_CLASSES and singletons > len(counts) / 2:
+        raise DataError(
+            f"{source}: target column {target!r} has {len(counts):,} classes and {singletons:,} of them "
+            f"occur in a single row (e.g. {listing(map(repr, counts.index[counts < MIN_ROWS_PER_CLASS]), limit=EXAMPLES)}): "
+            "a classifier cannot learn a class from one example. If the target is a number, set "
+            "task: regression in the config; otherwise choose a target with repeated classes"
+        )
+
+
 def _warnings(
     frame: pd.DataFrame, target: str, features: list[str], kept: tuple[str, ...]
 ) -> tuple[list[str], int]:
@@ -284,10 +491,14 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     absent = [c for c in config.excluded_columns if c not in frame.columns]
     if absent:
         key = "drop_columns" if any(c in config.drop_columns for c in absent) else "id_columns"
-        raise DataError(f"config {key} names column(s) not in {source}: {', '.join(absent)}")
+        raise DataError(f"config {key} names column(s) not in {source}: {listing(absent)}")
     unknown = [c for c in config.keep_columns if c not in frame.columns]
     if unknown:
-        raise ConfigError(f"config keep_columns names column(s) not in {source}: {', '.join(unknown)}")
+        raise ConfigError(f"config keep_columns names column(s) not in {source}: {listing(unknown)}")
+    if len(frame) < config.min_rows:
+        raise DataError(
+            f"{source} has {len(frame)} data rows; at least {config.min_rows} are needed (config min_rows)"
+        )
     y = frame[target]
     if y.isna().all():
         raise DataError(f"{source}: target column {target!r} has no values (all missing)")
@@ -301,8 +512,11 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         if numbers_expected(y):
             _check_blocking(frame[[target]], target, DatasetConfig(min_rows=2), source)
         raise DataError(f"{source}: target column {target!r} is not numeric, so it cannot be regressed")
+    _check_finite(frame, [c for c in frame.columns if c not in config.excluded_columns], source)
     _check_blocking(frame, target, config, source)
-    check_config_for_task(config, task, frame)
+    if task == "classification":
+        _check_classes(y, target, source)
+    check_config_for_task(config, task, frame, target)
 
     dates = date_columns(frame, exclude=(target, *config.excluded_columns))
     ids = identifier_columns(frame, target, config, dates)
@@ -386,8 +600,11 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     }
 
 
-def check_config_for_task(config: DatasetConfig, task: str, frame: pd.DataFrame | None = None) -> None:
-    """Config choices that depend on the task: metric, recipe, estimator params, test rows."""
+def check_config_for_task(
+    config: DatasetConfig, task: str, frame: pd.DataFrame | None = None, target: str | None = None
+) -> None:
+    """Config choices that depend on the task: metric, recipe, estimator params (against the
+    estimator's constraints and, given ``frame`` and ``target``, the target's classes), test rows."""
     from stepml.config import METRICS
     from stepml.training import check_params
 
@@ -400,7 +617,12 @@ def check_config_for_task(config: DatasetConfig, task: str, frame: pd.DataFrame 
         raise ConfigError(
             f"config split.test_rows is {config.split.test_rows} but the upload has only {len(frame)} rows"
         )
-    check_params(config, task)
+    classes = None
+    if task == "classification" and frame is not None and target is not None:
+        from stepml.preprocessing import class_labels
+
+        classes = sorted(class_labels(frame[target].dropna()).unique().tolist(), key=str)
+    check_params(config, task, classes)
     if config.tune is not None:
         import importlib.util
 

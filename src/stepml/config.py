@@ -76,7 +76,7 @@ class SplitConfig(_Strict):
     """How the test set is chosen (see the module docstring)."""
 
     test_size: float = Field(0.2, ge=0.05, le=0.5)
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's seed range
     stratify: bool = True
     test_rows: int | None = Field(None, ge=1)
     test_file: str | None = None

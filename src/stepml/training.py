@@ -168,7 +168,9 @@ def _param_problem(model: Any, name: str, value: Any) -> str | None:
         found = re.search(r"must be (.*)\. Got (.*) instead\.?$", str(exc), re.DOTALL)
         if found is None:
             return f"params.{name} is not valid for {type(model).__name__}: {str(exc)[:200]}"
-        return f"params.{name} must be {found.group(1)} for {type(model).__name__}; got {found.group(2)[:100]}"
+        # "or an instance of 'sklearn._loss.loss.BaseLoss'": a Python object, which YAML cannot give
+        must = re.sub(r" or an instance of '[\w.]+'", "", found.group(1))
+        return f"params.{name} must be {must} for {type(model).__name__}; got {found.group(2)[:100]}"
     return None
 
 
@@ -270,11 +272,29 @@ def fit(
     y = train[target]
     if task == "classification":
         y = class_labels(y)
+        _encode_class_weight(pipeline.named_steps["model"], y)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
         pipeline.fit(to_model_frame(train, schema), y)
     return pipeline
+
+
+def _encode_class_weight(model: Any, y: pd.Series) -> None:
+    """Key a ``class_weight`` mapping by the codes HistGradientBoostingClassifier weights.
+
+    scikit-learn (1.7) applies the mapping to the labels after encoding them as 0..K-1, so
+    ``{high: 2}`` as documented ("{class_label: weight}") fails with "classes [0.0, 1.0] are not
+    in class_weight". Translate the user's labels to those codes (sorted labels, as its encoder).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    members = [model] if not hasattr(model, "estimators") else [m for _, m in model.estimators]
+    codes = {str(label): index for index, label in enumerate(np.unique(y))}
+    for member in members:
+        weights = member.get_params().get("class_weight")
+        if isinstance(member, HistGradientBoostingClassifier) and isinstance(weights, dict):
+            member.set_params(class_weight={codes[str(k)]: v for k, v in weights.items() if str(k) in codes})
 
 
 def fit_with_config(

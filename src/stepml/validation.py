@@ -249,7 +249,7 @@ def resolve_target(frame: pd.DataFrame, config: DatasetConfig, source: str) -> s
     target = config.target or str(frame.columns[-1])
     if target not in frame.columns:
         raise DataError(
-            f"{source} has no target column {target!r}; its {frame.shape[1]:,} columns are: "
+            f"{source} has no target column {listing([repr(target)], width=200)}; its {frame.shape[1]:,} columns are: "
             f"{listing(frame.columns)}"
         )
     return target
@@ -488,6 +488,12 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     :func:`is_identifier` left out, ``date``) and ``warnings``.
     """
     target = resolve_target(frame, config, source)
+    if target in config.excluded_columns:
+        key = "drop_columns" if target in config.drop_columns else "id_columns"
+        raise ConfigError(
+            f"config {key} names {target!r}, the target of {source} (its last column, as the config "
+            "names no target): set target to the column to predict, or keep this one"
+        )
     absent = [c for c in config.excluded_columns if c not in frame.columns]
     if absent:
         key = "drop_columns" if any(c in config.drop_columns for c in absent) else "id_columns"

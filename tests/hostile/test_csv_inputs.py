@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import re
 from typing import Any
 
 import pytest
 
-from tests.functional.conftest import invoke, s3  # noqa: F401 - fixtures
-from tests.hostile.data_runs import (
+from tests.functional.conftest import invoke  # noqa: F401 - fixture
+from tests.hostile.data_runs import (  # noqa: F401 - moto_bucket, s3: fixtures
     FAST,
     assert_refused,
     assert_trained,
     csv_text,
     model_meta,
+    moto_bucket,
     run,
+    s3,
     stored_json,
     table,
     validation_report,
@@ -96,14 +99,23 @@ SPREADSHEET_QUIRKS = [
 
 
 @pytest.mark.parametrize(("body", "warning"), SPREADSHEET_QUIRKS)
-def test_a_spreadsheet_quirk_trains_and_is_named_in_the_report(s3, invoke, body: bytes, warning: str) -> None:
-    outcome = run(s3, invoke, body)
+def test_a_spreadsheet_quirk_is_read_as_meant_and_named_in_the_report(
+    s3, invoke, body: bytes, warning: str
+) -> None:
+    state = run(s3, invoke, body, stages="preprocess")
+
+    assert "error" not in state, state.get("error")
+    assert validation_report(s3)["target"] == "label"
+    features = [f["name"] for f in stored_json(s3, state["schema_key"])]
+    assert features in (["size", "colour", "flag"], ["size", "size.1", "flag"])
+    assert re.search(warning, warnings(s3)), warnings(s3)
+
+
+def test_a_trailing_comma_export_trains(s3, invoke) -> None:
+    outcome = run(s3, invoke, BASE.replace("\n", ",\n").encode())
 
     assert_trained(s3, outcome)
-    assert validation_report(s3)["target"] == "label"
-    import re
-
-    assert re.search(warning, warnings(s3)), warnings(s3)
+    assert [f["name"] for f in model_meta(s3)["schema"]] == ["size", "colour", "flag"]
 
 
 VALUES_THAT_TRAIN = [

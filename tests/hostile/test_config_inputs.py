@@ -1,0 +1,180 @@
+"""Hostile-but-fair configs (config/<dataset>.yaml) through the real stage handlers.
+
+Given a good CSV and a config a user could write (typos, wrong types, values out of range,
+parameters the estimator refuses, YAML tricks), When the run starts, Then it fails at validation
+with a ConfigError (or a DataError when the config names data that is not there) that names the
+key — before any training, without library text, under the 256 KB state limit, with nothing under
+models/; or, for a config that is merely unusual, it trains.
+"""
+
+# The functional tier's moto fixtures are imported by name below, so tests take them as arguments.
+# ruff: noqa: F811
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stepml.config import MAX_CONFIG_BYTES
+from tests.functional.conftest import invoke  # noqa: F401 - fixture
+from tests.hostile.data_runs import (  # noqa: F401 - moto_bucket, s3: fixtures
+    FAST,
+    assert_refused,
+    assert_trained,
+    csv_text,
+    moto_bucket,
+    run,
+    s3,
+    table,
+)
+
+BASE = csv_text(table()).encode()
+#: A regression table: the same columns with a numeric target.
+NUMBERS = csv_text(table().assign(label=lambda f: f["size"] * 2.5 + 1)).encode()
+
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+
+REFUSED: list[Any] = [
+    # YAML itself
+    pytest.param(BASE, BOMB, "ConfigError", "line 2: YAML aliases \\(\\*a\\) are not allowed", id="alias-bomb"),
+    pytest.param(BASE, "base: &b {max_iter: 30}\nparams: *b\n", "ConfigError", "YAML aliases \\(\\*b\\)", id="plain-alias"),
+    pytest.param(BASE, "x: &x {max_iter: 30}\nparams:\n  <<: *x\n", "ConfigError", "YAML aliases", id="merge-key"),
+    pytest.param(BASE, "# padding\n" * (MAX_CONFIG_BYTES // 10 + 1), "ConfigError", "at most 65,536", id="oversize"),
+    pytest.param(BASE, "[" * 5000 + "]" * 5000, "ConfigError", "nested too deeply|not valid YAML|expected a mapping",
+                 id="deep-nesting"),
+    pytest.param(BASE, "target: [unclosed\n", "ConfigError", "not valid YAML.*line", id="syntax-error"),
+    pytest.param(BASE, "target:\tlabel\n\tbad: indent\n", "ConfigError", "not valid YAML", id="tab-indent"),
+    pytest.param(BASE, "- target\n- label\n", "ConfigError", "expected a mapping of settings, got list", id="a-list"),
+    pytest.param(BASE, "just some words\n", "ConfigError", "expected a mapping of settings, got str", id="a-scalar"),
+    pytest.param(BASE, "!!python/object/apply:os.system [echo hi]\n", "ConfigError", "not valid YAML",
+                 id="python-tag"),
+    # keys and types
+    pytest.param(BASE, "targt: label\n", "ConfigError", "unknown key 'targt'; allowed: drop_columns", id="unknown-key"),
+    pytest.param(BASE, "split: {test_sise: 0.3}\n", "ConfigError", "unknown key 'split.test_sise'; allowed:",
+                 id="unknown-nested-key"),
+    pytest.param(BASE, "task: clustering\n", "ConfigError", "'task' must be one of classification, regression",
+                 id="unknown-task"),
+    pytest.param(BASE, "recipe: deep-learning\n", "ConfigError", "'recipe' must be one of auto", id="unknown-recipe"),
+    pytest.param(BASE, "target: [a, b]\n", "ConfigError", "'target'", id="target-a-list"),
+    pytest.param(BASE, "drop_columns: size\n", "ConfigError", "'drop_columns'", id="drop-columns-a-string"),
+    pytest.param(BASE, "min_rows: many\n", "ConfigError", "'min_rows'.*'many'", id="min-rows-text"),
+    pytest.param(BASE, "min_rows: 1\n", "ConfigError", "'min_rows'.*greater than or equal to 2", id="min-rows-1"),
+    pytest.param(BASE, "min_rows: 1000000\n", "DataError", "60 data rows; at least 1000000", id="min-rows-huge"),
+    pytest.param(BASE, "min_primary_metric: high\n", "ConfigError", "'min_primary_metric'", id="gate-text"),
+    pytest.param(BASE, "max_regression_vs_champion: -1\n", "ConfigError", "'max_regression_vs_champion'",
+                 id="gate-negative"),
+    pytest.param(BASE, "primary_metric: precision\n", "ConfigError", "'primary_metric' must be one of", id="metric-unknown"),
+    pytest.param(BASE, "primary_metric: rmse\n", "ConfigError", "primary_metric 'rmse' does not apply to classification",
+                 id="metric-wrong-task"),
+    pytest.param(BASE, "target: " + "x" * 60_000 + "\n", "DataError", "no target column 'x+…; its 4 columns",
+                 id="target-60k-characters"),
+    pytest.param(BASE, "drop_columns: [" + ", ".join(f"c{i}" for i in range(5000)) + "]\n", "DataError",
+                 "drop_columns names column\\(s\\) not in .*c0, c1.* and 4,980 more", id="drop-5000-unknown"),
+    # split
+    pytest.param(BASE, "split: {test_size: 0}\n", "ConfigError", "'split.test_size'.*0.05", id="test-size-0"),
+    pytest.param(BASE, "split: {test_size: 0.9}\n", "ConfigError", "'split.test_size'.*0.5", id="test-size-0.9"),
+    pytest.param(BASE, "split: {test_size: half}\n", "ConfigError", "'split.test_size'", id="test-size-text"),
+    pytest.param(BASE, "split: {seed: -1}\n", "ConfigError", "'split.seed'", id="seed-negative"),
+    pytest.param(BASE, "split: {seed: 99999999999999999999}\n", "ConfigError", "'split.seed'.*less than or equal to 4294967295",
+                 id="seed-too-big"),
+    pytest.param(BASE, "split: {test_rows: 0}\n", "ConfigError", "'split.test_rows'", id="test-rows-0"),
+    pytest.param(BASE, "split: {test_rows: 60}\n", "ConfigError", "split.test_rows is 60 but the upload has only 60",
+                 id="test-rows-all"),
+    pytest.param(BASE, "split: {test_rows: 5, test_file: data/x/t.csv}\n", "ConfigError", "test_rows or test_file",
+                 id="two-test-sets"),
+    pytest.param(BASE, "split: {test_file: raw/other/t.csv}\n", "ConfigError", "split.test_file.*not be under raw/",
+                 id="test-file-under-raw"),
+    pytest.param(BASE, "split: {test_file: ../../etc/passwd}\n", "ConfigError", "'split.test_file'", id="test-file-path"),
+    pytest.param(BASE, "split: {test_file: data/none.csv}\n", "DataError", "test_file names .*data/none.csv.*does not exist",
+                 id="test-file-missing"),
+    # columns
+    pytest.param(BASE, "drop_columns: [weight]\n", "DataError", "drop_columns names column\\(s\\) not in .*weight",
+                 id="drop-unknown-column"),
+    pytest.param(BASE, "keep_columns: [weight]\n", "ConfigError", "keep_columns names column\\(s\\) not in .*weight",
+                 id="keep-unknown-column"),
+    pytest.param(BASE, "drop_columns: [label]\n", "ConfigError", "drop_columns names 'label', the target",
+                 id="drop-the-target"),
+    pytest.param(BASE, "drop_columns: [size, colour, flag]\n", "DataError", "no feature columns besides the target",
+                 id="drop-every-feature"),
+    # recipes and estimator parameters, checked before training
+    pytest.param(BASE, "recipe: seed-b\n", "ConfigError", "seed-b.*regression recipe", id="seed-b-classification"),
+    pytest.param(BASE, "recipe: seed-a\ntune: {budget_seconds: 10}\n", "ConfigError", "tune works with recipe auto only",
+                 id="tune-seed-a"),
+    pytest.param(BASE, "tune: {budget_seconds: 100000}\n", "ConfigError", "'tune.budget_seconds'", id="tune-too-long"),
+    pytest.param(BASE, "params: {n_trees: 5}\n", "ConfigError", "n_trees.*HistGradientBoostingClassifier",
+                 id="params-unknown"),
+    pytest.param(BASE, "params: {learning_rate: -1}\n", "ConfigError",
+                 "params.learning_rate must be a float in the range \\(0.0, inf\\).*got -1", id="learning-rate-negative"),
+    pytest.param(BASE, "params: {max_leaf_nodes: 1}\n", "ConfigError", "params.max_leaf_nodes must be .*got 1",
+                 id="max-leaf-nodes-1"),
+    pytest.param(BASE, "params: {max_iter: many}\n", "ConfigError", "params.max_iter must be .*got 'many'",
+                 id="max-iter-text"),
+    pytest.param(BASE, "params: {max_iter: 0, learning_rate: 0, loss: hinge}\n", "ConfigError",
+                 "params.max_iter.*params.learning_rate.*params.loss", id="three-bad-params"),
+    pytest.param(BASE, "params: {class_weight: {medium: 2}}\n", "ConfigError",
+                 "params.class_weight names class\\(es\\) 'medium'.*classes are 'high', 'low'", id="class-weight-unknown"),
+    pytest.param(BASE, "params: {class_weight: {yes: 2}}\n", "ConfigError", "True.*quote the class name",
+                 id="class-weight-yaml-boolean"),
+    pytest.param(BASE, "params: {class_weight: {high: -2}}\n", "ConfigError", "non-negative numbers",
+                 id="class-weight-negative"),
+    pytest.param(BASE, "params: [max_iter, 30]\n", "ConfigError", "'params'", id="params-a-list"),
+    pytest.param(BASE, "params: {'max iter': 30}\n", "ConfigError", "parameter names must be identifiers",
+                 id="params-name-with-space"),
+    pytest.param(NUMBERS, "task: regression\nrecipe: seed-a\nparams: {n_estimators: 0}\n", "ConfigError",
+                 "params.n_estimators must be .*RandomForestRegressor", id="seed-a-no-trees"),
+    pytest.param(NUMBERS, "task: regression\nparams: {loss: log_loss}\n", "ConfigError",
+                 "params.loss must be .*HistGradientBoostingRegressor", id="regression-wrong-loss"),
+]
+
+
+@pytest.mark.parametrize(("body", "config", "error", "message"), REFUSED)
+def test_a_bad_config_is_refused_at_validation_naming_the_key(
+    s3, invoke, body: bytes, config: str, error: str, message: str
+) -> None:
+    outcome = run(s3, invoke, body, config, stages="validate")
+
+    assert_refused(s3, outcome, error, message)
+
+
+def test_a_config_refused_at_validation_never_reaches_training(s3, invoke) -> None:
+    """Every refusal above happens in the first stage: a run that trained for minutes and then
+    failed on a parameter would waste them."""
+    outcome = run(s3, invoke, BASE, "params: {learning_rate: -1}\n")
+
+    assert_refused(s3, outcome, "ConfigError", "learning_rate")
+    trace = "".join(outcome["error"]["stackTrace"])
+    assert "functions/validate/app.py" in trace and "functions/train/app.py" not in trace
+
+
+ACCEPTED = [
+    pytest.param("", {}, id="empty-file"),
+    pytest.param("# only a comment\n", {}, id="only-a-comment"),
+    pytest.param("---\n" + FAST + "...\n", {"params": {"max_iter": 30}}, id="document-markers"),
+    pytest.param("\ufeff" + FAST, {"params": {"max_iter": 30}}, id="config-with-bom"),
+    pytest.param("target: label\ntask: classification\nprimary_metric: f1\n",
+                 {"target": "label", "task": "classification", "primary_metric": "f1"}, id="explicit-everything"),
+    pytest.param("split: {seed: 4294967295}\n", {"split": {"seed": 4294967295}}, id="largest-seed"),
+    pytest.param("params: {class_weight: {'1': 3}}\n", {"params": {"class_weight": {"1": 3}}},
+                 id="class-weight-number-as-text"),
+]
+
+
+@pytest.mark.parametrize(("config", "expected"), ACCEPTED)
+def test_an_unusual_but_valid_config_passes_validation(s3, invoke, config: str, expected: dict[str, Any]) -> None:
+    body = BASE if "class_weight" not in config else BASE.replace(b",high\n", b",1\n").replace(b",low\n", b",0\n")
+    state = run(s3, invoke, body, config, stages="validate")
+
+    assert "error" not in state, state.get("error")
+    for key, value in expected.items():
+        assert state["config"][key] == {**state["config"][key], **value} if isinstance(value, dict) else value
+
+
+@pytest.mark.parametrize("weights", ["{high: 2, low: 1}", "{'low': 0.5}"])
+def test_class_weight_by_label_trains(s3, invoke, weights: str) -> None:
+    """scikit-learn's HistGradientBoostingClassifier weights encoded labels; the labels work."""
+    outcome = run(s3, invoke, BASE, f"params: {{max_iter: 30, class_weight: {weights}}}\n")
+
+    assert_trained(s3, outcome)

@@ -103,6 +103,24 @@ class InputContract:
         return cls(fields=fields, ignored=frozenset(ignored) - set(fields), refusal=refusal)
 
 
+#: How training writes a true/false column's values (pandas reads true, True and TRUE as booleans).
+BOOLEAN_CATEGORIES = {"true": "True", "false": "False"}
+
+
+def _boolean_category(spec: Mapping[str, Any], value: Any) -> str | None:
+    """A true/false feature's value as training saw it: JSON ``true`` and the CSV's spellings
+    (``"true"``, ``"TRUE"``, ``"True"``) all become the category ``"True"``; None when ``spec`` is not a
+    boolean column or ``value`` is not a boolean."""
+    categories = spec.get("categories")
+    if not categories or not set(categories) <= set(BOOLEAN_CATEGORIES.values()):
+        return None
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, str):
+        return BOOLEAN_CATEGORIES.get(value.strip().lower())
+    return None
+
+
 def check_records(
     records: list[Any], schema: InputContract | list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[list[str]]]:
@@ -157,11 +175,12 @@ def check_records(
                     row_warnings.append(f"{name}={value} is outside the training range [{low}, {high}]")
                 row[name] = float(value)
             else:
-                if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                text = _boolean_category(spec, value)
+                if text is None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
                     errors.append({"row": index, "field": name,
                                    "message": f"expected a string, got {type(value).__name__}"})
                     continue
-                text = str(value)
+                text = str(value) if text is None else text
                 if spec.get("categories") and text not in spec["categories"]:
                     row_warnings.append(f"{name}={text!r} {UNSEEN_CATEGORY}")
                 row[name] = text

@@ -229,3 +229,36 @@ def test_a_12000_column_upload_missing_its_target_stays_far_under_the_state_limi
 
     text = assert_refused(s3, outcome, "DataError", "no target column 'price'.*and 11,980 more")
     assert len(text) < 4000
+
+
+# -- booleans round-trip -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spelling", ["true/false", "True/False", "TRUE/FALSE"])
+def test_a_boolean_column_predicts_the_same_from_json_booleans_and_csv_spellings(s3, invoke, spelling: str) -> None:
+    import json
+
+    from stepml.api import handle
+    from stepml.serving import ModelServer
+    from stepml.settings import Settings
+    from stepml.storage import S3Store
+    from tests.functional.conftest import EVENT_BUCKET
+
+    yes, no = spelling.split("/")
+    frame = table(80)
+    frame["label"] = ["kept" if flag else "sold" for flag in frame["flag"]]
+    frame["flag"] = [yes if flag else no for flag in frame["flag"]]
+    assert_trained(s3, run(s3, invoke, csv_text(frame).encode()))
+    server = ModelServer(S3Store(Settings(bucket=EVENT_BUCKET)))
+
+    def predict(value: Any) -> dict[str, Any]:
+        event = {"version": "2.0", "routeKey": "POST /models/{name}/predict", "pathParameters": {"name": "hostile"},
+                 "queryStringParameters": {"version": "1"},
+                 "body": json.dumps({"size": 5.0, "colour": "red", "flag": value})}
+        result = handle(event, server)
+        assert result["statusCode"] == 200, result["body"]
+        return json.loads(result["body"])
+
+    answers = {value: predict(value) for value in (True, "true", "TRUE", "True", " true ", False, "false", "FALSE")}
+    assert {answers[v]["predictions"][0] for v in (True, "true", "TRUE", "True", " true ")} == {"kept"}
+    assert {answers[v]["predictions"][0] for v in (False, "false", "FALSE")} == {"sold"}
+    assert not any(w for answer in answers.values() for row in answer.get("warnings", []) for w in row)

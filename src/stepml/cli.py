@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from stepml import keys
 from stepml.config import RECIPES, TASKS, DatasetConfig, dump_config
 from stepml.errors import StepmlError
 from stepml.runs import run_outcome
@@ -94,8 +95,9 @@ def upload(
     wait: bool, timeout: float,
 ) -> None:
     """Upload FILE to raw/<dataset>/ (which starts a run) and follow the run."""
-    if file.suffix.lower() != ".csv":
-        raise click.BadParameter(f"{file} is not a .csv file", param_hint="FILE")
+    problem = keys.upload_problem(file.name)
+    if problem:
+        raise click.BadParameter(f"{file} {problem}", param_hint="FILE")
     changes = {k: v for k, v in (("target", target), ("task", task), ("recipe", recipe)) if v}
     if changes:
         current = stack.read_config(dataset)

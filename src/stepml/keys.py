@@ -39,8 +39,36 @@ def dataset_from_raw_key(key: str) -> str:
     return check_dataset_name(parts[1])
 
 
+#: Compressed or packed files that a user may take for a CSV, and what to do instead.
+PACKED_SUFFIXES = {".gz": "gzip", ".zip": "ZIP", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+
+
+def upload_problem(filename: str) -> str | None:
+    """Why a file of this name would start no run (None when it would): only ``*.csv`` uploads do."""
+    lower = filename.lower()
+    for suffix, kind in PACKED_SUFFIXES.items():
+        if lower.endswith(suffix):
+            return (f"is {kind}-compressed: stepml reads plain CSV files only (decompress it, then "
+                    "upload the .csv)")
+    if lower.endswith((".xlsx", ".xls", ".ods")):
+        return "is a spreadsheet: export it as CSV (comma-separated, UTF-8) and upload that"
+    if not lower.endswith(".csv"):
+        return "is not a .csv file: only uploads named *.csv start a training run"
+    return None
+
+
 def raw(dataset: str, filename: str) -> str:
     return f"raw/{dataset}/{filename}"
+
+
+def upload_key(dataset: str, filename: str) -> str:
+    """Where an upload of ``filename`` goes so that it starts a run: ``raw/<dataset>/<stem>.csv``,
+    the suffix in lower case (the rule matches ``.csv`` and ``.CSV``, not ``.Csv``)."""
+    check_dataset_name(dataset)
+    stem = filename.rsplit("/", 1)[-1]
+    if stem.lower().endswith(".csv"):
+        stem = stem[:-4]
+    return raw(dataset, f"{stem}.csv")
 
 
 #: Where inputs that a run reads but that must not start a run live (``split.test_file``): the

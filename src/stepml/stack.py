@@ -130,8 +130,7 @@ class Stack:
         return load_config(self.store, dataset)
 
     def upload(self, path: Path, dataset: str) -> dict[str, Any]:
-        keys.check_dataset_name(dataset)
-        key = keys.raw(dataset, path.name)
+        key = keys.upload_key(dataset, path.name)
         with path.open("rb") as handle:
             response = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=handle)
         return {"bucket": self.bucket, "key": key, "etag": response.get("ETag", "").strip('"'),

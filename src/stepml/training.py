@@ -36,6 +36,7 @@ Training runs in threads only (forests' ``n_jobs`` threads; HistGradientBoosting
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -45,7 +46,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from stepml.config import DatasetConfig
-from stepml.errors import ConfigError, listing
+from stepml.errors import ConfigError, DataError, listing
 from stepml.preprocessing import class_labels, to_model_frame
 
 #: The auto recipe's estimator settings, chosen in bench/bench_models.py (config ``params`` override).
@@ -275,8 +276,20 @@ def fit(
         _encode_class_weight(pipeline.named_steps["model"], y)
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
-        pipeline.fit(to_model_frame(train, schema), y)
+    try:
+        with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
+            pipeline.fit(to_model_frame(train, schema), y)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        # Validation refuses what it knows to be untrainable; anything left is still a problem of
+        # this data with this recipe, not a crash: say so in the pipeline's words, not a library's.
+        # The library's own wording goes to the function's log, not into the run's cause.
+        model = type(pipeline.named_steps["model"]).__name__
+        logging.getLogger(__name__).warning("fit failed", exc_info=exc, extra={"estimator": model})
+        raise DataError(
+            f"the {config.recipe} recipe's {model} could not be fitted on the {len(train):,} training rows "
+            f"(target {target!r}); the estimator's reason is in the Train function's log. Check the "
+            "validation report's warnings, or try another recipe or other params"
+        ) from None
     return pipeline
 
 

@@ -66,7 +66,7 @@ def test_errors_are_one_readable_line(local_stack, tmp_path) -> None:
     notcsv = tmp_path / "data.xlsx"
     notcsv.write_bytes(b"PK")
     code, out = stepml(local_stack, "upload", str(notcsv), "--dataset", "x")
-    assert code == 2 and "not a .csv file" in out
+    assert code == 2 and "is a spreadsheet: export it as CSV" in out
 
 
 def readable(out: str) -> str:

@@ -178,3 +178,67 @@ def test_class_weight_by_label_trains(s3, invoke, weights: str) -> None:
     outcome = run(s3, invoke, BASE, f"params: {{max_iter: 30, class_weight: {weights}}}\n")
 
     assert_trained(s3, outcome)
+
+
+# -- which uploads start a run ---------------------------------------------------------------------
+
+def _rule_pattern() -> Any:
+    """The template's upload rule, with the bucket name filled in, as moto's matcher (the one the
+    offline stack's EventBridge uses) reads it."""
+    import json
+
+    from moto.events.models import EventPattern
+
+    from stepml.local.template import load_template_file
+    from tests.conftest import ROOT
+
+    function = load_template_file(ROOT / "template.yaml")["Resources"]["PipelineStateMachine"]
+    pattern = function["Properties"]["Events"]["CsvUploaded"]["Properties"]["Pattern"]
+    pattern["detail"]["bucket"]["name"] = ["data"]
+    return EventPattern.load(json.dumps(pattern))
+
+
+def _created(key: str) -> dict[str, Any]:
+    return {"source": "aws.s3", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "data"}, "object": {"key": key}}}
+
+
+@pytest.mark.parametrize(
+    ("key", "starts"),
+    [
+        ("raw/adult/adult.csv", True),
+        ("raw/adult/ADULT.CSV", True),  # Windows tools write upper-case names
+        ("raw/adult/export.csv.gz", False),  # the CLI and UI refuse these, saying why
+        ("raw/adult/adult.xlsx", False),
+        ("data/adult/test.csv", False),  # split.test_file: must not start a run
+        ("config/adult.yaml", False),
+        ("adult.csv", False),
+    ],
+)
+def test_the_upload_rule_starts_runs_for_csv_keys_in_either_case(key: str, starts: bool) -> None:
+    assert _rule_pattern().matches_event(_created(key)) is starts
+
+
+@pytest.mark.parametrize(
+    ("filename", "problem"),
+    [
+        ("adult.csv", None),
+        ("Adult.CSV", None),
+        ("Adult.Csv", None),
+        ("adult.csv.gz", "gzip-compressed"),
+        ("adult.zip", "ZIP-compressed"),
+        ("adult.xlsx", "export it as CSV"),
+        ("adult.txt", "only uploads named \\*.csv start a training run"),
+    ],
+)
+def test_the_cli_and_ui_upload_to_a_key_that_starts_a_run_or_say_why_not(filename: str, problem: str | None) -> None:
+    import re
+
+    from stepml import keys
+
+    found = keys.upload_problem(filename)
+    if problem is None:
+        assert found is None
+        assert _rule_pattern().matches_event(_created(keys.upload_key("adult", filename)))
+    else:
+        assert found is not None and re.search(problem, found)

@@ -262,3 +262,21 @@ def test_a_boolean_column_predicts_the_same_from_json_booleans_and_csv_spellings
     assert {answers[v]["predictions"][0] for v in (True, "true", "TRUE", "True", " true ")} == {"kept"}
     assert {answers[v]["predictions"][0] for v in (False, "false", "FALSE")} == {"sold"}
     assert not any(w for answer in answers.values() for row in answer.get("warnings", []) for w in row)
+
+
+def test_a_table_that_slips_past_validation_still_fails_training_in_the_pipelines_words() -> None:
+    """The last line of defence: training a recipe on data its estimator refuses (here an infinite
+    target, which validation refuses first) is a DataError naming the recipe and target."""
+    import pandas as pd
+
+    from stepml.config import DatasetConfig
+    from stepml.errors import DataError
+    from stepml.preprocessing import feature_schema
+    from stepml.training import fit
+    from tests.hostile.data_runs import RAW
+
+    frame = pd.DataFrame({"x": [float(i) for i in range(30)], "y": [1.0] * 29 + [float("inf")]})
+    with pytest.raises(DataError, match="auto recipe's HistGradientBoostingRegressor could not be fitted on the 30 "
+                                        "training rows \\(target 'y'\\)") as caught:
+        fit(frame, "y", feature_schema(frame, "y"), "regression", DatasetConfig(params={"max_iter": 5}))
+    assert not RAW.search(str(caught.value))

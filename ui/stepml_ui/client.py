@@ -239,10 +239,9 @@ class Console:
 
     def upload(self, data: bytes, filename: str, dataset: str, config: DatasetConfig | None) -> dict[str, Any]:
         """Write the dataset's config (when given), then the CSV, which starts a run."""
-        keys.check_dataset_name(dataset)
+        key = keys.upload_key(dataset, filename)  # checks the name; a run starts for this key
         if config is not None:
             self.stack.write_config(dataset, config)
-        key = keys.raw(dataset, filename)
         response = self.stack.client("s3").put_object(Bucket=self.stack.bucket, Key=key, Body=data,
                                                       ContentType="text/csv")
         return {"bucket": self.stack.bucket, "key": key, "version_id": response.get("VersionId")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,9 +11,18 @@ import streamlit as st
 from stepml_ui.page import console, status_table
 from stepml_ui.run_graph import run_dot
 
+from stepml import keys
 from stepml.config import DatasetConfig
 from stepml.errors import StepmlError
 from stepml.stack import FINISHED
+from stepml.validation import read_table
+
+
+@st.cache_data(max_entries=2, show_spinner="Reading the file…")
+def _read(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """The upload as the pipeline reads it (once per file: Streamlit reruns the page on every click)."""
+    return read_table(data, name)
+
 
 st.title("Upload")
 st.caption("A CSV under raw/<dataset>/ starts the pipeline: the dataset's name is the model's name.")
@@ -27,10 +35,17 @@ if upload is None:
     st.stop()
 
 data = upload.getvalue()
+problem = keys.upload_problem(upload.name)
+if problem:
+    st.error(f"{upload.name} {problem}")
+    st.stop()
 try:
-    preview = pd.read_csv(io.BytesIO(data), nrows=200)
-except Exception as exc:  # noqa: BLE001 - the pipeline will name the problem; show the parser's view now
-    st.warning(f"This file does not read as a CSV here ({exc}); the run's validation will say why.")
+    # read as the pipeline reads it (encodings, trailing commas, duplicate names), notes included
+    preview, notes = _read(data, upload.name)
+    for note in notes:
+        st.info(note)
+except StepmlError as exc:
+    st.warning(f"The run will refuse this file: {exc}")
     preview = pd.DataFrame()
 st.dataframe(preview.head(8), hide_index=True)
 st.caption(f"{upload.name} · {len(data):,} bytes · {len(preview.columns)} columns")

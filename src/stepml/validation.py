@@ -72,6 +72,11 @@ UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|
 CONVERT = "save it as UTF-8 (Excel: CSV UTF-8; iconv -f <encoding> -t UTF-8)"
 
 
+#: The csv module (used for the header and for rows wider than it) refuses fields over 128 K
+#: characters by default; pandas reads any. Raised, once, so the two agree on what is a CSV.
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+
+
 def _utf8_error(data: bytes, chunk: int = 1 << 20) -> int | None:
     """Offset of the first byte that is not UTF-8, or None; decodes in chunks (no full copy)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -140,17 +145,20 @@ def _extra_fields(data: bytes, encoding: str, width: int, source: str) -> int:
     end of every row, as some spreadsheets export) is ignored; a value there is an error.
     Returns how many rows had an empty extra field."""
     rows = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline=""), skipinitialspace=True)
-    next(rows, None)
     trailing = 0
-    for fields in rows:
-        if len(fields) <= width:
-            continue
-        if any(f.strip() for f in fields[width:]):
-            raise DataError(
-                f"{source} is not a well-formed CSV: line {rows.line_num} has {len(fields)} fields but "
-                f"the header names {width} columns"
-            )
-        trailing += 1
+    try:
+        next(rows, None)
+        for fields in rows:
+            if len(fields) <= width:
+                continue
+            if any(f.strip() for f in fields[width:]):
+                raise DataError(
+                    f"{source} is not a well-formed CSV: line {rows.line_num} has {len(fields)} fields but "
+                    f"the header names {width} columns"
+                )
+            trailing += 1
+    except csv.Error:  # a NUL byte, or a field over csv.field_size_limit() characters
+        raise DataError(f"{source} is not a well-formed CSV: line {rows.line_num} cannot be read as CSV fields") from None
     return trailing
 
 
@@ -213,6 +221,9 @@ def _parser_problem(exc: Exception) -> str:
     """pandas' parser message without its C-level wording: 'Error tokenizing data. C error: ...'."""
     text = str(exc).strip()
     text = re.sub(r"^Error tokenizing data\. C error: ", "", text)
+    unclosed = re.search(r"EOF inside string starting at row (\d+)", text)
+    if unclosed:  # pandas counts rows from the header, row 0
+        return f"the quoted field that starts on line {int(unclosed.group(1)) + 1} is never closed (a stray \")"
     return text[:300]
 
 

@@ -7,6 +7,7 @@ exactly what training learned.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,6 +72,14 @@ def split(
     cleaned = clean(frame, target, config, ids)
     stratify = None
     if config.split.stratify and task == "classification" and cleaned[target].value_counts().min() >= 2:
+        classes = cleaned[target].nunique()
+        test_rows = math.ceil(config.split.test_size * len(cleaned))  # as train_test_split counts
+        if min(test_rows, len(cleaned) - test_rows) < classes:
+            raise DataError(
+                f"config split.test_size {config.split.test_size} holds out {test_rows} of {len(cleaned)} rows, "
+                f"too few for a stratified split of the {classes} classes of {target!r} (each split needs one "
+                "row of every class): raise split.test_size, upload more rows, or set split.stratify: false"
+            )
         stratify = cleaned[target]
     train, test = train_test_split(
         cleaned, test_size=config.split.test_size, random_state=config.split.seed, stratify=stratify

@@ -1,10 +1,10 @@
 """Hostile-but-fair configs (config/<dataset>.yaml) through the real stage handlers.
 
 Given a good CSV and a config a user could write (typos, wrong types, values out of range,
-parameters the estimator refuses, YAML tricks), When the run starts, Then it fails at validation
+parameters the estimator refuses, YAML tricks), When the run starts, Then it fails before training
 with a ConfigError (or a DataError when the config names data that is not there) that names the
-key — before any training, without library text, under the 256 KB state limit, with nothing under
-models/; or, for a config that is merely unusual, it trains.
+key, without library text, under the 256 KB state limit, with nothing under models/; or, for a
+config that is merely unusual, it passes.
 """
 
 # The functional tier's moto fixtures are imported by name below, so tests take them as arguments.
@@ -78,6 +78,9 @@ REFUSED: list[Any] = [
     pytest.param(BASE, "split: {test_size: 0.9}\n", "ConfigError", "'split.test_size'.*0.5", id="test-size-0.9"),
     pytest.param(BASE, "split: {test_size: half}\n", "ConfigError", "'split.test_size'", id="test-size-text"),
     pytest.param(BASE, "split: {seed: -1}\n", "ConfigError", "'split.seed'", id="seed-negative"),
+    pytest.param(("a,label\n" + "".join(f"{i},c{i % 10}\n" for i in range(30))).encode(), "split: {test_size: 0.1}\n",
+                 "DataError", "split.test_size 0.1 holds out 3 of 30 rows, too few for a stratified split of the 10 classes",
+                 id="test-split-smaller-than-classes"),
     pytest.param(BASE, "split: {seed: 99999999999999999999}\n", "ConfigError", "'split.seed'.*less than or equal to 4294967295",
                  id="seed-too-big"),
     pytest.param(BASE, "split: {test_rows: 0}\n", "ConfigError", "'split.test_rows'", id="test-rows-0"),
@@ -131,10 +134,10 @@ REFUSED: list[Any] = [
 
 
 @pytest.mark.parametrize(("body", "config", "error", "message"), REFUSED)
-def test_a_bad_config_is_refused_at_validation_naming_the_key(
+def test_a_bad_config_is_refused_before_training_naming_the_key(
     s3, invoke, body: bytes, config: str, error: str, message: str
 ) -> None:
-    outcome = run(s3, invoke, body, config, stages="validate")
+    outcome = run(s3, invoke, body, config, stages="preprocess")
 
     assert_refused(s3, outcome, error, message)
 

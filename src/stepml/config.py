@@ -31,7 +31,8 @@ second CSV with the same columns, stored in the data bucket under ``data/`` — 
 uploading it does not start a run of its own; the pipeline's roles may read ``data/*``), ``split.test_rows`` (the first N data rows of the upload, e.g.
 UCI Adult whose official test rows come first), else a random ``split.test_size`` split with
 ``split.seed`` (stratified for classification when ``split.stratify`` and every class has two
-rows). ``test_file`` and ``test_rows`` together are an error.
+rows; the test set then holds at least one row of every class, even where ``test_size`` would give
+fewer). ``test_file`` and ``test_rows`` together are an error.
 
 Id-like columns — integers or text with a different value in every row, such as row numbers or
 customer keys — are left out of training without being listed (:func:`stepml.validation.is_identifier`;

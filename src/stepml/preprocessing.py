@@ -71,18 +71,15 @@ def split(
         return clean(frame.iloc[rows:], target, config, ids), clean(frame.iloc[:rows], target, config, ids)
     cleaned = clean(frame, target, config, ids)
     stratify = None
+    test_size: float | int = config.split.test_size
     if config.split.stratify and task == "classification" and cleaned[target].value_counts().min() >= 2:
-        classes = cleaned[target].nunique()
-        test_rows = math.ceil(config.split.test_size * len(cleaned))  # as train_test_split counts
-        if min(test_rows, len(cleaned) - test_rows) < classes:
-            raise DataError(
-                f"config split.test_size {config.split.test_size} holds out {test_rows} of {len(cleaned)} rows, "
-                f"too few for a stratified split of the {classes} classes of {target!r} (each split needs one "
-                "row of every class): raise split.test_size, upload more rows, or set split.stratify: false"
-            )
+        # A stratified split puts at least one row of every class on each side: with many classes
+        # and few rows, hold out one row per class even where test_size would give fewer (every
+        # class has two rows, so the training side keeps one of each too).
+        test_size = max(math.ceil(test_size * len(cleaned)), cleaned[target].nunique())
         stratify = cleaned[target]
     train, test = train_test_split(
-        cleaned, test_size=config.split.test_size, random_state=config.split.seed, stratify=stratify
+        cleaned, test_size=test_size, random_state=config.split.seed, stratify=stratify
     )
     return train.reset_index(drop=True), test.reset_index(drop=True)
 

@@ -436,6 +436,23 @@ def _check_finite(frame: pd.DataFrame, columns: list[str], source: str) -> None:
         )
 
 
+#: The largest value the served model can output: ONNX regressors compute in 32-bit floats.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(y: pd.Series, target: str, source: str) -> None:
+    """A regression target beyond ±3.4e38 trains, but its ONNX model predicts infinity."""
+    values = pd.to_numeric(y, errors="coerce")
+    beyond = values[values.abs() > FLOAT32_MAX]
+    if not beyond.empty:
+        lines = listing((f"line {_line(i)}: {v:g}" for i, v in beyond.items()), limit=EXAMPLES)
+        raise DataError(
+            f"{source}: target column {target!r} has {len(beyond):,} value(s) beyond ±{FLOAT32_MAX:.1e} "
+            f"({lines}), which the served model (32-bit floats) cannot predict: rescale the target "
+            "(e.g. to thousands or a logarithm)"
+        )
+
+
 def _overflows(text: str) -> bool:
     try:
         return math.isinf(float(text))
@@ -533,6 +550,8 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     _check_blocking(frame, target, config, source)
     if task == "classification":
         _check_classes(y, target, source)
+    else:
+        _check_float32(y, target, source)
     check_config_for_task(config, task, frame, target)
 
     dates = date_columns(frame, exclude=(target, *config.excluded_columns))

@@ -137,6 +137,30 @@ def test_unusual_but_valid_cells_train(s3, invoke, column: str, values: list[str
     assert_trained(s3, outcome)
 
 
+EDGE_TABLES = [
+    pytest.param("x,price\n" + "".join(f"{i % 9},1.5\n" for i in range(40)), "target: price\n", id="constant-float-target"),
+    pytest.param("x,label\n" + "".join(f"{i % 9},{'true' if i % 2 else 'false'}\n" for i in range(40)), "",
+                 id="boolean-target"),
+    pytest.param("x,y,label\n" + "".join(f"{i % 9 * 1e39},{i % 5},{'a' if i % 2 else 'b'}\n" for i in range(40)), "",
+                 id="feature-beyond-float32"),
+    pytest.param("x,label\n" + "".join(f"{i % 9 * 1e-320},{'a' if i % 2 else 'b'}\n" for i in range(40)), "",
+                 id="subnormal-numbers"),
+    pytest.param("x,label\n" + "".join(f"{i % 7},{i % 15}\n" for i in range(60)), "", id="fifteen-classes-60-rows"),
+    pytest.param("x,label\n" + "".join(f"{i % 7},{i % 15}\n" for i in range(30)), "min_rows: 10\n",
+                 id="fifteen-classes-of-two-rows"),
+    pytest.param("x,label\n" + "".join(f"{i % 7},{'a' if i % 2 else 'b'}\n" for i in range(60)) + "3,c\n", "",
+                 id="a-class-of-one-row"),
+]
+
+
+@pytest.mark.parametrize(("text", "config"), EDGE_TABLES)
+def test_an_edge_case_table_registers_a_version_even_if_the_gate_refuses_it(s3, invoke, text: str, config: str) -> None:
+    outcome = run(s3, invoke, text.encode(), FAST + config)
+
+    assert_trained(s3, outcome)
+    assert isinstance(outcome["gate"]["passed"], bool)
+
+
 def test_an_all_empty_feature_column_trains_with_a_warning(s3, invoke) -> None:
     frame = table()
     frame.insert(1, "notes", None)
@@ -213,6 +237,8 @@ REFUSED: list[Any] = [
     pytest.param(_with("size", 6, "1e400"), None, "column 'size' has 1 infinite.*1e400", id="overflowing-number"),
     pytest.param(("x,price\n" + "".join(f"{i},{i * 2.5}\n" for i in range(39)) + "40,inf\n").encode(),
                  "target: price\n", "column 'price' has 1 infinite value.*line 41", id="inf-regression-target"),
+    pytest.param(("x,price\n" + "".join(f"{i},{i * 1e300}\n" for i in range(40))).encode(), "target: price\n",
+                 "target column 'price' has 39 value\\(s\\) beyond ±3.4e\\+38 \\(line 3: 1e\\+300", id="target-beyond-float32"),
     pytest.param(_with("size", 7, "twelve"), None, "column 'size' mixes numbers and text.*line 9: 'twelve'",
                  id="number-typo"),
 ]

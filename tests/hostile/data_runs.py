@@ -12,44 +12,12 @@ from __future__ import annotations
 import json
 import re
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pandas as pd
-import pytest
-from moto import mock_aws
 
 from tests.functional.conftest import EVENT_BUCKET
 from tests.functional.test_any_csv import registered, upload
-
-
-@pytest.fixture(scope="module")
-def moto_bucket() -> Iterator[Any]:
-    """One moto S3 (and the functional tier's bucket) per module: starting moto for each of
-    a hundred cases would cost more than the cases."""
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
-        patch.setenv("STEPML_BUCKET", EVENT_BUCKET)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            patch.setenv(name, value)
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=EVENT_BUCKET)
-        client.put_bucket_versioning(Bucket=EVENT_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield client
-
-
-@pytest.fixture
-def s3(moto_bucket: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The module's bucket, emptied (every version) before each case."""
-    monkeypatch.setenv("STEPML_BUCKET", EVENT_BUCKET)
-    listed = moto_bucket.list_object_versions(Bucket=EVENT_BUCKET)
-    doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-              for v in (*listed.get("Versions", []), *listed.get("DeleteMarkers", []))]
-    for start in range(0, len(doomed), 1000):
-        moto_bucket.delete_objects(Bucket=EVENT_BUCKET, Delete={"Objects": doomed[start:start + 1000]})
-    return moto_bucket
-
 
 #: Step Functions' limit on a state's input or output, and so on a run's cause.
 STATE_LIMIT = 256 * 1024

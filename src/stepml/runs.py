@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -142,3 +142,34 @@ def run_outcome(run: dict[str, Any]) -> dict[str, Any]:
         found.update(outcome="candidate", summary=(
             f"model {dataset} version {version} is registered as a candidate, not promoted: {reason}"))
     return found
+
+
+def describe_run(sfn: Any, arn: str) -> dict[str, Any]:
+    """One run (a Step Functions execution): status, timing, input key, output, error, its states
+    and :func:`run_outcome`. ``sfn`` is a boto3 Step Functions client."""
+    described = sfn.describe_execution(executionArn=arn)
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    detail = json.loads(described.get("input") or "{}").get("detail", {})
+    stop = described.get("stopDate")
+    start = described["startDate"]
+    run = {
+        "name": described["name"],
+        "arn": arn,
+        "status": described["status"],
+        "started": start.isoformat(),
+        "duration_s": round(((stop or datetime.now(UTC)) - start).total_seconds(), 3),
+        "key": detail.get("object", {}).get("key"),
+        "output": json.loads(described["output"]) if described.get("output") else None,
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+        "states": summarize_history(events),
+    }
+    run["outcome"] = run_outcome(run)
+    return run

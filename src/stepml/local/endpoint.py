@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stepml.local import events, iam, lambda_runner, s3_conditions
+from stepml.local import events, iam, lambda_runner, run_events, s3_conditions
 from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.seed import Seeding, seed_for_event
@@ -186,6 +186,7 @@ class LocalStack:
             else:
                 lambda_runner.uninstall()
                 events.uninstall()
+                run_events.uninstall()
                 s3_conditions.uninstall()
                 iam.uninstall()
             self._started = False
@@ -334,6 +335,7 @@ class LocalStack:
         )
         lambda_runner.install()
         events.install()
+        run_events.install()
         s3_conditions.install()
         iam.install(self.role_credentials)
         self._api.start()
@@ -410,6 +412,7 @@ class LocalStack:
         self._check_service_roles(cfn)
         if self.strict:
             events.check_target_roles(True)
+            run_events.check_function_policies(True)
             iam.enforce(self.host, self.port)
         self._outputs = {
             o["OutputKey"]: o["OutputValue"]

@@ -360,6 +360,31 @@ def _lambda_resource(self: Any) -> str:
     return "*"
 
 
+def _states_resource(self: Any) -> str:
+    """The ARN a Step Functions API call acts on: its execution or state machine (else ``*``)."""
+    for name in ("executionArn", "stateMachineArn"):
+        value = self._get_param(name)
+        if isinstance(value, str) and value.startswith("arn:"):
+            return value
+    return "*"
+
+
+def _sns_resource(self: Any) -> str:
+    """The ARN an SNS API call acts on: its topic (else ``*``)."""
+    for name in ("TopicArn", "TargetArn"):
+        value = self._get_param(name)
+        if isinstance(value, str) and value.startswith("arn:"):
+            return value
+    return "*"
+
+
+#: moto's response classes that would check every call against ``*``, and the resource they act on.
+_RESOURCE_OF = {
+    ("moto.stepfunctions.responses", "StepFunctionResponse"): _states_resource,
+    ("moto.sns.responses", "SNSResponse"): _sns_resource,
+}
+
+
 # -- Step Functions calls Lambda as its role --------------------------------------------------------
 
 
@@ -534,6 +559,12 @@ def install(role_credentials: RoleCredentials) -> None:
         FakeBucket.get_permission = _bucket_get_permission  # type: ignore[method-assign]
         _originals["lambda_resource"] = getattr(LambdaResponse, "_determine_resource", None)
         LambdaResponse._determine_resource = _lambda_resource  # type: ignore[attr-defined]
+        import importlib
+
+        for (module, name), resource in _RESOURCE_OF.items():
+            response_class = getattr(importlib.import_module(module), name)
+            _originals[f"resource:{name}"] = getattr(response_class, "_determine_resource", None)
+            response_class._determine_resource = resource
         original = boto_client.boto_client_for
         _originals["boto_client_for"] = original
         patched = [boto_client]
@@ -570,6 +601,15 @@ def uninstall() -> None:
             del LambdaResponse._determine_resource  # type: ignore[attr-defined]
         else:
             LambdaResponse._determine_resource = _originals["lambda_resource"]  # type: ignore[attr-defined]
+        import importlib
+
+        for module, name in _RESOURCE_OF:
+            response_class = getattr(importlib.import_module(module), name)
+            original = _originals[f"resource:{name}"]
+            if original is None:
+                del response_class._determine_resource
+            else:
+                response_class._determine_resource = original
         for module in _originals["patched_modules"]:
             module.boto_client_for = _originals["boto_client_for"]
         for task in _lambda_task_classes():

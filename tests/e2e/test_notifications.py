@@ -108,8 +108,28 @@ def test_without_the_functions_permission_eventbridge_invokes_nothing(
         assert any(
             "does not allow events.amazonaws.com to invoke it" in record.getMessage() for record in caplog.records
         )
+        # The undelivered event is in the rule's dead-letter queue, as AWS puts it there.
+        sqs = local_stack.client("sqs")
+        dlq = sqs.get_queue_url(QueueName=local_stack.resources["EventsDeadLetterQueue"].rsplit("/", 1)[-1])["QueueUrl"]
+        letters = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"])["Messages"]
+        mine = [m for m in letters if dataset in m["Body"]]
+        assert len(mine) == 1
+        assert mine[0]["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "NO_PERMISSIONS"
+        assert json.loads(mine[0]["Body"])["detail-type"] == "Step Functions Execution Status Change"
+        for letter in letters:
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=letter["ReceiptHandle"])
     finally:
         backend.add_permission(function, None, json.dumps({
             "StatementId": statement["Sid"], "Action": "lambda:InvokeFunction",
             "Principal": "events.amazonaws.com", "SourceArn": statement["Condition"]["ArnLike"]["AWS:SourceArn"],
         }))
+
+
+def test_the_templates_alarms_exist_offline_and_notify_the_topic(local_stack: LocalStack) -> None:
+    alarms = local_stack.client("cloudwatch").describe_alarms(AlarmNamePrefix="stepml-")["MetricAlarms"]
+    names = {a["AlarmName"] for a in alarms}
+    assert {"stepml-NotifyFunctionErrorsAlarm", "stepml-ApiLatencyAlarm", "stepml-PipelineFailedAlarm",
+            "stepml-EventsDeadLetterAlarm"} <= names
+    assert all(a["AlarmActions"] == [local_stack.outputs["NotificationTopicArn"]] for a in alarms)
+    errors = next(a for a in alarms if a["AlarmName"] == "stepml-TrainFunctionErrorsAlarm")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": local_stack.function_name("TrainFunction")}]

@@ -155,3 +155,41 @@ def test_lifecycle_rules_expire_scratch_and_old_versions_but_never_current_model
     # Only scratch prefixes expire current objects: models/, runs/, raw/ and config/ are kept.
     expiring = {p for p, r in by_prefix.items() if "ExpirationInDays" in r}
     assert expiring == {"preprocessed/", "staging/"}
+
+
+def test_every_alarm_the_operators_need_exists_and_notifies(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    alarms = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    watched = {
+        (p.get("Namespace"), p.get("MetricName"), str((p.get("Dimensions") or [{}])[0].get("Value")))
+        for p in alarms.values()
+    }
+    for function in functions:
+        for metric in ("Errors", "Throttles"):
+            assert ("AWS/Lambda", metric, str({"Ref": function})) in watched, f"{function} {metric}"
+    api = str({"Ref": "ServerlessHttpApi"})
+    assert ("AWS/ApiGateway", "5xx", api) in watched
+    latency = next(p for p in alarms.values() if p.get("MetricName") == "Latency")
+    assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "ApiLatencyAlarmMs"}
+    failed = next(p for p in alarms.values() if "Metrics" in p)
+    stats = {q["MetricStat"]["Metric"]["MetricName"] for q in failed["Metrics"] if "MetricStat" in q}
+    assert stats == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    dlq = str({"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]})
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq) in watched
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}], name
+    assert len(alarms) == 2 * len(functions) + 4
+
+
+def test_both_rules_retry_then_dead_letter(template: dict[str, Any]) -> None:
+    rules = [
+        event["Properties"]
+        for resource in template["Resources"].values()
+        for event in (resource.get("Properties", {}).get("Events") or {}).values()
+        if event["Type"] == "EventBridgeRule"
+    ]
+    assert len(rules) == 2
+    for rule in rules:
+        assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}}
+        assert rule["RetryPolicy"]["MaximumRetryAttempts"] > 0

@@ -408,6 +408,8 @@ class LocalStack:
         self._register_functions()
         self._create_executing_state_machines(cfn)
         self._apply_bucket_properties()
+        self._create_alarms()
+        self._apply_queue_policies()
         self._api.configure(self.template.http_routes(), self._invoke_for_api)
         self._check_service_roles(cfn)
         if self.strict:
@@ -548,12 +550,54 @@ class LocalStack:
             "AWS::URLSuffix": "amazonaws.com",
             **self._resources,
         }
-        attributes = {
-            f"{logical_id}.Arn": f"arn:aws:s3:::{self._resources[logical_id]}"
-            for logical_id, resource in self.template.resources.items()
-            if resource.get("Type") == "AWS::S3::Bucket" and logical_id in self._resources
-        }
+        # The HTTP API is served by the local API server, not by moto: it has no physical id there.
+        refs.setdefault("ServerlessHttpApi", "local-http-api")
+        attributes: dict[str, str] = {}
+        for logical_id, resource in self.template.resources.items():
+            physical = self._resources.get(logical_id)
+            if physical is None:
+                continue
+            if resource.get("Type") == "AWS::S3::Bucket":
+                attributes[f"{logical_id}.Arn"] = f"arn:aws:s3:::{physical}"
+            elif resource.get("Type") == "AWS::SQS::Queue":
+                name = physical.rstrip("/").rsplit("/", 1)[-1]
+                attributes[f"{logical_id}.QueueName"] = name
+                attributes[f"{logical_id}.Arn"] = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
         return refs, attributes
+
+    def _apply_queue_policies(self) -> None:
+        """The template's SQS queue policies (moto's CloudFormation skips them)."""
+        assert self.template is not None
+        sqs = self.client("sqs")
+        refs = self._template_references()
+        for resource in self.template.resources.values():
+            if resource.get("Type") != "AWS::SQS::QueuePolicy":
+                continue
+            properties = resolve(resource.get("Properties") or {}, *refs)
+            for queue in properties["Queues"]:
+                sqs.set_queue_attributes(
+                    QueueUrl=queue, Attributes={"Policy": json.dumps(properties["PolicyDocument"])}
+                )
+
+    def _create_alarms(self) -> None:
+        """The template's CloudWatch alarms, which moto's CloudFormation skips, created as AWS
+        would (named ``<stack>-<logical id>``), so ``describe-alarms`` lists them offline."""
+        assert self.template is not None
+        cloudwatch = self.client("cloudwatch")
+        refs = self._template_references()
+        for logical_id, resource in self.template.resources.items():
+            if resource.get("Type") != "AWS::CloudWatch::Alarm":
+                continue
+            properties = resolve(resource.get("Properties") or {}, *refs)
+            for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+                if number in properties:
+                    properties[number] = int(properties[number])
+            if "Threshold" in properties:
+                properties["Threshold"] = float(properties["Threshold"])
+            for query in properties.get("Metrics") or []:
+                if "MetricStat" in query:
+                    query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+            cloudwatch.put_metric_alarm(AlarmName=f"{self.stack_name}-{logical_id}", **properties)
 
     def _lambda_client(self, function: str) -> Any:
         """The function's Lambda client: waits as long as the function may run, never retries.
@@ -805,6 +849,8 @@ class _DropMessages(logging.Filter):
 # would only be noise.
 _emulated_filter = _DropMessages(
     "No Moto CloudFormation support for AWS::ApiGatewayV2::",
+    "No Moto CloudFormation support for AWS::CloudWatch::Alarm",
+    "No Moto CloudFormation support for AWS::SQS::QueuePolicy",
     "No Moto CloudFormation support for AWS::S3::BucketPolicy",
 )
 # moto's ASL interpreter logs an ERROR with the repr of the state for every failed execution: the
@@ -828,7 +874,8 @@ def _quiet_moto_server_logs() -> None:
     warnings.filterwarnings(
         "ignore", message=r"Tried to parse AWS::ApiGatewayV2::", category=UserWarning
     )
-    # Bucket policies are applied by _apply_bucket_properties.
-    warnings.filterwarnings(
-        "ignore", message=r"Tried to parse AWS::S3::BucketPolicy", category=UserWarning
-    )
+    # Bucket policies and alarms are applied by _apply_bucket_properties and _create_alarms.
+    for emulated in ("AWS::S3::BucketPolicy", "AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy"):
+        warnings.filterwarnings(
+            "ignore", message=rf"Tried to parse {emulated}", category=UserWarning
+        )

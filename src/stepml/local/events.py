@@ -194,10 +194,12 @@ def _send_to_targets(
                             }
                         )
                     )
+                    run_events.dead_letter(self, target, event, "NO_PERMISSIONS", problem)
                     continue
                 try:
                     arn = start_execution(target["Arn"], name, _target_input(target, event))
-                except Exception:  # moto's caller swallows errors silently: say it here
+                except Exception as exc:  # moto's caller swallows errors silently: say it here
+                    run_events.dead_letter(self, target, event, "SDK_CLIENT_ERROR", str(exc))
                     logger.exception(
                         json.dumps(
                             {

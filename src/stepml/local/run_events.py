@@ -131,19 +131,43 @@ def deliver_to_functions(rule: Any, targets: list[dict[str, Any]], event: dict[s
         problem = invoke_problem(rule, arn) if _check_policies else None
         if problem is not None:
             logger.error(json.dumps({"event": "eventbridge.target_failed", "rule": rule.name, "target": arn, "cause": problem}))
+            dead_letter(rule, target, event, "NO_PERMISSIONS", problem)
             continue
         _, _, _, region, account, _, name = arn.split(":", 6)
         function = lambda_backends[account][region].get_function(name)
         body = _target_input(target, event)
 
-        def invoke(function: Any = function, body: str = body, arn: str = arn) -> None:
+        def invoke(function: Any = function, body: str = body, target: dict[str, Any] = target) -> None:
             try:
                 function.invoke(body, {"x-amz-invocation-type": "Event"}, {})
-            except Exception:  # asynchronous: nobody waits for the answer
-                logger.exception(json.dumps({"event": "eventbridge.target_failed", "rule": rule.name, "target": arn}))
+            except Exception as exc:  # asynchronous: nobody waits for the answer
+                logger.exception(json.dumps({"event": "eventbridge.target_failed", "rule": rule.name, "target": target["Arn"]}))
+                dead_letter(rule, target, event, "SDK_CLIENT_ERROR", str(exc))
 
         threading.Thread(target=invoke, name=f"eventbridge-{rule.name}", daemon=True).start()
         logger.info(json.dumps({"event": "eventbridge.function_invoked", "rule": rule.name, "target": arn}))
+
+
+def dead_letter(rule: Any, target: dict[str, Any], event: dict[str, Any], code: str, message: str) -> None:
+    """Put an event EventBridge could not deliver in the target's dead-letter queue, with the
+    attributes AWS adds (RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE); no queue: it is lost."""
+    from moto.sqs.models import sqs_backends
+
+    queue_arn = str((target.get("DeadLetterConfig") or {}).get("Arn") or "")
+    if not queue_arn:
+        return
+    _, _, _, region, account, queue = queue_arn.split(":", 5)
+    attributes = {
+        "RULE_ARN": rule.arn,
+        "TARGET_ARN": str(target.get("Arn")),
+        "ERROR_CODE": code,
+        "ERROR_MESSAGE": message[:1000],
+    }
+    sqs_backends[account][region].send_message(
+        queue,
+        json.dumps(event),
+        message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    )
 
 
 def check_function_policies(enabled: bool) -> None:

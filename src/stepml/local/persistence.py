@@ -93,8 +93,9 @@ def _remove_temporaries(folder: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def _iso(value: dt.datetime | str | None) -> str | None:
+    """A date as ISO 8601 text (moto's execution history already holds its dates as text)."""
+    return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
 def _datetime(value: str | None) -> dt.datetime | None:
@@ -346,7 +347,7 @@ class RestoredExecution:
         self.output_details = {"included": True}
         self.error: str | None = record.get("error")
         self.cause: str | None = record.get("cause")
-        self._events = [{**e, "timestamp": _datetime(e["timestamp"])} for e in record.get("events", [])]
+        self._events = list(record.get("events", []))
 
     def to_history_output(self) -> dict[str, Any]:
         return {"events": [dict(e) for e in self._events]}

@@ -211,6 +211,9 @@ class BucketMirror:
         self.folder = folder
         self._lock = threading.Lock()
         self._written: dict[str, tuple[str, ...]] = {}  # key → version ids on disk
+        # key → {version id → its entry}: a version never changes, so it is read and hashed once
+        # (a key with many versions, e.g. a re-uploaded CSV, costs only its new version).
+        self._entries: dict[str, dict[str, dict[str, Any]]] = {}
 
     def _record_path(self, key: str) -> Path:
         return self.folder / "keys" / f"{_digest(key)}.json"
@@ -237,11 +240,17 @@ class BucketMirror:
         if not versions:
             self._record_path(key).unlink(missing_ok=True)
             self._written.pop(key, None)
+            self._entries.pop(key, None)
             return
-        entries = [self._entry(version) for version in versions]
+        known = self._entries.get(key, {})
+        entries = [
+            known[version_id] if version_id != "null" and version_id in known else self._entry(version)
+            for version_id, version in zip(signature, versions, strict=True)
+        ]
         record = {"key": key, "versions": entries}
         _write_atomically(self._record_path(key), json.dumps(record, sort_keys=True).encode())
         self._written[key] = signature
+        self._entries[key] = dict(zip(signature, entries, strict=True))
 
     def _entry(self, version: Any) -> dict[str, Any]:
         from moto.s3.models import FakeDeleteMarker
@@ -318,6 +327,7 @@ class BucketMirror:
                     restored.append(obj)
                 moto_bucket.keys.setlist(key, restored)
                 self._written[key] = tuple(entry["version_id"] for entry in record["versions"])
+                self._entries[key] = {entry["version_id"]: entry for entry in record["versions"]}
                 count += 1
             blobs = self.folder / "blobs"
             if blobs.is_dir():

@@ -6,6 +6,7 @@ temporary AWS profile file; the user's side is the `stepml` command, as typed in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -131,6 +132,21 @@ def _wait_for_state(stack: Stack, key: str, state: str, timeout: float = 120) ->
     raise AssertionError(f"no run of {key} reached {state!r} within {time.time() - since:.0f} s")
 
 
+def _wait_for_kept_history(data_dir: Path, run: str, state: str, timeout: float = 30) -> None:
+    """The stack writes a running execution's history to its data dir about once a second."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in (data_dir / "executions").glob("*/*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                record = json.loads(path.read_bytes())
+                entered = [e["stateEnteredEventDetails"]["name"] for e in record["events"]
+                           if "stateEnteredEventDetails" in e]
+                if record["name"] == run and state in entered:
+                    return
+        time.sleep(0.2)
+    raise AssertionError(f"the history of {run} on disk never reached {state!r}")
+
+
 def _complete_versions(stack: Stack, name: str) -> dict[int, dict[str, Any]]:
     """Every version folder under models/<name>/ that has a meta.json, each artifact checked
     against its recorded SHA-256 (a torn or missing artifact raises)."""
@@ -153,7 +169,7 @@ def test_kill_9_mid_run_loses_nothing_registered_and_leaves_nothing_partial(tmp_
     aws_dir.mkdir()
     small, large = tmp_path / "small.csv", tmp_path / "large.csv"
     small.write_bytes(synthetic_csv(300, 42))
-    large.write_bytes(synthetic_csv(20_000, 7, noise=0.2))
+    large.write_bytes(synthetic_csv(5_000, 7, noise=0.2))
     record = json.dumps({"x": 1.2, "colour": "red", "z": 0})
 
     # Given a stack that registered a model, and a second run of it killed while it trains
@@ -172,10 +188,10 @@ def test_kill_9_mid_run_loses_nothing_registered_and_leaves_nothing_partial(tmp_
         trained = stack.run(stack.executions(1)[0]["executionArn"])
         # Many trees on many rows: Train takes long enough to be killed in it.
         stack.write_config("shop", DatasetConfig(target="label", recipe="seed-a",
-                                                 params={"n_estimators": 3000}))
+                                                 params={"n_estimators": 5000}))
         uploaded = stack.upload(large, "shop")
         interrupted = _wait_for_state(stack, uploaded["key"], "Train model")
-        time.sleep(1.5)  # the running execution's history reaches the disk within a second
+        _wait_for_kept_history(data_dir, interrupted["name"], "Train model")
         first.kill_9()
     finally:
         if first.process.poll() is None:
@@ -197,7 +213,7 @@ def test_kill_9_mid_run_loses_nothing_registered_and_leaves_nothing_partial(tmp_
         assert stack.store.head(keys.raw("shop", "small.csv")) == before["raw"]
         lineage = before["versions"][0]["lineage"]
         assert stack.store.get_bytes(lineage["key"], lineage["version_id"]) == small.read_bytes()
-        assert stack.read_config("shop").params == {"n_estimators": 3000}
+        assert stack.read_config("shop").params == {"n_estimators": 5000}
 
         # ... the runs are listed: the finished one as it ended, the killed one as stopped in Train
         code, out = second.stepml("runs", "--json")

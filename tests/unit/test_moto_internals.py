@@ -154,7 +154,10 @@ def test_the_internals_the_data_dir_relies_on_exist() -> None:
     their parts, executions start and end in patchable methods and are listed from one list."""
     from moto.s3.models import FakeDeleteMarker, FakeKey
     from moto.s3.responses import S3Response
-    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+    from moto.stepfunctions.parser.backend.execution import (
+        BaseExecutionWorkerCommunication,
+        Execution,
+    )
     from moto.stepfunctions.utils import PAGINATION_MODEL
 
     for method in (S3Response.key_response, S3Response.bucket_response):

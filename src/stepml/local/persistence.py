@@ -404,8 +404,10 @@ class ExecutionArchive:
         return self.folder / f"{_digest(arn)}.json"
 
     def save(self, execution: Any) -> None:
-        record = execution_record(execution)
+        # Read under the lock: a progress save and the final one racing must not write the
+        # RUNNING state they read over the SUCCEEDED one.
         with self._lock:
+            record = execution_record(execution)
             _write_atomically(self._path(record["arn"]), json.dumps(record, default=str).encode())
             self._events_written[record["arn"]] = len(record["events"])
 

@@ -180,3 +180,20 @@ def test_fresh_forgets_what_stepml_kept_and_nothing_else(tmp_path: Path) -> None
     assert not (tmp_path / "s3").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert DataDir(tmp_path).physical_name("DataBucket", lambda: "stepml-databucket-two") == "stepml-databucket-two"
+
+
+def test_a_second_local_up_on_a_data_dir_in_use_is_refused_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stepml.cli import main
+
+    holder = DataDir(tmp_path)
+    holder.acquire("stepml", "us-east-1")
+    try:
+        result = CliRunner().invoke(main, ["local", "up", "--port", "0", "--api-port", "0",
+                                           "--data-dir", str(tmp_path)])
+    finally:
+        holder.release()
+    assert result.exit_code == 1
+    assert f"{tmp_path} is in use by another offline stack" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -165,6 +165,12 @@ def test_a_data_dir_serves_one_stack_at_a_time(tmp_path: Path) -> None:
         DataDir(tmp_path / "state").acquire("other", "us-east-1")
 
 
+def test_a_data_dir_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DataDirError, match=r"cannot use .*file/state as the data dir: Not a directory"):
+        DataDir(tmp_path / "file" / "state").acquire("stepml", "us-east-1")
+
+
 def test_fresh_forgets_what_stepml_kept_and_nothing_else(tmp_path: Path) -> None:
     state = DataDir(tmp_path)
     state.acquire("stepml", "us-east-1")

@@ -39,7 +39,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +124,13 @@ class DataDir:
         """
         import fcntl
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / "lock", "a+")  # noqa: SIM115 - held until release()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path / "lock", "a+")  # noqa: SIM115 - held until release()
+        except OSError as exc:
+            raise DataDirError(
+                f"cannot use {self.path} as the data dir: {exc.strerror}; give another with --data-dir"
+            ) from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -184,7 +189,7 @@ class DataDir:
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         _write_atomically(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 
-    def physical_name(self, logical_id: str, make: Any) -> str:
+    def physical_name(self, logical_id: str, make: Callable[[], str]) -> str:
         """The name kept for ``logical_id``, or ``make()``'s, kept from now on."""
         manifest = self.manifest()
         names = manifest.setdefault("names", {})

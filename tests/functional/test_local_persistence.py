@@ -203,3 +203,30 @@ def test_a_second_local_up_on_a_data_dir_in_use_is_refused_in_one_line(tmp_path:
     assert result.exit_code == 1
     assert f"{tmp_path} is in use by another offline stack" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_a_bucket_being_restored_answers_only_once_it_is_filled(tmp_path: Path) -> None:
+    """Between the deployment that creates the bucket and the restore, a client waits: it never
+    reads an empty registry, nor writes what the restore would replace."""
+    import threading
+
+    from stepml.local import persistence
+
+    with mock_aws():
+        s3, _ = _bucket()
+        s3.put_object(Bucket=BUCKET, Key="models/shop/version-1/meta.json", Body=b"{}")
+        persistence.install()
+        persistence.hold_bucket(BUCKET)
+        answers: list[int] = []
+        reader = threading.Thread(target=lambda: answers.append(
+            s3.list_objects_v2(Bucket=BUCKET, Prefix="models/")["KeyCount"]))
+        try:
+            reader.start()
+            reader.join(timeout=1.0)
+            assert reader.is_alive() and answers == []  # held
+            s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})  # settings pass
+        finally:
+            persistence.release_bucket(BUCKET)
+            reader.join(timeout=10)
+            persistence.uninstall()
+        assert answers == [1]

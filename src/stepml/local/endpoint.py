@@ -474,6 +474,13 @@ class LocalStack:
                 return name.lower() if lowercase else name
 
             properties[name_property] = self.data_dir.physical_name(logical_id, make)
+        # Requests for the buckets' objects wait until _restore_state has filled them.
+        persistence.install()
+        for resource in cfn["Resources"].values():
+            name = (resource.get("Properties") or {}).get("BucketName")
+            if resource.get("Type") == "AWS::S3::Bucket" and isinstance(name, str):
+                persistence.hold_bucket(name)
+                self._kept_buckets.append(name)
 
     def _restore_state(self, cfn: Mapping[str, Any]) -> None:
         """Load the kept objects and executions, then keep every later change (before the stack
@@ -491,7 +498,9 @@ class LocalStack:
             bucket = s3_backends[ACCOUNT_ID][iam.PARTITION].get_bucket(name)
             count = mirror.restore(bucket, ACCOUNT_ID, self.region)
             persistence.register_bucket(mirror)
-            self._kept_buckets.append(name)
+            persistence.release_bucket(name)
+            if name not in self._kept_buckets:
+                self._kept_buckets.append(name)
             logger.info(json.dumps({"event": "local_stack.restored_bucket", "bucket": name,
                                     "keys": count, "data_dir": str(self.data_dir.path)}))
         backend = stepfunctions_parser_backends[ACCOUNT_ID][self.region]

@@ -55,6 +55,8 @@ STOPPED_CAUSE = (
     "nothing it had not finished was registered. Upload the CSV again to run it again."
 )
 _PROGRESS_SECONDS = 1.0
+#: How long a request to a bucket still being restored waits (a restore of gigabytes takes long).
+_HOLD_SECONDS = 600.0
 
 
 class DataDirError(RuntimeError):
@@ -473,7 +475,36 @@ _mirrors: dict[str, BucketMirror] = {}  # bucket name → mirror
 _archives: dict[str, ExecutionArchive] = {}  # state machine ARN → archive
 _registry_lock = threading.Lock()
 _originals: dict[str, Any] = {}
+_holds: dict[str, threading.Event] = {}  # bucket name → set once its objects are restored
 _MUTATING = {"PUT", "POST", "DELETE"}
+
+
+def hold_bucket(bucket: str) -> None:
+    """Make requests for ``bucket``'s objects wait until :func:`release_bucket`: between the
+    deployment that creates it and the restore that fills it, a client must not read an empty
+    bucket, nor write what the restore would then replace."""
+    with _registry_lock:
+        _holds.setdefault(bucket, threading.Event())
+
+
+def release_bucket(bucket: str) -> None:
+    with _registry_lock:
+        held = _holds.pop(bucket, None)
+    if held is not None:
+        held.set()
+
+
+def _wait_while_held(full_url: str) -> None:
+    if not _holds:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(full_url)
+    # Path-style (the local endpoint) or virtual-hosted-style addressing.
+    for bucket in (parts.path.lstrip("/").split("/", 1)[0], (parts.hostname or "").split(".", 1)[0]):
+        held = _holds.get(bucket)
+        if held is not None:
+            held.wait(_HOLD_SECONDS)
 
 
 def register_bucket(mirror: BucketMirror) -> None:
@@ -487,6 +518,8 @@ def register_state_machine(arn: str, archive: ExecutionArchive) -> None:
 
 
 def unregister(buckets: list[str], state_machines: list[str]) -> None:
+    for bucket in buckets:
+        release_bucket(bucket)
     with _registry_lock:
         for bucket in buckets:
             _mirrors.pop(bucket, None)
@@ -504,6 +537,7 @@ def _moto_bucket(response: Any, bucket_name: str) -> Any | None:
 
 
 def _key_response(self: Any, request: Any, full_url: str, headers: Any) -> Any:
+    _wait_while_held(full_url)
     result = _originals["key_response"](self, request, full_url, headers)
     if request.method in _MUTATING:
         bucket_name = self.parse_bucket_name_from_url(request, full_url)
@@ -515,6 +549,8 @@ def _key_response(self: Any, request: Any, full_url: str, headers: Any) -> Any:
 
 
 def _bucket_response(self: Any, request: Any, full_url: str, headers: Any) -> Any:
+    if request.method != "PUT":  # listings and bulk deletes wait; the bucket's settings do not
+        _wait_while_held(full_url)
     result = _originals["bucket_response"](self, request, full_url, headers)
     if request.method in {"POST", "DELETE"}:  # bulk delete, browser-form uploads
         bucket_name = self.parse_bucket_name_from_url(request, full_url)

@@ -479,7 +479,10 @@ def local_up(
         console.print(f"  AWS endpoint  {running.endpoint_url}")
         console.print(f"  bucket        {running.bucket}")
         console.print(f"  HTTP API      {running.api_url}")
-        console.print(f"  data dir      {data_dir}" + ("  (emptied: --fresh)" if fresh else ""))
+        kept = running.restored
+        console.print(f"  data dir      {data_dir}  ("
+                      + ("emptied: --fresh" if fresh else f"kept: {kept['objects']} objects, {kept['runs']} runs")
+                      + ")", highlight=False)
         console.print(f"  identity      {admin.arn}  (AdministratorAccess)")
         console.print(f"  access key    {admin.access_key_id}")
         console.print(f"  secret key    {admin.secret_access_key}")

@@ -202,6 +202,8 @@ def test_kill_9_mid_run_loses_nothing_registered_and_leaves_nothing_partial(tmp_
     try:
         second.wait_until_serving()
         stack = second.client_stack()
+        started = " ".join((tmp_path / "second.log").read_text().split())
+        assert "data dir" in started and "objects, 2 runs)" in started, started
 
         # Then the model, its alias and its history are served as before
         assert stack.models("shop") == before["versions"]

@@ -147,6 +147,8 @@ class LocalStack:
         self._kept_buckets: list[str] = []
         self._kept_machines: dict[str, persistence.ExecutionArchive] = {}  # by ARN
         self._progress: persistence.ProgressWriter | None = None
+        #: What the start found in ``data_dir``: object keys and runs (executions) restored.
+        self.restored = {"objects": 0, "runs": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -497,6 +499,7 @@ class LocalStack:
             mirror = self.data_dir.bucket(name)
             bucket = s3_backends[ACCOUNT_ID][iam.PARTITION].get_bucket(name)
             count = mirror.restore(bucket, ACCOUNT_ID, self.region)
+            self.restored["objects"] += count
             persistence.register_bucket(mirror)
             persistence.release_bucket(name)
             if name not in self._kept_buckets:
@@ -511,6 +514,7 @@ class LocalStack:
             archive = self.data_dir.executions(logical_id)
             restored = archive.restore()
             backend.describe_state_machine(arn).executions.extend(restored)
+            self.restored["runs"] += len(restored)
             persistence.register_state_machine(arn, archive)
             self._kept_machines[arn] = archive
             logger.info(json.dumps({"event": "local_stack.restored_executions", "state_machine": arn,

@@ -242,3 +242,18 @@ def test_kill_9_mid_run_loses_nothing_registered_and_leaves_nothing_partial(tmp_
         assert sorted(_complete_versions(stack, "shop")) == [1, 2]
     finally:
         second.stop_group()
+
+
+def test_fresh_starts_empty(tmp_path: Path) -> None:
+    """`stepml local up --fresh` (the restart that keeps everything is the test above)."""
+    from stepml.local import LocalStack
+
+    with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-fresh", data_dir=tmp_path) as stack:
+        bucket = stack.bucket
+        stack.client("s3").put_object(Bucket=bucket, Key="config/shop.yaml", Body=b"target: label\n")
+    assert list((tmp_path / "s3" / bucket / "keys").glob("*.json"))
+    with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-fresh", data_dir=tmp_path,
+                    fresh=True) as stack:
+        assert stack.restored == {"objects": 0, "runs": 0} and stack.bucket != bucket
+        assert stack.client("s3").list_objects_v2(Bucket=stack.bucket)["KeyCount"] == 0
+    assert not (tmp_path / "s3" / bucket).exists()

@@ -71,7 +71,8 @@ check: venv  ## template and state-machine checks that need neither AWS nor Dock
 	$(BIN)/statelint statemachine/pipeline.asl.json
 
 # --- Smoke check: a deployed stack, end to end ----------------------------------------------------
-# Offline (default): a fresh `stepml local up` on free ports (or SMOKE_PORT / SMOKE_API_PORT), the
+# Offline (default): a fresh `stepml local up` on free ports (or SMOKE_PORT / SMOKE_API_PORT) with a
+# temporary data dir (your kept models are neither touched nor listed), the
 # check (as the stack's administrator, the profile stepml-local written to a temporary AWS config),
 # then the stack is stopped. SMOKE_AWS=1: the stack deployed on AWS instead (STEPML_STACK
 # names it, default stepml; your AWS credentials and AWS_REGION).
@@ -84,7 +85,7 @@ smoke: venv  ## upload, train, predict, promote, roll back, clean up: offline, o
 	endpoint=http://127.0.0.1:$$port; \
 	log=$$(mktemp -t stepml-smoke-stack.XXXXXX); aws=$$(mktemp -d -t stepml-smoke-aws.XXXXXX); \
 	export AWS_SHARED_CREDENTIALS_FILE=$$aws/credentials AWS_CONFIG_FILE=$$aws/config; \
-	set -m; $(BIN)/stepml local up --port $$port --api-port $$api_port >$$log 2>&1 & stack=$$!; \
+	set -m; $(BIN)/stepml local up --port $$port --api-port $$api_port --data-dir $$aws/state >$$log 2>&1 & stack=$$!; \
 	trap 'kill -TERM -- -$$stack 2>/dev/null; wait $$stack 2>/dev/null; rm -rf $$log $$aws' EXIT INT TERM; \
 	export AWS_PROFILE=stepml-local; \
 	echo "starting the offline stack on $$endpoint (HTTP API on port $$api_port)"; \
@@ -102,7 +103,7 @@ browser:  ## Debian's chromium for the browser tests (Playwright drives it; noth
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-ui: venv  ## the web UI on a fresh offline stack (Ctrl-C stops both); against AWS: .venv/bin/stepml ui
+ui: venv  ## the web UI on the offline stack, with what it kept from last time (Ctrl-C stops both); against AWS: .venv/bin/stepml ui
 	@set -m; $(BIN)/stepml local up --port 4566 --api-port 3000 & stack=$$!; \
 	trap 'kill $$stack 2>/dev/null' EXIT INT TERM; \
 	export AWS_PROFILE=stepml-local; \

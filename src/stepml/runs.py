@@ -11,6 +11,9 @@ def _seconds(start: datetime, end: datetime) -> float:
     return round((end - start).total_seconds(), 3)
 
 
+_EXECUTION_ENDS = {"ExecutionFailed": "FAILED", "ExecutionAborted": "ABORTED", "ExecutionTimedOut": "TIMED_OUT"}
+
+
 def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per state entered, in order: name, type, status, duration, error/cause."""
     states: list[dict[str, Any]] = []
@@ -49,10 +52,11 @@ def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 current["cause"] = readable_cause(details.get("cause"))
         elif kind in {"TaskSucceeded", "LambdaFunctionSucceeded"} and states:
             states[-1]["last_attempt_failed"] = False
-        elif kind == "ExecutionFailed":
-            details = event.get("executionFailedEventDetails", {})
+        elif kind in _EXECUTION_ENDS:
+            # States still open when the execution ends (a stop, a timeout, a failure) end with it.
+            details = event.get(f"{kind[0].lower()}{kind[1:]}EventDetails", {})
             for entry in open_states.values():
-                entry["status"] = "FAILED"
+                entry["status"] = _EXECUTION_ENDS[kind]
                 entry["duration_s"] = _seconds(entry["started"], event["timestamp"])
                 entry["error"] = entry["error"] or details.get("error")
                 entry["cause"] = entry["cause"] or readable_cause(details.get("cause"))

@@ -17,8 +17,9 @@ administrator identity the stack creates (:attr:`LocalStack.admin_credentials`, 
 named profile ``stepml-local`` by ``stepml local up``). ``strict=False`` turns IAM and the limits off.
 
 moto's backends are process-wide: stacks started in one process share them, so every stack needs
-its own ``stack_name``; starting the first stack of a process resets moto (state is in memory, a
-fresh process or a fresh first stack always deploys fresh).
+its own ``stack_name``; starting the first stack of a process resets moto. Without ``data_dir`` a
+stack's state is in memory only; with it, the buckets' objects and the executions are kept there and
+come back on the next start (:mod:`stepml.local.persistence`), as ``stepml local up`` does.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import io
 import json
 import logging
 import os
+import secrets
 import socket
+import string
 import threading
 import time
 import warnings
@@ -38,7 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stepml.local import events, iam, lambda_runner, run_events, s3_conditions
+from stepml.local import events, iam, lambda_runner, persistence, run_events, s3_conditions
 from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.seed import Seeding, seed_for_event
@@ -89,6 +92,12 @@ class LocalStack:
         As strict as AWS (the default): IAM authentication and authorization on every request,
         each function inside its own role and limits. ``False`` accepts any credentials and runs
         functions without limits (the switch ``stepml local up --no-strict``).
+    data_dir
+        Keep the stack's state here (the buckets' objects, the executions) and start from what it
+        holds: a restart, even after ``kill -9``, serves every model, alias, dataset and run kept
+        before. ``None`` (the default): in memory only, gone with the process.
+    fresh
+        Empty ``data_dir`` first.
 
     Examples
     --------
@@ -108,8 +117,12 @@ class LocalStack:
         region: str = DEFAULT_REGION,
         parameters: Mapping[str, str] | None = None,
         strict: bool = True,
+        data_dir: Path | None = None,
+        fresh: bool = False,
     ) -> None:
         self.strict = strict
+        self.data_dir = persistence.DataDir(data_dir) if data_dir is not None else None
+        self.fresh = fresh
         self.admin_credentials: iam.Credentials | None = None
         self.project_root = Path(project_root).resolve()
         self.template_path = (
@@ -131,6 +144,11 @@ class LocalStack:
         self._lambda_clients: dict[str, Any] = {}  # by function, as named by the caller
         self._lambda_clients_lock = threading.Lock()
         self._started = False
+        self._kept_buckets: list[str] = []
+        self._kept_machines: dict[str, persistence.ExecutionArchive] = {}  # by ARN
+        self._progress: persistence.ProgressWriter | None = None
+        #: What the start found in ``data_dir``: object keys and runs (executions) restored.
+        self.restored = {"objects": 0, "runs": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -142,6 +160,8 @@ class LocalStack:
         with _running_lock:
             first = not _running
             try:
+                if self.data_dir is not None:
+                    self.data_dir.acquire(self.stack_name, self.region, fresh=self.fresh)
                 self._start_servers(first)
                 _running.append(self)
                 self._started = True
@@ -156,6 +176,7 @@ class LocalStack:
                     "stack": self.stack_name,
                     "endpoint_url": self.endpoint_url,
                     "api_url": self.api_url,
+                    "data_dir": str(self.data_dir.path) if self.data_dir else None,
                 }
             )
         )
@@ -167,6 +188,11 @@ class LocalStack:
             if self._api is not None:
                 self._api.stop()
                 self._api = None
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
+            persistence.unregister(self._kept_buckets, list(self._kept_machines))
+            self._kept_buckets, self._kept_machines = [], {}
             if self._port is not None:
                 lambda_runner.unregister_stack(self.stack_name, self.endpoint_url)
                 iam.release(self.host, self._port)
@@ -184,11 +210,15 @@ class LocalStack:
                 # The interpreter calls Lambda at MOTO_PORT: keep it on a server that still runs.
                 os.environ["MOTO_PORT"] = str(_running[0].port)
             else:
-                lambda_runner.uninstall()
-                events.uninstall()
-                run_events.uninstall()
-                s3_conditions.uninstall()
+                # The reverse of the install order: patches of the same method chain.
+                persistence.uninstall()
                 iam.uninstall()
+                s3_conditions.uninstall()
+                run_events.uninstall()
+                events.uninstall()
+                lambda_runner.uninstall()
+            if self.data_dir is not None:
+                self.data_dir.release()
             self._started = False
 
     def __enter__(self) -> Self:
@@ -386,6 +416,8 @@ class LocalStack:
         except Exception as exc:  # the translator's InvalidDocumentException and friends
             raise LocalStackError(f"{self.template_path} does not translate: {exc}") from exc
         localize_outputs(cfn, self._api.url)
+        if self.data_dir is not None:
+            self._keep_physical_names(cfn)
 
         cloudformation.create_stack(
             StackName=self.stack_name,
@@ -410,6 +442,8 @@ class LocalStack:
         self._apply_bucket_properties()
         self._create_alarms()
         self._apply_queue_policies()
+        if self.data_dir is not None:
+            self._restore_state(cfn)
         self._api.configure(self.template.http_routes(), self._invoke_for_api)
         self._check_service_roles(cfn)
         if self.strict:
@@ -422,6 +456,77 @@ class LocalStack:
                 "Outputs", []
             )
         }
+
+    def _keep_physical_names(self, cfn: dict[str, Any]) -> None:
+        """Give the buckets and state machines the names they had before: the kept objects and
+        executions (and every ARN and S3 URI inside them) name them. Names the template sets
+        itself are left alone; new ones are made the way CloudFormation makes them."""
+        assert self.data_dir is not None
+        naming = {
+            "AWS::S3::Bucket": ("BucketName", True),
+            "AWS::StepFunctions::StateMachine": ("StateMachineName", False),
+        }
+        for logical_id, resource in cfn["Resources"].items():
+            if resource.get("Type") not in naming:
+                continue
+            name_property, lowercase = naming[resource["Type"]]
+            properties = resource.setdefault("Properties", {})
+            if name_property in properties:
+                continue
+
+            def make(logical_id: str = logical_id, lowercase: bool = lowercase) -> str:
+                alphabet = string.digits + string.ascii_uppercase
+                suffix = "".join(secrets.choice(alphabet) for _ in range(12))
+                tail = f"-{logical_id}-{suffix}"
+                name = self.stack_name[: 63 - len(tail)] + tail
+                return name.lower() if lowercase else name
+
+            properties[name_property] = self.data_dir.physical_name(logical_id, make)
+        # Requests for the buckets' objects wait until _restore_state has filled them.
+        persistence.install()
+        for resource in cfn["Resources"].values():
+            name = (resource.get("Properties") or {}).get("BucketName")
+            if resource.get("Type") == "AWS::S3::Bucket" and isinstance(name, str):
+                persistence.hold_bucket(name)
+                self._kept_buckets.append(name)
+
+    def _restore_state(self, cfn: Mapping[str, Any]) -> None:
+        """Load the kept objects and executions, then keep every later change (before the stack
+        serves its first request: strict IAM is not on yet, and no user has its keys)."""
+        from moto.s3.models import s3_backends
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        assert self.data_dir is not None and self.template is not None
+        persistence.install()
+        for logical_id, resource in self.template.resources.items():
+            if resource.get("Type") != "AWS::S3::Bucket":
+                continue
+            name = self._resources[logical_id]
+            mirror = self.data_dir.bucket(name)
+            bucket = s3_backends[ACCOUNT_ID][iam.PARTITION].get_bucket(name)
+            count = mirror.restore(bucket, ACCOUNT_ID, self.region)
+            self.restored["objects"] += count
+            persistence.register_bucket(mirror)
+            persistence.release_bucket(name)
+            if name not in self._kept_buckets:
+                self._kept_buckets.append(name)
+            logger.info(json.dumps({"event": "local_stack.restored_bucket", "bucket": name,
+                                    "keys": count, "data_dir": str(self.data_dir.path)}))
+        backend = stepfunctions_parser_backends[ACCOUNT_ID][self.region]
+        for logical_id, resource in cfn["Resources"].items():
+            if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+                continue
+            arn = self._resources[logical_id]
+            archive = self.data_dir.executions(logical_id)
+            restored = archive.restore()
+            backend.describe_state_machine(arn).executions.extend(restored)
+            self.restored["runs"] += len(restored)
+            persistence.register_state_machine(arn, archive)
+            self._kept_machines[arn] = archive
+            logger.info(json.dumps({"event": "local_stack.restored_executions", "state_machine": arn,
+                                    "executions": len(restored)}))
+        self._progress = persistence.ProgressWriter(self._kept_machines, backend)
+        self._progress.start()
 
     def _register_functions(self) -> None:
         assert self.template is not None

@@ -110,7 +110,7 @@ bench-stage-memory: venv  ## peak MB per stage for Adult-like uploads, largest u
 
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
 .PHONY: bench-models
-bench-models: venv  ## recipes x seed datasets -> bench/results/models.json; 16 real datasets, every held-out row through the API -> bench/results/real_datasets.json
+bench-models: venv  ## recipes x seed datasets -> bench/results/models.json; 17 real datasets, every held-out row through the API -> bench/results/real_datasets.json
 	$(BIN)/python bench/bench_models.py --output bench/results/models.json
 	$(BIN)/python bench/real_datasets.py --output bench/results/real_datasets.json
 

@@ -9,9 +9,13 @@ train, verify, evaluate, and promote when the gate passes), and **every** held-o
 the inference API's handler as a client would send it from the CSV: all original columns, numbers
 as numbers, missing markers as ``null``, 200 rows per request, the version asked by number.
 
-Used by ``bench/bench_models.py --real`` (the whole catalogue) and ``tests/functional/
-test_real_datasets.py`` (the fast subset and Adult's official test split). Nothing here reaches a
-network: the data is in site-packages, S3 is moto.
+Run as a script by ``make bench-models`` (the whole catalogue and Adult's official test split ->
+bench/results/real_datasets.json); imported by ``tests/functional/test_real_datasets.py`` (the fast
+subset and Adult) and ``tests/e2e/test_real_datasets.py``. Nothing here reaches a network: the data
+is in site-packages, S3 is moto.
+
+Usage: STEPML_DATA_DIR=../shared/datasets python bench/real_datasets.py [--only penguins flights]
+       [--no-adult] [--output bench/results/real_datasets.json]
 """
 
 from __future__ import annotations
@@ -442,6 +446,7 @@ def main() -> None:
     parser.add_argument("--no-adult", action="store_true", help="skip Adult's official test split")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "real_datasets.json")
     args = parser.parse_args()
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handlers' JSON log lines would bury the table
     console = Console(width=max(Console().width, 160))
     chosen = [BY_NAME[name] for name in args.only] if args.only else list(CATALOGUE)
     rows: list[dict[str, Any]] = []

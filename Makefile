@@ -114,7 +114,7 @@ screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offl
 	$(BIN)/python scripts/screenshots.py
 
 # --- Benchmarks: all of them, in one command --------------------------------------------------------
-bench: bench-models bench-inference bench-local-api bench-stage-memory  ## the benchmarks below (about 15 min on 2 idle cores)
+bench: bench-models bench-inference bench-local-api bench-stage-memory  ## the benchmarks below (about 25 min on 2 idle cores)
 
 # --- Stage memory: each pipeline stage's peak memory against the upload's size ------------------
 .PHONY: bench-stage-memory
@@ -123,8 +123,9 @@ bench-stage-memory: venv  ## peak MB per stage for Adult-like uploads, largest u
 
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
 .PHONY: bench-models
-bench-models: venv  ## recipes x seed datasets: metrics, train seconds, model size -> bench/results/models.json
+bench-models: venv  ## recipes x seed datasets -> bench/results/models.json; 17 real datasets, every held-out row through the API -> bench/results/real_datasets.json
 	$(BIN)/python bench/bench_models.py --output bench/results/models.json
+	$(BIN)/python bench/real_datasets.py --output bench/results/real_datasets.json
 
 # --- Inference benchmark: stepml's ONNX handler vs seed A's joblib + pandas handler ---------------
 .PHONY: bench-inference

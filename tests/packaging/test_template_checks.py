@@ -193,3 +193,22 @@ def test_both_rules_retry_then_dead_letter(template: dict[str, Any]) -> None:
     for rule in rules:
         assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}}
         assert rule["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_every_function_and_the_pipeline_log_with_retention_and_trace(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    groups = {
+        str(r["Properties"]["LogGroupName"]): r["Properties"]
+        for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    for function in functions:
+        group = groups[str({"Fn::Sub": f"/aws/lambda/${{{function}}}"})]
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}, function
+    machine = resources["PipelineStateMachine"]["Properties"]
+    assert machine["Tracing"] == {"Enabled": True}
+    assert machine["Logging"]["Level"] == "ERROR" and machine["Logging"]["IncludeExecutionData"] is False
+    assert machine["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == {
+        "Fn::GetAtt": ["PipelineLogGroup", "Arn"]
+    }

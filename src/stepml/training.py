@@ -44,6 +44,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from stepml.config import DatasetConfig
+from stepml.dateparts import model_features
 from stepml.errors import ConfigError
 from stepml.preprocessing import class_labels, to_model_frame
 
@@ -146,8 +147,9 @@ def build_pipeline(
         StandardScaler,
     )
 
-    numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
-    categorical = [f["name"] for f in schema if f["kind"] == "categorical"]
+    features = model_features(schema)  # a date column is its numeric parts
+    numeric = [f["name"] for f in features if f["kind"] == "numeric"]
+    categorical = [f["name"] for f in features if f["kind"] == "categorical"]
     transformers: list[tuple[str, Any, list[str]]] = []
     # Categories unseen in training map to -1 (ordinal) or all zeros (one-hot) rather than failing
     # the request.

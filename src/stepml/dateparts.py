@@ -1,0 +1,196 @@
+"""Date and datetime columns as model features: one parse format per column, numeric parts per value.
+
+A column of dates is trained on as numbers derived from each value: ``year``, ``month``, ``day``,
+``dayofweek`` (Monday 0) and ``dayofyear`` for a date, and also ``hour`` and ``minute`` when the
+values carry a time (a ``%Y-%m`` month column gives ``year`` and ``month`` only). ONNX cannot parse
+text, so these parts are computed in front of the graph, by :func:`parts` both at training time
+(:func:`column_parts`, for the scikit-learn pipeline) and at serving time (per request row): the
+same function on the same string gives the same numbers.
+
+Each column is read with ONE format, chosen at training time by :func:`detect` and recorded in the
+feature schema: :data:`ISO` (``datetime.fromisoformat``: ``2021-01-05``, ``2021-01-05 13:45:00``,
+``2021-01-05T13:45:00Z``, ``...+02:00``) or a ``strptime`` format from :data:`FORMATS` (``01/05/2021``,
+``5 Jan 2021``...). Where month-first and day-first both read every value (no day above 12),
+month-first wins, as in pandas, and the alternative is reported. A value with a UTC offset gives the
+parts of its own local time (``2021-01-05T23:30:00-05:00`` is hour 23, day 5), whatever the offset.
+A missing or unreadable value gives NaN parts, which the pipeline imputes like any missing number.
+
+Pure Python + numpy: the inference function imports this module (no pandas there).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+#: The format name of ISO 8601 values, read by ``datetime.fromisoformat``.
+ISO = "iso8601"
+#: Parts of a date-only value, and the parts a time adds.
+DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear")
+TIME_PARTS = ("hour", "minute")
+#: Parts of a value without a day (``%Y-%m``).
+MONTH_PARTS = ("year", "month")
+#: How each part is read from a parsed value.
+_PART = {
+    "year": lambda d: d.year,
+    "month": lambda d: d.month,
+    "day": lambda d: d.day,
+    "dayofweek": lambda d: d.weekday(),
+    "dayofyear": lambda d: d.timetuple().tm_yday,
+    "hour": lambda d: d.hour,
+    "minute": lambda d: d.minute,
+}
+#: The part names a user reads in the report.
+PART_LABELS = {"dayofweek": "day of week", "dayofyear": "day of year"}
+
+_DAYS = (
+    "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%m-%d-%Y", "%d-%m-%Y", "%d.%m.%Y", "%m/%d/%y", "%d/%m/%y",
+    "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y", "%d-%b-%Y", "%d-%b-%y",
+)
+_TIMES = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
+#: The ``strptime`` formats tried after :data:`ISO`, in order of preference (month-first before
+#: day-first); ``%Y-%m`` reads a month column.
+FORMATS = tuple(day + time for day in _DAYS for time in _TIMES) + ("%Y-%m", "%Y/%m")
+#: A column is dates when one format reads at least this share of its (non-missing) values.
+DATE_SHARE = 0.9
+#: How many values :func:`detect` looks at.
+SAMPLE = 1000
+
+datetime.strptime("2021", "%Y")  # import _strptime now: its lazy first import is not thread-safe
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    """How a column's dates are read: ``format`` (:data:`ISO` or a strptime format), the ``parts``
+    derived from each value, and other formats that read the sample as well (``alternatives``)."""
+
+    format: str
+    parts: tuple[str, ...]
+    alternatives: tuple[str, ...] = ()
+
+
+def parse(value: Any, fmt: str) -> datetime | None:
+    """``value`` read with ``fmt``; None when it is missing or does not match."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text) if fmt == ISO else datetime.strptime(text, fmt)
+    except ValueError:
+        return None
+
+
+def parts(value: Any, fmt: str, names: Sequence[str]) -> tuple[float, ...]:
+    """The parts ``names`` of ``value`` read with ``fmt``, as floats; all NaN when it is missing or
+    unreadable. The one derivation used by training and serving alike."""
+    parsed = parse(value, fmt)
+    if parsed is None:
+        return (math.nan,) * len(names)
+    return tuple(float(_PART[name](parsed)) for name in names)
+
+
+def column_parts(values: Iterable[Any], fmt: str, names: Sequence[str]) -> np.ndarray:
+    """:func:`parts` of every value, as a float64 ``[rows, parts]`` array (each distinct string is
+    parsed once: a daily column repeats its values)."""
+    cache: dict[Any, tuple[float, ...]] = {}
+    missing = (math.nan,) * len(names)
+    rows = []
+    for value in values:
+        if not isinstance(value, str):
+            rows.append(missing)
+            continue
+        found = cache.get(value)
+        if found is None:
+            found = cache[value] = parts(value, fmt, names)
+        rows.append(found)
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _has_time(fmt: str, values: Sequence[str]) -> bool:
+    if fmt == ISO:  # ISO 8601 times are written with colons (13:45, +02:00)
+        return any(":" in value for value in values)
+    return "%H" in fmt or "%I" in fmt
+
+
+def detect(values: Iterable[Any], share: float = DATE_SHARE) -> DateFormat | None:
+    """The format that reads at least ``share`` of the first :data:`SAMPLE` non-missing values, or
+    None when none does. A plain number never counts as a date (``2021`` is a year, ``20210105`` a
+    number).
+
+    The format reading the most values wins; on a tie the earlier of :data:`ISO`, :data:`FORMATS`.
+    """
+    sample: list[str] = []
+    for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        text = str(value).strip()
+        if text:
+            sample.append(text)
+        if len(sample) >= SAMPLE:
+            break
+    if not sample:
+        return None
+    needed = share * len(sample)
+    # A plain number is never read as a date (ISO 8601 would read 20210105): a column of numbers
+    # written as text, or of years, is not a date column.
+    texts = [text for text in sample if not _is_number(text)]
+    # Only formats that read one of the first values can reach the share: try those on the rest.
+    head = texts[:20]
+    candidates = [fmt for fmt in (ISO, *FORMATS) if any(parse(text, fmt) is not None for text in head)]
+    counts = {fmt: sum(parse(text, fmt) is not None for text in texts) for fmt in candidates}
+    readable = [fmt for fmt in candidates if counts[fmt] >= needed]
+    if not readable:
+        return None
+    best = max(readable, key=lambda fmt: counts[fmt])  # max keeps the first of equals
+    if best in ("%Y-%m", "%Y/%m"):
+        chosen: tuple[str, ...] = MONTH_PARTS
+    else:
+        chosen = DATE_PARTS + (TIME_PARTS if _has_time(best, sample) else ())
+    others = tuple(fmt for fmt in readable if fmt != best and counts[fmt] == counts[best])
+    return DateFormat(format=best, parts=chosen, alternatives=others)
+
+
+def describe(fmt: str) -> str:
+    """The format as a user reads it, with an example: ``%d/%m/%Y (e.g. 05/01/2021)``."""
+    if fmt == ISO:
+        return "ISO 8601 (e.g. 2021-01-05 or 2021-01-05T13:45:00)"
+    return f"{fmt} (e.g. {datetime(2021, 1, 5, 13, 45).strftime(fmt)})"
+
+
+def derived_name(column: str, part: str) -> str:
+    """The model feature holding ``part`` of date column ``column`` (internal to the model)."""
+    return f"{column}.{part}"
+
+
+def model_features(schema: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The features the fitted pipeline and the ONNX graph take, in order: the schema's numeric and
+    categorical features as they are, each date column replaced by one numeric feature per part
+    (``source``: the date column, ``part``: which part)."""
+    features: list[dict[str, Any]] = []
+    for spec in schema:
+        if spec["kind"] != "date":
+            features.append(dict(spec))
+            continue
+        for part in spec["parts"]:
+            features.append({"name": derived_name(str(spec["name"]), part), "kind": "numeric",
+                             "source": spec["name"], "part": part})
+    return features
+
+
+def is_date(spec: Mapping[str, Any]) -> bool:
+    return spec.get("kind") == "date"

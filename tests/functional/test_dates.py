@@ -21,7 +21,13 @@ from stepml.settings import Settings
 from stepml.storage import S3Store
 from tests.functional.conftest import EVENT_BUCKET
 from tests.functional.test_any_csv import upload
-from tests.functional.test_prediction_contract import PREDICT, call, train_through_stages  # noqa: F401
+from tests.functional.test_prediction_contract import (  # noqa: F401 - call: the fixture
+    DESCRIBE,
+    PREDICT,
+    call,
+    conforms,
+    train_through_stages,
+)
 
 FAST = "params: {max_iter: 60}\ntarget: temp_max\n"
 
@@ -100,6 +106,7 @@ def test_a_daily_table_trains_on_its_dates_and_serves_the_same_parts(s3, invoke,
     np.testing.assert_allclose(answer["predictions"], pipeline.predict(fitted), rtol=1e-5)
 
     # And the feature schema says how to send a date
-    status, described = call("GET /models/{name}", "weather")
+    status, described = call(DESCRIBE, "weather")
     assert status == 200
+    conforms(described, "ModelDescription")
     assert {"name": "date", "kind": "date", "format": "iso8601"}.items() <= described["features"][0].items()

@@ -2,7 +2,8 @@
 
 An exported model takes two inputs, one block per kind of feature, columns in the order of the
 feature schema: :data:`NUMERIC_INPUT`, a float64 ``[rows, numeric features]`` tensor (a missing
-value is NaN, imputed inside the graph when the pipeline imputes), and :data:`TEXT_INPUT`, a string
+value is NaN, imputed inside the graph when the pipeline imputes; a date column's parts, derived in
+front of the graph by :mod:`stepml.dateparts`, are numeric features), and :data:`TEXT_INPUT`, a string
 ``[rows, categorical features]`` tensor (a missing value is :data:`MISSING_CATEGORY`). A model
 without features of one kind has no input for it. The graph splits the blocks into its features
 itself: two inputs cost onnxruntime far less per request than one per feature (Adult has 14), and

@@ -6,7 +6,9 @@ serving cannot drift apart. Every step is a stock scikit-learn transformer that 
 in front of an estimator with an ONNX converter; no custom classes, so the pickle loads with
 scikit-learn alone. Missing numbers are imputed *inside* the pipeline (skl2onnx's trees route NaN
 differently from scikit-learn's); missing text arrives as the empty string, a category of its own
-(:data:`stepml.preprocessing.MISSING_CATEGORY`).
+(:data:`stepml.preprocessing.MISSING_CATEGORY`). A date column enters as its numeric parts (year,
+month...), derived from its strings by :mod:`stepml.dateparts` in front of the pipeline, as serving
+derives them in front of the ONNX graph; they are imputed like any number.
 
 Recipes (``config.recipe``):
 

@@ -192,3 +192,14 @@ def test_the_exported_model_reads_date_strings_as_scikit_learn_was_fitted_on_the
     np.testing.assert_allclose(got, pipeline.predict(to_model_frame(frame, schema)), rtol=1e-6)
     assert served[0]["nullable"] is True
     assert any("'31/02/2019' is not a date" in w for w in warnings[50])
+
+
+def test_deriving_parts_imports_no_pandas_the_inference_function_lacks() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys; from stepml import dateparts as d; f = d.detect(['01/05/2021 13:45', '12/31/2021 00:00']);"
+             "print(d.parts('02/03/2021 10:30', f.format, f.parts), d.column_parts(['x'], f.format, f.parts).shape,"
+             "sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'sklearn', 'dateutil', 'scipy'}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "(2021.0, 2.0, 3.0, 2.0, 34.0, 10.0, 30.0) (1, 7) []"

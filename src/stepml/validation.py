@@ -247,8 +247,9 @@ def _date_warnings(name: str, series: pd.Series, found: dateparts.DateFormat) ->
     """Values the column's date format cannot read (trained on as missing), and a format that
     reads every value as well (month-first and day-first, when no day is above 12)."""
     messages = []
-    values = series.dropna()
-    unread = values[[dateparts.parse(str(v), found.format) is None for v in values]]
+    values = series.dropna().astype(str)
+    unreadable = {v for v in values.unique() if dateparts.parse(v, found.format) is None}  # each value once
+    unread = values[values.isin(unreadable)]
     if len(unread):
         examples = ", ".join(f"line {_line(i)}: {v!r}" for i, v in unread.head(EXAMPLES).items())
         messages.append(

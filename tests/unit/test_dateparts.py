@@ -203,3 +203,20 @@ def test_deriving_parts_imports_no_pandas_the_inference_function_lacks() -> None
              "sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'sklearn', 'dateutil', 'scipy'}))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "(2021.0, 2.0, 3.0, 2.0, 34.0, 10.0, 30.0) (1, 7) []"
+
+
+def test_the_report_says_how_dates_are_read_and_quotes_the_values_it_cannot_read() -> None:
+    from stepml.config import DatasetConfig
+    from stepml.validation import read_csv, validate
+
+    lines = [f"{month:02d}/{day:02d}/2021,{day}" for month in range(1, 13) for day in range(1, 5)]
+    lines[7] = "soon,1"
+    report = validate(read_csv(("when,y\n" + "\n".join(lines) + "\n").encode(), "s3://b/raw/x/x.csv"),
+                      DatasetConfig(), "s3://b/raw/x/x.csv")
+
+    when = report["columns"][0]
+    assert (when["role"], when["kind"], when["format"]) == ("date", "date", "%m/%d/%Y")
+    text = " | ".join(report["warnings"])
+    assert "column 'when': 1 value(s) are not dates in its format %m/%d/%Y (e.g. 01/05/2021) (line 9: 'soon')" in text
+    assert "but %d/%m/%Y (e.g. 05/01/2021) reads its values too" in text
+    assert "holds dates" not in text and "not used" not in text

@@ -220,3 +220,21 @@ def test_the_report_says_how_dates_are_read_and_quotes_the_values_it_cannot_read
     assert "column 'when': 1 value(s) are not dates in its format %m/%d/%Y (e.g. 01/05/2021) (line 9: 'soon')" in text
     assert "but %d/%m/%Y (e.g. 05/01/2021) reads its values too" in text
     assert "holds dates" not in text and "not used" not in text
+
+
+@pytest.mark.parametrize("fmt", [f for f in dateparts.FORMATS if dateparts._numeric_pattern(f) is not None])
+def test_numeric_formats_read_exactly_what_strptime_reads(fmt: str) -> None:
+    from datetime import datetime, timedelta
+
+    moments = [datetime(1969, 12, 31, 23, 59, 59) + timedelta(days=37 * i, minutes=611 * i) for i in range(60)]
+    values = [m.strftime(fmt) for m in moments]
+    values += [v.replace("0", "", 1) for v in values[:20]]  # unpadded numbers
+    values += ["31/02/2021", "02/31/2021", "13/13/2021", "2021-13", "2021/00", "1/1/21 24:00", "01/05/2021 9:60",
+               "01/05/2021  13:45", "01/05/2021x", "x01/05/2021", "1.2.2021", "2021-1", "01-05-2021 07:08:09"]
+
+    for value in values:
+        try:
+            expected: datetime | None = datetime.strptime(value, fmt)
+        except ValueError:
+            expected = None
+        assert dateparts.parse(value, fmt) == expected, value

@@ -156,9 +156,14 @@ def test_a_derived_part_may_not_clash_with_a_column() -> None:
         feature_schema(frame, "y")
 
 
-def test_the_exported_model_reads_date_strings_as_scikit_learn_was_fitted_on_them() -> None:
+@pytest.mark.parametrize(
+    ("recipe", "params"), [("auto", {"max_iter": 30}), ("seed-a", {"n_estimators": 10}), ("seed-b", {"n_estimators": 20})]
+)
+def test_the_exported_model_reads_date_strings_as_scikit_learn_was_fitted_on_them(recipe: str, params: dict) -> None:
     """Verify (ONNX export) and the request path both derive the parts from the strings; the
     graph then predicts what scikit-learn predicts, on rows with a missing and an unreadable date."""
+    if recipe == "seed-b":
+        pytest.importorskip("xgboost")
     import onnxruntime as ort
 
     from stepml.config import DatasetConfig
@@ -166,7 +171,7 @@ def test_the_exported_model_reads_date_strings_as_scikit_learn_was_fitted_on_the
     from stepml.onnx_model import PREDICTION
     from stepml.training import fit
 
-    # Given a daily table whose target follows the month, with gaps, fitted by the auto recipe
+    # Given a daily table whose target follows the month, with gaps, fitted by the recipe
     rng = np.random.default_rng(1)
     days = pd.date_range("2019-01-01", periods=400, freq="D")
     frame = pd.DataFrame({
@@ -175,14 +180,14 @@ def test_the_exported_model_reads_date_strings_as_scikit_learn_was_fitted_on_the
         "y": np.asarray(days.month, dtype=float) * 10 + rng.normal(size=400),
     })
     frame.loc[[3, 50], "day"] = [None, "31/02/2019"]
-    config = DatasetConfig(target="y", params={"max_iter": 30})
+    config = DatasetConfig(target="y", recipe=recipe, params=params)
     schema = feature_schema(frame, "y")
     assert schema[0]["format"] == "%d/%m/%Y"
     pipeline = fit(frame, "y", schema, "regression", config)
     # When it is exported, and rows are sent as a request would send them
     model = export(pipeline, schema, "regression")
     checked = verify(model, pipeline, frame, schema, "regression")
-    served = with_nullable(schema, pipeline, "auto")
+    served = with_nullable(schema, pipeline, recipe)
     records = [{"day": None if pd.isna(d) else d, "noise": n} for d, n in zip(frame["day"], frame["noise"], strict=True)]
     rows, warnings = check_records(records, served)
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])

@@ -39,8 +39,6 @@ TIME_PARTS = ("hour", "minute")
 MONTH_PARTS = ("year", "month")
 #: Every part, in the order :func:`_every_part` returns them.
 ALL_PARTS = DATE_PARTS + TIME_PARTS
-#: The part names a user reads in the report.
-PART_LABELS = {"dayofweek": "day of week", "dayofyear": "day of year"}
 
 _DAYS = (
     "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%m-%d-%Y", "%d-%m-%Y", "%d.%m.%Y", "%m/%d/%y", "%d/%m/%y",

@@ -162,10 +162,14 @@ def openapi_document() -> dict[str, Any]:
     record = {
         "type": "object",
         "description": "One value per feature (see GET /models/{name}): numbers for numeric features, "
-        "strings for categorical ones. A feature whose `nullable` is true may be null or absent (the "
+        "strings for categorical ones, and for a date feature the date as a string in the feature's "
+        "`format`, as written in the training CSV (the model takes its year, month, day, day of week, "
+        "day of year, and hour and minute when the format has a time; a string that format cannot "
+        "read is served as a missing date, with a row warning). A feature whose `nullable` is true "
+        "may be null or absent (the "
         "model serves a missing value; a row warning says so when it was never missing in training); "
         "any other missing value is a 422 saying why. Columns listed in the model's `ignored_columns` "
-        "(the training CSV's target, dropped, id and date columns) may be sent and are ignored, named "
+        "(the training CSV's target, dropped and id columns) may be sent and are ignored, named "
         "once in the row's warnings; any other field is a 422 `unknown field`. So a row may be sent as "
         "it stands in the training CSV, missing values as null.",
         "additionalProperties": _VALUE,
@@ -281,7 +285,30 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["name", "kind", "required"],
                     "properties": {
                         "name": {"type": "string"},
-                        "kind": {"type": "string", "enum": ["numeric", "categorical"]},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["numeric", "categorical", "date"],
+                            "description": "date: send a string in `format`; the model takes its `parts`",
+                        },
+                        "format": {
+                            "type": "string",
+                            "description": "Date features: how the string is read, `iso8601` (ISO 8601 "
+                            "as Python's datetime.fromisoformat reads it, e.g. 2021-01-05 or "
+                            "2021-01-05T13:45:00Z; JSON Schema format date / date-time) or a strptime "
+                            "format such as %m/%d/%Y. A UTC offset is kept as written: the parts are "
+                            "those of the value's own local time",
+                            "examples": ["iso8601", "%m/%d/%Y", "%d %b %Y %H:%M"],
+                        },
+                        "parts": {
+                            "type": "array",
+                            "description": "Date features: the numbers the model takes from each date",
+                            "items": {"type": "string", "enum": ["year", "month", "day", "dayofweek",
+                                                                 "dayofyear", "hour", "minute"]},
+                        },
+                        "earliest": {"type": ["string", "null"], "description": "Date features: the "
+                                     "earliest date in training, as written"},
+                        "latest": {"type": ["string", "null"], "description": "Date features: the "
+                                   "latest date in training, as written"},
                         "required": {"type": "boolean", "description": "The opposite of nullable"},
                         "nullable": {
                             "type": "boolean",
@@ -331,7 +358,7 @@ def openapi_document() -> dict[str, Any]:
                         "name": {"type": "string"},
                         "reason": {
                             "type": "string",
-                            "description": "target, drop_columns, id_columns, id (unique per row), date or not a model input",
+                            "description": "target, drop_columns, id_columns, id (unique per row) or not a model input",
                         },
                     },
                 },

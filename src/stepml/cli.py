@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stepml.config import RECIPES, TASKS, DatasetConfig, dump_config
+from stepml.dateparts import describe as describe_date_format
 from stepml.errors import StepmlError
 from stepml.runs import run_outcome
 from stepml.stack import LOCAL_ENDPOINT, Stack
@@ -250,8 +251,14 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
     console.print(metrics)
     features = Table("feature", "kind", "range / categories", "may be missing", title="feature schema")
     for spec in meta["schema"]:
-        detail = (f"{spec.get('min')} … {spec.get('max')}" if spec["kind"] == "numeric"
-                  else ", ".join(spec.get("categories", [])[:8]) + (" …" if len(spec.get("categories", [])) > 8 else ""))
+        if spec["kind"] == "numeric":
+            detail = f"{spec.get('min')} … {spec.get('max')}"
+        elif spec["kind"] == "date":  # read with one format; the model takes the parts
+            detail = (f"{describe_date_format(spec['format'])}: {spec.get('earliest')} … {spec.get('latest')}; "
+                      f"as {', '.join(spec['parts'])}")
+        else:
+            categories = spec.get("categories", [])
+            detail = ", ".join(categories[:8]) + (" …" if len(categories) > 8 else "")
         features.add_row(spec["name"], spec["kind"], detail, _may_be_missing(spec))
     console.print(features)
     ignored = meta.get("ignored_columns")

@@ -4,7 +4,11 @@ A request is a single record ``{feature: value}`` or ``{"instances": [record, ..
 collected for every row and field before anything is refused, so the caller sees all of them at
 once; values that can still be served (an unseen category, a number outside the training range, a
 missing value the model fills although that feature was never missing in training, a column of the
-training CSV that the model does not use) become per-row warnings instead.
+training CSV that the model does not use, a date its column's format cannot read - served as a
+missing date, as training read such a value) become per-row warnings instead.
+
+A date column arrives as its string, as written in the CSV; a checked row holds its parts
+(:func:`stepml.dateparts.parts`, the function training used), which the model takes.
 
 What a model accepts is an :class:`InputContract`, prepared once per loaded model from its feature
 schema: a feature whose ``nullable`` is true may be null or absent; any other missing value is
@@ -19,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stepml import dateparts
 from stepml.errors import RequestError
 
 #: Largest batch one request may carry (documented in the API).
@@ -29,6 +34,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 UNSEEN_CATEGORY = "was not seen in training"
 #: How a row's warning about a missing value that training never had ends.
 NEVER_MISSING = "was never missing in training"
+#: How a row's warning (or error) about a date its column's format cannot read goes on.
+NOT_A_DATE = "is not a date in the format the model was trained on:"
 #: The refusal of a missing value when the schema says no more than that the feature is required.
 MISSING_REQUIRED = "missing required field"
 
@@ -140,7 +147,22 @@ def check_records(
                     row_warnings.append(f"{name} is missing and {NEVER_MISSING}")
                 row[name] = None
                 continue
-            if spec["kind"] == "numeric":
+            if spec["kind"] == "date":
+                if not isinstance(value, str):
+                    errors.append({"row": index, "field": name, "message": f"expected a date string in the format "
+                                   f"{dateparts.describe(spec['format'])}, got {type(value).__name__} {value!r}"})
+                    continue
+                derived = dateparts.parts(value, spec["format"], spec["parts"])
+                if math.isnan(derived[0]):  # as in training: a date its format cannot read is missing
+                    unreadable = f"{name}={value!r} {NOT_A_DATE} {dateparts.describe(spec['format'])}"
+                    if not spec["nullable"]:
+                        errors.append({"row": index, "field": name, "message": f"{unreadable}; {contract.refusal}"})
+                        continue
+                    row_warnings.append(f"{unreadable}: served as a missing date")
+                    row[name] = None
+                    continue
+                row[name] = derived
+            elif spec["kind"] == "numeric":
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     errors.append({"row": index, "field": name,
                                    "message": f"expected a number, got {type(value).__name__} {value!r}"})

@@ -273,6 +273,8 @@ def _describe_feature(spec: dict[str, Any] | None) -> str | None:
         return None
     if spec["kind"] == "numeric":
         return f"numeric [{spec.get('min')}, {spec.get('max')}]"
+    if spec["kind"] == "date":
+        return f"date {spec.get('format')} as {', '.join(spec.get('parts', []))}"
     return f"categorical ({len(spec.get('categories', []))} categories)"
 
 

@@ -169,6 +169,15 @@ def records_from(payload: Any) -> list[Any]:
 BATCH_HINT = "unknown field (a batch is {\"instances\": [record, ...]} with no other key)"
 
 
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` can be encoded (JSON's ``\\ud800`` escapes decode to lone surrogates, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def nullable(spec: Mapping[str, Any]) -> bool:
     """Whether the served model takes this feature missing (schemas before ``nullable``: not required)."""
     return bool(spec.get("nullable", not spec.get("required", True)))
@@ -298,6 +307,9 @@ def check_records(
                 text = str(value)
                 if len(text) > contract.max_chars:
                     problems.add(index, name, f"a string of {len(text)} characters; the limit is {contract.max_chars}")
+                    continue
+                if not text.isascii() and not is_unicode(text):
+                    problems.add(index, name, "not valid Unicode text: it holds a lone surrogate (\\ud800-\\udfff)")
                     continue
                 if spec.get("categories") and text not in spec["categories"]:
                     row_warnings.append(f"{name}={quoted(text)} {UNSEEN_CATEGORY}")

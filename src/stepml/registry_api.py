@@ -13,7 +13,7 @@ from typing import Any
 from stepml import registry
 from stepml.errors import ConfigError, NotFoundError, RequestError
 from stepml.httpapi import error_response, request_body, response
-from stepml.inputs import MAX_VERSION, parse_body, parse_version, quoted, shown
+from stepml.inputs import MAX_VERSION, is_unicode, parse_body, parse_version, quoted, shown
 from stepml.keys import DATASET_NAME
 from stepml.storage import S3Store
 
@@ -60,6 +60,8 @@ def _reason(body: dict[str, Any], default: str) -> str:
         raise _invalid("reason", f"must be a string, got {type(reason).__name__}")
     if len(reason) > registry.MAX_REASON_CHARS:
         raise _invalid("reason", f"is {len(reason)} characters; the limit is {registry.MAX_REASON_CHARS}")
+    if not is_unicode(reason):
+        raise _invalid("reason", "is not valid Unicode text: it holds a lone surrogate")
     return reason
 
 

@@ -5,10 +5,13 @@ HTTP functions called with API Gateway v2 events, and a snapshot of everything u
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from stepml import registry
 from stepml.api import handle as handle_predict
@@ -16,7 +19,6 @@ from stepml.registry_api import handle as handle_registry
 from stepml.serving import ModelServer
 from stepml.settings import Settings
 from stepml.storage import S3Store
-from tests.functional.conftest import EVENT_BUCKET, s3  # noqa: F401  (the moto S3 fixture)
 from tests.functional.inference_models import classifier_onnx, regressor_onnx
 from tests.functional.test_inference_api import register
 
@@ -26,19 +28,35 @@ Call = Callable[..., tuple[int, Any, dict[str, Any]]]
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 
 
-@pytest.fixture
-def api_store(s3: Any) -> S3Store:  # noqa: F811  (the fixture imported above)
-    return S3Store(Settings(bucket=EVENT_BUCKET))
+@pytest.fixture(scope="module")
+def api_aws() -> Iterator[Any]:
+    """One moto S3 per test module (starting it is the slow part); each test gets its own bucket."""
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-east-1")
+
+
+def _new_store(client: Any) -> S3Store:
+    bucket = f"stepml-hostile-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return S3Store(Settings(bucket=bucket))
 
 
 @pytest.fixture
-def api_models(api_store: S3Store) -> dict[str, int]:
-    """``adult`` (a classifier, versions 1 and 2, v2 champion) and ``houses`` (a regressor)."""
-    register(api_store, "adult", classifier_onnx(), "classification")
-    return {
-        "adult": register(api_store, "adult", classifier_onnx(1), "classification"),
-        "houses": register(api_store, "houses", regressor_onnx(), "regression"),
-    }
+def api_store(api_aws: Any) -> S3Store:
+    """An empty bucket of this test's own."""
+    return _new_store(api_aws)
+
+
+@pytest.fixture(scope="module")
+def served_store(api_aws: Any) -> S3Store:
+    """A bucket shared by a module's read-only cases: ``adult`` (a classifier; versions 1 and 2, v2
+    champion) and ``houses`` (a regressor)."""
+    store = _new_store(api_aws)
+    register(store, "adult", classifier_onnx(), "classification")
+    register(store, "adult", classifier_onnx(1), "classification")
+    register(store, "houses", regressor_onnx(), "regression")
+    return store
 
 
 def _event(route: str, name: str | None, body: Any, query: dict[str, str] | None, raw: Any,
@@ -70,10 +88,10 @@ def _caller(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Call:
     return call
 
 
-@pytest.fixture
-def predict_call(api_store: S3Store) -> Call:
-    """Calls the prediction function's handler (one warm server, as in Lambda)."""
-    server = ModelServer(api_store)
+@pytest.fixture(scope="module")
+def predict_call(served_store: S3Store) -> Call:
+    """Calls the prediction function's handler over :func:`served_store` (one warm server, as in Lambda)."""
+    server = ModelServer(served_store)
     return _caller(lambda event: handle_predict(event, server))
 
 

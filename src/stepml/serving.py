@@ -21,7 +21,14 @@ import numpy as np
 
 from stepml import registry
 from stepml.errors import NotFoundError, RequestError
-from stepml.inputs import UNSEEN_CATEGORY, InputContract, check_records, parse_version, quoted, records_from
+from stepml.inputs import (
+    UNSEEN_CATEGORY,
+    InputContract,
+    check_records,
+    parse_version,
+    quoted,
+    records_from,
+)
 from stepml.onnx_model import (
     PREDICTION,
     PROBABILITIES,

@@ -10,6 +10,7 @@ import http.client
 import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ def assert_one_chain(store: S3Store, accepted: int) -> list[dict[str, Any]]:
     record = registry.alias_record(store, "adult", registry.CHAMPION)
     history = record["history"]
     assert len(history) == 2 + accepted
-    for before, after in zip(history, history[1:], strict=False):
+    for before, after in pairwise(history):
         assert after["from"] == before["to"]
     assert record["version"] == history[-1]["to"] == champion(store)
     return history

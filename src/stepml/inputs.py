@@ -251,13 +251,6 @@ def check_records(
     contract = schema if isinstance(schema, InputContract) else InputContract.build(schema)
     fields = contract.fields
     ignored = contract.ignored
-    for index, record in enumerate(records):
-        if isinstance(record, dict) and len(record) > contract.max_fields:
-            raise RequestError(
-                f"row {index} has {len(record)} fields; the limit is {contract.max_fields} "
-                f"(the model has {len(fields)} features)",
-                status=413,
-            )
     problems = _Problems()
     rows: list[dict[str, Any]] = []
     warnings: list[list[str]] = []
@@ -268,6 +261,12 @@ def check_records(
             rows.append({})
             warnings.append(row_warnings)
             continue
+        if len(record) > contract.max_fields:
+            raise RequestError(
+                f"row {index} has {len(record)} fields; the limit is {contract.max_fields} "
+                f"(the model has {len(fields)} features)",
+                status=413,
+            )
         extra = record.keys() - fields.keys()
         if extra:
             for name in sorted(extra - ignored):

@@ -58,8 +58,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found = dict(pairs)
     if len(found) != len(pairs):
         seen: set[str] = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise _DuplicateKey(f"the request body has the key {shown(duplicate)!r} twice in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"the request body has the key {shown(key)!r} twice in one object")
+            seen.add(key)
     return found
 
 
@@ -80,6 +82,7 @@ def _shallow_keys(value: Any) -> int:
             if type(record) is dict:
                 count += len(record)
     return count
+
 
 #: Quotes a value back in a message, shortened: a 5 MB string or a deeply nested list stays a few words.
 _QUOTE = reprlib.Repr(maxlevel=2, maxstring=QUOTED_CHARS, maxother=QUOTED_CHARS, maxlist=4, maxdict=4)
@@ -114,7 +117,7 @@ def parse_body(body: str | bytes | None) -> Any:
         value = _DECODER.decode(text)
         # A key sent twice would silently keep its last value. When every ':' ends a key (a '"'
         # just before it) and they are as many as the keys parsed, no key came twice; otherwise
-        # parse again, checking each object (this costs ~2 us more, so only when needed).
+        # parse again, checking each object (a hook per object: only when a body may need it).
         colons = text.count(":")
         if colons != text.count('":') or colons != _shallow_keys(value):
             value = _STRICT_DECODER.decode(text)

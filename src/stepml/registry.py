@@ -158,8 +158,6 @@ def _update_alias(
         if wanted is None:
             return None
         version, reason, action = wanted
-        if len(reason) > MAX_REASON_CHARS:
-            raise ConfigError(f"the reason is {len(reason)} characters; the limit is {MAX_REASON_CHARS}")
         get_version(store, name, version)
         entry = {
             "from": record["version"] if record else None,
@@ -190,10 +188,17 @@ def _update_alias(
     raise TransientError(f"alias {alias!r} of {name!r} kept changing; try again")
 
 
+def _check_reason(reason: str) -> None:
+    """A person's reason is kept in the alias object: bounded before anything is read or written."""
+    if len(reason) > MAX_REASON_CHARS:
+        raise ConfigError(f"the reason is {len(reason)} characters; the limit is {MAX_REASON_CHARS}")
+
+
 def set_alias(
     store: S3Store, name: str, alias: str, version: int, reason: str, actor: str = "stepml", action: str = "set"
 ) -> dict[str, Any]:
     """Point ``alias`` at ``version`` (an explicit promotion)."""
+    _check_reason(reason)
     record = _update_alias(store, name, alias, lambda _current: (version, reason, action), actor)
     assert record is not None
     return record
@@ -224,6 +229,7 @@ def promote_if_better(
 
 def rollback(store: S3Store, name: str, reason: str, actor: str = "stepml") -> dict[str, Any]:
     """Point ``champion`` back at the previous *different* version it named (:data:`ROLLBACK_RULE`)."""
+    _check_reason(reason)
 
     def change(current: dict[str, Any] | None) -> tuple[int, str, str]:
         target = rollback_target(current)

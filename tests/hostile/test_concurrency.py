@@ -188,3 +188,17 @@ def test_an_event_lambda_refuses_as_too_large_is_a_413_not_a_500() -> None:
     assert (response.status, json.loads(response.body)) == (413, {"message": "Request Entity Too Large"})
     other = to_http_response(json.dumps({"errorType": "Runtime.ExitError"}).encode(), errored=True)
     assert other.status == 500
+
+
+def test_a_keep_alive_connection_survives_a_404_with_a_body(echo_api) -> None:
+    # Given one connection, When a request to no route carries a body, Then the body is consumed
+    # and the next request on the same connection is answered
+    connection = http.client.HTTPConnection(echo_api.host, echo_api.port, timeout=10)
+    try:
+        for path, status in (("/nowhere", 404), ("/echo", 200), ("/nowhere", 404), ("/echo", 200)):
+            connection.request("POST", path, body=b'{"x": 1}', headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            assert (response.status, response.getheader("connection")) == (status, None)
+            response.read()
+    finally:
+        connection.close()

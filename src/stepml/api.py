@@ -9,12 +9,12 @@ Routes (also in template.yaml as HttpApi events, and described by :func:`openapi
 
 ``?version=`` or ``?alias=`` picks a version (default: the ``champion`` alias). Bad input is a 4xx
 naming the problem - 400 malformed body, 413 over a limit, 422 a field's value, 404 an unknown model
-- never a 5xx.
+- never a 5xx. Every limit is checked before the work it bounds, and no response can outgrow
+Lambda's 6 MB: a 422 lists its first problems and counts the rest.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import sys
@@ -23,9 +23,19 @@ from typing import Any
 
 from stepml import __version__
 from stepml.errors import NotFoundError, RequestError
-from stepml.inputs import MAX_BODY_BYTES, MAX_INSTANCES, parse_body
+from stepml.httpapi import error_response, request_body, response
+from stepml.inputs import (
+    MAX_BODY_BYTES,
+    MAX_FIELDS,
+    MAX_INSTANCES,
+    MAX_LISTED_ERRORS,
+    MAX_VALUE_CHARS,
+    parse_body,
+    parse_version,
+    quoted,
+)
 from stepml.keys import DATASET_NAME
-from stepml.serving import ModelServer, parse_version
+from stepml.serving import ModelServer
 
 logger = logging.getLogger("stepml.api")
 
@@ -33,28 +43,10 @@ logger = logging.getLogger("stepml.api")
 METRIC_NAMESPACE = "stepml"
 
 
-def response(status: int, body: Any) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(body, allow_nan=False),
-    }
-
-
-def _body(event: dict[str, Any]) -> str | bytes | None:
-    body = event.get("body")
-    if body is not None and event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(body, validate=True)
-        except ValueError as exc:
-            raise RequestError(f"the request body is not valid base64: {exc}") from exc
-    return body
-
-
 def _model_name(params: dict[str, str]) -> str:
     name = params.get("name", "")
-    if not DATASET_NAME.match(name):
-        raise NotFoundError(f"no model named {name!r}")
+    if not DATASET_NAME.fullmatch(name):
+        raise NotFoundError(f"no model named {quoted(name)}")
     return name
 
 
@@ -96,13 +88,13 @@ def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
         alias = query.get("alias")
         if route == "POST /models/{name}/predict":
             name = _model_name(params)
-            payload = parse_body(_body(event))
+            payload = parse_body(request_body(event))
             return response(200, server.predict(name, payload, version, alias))
         if route == "GET /models/{name}":
             return response(200, server.describe(_model_name(params), version, alias))
         return response(404, {"message": f"no route {route!r}"})
     except RequestError as exc:
-        return response(exc.status, {"message": str(exc), "errors": exc.details})
+        return error_response(exc)
     except NotFoundError as exc:
         return response(404, {"message": str(exc)})
 
@@ -111,12 +103,16 @@ def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
 
 _VALUE = {"type": ["number", "string", "null"]}
 _ERROR_RESPONSES = {
-    "400": "Malformed request: empty body, not JSON, NaN/Infinity, not an object, empty batch, "
-    "bad version",
+    "400": "Malformed request: empty body, not JSON, NaN/Infinity, nested too deeply to parse, not an "
+    "object, empty batch, a version that is not ASCII digits, a bad alias name",
     "404": "No such model, version or alias",
-    "413": f"Body over {MAX_BODY_BYTES} bytes or more than {MAX_INSTANCES} instances",
+    "413": f"Body over {MAX_BODY_BYTES} bytes, more than {MAX_INSTANCES} instances, a record with more than "
+    f"{MAX_FIELDS} fields (or than the model's features and ignored columns, if more), or a response that "
+    "would exceed Lambda's 6 MB",
     "422": "A field is unknown (not a feature nor an ignored column of the training CSV), missing where "
-    "the model cannot serve a missing value, of the wrong type or not finite (each named with its row)",
+    "the model cannot serve a missing value, of the wrong type, not finite, or a string over "
+    f"{MAX_VALUE_CHARS} characters (or the model's longest category) - each named with its row. At most "
+    f"{MAX_LISTED_ERRORS} are listed; `error_count` then says how many there were",
 }
 
 
@@ -137,7 +133,7 @@ _SELECTORS = [
         "in": "query",
         "required": False,
         "description": "Serve this version (default: the version the alias names).",
-        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
     },
     {
         "name": "alias",
@@ -245,6 +241,8 @@ def openapi_document() -> dict[str, Any]:
                 "Record": record,
                 "Batch": {
                     "type": "object",
+                    "description": "A batch: an object whose only key is `instances`, a list. Any other "
+                    "object is one record (so a model may have a feature named `instances`).",
                     "required": ["instances"],
                     "additionalProperties": False,
                     "properties": {
@@ -384,6 +382,10 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["message"],
                     "properties": {
                         "message": {"type": "string"},
+                        "error_count": {
+                            "type": "integer",
+                            "description": f"How many problems there were, when more than the {MAX_LISTED_ERRORS} listed",
+                        },
                         "errors": {
                             "type": "array",
                             "items": {

@@ -296,14 +296,14 @@ def check_records(
                 continue
             if spec["kind"] == "date":
                 if not isinstance(value, str):
-                    errors.append({"row": index, "field": name, "message": f"expected a date string in the format "
-                                   f"{dateparts.describe(spec['format'])}, got {type(value).__name__} {value!r}"})
+                    problems.add(index, name, f"expected a date string in the format "
+                                 f"{dateparts.describe(spec['format'])}, got {type(value).__name__} {quoted(value)}")
                     continue
                 derived = dateparts.parts(value, spec["format"], spec["parts"])
                 if math.isnan(derived[0]):  # as in training: a date its format cannot read is missing
-                    unreadable = f"{name}={value!r} {NOT_A_DATE} {dateparts.describe(spec['format'])}"
+                    unreadable = f"{name}={quoted(value)} {NOT_A_DATE} {dateparts.describe(spec['format'])}"
                     if not spec["nullable"]:
-                        errors.append({"row": index, "field": name, "message": f"{unreadable}; {contract.refusal}"})
+                        problems.add(index, name, f"{unreadable}; {contract.refusal}")
                         continue
                     row_warnings.append(f"{unreadable}: served as a missing date")
                     row[name] = None

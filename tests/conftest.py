@@ -26,6 +26,12 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def local_state_outside_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`stepml local up` keeps its state in the user's state directory by default: never in tests."""
+    monkeypatch.setenv("STEPML_LOCAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "stepml-local-state"))
+
+
 def seed_dataset(name: str) -> Path:
     """A seed dataset from the mirror folder; tests that need one skip loudly without it."""
     folder = os.environ.get("STEPML_DATA_DIR")

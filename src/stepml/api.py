@@ -9,12 +9,12 @@ Routes (also in template.yaml as HttpApi events, and described by :func:`openapi
 
 ``?version=`` or ``?alias=`` picks a version (default: the ``champion`` alias). Bad input is a 4xx
 naming the problem - 400 malformed body, 413 over a limit, 422 a field's value, 404 an unknown model
-- never a 5xx.
+- never a 5xx. Every limit is checked before the work it bounds, and no response can outgrow
+Lambda's 6 MB: a 422 lists its first problems and counts the rest.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import sys
@@ -23,9 +23,19 @@ from typing import Any
 
 from stepml import __version__
 from stepml.errors import NotFoundError, RequestError
-from stepml.inputs import MAX_BODY_BYTES, MAX_INSTANCES, parse_body
+from stepml.httpapi import error_response, request_body, response
+from stepml.inputs import (
+    MAX_BODY_BYTES,
+    MAX_FIELDS,
+    MAX_INSTANCES,
+    MAX_LISTED_ERRORS,
+    MAX_VALUE_CHARS,
+    parse_body,
+    parse_version,
+    quoted,
+)
 from stepml.keys import DATASET_NAME
-from stepml.serving import ModelServer, parse_version
+from stepml.serving import ModelServer
 
 logger = logging.getLogger("stepml.api")
 
@@ -33,28 +43,10 @@ logger = logging.getLogger("stepml.api")
 METRIC_NAMESPACE = "stepml"
 
 
-def response(status: int, body: Any) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(body, allow_nan=False),
-    }
-
-
-def _body(event: dict[str, Any]) -> str | bytes | None:
-    body = event.get("body")
-    if body is not None and event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(body, validate=True)
-        except ValueError as exc:
-            raise RequestError(f"the request body is not valid base64: {exc}") from exc
-    return body
-
-
 def _model_name(params: dict[str, str]) -> str:
     name = params.get("name", "")
-    if not DATASET_NAME.match(name):
-        raise NotFoundError(f"no model named {name!r}")
+    if not DATASET_NAME.fullmatch(name):
+        raise NotFoundError(f"no model named {quoted(name)}")
     return name
 
 
@@ -96,13 +88,13 @@ def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
         alias = query.get("alias")
         if route == "POST /models/{name}/predict":
             name = _model_name(params)
-            payload = parse_body(_body(event))
+            payload = parse_body(request_body(event))
             return response(200, server.predict(name, payload, version, alias))
         if route == "GET /models/{name}":
             return response(200, server.describe(_model_name(params), version, alias))
         return response(404, {"message": f"no route {route!r}"})
     except RequestError as exc:
-        return response(exc.status, {"message": str(exc), "errors": exc.details})
+        return error_response(exc)
     except NotFoundError as exc:
         return response(404, {"message": str(exc)})
 
@@ -111,12 +103,16 @@ def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
 
 _VALUE = {"type": ["number", "string", "null"]}
 _ERROR_RESPONSES = {
-    "400": "Malformed request: empty body, not JSON, NaN/Infinity, not an object, empty batch, "
-    "bad version",
+    "400": "Malformed request: empty body, not JSON, NaN/Infinity, nested too deeply to parse, not an "
+    "object, empty batch, a version that is not ASCII digits, a bad alias name",
     "404": "No such model, version or alias",
-    "413": f"Body over {MAX_BODY_BYTES} bytes or more than {MAX_INSTANCES} instances",
+    "413": f"Body over {MAX_BODY_BYTES} bytes, more than {MAX_INSTANCES} instances, a record with more than "
+    f"{MAX_FIELDS} fields (or than the model's features and ignored columns, if more), or a response that "
+    "would exceed Lambda's 6 MB",
     "422": "A field is unknown (not a feature nor an ignored column of the training CSV), missing where "
-    "the model cannot serve a missing value, of the wrong type or not finite (each named with its row)",
+    "the model cannot serve a missing value, of the wrong type, not finite, or a string over "
+    f"{MAX_VALUE_CHARS} characters (or the model's longest category) - each named with its row. At most "
+    f"{MAX_LISTED_ERRORS} are listed; `error_count` then says how many there were",
 }
 
 
@@ -137,7 +133,7 @@ _SELECTORS = [
         "in": "query",
         "required": False,
         "description": "Serve this version (default: the version the alias names).",
-        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
     },
     {
         "name": "alias",
@@ -162,10 +158,14 @@ def openapi_document() -> dict[str, Any]:
     record = {
         "type": "object",
         "description": "One value per feature (see GET /models/{name}): numbers for numeric features, "
-        "strings for categorical ones. A feature whose `nullable` is true may be null or absent (the "
+        "strings for categorical ones, and for a date feature the date as a string in the feature's "
+        "`format`, as written in the training CSV (the model takes its year, month, day, day of week, "
+        "day of year, and hour and minute when the format has a time; a string that format cannot "
+        "read is served as a missing date, with a row warning). A feature whose `nullable` is true "
+        "may be null or absent (the "
         "model serves a missing value; a row warning says so when it was never missing in training); "
         "any other missing value is a 422 saying why. Columns listed in the model's `ignored_columns` "
-        "(the training CSV's target, dropped, id and date columns) may be sent and are ignored, named "
+        "(the training CSV's target, dropped and id columns) may be sent and are ignored, named "
         "once in the row's warnings; any other field is a 422 `unknown field`. So a row may be sent as "
         "it stands in the training CSV, missing values as null.",
         "additionalProperties": _VALUE,
@@ -241,6 +241,8 @@ def openapi_document() -> dict[str, Any]:
                 "Record": record,
                 "Batch": {
                     "type": "object",
+                    "description": "A batch: an object whose only key is `instances`, a list. Any other "
+                    "object is one record (so a model may have a feature named `instances`).",
                     "required": ["instances"],
                     "additionalProperties": False,
                     "properties": {
@@ -281,7 +283,30 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["name", "kind", "required"],
                     "properties": {
                         "name": {"type": "string"},
-                        "kind": {"type": "string", "enum": ["numeric", "categorical"]},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["numeric", "categorical", "date"],
+                            "description": "date: send a string in `format`; the model takes its `parts`",
+                        },
+                        "format": {
+                            "type": "string",
+                            "description": "Date features: how the string is read, `iso8601` (ISO 8601 "
+                            "as Python's datetime.fromisoformat reads it, e.g. 2021-01-05 or "
+                            "2021-01-05T13:45:00Z; JSON Schema format date / date-time) or a strptime "
+                            "format such as %m/%d/%Y. A UTC offset is kept as written: the parts are "
+                            "those of the value's own local time",
+                            "examples": ["iso8601", "%m/%d/%Y", "%d %b %Y %H:%M"],
+                        },
+                        "parts": {
+                            "type": "array",
+                            "description": "Date features: the numbers the model takes from each date",
+                            "items": {"type": "string", "enum": ["year", "month", "day", "dayofweek",
+                                                                 "dayofyear", "hour", "minute"]},
+                        },
+                        "earliest": {"type": ["string", "null"], "description": "Date features: the "
+                                     "earliest date in training, as written"},
+                        "latest": {"type": ["string", "null"], "description": "Date features: the "
+                                   "latest date in training, as written"},
                         "required": {"type": "boolean", "description": "The opposite of nullable"},
                         "nullable": {
                             "type": "boolean",
@@ -331,7 +356,7 @@ def openapi_document() -> dict[str, Any]:
                         "name": {"type": "string"},
                         "reason": {
                             "type": "string",
-                            "description": "target, drop_columns, id_columns, id (unique per row), date or not a model input",
+                            "description": "target, drop_columns, id_columns, id (unique per row) or not a model input",
                         },
                     },
                 },
@@ -357,6 +382,10 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["message"],
                     "properties": {
                         "message": {"type": "string"},
+                        "error_count": {
+                            "type": "integer",
+                            "description": f"How many problems there were, when more than the {MAX_LISTED_ERRORS} listed",
+                        },
                         "errors": {
                             "type": "array",
                             "items": {

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from stepml import keys
 from stepml.config import RECIPES, TASKS, DatasetConfig, dump_config
+from stepml.dateparts import describe as describe_date_format
 from stepml.errors import StepmlError
 from stepml.runs import run_outcome
 from stepml.stack import LOCAL_ENDPOINT, Stack
@@ -252,8 +253,14 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
     console.print(metrics)
     features = Table("feature", "kind", "range / categories", "may be missing", title="feature schema")
     for spec in meta["schema"]:
-        detail = (f"{spec.get('min')} … {spec.get('max')}" if spec["kind"] == "numeric"
-                  else ", ".join(spec.get("categories", [])[:8]) + (" …" if len(spec.get("categories", [])) > 8 else ""))
+        if spec["kind"] == "numeric":
+            detail = f"{spec.get('min')} … {spec.get('max')}"
+        elif spec["kind"] == "date":  # read with one format; the model takes the parts
+            detail = (f"{describe_date_format(spec['format'])}: {spec.get('earliest')} … {spec.get('latest')}; "
+                      f"as {', '.join(spec['parts'])}")
+        else:
+            categories = spec.get("categories", [])
+            detail = ", ".join(categories[:8]) + (" …" if len(categories) > 8 else "")
         features.add_row(spec["name"], spec["kind"], detail, _may_be_missing(spec))
     console.print(features)
     ignored = meta.get("ignored_columns")
@@ -449,15 +456,31 @@ def local() -> None:
     show_default=True,
     help="Write the administrator's keys as the AWS profile 'stepml-local'.",
 )
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="STEPML_LOCAL_DATA_DIR",
+    help="Where the stack keeps its buckets and runs across restarts "
+    "[default: the user's state directory, e.g. ~/.local/state/stepml/STACK].",
+)
+@click.option("--fresh", is_flag=True, help="Start empty: forget every model, dataset and run kept in the data dir.")
 @click.pass_obj
-def local_up(stack: Stack, port: int, api_port: int, strict: bool, write_profile: bool) -> None:
-    """Start the offline stack and serve until Ctrl-C."""
-    from stepml.local import iam
+def local_up(
+    stack: Stack, port: int, api_port: int, strict: bool, write_profile: bool, data_dir: Path | None, fresh: bool
+) -> None:
+    """Start the offline stack and serve until Ctrl-C; its state survives a restart."""
+    from stepml.local import iam, persistence
     from stepml.local.endpoint import LocalStack
 
-    with LocalStack(
-        project_root(), port=port, api_port=api_port, stack_name=stack.stack_name, strict=strict
-    ) as running:
+    data_dir = data_dir or persistence.default_data_dir(stack.stack_name)
+    try:
+        running_stack = LocalStack(
+            project_root(), port=port, api_port=api_port, stack_name=stack.stack_name, strict=strict,
+            data_dir=data_dir, fresh=fresh,
+        ).start()
+    except persistence.DataDirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with running_stack as running:
         admin = running.admin_credentials
         assert admin is not None
         console.print(f"offline stack [bold]{stack.stack_name}[/bold] is up"
@@ -465,6 +488,10 @@ def local_up(stack: Stack, port: int, api_port: int, strict: bool, write_profile
         console.print(f"  AWS endpoint  {running.endpoint_url}")
         console.print(f"  bucket        {running.bucket}")
         console.print(f"  HTTP API      {running.api_url}")
+        kept = running.restored
+        console.print(f"  data dir      {data_dir}  ("
+                      + ("emptied: --fresh" if fresh else f"kept: {kept['objects']} objects, {kept['runs']} runs")
+                      + ")", highlight=False)
         console.print(f"  identity      {admin.arn}  (AdministratorAccess)")
         console.print(f"  access key    {admin.access_key_id}")
         console.print(f"  secret key    {admin.secret_access_key}")

@@ -76,10 +76,14 @@ class NotFoundError(StepmlError):
 class RequestError(StepmlError):
     """An API request that cannot be served as sent (maps to an HTTP 4xx)."""
 
-    def __init__(self, message: str, status: int = 400, details: list[dict[str, object]] | None = None):
+    def __init__(
+        self, message: str, status: int = 400, details: list[dict[str, object]] | None = None, total: int | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.details = details or []
+        #: How many problems there were: ``details`` lists the first of them only.
+        self.total = len(self.details) if total is None else total
 
 
 #: The error names the state machine may match, with what they mean to a user.

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from stepml.dateparts import model_features
 from stepml.errors import ModelExportError
 from stepml.onnx_model import (
     META_CLASSES,
@@ -53,7 +54,7 @@ from stepml.onnx_model import (
     PROBABILITIES,
     TEXT_INPUT,
     block_features,
-    can_serve_missing,
+    serves_missing,
 )
 from stepml.onnx_verify import (
     Verification,
@@ -269,6 +270,8 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
+    request_schema = schema
+    schema = model_features(schema)  # the graph's features: a date column's parts are numbers
     reserved = sorted({f["name"] for f in schema} & {NUMERIC_INPUT, TEXT_INPUT})
     if reserved:
         raise ModelExportError(
@@ -307,7 +310,7 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     _rename_outputs(back, task)
     _align_opsets(front, back)
     merged = compose.merge_models(front, back, io_map=[("features_cast", back.graph.input[0].name)])
-    blocks = block_features(schema)
+    blocks = block_features(request_schema)
     _block_inputs(merged, blocks)
 
     metadata = {
@@ -346,7 +349,7 @@ def with_nullable(schema: list[dict[str, Any]], pipeline: Any, recipe: str) -> l
     imputed = set(imputed_columns(preprocessing))
     annotated = []
     for spec in schema:
-        nullable = can_serve_missing(spec["kind"], spec["name"], imputed, recipe)
+        nullable = serves_missing(spec, imputed, recipe)
         annotated.append({**spec, "nullable": nullable, "required": not nullable})
     return annotated
 
@@ -420,8 +423,11 @@ def reference(pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str
     from stepml.preprocessing import to_model_frame
 
     features = to_model_frame(frame, schema)
+    # A date column is recorded as its strings: the comparison derives their parts as serving does.
     columns = {
-        f["name"]: [None if _is_missing(v) else _plain(v) for v in features[f["name"]].tolist()] for f in schema
+        f["name"]: [None if _is_missing(v) else str(v) if f["kind"] == "date" else _plain(v)
+                    for v in (frame if f["kind"] == "date" else features)[f["name"]].tolist()]
+        for f in schema
     }
     if task == "classification":
         expected = np.asarray(pipeline.predict_proba(features), dtype=np.float64)

@@ -2,7 +2,8 @@
 
 An exported model takes two inputs, one block per kind of feature, columns in the order of the
 feature schema: :data:`NUMERIC_INPUT`, a float64 ``[rows, numeric features]`` tensor (a missing
-value is NaN, imputed inside the graph when the pipeline imputes), and :data:`TEXT_INPUT`, a string
+value is NaN, imputed inside the graph when the pipeline imputes; a date column's parts, derived in
+front of the graph by :mod:`stepml.dateparts`, are numeric features), and :data:`TEXT_INPUT`, a string
 ``[rows, categorical features]`` tensor (a missing value is :data:`MISSING_CATEGORY`). A model
 without features of one kind has no input for it. The graph splits the blocks into its features
 itself: two inputs cost onnxruntime far less per request than one per feature (Adult has 14), and
@@ -25,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from stepml import dateparts
 
 #: What a missing categorical value becomes in a string input tensor: the empty string, a category
 #: of its own, exactly as :data:`stepml.preprocessing.MISSING_CATEGORY` in training (a test checks).
@@ -50,21 +53,35 @@ Feeds = dict[str, np.ndarray]
 
 
 def block_features(schema: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The features of each input block, in schema order (a block without features is left out)."""
+    """The features of each input block, in schema order (a block without features is left out).
+
+    A date column's features are its parts, numbers (:func:`stepml.dateparts.model_features`).
+    """
+    features = dateparts.model_features(schema)
     blocks = {
-        NUMERIC_INPUT: [f["name"] for f in schema if f["kind"] == "numeric"],
-        TEXT_INPUT: [f["name"] for f in schema if f["kind"] != "numeric"],
+        NUMERIC_INPUT: [f["name"] for f in features if f["kind"] == "numeric"],
+        TEXT_INPUT: [f["name"] for f in features if f["kind"] != "numeric"],
     }
-    return {name: features for name, features in blocks.items() if features}
+    return {name: names for name, names in blocks.items() if names}
 
 
 def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[str, Any]]) -> Feeds:
-    """ONNX inputs from column values (None or NaN for missing): one block per kind of feature."""
+    """ONNX inputs from column values (None or NaN for missing): one block per kind of feature.
+
+    A date column's values are its strings as written: their parts are derived here, by
+    :func:`stepml.dateparts.parts`, as serving derives them.
+    """
     blocks = block_features(schema)
     result: Feeds = {}
     if NUMERIC_INPUT in blocks:  # numpy turns None into NaN for floats
-        numeric = np.array([columns[name] for name in blocks[NUMERIC_INPUT]], dtype=np.float64)
-        result[NUMERIC_INPUT] = numeric.T.copy()
+        numeric: list[Any] = []
+        for spec in schema:
+            if spec["kind"] == "numeric":
+                numeric.append(np.asarray(columns[spec["name"]], dtype=np.float64).reshape(-1, 1))
+            elif spec["kind"] == "date":
+                values = [dateparts.parts(v, spec["format"], spec["parts"]) for v in columns[spec["name"]]]
+                numeric.append(np.array(values, dtype=np.float64).reshape(len(values), len(spec["parts"])))
+        result[NUMERIC_INPUT] = np.ascontiguousarray(np.hstack(numeric))
     if TEXT_INPUT in blocks:
         values = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in blocks[TEXT_INPUT]]
         result[TEXT_INPUT] = np.array(values, dtype=object).T.copy()
@@ -72,21 +89,39 @@ def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[s
 
 
 def feeds_from_rows(rows: Sequence[Mapping[str, Any]], schema: list[dict[str, Any]]) -> Feeds:
-    """ONNX inputs from checked request rows (floats or None; strings or None), as :func:`feeds`.
+    """ONNX inputs from checked request rows (floats or None; strings or None; a date column's
+    parts, as :func:`stepml.inputs.check_records` derived them, or None), as :func:`feeds`.
 
     The serving path: each block is built row-wise, already in the ``[rows, features]`` layout.
     """
     blocks = block_features(schema)
     result: Feeds = {}
     if NUMERIC_INPUT in blocks:  # numpy turns None into NaN for floats
-        names = blocks[NUMERIC_INPUT]
-        result[NUMERIC_INPUT] = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+        dates = {spec["name"]: len(spec["parts"]) for spec in schema if spec["kind"] == "date"}
+        if dates:
+            numeric = [spec for spec in schema if spec["kind"] in ("numeric", "date")]
+            result[NUMERIC_INPUT] = np.array([_numbers(row, numeric, dates) for row in rows], dtype=np.float64)
+        else:
+            names = blocks[NUMERIC_INPUT]
+            result[NUMERIC_INPUT] = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
     if TEXT_INPUT in blocks:
         names = blocks[TEXT_INPUT]
         result[TEXT_INPUT] = np.array(
             [[MISSING_CATEGORY if row[name] is None else row[name] for name in names] for row in rows], dtype=object
         )
     return result
+
+
+def _numbers(row: Mapping[str, Any], specs: list[dict[str, Any]], dates: Mapping[str, int]) -> list[Any]:
+    """One row of the numeric block: numbers, and each date column's parts (NaN when missing)."""
+    values: list[Any] = []
+    for spec in specs:
+        value = row[spec["name"]]
+        if spec["name"] in dates:
+            values.extend((math.nan,) * dates[spec["name"]] if value is None else value)
+        else:
+            values.append(value)
+    return values
 
 
 def per_feature(blocks: Feeds, schema: list[dict[str, Any]]) -> Feeds:
@@ -133,6 +168,14 @@ def can_serve_missing(kind: str, name: str, imputed: Sequence[str] | set[str], r
     return recipe not in RECIPES_ON_COMPLETE_ROWS
 
 
+def serves_missing(spec: Mapping[str, Any], imputed: Sequence[str] | set[str], recipe: str | None) -> bool:
+    """:func:`can_serve_missing` for a schema entry: a date column when the graph imputes every
+    one of its parts (a missing date gives NaN parts)."""
+    if spec["kind"] == "date":
+        return all(f["name"] in imputed for f in dateparts.model_features([spec]))
+    return can_serve_missing(spec["kind"], spec["name"], imputed, recipe)
+
+
 def serving_schema(
     schema: list[dict[str, Any]], imputed: Sequence[str], recipe: str | None = None
 ) -> list[dict[str, Any]]:
@@ -147,7 +190,7 @@ def serving_schema(
     for spec in schema:
         nullable = spec.get("nullable")
         if nullable is None:
-            nullable = can_serve_missing(spec["kind"], spec["name"], optional, recipe)
+            nullable = serves_missing(spec, optional, recipe)
         served.append({**spec, "required": not nullable, "nullable": bool(nullable),
                        "missing_in_training": spec.get("missing_in_training")})
     return served

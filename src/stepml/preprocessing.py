@@ -11,18 +11,20 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from stepml import dateparts
 from stepml.config import DatasetConfig
 from stepml.errors import DataError
-from stepml.validation import column_kind, date_columns, identifier_columns, looks_like_dates
+from stepml.validation import column_kind, date_columns, date_format, identifier_columns
 
 
 def clean(
     frame: pd.DataFrame, target: str, config: DatasetConfig, ids: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Drop excluded, id and date columns and rows without a target; seed A also drops incomplete rows.
+    """Drop excluded and id columns and rows without a target; seed A also drops incomplete rows.
 
     ``ids``: the id-like columns to leave out, as found on the whole upload (a part of it, such as
     a short test split, may be too short to tell); found on ``frame`` when not given.
@@ -32,7 +34,7 @@ def clean(
     dates = date_columns(frame, exclude=(target, *excluded))
     if ids is None:
         ids = identifier_columns(frame, target, config, dates)
-    excluded += dates + [c for c in ids if c in frame.columns and c not in dates]
+    excluded += [c for c in ids if c in frame.columns and c not in dates]
     frame = frame.drop(columns=excluded)
     frame = frame[frame[target].notna()]
     if config.recipe == "seed-a":
@@ -90,12 +92,20 @@ def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
     ``missing_in_training`` records whether the training rows had the feature missing: serving warns
     about a missing value the model never saw missing. Whether a feature may be missing at all
     (``nullable``) depends on the fitted pipeline (:func:`stepml.onnx_export.with_nullable`).
+
+    A date column (:func:`stepml.validation.date_format`) is one entry of kind ``date`` with its
+    ``format`` and ``parts`` (the model's features are the parts, see
+    :func:`stepml.dateparts.model_features`), and its ``earliest`` and ``latest`` values as written.
     """
     schema: list[dict[str, Any]] = []
     for name in train.columns:
         if name == target:
             continue
         series = train[name]
+        found = date_format(series)
+        if found is not None:
+            schema.append(_date_entry(name, series, found))
+            continue
         entry: dict[str, Any] = {"name": name, "kind": column_kind(series), "required": True,
                                  "missing_in_training": bool(series.isna().any())}
         if entry["kind"] == "numeric":
@@ -104,7 +114,28 @@ def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
         else:
             entry["categories"] = sorted(str(v) for v in series.dropna().unique())
         schema.append(entry)
+    taken = {str(c) for c in train.columns}
+    clash = [f["name"] for f in dateparts.model_features(schema) if "source" in f and f["name"] in taken]
+    if clash:
+        raise DataError(
+            f"column {clash[0]!r} has the name of a part derived from date column "
+            f"{clash[0].rsplit('.', 1)[0]!r}: rename it, or list one of them in drop_columns"
+        )
     return schema
+
+
+def _date_entry(name: str, series: pd.Series, found: dateparts.DateFormat) -> dict[str, Any]:
+    values = series.tolist()
+    derived = dateparts.column_parts(values, found.format, found.parts)
+    readable = ~np.isnan(derived).any(axis=1)
+    entry: dict[str, Any] = {"name": name, "kind": "date", "format": found.format, "parts": list(found.parts),
+                             "required": True, "missing_in_training": bool(not readable.all()),
+                             "earliest": None, "latest": None}
+    if readable.any():
+        rows = np.flatnonzero(readable)
+        order = np.lexsort(derived[rows].T[::-1])  # by year, then month, day...
+        entry["earliest"], entry["latest"] = str(values[rows[order[0]]]), str(values[rows[order[-1]]])
+    return entry
 
 
 def ignored_columns(
@@ -126,8 +157,6 @@ def ignored_columns(
             reason = "id_columns"
         elif name in ids:
             reason = "id"
-        elif looks_like_dates(frame[name]):
-            reason = "date"
         else:
             reason = "not a model input"
         ignored.append({"name": name, "reason": reason})
@@ -143,11 +172,18 @@ def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.Data
     """Columns in schema order with the dtypes the pipeline was fitted on (text or float).
 
     Missing numbers are NaN (the pipeline imputes them); missing text is :data:`MISSING_CATEGORY`.
+    A date column becomes its parts (:func:`stepml.dateparts.model_features`), derived by
+    :func:`stepml.dateparts.column_parts`, as serving derives them; unreadable dates are NaN.
     """
-    columns: dict[str, pd.Series] = {}
+    columns: dict[str, Any] = {}
     for entry in schema:
         series = frame[entry["name"]]
-        if entry["kind"] == "numeric":
+        if entry["kind"] == "date":
+            values = [v if isinstance(v, str) else None for v in series.tolist()]
+            derived = dateparts.column_parts(values, entry["format"], entry["parts"])
+            for index, part in enumerate(entry["parts"]):
+                columns[dateparts.derived_name(entry["name"], part)] = derived[:, index]
+        elif entry["kind"] == "numeric":
             columns[entry["name"]] = pd.to_numeric(series, errors="coerce").astype("float64")
         else:
             columns[entry["name"]] = series.map(lambda v: MISSING_CATEGORY if pd.isna(v) else str(v)).astype(

@@ -22,6 +22,13 @@ from stepml.errors import ConfigError, NotFoundError, TransientError
 from stepml.storage import PreconditionFailed, S3Store
 
 CHAMPION = "champion"
+#: Characters a promotion's or rollback's reason may have: it is kept in the alias object's history.
+MAX_REASON_CHARS = 1000
+#: How a rollback picks its target (told by ``GET /models/{name}/history`` and the README).
+ROLLBACK_RULE = (
+    "a rollback points the alias back at the previous different version it named: each change "
+    "pushes its version unless that version is already current, and each rollback pops one"
+)
 _VERSION_PREFIX = re.compile(r"/version-(\d+)/$")
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -141,8 +148,8 @@ def _update_alias(
     """Compare-and-swap loop on the alias object; ``change`` sees the current record and returns
     (version, reason, action) or None for no change. The history lives inside the object, so an
     update and its history entry are written together and a concurrent update is never lost."""
-    if not ALIAS_NAME.match(alias):
-        raise ConfigError(f"{alias!r} is not a valid alias name (lowercase letters, digits, - and _)")
+    if not ALIAS_NAME.fullmatch(alias):
+        raise ConfigError(f"{alias[:40]!r} is not a valid alias name (lowercase letters, digits, - and _)")
     key = keys.alias(name, alias)
     for attempt in range(30):
         current = store.find_json_with_etag(key)
@@ -181,10 +188,17 @@ def _update_alias(
     raise TransientError(f"alias {alias!r} of {name!r} kept changing; try again")
 
 
+def _check_reason(reason: str) -> None:
+    """A person's reason is kept in the alias object: bounded before anything is read or written."""
+    if len(reason) > MAX_REASON_CHARS:
+        raise ConfigError(f"the reason is {len(reason)} characters; the limit is {MAX_REASON_CHARS}")
+
+
 def set_alias(
     store: S3Store, name: str, alias: str, version: int, reason: str, actor: str = "stepml", action: str = "set"
 ) -> dict[str, Any]:
     """Point ``alias`` at ``version`` (an explicit promotion)."""
+    _check_reason(reason)
     record = _update_alias(store, name, alias, lambda _current: (version, reason, action), actor)
     assert record is not None
     return record
@@ -214,7 +228,8 @@ def promote_if_better(
 
 
 def rollback(store: S3Store, name: str, reason: str, actor: str = "stepml") -> dict[str, Any]:
-    """Point ``champion`` back at the version it had before the current one was promoted."""
+    """Point ``champion`` back at the previous *different* version it named (:data:`ROLLBACK_RULE`)."""
+    _check_reason(reason)
 
     def change(current: dict[str, Any] | None) -> tuple[int, str, str]:
         target = rollback_target(current)
@@ -228,15 +243,17 @@ def rollback(store: S3Store, name: str, reason: str, actor: str = "stepml") -> d
 
 
 def rollback_target(record: dict[str, Any] | None) -> int | None:
-    """Replay the history as a stack (promotions push, rollbacks pop): the entry under the top."""
+    """Where a rollback goes: replay the history as a stack of versions (:data:`ROLLBACK_RULE`).
+
+    A change pushes its version unless it is already on top (promoting the champion again changes
+    nothing a rollback should undo); a rollback pops the top and lands on the version under it.
+    So no two neighbours are equal, and the entry under the top is always a different version.
+    """
     stack: list[int] = []
     for entry in (record or {}).get("history", []):
-        if entry["action"] == "rollback":
-            if stack:
-                stack.pop()
-            if not stack or stack[-1] != entry["to"]:
-                stack.append(entry["to"])
-        else:
+        if entry["action"] == "rollback" and stack:
+            stack.pop()
+        if not stack or stack[-1] != entry["to"]:
             stack.append(entry["to"])
     return stack[-2] if len(stack) >= 2 else None
 
@@ -273,6 +290,8 @@ def _describe_feature(spec: dict[str, Any] | None) -> str | None:
         return None
     if spec["kind"] == "numeric":
         return f"numeric [{spec.get('min')}, {spec.get('max')}]"
+    if spec["kind"] == "date":
+        return f"date {spec.get('format')} as {', '.join(spec.get('parts', []))}"
     return f"categorical ({len(spec.get('categories', []))} categories)"
 
 

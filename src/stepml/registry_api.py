@@ -1,23 +1,29 @@
 """Registry operations over the HTTP API (for the UI): versions, history, diff, promote, rollback.
 
 A separate function from inference so that only this one may write aliases, and the prediction
-path stays read-only.
+path stays read-only. Every request is checked whole - model name, versions, body size, fields,
+types and the reason's length - before anything is read or written: a refused promotion or
+rollback leaves the alias object as it was.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from stepml import registry
 from stepml.errors import ConfigError, NotFoundError, RequestError
-from stepml.inputs import parse_body
+from stepml.httpapi import error_response, request_body, response
+from stepml.inputs import MAX_VERSION, is_unicode, parse_body, parse_version, quoted, shown
+from stepml.keys import DATASET_NAME
 from stepml.storage import S3Store
+
+#: The fields each write accepts; any other is refused (so a body's field count is bounded too).
+PROMOTE_FIELDS = ("version", "reason")
+ROLLBACK_FIELDS = ("reason",)
 
 
 def _response(status: int, body: Any) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"content-type": "application/json"},
-            "body": json.dumps(body, allow_nan=False, default=str)}
+    return response(status, body, default=str)
 
 
 def _actor(event: dict[str, Any]) -> str:
@@ -25,22 +31,65 @@ def _actor(event: dict[str, Any]) -> str:
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
     iam = (context.get("authorizer") or {}).get("iam") or {}
     who = claims.get("email") or claims.get("sub") or iam.get("userArn")
-    return str(who or f"api@{(context.get('http') or {}).get('sourceIp', 'unknown')}")
+    return shown(str(who or f"api@{(context.get('http') or {}).get('sourceIp', 'unknown')}"))
+
+
+def _invalid(field: str, message: str) -> RequestError:
+    return RequestError(f"'{field}' {message}", status=422,
+                        details=[{"row": None, "field": field, "message": message}])
+
+
+def _model_name(params: dict[str, str]) -> str:
+    name = params.get("name", "")
+    if not DATASET_NAME.fullmatch(name):
+        raise NotFoundError(f"no model named {quoted(name)}")
+    return name
 
 
 def _required_version(value: Any, field: str = "version") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RequestError(f"'{field}' must be a positive whole number", status=422,
-                           details=[{"row": None, "field": field, "message": "expected a positive integer"}])
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+        raise _invalid(field, f"must be a positive whole number (1 to {MAX_VERSION}), got {quoted(value)}")
     return value
 
 
-def parse_version(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise RequestError(f"version must be a positive whole number, got {value!r}")
-    return int(value)
+def _reason(body: dict[str, Any], default: str) -> str:
+    reason = body.get("reason")
+    if reason is None or reason == "":
+        return default
+    if not isinstance(reason, str):
+        raise _invalid("reason", f"must be a string, got {type(reason).__name__}")
+    if len(reason) > registry.MAX_REASON_CHARS:
+        raise _invalid("reason", f"is {len(reason)} characters; the limit is {registry.MAX_REASON_CHARS}")
+    if not is_unicode(reason):
+        raise _invalid("reason", "is not valid Unicode text: it holds a lone surrogate")
+    return reason
+
+
+def _write_body(event: dict[str, Any], allowed: tuple[str, ...], required: bool) -> dict[str, Any]:
+    """The JSON object of a promote/rollback, with only the ``allowed`` fields."""
+    raw = request_body(event)
+    if not required and (raw is None or not raw.strip()):
+        return {}
+    body = parse_body(raw)
+    shape = "{" + ", ".join(f'"{field}": …' for field in allowed) + "}"
+    if not isinstance(body, dict):
+        raise RequestError(f"the body must be a JSON object {shape}, got {type(body).__name__}")
+    unknown = [field for field in body if field not in allowed]
+    if unknown:
+        names = ", ".join(repr(shown(field)) for field in unknown[:10])
+        more = f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""
+        raise RequestError(f"unknown field(s) {names}{more}: the body is {shape}", status=422,
+                           details=[{"row": None, "field": shown(field), "message": "unknown field"}
+                                    for field in unknown[:10]], total=len(unknown))
+    return body
+
+
+def _history_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    # Reasons written before they were bounded may be huge: show them shortened.
+    reason = entry.get("reason")
+    if isinstance(reason, str) and len(reason) > registry.MAX_REASON_CHARS:
+        return {**entry, "reason": f"{reason[:registry.MAX_REASON_CHARS]}... ({len(reason)} characters)"}
+    return entry
 
 
 def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
@@ -48,45 +97,49 @@ def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
     route = event.get("routeKey", "")
     params = event.get("pathParameters") or {}
     query = event.get("queryStringParameters") or {}
-    name = params.get("name", "")
     try:
         if route == "GET /models/{name}/versions":
+            name = _model_name(params)
             versions = registry.list_versions(store, name)
             if not versions:
                 raise NotFoundError(f"no registered versions of {name!r}")
             return _response(200, {"name": name, "versions": versions})
         if route == "GET /models/{name}/versions/{version}":
-            version = parse_version(params.get("version"))
+            name = _model_name(params)
+            version = parse_version(params.get("version") or "")
             assert version is not None
             meta = registry.get_version(store, name, version)
             meta["aliases"] = sorted(a for a, v in registry.list_aliases(store, name).items() if v == version)
             return _response(200, meta)
         if route == "GET /models/{name}/history":
+            name = _model_name(params)
             record = registry.alias_record(store, name, registry.CHAMPION)
             return _response(200, {"name": name, "alias": registry.CHAMPION,
                                    "version": record["version"] if record else None,
-                                   "history": record.get("history", []) if record else []})
+                                   "rollback_to": registry.rollback_target(record),
+                                   "rollback_rule": registry.ROLLBACK_RULE,
+                                   "history": [_history_entry(e) for e in record.get("history", [])] if record else []})
         if route == "GET /models/{name}/diff":
-            first, second = parse_version(query.get("a")), parse_version(query.get("b"))
+            name = _model_name(params)
+            first, second = parse_version(query.get("a") or None, "a"), parse_version(query.get("b") or None, "b")
             if first is None or second is None:
                 raise RequestError("give the two versions to compare as ?a=<version>&b=<version>")
             diff = registry.diff_versions(registry.get_version(store, name, first), registry.get_version(store, name, second))
             return _response(200, diff)
         if route == "POST /models/{name}/promote":
-            body = parse_body(event.get("body"))
-            if not isinstance(body, dict):
-                raise RequestError("the body must be a JSON object {\"version\": N, \"reason\": \"…\"}")
+            name = _model_name(params)
+            body = _write_body(event, PROMOTE_FIELDS, required=True)
             version = _required_version(body.get("version"))
-            reason = str(body.get("reason") or "promoted from the API")
+            reason = _reason(body, "promoted from the API")
             record = registry.set_alias(store, name, registry.CHAMPION, version, reason, actor=_actor(event), action="promote")
             return _response(200, record)
         if route == "POST /models/{name}/rollback":
-            body = parse_body(event.get("body") or "{}")
-            reason = str((body or {}).get("reason") or "rolled back from the API") if isinstance(body, dict) else "rollback"
+            name = _model_name(params)
+            reason = _reason(_write_body(event, ROLLBACK_FIELDS, required=False), "rolled back from the API")
             return _response(200, registry.rollback(store, name, reason, actor=_actor(event)))
         return _response(404, {"message": f"no route {route!r}"})
     except RequestError as exc:
-        return _response(exc.status, {"message": str(exc), "errors": exc.details})
+        return error_response(exc)
     except NotFoundError as exc:
         return _response(404, {"message": str(exc)})
     except ConfigError as exc:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
 def _seconds(start: datetime, end: datetime) -> float:
     return round((end - start).total_seconds(), 3)
+
+
+_EXECUTION_ENDS = {"ExecutionFailed": "FAILED", "ExecutionAborted": "ABORTED", "ExecutionTimedOut": "TIMED_OUT"}
 
 
 def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,10 +52,11 @@ def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 current["cause"] = readable_cause(details.get("cause"))
         elif kind in {"TaskSucceeded", "LambdaFunctionSucceeded"} and states:
             states[-1]["last_attempt_failed"] = False
-        elif kind == "ExecutionFailed":
-            details = event.get("executionFailedEventDetails", {})
+        elif kind in _EXECUTION_ENDS:
+            # States still open when the execution ends (a stop, a timeout, a failure) end with it.
+            details = event.get(f"{kind[0].lower()}{kind[1:]}EventDetails", {})
             for entry in open_states.values():
-                entry["status"] = "FAILED"
+                entry["status"] = _EXECUTION_ENDS[kind]
                 entry["duration_s"] = _seconds(entry["started"], event["timestamp"])
                 entry["error"] = entry["error"] or details.get("error")
                 entry["cause"] = entry["cause"] or readable_cause(details.get("cause"))
@@ -142,3 +146,34 @@ def run_outcome(run: dict[str, Any]) -> dict[str, Any]:
         found.update(outcome="candidate", summary=(
             f"model {dataset} version {version} is registered as a candidate, not promoted: {reason}"))
     return found
+
+
+def describe_run(sfn: Any, arn: str) -> dict[str, Any]:
+    """One run (a Step Functions execution): status, timing, input key, output, error, its states
+    and :func:`run_outcome`. ``sfn`` is a boto3 Step Functions client."""
+    described = sfn.describe_execution(executionArn=arn)
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    detail = json.loads(described.get("input") or "{}").get("detail", {})
+    stop = described.get("stopDate")
+    start = described["startDate"]
+    run = {
+        "name": described["name"],
+        "arn": arn,
+        "status": described["status"],
+        "started": start.isoformat(),
+        "duration_s": round(((stop or datetime.now(UTC)) - start).total_seconds(), 3),
+        "key": detail.get("object", {}).get("key"),
+        "output": json.loads(described["output"]) if described.get("output") else None,
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+        "states": summarize_history(events),
+    }
+    run["outcome"] = run_outcome(run)
+    return run

@@ -21,7 +21,14 @@ import numpy as np
 
 from stepml import registry
 from stepml.errors import NotFoundError, RequestError
-from stepml.inputs import UNSEEN_CATEGORY, InputContract, check_records, records_from
+from stepml.inputs import (
+    UNSEEN_CATEGORY,
+    InputContract,
+    check_records,
+    parse_version,
+    quoted,
+    records_from,
+)
 from stepml.onnx_model import (
     PREDICTION,
     PROBABILITIES,
@@ -98,8 +105,11 @@ class ModelServer:
         """The loaded version: ``version``, else the version ``alias`` (default champion) names."""
         if version is not None and alias is not None:
             raise RequestError("give either version or alias, not both")
-        if alias is not None and not registry.ALIAS_NAME.match(alias):
-            raise RequestError(f"alias {alias!r} is not a valid alias name")
+        if alias is not None and not registry.ALIAS_NAME.fullmatch(alias):
+            raise RequestError(
+                f"alias {quoted(alias)} is not a valid alias name: a lowercase letter, then up to 31 "
+                "lowercase letters, digits, - or _"
+            )
         if version is None:
             version = self._alias_version(name, alias or registry.CHAMPION)
         key = (name, version)
@@ -179,14 +189,6 @@ class ModelServer:
             result["predictions"] = values.astype(np.float64).tolist()
         result["warnings"] = warnings
         return result
-
-
-def parse_version(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise RequestError(f"version must be a positive whole number, got {value!r}")
-    return int(value)
 
 
 __all__ = ["LoadedModel", "ModelServer", "NotFoundError", "parse_version"]

@@ -10,14 +10,14 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from stepml import keys
 from stepml.config import DatasetConfig, dump_config
 from stepml.errors import ConfigError, NotFoundError
-from stepml.runs import run_outcome, summarize_history
+from stepml.runs import describe_run
 from stepml.settings import LOCAL_PROFILE, Settings, aws_credentials_file
 from stepml.storage import S3Store
 
@@ -191,34 +191,7 @@ class Stack:
 
     def run(self, run: str) -> dict[str, Any]:
         """One run: status, timing, input key, output, error and its states."""
-        sfn = self.client("stepfunctions")
-        arn = self.execution_arn(run)
-        described = sfn.describe_execution(executionArn=arn)
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-        while True:
-            page = sfn.get_execution_history(**kwargs)
-            events.extend(page["events"])
-            if not page.get("nextToken"):
-                break
-            kwargs["nextToken"] = page["nextToken"]
-        detail = json.loads(described.get("input") or "{}").get("detail", {})
-        stop = described.get("stopDate")
-        start = described["startDate"]
-        run = {
-            "name": described["name"],
-            "arn": arn,
-            "status": described["status"],
-            "started": start.isoformat(),
-            "duration_s": round(((stop or datetime.now(UTC)) - start).total_seconds(), 3),
-            "key": detail.get("object", {}).get("key"),
-            "output": json.loads(described["output"]) if described.get("output") else None,
-            "error": described.get("error"),
-            "cause": described.get("cause"),
-            "states": summarize_history(events),
-        }
-        run["outcome"] = run_outcome(run)
-        return run
+        return describe_run(self.client("stepfunctions"), self.execution_arn(run))
 
     # -- models ------------------------------------------------------------------------------
 

@@ -131,7 +131,7 @@ def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
 
     from stepml.validation import MISSING_MARKERS
 
-    text_columns = {f["name"]: str for f in schema if f["kind"] == "categorical"}
+    text_columns = {f["name"]: str for f in schema if f["kind"] in ("categorical", "date")}
     return pd.read_csv(
         io.BytesIO(store.get_bytes(key)), dtype=text_columns, na_values=MISSING_MARKERS, keep_default_na=False
     )

@@ -6,7 +6,9 @@ serving cannot drift apart. Every step is a stock scikit-learn transformer that 
 in front of an estimator with an ONNX converter; no custom classes, so the pickle loads with
 scikit-learn alone. Missing numbers are imputed *inside* the pipeline (skl2onnx's trees route NaN
 differently from scikit-learn's); missing text arrives as the empty string, a category of its own
-(:data:`stepml.preprocessing.MISSING_CATEGORY`).
+(:data:`stepml.preprocessing.MISSING_CATEGORY`). A date column enters as its numeric parts (year,
+month...), derived from its strings by :mod:`stepml.dateparts` in front of the pipeline, as serving
+derives them in front of the ONNX graph; they are imputed like any number.
 
 Recipes (``config.recipe``):
 
@@ -46,6 +48,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from stepml.config import DatasetConfig
+from stepml.dateparts import model_features
 from stepml.errors import ConfigError, DataError, listing
 from stepml.preprocessing import class_labels, to_model_frame
 
@@ -195,8 +198,9 @@ def build_pipeline(
         StandardScaler,
     )
 
-    numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
-    categorical = [f["name"] for f in schema if f["kind"] == "categorical"]
+    features = model_features(schema)  # a date column is its numeric parts
+    numeric = [f["name"] for f in features if f["kind"] == "numeric"]
+    categorical = [f["name"] for f in features if f["kind"] == "categorical"]
     transformers: list[tuple[str, Any, list[str]]] = []
     # Categories unseen in training map to -1 (ordinal) or all zeros (one-hot) rather than failing
     # the request.

@@ -13,10 +13,10 @@ Id columns: integers or text with a different value in every row (row numbers, k
 of training by default (:func:`is_identifier`, role ``id``, with a warning that says why); the
 config's ``keep_columns`` brings one back.
 
-Date columns: text columns whose values parse as dates are *not* trained on. A date cannot be
-turned into a number inside the exported model (ONNX has no date parsing), and parsing it outside
-the model would make serving repeat the same parsing: such a column is dropped with a warning
-that says so (role ``date``). Derive numeric features (year, age in days...) before uploading to use it.
+Date columns: text columns whose values (nearly) all read with one date format (role ``date``) are
+trained on as numeric parts (year, month, day, day of week, day of year; hour and minute when the
+values carry a time): :mod:`stepml.dateparts` chooses the format and derives the parts, for training
+and serving alike. The report records the format and the parts per date column.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stepml import dateparts
 from stepml.config import IMBALANCED_METRIC, MINORITY_SHARE, DatasetConfig
 from stepml.errors import ConfigError, DataError, listing
 
@@ -41,8 +42,8 @@ MISSING_MARKERS = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 MAX_CLASSES = 20
 #: A text column where at least this share of the values are numbers is a numeric column with typos.
 NUMERIC_SHARE = 0.8
-#: A text column where at least this share of the values parse as dates is a date column.
-DATE_SHARE = 0.9
+#: A text column where at least this share of the values read with one date format is a date column.
+DATE_SHARE = dateparts.DATE_SHARE
 #: More distinct values than this in a text feature is worth a warning (each becomes a code).
 HIGH_CARDINALITY = 100
 #: A column needs more values than this to be called an identifier (see :func:`is_identifier`).
@@ -299,21 +300,21 @@ def numbers_expected(series: pd.Series) -> bool:
     return bool(parsed.notna().mean() >= NUMERIC_SHARE)
 
 
-def looks_like_dates(series: pd.Series) -> bool:
-    """A text column whose values (nearly) all parse as calendar dates."""
+def date_format(series: pd.Series) -> dateparts.DateFormat | None:
+    """How a text column's values read as dates (:func:`stepml.dateparts.detect`); None when they
+    are not dates (or the column is numbers or booleans)."""
     if column_kind(series) == "numeric" or pd.api.types.is_bool_dtype(series):
-        return False
-    values = _text_values(series).head(1000)
-    if values.empty or not values.str.contains(r"\d", regex=True).all():
-        return False
-    if pd.to_numeric(values, errors="coerce").notna().any():
-        return False  # plain numbers are not dates, even if a parser accepts "2021"
-    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= DATE_SHARE)
+        return None
+    return dateparts.detect(_text_values(series).head(dateparts.SAMPLE).tolist())
+
+
+def looks_like_dates(series: pd.Series) -> bool:
+    """A text column whose values (nearly) all read with one date format."""
+    return date_format(series) is not None
 
 
 def date_columns(frame: pd.DataFrame, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """The columns :func:`looks_like_dates` says hold dates (they are not trained on)."""
+    """The columns :func:`looks_like_dates` says hold dates (trained on as their parts)."""
     return [str(c) for c in frame.columns if c not in exclude and looks_like_dates(frame[c])]
 
 
@@ -477,8 +478,30 @@ def _check_classes(y: pd.Series, target: str, source: str) -> None:
         )
 
 
+def _date_warnings(name: str, series: pd.Series, found: dateparts.DateFormat) -> list[str]:
+    """Values the column's date format cannot read (trained on as missing), and a format that
+    reads every value as well (month-first and day-first, when no day is above 12)."""
+    messages = []
+    values = series.dropna().astype(str)
+    unreadable = {v for v in values.unique() if dateparts.parse(v, found.format) is None}  # each value once
+    unread = values[values.isin(unreadable)]
+    if len(unread):
+        examples = ", ".join(f"line {_line(i)}: {v!r}" for i, v in unread.head(EXAMPLES).items())
+        messages.append(
+            f"column {name!r}: {len(unread)} value(s) are not dates in its format "
+            f"{dateparts.describe(found.format)} ({examples}); they are trained on as missing"
+        )
+    if found.alternatives:
+        messages.append(
+            f"column {name!r} is read as {dateparts.describe(found.format)}, but "
+            f"{dateparts.describe(found.alternatives[0])} reads its values too: check the month and "
+            "day are not swapped (write the dates as ISO 8601, YYYY-MM-DD, to be sure)"
+        )
+    return messages
+
+
 def _warnings(
-    frame: pd.DataFrame, target: str, features: list[str], kept: tuple[str, ...]
+    frame: pd.DataFrame, target: str, features: list[str], kept: tuple[str, ...], dates: list[str]
 ) -> tuple[list[str], int]:
     """Readable warnings, in column order, and the number of duplicate rows."""
     messages: list[str] = []
@@ -490,7 +513,7 @@ def _warnings(
         missing = int(series.isna().sum())
         if missing:
             messages.append(f"column {name!r} has {missing} missing value(s)")
-        categorical = column_kind(series) == "categorical"
+        categorical = column_kind(series) == "categorical" and name not in dates
         if name in kept and is_identifier(series):
             messages.append(
                 f"column {name!r} is unique per row (it looks like an identifier) but is trained on "
@@ -508,12 +531,13 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
     """Check ``frame`` against the blocking rules and describe it; returns the report.
 
     Keys: ``rows``, ``columns`` (``name``, ``kind``, ``missing``, ``unique``, ``role``; role is one of
-    target, feature, dropped, id, date), ``target``, ``task``, ``task_inferred``,
+    target, feature, dropped, id, date; a date column, trained on as its parts, also has ``format``
+    and ``parts``), ``target``, ``task``, ``task_inferred``,
     ``target_distribution``, ``minority_classes`` (class -> share, the classes under
     :data:`~stepml.config.MINORITY_SHARE`), ``duplicate_rows``, ``rows_with_missing``, ``primary_metric``
     (the config's, else the task's default: balanced accuracy when a class is a minority),
     ``dropped_columns`` (name -> why: ``drop_columns``, ``id_columns``, ``id`` for a column
-    :func:`is_identifier` left out, ``date``) and ``warnings``.
+    :func:`is_identifier` left out) and ``warnings``.
     """
     target = resolve_target(frame, config, source)
     if target in config.excluded_columns:
@@ -556,15 +580,12 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
 
     dates = date_columns(frame, exclude=(target, *config.excluded_columns))
     ids = identifier_columns(frame, target, config, dates)
-    features = [
-        c for c in frame.columns
-        if c != target and c not in config.excluded_columns and c not in dates and c not in ids
-    ]
+    features = [c for c in frame.columns if c != target and c not in config.excluded_columns and c not in ids]
     if not features:
         only = f" (left out as identifiers: {', '.join(ids)}; keep_columns trains on them)" if ids else ""
         raise DataError(f"{source} has no feature columns besides the target {target!r}{only}")
 
-    warnings, duplicates = _warnings(frame, target, features, config.keep_columns)
+    warnings, duplicates = _warnings(frame, target, features, config.keep_columns, dates)
     for name in ids:
         kind = "integers" if column_kind(frame[name]) == "numeric" else "text"
         warnings.append(
@@ -572,25 +593,27 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
             f"{int(frame[name].notna().sum())} rows): an identifier, not a feature, so it is left out "
             "of training (list it in keep_columns to train on it)"
         )
+    formats = {}
     for name in dates:
-        warnings.append(
-            f"column {name!r} holds dates: not used for training (derive numeric features such as "
-            "the year before uploading to use it)"
-        )
+        found = date_format(frame[name])
+        if found is not None:  # found on the same values as date_columns: always
+            formats[name] = found
+            warnings.extend(_date_warnings(name, frame[name], found))
     dropped = {c: "drop_columns" for c in config.drop_columns}
     dropped.update({c: "id_columns" for c in config.id_columns})
     dropped.update({c: "id" for c in ids})
-    dropped.update({c: "date" for c in dates})
-    columns = [
-        {
+    columns = []
+    for name in frame.columns:
+        column: dict[str, Any] = {
             "name": name,
             "kind": column_kind(frame[name]),
             "missing": int(frame[name].isna().sum()),
             "unique": int(frame[name].nunique(dropna=True)),
             "role": _role(name, target, config, dates, ids),
         }
-        for name in frame.columns
-    ]
+        if name in formats:  # trained on as these parts, read with this format
+            column.update(kind="date", format=formats[name].format, parts=list(formats[name].parts))
+        columns.append(column)
     missing_target = int(y.isna().sum())
     if missing_target:
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")

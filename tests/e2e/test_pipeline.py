@@ -234,3 +234,26 @@ def wait_until(check, timeout: float = 40.0) -> bool:
     return False
 
 
+
+
+def test_a_daily_table_is_served_from_its_date_strings(local_stack) -> None:
+    """Dates are features end to end: the inference function (onnxruntime + numpy) reads the date
+    string a request sends with the format training chose, and the season shows in the answer."""
+    from tests.functional.test_dates import daily_weather
+
+    local_stack.client("s3").put_object(Bucket=local_stack.bucket, Key="config/weather-e2e.yaml",
+                                        Body=b"target: temp_max\nparams: {max_iter: 60}\n")
+    since = upload(local_stack, "raw/weather-e2e/weather.csv", daily_weather().to_csv(index=False).encode())
+    execution = wait_for_execution(local_stack, since=since, key="raw/weather-e2e/weather.csv")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+
+    url = f"{local_stack.api_url}/models/weather-e2e/predict"
+    day = {"precipitation": 0.0, "wind": 3.0, "temp_max": 20.0}  # the target too, as in the CSV
+    status, body = post(url, {"instances": [{**day, "date": "2016-01-15"}, {**day, "date": "2016-07-15"},
+                                            {**day, "date": None}, {**day, "date": "someday"}]})
+    assert status == 200, body
+    january, july, _, _ = body["predictions"]
+    assert july - january > 12  # the season: about 20 degrees apart in the table
+    assert "date='someday' is not a date in the format the model was trained on" in " ".join(body["warnings"][3])
+    status, body = post(url, {**day, "date": 20160115})
+    assert status == 422 and "expected a date string in the format ISO 8601" in body["message"]

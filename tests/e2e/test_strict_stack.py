@@ -240,7 +240,7 @@ def test_a_missing_key_is_access_denied_unless_the_role_may_list_the_bucket(
     answer = stack.invoke("ValidateFunction", {}).payload
 
     # Then S3 answers as AWS does: 403 AccessDenied naming s3:ListBucket without it, 404 with it
-    assert answer.startswith(code)
+    assert answer.startswith(code), answer
     assert ("s3:ListBucket" in answer) is not list_bucket
 
 
@@ -271,3 +271,47 @@ def test_an_eventbridge_rule_whose_role_may_not_start_the_pipeline_starts_nothin
     # Then EventBridge cannot start the state machine: no execution, as on AWS
     executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)
     assert executions["executions"] == []
+
+
+def test_the_offline_bucket_carries_the_templates_policy_and_lifecycle_rules(local_stack: LocalStack) -> None:
+    # moto's CloudFormation skips both; the local stack applies them itself, resolved.
+    s3 = local_stack.client("s3")
+    policy = json.loads(s3.get_bucket_policy(Bucket=local_stack.bucket)["Policy"])
+    (deny,) = policy["Statement"]
+    assert deny["Resource"] == [f"arn:aws:s3:::{local_stack.bucket}", f"arn:aws:s3:::{local_stack.bucket}/*"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=local_stack.bucket)["Rules"]}
+    assert rules["expire-old-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+    assert rules["expire-staged-artifacts"] == {
+        "ID": "expire-staged-artifacts", "Status": "Enabled", "Filter": {"Prefix": "staging/"},
+        "Expiration": {"Days": 14},
+    }
+
+
+def test_a_bucket_policys_explicit_deny_refuses_even_the_administrator(local_stack: LocalStack) -> None:
+    from stepml.local.iam import bucket_policy_denies
+
+    s3 = local_stack.client("s3")
+    bucket = local_stack.bucket
+    original = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    # The template's TLS-only statement refuses plain HTTP as AWS would; the loopback endpoint
+    # counts as secure transport, so it refuses nothing here.
+    assert bucket_policy_denies(original, "s3:GetObject", f"arn:aws:s3:::{bucket}/raw/x.csv",
+                                {"aws:SecureTransport": "false"})
+    assert not bucket_policy_denies(original, "s3:GetObject", f"arn:aws:s3:::{bucket}/raw/x.csv")
+    s3.put_object(Bucket=bucket, Key="secret/kept.txt", Body=b"x")
+    policy = json.loads(original)
+    policy["Statement"].append({
+        "Sid": "NoSecrets", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/secret/*",
+    })
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    try:
+        with pytest.raises(s3.exceptions.ClientError) as refused:
+            s3.get_object(Bucket=bucket, Key="secret/kept.txt")
+        error = refused.value.response["Error"]
+        assert error["Code"] == "AccessDenied"
+        assert "s3:GetObject" in error["Message"] and "explicit deny in a resource-based policy" in error["Message"]
+    finally:
+        s3.put_bucket_policy(Bucket=bucket, Policy=original)
+        s3.delete_object(Bucket=bucket, Key="secret/kept.txt")

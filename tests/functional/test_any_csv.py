@@ -108,11 +108,12 @@ def test_regression_with_missing_values_booleans_and_dates(s3, invoke) -> None:
     assert described["task"] == "regression" and described["task_inferred"] is True
     roles = {c["name"]: c["role"] for c in described["columns"]}
     assert roles["listed"] == "date" and roles["garden"] == "feature"
-    assert any("'listed' holds dates" in w for w in described["warnings"])
+    listed = next(c for c in described["columns"] if c["name"] == "listed")
+    assert listed["format"] == "iso8601" and "year" in listed["parts"]  # trained on as its parts
     assert trained["dropped_rows"] == 0  # auto keeps rows with missing values: it imputes
     assert result["metrics"]["r2"] > 0.8 and result["metrics"]["rmse"] < result["baseline"]["rmse"]
     version = meta(s3, "houses")
-    assert [f["name"] for f in version["schema"]] == ["size", "city", "garden"]
+    assert [f["name"] for f in version["schema"]] == ["size", "city", "garden", "listed"]
     sample = version["evaluation"]["predicted_vs_actual"]
     assert len(sample["actual"]) == len(sample["predicted"]) == version["evaluation"]["test_rows"]
 

@@ -122,3 +122,93 @@ def test_the_limits_the_state_machine_reports_are_the_functions_own(template: di
                 )
                 checked += 1
     assert checked == 12, "every pipeline function's MemorySize and Timeout is substituted"
+
+
+def test_the_data_bucket_outlives_the_stack_and_refuses_plain_http(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    bucket = resources["DataBucket"]
+    # Every dataset, model and alias history is in it: deleting the stack must not delete them.
+    assert bucket.get("DeletionPolicy") == "Retain" and bucket.get("UpdateReplacePolicy") == "Retain"
+    policies = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    assert [p["Bucket"] for p in policies] == [{"Ref": "DataBucket"}]
+    deny = [
+        s for s in policies[0]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert deny and deny[0]["Principal"] == "*" and deny[0]["Action"] == "s3:*"
+    # The bucket itself and every object in it.
+    assert deny[0]["Resource"] == [
+        {"Fn::GetAtt": ["DataBucket", "Arn"]}, {"Fn::Sub": "${DataBucket.Arn}/*"}
+    ]
+
+
+def test_lifecycle_rules_expire_scratch_and_old_versions_but_never_current_models(
+    template: dict[str, Any],
+) -> None:
+    rules = template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    by_prefix = {r.get("Prefix", ""): r for r in rules}
+    assert by_prefix[""]["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "NoncurrentVersionDays"}}
+    assert by_prefix[""]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert "ExpirationInDays" not in by_prefix[""], "current objects (models, aliases) never expire"
+    for scratch in ("preprocessed/", "staging/"):
+        assert by_prefix[scratch]["ExpirationInDays"] == {"Ref": "ScratchDays"}
+    # Only scratch prefixes expire current objects: models/, runs/, raw/ and config/ are kept.
+    expiring = {p for p, r in by_prefix.items() if "ExpirationInDays" in r}
+    assert expiring == {"preprocessed/", "staging/"}
+
+
+def test_every_alarm_the_operators_need_exists_and_notifies(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    alarms = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    watched = {
+        (p.get("Namespace"), p.get("MetricName"), str((p.get("Dimensions") or [{}])[0].get("Value")))
+        for p in alarms.values()
+    }
+    for function in functions:
+        for metric in ("Errors", "Throttles"):
+            assert ("AWS/Lambda", metric, str({"Ref": function})) in watched, f"{function} {metric}"
+    api = str({"Ref": "ServerlessHttpApi"})
+    assert ("AWS/ApiGateway", "5xx", api) in watched
+    latency = next(p for p in alarms.values() if p.get("MetricName") == "Latency")
+    assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "ApiLatencyAlarmMs"}
+    failed = next(p for p in alarms.values() if "Metrics" in p)
+    stats = {q["MetricStat"]["Metric"]["MetricName"] for q in failed["Metrics"] if "MetricStat" in q}
+    assert stats == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    dlq = str({"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]})
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq) in watched
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}], name
+    assert len(alarms) == 2 * len(functions) + 4
+
+
+def test_both_rules_retry_then_dead_letter(template: dict[str, Any]) -> None:
+    rules = [
+        event["Properties"]
+        for resource in template["Resources"].values()
+        for event in (resource.get("Properties", {}).get("Events") or {}).values()
+        if event["Type"] == "EventBridgeRule"
+    ]
+    assert len(rules) == 2
+    for rule in rules:
+        assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}}
+        assert rule["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_every_function_and_the_pipeline_log_with_retention_and_trace(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    groups = {
+        str(r["Properties"]["LogGroupName"]): r["Properties"]
+        for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    functions = [k for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    for function in functions:
+        group = groups[str({"Fn::Sub": f"/aws/lambda/${{{function}}}"})]
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}, function
+    machine = resources["PipelineStateMachine"]["Properties"]
+    assert machine["Tracing"] == {"Enabled": True}
+    assert machine["Logging"]["Level"] == "ERROR" and machine["Logging"]["IncludeExecutionData"] is False
+    assert machine["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == {
+        "Fn::GetAtt": ["PipelineLogGroup", "Arn"]
+    }

@@ -23,8 +23,7 @@ def test_each_column_that_is_not_a_feature_is_recorded_with_its_reason() -> None
 
     assert ignored_columns(frame, schema, "price", config) == [
         {"name": "id", "reason": "id_columns"},
-        {"name": "listed", "reason": "date"},
         {"name": "noise", "reason": "drop_columns"},
         {"name": "price", "reason": "target"},
     ]
-    assert {f["name"]: f["missing_in_training"] for f in schema} == {"size": True, "city": True}
+    assert {f["name"]: f["missing_in_training"] for f in schema} == {"listed": False, "size": True, "city": True}

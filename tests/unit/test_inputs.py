@@ -7,7 +7,15 @@ import json
 import pytest
 
 from stepml.errors import RequestError
-from stepml.inputs import MAX_INSTANCES, InputContract, check_records, parse_body, records_from
+from stepml.inputs import (
+    BATCH_HINT,
+    MAX_INSTANCES,
+    InputContract,
+    check_records,
+    is_batch,
+    parse_body,
+    records_from,
+)
 
 SCHEMA = [
     {"name": "age", "kind": "numeric", "required": True, "min": 17.0, "max": 90.0},
@@ -75,7 +83,6 @@ def test_columns_of_the_training_csv_are_ignored_once_and_others_are_unknown() -
         ('{"age": Infinity, "job": "a"}', 400, "Infinity"),
         ("[1, 2]", 400, "must be a JSON object"),
         ('{"instances": []}', 400, "empty"),
-        ('{"instances": {}}', 400, "must be a list"),
         (json.dumps({"instances": [{}] * (MAX_INSTANCES + 1)}), 413, "limit"),
     ],
 )
@@ -83,3 +90,35 @@ def test_malformed_bodies_are_refused(body: str, status: int, message: str) -> N
     with pytest.raises(RequestError, match=message) as raised:
         records_from(parse_body(body))
     assert raised.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("payload", "batch"),
+    [
+        ({"instances": [{"age": 1}]}, True),
+        ({"instances": []}, True),
+        ({"instances": {"age": 1}}, False),  # not a list: a record with a field named instances
+        ({"instances": "a"}, False),
+        ({"instances": [{"age": 1}], "age": 2}, False),  # another key: a record
+        ({"age": 1}, False),
+    ],
+)
+def test_a_batch_is_an_object_whose_only_key_is_instances_holding_a_list(payload, batch) -> None:
+    assert is_batch(payload) is batch
+    if batch and payload["instances"]:
+        assert records_from(payload) == payload["instances"]
+    elif not batch:
+        assert records_from(payload) == [payload]
+
+
+def test_a_feature_named_instances_can_be_sent_as_a_single_record() -> None:
+    schema = [{"name": "instances", "kind": "categorical", "required": True, "categories": ["a"]},
+              {"name": "age", "kind": "numeric", "required": True}]
+    rows, warnings = check_records(records_from({"instances": "a", "age": 3}), schema)
+    assert rows == [{"instances": "a", "age": 3.0}] and warnings == [[]]
+
+
+def test_an_unknown_field_named_instances_says_what_a_batch_is() -> None:
+    with pytest.raises(RequestError) as raised:
+        check_records(records_from({"instances": {"age": 30, "job": "a"}}), SCHEMA)
+    assert raised.value.details[0] == {"row": 0, "field": "instances", "message": BATCH_HINT}

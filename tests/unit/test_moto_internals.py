@@ -147,3 +147,30 @@ def test_the_iam_internals_the_strict_stack_relies_on_exist() -> None:
     # failure after the payload's errorType.
     assert "boto_client_for" in vars(lambda_eval_utils)
     assert 'cause_object["errorType"]' in inspect.getsource(state_task_service_lambda)
+
+
+def test_the_internals_the_data_dir_relies_on_exist() -> None:
+    """stepml.local.persistence: S3 requests end in two patchable methods, objects are rebuilt from
+    their parts, executions start and end in patchable methods and are listed from one list."""
+    from moto.s3.models import FakeDeleteMarker, FakeKey
+    from moto.s3.responses import S3Response
+    from moto.stepfunctions.parser.backend.execution import (
+        BaseExecutionWorkerCommunication,
+        Execution,
+    )
+    from moto.stepfunctions.utils import PAGINATION_MODEL
+
+    for method in (S3Response.key_response, S3Response.bucket_response):
+        assert list(inspect.signature(method).parameters) == ["self", "request", "full_url", "headers"]
+    assert callable(S3Response.parse_key_name) and callable(S3Response.parse_bucket_name_from_url)
+    key_parameters = inspect.signature(FakeKey.__init__).parameters
+    for name in ("etag", "version_id", "is_versioned", "bucket_name", "encryption", "checksum_value"):
+        assert name in key_parameters, name
+    assert "self._version_id" in inspect.getsource(FakeDeleteMarker.__init__)
+    assert list(inspect.signature(Execution.start).parameters) == ["self"]
+    assert list(inspect.signature(BaseExecutionWorkerCommunication.terminated).parameters) == ["self"]
+    assert "self.execution.exec_status" in inspect.getsource(BaseExecutionWorkerCommunication)
+    # A restored execution answers list/describe/history through these attributes.
+    assert PAGINATION_MODEL["list_executions"]["unique_attribute"] == ["start_date", "execution_arn"]
+    for attribute in ("execution_arn", "state_machine_arn", "start_date", "execution_input"):
+        assert f"self.{attribute}" in inspect.getsource(Execution.__init__), attribute

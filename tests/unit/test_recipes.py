@@ -105,20 +105,22 @@ def test_regression_evaluation_keeps_a_small_chart_sample() -> None:
     assert set(evaluation["metrics"]) == {"rmse", "mae", "r2"}
 
 
-def test_the_report_warns_about_constant_id_duplicate_and_date_columns() -> None:
+def test_the_report_warns_about_constant_id_and_duplicate_columns_and_describes_dates() -> None:
     rows = [f"{i},k{i},same,{i % 3},2024-01-{i % 28 + 1:02d},{'a' if i % 2 else 'b'}" for i in range(60)]
     data = read_csv(("n,key,const,small,day,y\n" + "\n".join(rows + rows[:3]) + "\n").encode(), SOURCE)
     report = validate(data, DatasetConfig(), SOURCE)
     text = " | ".join(report["warnings"])
     assert "'const' is constant" in text
     assert "3 duplicate row(s)" in text and report["duplicate_rows"] == 3
-    assert "'day' holds dates" in text and report["dropped_columns"] == {"day": "date"}
-    assert {c["name"]: c["role"] for c in report["columns"]}["day"] == "date"
+    assert "'day'" not in text and report["dropped_columns"] == {}  # a date is trained on, as its parts
+    day = {c["name"]: c for c in report["columns"]}["day"]
+    assert day["role"] == "date" and day["kind"] == "date" and day["format"] == "iso8601"
+    assert day["parts"] == ["year", "month", "day", "dayofweek", "dayofyear"]
     unique = validate(read_csv(("n,key,const,small,day,y\n" + "\n".join(rows) + "\n").encode(), SOURCE), DatasetConfig(), SOURCE)
     text = " | ".join(unique["warnings"])
     assert "'key' is unique per row" in text and "'n' is unique per row" in text
-    assert "'small' is unique per row" not in text
-    assert unique["dropped_columns"] == {"n": "id", "key": "id", "day": "date"}
+    assert "'small' is unique per row" not in text and "'day' is unique per row" not in text
+    assert unique["dropped_columns"] == {"n": "id", "key": "id"}
 
 
 @pytest.fixture

@@ -231,7 +231,7 @@ class Console:
             return None
         text = head.decode("utf-8", errors="replace")
         complete = text[: text.rfind("\n") + 1] if len(head) >= limit_bytes else text
-        categorical = {f["name"]: str for f in answer.body.get("schema", []) if f.get("kind") == "categorical"}
+        categorical = {f["name"]: str for f in answer.body.get("schema", []) if f.get("kind") in ("categorical", "date")}
         return pd.read_csv(io.StringIO(complete), dtype=categorical, keep_default_na=False, na_values=[""])
 
     def read_config(self, dataset: str) -> DatasetConfig:

@@ -22,8 +22,13 @@ def label(spec: dict[str, Any]) -> str:
 
 
 def help_text(spec: dict[str, Any]) -> str:
-    """What the model saw in training: the range of a number, the number of categories."""
+    """What the model saw in training: the range of a number, the number of categories, the dates'
+    format and range."""
     required = "required" if is_required(spec) else "optional"
+    if spec.get("kind") == "date":
+        fmt = "ISO 8601, e.g. 2021-01-05" if spec.get("format") == "iso8601" else f"format {spec.get('format')}"
+        return (f"{required} · a date ({fmt}) · training {spec.get('earliest')} – {spec.get('latest')} · "
+                f"the model takes its {', '.join(spec.get('parts') or [])}")
     if spec.get("kind") == "numeric":
         low, high = spec.get("min"), spec.get("max")
         if low is not None and high is not None:
@@ -34,7 +39,10 @@ def help_text(spec: dict[str, Any]) -> str:
 
 
 def default_value(spec: dict[str, Any]) -> Any:
-    """A starting value inside the training data: the middle of the range, the first category."""
+    """A starting value inside the training data: the middle of the range, the first category, the
+    latest date."""
+    if spec.get("kind") == "date":
+        return spec.get("latest") or ""
     if spec.get("kind") == "numeric":
         low, high = spec.get("min"), spec.get("max")
         if low is None or high is None:

@@ -185,6 +185,9 @@ with single:
                 if spec.get("kind") == "numeric":
                     st.number_input(forms.label(spec), step=1 if _whole(spec) else None, key=key,
                                     help=forms.help_text(spec))
+                elif spec.get("kind") == "date":  # sent as written; the API reads it with the format
+                    st.text_input(forms.label(spec), key=key, help=forms.help_text(spec),
+                                  placeholder=str(spec.get("latest") or ""))
                 else:
                     options = list(spec.get("categories") or [])
                     current = st.session_state.get(key)

@@ -123,8 +123,9 @@ def report_section(dataset: str | None, run_id: str) -> None:
             chart = alt.Chart(columns).mark_bar().encode(
                 x=alt.X("missing:Q", title="missing values"),
                 y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
-                color=alt.Color("role:N", scale=alt.Scale(domain=["feature", "target", "dropped"],
-                                                          range=["#1565c0", "#ef6c00", "#9e9e9e"])),
+                color=alt.Color("role:N", scale=alt.Scale(domain=["feature", "date", "target", "dropped", "id"],
+                                                          range=["#1565c0", "#00897b", "#ef6c00", "#9e9e9e",
+                                                                 "#bdbdbd"])),
                 tooltip=["name", "kind", "missing", "unique", "role"],
             ).properties(height=max(120, 24 * len(columns)))
             st.altair_chart(chart, width="stretch")

@@ -7,7 +7,10 @@ runs it as in the pipeline), and the function's response is written back as API 
 * ``{"statusCode", "headers", "body", "isBase64Encoded", "cookies"}`` is used as given;
 * any other JSON value means 200 with that JSON as the body;
 * a function error is a 500 ``{"message": "Internal Server Error"}`` (no trace to the client);
-* no matching route is a 404 ``{"message": "Not Found"}``.
+* no matching route is a 404 ``{"message": "Not Found"}``;
+* a body over HTTP APIs' 10 MB payload limit is a 413 ``{"message": "Request Entity Too Large"}``
+  before it is read, and so is one whose event Lambda refuses (over its 6 MB request limit);
+  a ``Content-Length`` that is not a number is a 400 ``{"message": "Bad Request"}``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ logger = logging.getLogger("stepml_local.api")
 
 #: Invokes a function (logical id) with an event; returns (payload bytes, function errored).
 Invoker = Callable[[str, dict[str, Any]], tuple[bytes, bool]]
+
+#: API Gateway HTTP APIs' payload limit (a hard quota): a larger request is refused unread.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 
 _TEXT_TYPES = re.compile(
     r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded|.*\+json|.*\+xml)|$)"
@@ -206,6 +212,9 @@ def _json_response(status: int, document: Any) -> HttpResponse:
 def to_http_response(payload: bytes, errored: bool) -> HttpResponse:
     """Turn a function's payload into the HTTP response API Gateway would send."""
     if errored:
+        if b'"RequestTooLargeException"' in payload[:512]:
+            # Lambda refused the event (over 6 MB): the request, not the function, is at fault.
+            return _json_response(413, {"message": "Request Entity Too Large"})
         return _json_response(500, {"message": "Internal Server Error"})
     try:
         result = json.loads(payload.decode("utf-8")) if payload else None
@@ -325,13 +334,23 @@ class HttpApiServer:
         started = time.perf_counter()
         split = urlsplit(request.path)
         raw_path = split.path or "/"
-        length = int(request.headers.get("content-length") or 0)
-        body = request.rfile.read(length) if length else b""
+        declared = (request.headers.get("content-length") or "0").strip()
+        length = int(declared) if declared.isascii() and declared.isdigit() else -1
         matched = self.router.match(request.command, raw_path)
-        if matched is None or self._invoke is None:
+        function = None
+        if length < 0 or length > MAX_PAYLOAD_BYTES:
+            # The body is not read: the connection cannot carry another request after it.
+            request.close_connection = True
+            response = (
+                _json_response(400, {"message": "Bad Request"})
+                if length < 0
+                else _json_response(413, {"message": "Request Entity Too Large"})
+            )
+        elif matched is None or self._invoke is None:
+            request.rfile.read(length)
             response = _json_response(404, {"message": "Not Found"})
-            function = None
         else:
+            body = request.rfile.read(length) if length else b""
             route, params = matched
             function = route.function
             event = build_event(
@@ -357,6 +376,8 @@ class HttpApiServer:
                 request.send_header(name, value)
         request.send_header("content-length", str(len(response.body)))
         request.send_header("apigw-requestid", uuid.uuid4().hex[:16])
+        if request.close_connection:
+            request.send_header("connection", "close")
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(response.body)

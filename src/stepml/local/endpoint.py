@@ -17,8 +17,9 @@ administrator identity the stack creates (:attr:`LocalStack.admin_credentials`, 
 named profile ``stepml-local`` by ``stepml local up``). ``strict=False`` turns IAM and the limits off.
 
 moto's backends are process-wide: stacks started in one process share them, so every stack needs
-its own ``stack_name``; starting the first stack of a process resets moto (state is in memory, a
-fresh process or a fresh first stack always deploys fresh).
+its own ``stack_name``; starting the first stack of a process resets moto. Without ``data_dir`` a
+stack's state is in memory only; with it, the buckets' objects and the executions are kept there and
+come back on the next start (:mod:`stepml.local.persistence`), as ``stepml local up`` does.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import io
 import json
 import logging
 import os
+import secrets
 import socket
+import string
 import threading
 import time
 import warnings
@@ -38,11 +41,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stepml.local import events, iam, lambda_runner, s3_conditions
+from stepml.local import events, iam, lambda_runner, persistence, run_events, s3_conditions
 from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.seed import Seeding, seed_for_event
-from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs
+from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs, resolve
 
 # Not under "stepml": the handlers' Powertools Logger(service="stepml") takes that logger over
 # (its own handler, propagate=False), so lines logged below it would reach neither the root
@@ -89,6 +92,12 @@ class LocalStack:
         As strict as AWS (the default): IAM authentication and authorization on every request,
         each function inside its own role and limits. ``False`` accepts any credentials and runs
         functions without limits (the switch ``stepml local up --no-strict``).
+    data_dir
+        Keep the stack's state here (the buckets' objects, the executions) and start from what it
+        holds: a restart, even after ``kill -9``, serves every model, alias, dataset and run kept
+        before. ``None`` (the default): in memory only, gone with the process.
+    fresh
+        Empty ``data_dir`` first.
 
     Examples
     --------
@@ -108,8 +117,12 @@ class LocalStack:
         region: str = DEFAULT_REGION,
         parameters: Mapping[str, str] | None = None,
         strict: bool = True,
+        data_dir: Path | None = None,
+        fresh: bool = False,
     ) -> None:
         self.strict = strict
+        self.data_dir = persistence.DataDir(data_dir) if data_dir is not None else None
+        self.fresh = fresh
         self.admin_credentials: iam.Credentials | None = None
         self.project_root = Path(project_root).resolve()
         self.template_path = (
@@ -131,6 +144,11 @@ class LocalStack:
         self._lambda_clients: dict[str, Any] = {}  # by function, as named by the caller
         self._lambda_clients_lock = threading.Lock()
         self._started = False
+        self._kept_buckets: list[str] = []
+        self._kept_machines: dict[str, persistence.ExecutionArchive] = {}  # by ARN
+        self._progress: persistence.ProgressWriter | None = None
+        #: What the start found in ``data_dir``: object keys and runs (executions) restored.
+        self.restored = {"objects": 0, "runs": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -142,6 +160,8 @@ class LocalStack:
         with _running_lock:
             first = not _running
             try:
+                if self.data_dir is not None:
+                    self.data_dir.acquire(self.stack_name, self.region, fresh=self.fresh)
                 self._start_servers(first)
                 _running.append(self)
                 self._started = True
@@ -156,6 +176,7 @@ class LocalStack:
                     "stack": self.stack_name,
                     "endpoint_url": self.endpoint_url,
                     "api_url": self.api_url,
+                    "data_dir": str(self.data_dir.path) if self.data_dir else None,
                 }
             )
         )
@@ -167,6 +188,11 @@ class LocalStack:
             if self._api is not None:
                 self._api.stop()
                 self._api = None
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
+            persistence.unregister(self._kept_buckets, list(self._kept_machines))
+            self._kept_buckets, self._kept_machines = [], {}
             if self._port is not None:
                 lambda_runner.unregister_stack(self.stack_name, self.endpoint_url)
                 iam.release(self.host, self._port)
@@ -184,10 +210,15 @@ class LocalStack:
                 # The interpreter calls Lambda at MOTO_PORT: keep it on a server that still runs.
                 os.environ["MOTO_PORT"] = str(_running[0].port)
             else:
-                lambda_runner.uninstall()
-                events.uninstall()
-                s3_conditions.uninstall()
+                # The reverse of the install order: patches of the same method chain.
+                persistence.uninstall()
                 iam.uninstall()
+                s3_conditions.uninstall()
+                run_events.uninstall()
+                events.uninstall()
+                lambda_runner.uninstall()
+            if self.data_dir is not None:
+                self.data_dir.release()
             self._started = False
 
     def __enter__(self) -> Self:
@@ -334,6 +365,7 @@ class LocalStack:
         )
         lambda_runner.install()
         events.install()
+        run_events.install()
         s3_conditions.install()
         iam.install(self.role_credentials)
         self._api.start()
@@ -384,6 +416,8 @@ class LocalStack:
         except Exception as exc:  # the translator's InvalidDocumentException and friends
             raise LocalStackError(f"{self.template_path} does not translate: {exc}") from exc
         localize_outputs(cfn, self._api.url)
+        if self.data_dir is not None:
+            self._keep_physical_names(cfn)
 
         cloudformation.create_stack(
             StackName=self.stack_name,
@@ -406,10 +440,15 @@ class LocalStack:
         self._register_functions()
         self._create_executing_state_machines(cfn)
         self._apply_bucket_properties()
+        self._create_alarms()
+        self._apply_queue_policies()
+        if self.data_dir is not None:
+            self._restore_state(cfn)
         self._api.configure(self.template.http_routes(), self._invoke_for_api)
         self._check_service_roles(cfn)
         if self.strict:
             events.check_target_roles(True)
+            run_events.check_function_policies(True)
             iam.enforce(self.host, self.port)
         self._outputs = {
             o["OutputKey"]: o["OutputValue"]
@@ -417,6 +456,77 @@ class LocalStack:
                 "Outputs", []
             )
         }
+
+    def _keep_physical_names(self, cfn: dict[str, Any]) -> None:
+        """Give the buckets and state machines the names they had before: the kept objects and
+        executions (and every ARN and S3 URI inside them) name them. Names the template sets
+        itself are left alone; new ones are made the way CloudFormation makes them."""
+        assert self.data_dir is not None
+        naming = {
+            "AWS::S3::Bucket": ("BucketName", True),
+            "AWS::StepFunctions::StateMachine": ("StateMachineName", False),
+        }
+        for logical_id, resource in cfn["Resources"].items():
+            if resource.get("Type") not in naming:
+                continue
+            name_property, lowercase = naming[resource["Type"]]
+            properties = resource.setdefault("Properties", {})
+            if name_property in properties:
+                continue
+
+            def make(logical_id: str = logical_id, lowercase: bool = lowercase) -> str:
+                alphabet = string.digits + string.ascii_uppercase
+                suffix = "".join(secrets.choice(alphabet) for _ in range(12))
+                tail = f"-{logical_id}-{suffix}"
+                name = self.stack_name[: 63 - len(tail)] + tail
+                return name.lower() if lowercase else name
+
+            properties[name_property] = self.data_dir.physical_name(logical_id, make)
+        # Requests for the buckets' objects wait until _restore_state has filled them.
+        persistence.install()
+        for resource in cfn["Resources"].values():
+            name = (resource.get("Properties") or {}).get("BucketName")
+            if resource.get("Type") == "AWS::S3::Bucket" and isinstance(name, str):
+                persistence.hold_bucket(name)
+                self._kept_buckets.append(name)
+
+    def _restore_state(self, cfn: Mapping[str, Any]) -> None:
+        """Load the kept objects and executions, then keep every later change (before the stack
+        serves its first request: strict IAM is not on yet, and no user has its keys)."""
+        from moto.s3.models import s3_backends
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        assert self.data_dir is not None and self.template is not None
+        persistence.install()
+        for logical_id, resource in self.template.resources.items():
+            if resource.get("Type") != "AWS::S3::Bucket":
+                continue
+            name = self._resources[logical_id]
+            mirror = self.data_dir.bucket(name)
+            bucket = s3_backends[ACCOUNT_ID][iam.PARTITION].get_bucket(name)
+            count = mirror.restore(bucket, ACCOUNT_ID, self.region)
+            self.restored["objects"] += count
+            persistence.register_bucket(mirror)
+            persistence.release_bucket(name)
+            if name not in self._kept_buckets:
+                self._kept_buckets.append(name)
+            logger.info(json.dumps({"event": "local_stack.restored_bucket", "bucket": name,
+                                    "keys": count, "data_dir": str(self.data_dir.path)}))
+        backend = stepfunctions_parser_backends[ACCOUNT_ID][self.region]
+        for logical_id, resource in cfn["Resources"].items():
+            if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+                continue
+            arn = self._resources[logical_id]
+            archive = self.data_dir.executions(logical_id)
+            restored = archive.restore()
+            backend.describe_state_machine(arn).executions.extend(restored)
+            self.restored["runs"] += len(restored)
+            persistence.register_state_machine(arn, archive)
+            self._kept_machines[arn] = archive
+            logger.info(json.dumps({"event": "local_stack.restored_executions", "state_machine": arn,
+                                    "executions": len(restored)}))
+        self._progress = persistence.ProgressWriter(self._kept_machines, backend)
+        self._progress.start()
 
     def _register_functions(self) -> None:
         assert self.template is not None
@@ -491,9 +601,11 @@ class LocalStack:
                 )
 
     def _apply_bucket_properties(self) -> None:
-        """Apply the bucket settings moto's CloudFormation ignores (EventBridge, versioning...)."""
+        """Apply the bucket settings moto's CloudFormation ignores (EventBridge, versioning,
+        lifecycle rules, bucket policies...)."""
         assert self.template is not None
         s3 = self.client("s3")
+        refs = self._template_references()
         for logical_id, resource in self.template.resources.items():
             if resource.get("Type") != "AWS::S3::Bucket":
                 continue
@@ -518,6 +630,79 @@ class LocalStack:
             block = properties.get("PublicAccessBlockConfiguration")
             if isinstance(block, dict) and all(isinstance(v, bool) for v in block.values()):
                 s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
+            rules = (resolve(properties.get("LifecycleConfiguration"), *refs) or {}).get("Rules")
+            if rules:
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+                )
+        for logical_id, resource in self.template.resources.items():
+            if resource.get("Type") == "AWS::S3::BucketPolicy":
+                properties = resolve(resource.get("Properties") or {}, *refs)
+                s3.put_bucket_policy(
+                    Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
+                )
+
+    def _template_references(self) -> tuple[dict[str, str], dict[str, str]]:
+        """What ``Ref`` and ``Fn::GetAtt`` name in this stack: parameters, pseudo parameters,
+        every resource's physical id, and the buckets' ``Arn``."""
+        assert self.template is not None
+        refs = {
+            **self.template.parameter_values(self.parameters),
+            "AWS::Partition": "aws",
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::StackName": self.stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+            **self._resources,
+        }
+        # The HTTP API is served by the local API server, not by moto: it has no physical id there.
+        refs.setdefault("ServerlessHttpApi", "local-http-api")
+        attributes: dict[str, str] = {}
+        for logical_id, resource in self.template.resources.items():
+            physical = self._resources.get(logical_id)
+            if physical is None:
+                continue
+            if resource.get("Type") == "AWS::S3::Bucket":
+                attributes[f"{logical_id}.Arn"] = f"arn:aws:s3:::{physical}"
+            elif resource.get("Type") == "AWS::SQS::Queue":
+                name = physical.rstrip("/").rsplit("/", 1)[-1]
+                attributes[f"{logical_id}.QueueName"] = name
+                attributes[f"{logical_id}.Arn"] = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
+        return refs, attributes
+
+    def _apply_queue_policies(self) -> None:
+        """The template's SQS queue policies (moto's CloudFormation skips them)."""
+        assert self.template is not None
+        sqs = self.client("sqs")
+        refs = self._template_references()
+        for resource in self.template.resources.values():
+            if resource.get("Type") != "AWS::SQS::QueuePolicy":
+                continue
+            properties = resolve(resource.get("Properties") or {}, *refs)
+            for queue in properties["Queues"]:
+                sqs.set_queue_attributes(
+                    QueueUrl=queue, Attributes={"Policy": json.dumps(properties["PolicyDocument"])}
+                )
+
+    def _create_alarms(self) -> None:
+        """The template's CloudWatch alarms, which moto's CloudFormation skips, created as AWS
+        would (named ``<stack>-<logical id>``), so ``describe-alarms`` lists them offline."""
+        assert self.template is not None
+        cloudwatch = self.client("cloudwatch")
+        refs = self._template_references()
+        for logical_id, resource in self.template.resources.items():
+            if resource.get("Type") != "AWS::CloudWatch::Alarm":
+                continue
+            properties = resolve(resource.get("Properties") or {}, *refs)
+            for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+                if number in properties:
+                    properties[number] = int(properties[number])
+            if "Threshold" in properties:
+                properties["Threshold"] = float(properties["Threshold"])
+            for query in properties.get("Metrics") or []:
+                if "MetricStat" in query:
+                    query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+            cloudwatch.put_metric_alarm(AlarmName=f"{self.stack_name}-{logical_id}", **properties)
 
     def _lambda_client(self, function: str) -> Any:
         """The function's Lambda client: waits as long as the function may run, never retries.
@@ -709,6 +894,27 @@ def _client(
     )
 
 
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule (``AWS::S3::Bucket`` ``Rules``) as S3's API spells it."""
+    known = {"Id", "Status", "Prefix", "ExpirationInDays", "NoncurrentVersionExpiration",
+             "AbortIncompleteMultipartUpload"}
+    unknown = sorted(set(rule) - known)
+    if unknown:
+        raise LocalStackError(f"lifecycle rule {rule.get('Id')!r}: {', '.join(unknown)} not supported locally")
+    converted: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "Id" in rule:
+        converted["ID"] = rule["Id"]
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(days)}
+    return converted
+
+
 def _placeholder_zip() -> bytes:
     """A tiny valid zip: moto wants code in S3 to create a function; the real code runs in-process."""
     buffer = io.BytesIO()
@@ -735,17 +941,23 @@ def _check_port_free(host: str, port: int) -> None:
 class _DropMessages(logging.Filter):
     """Drop log records whose message starts with a given prefix."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, *prefixes: str) -> None:
         super().__init__()
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
+        return not record.getMessage().startswith(self.prefixes)
 
 
 # moto's CloudFormation warns (on every stack read) for each resource type it skips; the HTTP API
-# ones are served by the local API, so those would only be noise.
-_emulated_filter = _DropMessages("No Moto CloudFormation support for AWS::ApiGatewayV2::")
+# is served by the local API and bucket policies are applied by _apply_bucket_properties, so those
+# would only be noise.
+_emulated_filter = _DropMessages(
+    "No Moto CloudFormation support for AWS::ApiGatewayV2::",
+    "No Moto CloudFormation support for AWS::CloudWatch::Alarm",
+    "No Moto CloudFormation support for AWS::SQS::QueuePolicy",
+    "No Moto CloudFormation support for AWS::S3::BucketPolicy",
+)
 # moto's ASL interpreter logs an ERROR with the repr of the state for every failed execution: the
 # normal outcome of a rejected dataset, already in the execution's status and history. Other
 # interpreter exceptions (real faults) still show.
@@ -767,3 +979,8 @@ def _quiet_moto_server_logs() -> None:
     warnings.filterwarnings(
         "ignore", message=r"Tried to parse AWS::ApiGatewayV2::", category=UserWarning
     )
+    # Bucket policies and alarms are applied by _apply_bucket_properties and _create_alarms.
+    for emulated in ("AWS::S3::BucketPolicy", "AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy"):
+        warnings.filterwarnings(
+            "ignore", message=rf"Tried to parse {emulated}", category=UserWarning
+        )

@@ -169,8 +169,13 @@ def _send_to_targets(
     """Replacement for ``moto.events.models.Rule.send_to_targets`` (see the module docstring)."""
     if getattr(self, "state", "ENABLED") != "ENABLED":
         return
+    from stepml.local import run_events
+
     state_machines = [t for t in self.targets if is_state_machine_arn(str(t.get("Arn", "")))]
-    others = [t for t in self.targets if t not in state_machines]
+    functions = [t for t in self.targets if run_events.is_function_arn(str(t.get("Arn", "")))]
+    others = [t for t in self.targets if t not in state_machines and t not in functions]
+    if functions:
+        run_events.deliver_to_functions(self, functions, original_event)
     if state_machines:
         event = normalise_s3_event(original_event)
         if self.event_pattern.matches_event(event):
@@ -189,10 +194,12 @@ def _send_to_targets(
                             }
                         )
                     )
+                    run_events.dead_letter(self, target, event, "NO_PERMISSIONS", problem)
                     continue
                 try:
                     arn = start_execution(target["Arn"], name, _target_input(target, event))
-                except Exception:  # moto's caller swallows errors silently: say it here
+                except Exception as exc:  # moto's caller swallows errors silently: say it here
+                    run_events.dead_letter(self, target, event, "SDK_CLIENT_ERROR", str(exc))
                     logger.exception(
                         json.dumps(
                             {

@@ -172,6 +172,10 @@ def _check_action_permitted(request: Any, resource: str, response: Any) -> None:
         permitted = request._check_role_trust_relationship(resource)
     if not permitted:
         _raise_denied(type(request), principal, action, resource, response)
+    if isinstance(request, S3IAMRequest):
+        bucket_name = resource.partition(":::")[2].partition("/")[0]
+        if bucket_policy_denies(_bucket_policy(request.account_id, bucket_name), action, resource):
+            _raise_denied(type(request), principal, action, resource, response, explicit="resource")
     if isinstance(request, S3IAMRequest) and action == "s3:GetObject":
         bucket, _, key = resource.partition(":::")[2].partition("/")
         if key and not _object_exists(request.account_id, bucket, key):
@@ -194,6 +198,84 @@ def _evaluate(request: Any, action: str, resource: str) -> Any:
     return outcome
 
 
+#: The local endpoint listens on the loopback interface only: a request that reaches it never
+#: crossed a network, so it counts as secure transport (``aws:SecureTransport``), as HTTPS does on
+#: AWS. A bucket policy that refuses plain HTTP therefore refuses nothing locally.
+LOCAL_CONDITION_VALUES = {"aws:SecureTransport": "true"}
+
+
+def bucket_policy_denies(
+    policy: str | bytes | None,
+    action: str,
+    resource: str,
+    condition_values: Mapping[str, str] = LOCAL_CONDITION_VALUES,
+) -> bool:
+    """Whether a bucket policy explicitly denies ``action`` on ``resource`` (for any principal).
+
+    moto matches the action and resource; the ``Condition`` block is evaluated here, since moto's
+    own evaluation skips every operator but ``StringEquals`` (a skipped operator matched, so
+    ``Bool aws:SecureTransport false`` denied every request).
+    """
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if not policy:
+        return False
+    document = json.loads(policy.decode() if isinstance(policy, bytes) else policy)
+    statements = document.get("Statement") or []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if statement.get("Effect") != "Deny":
+            continue
+        matched = {key: value for key, value in statement.items() if key != "Condition"}
+        matched["Effect"] = "Allow"
+        single = json.dumps({"Version": "2012-10-17", "Statement": [matched]})
+        if IAMPolicy(single).is_action_permitted(action, resource) != PermissionResult.PERMITTED:
+            continue
+        if _conditions_hold(statement.get("Condition") or {}, condition_values):
+            return True
+    return False
+
+
+#: Condition operators evaluated locally: the value compared, and how.
+_CONDITION_TESTS: dict[str, Callable[[str, list[str]], bool]] = {
+    "Bool": lambda actual, expected: actual.lower() in [e.lower() for e in expected],
+    "StringEquals": lambda actual, expected: actual in expected,
+    "StringNotEquals": lambda actual, expected: actual not in expected,
+}
+
+
+def _conditions_hold(conditions: Mapping[str, Any], values: Mapping[str, str]) -> bool:
+    """Every operator's every key holds (AWS: AND across them, OR across a key's values). An
+    operator this emulator does not know holds: for a Deny, the stricter reading."""
+    for operator, keys in conditions.items():
+        test = _CONDITION_TESTS.get(operator)
+        if test is None:
+            continue
+        for key, expected in keys.items():
+            wanted = [str(e) for e in (expected if isinstance(expected, list) else [expected])]
+            if key not in values or not test(values[key], wanted):
+                return False
+    return True
+
+
+def _bucket_policy(account_id: str, bucket: str) -> bytes | None:
+    from moto.s3.models import s3_backends
+
+    try:
+        return s3_backends[account_id][PARTITION].get_bucket(bucket).policy  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - a missing bucket, in moto's words
+        return None
+
+
+def _bucket_get_permission(self: Any, action: str, resource: str) -> Any:
+    """moto's ``FakeBucket.get_permission``: its bucket-policy check on object requests, made
+    before the request is authenticated and answering a bare 403. The strict stack evaluates bucket
+    policies in :func:`_check_action_permitted` instead (AWS's message, after authentication);
+    ``--no-strict`` evaluates neither identity nor bucket policies."""
+    from moto.iam.access_control import PermissionResult
+
+    return PermissionResult.NEUTRAL
+
+
 def _object_exists(account_id: str, bucket: str, key: str) -> bool:
     from moto.s3.models import FakeKey, s3_backends
 
@@ -213,13 +295,14 @@ def _policy_source(policy: Any) -> Any:
     return policy
 
 
-def denial_message(principal: str, action: str, resource: str, explicit: bool = False) -> str:
-    """AWS's wording for an authorization failure."""
-    why = (
-        "with an explicit deny in an identity-based policy"
-        if explicit
-        else f"because no identity-based policy allows the {action} action"
-    )
+def denial_message(principal: str, action: str, resource: str, explicit: bool | str = False) -> str:
+    """AWS's wording for an authorization failure (``explicit="resource"``: a bucket policy's)."""
+    if explicit == "resource":
+        why = "with an explicit deny in a resource-based policy"
+    elif explicit:
+        why = "with an explicit deny in an identity-based policy"
+    else:
+        why = f"because no identity-based policy allows the {action} action"
     return f'User: {principal} is not authorized to perform: {action} on resource: "{resource}" {why}'
 
 
@@ -229,7 +312,7 @@ def _raise_denied(
     action: Any,
     resource: str,
     response: Any,
-    explicit: bool = False,
+    explicit: bool | str = False,
 ) -> None:
     from moto.core.exceptions import JsonRESTError
     from moto.core.exceptions import _RESTError as XmlRESTError
@@ -275,6 +358,31 @@ def _lambda_resource(self: Any) -> str:
                 return name
             return f"arn:{PARTITION}:lambda:{self.region}:{self.current_account}:function:{name}"
     return "*"
+
+
+def _states_resource(self: Any) -> str:
+    """The ARN a Step Functions API call acts on: its execution or state machine (else ``*``)."""
+    for name in ("executionArn", "stateMachineArn"):
+        value = self._get_param(name)
+        if isinstance(value, str) and value.startswith("arn:"):
+            return value
+    return "*"
+
+
+def _sns_resource(self: Any) -> str:
+    """The ARN an SNS API call acts on: its topic (else ``*``)."""
+    for name in ("TopicArn", "TargetArn"):
+        value = self._get_param(name)
+        if isinstance(value, str) and value.startswith("arn:"):
+            return value
+    return "*"
+
+
+#: moto's response classes that would check every call against ``*``, and the resource they act on.
+_RESOURCE_OF = {
+    ("moto.stepfunctions.responses", "StepFunctionResponse"): _states_resource,
+    ("moto.sns.responses", "SNSResponse"): _sns_resource,
+}
 
 
 # -- Step Functions calls Lambda as its role --------------------------------------------------------
@@ -445,8 +553,18 @@ def install(role_credentials: RoleCredentials) -> None:
         ActionAuthenticatorMixin._authenticate_and_authorize_action = (  # type: ignore[method-assign]
             _authenticate_and_authorize_action
         )
+        from moto.s3.models import FakeBucket
+
+        _originals["bucket_permission"] = FakeBucket.get_permission
+        FakeBucket.get_permission = _bucket_get_permission  # type: ignore[method-assign]
         _originals["lambda_resource"] = getattr(LambdaResponse, "_determine_resource", None)
         LambdaResponse._determine_resource = _lambda_resource  # type: ignore[attr-defined]
+        import importlib
+
+        for (module, name), resource in _RESOURCE_OF.items():
+            response_class = getattr(importlib.import_module(module), name)
+            _originals[f"resource:{name}"] = getattr(response_class, "_determine_resource", None)
+            response_class._determine_resource = resource
         original = boto_client.boto_client_for
         _originals["boto_client_for"] = original
         patched = [boto_client]
@@ -476,10 +594,22 @@ def uninstall() -> None:
         if not _originals:
             return
         ActionAuthenticatorMixin._authenticate_and_authorize_action = _originals["authorize"]  # type: ignore[method-assign]
+        from moto.s3.models import FakeBucket
+
+        FakeBucket.get_permission = _originals["bucket_permission"]  # type: ignore[method-assign]
         if _originals["lambda_resource"] is None:
             del LambdaResponse._determine_resource  # type: ignore[attr-defined]
         else:
             LambdaResponse._determine_resource = _originals["lambda_resource"]  # type: ignore[attr-defined]
+        import importlib
+
+        for module, name in _RESOURCE_OF:
+            response_class = getattr(importlib.import_module(module), name)
+            original = _originals[f"resource:{name}"]
+            if original is None:
+                del response_class._determine_resource
+            else:
+                response_class._determine_resource = original
         for module in _originals["patched_modules"]:
             module.boto_client_for = _originals["boto_client_for"]
         for task in _lambda_task_classes():

@@ -131,6 +131,16 @@ class SamTemplate:
         """The template's resources by logical id."""
         return self.document["Resources"]  # type: ignore[no-any-return]
 
+    def parameter_values(self, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """Each template parameter's value: ``overrides`` first, else its ``Default``."""
+        values = {
+            name: str(spec["Default"])
+            for name, spec in (self.document.get("Parameters") or {}).items()
+            if isinstance(spec, dict) and "Default" in spec
+        }
+        values.update({k: str(v) for k, v in (overrides or {}).items()})
+        return values
+
     def _global_properties(self, section: str) -> dict[str, Any]:
         return dict((self.document.get("Globals") or {}).get(section) or {})
 
@@ -345,3 +355,35 @@ def localize_outputs(cfn: dict[str, Any], api_base_url: str) -> None:
 def dumps(cfn: Mapping[str, Any]) -> str:
     """The template body for ``create_stack``."""
     return json.dumps(cfn, default=str)
+
+
+_SUB_NAME = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def resolve(node: Any, refs: Mapping[str, str], attributes: Mapping[str, str]) -> Any:
+    """``node`` with ``Ref``, ``Fn::GetAtt`` and ``Fn::Sub`` replaced by values.
+
+    For the properties the local stack applies itself (those moto's CloudFormation skips):
+    ``refs`` maps parameters, pseudo parameters and logical ids to values, ``attributes`` maps
+    ``"LogicalId.Attribute"``. A name in neither is a :class:`TemplateError`.
+    """
+
+    def lookup(name: str) -> str:
+        if name in refs:
+            return refs[name]
+        if name in attributes:
+            return attributes[name]
+        raise TemplateError(f"cannot resolve {name!r} locally")
+
+    if isinstance(node, list):
+        return [resolve(item, refs, attributes) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        return lookup(str(node["Ref"]))
+    if set(node) == {"Fn::GetAtt"}:
+        target = node["Fn::GetAtt"]
+        return lookup(".".join(target) if isinstance(target, list) else str(target))
+    if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+        return _SUB_NAME.sub(lambda match: lookup(match.group(1)), node["Fn::Sub"])
+    return {key: resolve(value, refs, attributes) for key, value in node.items()}

@@ -1,0 +1,135 @@
+"""A failed run tells people: one readable SNS message per failed run, through the real rule.
+
+Given the offline stack with an SQS queue subscribed to the stack's NotificationTopic, When an
+upload fails validation, Then Step Functions' status-change event reaches the Notify function
+through the EventBridge rule, and the queue receives one message naming the dataset, the run, the
+failed state, the cause and how to look at it. A run that succeeds sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from stepml.local import LocalStack
+from tests.e2e.conftest import upload, wait_for_execution
+from tests.e2e.test_pipeline import synthetic_csv
+
+
+@pytest.fixture
+def subscribed_queue(local_stack: LocalStack) -> Any:
+    sqs, sns = local_stack.client("sqs"), local_stack.client("sns")
+    url = sqs.create_queue(QueueName=f"notified-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subscription = sns.subscribe(
+        TopicArn=local_stack.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn
+    )["SubscriptionArn"]
+    yield url
+    sns.unsubscribe(SubscriptionArn=subscription)
+    sqs.delete_queue(QueueUrl=url)
+
+
+def messages_about(local_stack: LocalStack, queue_url: str, dataset: str, wait: float) -> list[dict[str, Any]]:
+    """SNS notifications in the queue whose subject names ``dataset``, polling for ``wait`` seconds."""
+    sqs = local_stack.client("sqs")
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            envelope = json.loads(message["Body"])
+            if dataset in envelope.get("Subject", ""):
+                found.append(envelope)
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        time.sleep(0.2)
+    return found
+
+
+def test_a_failed_run_publishes_one_readable_message(local_stack: LocalStack, subscribed_queue: str) -> None:
+    dataset = f"notify-{uuid.uuid4().hex[:6]}"
+    local_stack.client("s3").put_object(
+        Bucket=local_stack.bucket, Key=f"config/{dataset}.yaml", Body=b"target: price\n"
+    )
+    key = f"raw/{dataset}/data.csv"
+    since = upload(local_stack, key, synthetic_csv(200, 1))
+
+    execution = wait_for_execution(local_stack, since=since, key=key)
+    assert execution["status"] == "FAILED"
+
+    (notification,) = messages_about(local_stack, subscribed_queue, dataset, wait=20)
+    assert notification["Subject"] == f"stepml: {dataset} run failed"
+    text = notification["Message"]
+    assert f"Dataset:      {dataset}" in text
+    assert f"Upload:       {key}" in text
+    assert f"Run:          {execution['name']}" in text
+    assert "Failed state: Validate dataset" in text
+    assert "Error:        DataError" in text
+    assert "no target column 'price'" in text and "Traceback" not in text
+    assert f"stepml runs show {execution['name']}" in text
+
+
+def test_a_successful_run_sends_nothing(local_stack: LocalStack, subscribed_queue: str) -> None:
+    dataset = f"quiet-{uuid.uuid4().hex[:6]}"
+    local_stack.client("s3").put_object(
+        Bucket=local_stack.bucket, Key=f"config/{dataset}.yaml",
+        Body=b"target: label\nrecipe: seed-a\n",
+    )
+    key = f"raw/{dataset}/data.csv"
+    since = upload(local_stack, key, synthetic_csv(300, 3))
+
+    assert wait_for_execution(local_stack, since=since, key=key)["status"] == "SUCCEEDED"
+    assert messages_about(local_stack, subscribed_queue, dataset, wait=3) == []
+
+
+def test_without_the_functions_permission_eventbridge_invokes_nothing(
+    local_stack: LocalStack, subscribed_queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As on AWS: EventBridge may invoke a function only if its resource policy allows the rule.
+    from moto.awslambda.models import lambda_backends
+
+    backend = lambda_backends["123456789012"][local_stack.region]
+    function = local_stack.function_name("NotifyFunction")
+    wrapped = json.loads(backend.get_policy(function, None))
+    (statement,) = json.loads(wrapped["Policy"])["Statement"]
+    backend.remove_permission(function, statement["Sid"])
+    try:
+        dataset = f"unheard-{uuid.uuid4().hex[:6]}"
+        local_stack.client("s3").put_object(
+            Bucket=local_stack.bucket, Key=f"config/{dataset}.yaml", Body=b"target: price\n"
+        )
+        key = f"raw/{dataset}/data.csv"
+        since = upload(local_stack, key, synthetic_csv(200, 1))
+        assert wait_for_execution(local_stack, since=since, key=key)["status"] == "FAILED"
+
+        assert messages_about(local_stack, subscribed_queue, dataset, wait=5) == []
+        assert any(
+            "does not allow events.amazonaws.com to invoke it" in record.getMessage() for record in caplog.records
+        )
+        # The undelivered event is in the rule's dead-letter queue, as AWS puts it there.
+        sqs = local_stack.client("sqs")
+        dlq = sqs.get_queue_url(QueueName=local_stack.resources["EventsDeadLetterQueue"].rsplit("/", 1)[-1])["QueueUrl"]
+        letters = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"])["Messages"]
+        mine = [m for m in letters if dataset in m["Body"]]
+        assert len(mine) == 1
+        assert mine[0]["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "NO_PERMISSIONS"
+        assert json.loads(mine[0]["Body"])["detail-type"] == "Step Functions Execution Status Change"
+        for letter in letters:
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=letter["ReceiptHandle"])
+    finally:
+        backend.add_permission(function, None, json.dumps({
+            "StatementId": statement["Sid"], "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com", "SourceArn": statement["Condition"]["ArnLike"]["AWS:SourceArn"],
+        }))
+
+
+def test_the_templates_alarms_exist_offline_and_notify_the_topic(local_stack: LocalStack) -> None:
+    alarms = local_stack.client("cloudwatch").describe_alarms(AlarmNamePrefix="stepml-")["MetricAlarms"]
+    names = {a["AlarmName"] for a in alarms}
+    assert {"stepml-NotifyFunctionErrorsAlarm", "stepml-ApiLatencyAlarm", "stepml-PipelineFailedAlarm",
+            "stepml-EventsDeadLetterAlarm"} <= names
+    assert all(a["AlarmActions"] == [local_stack.outputs["NotificationTopicArn"]] for a in alarms)
+    errors = next(a for a in alarms if a["AlarmName"] == "stepml-TrainFunctionErrorsAlarm")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": local_stack.function_name("TrainFunction")}]

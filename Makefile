@@ -29,7 +29,7 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-test: venv browser tools  ## everything: unit, functional, end-to-end, template checks and the SAM build
+test: venv browser tools checkov-venv  ## everything: unit, functional, end-to-end, template checks and scans, the SAM build
 	$(BIN)/python -m pytest
 
 lint: venv
@@ -69,6 +69,25 @@ check: venv  ## template and state-machine checks that need neither AWS nor Dock
 	$(BIN)/sam validate --lint
 	$(BIN)/sam validate --config-env nolint --region us-east-1
 	$(BIN)/statelint statemachine/pipeline.asl.json
+
+# --- checkov: the security scan of template.yaml and its CloudFormation, in its own venv -------------
+# Its dependencies' pins (boto3, networkx, packaging...) clash with the project's: .venv-checkov keeps
+# them apart, pinned by constraints-checkov.txt. Skipped checks and their reasons: .checkov.yaml and
+# the resources' Metadata in template.yaml.
+.PHONY: checkov-venv checkov
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
+
+$(CHECKOV_STAMP): constraints-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || { echo "creating $(CHECKOV_VENV) with $(BASE_PYTHON)"; $(BASE_PYTHON) -m venv $(CHECKOV_VENV); }
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -c constraints-checkov.txt checkov
+	@touch $@
+
+checkov-venv: $(CHECKOV_STAMP)
+
+checkov: venv checkov-venv  ## checkov on template.yaml and on the CloudFormation SAM translates it into
+	$(BIN)/python -m pytest -q tests/packaging/test_checkov.py
 
 # --- Smoke check: a deployed stack, end to end ----------------------------------------------------
 # Offline (default): a fresh `stepml local up` on free ports (or SMOKE_PORT / SMOKE_API_PORT) with a

@@ -133,3 +133,48 @@ def test_the_templates_alarms_exist_offline_and_notify_the_topic(local_stack: Lo
     assert all(a["AlarmActions"] == [local_stack.outputs["NotificationTopicArn"]] for a in alarms)
     errors = next(a for a in alarms if a["AlarmName"] == "stepml-TrainFunctionErrorsAlarm")
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": local_stack.function_name("TrainFunction")}]
+
+
+def test_a_notification_the_function_cannot_publish_lands_in_its_dead_letter_queue(
+    local_stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given NotifyFunction aimed at a topic that does not exist: every attempt fails to publish
+    # (through moto's backend, as the permission test above: its Lambda API refuses the signature)
+    from moto.awslambda.models import lambda_backends
+
+    sqs = local_stack.client("sqs")
+    function = local_stack.function_name("NotifyFunction")
+    deployed = lambda_backends["123456789012"][local_stack.region].get_function(function)
+    variables = dict(deployed.environment_vars)
+    deployed.environment_vars = {**variables, "STEPML_NOTIFY_TOPIC": local_stack.outputs["NotificationTopicArn"] + "-missing"}
+    dlq = sqs.get_queue_url(QueueName=local_stack.resources["EventsDeadLetterQueue"].rsplit("/", 1)[-1])["QueueUrl"]
+    try:
+        # When a run fails
+        dataset = f"unsent-{uuid.uuid4().hex[:6]}"
+        local_stack.client("s3").put_object(
+            Bucket=local_stack.bucket, Key=f"config/{dataset}.yaml", Body=b"target: price\n"
+        )
+        key = f"raw/{dataset}/data.csv"
+        since = upload(local_stack, key, synthetic_csv(200, 1))
+        assert wait_for_execution(local_stack, since=since, key=key)["status"] == "FAILED"
+
+        # Then, after Lambda's retries, the run's event is in the function's dead-letter queue with
+        # Lambda's attributes (not EventBridge's: EventBridge did deliver it)
+        mine: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not mine and time.monotonic() < deadline:
+            letters = sqs.receive_message(
+                QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
+            ).get("Messages", [])
+            mine += [m for m in letters if dataset in m["Body"]]
+            for letter in letters:
+                sqs.delete_message(QueueUrl=dlq, ReceiptHandle=letter["ReceiptHandle"])
+        assert len(mine) == 1
+        attributes = mine[0]["MessageAttributes"]
+        assert attributes["ErrorCode"]["StringValue"] == "200" and "ERROR_CODE" not in attributes
+        assert "-missing" in attributes["ErrorMessage"]["StringValue"] or "NotFound" in attributes["ErrorMessage"]["StringValue"]
+        assert json.loads(mine[0]["Body"])["detail"]["status"] == "FAILED"
+        attempts = [r for r in caplog.records if "lambda.dead_lettered" in r.getMessage() and function in r.getMessage()]
+        assert len(attempts) == 1
+    finally:
+        deployed.environment_vars = variables

@@ -530,11 +530,15 @@ class LocalStack:
 
     def _register_functions(self) -> None:
         assert self.template is not None
+        refs = self._template_references()
         for logical_id, spec in self.template.functions().items():
             name = self._resources.get(logical_id)
             if name is None:
                 raise LocalStackError(f"function {logical_id} was not deployed")
             self._function_names[logical_id] = name
+            dead_letter = resolve(self.template.function_property(logical_id, "DeadLetterQueue"), *refs) or {}
+            if dead_letter and dead_letter.get("Type") != "SQS":
+                logger.warning("%s: a %s dead-letter queue is not emulated locally", logical_id, dead_letter.get("Type"))
             lambda_runner.register(
                 account_id=ACCOUNT_ID,
                 region=self.region,
@@ -544,6 +548,7 @@ class LocalStack:
                 stack_name=self.stack_name,
                 credentials=self.role_credentials,
                 strict=self.strict,
+                dead_letter_arn=dead_letter.get("TargetArn") if dead_letter.get("Type") == "SQS" else None,
             )
 
     def _check_service_roles(self, cfn: Mapping[str, Any]) -> None:

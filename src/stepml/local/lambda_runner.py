@@ -70,6 +70,8 @@ class RegisteredFunction:
     pool: EnvironmentPool = field(default_factory=lambda: EnvironmentPool(MAX_ENVIRONMENTS))
     role_credentials: dict[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The SQS queue an asynchronous invocation goes to once it failed every attempt (DeadLetterQueue).
+    dead_letter_arn: str | None = None
 
 
 #: (account, region, function name) → what to run. Keyed by name, not ARN: a published version
@@ -313,11 +315,13 @@ def register(
     stack_name: str,
     credentials: CredentialsProvider | None = None,
     strict: bool = True,
+    dead_letter_arn: str | None = None,
 ) -> None:
     """Have the deployed function ``function_name`` run ``spec``'s handler from now on.
 
     ``credentials(role_arn, "lambda.amazonaws.com")`` gives the role's temporary credentials for
-    each function's environments; ``strict`` enforces the function's limits.
+    each function's environments; ``strict`` enforces the function's limits; ``dead_letter_arn``
+    is the SQS queue of its failed asynchronous invocations.
     """
     previous = _registry.get((account_id, region, function_name))
     if previous is not None:
@@ -329,6 +333,7 @@ def register(
         stack_name=stack_name,
         credentials=credentials,
         strict=strict,
+        dead_letter_arn=dead_letter_arn,
     )
 
 

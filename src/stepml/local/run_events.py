@@ -26,6 +26,8 @@ _originals: dict[str, Any] = {}
 _lock = threading.Lock()
 #: Whether a function target's resource policy must allow the rule (strict local stacks).
 _check_policies = False
+#: Lambda retries a failed asynchronous invocation twice (offline: at once, without AWS's waits).
+ASYNC_RETRIES = 2
 
 
 def is_function_arn(arn: str) -> bool:
@@ -139,7 +141,12 @@ def deliver_to_functions(rule: Any, targets: list[dict[str, Any]], event: dict[s
 
         def invoke(function: Any = function, body: str = body, target: dict[str, Any] = target) -> None:
             try:
-                function.invoke(body, {"x-amz-invocation-type": "Event"}, {})
+                for _ in range(1 + ASYNC_RETRIES):
+                    headers: dict[str, str] = {}
+                    payload = function.invoke(body, {"x-amz-invocation-type": "Event"}, headers)
+                    if not headers.get("x-amz-function-error"):
+                        return
+                function_dead_letter(function, body, payload)
             except Exception as exc:  # asynchronous: nobody waits for the answer
                 logger.exception(json.dumps({"event": "eventbridge.target_failed", "rule": rule.name, "target": target["Arn"]}))
                 dead_letter(rule, target, event, "SDK_CLIENT_ERROR", str(exc))
@@ -168,6 +175,51 @@ def dead_letter(rule: Any, target: dict[str, Any], event: dict[str, Any], code: 
         json.dumps(event),
         message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
     )
+
+
+def function_dead_letter(function: Any, event_body: str, payload: Any) -> None:
+    """Send an asynchronous invocation that failed every attempt to the function's own dead-letter
+    queue, as Lambda does: the event as the body, RequestID/ErrorCode/ErrorMessage attributes, sent
+    with the function's role (a role that may not send to the queue is refused, and logged)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from stepml.local import lambda_runner
+
+    registration = lambda_runner.registered(function.account_id, function.region, function.function_name)
+    if registration is None or not registration.dead_letter_arn:
+        logger.error(json.dumps({"event": "lambda.async_invocation_failed", "function": function.function_name}))
+        return
+    try:
+        error = str(json.loads(payload).get("errorMessage", ""))
+    except (TypeError, ValueError, AttributeError):
+        error = str(payload)
+    _, _, _, region, account, queue = registration.dead_letter_arn.split(":", 5)
+    credentials = registration.role_credentials or {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"
+    }
+    sqs = boto3.client(
+        "sqs", endpoint_url=registration.endpoint_url, region_name=region,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials.get("AWS_SESSION_TOKEN"),
+    )
+    try:
+        sqs.send_message(
+            QueueUrl=f"{registration.endpoint_url.rstrip('/')}/{account}/{queue}",
+            MessageBody=event_body,
+            MessageAttributes={
+                "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                "ErrorMessage": {"DataType": "String", "StringValue": error[:1000] or "unknown"},
+            },
+        )
+    except (BotoCoreError, ClientError) as exc:  # Lambda counts these as DeadLetterErrors; nobody else hears
+        logger.error(json.dumps({"event": "lambda.dead_letter_failed", "function": function.function_name,
+                                 "queue": registration.dead_letter_arn, "cause": str(exc)}))
+    else:
+        logger.warning(json.dumps({"event": "lambda.dead_lettered", "function": function.function_name,
+                                   "queue": registration.dead_letter_arn, "error": error[:200]}))
 
 
 def check_function_policies(enabled: bool) -> None:

@@ -141,6 +141,11 @@ class SamTemplate:
         values.update({k: str(v) for k, v in (overrides or {}).items()})
         return values
 
+    def function_property(self, logical_id: str, name: str) -> Any:
+        """A function's property ``name``, from its own properties or else the Globals."""
+        own = self.resources[logical_id].get("Properties") or {}
+        return own[name] if name in own else self._global_properties("Function").get(name)
+
     def _global_properties(self, section: str) -> dict[str, Any]:
         return dict((self.document.get("Globals") or {}).get(section) or {})
 

@@ -138,15 +138,16 @@ def test_the_templates_alarms_exist_offline_and_notify_the_topic(local_stack: Lo
 def test_a_notification_the_function_cannot_publish_lands_in_its_dead_letter_queue(
     local_stack: LocalStack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given NotifyFunction aimed at a topic that does not exist: every attempt fails to publish
-    # (through moto's backend, as the permission test above: its Lambda API refuses the signature)
+    # Given NotifyFunction's role denied sns:Publish: every attempt fails to publish
     from moto.awslambda.models import lambda_backends
 
-    sqs = local_stack.client("sqs")
+    sqs, iam = local_stack.client("sqs"), local_stack.client("iam")
     function = local_stack.function_name("NotifyFunction")
-    deployed = lambda_backends["123456789012"][local_stack.region].get_function(function)
-    variables = dict(deployed.environment_vars)
-    deployed.environment_vars = {**variables, "STEPML_NOTIFY_TOPIC": local_stack.outputs["NotificationTopicArn"] + "-missing"}
+    role = lambda_backends["123456789012"][local_stack.region].get_function(function).role.rsplit("/", 1)[-1]
+    iam.put_role_policy(RoleName=role, PolicyName="test-deny-publish", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "sns:Publish", "Resource": "*"}],
+    }))
     dlq = sqs.get_queue_url(QueueName=local_stack.resources["EventsDeadLetterQueue"].rsplit("/", 1)[-1])["QueueUrl"]
     try:
         # When a run fails
@@ -169,12 +170,12 @@ def test_a_notification_the_function_cannot_publish_lands_in_its_dead_letter_que
             mine += [m for m in letters if dataset in m["Body"]]
             for letter in letters:
                 sqs.delete_message(QueueUrl=dlq, ReceiptHandle=letter["ReceiptHandle"])
-        assert len(mine) == 1
+        assert len(mine) == 1, "\n".join(r.getMessage() for r in caplog.records if "Validate" not in r.getMessage())
         attributes = mine[0]["MessageAttributes"]
         assert attributes["ErrorCode"]["StringValue"] == "200" and "ERROR_CODE" not in attributes
-        assert "-missing" in attributes["ErrorMessage"]["StringValue"] or "NotFound" in attributes["ErrorMessage"]["StringValue"]
+        assert "sns:Publish" in attributes["ErrorMessage"]["StringValue"]
         assert json.loads(mine[0]["Body"])["detail"]["status"] == "FAILED"
         attempts = [r for r in caplog.records if "lambda.dead_lettered" in r.getMessage() and function in r.getMessage()]
         assert len(attempts) == 1
     finally:
-        deployed.environment_vars = variables
+        iam.delete_role_policy(RoleName=role, PolicyName="test-deny-publish")

@@ -131,3 +131,12 @@ def test_bad_registry_requests(versions, invoke, route, path, body, status, mess
 def test_rollback_without_an_earlier_champion_is_a_conflict(s3, invoke) -> None:
     status, body = call(invoke, request("POST /models/{name}/rollback", {"name": "adult"}))
     assert status in (404, 409) and "adult" in body["message"]
+
+
+def test_rollback_to_a_worse_champion_is_not_gated(versions, invoke) -> None:
+    # Given v2 (0.87) replaced v1 (0.85), When an operator rolls back (the escape hatch)
+    status, body = call(invoke, request("POST /models/{name}/rollback", {"name": "adult"}, {"reason": "v2 breaks in prod"}))
+    # Then v1 serves again, though the gate would refuse promoting it, and the entry has no gate
+    assert status == 200 and body["version"] == 1
+    entry = registry.alias_record(versions, "adult", registry.CHAMPION)["history"][-1]
+    assert entry["action"] == "rollback" and "gate" not in entry and "forced" not in entry

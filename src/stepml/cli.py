@@ -23,7 +23,7 @@ from rich.table import Table
 from stepml import keys
 from stepml.config import RECIPES, TASKS, DatasetConfig, dump_config
 from stepml.dateparts import describe as describe_date_format
-from stepml.errors import StepmlError
+from stepml.errors import GateRefused, StepmlError
 from stepml.runs import run_outcome
 from stepml.stack import LOCAL_ENDPOINT, Stack
 
@@ -290,12 +290,23 @@ def _may_be_missing(spec: dict[str, Any]) -> str:
 @models.command("promote")
 @click.argument("name")
 @click.argument("version", type=int)
-@click.option("--reason", default="promoted by hand", show_default=True)
+@click.option("--reason", help="Why (kept in the champion history). Required with --force.  [default: promoted by hand]")
+@click.option("--force", is_flag=True, help="Promote even if the quality gate refuses (recorded as forced, with who and why).")
 @click.pass_obj
-def models_promote(stack: Stack, name: str, version: int, reason: str) -> None:
-    """Make VERSION the champion of NAME (no gate: a person decided)."""
-    record = stack.promote(name, version, reason, _actor())
-    console.print(f"champion of {name}: v{record['previous_version']} → [bold]v{record['version']}[/bold] ({reason})")
+def models_promote(stack: Stack, name: str, version: int, reason: str | None, force: bool) -> None:
+    """Make VERSION the champion of NAME if it passes the quality gate, as the pipeline's promotion does."""
+    if force and not (reason or "").strip():
+        raise click.UsageError("--force needs --reason: say why the quality gate is overridden (it is recorded)")
+    try:
+        record = stack.promote(name, version, reason or "promoted by hand", _actor(), force=force)
+    except GateRefused as exc:
+        raise click.ClickException(f"{exc}\nto promote it anyway: stepml models promote {name} {version} "
+                                   "--force --reason '...'") from exc
+    gate = record["gate"]
+    verdict = "forced past the quality gate" if record["forced"] else "quality gate passed"
+    console.print(f"champion of {name}: v{record['previous_version']} → [bold]v{record['version']}[/bold] "
+                  f"({record['reason']})")
+    console.print(f"{verdict}: {gate['reason']}", markup=False)
 
 
 @models.command("rollback")
@@ -318,9 +329,12 @@ def models_history(stack: Stack, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(history)
         return
-    table = Table("time", "action", "from", "to", "actor", "reason", title=f"champion history of {name}")
+    table = Table("time", "action", "from", "to", "actor", "gate", "reason", title=f"champion history of {name}")
     for entry in history:
-        table.add_row(entry["time"], entry["action"], str(entry["from"] or "-"), str(entry["to"]), entry["actor"], entry["reason"])
+        gate = entry.get("gate")  # promotions record the gate's decision; rollbacks are not gated
+        verdict = "" if not gate else "refused, forced" if entry.get("forced") else "passed"
+        table.add_row(entry["time"], entry["action"], str(entry["from"] or "-"), str(entry["to"]), entry["actor"],
+                      verdict, entry["reason"])
     console.print(table)
 
 

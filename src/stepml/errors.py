@@ -60,6 +60,15 @@ class ConfigError(StepmlError):
     """A dataset config or a request names something invalid. Never retried."""
 
 
+class GateRefused(ConfigError):
+    """A promotion by hand that the quality gate refuses (only a forced promotion, with a reason,
+    overrides it). ``decision`` is the gate's verdict: metric, values, reason."""
+
+    def __init__(self, message: str, decision: dict[str, object]) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
 class TransientError(StepmlError):
     """A temporary failure (throttling, a network blip): the state machine retries it."""
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stepml import keys
-from stepml.errors import ConfigError, NotFoundError, TransientError
+from stepml.errors import ConfigError, GateRefused, NotFoundError, TransientError
 from stepml.storage import PreconditionFailed, S3Store
 
 CHAMPION = "champion"
@@ -29,6 +29,14 @@ ROLLBACK_RULE = (
     "a rollback points the alias back at the previous different version it named: each change "
     "pushes its version unless that version is already current, and each rollback pops one"
 )
+#: Whether a promotion by hand must pass the quality gate (told by the history route and the README).
+PROMOTION_RULE = (
+    "a promotion by hand passes the same quality gate as the pipeline's (the version's recorded "
+    "metrics against the current champion's, under the config it was trained with) unless it is "
+    "forced with a reason; a rollback is not gated"
+)
+#: What a change returns: (version, reason, action, extra fields of its history entry) or None.
+Change = tuple[int, str, str, dict[str, Any]]
 _VERSION_PREFIX = re.compile(r"/version-(\d+)/$")
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -142,12 +150,13 @@ def _update_alias(
     store: S3Store,
     name: str,
     alias: str,
-    change: Callable[[dict[str, Any] | None], tuple[int, str, str] | None],
+    change: Callable[[dict[str, Any] | None], Change | None],
     actor: str,
 ) -> dict[str, Any] | None:
     """Compare-and-swap loop on the alias object; ``change`` sees the current record and returns
-    (version, reason, action) or None for no change. The history lives inside the object, so an
-    update and its history entry are written together and a concurrent update is never lost."""
+    (version, reason, action, extra entry fields) or None for no change; it may raise to refuse,
+    and then nothing is written. The history lives inside the object, so an update and its history
+    entry are written together and a concurrent update is never lost."""
     if not ALIAS_NAME.fullmatch(alias):
         raise ConfigError(f"{alias[:40]!r} is not a valid alias name (lowercase letters, digits, - and _)")
     key = keys.alias(name, alias)
@@ -157,7 +166,7 @@ def _update_alias(
         wanted = change(record)
         if wanted is None:
             return None
-        version, reason, action = wanted
+        version, reason, action, extra = wanted
         get_version(store, name, version)
         entry = {
             "from": record["version"] if record else None,
@@ -166,6 +175,7 @@ def _update_alias(
             "reason": reason,
             "actor": actor,
             "time": now(),
+            **extra,
         }
         updated = {
             "alias": alias,
@@ -199,9 +209,53 @@ def set_alias(
 ) -> dict[str, Any]:
     """Point ``alias`` at ``version`` (an explicit promotion)."""
     _check_reason(reason)
-    record = _update_alias(store, name, alias, lambda _current: (version, reason, action), actor)
+    record = _update_alias(store, name, alias, lambda _current: (version, reason, action, {}), actor)
     assert record is not None
     return record
+
+
+def judge(candidate: dict[str, Any], champion: dict[str, Any] | None) -> dict[str, Any]:
+    """The quality gate's verdict on a registered version against ``champion``, exactly as the
+    pipeline's Promote stage runs it: the version's recorded evaluation, under the dataset config
+    recorded with it."""
+    from stepml.gate import decide
+
+    evaluation = candidate.get("evaluation")
+    needed = ("primary_metric", "higher_is_better", "metrics", "baseline")
+    if not isinstance(evaluation, dict) or any(key not in evaluation for key in needed):
+        return {"metric": None, "value": None, "baseline": None, "passed": False,
+                "champion_version": champion["version"] if champion else None, "champion_value": None,
+                "reason": f"version {candidate.get('version')} has no recorded evaluation to judge"}
+    return decide(evaluation, candidate.get("config") or {}, champion)
+
+
+def promote_by_hand(
+    store: S3Store, name: str, version: int, reason: str, actor: str, force: bool = False
+) -> dict[str, Any]:
+    """A person's promotion (:data:`PROMOTION_RULE`): the alias record, plus the gate's decision.
+
+    The gate runs against the champion *at the moment of the swap*, as in :func:`promote_if_better`.
+    Refused and not forced: :class:`GateRefused`, and nothing is written. Forced: the version is
+    promoted anyway and its history entry says ``forced: true``, with the actor and the reason
+    (required). Every history entry of a promotion by hand carries the gate's decision.
+    """
+    _check_reason(reason)
+    if force and not reason.strip():
+        raise ConfigError("a forced promotion needs a reason: it is recorded in the champion history")
+    candidate = get_version(store, name, version)
+    decisions: list[dict[str, Any]] = []
+
+    def change(current: dict[str, Any] | None) -> Change:
+        champion = get_version(store, name, current["version"]) if current else None
+        decision = judge(candidate, champion)
+        decisions.append(decision)
+        if not decision["passed"] and not force:
+            raise GateRefused(f"the quality gate refuses version {version} of {name!r}: {decision['reason']}", decision)
+        return version, reason, "promote", {"gate": decision, "forced": not decision["passed"]}
+
+    record = _update_alias(store, name, CHAMPION, change, actor)
+    assert record is not None
+    return {**record, "gate": decisions[-1], "forced": not decisions[-1]["passed"]}
 
 
 def promote_if_better(
@@ -217,11 +271,11 @@ def promote_if_better(
     candidate = get_version(store, name, version)
     decisions: list[dict[str, Any]] = []
 
-    def change(current: dict[str, Any] | None) -> tuple[int, str, str] | None:
+    def change(current: dict[str, Any] | None) -> Change | None:
         champion = get_version(store, name, current["version"]) if current else None
         decision = decide(candidate["evaluation"], config, champion)
         decisions.append(decision)
-        return (version, decision["reason"], "promote") if decision["passed"] else None
+        return (version, decision["reason"], "promote", {"gate": decision}) if decision["passed"] else None
 
     record = _update_alias(store, name, CHAMPION, change, actor)
     return {**decisions[-1], "promoted": record is not None, "version": version}
@@ -231,11 +285,11 @@ def rollback(store: S3Store, name: str, reason: str, actor: str = "stepml") -> d
     """Point ``champion`` back at the previous *different* version it named (:data:`ROLLBACK_RULE`)."""
     _check_reason(reason)
 
-    def change(current: dict[str, Any] | None) -> tuple[int, str, str]:
+    def change(current: dict[str, Any] | None) -> Change:
         target = rollback_target(current)
         if target is None:
             raise ConfigError(f"model {name!r} has no earlier champion to roll back to")
-        return target, reason or "rollback", "rollback"
+        return target, reason or "rollback", "rollback", {}
 
     record = _update_alias(store, name, CHAMPION, change, actor)
     assert record is not None

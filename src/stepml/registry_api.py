@@ -4,6 +4,10 @@ A separate function from inference so that only this one may write aliases, and 
 path stays read-only. Every request is checked whole - model name, versions, body size, fields,
 types and the reason's length - before anything is read or written: a refused promotion or
 rollback leaves the alias object as it was.
+
+A promotion passes the pipeline's quality gate (:data:`stepml.registry.PROMOTION_RULE`): refused,
+it is a 409 carrying the gate's decision; ``"force": true`` with a non-empty ``reason`` overrides
+it, recorded in the history with the caller. A rollback is not gated: it is the escape hatch.
 """
 
 from __future__ import annotations
@@ -11,14 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from stepml import registry
-from stepml.errors import ConfigError, NotFoundError, RequestError
+from stepml.errors import ConfigError, GateRefused, NotFoundError, RequestError
 from stepml.httpapi import error_response, request_body, response
 from stepml.inputs import MAX_VERSION, is_unicode, parse_body, parse_version, quoted, shown
 from stepml.keys import DATASET_NAME
 from stepml.storage import S3Store
 
 #: The fields each write accepts; any other is refused (so a body's field count is bounded too).
-PROMOTE_FIELDS = ("version", "reason")
+PROMOTE_FIELDS = ("version", "reason", "force")
 ROLLBACK_FIELDS = ("reason",)
 
 
@@ -31,6 +35,8 @@ def _actor(event: dict[str, Any]) -> str:
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
     iam = (context.get("authorizer") or {}).get("iam") or {}
     who = claims.get("email") or claims.get("sub") or iam.get("userArn")
+    if not who and iam.get("accountId"):
+        who = f"account {iam['accountId']}"
     return shown(str(who or f"api@{(context.get('http') or {}).get('sourceIp', 'unknown')}"))
 
 
@@ -63,6 +69,25 @@ def _reason(body: dict[str, Any], default: str) -> str:
     if not is_unicode(reason):
         raise _invalid("reason", "is not valid Unicode text: it holds a lone surrogate")
     return reason
+
+
+def _force(body: dict[str, Any]) -> bool:
+    """``force`` (a JSON boolean); forcing needs a reason of its own, kept in the history."""
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise _invalid("force", f"must be true or false, got {quoted(force)}")
+    reason = body.get("reason")
+    if force and (not isinstance(reason, str) or not reason.strip()):
+        raise _invalid("reason", "is required when forcing a promotion past the quality gate: say why")
+    return force
+
+
+def _refused(exc: GateRefused) -> dict[str, Any]:
+    """409: the gate's reason in the usual message shape, and its whole decision."""
+    message = f"{exc}; to promote it anyway send \"force\": true with a reason"
+    return _response(409, {"message": message,
+                           "errors": [{"row": None, "field": "version", "message": exc.decision.get("reason")}],
+                           "gate": exc.decision})
 
 
 def _write_body(event: dict[str, Any], allowed: tuple[str, ...], required: bool) -> dict[str, Any]:
@@ -118,6 +143,7 @@ def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
                                    "version": record["version"] if record else None,
                                    "rollback_to": registry.rollback_target(record),
                                    "rollback_rule": registry.ROLLBACK_RULE,
+                                   "promotion_rule": registry.PROMOTION_RULE,
                                    "history": [_history_entry(e) for e in record.get("history", [])] if record else []})
         if route == "GET /models/{name}/diff":
             name = _model_name(params)
@@ -131,8 +157,8 @@ def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
             body = _write_body(event, PROMOTE_FIELDS, required=True)
             version = _required_version(body.get("version"))
             reason = _reason(body, "promoted from the API")
-            record = registry.set_alias(store, name, registry.CHAMPION, version, reason, actor=_actor(event), action="promote")
-            return _response(200, record)
+            force = _force(body)
+            return _response(200, registry.promote_by_hand(store, name, version, reason, _actor(event), force=force))
         if route == "POST /models/{name}/rollback":
             name = _model_name(params)
             reason = _reason(_write_body(event, ROLLBACK_FIELDS, required=False), "rolled back from the API")
@@ -142,5 +168,7 @@ def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
         return error_response(exc)
     except NotFoundError as exc:
         return _response(404, {"message": str(exc)})
+    except GateRefused as exc:
+        return _refused(exc)
     except ConfigError as exc:
         return _response(409, {"message": str(exc)})

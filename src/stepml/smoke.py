@@ -8,7 +8,9 @@ so it never touches a user's data, and goes through every part a deploy can brea
 3. **run 1** - follow the run to SUCCEEDED: version 1 registered and promoted to champion;
 4. **predict** - ``POST /models/<dataset>/predict`` answers 200 with the expected labels, from v1;
 5. **upload again** and **run 2** - a second version, so that promotion has somewhere to go;
-6. **promote** - ``POST …/promote`` the version that is not champion: the alias moves to it;
+6. **promote** - ``POST …/promote`` the version that is not champion, forced with a reason (both
+   versions come from the same data, so the quality gate may go either way): the alias moves to
+   it, and the answer carries the gate's decision and says ``forced`` exactly when it refused;
 7. **rollback** - ``POST …/rollback``: the alias comes back to where it was;
 8. **clean up** - always, even after a failure or Ctrl-C: every object version (the bucket is
    versioned) under the dataset's prefixes is deleted and the prefixes are checked empty. A run
@@ -313,13 +315,19 @@ class SmokeCheck:
             raise SmokeFailure(f"champion is {before!r}, not one of the smoke versions {self._versions}")
         self._champion = before
         target = next(v for v in self._versions if v != before)
-        body = self._post(f"models/{self.dataset}/promote", {"version": target, "reason": "stepml smoke: promote"})
+        body = self._post(f"models/{self.dataset}/promote",
+                          {"version": target, "force": True, "reason": "stepml smoke: promote"})
         if body.get("version") != target:
             raise SmokeFailure(f"promote answered champion v{body.get('version')}, expected v{target}")
+        gate = body.get("gate")
+        if not isinstance(gate, dict) or body.get("forced") is not (not gate.get("passed")):
+            raise SmokeFailure(f"promote answered without the quality gate's decision: gate {gate!r}, "
+                               f"forced {body.get('forced')!r}")
         after = self._read_champion()
         if after != target:
             raise SmokeFailure(f"after promoting v{target} the champion alias in S3 is v{after}")
-        return f"champion v{before} → v{target}"
+        verdict = "forced past the gate" if body["forced"] else "gate passed"
+        return f"champion v{before} → v{target} ({verdict}: {gate.get('reason')})"
 
     def rollback(self) -> str:
         """Roll back; the alias must come back to the champion from before the promotion."""

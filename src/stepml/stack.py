@@ -203,10 +203,11 @@ class Stack:
             raise NotFoundError(f"no registered versions of {name!r}")
         return versions
 
-    def promote(self, name: str, version: int, reason: str, actor: str) -> dict[str, Any]:
+    def promote(self, name: str, version: int, reason: str, actor: str, force: bool = False) -> dict[str, Any]:
+        """Promote by hand through the quality gate (``force`` overrides it, with a reason)."""
         from stepml import registry
 
-        return registry.set_alias(self.store, name, registry.CHAMPION, version, reason, actor=actor, action="promote")
+        return registry.promote_by_hand(self.store, name, version, reason, actor, force=force)
 
     def rollback(self, name: str, reason: str, actor: str) -> dict[str, Any]:
         from stepml import registry

@@ -160,15 +160,35 @@ def test_promote_and_rollback_change_the_champion(
     settle(page)
     expect(metric(page, "Champion")).to_have_text(f"version {before}")
 
-    page.get_by_label("Reason").first.fill("browser test: try the other version")
+    from stepml.registry import judge
+
+    other = 1 if before == 2 else 2
+    stack = offline_stack["stack"]
+    verdict = judge(stack.version("adult", other), stack.version("adult", before))
+    promote_reason = page.get_by_placeholder("why this version should serve")
+    if not verdict["passed"]:
+        # Without force the quality gate's refusal is shown and the champion stays
+        page.get_by_role("button", name="Promote to champion").click()
+        settle(page)
+        expect(page.get_by_text("refused by the quality gate")).to_be_visible()
+        assert champion_from_api(offline_stack) == before
+        page.get_by_test_id("stCheckbox").get_by_text("Force past the quality gate").click()
+        settle(page)
+    promote_reason.fill("browser test: try the other version")
+    promote_reason.press("Enter")
+    settle(page)
     page.get_by_role("button", name="Promote to champion").click()
     settle(page)
-    other = 1 if before == 2 else 2
     expect(page.get_by_text(f"champion is now version {other}")).to_be_visible()
+    entry = stack.history("adult")[-1]
+    assert (entry["to"], entry["reason"], entry["forced"]) == (other, "browser test: try the other version",
+                                                                not verdict["passed"])
+    if not verdict["passed"]:
+        expect(page.get_by_text("forced past the quality gate").first).to_be_visible()
     expect(metric(page, "Champion")).to_have_text(f"version {other}")
     assert champion_from_api(offline_stack) == other
 
-    page.get_by_label("Reason").nth(1).fill("browser test: back again")
+    page.get_by_placeholder("what went wrong").fill("browser test: back again")
     page.get_by_role("button", name="Roll back").click()
     settle(page)
     expect(page.get_by_text(f"champion is now version {before}")).to_be_visible()

@@ -102,6 +102,21 @@ def test_upload_shows_champion_and_candidate_without_a_traceback(local_stack, tm
     code, out = stepml(local_stack, "models", "show", "outcome", "2")
     assert code == 0 and "not passed (kept as a candidate): accuracy" in readable(out)
 
+    # A promotion by hand passes the same gate: refused, it says why and how to force it
+    code, out = stepml(local_stack, "models", "promote", "outcome", "2")
+    text = readable(out)
+    assert code == 1 and "the quality gate refuses version 2 of 'outcome': accuracy" in text, out
+    assert "is worse than champion v1's" in text and "--force --reason" in text and "Traceback" not in out
+    code, out = stepml(local_stack, "models", "promote", "outcome", "2", "--force")
+    assert code == 2 and "--force needs --reason" in readable(out)
+    assert client_stack(local_stack).history("outcome")[-1]["to"] == 1
+    code, out = stepml(local_stack, "models", "promote", "outcome", "2", "--force", "--reason", "the noisy labels are right")
+    assert code == 0 and "v1 → v2" in out and "forced past the quality gate: accuracy" in readable(out), out
+    entry = client_stack(local_stack).history("outcome")[-1]
+    assert (entry["to"], entry["forced"], entry["reason"]) == (2, True, "the noisy labels are right")
+    code, out = stepml(local_stack, "models", "history", "outcome")
+    assert "refused, forced" in readable(out)
+
 
 def test_upload_of_an_imbalanced_target_is_judged_by_balanced_accuracy(local_stack, tmp_path) -> None:
     from stepml.config import DatasetConfig

@@ -244,16 +244,35 @@ def test_kill_9_mid_run_loses_nothing_registered_and_leaves_nothing_partial(tmp_
         second.stop_group()
 
 
-def test_fresh_starts_empty(tmp_path: Path) -> None:
-    """`stepml local up --fresh` (the restart that keeps everything is the test above)."""
-    from stepml.local import LocalStack
+FRESH_SCRIPT = """
+import sys
+from pathlib import Path
+from stepml.local import LocalStack
 
-    with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-fresh", data_dir=tmp_path) as stack:
-        bucket = stack.bucket
-        stack.client("s3").put_object(Bucket=bucket, Key="config/shop.yaml", Body=b"target: label\n")
-    assert list((tmp_path / "s3" / bucket / "keys").glob("*.json"))
-    with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-fresh", data_dir=tmp_path,
-                    fresh=True) as stack:
-        assert stack.restored == {"objects": 0, "runs": 0} and stack.bucket != bucket
-        assert stack.client("s3").list_objects_v2(Bucket=stack.bucket)["KeyCount"] == 0
-    assert not (tmp_path / "s3" / bucket).exists()
+root, data = Path(sys.argv[1]), Path(sys.argv[2])
+with LocalStack(root, port=0, api_port=0, stack_name="stepml-fresh", data_dir=data) as stack:
+    bucket = stack.bucket
+    stack.client("s3").put_object(Bucket=bucket, Key="config/shop.yaml", Body=b"target: label\\n")
+assert list((data / "s3" / bucket / "keys").glob("*.json"))
+with LocalStack(root, port=0, api_port=0, stack_name="stepml-fresh", data_dir=data, fresh=True) as stack:
+    assert stack.restored == {"objects": 0, "runs": 0} and stack.bucket != bucket
+    assert stack.client("s3").list_objects_v2(Bucket=stack.bucket)["KeyCount"] == 0
+assert not (data / "s3" / bucket).exists()
+print("fresh ok")
+"""
+
+
+def test_fresh_starts_empty(tmp_path: Path) -> None:
+    """`stepml local up --fresh` (the restart that keeps everything is the test above).
+
+    In its own process, as `stepml local up` runs: this process's moto backends also hold the
+    session's other stacks, so a stack stopped here is not forgotten by them.
+    """
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_SCRIPT, str(ROOT), str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0 and "fresh ok" in result.stdout, result.stdout + result.stderr

@@ -126,8 +126,13 @@ def test_without_the_functions_permission_eventbridge_invokes_nothing(
 
 
 def test_the_templates_alarms_exist_offline_and_notify_the_topic(local_stack: LocalStack) -> None:
-    alarms = local_stack.client("cloudwatch").describe_alarms(AlarmNamePrefix="stepml-")["MetricAlarms"]
+    # This stack's alarms (other stacks of the test session are named stepml-<something> too).
+    logical = [k for k, r in local_stack.template.resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    alarms = local_stack.client("cloudwatch").describe_alarms(
+        AlarmNames=[f"stepml-{name}" for name in logical]
+    )["MetricAlarms"]
     names = {a["AlarmName"] for a in alarms}
+    assert len(alarms) == len(logical) == 22
     assert {"stepml-NotifyFunctionErrorsAlarm", "stepml-ApiLatencyAlarm", "stepml-PipelineFailedAlarm",
             "stepml-EventsDeadLetterAlarm"} <= names
     assert all(a["AlarmActions"] == [local_stack.outputs["NotificationTopicArn"]] for a in alarms)

@@ -215,11 +215,25 @@ def test_promote_and_rollback_change_what_the_api_serves(local_stack, monkeypatc
     champion = stack.history("flip")[-1]["to"]
     other = 1 if champion == 2 else 2
 
-    stack.promote("flip", other, "by hand", "test")
+    # A promotion by hand passes the pipeline's gate: the verdict is the one the gate gives the
+    # other version's recorded metrics against the champion's; refused, nothing moves until forced.
+    from stepml.errors import GateRefused
+    from stepml.registry import judge
+
+    verdict = judge(stack.version("flip", other), stack.version("flip", champion))
+    if not verdict["passed"]:
+        history = stack.history("flip")
+        with pytest.raises(GateRefused, match=f"refuses version {other}"):
+            stack.promote("flip", other, "by hand", "test")
+        assert stack.history("flip") == history and served() == champion
+    answer = stack.promote("flip", other, "by hand: flip it", "test", force=True)
+    assert (answer["forced"], answer["gate"]) == (not verdict["passed"], verdict)
     assert wait_until(lambda: served() == other)
-    stack.rollback("flip", "undo", "test")
+    stack.rollback("flip", "undo", "test")  # not gated: the escape hatch
     assert wait_until(lambda: served() == champion)
-    assert [h["action"] for h in stack.history("flip")][-2:] == ["promote", "rollback"]
+    promoted, rolled_back = stack.history("flip")[-2:]
+    assert (promoted["action"], promoted["actor"], promoted["reason"]) == ("promote", "test", "by hand: flip it")
+    assert rolled_back["action"] == "rollback" and "gate" not in rolled_back
 
 
 def wait_until(check, timeout: float = 40.0) -> bool:

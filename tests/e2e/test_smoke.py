@@ -65,6 +65,9 @@ def test_smoke_passes_and_leaves_nothing_behind(local_stack) -> None:
         assert any(line.startswith("PASS") and step in line for line in result.output.splitlines()), (step, result.output)
     assert "smoke check PASSED" in result.output
     assert "champion v2 → v1" in result.output and "champion v1 → v2" in result.output
+    # the promotion went through the quality gate, whose verdict the step reports
+    promote = next(line for line in result.output.splitlines() if "promote through the HTTP API" in line)
+    assert "(gate passed: " in promote or "(forced past the gate: " in promote, promote
     # and nothing of the smoke dataset is left in the bucket, in any object version
     dataset = result.output.split("(dataset ", 1)[1].split(")", 1)[0]
     assert dataset.startswith("smoke-")

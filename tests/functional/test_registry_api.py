@@ -38,8 +38,70 @@ def call(invoke, event) -> tuple[int, Any]:
     return response["statusCode"], json.loads(response["body"])
 
 
+PROMOTE = "POST /models/{name}/promote"
+
+
+def as_operator(event: dict[str, Any], arn: str = "arn:aws:iam::123456789012:user/ops-ana") -> dict[str, Any]:
+    """The event as API Gateway sends it for a SigV4-signed (IAM-authorized) caller."""
+    context = event.setdefault("requestContext", {})
+    context["authorizer"] = {"iam": {"accountId": "123456789012", "userArn": arn}}
+    return event
+
+
+def test_a_worse_version_is_refused_by_the_gate_and_nothing_changes(versions, invoke) -> None:
+    # Given v2 (accuracy 0.87) is champion, When v1 (0.85) is promoted by hand without force
+    before = registry.alias_record(versions, "adult", registry.CHAMPION)
+    status, body = call(invoke, request(PROMOTE, {"name": "adult"}, {"version": 1, "reason": "v2 drifts"}))
+    # Then the gate's reason is the answer, with its decision, and the alias and history are untouched
+    assert status == 409 and "the quality gate refuses version 1" in body["message"]
+    assert "0.85 is worse than champion v2's 0.87" in body["message"] and '"force": true' in body["message"]
+    assert body["errors"][0]["field"] == "version"
+    assert (body["gate"]["passed"], body["gate"]["value"], body["gate"]["champion_value"]) == (False, 0.85, 0.87)
+    assert registry.alias_record(versions, "adult", registry.CHAMPION) == before
+
+
+def test_a_forced_promotion_records_who_and_why(versions, invoke) -> None:
+    # When v1 is promoted with force and a reason by an IAM-signed operator
+    event = as_operator(request(PROMOTE, {"name": "adult"}, {"version": 1, "force": True, "reason": "v2 drifts in prod"}))
+    status, body = call(invoke, event)
+    # Then it is champion, the answer carries the refused gate, and the history says forced, who, why
+    assert status == 200 and body["version"] == 1 and body["forced"] is True and body["gate"]["passed"] is False
+    assert registry.get_alias(versions, "adult", registry.CHAMPION) == 1
+    status, history = call(invoke, request("GET /models/{name}/history", {"name": "adult"}))
+    entry = history["history"][-1]
+    assert (entry["forced"], entry["actor"], entry["reason"]) == (True, "arn:aws:iam::123456789012:user/ops-ana", "v2 drifts in prod")
+    assert "worse than champion v2" in entry["gate"]["reason"] and "unless it is forced" in history["promotion_rule"]
+
+
+@pytest.mark.parametrize("reason", [None, "", "   "])
+def test_force_without_a_reason_is_refused_and_nothing_changes(versions, invoke, reason) -> None:
+    before = registry.alias_record(versions, "adult", registry.CHAMPION)
+    body = {"version": 1, "force": True} | ({} if reason is None else {"reason": reason})
+    status, answer = call(invoke, request(PROMOTE, {"name": "adult"}, body))
+    assert status == 422 and answer["message"].startswith("'reason' is required when forcing")
+    assert answer["errors"][0]["field"] == "reason"
+    assert registry.alias_record(versions, "adult", registry.CHAMPION) == before
+
+
+def test_force_must_be_a_boolean(versions, invoke) -> None:
+    status, answer = call(invoke, request(PROMOTE, {"name": "adult"}, {"version": 1, "force": "yes", "reason": "x"}))
+    assert status == 422 and "'force' must be true or false" in answer["message"]
+    assert registry.get_alias(versions, "adult", registry.CHAMPION) == 2
+
+
+def test_a_better_version_is_promoted_without_force(versions, invoke) -> None:
+    # Given v1 champion again (forced), When v2 - better - is promoted by hand without force
+    call(invoke, request(PROMOTE, {"name": "adult"}, {"version": 1, "force": True, "reason": "setup"}))
+    status, body = call(invoke, request(PROMOTE, {"name": "adult"}, {"version": 2}))
+    # Then the gate passes and the entry records it, not forced
+    assert status == 200 and body["version"] == 2 and body["forced"] is False
+    assert body["gate"]["passed"] is True and "0.87 matches or beats champion v1's 0.85" in body["gate"]["reason"]
+    entry = registry.alias_record(versions, "adult", registry.CHAMPION)["history"][-1]
+    assert (entry["forced"], entry["gate"]["passed"], entry["reason"]) == (False, True, "promoted from the API")
+
+
 def test_promote_and_rollback_over_http(versions, invoke) -> None:
-    status, body = call(invoke, request("POST /models/{name}/promote", {"name": "adult"}, {"version": 1, "reason": "v2 drifts"}))
+    status, body = call(invoke, request(PROMOTE, {"name": "adult"}, {"version": 1, "reason": "v2 drifts", "force": True}))
     assert status == 200 and body["version"] == 1 and body["actor"].startswith("api@")
     status, body = call(invoke, request("POST /models/{name}/rollback", {"name": "adult"}, {"reason": "undo"}))
     assert status == 200 and body["version"] == 2
@@ -69,3 +131,12 @@ def test_bad_registry_requests(versions, invoke, route, path, body, status, mess
 def test_rollback_without_an_earlier_champion_is_a_conflict(s3, invoke) -> None:
     status, body = call(invoke, request("POST /models/{name}/rollback", {"name": "adult"}))
     assert status in (404, 409) and "adult" in body["message"]
+
+
+def test_rollback_to_a_worse_champion_is_not_gated(versions, invoke) -> None:
+    # Given v2 (0.87) replaced v1 (0.85), When an operator rolls back (the escape hatch)
+    status, body = call(invoke, request("POST /models/{name}/rollback", {"name": "adult"}, {"reason": "v2 breaks in prod"}))
+    # Then v1 serves again, though the gate would refuse promoting it, and the entry has no gate
+    assert status == 200 and body["version"] == 1
+    entry = registry.alias_record(versions, "adult", registry.CHAMPION)["history"][-1]
+    assert entry["action"] == "rollback" and "gate" not in entry and "forced" not in entry

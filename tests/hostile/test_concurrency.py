@@ -64,11 +64,24 @@ def assert_one_chain(store: S3Store, accepted: int) -> list[dict[str, Any]]:
 def test_concurrent_promotions_are_all_kept_in_one_chain(adult, registry_call) -> None:
     versions = [1 + i % 3 for i in range(16)]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        answers = list(pool.map(lambda v: registry_call(PROMOTE, name="adult", body={"version": v, "reason": f"to {v}"}),
-                                versions))
+        answers = list(pool.map(lambda v: registry_call(
+            PROMOTE, name="adult", body={"version": v, "reason": f"to {v}", "force": True}), versions))
     assert [status for status, _, _ in answers] == [200] * len(versions)
     history = assert_one_chain(adult, len(versions))
     assert sorted(entry["to"] for entry in history[2:]) == sorted(versions)
+
+
+def test_racing_promotions_by_hand_are_each_gated_against_the_champion_they_replace(adult, registry_call) -> None:
+    # Given v2 (0.81) champion, When unforced promotions of v1 (0.80), v2 and v3 (0.82) race
+    versions = [1 + i % 3 for i in range(12)]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        statuses = list(pool.map(lambda v: registry_call(PROMOTE, name="adult", body={"version": v})[0], versions))
+    # Then v1 is always refused, and no accepted change ever replaced a better champion
+    assert {status for status, v in zip(statuses, versions, strict=True) if v == 1} == {409}
+    history = assert_one_chain(adult, statuses.count(200))
+    for entry in history[2:]:
+        assert entry["gate"]["passed"] and entry["forced"] is False and entry["to"] >= entry["from"]
+    assert champion(adult) == 3
 
 
 def test_concurrent_promotions_and_rollbacks_never_break_the_chain(adult, registry_call) -> None:
@@ -86,7 +99,9 @@ def test_concurrent_promotions_and_rollbacks_never_break_the_chain(adult, regist
 
 
 def test_refused_promotions_racing_good_ones_leave_no_trace(adult, registry_call) -> None:
-    bodies = [{"version": 3, "reason": "x" * 5000} if i % 2 else {"version": 1 + i % 3, "reason": "ok"} for i in range(16)]
+    # (forced: the good ones move the alias back and forth, past the quality gate)
+    bodies = [{"version": 3, "reason": "x" * 5000} if i % 2 else {"version": 1 + i % 3, "reason": "ok", "force": True}
+              for i in range(16)]
     bodies += [{"version": 99}, {"version": "1"}, {"version": 1, "extra": True}]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         statuses = list(pool.map(lambda body: registry_call(PROMOTE, name="adult", body=body)[0], bodies))
@@ -109,7 +124,8 @@ def test_predictions_during_promotions_always_answer_from_a_registered_version(a
         return response["statusCode"], json.loads(response["body"]).get("version")
 
     def promote(index: int) -> int:
-        return registry_call(PROMOTE, name="adult", body={"version": (first, second)[index % 2]})[0]
+        body = {"version": (first, second)[index % 2], "force": True, "reason": "flip"}
+        return registry_call(PROMOTE, name="adult", body=body)[0]
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         predictions = [pool.submit(predict, i) for i in range(12)]

@@ -103,6 +103,16 @@ PROMOTE_BODIES = [
     pytest.param({"version": 1, "alias": "staging"}, 422, "unknown field(s) 'alias'", id="unknown field"),
     pytest.param({"version": 1, **{f"f{i}": 1 for i in range(100_000)}}, 422, "(and 99990 more)",
                  id="100000 unknown fields"),
+    pytest.param({"version": 1}, 409, "the quality gate refuses version 1 of 'adult': accuracy 0.8 is worse",
+                 id="worse than the champion"),
+    pytest.param({"version": 1, "force": True}, 422, "'reason' is required when forcing", id="force without reason"),
+    pytest.param({"version": 1, "force": True, "reason": " \n\t"}, 422, "'reason' is required when forcing",
+                 id="force with a blank reason"),
+    pytest.param({"version": 1, "force": "true", "reason": "x"}, 422, "'force' must be true or false, got 'true'",
+                 id="force as a string"),
+    pytest.param({"version": 1, "force": 1, "reason": "x"}, 422, "'force' must be true or false", id="force 1"),
+    pytest.param({"version": 1, "force": None, "reason": "x"}, 422, "'force' must be true or false", id="force null"),
+    pytest.param({"version": 1, "force": True, "reason": long(1001)}, 422, "the limit is 1000", id="forced, reason too long"),
     pytest.param([1], 400, "the body must be a JSON object", id="a list"),
     pytest.param("1", 400, "the body must be a JSON object", id="a bare number"),
 ]
@@ -193,7 +203,9 @@ def test_a_good_promotion_after_refused_ones_is_complete(adult, registry_call) -
 def test_rollback_goes_to_the_previous_different_champion(api_store, registry_call, promotions, after_rollbacks) -> None:
     add_versions(api_store)
     for version in promotions:
-        assert registry_call(PROMOTE, name="adult", body={"version": version})[0] == 200
+        # (forced: a worse version only passes the quality gate that way; rollbacks are not gated)
+        body = {"version": version, "force": True, "reason": "test sequence"}
+        assert registry_call(PROMOTE, name="adult", body=body)[0] == 200
     for expected in after_rollbacks:
         got, history, _ = registry_call(HISTORY, name="adult")
         assert history["rollback_to"] == expected
@@ -220,8 +232,39 @@ def test_history_written_before_reasons_were_bounded_is_still_served(adult, regi
 
 def test_a_reason_of_exactly_the_limit_is_kept_whole(adult, registry_call) -> None:
     reason = "é" * registry.MAX_REASON_CHARS
-    got, record, _ = registry_call(PROMOTE, name="adult", body={"version": 1, "reason": reason})
+    got, record, _ = registry_call(PROMOTE, name="adult", body={"version": 3, "reason": reason})
     assert got == 200 and record["reason"] == reason
+
+
+def test_the_gate_judges_against_the_champion_of_the_moment(adult, registry_call) -> None:
+    # Given v3 (0.82) is champion (it beats v2), When v2 (0.81) is promoted again
+    assert registry_call(PROMOTE, name="adult", body={"version": 3})[0] == 200
+    refused(adult, registry_call, PROMOTE, 409, "worse than champion v3's 0.82", name="adult", body={"version": 2})
+    # And promoting the champion itself passes (it matches itself) without force
+    got, record, _ = registry_call(PROMOTE, name="adult", body={"version": 3})
+    assert (got, record["forced"], record["gate"]["passed"]) == (200, False, True)
+
+
+def test_a_version_without_a_recorded_evaluation_needs_force(adult, registry_call) -> None:
+    registry.register_version(adult, "adult", "run", {"model.joblib": b"m"}, {"schema": [], "recipe": "auto"})
+    body = refused(adult, registry_call, PROMOTE, 409, "version 4 has no recorded evaluation to judge",
+                   name="adult", body={"version": 4})
+    assert body["gate"]["passed"] is False
+    got, record, _ = registry_call(PROMOTE, name="adult", body={"version": 4, "force": True, "reason": "hand-made"})
+    assert (got, record["version"], record["forced"]) == (200, 4, True)
+
+
+def test_the_core_refuses_a_gated_or_unexplained_forced_promotion_before_writing(adult) -> None:
+    # (the CLI calls the registry directly)
+    from stepml.errors import ConfigError, GateRefused
+
+    before = registry_state(adult)
+    with pytest.raises(GateRefused, match="worse than champion v2") as refusal:
+        registry.promote_by_hand(adult, "adult", 1, "by hand", "ana")
+    assert refusal.value.decision["champion_value"] == 0.81
+    with pytest.raises(ConfigError, match="a forced promotion needs a reason"):
+        registry.promote_by_hand(adult, "adult", 1, "  ", "ana", force=True)
+    assert registry_state(adult) == before
 
 
 def test_the_core_refuses_an_overlong_reason_before_writing(adult) -> None:

@@ -127,8 +127,11 @@ class Console:
     def diff(self, name: str, first: int, second: int) -> ApiResponse:
         return self.request("GET", f"/models/{_quote(name)}/diff", query={"a": first, "b": second})
 
-    def promote(self, name: str, version: int, reason: str) -> ApiResponse:
-        return self.request("POST", f"/models/{_quote(name)}/promote", {"version": version, "reason": reason})
+    def promote(self, name: str, version: int, reason: str, force: bool = False) -> ApiResponse:
+        body: dict[str, Any] = {"version": version, "reason": reason}
+        if force:  # past the quality gate: the API requires a reason and records it as forced
+            body["force"] = True
+        return self.request("POST", f"/models/{_quote(name)}/promote", body)
 
     def rollback(self, name: str, reason: str) -> ApiResponse:
         return self.request("POST", f"/models/{_quote(name)}/rollback", {"reason": reason})

@@ -87,15 +87,30 @@ promote_column, rollback_column = st.columns(2)
 def _record(answer: ApiResponse, what: str) -> None:
     if answer.ok:
         body = answer.body
-        st.session_state["registry_messages"] = [
-            ("ok", f"{what}: champion is now version {body.get('version')} (was {body.get('previous_version')})")]
+        text = f"{what}: champion is now version {body.get('version')} (was {body.get('previous_version')})"
+        gate = body.get("gate") or {}  # promotions carry the gate's decision; rollbacks are not gated
+        if gate:
+            verdict = "forced past the quality gate" if body.get("forced") else "quality gate passed"
+            text += f"; {verdict}: {gate.get('reason')}"
+        st.session_state["registry_messages"] = [("ok", text)]
+    elif answer.status == 409 and isinstance(answer.body, dict) and isinstance(answer.body.get("gate"), dict):
+        text = (f"{what} refused by the quality gate: {answer.body['gate'].get('reason')}. To promote it anyway, "
+                "tick \"Force past the quality gate\" and say why.")
+        st.session_state["registry_messages"] = [("error", text)]
     else:
         st.session_state["registry_messages"] = [("error", f"{what} refused (HTTP {answer.status}): {answer.message}")]
     st.cache_data.clear()
 
 
-def promote(version: int, reason: str) -> None:
-    _record(console().promote(name, version, reason or "promoted from the web UI"), f"Promoted version {version}")
+def promote() -> None:
+    # Read from the widgets' state, not from arguments bound when the button was drawn: a reason
+    # typed just before the click is committed in this same rerun.
+    version = st.session_state[f"promote_version:{name}"]
+    reason = st.session_state.get(f"promote_reason:{name}") or ""
+    force = bool(st.session_state.get(f"promote_force:{name}"))
+    # A forced promotion's reason is the person's own (the API refuses a blank one).
+    reason = reason if force else (reason or "promoted from the web UI")
+    _record(console().promote(name, version, reason, force=force), f"Promote version {version}")
 
 
 def rollback(reason: str) -> None:
@@ -105,10 +120,12 @@ def rollback(reason: str) -> None:
 with promote_column, st.container(border=True):
     numbers = [int(m["version"]) for m in reversed(versions)]
     candidates = [v for v in numbers if v != champion] or numbers
-    version = st.selectbox("Version to promote", candidates, key=f"promote_version:{name}")
-    reason = st.text_input("Reason", key=f"promote_reason:{name}", placeholder="why this version should serve")
-    st.button("Promote to champion", type="primary", on_click=promote, args=(version, reason),
-              key=f"promote:{name}")
+    st.selectbox("Version to promote", candidates, key=f"promote_version:{name}")
+    st.text_input("Reason", key=f"promote_reason:{name}", placeholder="why this version should serve")
+    st.checkbox("Force past the quality gate", key=f"promote_force:{name}",
+                        help="Promote even if the gate refuses it (a worse version); needs a reason, and the "
+                             "history records it as forced, with who and why.")
+    st.button("Promote to champion", type="primary", on_click=promote, key=f"promote:{name}")
 with rollback_column, st.container(border=True):
     st.markdown(f"Back to the champion before version **{champion}**, as recorded in the alias history.")
     back_reason = st.text_input("Reason", key=f"rollback_reason:{name}", placeholder="what went wrong")
@@ -183,7 +200,8 @@ if chosen:
 st.subheader("Champion history")
 entries = history.get("history") or []
 if entries:
-    st.dataframe(pd.DataFrame(list(reversed(entries)))[["time", "action", "from", "to", "actor", "reason"]],
-                 hide_index=True)
+    rows = [{**entry, "gate": "" if not entry.get("gate") else "refused, forced" if entry.get("forced") else "passed"}
+            for entry in reversed(entries)]
+    st.dataframe(pd.DataFrame(rows)[["time", "action", "from", "to", "actor", "gate", "reason"]], hide_index=True)
 else:
     st.caption("No champion yet.")

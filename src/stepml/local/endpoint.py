@@ -826,9 +826,14 @@ def invoke_function(
     sam = SamTemplate(Path(template) if template else Path(project_root) / "template.yaml")
     logical_id = resolve_function_id(sam, function)
     spec = sam.functions()[logical_id]
-    physical = _user_client("cloudformation", endpoint_url, region).describe_stack_resource(
-        StackName=stack_name, LogicalResourceId=logical_id
-    )["StackResourceDetail"]["PhysicalResourceId"]
+    # describe_stack_resources, not the singular call: moto's singular one fails (500) on a stack
+    # holding a resource type its CloudFormation skips (alarms, bucket and queue policies).
+    resources = _user_client("cloudformation", endpoint_url, region).describe_stack_resources(
+        StackName=stack_name
+    )["StackResources"]
+    physical = next(
+        r["PhysicalResourceId"] for r in resources if r.get("LogicalResourceId") == logical_id
+    )
     from botocore.config import Config
 
     config = Config(

@@ -315,3 +315,22 @@ def test_a_bucket_policys_explicit_deny_refuses_even_the_administrator(local_sta
     finally:
         s3.put_bucket_policy(Bucket=bucket, Policy=original)
         s3.delete_object(Bucket=bucket, Key="secret/kept.txt")
+
+
+def test_lambdas_read_calls_are_signed_and_checked_like_any_other(local_stack: LocalStack) -> None:
+    import boto3
+
+    # GETs without a body (get-function, get-policy...) verify as AWS verifies them: moto signed
+    # its parsed path parameters as the payload, so every correctly signed read was refused.
+    name = local_stack.function_name("NotifyFunction")
+    lam = local_stack.client("lambda")
+    assert lam.get_function_configuration(FunctionName=name)["FunctionName"] == name
+    assert "events.amazonaws.com" in lam.get_policy(FunctionName=name)["Policy"]
+    keys = local_stack.admin_credentials.client_kwargs()
+    forged = boto3.session.Session().client(
+        "lambda", endpoint_url=local_stack.endpoint_url, region_name=local_stack.region,
+        aws_access_key_id=keys["aws_access_key_id"], aws_secret_access_key="not-the-secret",
+    )
+    with pytest.raises(forged.exceptions.ClientError) as refused:
+        forged.get_function_configuration(FunctionName=name)
+    assert "SignatureDoesNotMatch" in str(refused.value)

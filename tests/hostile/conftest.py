@@ -114,3 +114,22 @@ def registry_state(store: S3Store) -> dict[str, Any]:
 
 def champion(store: S3Store, name: str = "adult") -> int | None:
     return registry.get_alias(store, name, registry.CHAMPION)
+
+
+# -- a registry with three evaluated versions of "adult" (v2 champion, v1 before it) -------------
+
+
+def add_versions(store: S3Store, name: str = "adult", count: int = 3) -> None:
+    for accuracy in [0.8 + i / 100 for i in range(count)]:
+        meta = {"evaluation": {"primary_metric": "accuracy", "higher_is_better": True,
+                               "metrics": {"accuracy": accuracy}, "baseline": {"accuracy": 0.5}},
+                "schema": [], "recipe": "auto", "train_rows": 10, "test_rows": 5}
+        registry.register_version(store, name, "run", {"model.joblib": b"m"}, meta)
+
+
+@pytest.fixture
+def adult(api_store: S3Store) -> S3Store:
+    add_versions(api_store)
+    for version in (1, 2):
+        registry.set_alias(api_store, "adult", registry.CHAMPION, version, "setup", action="promote")
+    return api_store

@@ -23,7 +23,7 @@ from stepml.storage import S3Store
 from tests.functional.inference_models import classifier_onnx, record
 from tests.functional.test_inference_api import register
 from tests.hostile.conftest import champion
-from tests.hostile.test_registry_calls import PROMOTE, ROLLBACK, add_versions
+from tests.hostile.test_registry_calls import PROMOTE, ROLLBACK
 
 WORKERS = 8
 
@@ -39,14 +39,6 @@ def atomic_conditional_writes() -> Any:
     yield
     if installed_here:
         s3_conditions.uninstall()
-
-
-@pytest.fixture
-def adult(api_store: S3Store) -> S3Store:
-    add_versions(api_store)
-    for version in (1, 2):
-        registry.set_alias(api_store, "adult", registry.CHAMPION, version, "setup", action="promote")
-    return api_store
 
 
 def assert_one_chain(store: S3Store, accepted: int) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 from stepml import registry
 from stepml.inputs import MAX_BODY_BYTES
 from stepml.storage import S3Store
-from tests.hostile.conftest import champion, registry_state
+from tests.hostile.conftest import add_versions, champion, registry_state
 
 VERSIONS = "GET /models/{name}/versions"
 VERSION = "GET /models/{name}/versions/{version}"
@@ -21,22 +21,6 @@ HISTORY = "GET /models/{name}/history"
 DIFF = "GET /models/{name}/diff"
 PROMOTE = "POST /models/{name}/promote"
 ROLLBACK = "POST /models/{name}/rollback"
-
-
-def add_versions(store: S3Store, name: str = "adult", count: int = 3) -> None:
-    for accuracy in [0.8 + i / 100 for i in range(count)]:
-        meta = {"evaluation": {"primary_metric": "accuracy", "higher_is_better": True,
-                               "metrics": {"accuracy": accuracy}, "baseline": {"accuracy": 0.5}},
-                "schema": [], "recipe": "auto", "train_rows": 10, "test_rows": 5}
-        registry.register_version(store, name, "run", {"model.joblib": b"m"}, meta)
-
-
-@pytest.fixture
-def adult(api_store: S3Store) -> S3Store:
-    add_versions(api_store)
-    for version in (1, 2):
-        registry.set_alias(api_store, "adult", registry.CHAMPION, version, "setup", action="promote")
-    return api_store
 
 
 def refused(store: S3Store, call: Any, route: str, status: int, message: str, **request: Any) -> dict[str, Any]:

@@ -128,8 +128,9 @@ def execution_name(event: dict[str, Any], now: dt.datetime | None = None) -> str
     return label[: MAX_EXECUTION_NAME - len(suffix)] + suffix
 
 
-def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
-    """The execution input for ``target``: ``Input``, ``InputPath``, ``InputTransformer`` or the event."""
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
+    """What EventBridge sends ``target`` (an execution's input, a function's event): ``Input``,
+    ``InputPath``, ``InputTransformer`` or the event itself."""
     if "Input" in target:
         return str(target["Input"])
     if target.get("InputPath"):
@@ -197,7 +198,7 @@ def _send_to_targets(
                     run_events.dead_letter(self, target, event, "NO_PERMISSIONS", problem)
                     continue
                 try:
-                    arn = start_execution(target["Arn"], name, _target_input(target, event))
+                    arn = start_execution(target["Arn"], name, target_input(target, event))
                 except Exception as exc:  # moto's caller swallows errors silently: say it here
                     run_events.dead_letter(self, target, event, "SDK_CLIENT_ERROR", str(exc))
                     logger.exception(

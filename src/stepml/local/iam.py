@@ -362,28 +362,24 @@ def _lambda_resource(self: Any) -> str:
     return "*"
 
 
-def _states_resource(self: Any) -> str:
-    """The ARN a Step Functions API call acts on: its execution or state machine (else ``*``)."""
-    for name in ("executionArn", "stateMachineArn"):
-        value = self._get_param(name)
-        if isinstance(value, str) and value.startswith("arn:"):
-            return value
-    return "*"
+def _resource_named_by(*params: str) -> Callable[[Any], str]:
+    """A ``_determine_resource`` for moto's response class: the first of ``params`` holding an
+    ARN (the resource AWS authorizes the call on), else ``*``."""
 
+    def determine_resource(self: Any) -> str:
+        for name in params:
+            value = self._get_param(name)
+            if isinstance(value, str) and value.startswith("arn:"):
+                return value
+        return "*"
 
-def _sns_resource(self: Any) -> str:
-    """The ARN an SNS API call acts on: its topic (else ``*``)."""
-    for name in ("TopicArn", "TargetArn"):
-        value = self._get_param(name)
-        if isinstance(value, str) and value.startswith("arn:"):
-            return value
-    return "*"
+    return determine_resource
 
 
 #: moto's response classes that would check every call against ``*``, and the resource they act on.
 _RESOURCE_OF = {
-    ("moto.stepfunctions.responses", "StepFunctionResponse"): _states_resource,
-    ("moto.sns.responses", "SNSResponse"): _sns_resource,
+    ("moto.stepfunctions.responses", "StepFunctionResponse"): _resource_named_by("executionArn", "stateMachineArn"),
+    ("moto.sns.responses", "SNSResponse"): _resource_named_by("TopicArn", "TargetArn"),
 }
 
 

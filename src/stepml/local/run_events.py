@@ -124,7 +124,7 @@ def deliver_to_functions(rule: Any, targets: list[dict[str, Any]], event: dict[s
     """Invoke each function target asynchronously with the (transformed) event, as EventBridge does."""
     from moto.awslambda.models import lambda_backends
 
-    from stepml.local.events import _target_input
+    from stepml.local.events import target_input
 
     if not rule.event_pattern.matches_event(event):
         return
@@ -137,7 +137,7 @@ def deliver_to_functions(rule: Any, targets: list[dict[str, Any]], event: dict[s
             continue
         _, _, _, region, account, _, name = arn.split(":", 6)
         function = lambda_backends[account][region].get_function(name)
-        body = _target_input(target, event)
+        body = target_input(target, event)
 
         def invoke(function: Any = function, body: str = body, target: dict[str, Any] = target) -> None:
             try:

@@ -24,7 +24,11 @@ def store():
 
     s3_conditions.install()
     with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        # Versioned, as the data bucket is (template.yaml). Unversioned, moto closes an object's
+        # buffer when another thread overwrites it, and a concurrent read failed (ValueError).
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield S3Store(Settings(bucket=BUCKET))
 
 

@@ -8,8 +8,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from stepml import registry
+from stepml.deliveries import claim_delivery
 from stepml.errors import ConfigError, NotFoundError
+from stepml.registry import ModelRegistry
 from stepml.settings import Settings
 from stepml.storage import S3Store
 
@@ -33,7 +34,7 @@ def store():
 
 
 def register(store: S3Store, run: str, payload: bytes = b"model") -> int:
-    meta = registry.register_version(store, "demo", run, {"model.joblib": payload}, {"task": "regression"})
+    meta = ModelRegistry(store).register_version("demo", run, {"model.joblib": payload}, {"task": "regression"})
     return meta["version"]
 
 
@@ -41,40 +42,40 @@ def test_concurrent_registrations_get_distinct_versions(store: S3Store) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         versions = list(pool.map(lambda i: register(store, f"run-{i}"), range(10)))
     assert sorted(versions) == list(range(1, 11))
-    assert [m["version"] for m in registry.list_versions(store, "demo")] == list(range(1, 11))
+    assert [m["version"] for m in ModelRegistry(store).list_versions("demo")] == list(range(1, 11))
 
 
 def test_a_version_without_meta_is_invisible(store: S3Store) -> None:
     register(store, "run-1")
     # A crash after claiming version 2 and writing its artifact, before meta.json:
-    number = registry.claim_version(store, "demo", "run-2")
+    number = ModelRegistry(store).claim_version("demo", "run-2")
     store.put_bytes(f"models/demo/version-{number}/model.joblib", b"half")
-    assert [m["version"] for m in registry.list_versions(store, "demo")] == [1]
+    assert [m["version"] for m in ModelRegistry(store).list_versions("demo")] == [1]
     with pytest.raises(NotFoundError):
-        registry.get_version(store, "demo", number)
+        ModelRegistry(store).get_version("demo", number)
     assert register(store, "run-3") == number + 1
 
 
 def test_aliases_follow_promotions_and_record_the_previous_version(store: S3Store) -> None:
     register(store, "run-1")
     register(store, "run-2")
-    registry.set_alias(store, "demo", "champion", 1, "first")
-    record = registry.set_alias(store, "demo", "champion", 2, "better")
+    ModelRegistry(store).set_alias("demo", "champion", 1, "first")
+    record = ModelRegistry(store).set_alias("demo", "champion", 2, "better")
     assert record["previous_version"] == 1
-    assert registry.resolve(store, "demo")["version"] == 2
-    assert registry.list_versions(store, "demo")[1]["aliases"] == ["champion"]
+    assert ModelRegistry(store).get_version_by_alias("demo")["version"] == 2
+    assert ModelRegistry(store).list_versions("demo")[1]["aliases"] == ["champion"]
     with pytest.raises(NotFoundError, match="no version 7"):
-        registry.set_alias(store, "demo", "champion", 7, "typo")
+        ModelRegistry(store).set_alias("demo", "champion", 7, "typo")
 
 
 def test_concurrent_alias_updates_are_not_lost(store: S3Store) -> None:
     for i in range(6):
         register(store, f"run-{i}")
     with ThreadPoolExecutor(max_workers=6) as pool:
-        records = list(pool.map(lambda v: registry.set_alias(store, "demo", "champion", v, "race"), range(1, 7)))
+        records = list(pool.map(lambda v: ModelRegistry(store).set_alias("demo", "champion", v, "race"), range(1, 7)))
     # Each update saw the one before it: following previous_version links visits every version.
     previous = {r["version"]: r["previous_version"] for r in records}
-    final = registry.get_alias(store, "demo", "champion")
+    final = ModelRegistry(store).alias_version("demo", "champion")
     chain = []
     while final is not None:
         chain.append(final)
@@ -85,9 +86,9 @@ def test_concurrent_alias_updates_are_not_lost(store: S3Store) -> None:
 def test_a_tampered_artifact_is_refused(store: S3Store) -> None:
     register(store, "run-1", b"genuine")
     store.put_bytes("models/demo/version-1/model.joblib", b"tampered")
-    meta = registry.get_version(store, "demo", 1)
+    meta = ModelRegistry(store).get_version("demo", 1)
     with pytest.raises(NotFoundError, match="SHA-256"):
-        registry.load_artifact(store, meta, "model.joblib")
+        ModelRegistry(store).load_artifact(meta, "model.joblib")
 
 
 def test_promote_rollback_and_history(store: S3Store) -> None:
@@ -96,27 +97,27 @@ def test_promote_rollback_and_history(store: S3Store) -> None:
     better = {"evaluation": {**good["evaluation"], "metrics": {"accuracy": 0.87}}}
     worse = {"evaluation": {**good["evaluation"], "metrics": {"accuracy": 0.80}}}
     for i, meta in enumerate((good, better, worse), start=1):
-        registry.register_version(store, "demo", f"run-{i}", {"model.joblib": b"m"}, meta)
+        ModelRegistry(store).register_version("demo", f"run-{i}", {"model.joblib": b"m"}, meta)
 
-    assert registry.promote_if_better(store, "demo", 1, {}, "run-1")["promoted"]
-    assert registry.promote_if_better(store, "demo", 2, {}, "run-2")["promoted"]
-    refused = registry.promote_if_better(store, "demo", 3, {}, "run-3")
+    assert ModelRegistry(store).promote_if_better("demo", 1, {}, "run-1")["promoted"]
+    assert ModelRegistry(store).promote_if_better("demo", 2, {}, "run-2")["promoted"]
+    refused = ModelRegistry(store).promote_if_better("demo", 3, {}, "run-3")
     assert not refused["promoted"] and "worse than champion v2" in refused["reason"]
-    assert registry.get_alias(store, "demo", "champion") == 2
+    assert ModelRegistry(store).alias_version("demo", "champion") == 2
 
-    rolled = registry.rollback(store, "demo", "v2 misbehaves in production", actor="alice")
+    rolled = ModelRegistry(store).rollback("demo", "v2 misbehaves in production", actor="alice")
     assert rolled["version"] == 1 and rolled["previous_version"] == 2
-    history = registry.alias_record(store, "demo", "champion")["history"]
+    history = ModelRegistry(store).alias_record("demo", "champion")["history"]
     assert [(h["from"], h["to"], h["action"]) for h in history] == [
         (None, 1, "promote"), (1, 2, "promote"), (2, 1, "rollback")]
     assert history[-1]["actor"] == "alice" and history[-1]["reason"] == "v2 misbehaves in production"
     with pytest.raises(ConfigError, match="no earlier champion"):
-        registry.rollback(store, "demo", "again")
+        ModelRegistry(store).rollback("demo", "again")
 
 
 def test_delivery_is_claimed_once(store: S3Store) -> None:
     source = {"bucket": BUCKET, "key": "raw/demo/a.csv", "version_id": "v1", "etag": "e1"}
-    assert registry.claim_delivery(store, "demo", source, "run-1") is None
-    assert registry.claim_delivery(store, "demo", source, "run-1") is None  # a retry of run-1
-    assert registry.claim_delivery(store, "demo", source, "run-2")["run_id"] == "run-1"
-    assert registry.claim_delivery(store, "demo", {**source, "version_id": "v2"}, "run-3") is None
+    assert claim_delivery(store, "demo", source, "run-1") is None
+    assert claim_delivery(store, "demo", source, "run-1") is None  # a retry of run-1
+    assert claim_delivery(store, "demo", source, "run-2")["run_id"] == "run-1"
+    assert claim_delivery(store, "demo", {**source, "version_id": "v2"}, "run-3") is None

@@ -1,18 +1,23 @@
-"""The S3 registry under moto: versions appear whole, numbers and alias updates never collide."""
+"""The registry under moto (and on a folder): versions appear whole, numbers and alias updates never
+collide, a retried run registers nothing new, S3's 409 is retried, and alias history stays bounded."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from stepml.deliveries import claim_delivery
+from stepml import keys, registry
+from stepml.deliveries import claim_delivery, delivery_key
 from stepml.errors import ConfigError, NotFoundError
-from stepml.registry import ModelRegistry
+from stepml.registry import ARCHIVE_BATCH, HISTORY_KEPT, ModelRegistry
 from stepml.settings import Settings
-from stepml.storage import S3Store
+from stepml.storage import DirectoryStore, PreconditionFailed, S3Store
 
 BUCKET = "registry-test-bucket"
 
@@ -121,3 +126,199 @@ def test_delivery_is_claimed_once(store: S3Store) -> None:
     assert claim_delivery(store, "demo", source, "run-1") is None  # a retry of run-1
     assert claim_delivery(store, "demo", source, "run-2")["run_id"] == "run-1"
     assert claim_delivery(store, "demo", {**source, "version_id": "v2"}, "run-3") is None
+
+
+# -- a run registers one version -------------------------------------------------------------
+
+
+def test_a_retried_run_gets_its_version_back_and_registers_no_other(store: S3Store) -> None:
+    models = ModelRegistry(store)
+    first = models.register_version("demo", "run-1", {"model.joblib": b"m"}, {"task": "regression"})
+    again = models.register_version("demo", "run-1", {"model.joblib": b"m"}, {"task": "regression"})
+    assert again == first and [m["version"] for m in models.list_versions("demo")] == [1]
+    assert models.register_version("demo", "run-2", {"model.joblib": b"m"}, {})["version"] == 2
+
+
+def test_a_run_that_crashed_before_meta_json_finishes_the_version_it_claimed(store: S3Store) -> None:
+    models = ModelRegistry(store)
+    # Given run-1 claimed version 1 and recorded it, then died before writing meta.json
+    number = models.claim_version("demo", "run-1")
+    store.put_json(keys.run_registration("demo", "run-1"), {"run_id": "run-1", "version": number})
+    assert models.list_versions("demo") == []
+    # When run-1 is retried, Then it completes that same version, and nothing else appears
+    meta = models.register_version("demo", "run-1", {"model.joblib": b"m"}, {"task": "regression"})
+    assert meta["version"] == number == 1
+    assert [m["version"] for m in models.list_versions("demo")] == [1]
+
+
+def test_concurrent_retries_of_one_run_leave_one_version(store: S3Store) -> None:
+    models = ModelRegistry(store)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        metas = list(pool.map(lambda _: models.register_version("demo", "run-1", {"model.joblib": b"m"}, {}),
+                              range(4)))
+    assert {m["version"] for m in metas} == {metas[0]["version"]}
+    assert len(models.list_versions("demo")) == 1
+
+
+# -- S3's 409 (a concurrent conditional write in flight) and a vanished alias ----------------
+
+
+class FlakyClient:
+    """The real (moto) S3 client, except that ``put_object`` first does ``before_put(kwargs)``."""
+
+    def __init__(self, client: Any, before_put: Any) -> None:
+        self._client, self.before_put = client, before_put
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        self.before_put(self._client, kwargs)
+        return self._client.put_object(**kwargs)
+
+
+def conflict_once(prefix: str) -> Any:
+    """Raise S3's 409 ConditionalRequestConflict on the first conditional put under ``prefix``."""
+    from botocore.exceptions import ClientError
+
+    raised: list[str] = []
+
+    def before_put(_client: Any, kwargs: dict[str, Any]) -> None:
+        if kwargs["Key"].startswith(prefix) and "IfNoneMatch" in kwargs and not raised:
+            raised.append(kwargs["Key"])
+            error = {"Code": "ConditionalRequestConflict", "Message": "A conflicting conditional operation is "
+                     "currently in progress against this resource. Please try again."}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 409}}, "PutObject")
+
+    before_put.raised = raised  # type: ignore[attr-defined]
+    return before_put
+
+
+def test_a_409_on_a_delivery_claim_is_retried_not_taken_for_a_duplicate(store: S3Store) -> None:
+    source = {"bucket": BUCKET, "key": "raw/demo/a.csv", "version_id": "v1", "etag": "e1"}
+    before_put = conflict_once("deliveries/")
+    store._client = FlakyClient(store.client, before_put)
+    # When the first claim meets a 409, Then the run still gets the delivery (None: not a duplicate)
+    assert claim_delivery(store, "demo", source, "run-1") is None
+    assert before_put.raised == [delivery_key("demo", source)]
+    assert delivery_key("demo", source).startswith("deliveries/demo/")
+    assert store.get_json(delivery_key("demo", source))["run_id"] == "run-1"
+    # And a later delivery of that object version by another run is a duplicate of run-1
+    assert claim_delivery(store, "demo", source, "run-2")["run_id"] == "run-1"
+
+
+def test_a_409_on_a_version_claim_is_retried_on_the_same_number(store: S3Store) -> None:
+    store._client = FlakyClient(store.client, conflict_once("models/demo/version-1/"))
+    assert register(store, "run-1") == 1
+
+
+def test_an_alias_deleted_during_an_update_is_created_again(store: S3Store) -> None:
+    for i in range(2):
+        register(store, f"run-{i}")
+    models = ModelRegistry(store)
+    models.set_alias("demo", "champion", 1, "first")
+
+    def delete_first(client: Any, kwargs: dict[str, Any]) -> None:
+        if "IfMatch" in kwargs and not deleted:
+            deleted.append(kwargs["Key"])
+            client.delete_object(Bucket=BUCKET, Key=kwargs["Key"])
+
+    deleted: list[str] = []
+    store._client = FlakyClient(store.client, delete_first)
+    # When the alias is deleted between the read and the If-Match write (S3 answers 404)
+    record = models.set_alias("demo", "champion", 2, "second")
+    # Then the update is retried as a create: the alias names v2, with the history it now has
+    assert deleted == ["models/demo/aliases/champion.json"]
+    assert (record["version"], record["previous_version"]) == (2, None)
+    assert models.alias_version("demo", "champion") == 2
+
+
+def test_a_rollback_of_an_alias_deleted_meanwhile_is_a_clear_error(store: S3Store) -> None:
+    for i in range(2):
+        register(store, f"run-{i}")
+    models = ModelRegistry(store)
+    models.set_alias("demo", "champion", 1, "first")
+    models.set_alias("demo", "champion", 2, "second")
+    store._client = FlakyClient(store.client, lambda client, kwargs: client.delete_object(Bucket=BUCKET, Key=kwargs["Key"]))
+    with pytest.raises(ConfigError, match="no earlier champion to roll back to"):
+        models.rollback("demo", "undo")
+
+
+# -- bounded alias history -------------------------------------------------------------------
+
+
+def test_a_hundred_promotions_keep_the_alias_object_small_and_the_whole_history(store: S3Store) -> None:
+    models = ModelRegistry(store)
+    for i in range(3):
+        register(store, f"run-{i}")
+    sizes = []
+    # When the champion changes 100 times (with reasons as long as allowed)
+    for n in range(100):
+        models.set_alias("demo", "champion", 1 + n % 3, f"change {n} " + "x" * 900, action="promote")
+        sizes.append(store.head(keys.alias("demo", "champion")).size)
+    # Then the object every inference container re-reads stays bounded: at most HISTORY_KEPT entries
+    record = models.alias_record("demo", "champion")
+    assert len(record["history"]) <= HISTORY_KEPT and record["archived"] == 100 - len(record["history"])
+    # (~1.1 KB an entry here; past the first HISTORY_KEPT changes only the rollback stack grows, by
+    # one number a change, up to ROLLBACK_DEPTH)
+    assert max(sizes) < HISTORY_KEPT * 1400 and max(sizes) < 1.1 * max(sizes[:HISTORY_KEPT])
+    # And the full history is kept, newest first, in order, across the archived batches
+    whole = models.history("demo", "champion")
+    assert whole["total"] == 100 and whole["next_before"] is None
+    assert [e["seq"] for e in whole["entries"]] == list(range(100, 0, -1))
+    assert [e["reason"].split(" x")[0] for e in whole["entries"][:2]] == ["change 99", "change 98"]
+    assert all(later["from"] == earlier["to"] for later, earlier in zip(whole["entries"], whole["entries"][1:]))
+    # And pages of it walk back to the first change without gaps or repeats
+    seen, before = [], None
+    while True:
+        page = models.history("demo", "champion", limit=30, before=before)
+        seen += [e["seq"] for e in page["entries"]]
+        if page["next_before"] is None:
+            break
+        before = page["next_before"]
+    assert seen == list(range(100, 0, -1))
+    # And a rollback still goes to the previous different champion
+    assert models.rollback("demo", "undo")["version"] == 1 + 98 % 3
+
+
+def test_a_history_written_before_it_was_bounded_is_numbered_and_archived_on_the_next_change(store: S3Store) -> None:
+    for i in range(2):
+        register(store, f"run-{i}")
+    legacy = [{"from": None if n == 0 else 1 + (n - 1) % 2, "to": 1 + n % 2, "action": "promote", "reason": f"old {n}",
+               "actor": "x", "time": "2026-01-01T00:00:00+00:00"} for n in range(45)]
+    store.put_json(keys.alias("demo", "champion"), {"alias": "champion", "version": legacy[-1]["to"], "history": legacy})
+    models = ModelRegistry(store)
+    assert registry.rollback_target(models.alias_record("demo", "champion")) == legacy[-2]["to"]
+    models.set_alias("demo", "champion", 2, "new")
+    record = models.alias_record("demo", "champion")
+    assert len(record["history"]) <= HISTORY_KEPT and record["archived"] % ARCHIVE_BATCH == 0
+    whole = models.history("demo", "champion")["entries"]
+    assert [e["reason"] for e in reversed(whole)] == [f"old {n}" for n in range(45)] + ["new"]
+
+
+# -- the same registry on a folder -----------------------------------------------------------
+
+
+def test_the_registry_on_a_directory_store(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    models = ModelRegistry(store)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        metas = list(pool.map(lambda i: models.register_version("demo", f"run-{i}", {"model.onnx": b"m"}, {}), range(6)))
+    assert sorted(m["version"] for m in metas) == list(range(1, 7))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda v: models.set_alias("demo", "champion", v, "race"), range(1, 7)))
+    assert len(models.history("demo")["entries"]) == 6
+    assert models.list_models() == ["demo"]
+    assert models.aliases_of("demo", models.resolve_alias("demo")) == ["champion"]
+    assert json.loads((tmp_path / "models/demo/version-1/meta.json").read_text())["version"] == 1
+    # Conditional writes behave as S3's: create-only, and replace-only-that-content
+    etag = store.put_json("k.json", {"a": 1}, if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        store.put_json("k.json", {"a": 2}, if_none_match=True)
+    with pytest.raises(PreconditionFailed):
+        store.put_json("k.json", {"a": 2}, if_match='"not-the-etag"')
+    store.put_json("k.json", {"a": 3}, if_match=f'"{etag}"')
+    assert store.get_json("k.json") == {"a": 3}
+    store.delete("k.json")
+    with pytest.raises(PreconditionFailed):
+        store.put_json("k.json", {"a": 4}, if_match=f'"{etag}"')

@@ -114,6 +114,31 @@ def test_promote_and_rollback_over_http(versions, invoke) -> None:
     assert body["metrics"][0]["change"] == pytest.approx(0.02)
 
 
+def test_history_is_paged_newest_first_across_archived_entries(versions, invoke) -> None:
+    # Given 2 pipeline promotions and 48 by hand (more than the alias object keeps)
+    models = ModelRegistry(versions)
+    for n in range(48):
+        models.set_alias("adult", registry.CHAMPION, 1 + n % 2, f"flip {n}", action="promote")
+    # When the UI reads the history a page at a time
+    pages, before = [], None
+    while True:
+        query = {"limit": "20"} if before is None else {"limit": "20", "before": str(before)}
+        status, body = call(invoke, request("GET /models/{name}/history", {"name": "adult"}, query=query))
+        assert status == 200 and body["total"] == 50
+        pages.append([entry["seq"] for entry in body["history"]])
+        before = body["next_before"]
+        if before is None:
+            break
+    # Then it gets every change once, newest first, 20 to a page
+    assert [len(page) for page in pages] == [20, 20, 10]
+    assert [seq for page in pages for seq in page] == list(range(50, 0, -1))
+    assert body["history"][-1]["action"] == "promote" and body["history"][-1]["from"] is None
+    # And a page size above the limit, or a page that is not a number, is refused
+    for query, message in (({"limit": "1000"}, "limit must be at most 100"), ({"before": "x"}, "before must be")):
+        status, body = call(invoke, request("GET /models/{name}/history", {"name": "adult"}, query=query))
+        assert status == 400 and message in body["message"]
+
+
 @pytest.mark.parametrize(
     ("route", "path", "body", "status", "message"),
     [

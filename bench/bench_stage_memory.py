@@ -29,8 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from stepml import datasets
-from stepml.local import LocalStack
+from stepml import datasets  # noqa: E402
+from stepml.local import LocalStack  # noqa: E402
 
 STAGES = ("ValidateFunction", "PreprocessFunction", "TrainFunction", "VerifyFunction",
           "EvaluateFunction", "PromoteFunction")
@@ -56,10 +56,10 @@ class _Peaks(logging.Handler):
 def configured_limits() -> dict[str, int]:
     """Each pipeline function's MemorySize in template.yaml (Globals applied)."""
     text = (ROOT / "template.yaml").read_text()
-    default = int(re.search(r"Globals:.*?MemorySize: (\d+)", text, re.DOTALL).group(1))
+    default = int(re.search(r"Globals:.*?MemorySize: (\d+)", text, re.S).group(1))
     limits = {}
     for stage in STAGES:
-        block = re.search(rf"\n  {stage}:\n(.*?)(?=\n  \w+:\n)", text, re.DOTALL).group(1)
+        block = re.search(rf"\n  {stage}:\n(.*?)(?=\n  \w+:\n)", text, re.S).group(1)
         found = re.search(r"\n      MemorySize: (\d+)", block)
         limits[stage] = int(found.group(1)) if found else default
     return limits

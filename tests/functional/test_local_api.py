@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from stepml import registry
-from stepml.client import signed_headers
+from stepml.client import ApiClient, signed_headers
 from stepml.local import LocalStack, iam
 from stepml.local.api import HttpApiServer, Router, build_event, to_http_response
 from stepml.local.endpoint import ACCOUNT_ID
@@ -365,6 +365,22 @@ def test_an_operator_promotes_and_is_recorded_as_the_actor(stack: LocalStack, us
         assert status == 200 and body["version"] == 1
     finally:
         connection.close()
+
+
+def test_the_client_says_which_policy_a_refused_identity_lacks(stack: LocalStack, users) -> None:
+    outputs = stack.outputs
+    arns = {"operator_policy_arn": outputs["OperatorPolicyArn"], "consumer_policy_arn": outputs["ConsumerPolicyArn"]}
+    consumer = ApiClient(stack.api_url, stack.region, users["consumer"], **arns)
+    answer = consumer.post("/models/adult/promote", {"version": 1})
+    assert answer.status == 403
+    assert f"your identity lacks the stepml operator policy {outputs['OperatorPolicyArn']}" in answer.message
+    assert answer.message.startswith("User: arn:aws:iam::123456789012:user/api-consumer is not authorized")
+    nobody = ApiClient(stack.api_url, stack.region, users["nobody"], **arns)
+    answer = nobody.post("/models/adult/predict", record())
+    assert answer.status == 403
+    assert f"your identity lacks the stepml consumer policy {outputs['ConsumerPolicyArn']}" in answer.message
+    # And a signed request with the right policy goes through the same client
+    assert consumer.post("/models/adult/predict", record()).status == 200
 
 
 # -- as a server: the socket level, with a stand-in function --------------------------------------

@@ -18,6 +18,7 @@ from stepml import registry
 from stepml.client import ApiClient, signed_headers
 from stepml.local import LocalStack, iam
 from stepml.local.api import HttpApiServer, Router, build_event, to_http_response
+from stepml.local.api_auth import IamAuthorizer
 from stepml.local.endpoint import ACCOUNT_ID
 from stepml.local.template import HttpRoute
 from stepml.stack import Stack
@@ -411,6 +412,33 @@ def echo_api() -> Iterator[tuple[HttpApiServer, list[socket.socket]]]:
     try:
         yield server, accepted
     finally:
+        server.stop()
+
+
+def test_only_routes_the_template_guards_are_checked_and_unknown_authorizers_refuse() -> None:
+    # Given routes without authorization, with IAM and with a JWT authorizer the emulator lacks
+    server = HttpApiServer("127.0.0.1", 0)
+    seen: list[dict[str, Any]] = []
+
+    def echo(_function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
+        seen.append(event)
+        return b'{"ok": true}', False
+
+    routes = [HttpRoute("Fn", "GET", "/open", "Open", "NONE"), HttpRoute("Fn", "GET", "/iam", "Iam", "AWS_IAM"),
+              HttpRoute("Fn", "GET", "/jwt", "Jwt", "JwtAuthorizer")]
+    server.configure(routes, echo, IamAuthorizer("123456789012", "us-east-1", "local-http-api"))
+    server.start()
+    connection = connect(server.url)
+    try:
+        # Then an open route answers unsigned, without an authorizer context
+        assert request(connection, "GET", "/open") == (200, {"ok": True})
+        assert "authorizer" not in seen[-1]["requestContext"]
+        # And the IAM route and the JWT route refuse an unsigned call before the function runs
+        assert request(connection, "GET", "/iam") == (403, {"message": "Forbidden"})
+        assert request(connection, "GET", "/jwt") == (403, {"message": "Forbidden"})
+        assert len(seen) == 1
+    finally:
+        connection.close()
         server.stop()
 
 

@@ -185,6 +185,7 @@ def stack() -> Iterator[LocalStack]:
             "recipe": "auto",
             "schema": SCHEMA,
             "evaluation": {"primary_metric": "accuracy", "metrics": {"accuracy": 0.9}},
+            "lineage": {"bucket": "data", "key": "raw/adult/adult.csv", "run_id": "run-1"},
         }
         version = registry.register_version(
             store, "adult", "run-1", {"model.onnx": classifier_onnx()}, meta
@@ -382,6 +383,22 @@ def test_the_client_says_which_policy_a_refused_identity_lacks(stack: LocalStack
     assert f"your identity lacks the stepml consumer policy {outputs['ConsumerPolicyArn']}" in answer.message
     # And a signed request with the right policy goes through the same client
     assert consumer.post("/models/adult/predict", record()).status == 200
+
+
+def test_the_ui_shows_lineage_to_operators_only(stack: LocalStack, users, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "ui"))
+    from stepml_ui.client import Console
+
+    def console(keys: Mapping[str, str]) -> Console:
+        return Console(Stack(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, credentials=keys))
+
+    # The consumer's stack client cannot describe the stack (no CloudFormation rights): aim it directly.
+    operator = console(admin(stack)).versions("adult", with_lineage=True)
+    assert operator.ok and all("lineage" in v for v in operator.body["versions"])
+    consumer = Console(Stack(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, credentials=users["consumer"]),
+                       api_override=stack.api_url)
+    answer = consumer.versions("adult", with_lineage=True)
+    assert answer.ok and answer.body["versions"] and all("lineage" not in v for v in answer.body["versions"])
 
 
 # -- as a server: the socket level, with a stand-in function --------------------------------------

@@ -91,10 +91,11 @@ class Console:
     def predict(self, name: str, body: Any, version: int | None = None) -> ApiResponse:
         return self.request("POST", f"/models/{_quote(name)}/predict", body, query={"version": version})
 
-    def versions(self, name: str) -> ApiResponse:
-        """The versions, each with its lineage when the user may read it (the operator route)."""
+    def versions(self, name: str, with_lineage: bool = False) -> ApiResponse:
+        """The versions; ``with_lineage``: each with its lineage when the user may read it (the
+        operator route, one request per version)."""
         answer = self.request("GET", f"/models/{_quote(name)}/versions")
-        if answer.ok and isinstance(answer.body, dict):
+        if with_lineage and answer.ok and isinstance(answer.body, dict):
             for meta in answer.body.get("versions") or []:
                 lineage = self.lineage(name, meta.get("version"))
                 if lineage is None:

@@ -149,7 +149,9 @@ class ApiClient:
             answer = ApiResponse(exc.code, _json_or_message(exc.read()))
         if answer.status == 403 and isinstance(answer.body, dict):
             hint = forbidden_hint(method, urllib.parse.urlsplit(url).path, self.operator_policy_arn,
-                                  self.consumer_policy_arn)
+                                  self.consumer_policy_arn) if self.credentials is not None else (
+                "the request was not signed: no AWS credentials found (set AWS_PROFILE, run "
+                "`aws configure` or `aws sso login`)")
             answer = ApiResponse(403, {**answer.body, "hint": hint,
                                        "message": f"{answer.message} - {hint}"})
         return answer

@@ -199,7 +199,8 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Predictions from registered stepml models, served as ONNX. Categories unseen "
             "in training and numbers outside the training range are accepted and flagged in the "
-            "row's warnings.",
+            "row's warnings. Every request is signed with AWS SigV4 (service execute-api) by an "
+            "identity holding the stack's consumer or operator policy; unsigned requests get 403.",
         },
         "paths": _paths({
             "listModels": {

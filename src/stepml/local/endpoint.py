@@ -62,9 +62,8 @@ from stepml.local.template import (
 logger = logging.getLogger("stepml_local")
 
 ACCOUNT_ID = "123456789012"  # moto's default account
-#: The stack outputs naming the HTTP API's managed policies (template.yaml).
+#: The stack output naming the HTTP API's operator policy (template.yaml).
 OPERATOR_POLICY_OUTPUT = "OperatorPolicyArn"
-CONSUMER_POLICY_OUTPUT = "ConsumerPolicyArn"
 DEFAULT_REGION = "us-east-1"
 FAKE_ACCESS_KEY_ID = "testing"  # used only before the administrator exists, and when not strict
 FAKE_SECRET_ACCESS_KEY = "testing"

@@ -385,6 +385,29 @@ def test_the_client_says_which_policy_a_refused_identity_lacks(stack: LocalStack
     assert consumer.post("/models/adult/predict", record()).status == 200
 
 
+def test_an_allowed_event_carries_the_callers_iam_identity(stack: LocalStack, users) -> None:
+    # Given an IAM-guarded route whose function echoes its event, on the stack's IAM
+    server = HttpApiServer("127.0.0.1", 0)
+    server.configure([HttpRoute("Fn", "GET", "/whoami", "WhoAmI", "AWS_IAM")],
+                     lambda _function, event: (json.dumps(event["requestContext"]).encode(), False),
+                     IamAuthorizer(ACCOUNT_ID, stack.region, "local-http-api"))
+    server.start()
+    connection = connect(server.url)
+    try:
+        # When the operator calls it
+        status, context = request(connection, "GET", "/whoami", None, users["operator"])
+    finally:
+        connection.close()
+        server.stop()
+    # Then the function sees who called, in API Gateway's fields
+    identity = context["authorizer"]["iam"]
+    assert status == 200 and context["apiId"] == "local-http-api"
+    assert set(identity) == {"accessKey", "accountId", "callerId", "cognitoIdentity", "principalOrgId", "userArn", "userId"}
+    assert identity["userArn"] == "arn:aws:iam::123456789012:user/api-operator"
+    assert identity["accessKey"] == users["operator"]["aws_access_key_id"] and identity["accountId"] == ACCOUNT_ID
+    assert identity["userId"] == identity["callerId"] != ""  # the IAM user's unique id
+
+
 def test_the_ui_shows_lineage_to_operators_only(stack: LocalStack, users, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT / "ui"))
     from stepml_ui.client import Console

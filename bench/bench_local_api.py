@@ -48,6 +48,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stepml.client import signed_headers
 from stepml.local import LocalStack
 from stepml.registry import CHAMPION, ModelRegistry
 from stepml.stack import Stack
@@ -95,8 +96,12 @@ def _connect(stack: LocalStack, timeout: float) -> http.client.HTTPConnection:
     )
 
 
-def _predict(connection: http.client.HTTPConnection) -> int:
-    connection.request("POST", PATH, body=BODY, headers=HEADERS)
+def _predict(connection: http.client.HTTPConnection, stack: LocalStack) -> int:
+    """One predict, signed as the stack's administrator (as every client of the API signs)."""
+    assert stack.admin_credentials is not None
+    url = f"http://{connection.host}:{connection.port}{PATH}"
+    headers = signed_headers("POST", url, BODY, stack.admin_credentials.client_kwargs(), stack.region, HEADERS)
+    connection.request("POST", PATH, body=BODY, headers=headers)
     response = connection.getresponse()
     body = response.read()
     if response.status != 200 or b"predictions" not in body:
@@ -132,8 +137,8 @@ def keep_alive(stack: LocalStack, seconds: float, limit: int) -> dict[str, float
     connection = _connect(stack, 30)
     try:
         for _ in range(5):  # warm: the handler's first call loads the model
-            _predict(connection)
-        return _timed(lambda: _predict(connection), seconds, limit)
+            _predict(connection, stack)
+        return _timed(lambda: _predict(connection, stack), seconds, limit)
     finally:
         connection.close()
 
@@ -142,7 +147,7 @@ def new_connection(stack: LocalStack, seconds: float, limit: int) -> dict[str, f
     def once() -> None:
         connection = _connect(stack, 30)
         try:
-            _predict(connection)
+            _predict(connection, stack)
         finally:
             connection.close()
 
@@ -207,7 +212,7 @@ def concurrent(stack: LocalStack, clients: int, requests_each: int) -> dict[str,
         connection = _connect(stack, 60)
         try:
             for _ in range(requests_each):
-                status = _predict(connection)
+                status = _predict(connection, stack)
                 with lock:
                     answered.append(status)
         except (

@@ -1,6 +1,7 @@
 """The prediction API: API Gateway HTTP API (payload v2.0) events in, HTTP responses out.
 
-Routes (also in template.yaml as HttpApi events, and described by :func:`openapi_document`):
+Routes (one table, :data:`stepml.routes.ROUTES`: template.yaml's HttpApi events and
+:func:`openapi_document` are tested against it):
 
 ``POST /models/{name}/predict``   a record ``{feature: value}`` or ``{"instances": [...]}``
 ``GET  /models/{name}``           version, metrics and the feature schema
@@ -19,6 +20,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from stepml import __version__
@@ -35,6 +37,7 @@ from stepml.inputs import (
     quoted,
 )
 from stepml.keys import DATASET_NAME
+from stepml.routes import INFERENCE_FUNCTION, ROUTES, routes_of
 from stepml.serving import ModelServer
 
 logger = logging.getLogger("stepml.api")
@@ -74,25 +77,34 @@ def emit_unseen_categories(model: str, version: int, count: int) -> None:
     sys.stdout.write(json.dumps(line) + "\n")
 
 
+def _predict(event: dict[str, Any], server: ModelServer, params: dict[str, str], query: dict[str, str]) -> Any:
+    version, alias = parse_version(query.get("version")), query.get("alias")
+    return server.predict(_model_name(params), parse_body(request_body(event)), version, alias)
+
+
+def _describe(event: dict[str, Any], server: ModelServer, params: dict[str, str], query: dict[str, str]) -> Any:
+    version = parse_version(query.get("version"))
+    return server.describe(_model_name(params), version, query.get("alias"))
+
+
+#: What each route of :data:`stepml.routes.ROUTES` served by this function does (by event id).
+OPERATIONS: dict[str, Callable[[dict[str, Any], ModelServer, dict[str, str], dict[str, str]], Any]] = {
+    "Predict": _predict,
+    "DescribeModel": _describe,
+    "ListModels": lambda event, server, params, query: {"models": server.list_models()},
+    "OpenApi": lambda event, server, params, query: openapi_document(),
+}
+_ROUTES = routes_of(INFERENCE_FUNCTION)
+
+
 def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
     """Route one request; bad input is a 4xx with a readable message, never a 5xx."""
-    route = event.get("routeKey", "")
-    params = event.get("pathParameters") or {}
-    query = event.get("queryStringParameters") or {}
+    route = _ROUTES.get(event.get("routeKey", ""))
+    if route is None:
+        return response(404, {"message": f"no route {event.get('routeKey', '')!r}"})
     try:
-        if route == "GET /openapi.json":
-            return response(200, openapi_document())
-        if route == "GET /models":
-            return response(200, {"models": server.list_models()})
-        version = parse_version(query.get("version"))
-        alias = query.get("alias")
-        if route == "POST /models/{name}/predict":
-            name = _model_name(params)
-            payload = parse_body(request_body(event))
-            return response(200, server.predict(name, payload, version, alias))
-        if route == "GET /models/{name}":
-            return response(200, server.describe(_model_name(params), version, alias))
-        return response(404, {"message": f"no route {route!r}"})
+        return response(200, OPERATIONS[route.event](
+            event, server, event.get("pathParameters") or {}, event.get("queryStringParameters") or {}))
     except RequestError as exc:
         return error_response(exc)
     except NotFoundError as exc:
@@ -153,6 +165,16 @@ _NAME = {
 }
 
 
+def _paths(operations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The document's paths: this function's routes in the route table, each with its operation."""
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        if route.function == INFERENCE_FUNCTION:
+            paths.setdefault(route.path, {})[route.method.lower()] = {
+                "operationId": route.operation_id, **operations[route.operation_id]}
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of this API (served at ``GET /openapi.json``)."""
     record = {
@@ -177,65 +199,54 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Predictions from registered stepml models, served as ONNX. Categories unseen "
             "in training and numbers outside the training range are accepted and flagged in the "
-            "row's warnings.",
+            "row's warnings. Every request is signed with AWS SigV4 (service execute-api) by an "
+            "identity holding the stack's consumer or operator policy; unsigned requests get 403.",
         },
-        "paths": {
-            "/models": {
-                "get": {
-                    "operationId": "listModels",
-                    "summary": "Registered models with their champion versions",
-                    "responses": {
-                        "200": {"description": "The models", "content": _json({"$ref": "#/components/schemas/ModelList"})}
-                    },
-                }
+        "paths": _paths({
+            "listModels": {
+                "summary": "Registered models with their champion versions",
+                "responses": {
+                    "200": {"description": "The models", "content": _json({"$ref": "#/components/schemas/ModelList"})}
+                },
             },
-            "/models/{name}": {
-                "get": {
-                    "operationId": "describeModel",
-                    "summary": "A model version: metrics and the feature schema",
-                    "parameters": [_NAME, *_SELECTORS],
-                    "responses": {
-                        "200": {
-                            "description": "The version served",
-                            "content": _json({"$ref": "#/components/schemas/ModelDescription"}),
-                        },
-                        **_errors("400", "404"),
+            "describeModel": {
+                "summary": "A model version: metrics and the feature schema",
+                "parameters": [_NAME, *_SELECTORS],
+                "responses": {
+                    "200": {
+                        "description": "The version served",
+                        "content": _json({"$ref": "#/components/schemas/ModelDescription"}),
                     },
-                }
+                    **_errors("400", "404"),
+                },
             },
-            "/models/{name}/predict": {
-                "post": {
-                    "operationId": "predict",
-                    "summary": "Predict one record or a batch",
-                    "parameters": [_NAME, *_SELECTORS],
-                    "requestBody": {
-                        "required": True,
-                        "content": _json(
-                            {
-                                "oneOf": [
-                                    {"$ref": "#/components/schemas/Record"},
-                                    {"$ref": "#/components/schemas/Batch"},
-                                ]
-                            }
-                        ),
+            "predict": {
+                "summary": "Predict one record or a batch",
+                "parameters": [_NAME, *_SELECTORS],
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/Record"},
+                                {"$ref": "#/components/schemas/Batch"},
+                            ]
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "One prediction per record, in order",
+                        "content": _json({"$ref": "#/components/schemas/Prediction"}),
                     },
-                    "responses": {
-                        "200": {
-                            "description": "One prediction per record, in order",
-                            "content": _json({"$ref": "#/components/schemas/Prediction"}),
-                        },
-                        **_errors("400", "404", "413", "422"),
-                    },
-                }
+                    **_errors("400", "404", "413", "422"),
+                },
             },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "responses": {"200": {"description": "OpenAPI 3 document", "content": _json({"type": "object"})}},
-                }
+            "openApi": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3 document", "content": _json({"type": "object"})}},
             },
-        },
+        }),
         "components": {
             "schemas": {
                 "Record": record,

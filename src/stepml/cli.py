@@ -506,7 +506,8 @@ def local_up(
         console.print(f"  data dir      {data_dir}  ("
                       + ("emptied: --fresh" if fresh else f"kept: {kept['objects']} objects, {kept['runs']} runs")
                       + ")", highlight=False)
-        console.print(f"  identity      {admin.arn}  (AdministratorAccess)")
+        console.print(f"  identity      {admin.arn}  (AdministratorAccess"
+                      + (", the HTTP API's operator policy)" if running.operator_policy_arn else ")"))
         console.print(f"  access key    {admin.access_key_id}")
         console.print(f"  secret key    {admin.secret_access_key}")
         if write_profile:

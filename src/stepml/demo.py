@@ -68,7 +68,7 @@ def run_demo(
         versions = stack.models(dataset)
         print_versions(dataset, versions)
         record = _sample_record(path, versions[-1]["target"], versions[-1]["schema"])
-        console.print(f"POST {stack.api_url}/models/{dataset}/predict")
+        console.print(f"POST {stack.api_url}/models/{dataset}/predict  (SigV4-signed as {local.admin_credentials.arn})")
         console.print_json(json.dumps(record))
         status, response = stack.predict(dataset, record)
         console.print(f"HTTP {status}")

@@ -1,4 +1,6 @@
-"""Registry operations over the HTTP API (for the UI): versions, history, diff, promote, rollback.
+"""Registry operations over the HTTP API (for the UI): versions, history, diff, promote, rollback,
+lineage. Its routes are rows of :data:`stepml.routes.ROUTES`; promote, rollback and lineage are
+for holders of the stack's operator policy only (IAM decides, before the function runs).
 
 A separate function from inference so that only this one may write aliases, and the prediction
 path stays read-only. Every request is checked whole - model name, versions, body size, fields,
@@ -12,6 +14,7 @@ it, recorded in the history with the caller. A rollback is not gated: it is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stepml import registry
@@ -20,6 +23,7 @@ from stepml.httpapi import error_response, request_body, response
 from stepml.inputs import MAX_VERSION, is_unicode, parse_body, parse_version, quoted, shown
 from stepml.keys import DATASET_NAME
 from stepml.registry import ModelRegistry
+from stepml.routes import REGISTRY_FUNCTION, routes_of
 from stepml.storage import Store
 
 #: The fields each write accepts; any other is refused (so a body's field count is bounded too).
@@ -128,56 +132,96 @@ def _history_page(query: dict[str, str]) -> tuple[int, int | None]:
     return limit, parse_version(query.get("before") or None, "before")
 
 
+#: What a consumer may read of a version; ``lineage`` (the source's bucket, key and object version,
+#: the run and its execution ARN, with the account id) is served by the operator-only route.
+OPERATOR_ONLY_FIELDS = ("lineage",)
+
+
+def _public(meta: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in meta.items() if key not in OPERATOR_ONLY_FIELDS}
+
+
+def _version_number(params: dict[str, str]) -> int:
+    version = parse_version(params.get("version") or "")
+    assert version is not None
+    return version
+
+
+def _list_versions(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    versions = models.list_versions(name)
+    if not versions:
+        raise NotFoundError(f"no registered versions of {name!r}")
+    return {"name": name, "versions": [_public(meta) for meta in versions]}
+
+
+def _show_version(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    version = _version_number(event.get("pathParameters") or {})
+    return _public(models.get_version_with_aliases(name, version))
+
+
+def _lineage(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    version = _version_number(event.get("pathParameters") or {})
+    meta = models.get_version(name, version)
+    return {"name": name, "version": version, "lineage": meta.get("lineage")}
+
+
+def _history(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    limit, before = _history_page(event.get("queryStringParameters") or {})
+    record = models.alias_record(name, registry.CHAMPION)
+    page = models.history(name, registry.CHAMPION, limit=limit, before=before)
+    # Newest first; the next page is ?before=<next_before> (None: this is the oldest).
+    return {"name": name, "alias": registry.CHAMPION,
+            "version": record["version"] if record else None,
+            "rollback_to": registry.rollback_target(record),
+            "rollback_rule": registry.ROLLBACK_RULE,
+            "promotion_rule": registry.PROMOTION_RULE,
+            "total": page["total"], "next_before": page["next_before"],
+            "history": [_history_entry(e) for e in page["entries"]]}
+
+
+def _diff(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    query = event.get("queryStringParameters") or {}
+    first, second = parse_version(query.get("a") or None, "a"), parse_version(query.get("b") or None, "b")
+    if first is None or second is None:
+        raise RequestError("give the two versions to compare as ?a=<version>&b=<version>")
+    return registry.diff_versions(models.get_version(name, first), models.get_version(name, second))
+
+
+def _promote(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    body = _write_body(event, PROMOTE_FIELDS, required=True)
+    version = _required_version(body.get("version"))
+    reason = _reason(body, "promoted from the API")
+    force = _force(body)
+    return models.promote_by_hand(name, version, reason, _actor(event), force=force)
+
+
+def _rollback(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    reason = _reason(_write_body(event, ROLLBACK_FIELDS, required=False), "rolled back from the API")
+    return models.rollback(name, reason, actor=_actor(event))
+
+
+#: What each route of :data:`stepml.routes.ROUTES` served by this function does (by event id);
+#: every one acts on the model named in the path, checked first.
+OPERATIONS: dict[str, Callable[[dict[str, Any], ModelRegistry, str], Any]] = {
+    "ListVersions": _list_versions,
+    "ShowVersion": _show_version,
+    "AliasHistory": _history,
+    "DiffVersions": _diff,
+    "Promote": _promote,
+    "Rollback": _rollback,
+    "Lineage": _lineage,
+}
+_ROUTES = routes_of(REGISTRY_FUNCTION)
+
+
 def handle(event: dict[str, Any], store: Store) -> dict[str, Any]:
     """Route one registry request; a bad request is a 4xx with a readable message."""
-    models = ModelRegistry(store)
-    route = event.get("routeKey", "")
-    params = event.get("pathParameters") or {}
-    query = event.get("queryStringParameters") or {}
+    route = _ROUTES.get(event.get("routeKey", ""))
+    if route is None:
+        return _response(404, {"message": f"no route {event.get('routeKey', '')!r}"})
     try:
-        if route == "GET /models/{name}/versions":
-            name = _model_name(params)
-            versions = models.list_versions(name)
-            if not versions:
-                raise NotFoundError(f"no registered versions of {name!r}")
-            return _response(200, {"name": name, "versions": versions})
-        if route == "GET /models/{name}/versions/{version}":
-            name = _model_name(params)
-            version = parse_version(params.get("version") or "")
-            assert version is not None
-            return _response(200, models.get_version_with_aliases(name, version))
-        if route == "GET /models/{name}/history":
-            name = _model_name(params)
-            limit, before = _history_page(query)
-            record = models.alias_record(name, registry.CHAMPION)
-            page = models.history(name, registry.CHAMPION, limit=limit, before=before)
-            # Newest first; the next page is ?before=<next_before> (None: this is the oldest).
-            return _response(200, {"name": name, "alias": registry.CHAMPION,
-                                   "version": record["version"] if record else None,
-                                   "rollback_to": registry.rollback_target(record),
-                                   "rollback_rule": registry.ROLLBACK_RULE,
-                                   "promotion_rule": registry.PROMOTION_RULE,
-                                   "total": page["total"], "next_before": page["next_before"],
-                                   "history": [_history_entry(e) for e in page["entries"]]})
-        if route == "GET /models/{name}/diff":
-            name = _model_name(params)
-            first, second = parse_version(query.get("a") or None, "a"), parse_version(query.get("b") or None, "b")
-            if first is None or second is None:
-                raise RequestError("give the two versions to compare as ?a=<version>&b=<version>")
-            diff = registry.diff_versions(models.get_version(name, first), models.get_version(name, second))
-            return _response(200, diff)
-        if route == "POST /models/{name}/promote":
-            name = _model_name(params)
-            body = _write_body(event, PROMOTE_FIELDS, required=True)
-            version = _required_version(body.get("version"))
-            reason = _reason(body, "promoted from the API")
-            force = _force(body)
-            return _response(200, models.promote_by_hand(name, version, reason, _actor(event), force=force))
-        if route == "POST /models/{name}/rollback":
-            name = _model_name(params)
-            reason = _reason(_write_body(event, ROLLBACK_FIELDS, required=False), "rolled back from the API")
-            return _response(200, models.rollback(name, reason, actor=_actor(event)))
-        return _response(404, {"message": f"no route {route!r}"})
+        name = _model_name(event.get("pathParameters") or {})
+        return _response(200, OPERATIONS[route.event](event, ModelRegistry(store), name))
     except RequestError as exc:
         return error_response(exc)
     except NotFoundError as exc:

@@ -25,7 +25,6 @@ Step Functions executions and CloudWatch logs stay: AWS keeps run history by des
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import tempfile
@@ -373,24 +372,11 @@ class SmokeCheck:
         return self.stack.registry.alias_version(self.dataset, registry.CHAMPION)
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON to the stack's HTTP API; anything but a 200 with a JSON object fails the step."""
-        url = f"{self.stack.api_url}/{path}"
-        request = urllib.request.Request(
-            url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            body = {"message": raw[:200].decode(errors="replace")}
-        if status != 200 or not isinstance(body, dict):
-            message = body.get("message") if isinstance(body, dict) else body
-            raise SmokeFailure(f"POST /{urllib.parse.unquote(path)} answered {status}: {message}")
-        return body
+        """POST JSON to the stack's HTTP API (signed); anything but a 200 with a JSON object fails the step."""
+        answer = self.stack.api.post(f"/{path}", payload)
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            raise SmokeFailure(f"POST /{urllib.parse.unquote(path)} answered {answer.status}: {answer.message}")
+        return answer.body
 
     def _delete_everything(self) -> int:
         """Delete every object version and delete marker under the dataset's prefixes; how many."""

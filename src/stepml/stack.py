@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stepml import keys
+from stepml.client import ApiClient, quote
 from stepml.config import DatasetConfig, dump_config
 from stepml.errors import ConfigError, NotFoundError
 from stepml.registry import CHAMPION, ModelRegistry
@@ -220,21 +221,25 @@ class Stack:
     def version(self, name: str, version: int) -> dict[str, Any]:
         return self.registry.get_version_with_aliases(name, version)
 
-    def predict(self, name: str, body: Any, version: int | None = None, alias: str | None = None) -> tuple[int, Any]:
-        """POST to the HTTP API; returns (status, parsed JSON body)."""
-        import urllib.error
-        import urllib.parse
-        import urllib.request
+    def api_credentials(self) -> Any:
+        """Who signs HTTP API requests: the explicit keys, else the named local profile (offline),
+        else boto3's default chain - the caller's own AWS identity."""
+        if self.credentials:
+            return dict(self.credentials)
+        import boto3
 
-        query = {k: str(v) for k, v in (("version", version), ("alias", alias)) if v is not None}
-        url = f"{self.api_url}/models/{urllib.parse.quote(name)}/predict"
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        request = urllib.request.Request(
-            url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
+        profile = local_profile() if self.endpoint_url is not None else None
+        session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        return session.get_credentials()
+
+    @property
+    def api(self) -> ApiClient:
+        """A client of the stack's HTTP API, signing as :meth:`api_credentials`."""
+        return ApiClient(self.api_url, self.region, self.api_credentials(),
+                         operator_policy_arn=self.outputs.get("OperatorPolicyArn"),
+                         consumer_policy_arn=self.outputs.get("ConsumerPolicyArn"))
+
+    def predict(self, name: str, body: Any, version: int | None = None, alias: str | None = None) -> tuple[int, Any]:
+        """POST to the HTTP API (signed); returns (status, parsed JSON body)."""
+        answer = self.api.post(f"/models/{quote(name)}/predict", body, {"version": version, "alias": alias})
+        return answer.status, answer.body

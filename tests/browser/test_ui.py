@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,16 @@ def metric(page: Any, label: str) -> Any:
 
 
 def champion_from_api(offline_stack: dict[str, Any]) -> int:
-    api = offline_stack["stack"].api_url
-    with urllib.request.urlopen(f"{api}/models/adult/history", timeout=10) as response:
-        return int(json.loads(response.read())["version"])
+    answer = offline_stack["stack"].api.get("/models/adult/history")
+    assert answer.ok, answer.message
+    return int(answer.body["version"])
 
 
 def field_labels(offline_stack: dict[str, Any]) -> dict[str, str]:
     """Each feature's label as the form shows it: a required one (per the API) carries '*'."""
-    with urllib.request.urlopen(f"{offline_stack['stack'].api_url}/models/adult", timeout=10) as response:
-        features = json.loads(response.read())["features"]
+    answer = offline_stack["stack"].api.get("/models/adult")
+    assert answer.ok, answer.message
+    features = answer.body["features"]
     return {f["name"]: f"{f['name']} *" if f.get("required", True) else f["name"] for f in features}
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from stepml.client import ApiClient
 from stepml.local import LocalStack
 from tests.conftest import ROOT
 
@@ -64,6 +65,12 @@ def local_stack() -> Iterator[LocalStack]:
     """The project's template deployed offline (stack name "stepml", as the CLI expects)."""
     with LocalStack(project_root=ROOT, port=0, api_port=0) as stack:
         yield stack
+
+
+def api_client(stack: LocalStack) -> ApiClient:
+    """A client of the stack's HTTP API that signs as its administrator (the operator policy)."""
+    assert stack.admin_credentials is not None
+    return ApiClient(stack.api_url, stack.region, stack.admin_credentials.client_kwargs())
 
 
 def upload(stack: LocalStack, key: str, body: bytes) -> dt.datetime:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 
 from stepml.stack import Stack
 from tests.conftest import head_bytes
-from tests.e2e.conftest import s3_put_fault, upload, wait_for_execution
+from tests.e2e.conftest import api_client, s3_put_fault, upload, wait_for_execution
 
 
 def synthetic_csv(rows: int, seed: int, noise: float = 0.0) -> bytes:
@@ -37,14 +35,10 @@ def client_stack(local_stack) -> Stack:
     return Stack(endpoint_url=local_stack.endpoint_url, credentials=local_stack.admin_credentials.client_kwargs())
 
 
-def post(url: str, body: Any) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+def post(local_stack, path: str, body: Any) -> tuple[int, Any]:
+    """POST to the stack's HTTP API, signed as its administrator (who holds the operator policy)."""
+    answer = api_client(local_stack).request("POST", path, raw=body if isinstance(body, bytes) else json.dumps(body).encode())
+    return answer.status, answer.body
 
 
 def model_keys(local_stack, dataset: str) -> list[str]:
@@ -73,21 +67,21 @@ def test_adult_upload_becomes_a_served_model(local_stack, adult_csv) -> None:
     assert versions[0]["lineage"]["execution_arn"] == execution["executionArn"]
 
     record = {f["name"]: (f["min"] if f["kind"] == "numeric" else f["categories"][0]) for f in versions[0]["schema"]}
-    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", record)
+    status, body = post(local_stack, "/models/adult-e2e/predict", record)
     assert status == 200, body
     assert body["version"] == 1 and body["predictions"][0] in {"<=50K", ">50K"}
 
     # a row as it stands in the CSV: a missing category as null, the target column included
-    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict",
+    status, body = post(local_stack, "/models/adult-e2e/predict",
                         {**record, "workclass": None, "income": "<=50K"})
     assert status == 200, body
     assert body["warnings"][0][-1] == "ignored column(s) the model does not use: income"
 
-    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", {**record, "age": "forty"})
+    status, body = post(local_stack, "/models/adult-e2e/predict", {**record, "age": "forty"})
     assert status == 422 and "age" in body["message"]
-    status, body = post(f"{local_stack.api_url}/models/adult-e2e/predict", b"{not json")
+    status, body = post(local_stack, "/models/adult-e2e/predict", b"{not json")
     assert status == 400
-    status, body = post(f"{local_stack.api_url}/models/no-such-model/predict", record)
+    status, body = post(local_stack, "/models/no-such-model/predict", record)
     assert status == 404 and "no-such-model" in body["message"]
 
 
@@ -147,7 +141,7 @@ def test_a_crash_between_artifact_and_metadata_leaves_no_version(local_stack) ->
     assert "AccessDenied" in execution["cause"] and "meta.json" in execution["cause"]
     stack = client_stack(local_stack)
     assert [v["version"] for v in stack.models("crash")] == [1]
-    status, body = post(f"{local_stack.api_url}/models/crash/predict", {"x": 0.1, "colour": "red", "z": 0.0})
+    status, body = post(local_stack, "/models/crash/predict", {"x": 0.1, "colour": "red", "z": 0.0})
     assert status == 200 and body["version"] == 1
 
 
@@ -211,7 +205,7 @@ def test_promote_and_rollback_change_what_the_api_serves(local_stack, monkeypatc
         since = upload(local_stack, f"raw/flip/v{i + 1}.csv", synthetic_csv(400, 200 + i, noise))
         assert wait_for_execution(local_stack, since=since, key=f"raw/flip/v{i + 1}.csv")["status"] == "SUCCEEDED"
     record = {"x": 0.3, "colour": "blue", "z": 0.1}
-    served = lambda: post(f"{local_stack.api_url}/models/flip/predict", record)[1]["version"]
+    served = lambda: post(local_stack, "/models/flip/predict", record)[1]["version"]
     champion = stack.history("flip")[-1]["to"]
     other = 1 if champion == 2 else 2
 
@@ -261,13 +255,13 @@ def test_a_daily_table_is_served_from_its_date_strings(local_stack) -> None:
     execution = wait_for_execution(local_stack, since=since, key="raw/weather-e2e/weather.csv")
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
 
-    url = f"{local_stack.api_url}/models/weather-e2e/predict"
+    url = "/models/weather-e2e/predict"
     day = {"precipitation": 0.0, "wind": 3.0, "temp_max": 20.0}  # the target too, as in the CSV
-    status, body = post(url, {"instances": [{**day, "date": "2016-01-15"}, {**day, "date": "2016-07-15"},
+    status, body = post(local_stack, url, {"instances": [{**day, "date": "2016-01-15"}, {**day, "date": "2016-07-15"},
                                             {**day, "date": None}, {**day, "date": "someday"}]})
     assert status == 200, body
     january, july, _, _ = body["predictions"]
     assert july - january > 12  # the season: about 20 degrees apart in the table
     assert "date='someday' is not a date in the format the model was trained on" in " ".join(body["warnings"][3])
-    status, body = post(url, {**day, "date": 20160115})
+    status, body = post(local_stack, url, {**day, "date": 20160115})
     assert status == 422 and "expected a date string in the format ISO 8601" in body["message"]

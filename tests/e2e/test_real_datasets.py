@@ -36,6 +36,6 @@ def test_every_held_out_row_is_answered_over_http(local_stack, name: str) -> Non
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     records = real_datasets.client_records(held_out)
     assert any(None in record.values() for record in records)  # rows with missing values are sent too
-    status, body = post(f"{local_stack.api_url}/models/{name}-e2e/predict", {"instances": records})
+    status, body = post(local_stack, f"/models/{name}-e2e/predict", {"instances": records})
     assert status == 200, body
     assert len(body["predictions"]) == len(records) and None not in body["predictions"]

@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
 from stepml.api import handle, openapi_document
+from stepml.routes import INFERENCE_FUNCTION
+from stepml.routes import ROUTES as TABLE
 from stepml.serving import ModelServer
 from stepml.settings import Settings
 from stepml.storage import S3Store
@@ -30,12 +32,14 @@ from tests.functional.test_inference_api import register
 #: Examples per operation: enough to cover every bad-input branch, quick enough for `make test`.
 MAX_EXAMPLES = 40
 
-ROUTES = [
-    ("POST", re.compile(r"^/models/(?P<name>[^/]+)/predict$"), "POST /models/{name}/predict"),
-    ("GET", re.compile(r"^/models/(?P<name>[^/]+)$"), "GET /models/{name}"),
-    ("GET", re.compile(r"^/models$"), "GET /models"),
-    ("GET", re.compile(r"^/openapi\.json$"), "GET /openapi.json"),
-]
+
+def _pattern(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+
+
+#: The prediction function's routes, from the one route table.
+ROUTES = [(route.method, _pattern(route.path), route.route_key)
+          for route in TABLE if route.function == INFERENCE_FUNCTION]
 
 
 class HttpApiAdapter:

@@ -8,15 +8,18 @@ import http.client
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from stepml import registry
-from stepml.local import LocalStack
+from stepml.client import ApiClient, signed_headers
+from stepml.local import LocalStack, iam
 from stepml.local.api import HttpApiServer, Router, build_event, to_http_response
+from stepml.local.api_auth import IamAuthorizer
+from stepml.local.endpoint import ACCOUNT_ID
 from stepml.local.template import HttpRoute
 from stepml.registry import ModelRegistry
 from stepml.stack import Stack
@@ -183,6 +186,7 @@ def stack() -> Iterator[LocalStack]:
             "recipe": "auto",
             "schema": SCHEMA,
             "evaluation": {"primary_metric": "accuracy", "metrics": {"accuracy": 0.9}},
+            "lineage": {"bucket": "data", "key": "raw/adult/adult.csv", "run_id": "run-1"},
         }
         version = ModelRegistry(store).register_version("adult", "run-1", {"model.onnx": classifier_onnx()}, meta
         )["version"]
@@ -196,12 +200,26 @@ def connect(url: str) -> http.client.HTTPConnection:
 
 
 def request(
-    connection: http.client.HTTPConnection, method: str, path: str, body: Any = None
+    connection: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: Any = None,
+    credentials: Mapping[str, str] | None = None,
 ) -> tuple[int, Any]:
+    """One request, signed with ``credentials`` (SigV4, execute-api) unless they are None."""
     payload = None if body is None else json.dumps(body).encode()
-    connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if credentials is not None:
+        url = f"http://{connection.host}:{connection.port}{path}"
+        headers = signed_headers(method, url, payload, credentials, "us-east-1", headers)
+    connection.request(method, path, body=payload, headers=headers)
     response = connection.getresponse()
     return response.status, json.loads(response.read())
+
+
+def admin(stack: LocalStack) -> Mapping[str, str]:
+    assert stack.admin_credentials is not None
+    return stack.admin_credentials.client_kwargs()
 
 
 def test_64_concurrent_clients_each_get_their_prediction(stack: LocalStack) -> None:
@@ -217,7 +235,7 @@ def test_64_concurrent_clients_each_get_their_prediction(stack: LocalStack) -> N
         connection = connect(stack.api_url)
         try:
             for _ in range(requests_each):
-                answer = request(connection, "POST", "/models/adult/predict", record(age=age))
+                answer = request(connection, "POST", "/models/adult/predict", record(age=age), keys)
                 with lock:
                     answers.append(answer)
         except (OSError, http.client.HTTPException, ValueError) as exc:  # a reset, a hang-up
@@ -226,6 +244,7 @@ def test_64_concurrent_clients_each_get_their_prediction(stack: LocalStack) -> N
         finally:
             connection.close()
 
+    keys = admin(stack)
     threads = [threading.Thread(target=client, args=(20 + i,)) for i in range(clients)]
     # When they all predict
     for thread in threads:
@@ -242,6 +261,7 @@ def test_64_concurrent_clients_each_get_their_prediction(stack: LocalStack) -> N
 
 def test_a_keep_alive_connection_serves_many_requests_in_turn(stack: LocalStack) -> None:
     # Given one connection
+    keys = admin(stack)
     connection = connect(stack.api_url)
     connection.connect()
     first_socket = connection.sock
@@ -250,18 +270,158 @@ def test_a_keep_alive_connection_serves_many_requests_in_turn(stack: LocalStack)
         statuses = []
         for i in range(60):
             if i % 3 == 0:
-                statuses.append(request(connection, "POST", "/models/adult/predict", record())[0])
+                statuses.append(request(connection, "POST", "/models/adult/predict", record(), keys)[0])
             elif i % 3 == 1:
                 statuses.append(
-                    request(connection, "POST", "/models/adult/predict", {"age": "x"})[0]
+                    request(connection, "POST", "/models/adult/predict", {"age": "x"}, keys)[0]
                 )
             else:
-                statuses.append(request(connection, "GET", "/models/nothing-here")[0])
+                statuses.append(request(connection, "GET", "/models/nothing-here", None, keys)[0])
             # Then the server never closed it: every answer came on the same socket
             assert connection.sock is first_socket
     finally:
         connection.close()
     assert statuses[:3] == [200, 422, 404] and statuses == statuses[:3] * 20
+
+
+# -- IAM authorization (the template's AWS_IAM default authorizer) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def users(stack: LocalStack) -> dict[str, Mapping[str, str]]:
+    """A consumer and an operator: IAM users holding the stack's managed policies."""
+    outputs = stack.outputs
+    consumer = iam.create_user(ACCOUNT_ID, stack.region, "api-consumer", outputs["ConsumerPolicyArn"])
+    operator = iam.create_user(ACCOUNT_ID, stack.region, "api-operator", outputs["OperatorPolicyArn"])
+    nobody = iam.create_user(ACCOUNT_ID, stack.region, "api-nobody")
+    return {"consumer": consumer.client_kwargs(), "operator": operator.client_kwargs(),
+            "nobody": nobody.client_kwargs()}
+
+
+PROMOTE = "/models/adult/promote"
+
+
+def test_unsigned_and_badly_signed_requests_are_forbidden(stack: LocalStack, users) -> None:
+    connection = connect(stack.api_url)
+    try:
+        # Unsigned
+        assert request(connection, "POST", "/models/adult/predict", record()) == (403, {"message": "Forbidden"})
+        assert request(connection, "GET", "/openapi.json") == (403, {"message": "Forbidden"})
+        # Signed with a wrong secret, or an unknown key
+        wrong = {**users["operator"], "aws_secret_access_key": "not-the-secret"}
+        assert request(connection, "GET", "/models", None, wrong) == (403, {"message": "Forbidden"})
+        unknown = {"aws_access_key_id": "AKIAUNKNOWNUNKNOWN00", "aws_secret_access_key": "x"}
+        assert request(connection, "GET", "/models", None, unknown) == (403, {"message": "Forbidden"})
+        # Signed for one body, sent with another
+        url = f"http://{connection.host}:{connection.port}{PROMOTE}"
+        headers = signed_headers("POST", url, b'{"version": 1}', users["operator"], "us-east-1")
+        connection.request("POST", PROMOTE, body=b'{"version": 2}', headers=headers)
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (403, {"message": "Forbidden"})
+    finally:
+        connection.close()
+
+
+def test_a_signature_older_than_15_minutes_is_forbidden(stack: LocalStack, users, monkeypatch) -> None:
+    import datetime as dt
+
+    import botocore.auth
+
+    stale = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=16)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: stale)
+    connection = connect(stack.api_url)
+    try:
+        status, body = request(connection, "GET", "/models", None, users["operator"])
+        assert status == 403 and body["message"].startswith("Signature expired: ")
+    finally:
+        connection.close()
+
+
+def test_a_consumer_predicts_but_may_not_promote_or_read_lineage(stack: LocalStack, users) -> None:
+    connection = connect(stack.api_url)
+    try:
+        status, body = request(connection, "POST", "/models/adult/predict", record(), users["consumer"])
+        assert status == 200 and body["predictions"][0] in {"<=50K", ">50K"}
+        assert request(connection, "GET", "/models/adult/versions", None, users["consumer"])[0] == 200
+        user = "arn:aws:iam::123456789012:user/api-consumer"
+        for method, path, body in (("POST", PROMOTE, {"version": 1}), ("POST", "/models/adult/rollback", {}),
+                                   ("GET", "/lineage/adult/1", None)):
+            resource = f"arn:aws:execute-api:us-east-1:123456789012:local-http-api/$default/{method}{path}"
+            assert request(connection, method, path, body, users["consumer"]) == (403, {
+                "message": f"User: {user} is not authorized to perform: execute-api:Invoke on resource: {resource}"})
+        # An identity without either policy may not even predict.
+        status, body = request(connection, "POST", "/models/adult/predict", record(), users["nobody"])
+        assert status == 403 and body["message"].startswith("User: arn:aws:iam::123456789012:user/api-nobody is not")
+    finally:
+        connection.close()
+
+
+def test_an_operator_promotes_and_is_recorded_as_the_actor(stack: LocalStack, users) -> None:
+    connection = connect(stack.api_url)
+    try:
+        status, body = request(connection, "POST", PROMOTE, {"version": 1, "reason": "re-pin", "force": True},
+                               users["operator"])
+        assert status == 200 and body["version"] == 1
+        assert body["actor"] == "arn:aws:iam::123456789012:user/api-operator"
+        status, body = request(connection, "GET", "/lineage/adult/1", None, users["operator"])
+        assert status == 200 and body["version"] == 1
+    finally:
+        connection.close()
+
+
+def test_the_client_says_which_policy_a_refused_identity_lacks(stack: LocalStack, users) -> None:
+    outputs = stack.outputs
+    arns = {"operator_policy_arn": outputs["OperatorPolicyArn"], "consumer_policy_arn": outputs["ConsumerPolicyArn"]}
+    consumer = ApiClient(stack.api_url, stack.region, users["consumer"], **arns)
+    answer = consumer.post("/models/adult/promote", {"version": 1})
+    assert answer.status == 403
+    assert f"your identity lacks the stepml operator policy {outputs['OperatorPolicyArn']}" in answer.message
+    assert answer.message.startswith("User: arn:aws:iam::123456789012:user/api-consumer is not authorized")
+    nobody = ApiClient(stack.api_url, stack.region, users["nobody"], **arns)
+    answer = nobody.post("/models/adult/predict", record())
+    assert answer.status == 403
+    assert f"your identity lacks the stepml consumer policy {outputs['ConsumerPolicyArn']}" in answer.message
+    # And a signed request with the right policy goes through the same client
+    assert consumer.post("/models/adult/predict", record()).status == 200
+
+
+def test_an_allowed_event_carries_the_callers_iam_identity(stack: LocalStack, users) -> None:
+    # Given an IAM-guarded route whose function echoes its event, on the stack's IAM
+    server = HttpApiServer("127.0.0.1", 0)
+    server.configure([HttpRoute("Fn", "GET", "/whoami", "WhoAmI", "AWS_IAM")],
+                     lambda _function, event: (json.dumps(event["requestContext"]).encode(), False),
+                     IamAuthorizer(ACCOUNT_ID, stack.region, "local-http-api"))
+    server.start()
+    connection = connect(server.url)
+    try:
+        # When the operator calls it
+        status, context = request(connection, "GET", "/whoami", None, users["operator"])
+    finally:
+        connection.close()
+        server.stop()
+    # Then the function sees who called, in API Gateway's fields
+    identity = context["authorizer"]["iam"]
+    assert status == 200 and context["apiId"] == "local-http-api"
+    assert set(identity) == {"accessKey", "accountId", "callerId", "cognitoIdentity", "principalOrgId", "userArn", "userId"}
+    assert identity["userArn"] == "arn:aws:iam::123456789012:user/api-operator"
+    assert identity["accessKey"] == users["operator"]["aws_access_key_id"] and identity["accountId"] == ACCOUNT_ID
+    assert identity["userId"] == identity["callerId"] != ""  # the IAM user's unique id
+
+
+def test_the_ui_shows_lineage_to_operators_only(stack: LocalStack, users, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "ui"))
+    from stepml_ui.client import Console
+
+    def console(keys: Mapping[str, str]) -> Console:
+        return Console(Stack(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, credentials=keys))
+
+    # The consumer's stack client cannot describe the stack (no CloudFormation rights): aim it directly.
+    operator = console(admin(stack)).versions("adult", with_lineage=True)
+    assert operator.ok and all("lineage" in v for v in operator.body["versions"])
+    consumer = Console(Stack(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, credentials=users["consumer"]),
+                       api_override=stack.api_url)
+    answer = consumer.versions("adult", with_lineage=True)
+    assert answer.ok and answer.body["versions"] and all("lineage" not in v for v in answer.body["versions"])
 
 
 # -- as a server: the socket level, with a stand-in function --------------------------------------
@@ -292,6 +452,33 @@ def echo_api() -> Iterator[tuple[HttpApiServer, list[socket.socket]]]:
     try:
         yield server, accepted
     finally:
+        server.stop()
+
+
+def test_only_routes_the_template_guards_are_checked_and_unknown_authorizers_refuse() -> None:
+    # Given routes without authorization, with IAM and with a JWT authorizer the emulator lacks
+    server = HttpApiServer("127.0.0.1", 0)
+    seen: list[dict[str, Any]] = []
+
+    def echo(_function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
+        seen.append(event)
+        return b'{"ok": true}', False
+
+    routes = [HttpRoute("Fn", "GET", "/open", "Open", "NONE"), HttpRoute("Fn", "GET", "/iam", "Iam", "AWS_IAM"),
+              HttpRoute("Fn", "GET", "/jwt", "Jwt", "JwtAuthorizer")]
+    server.configure(routes, echo, IamAuthorizer("123456789012", "us-east-1", "local-http-api"))
+    server.start()
+    connection = connect(server.url)
+    try:
+        # Then an open route answers unsigned, without an authorizer context
+        assert request(connection, "GET", "/open") == (200, {"ok": True})
+        assert "authorizer" not in seen[-1]["requestContext"]
+        # And the IAM route and the JWT route refuse an unsigned call before the function runs
+        assert request(connection, "GET", "/iam") == (403, {"message": "Forbidden"})
+        assert request(connection, "GET", "/jwt") == (403, {"message": "Forbidden"})
+        assert len(seen) == 1
+    finally:
+        connection.close()
         server.stop()
 
 

@@ -34,6 +34,11 @@ def test_http_routes_come_from_httpapi_events(template: SamTemplate) -> None:
     assert routes.get("POST /models/{name}/predict") == "InferenceFunction"
 
 
+def test_routes_carry_the_authorizer_the_template_gives_them(template: SamTemplate) -> None:
+    # Globals.HttpApi.Auth.DefaultAuthorizer guards every route the local API serves.
+    assert {route.authorizer for route in template.http_routes()} == {"AWS_IAM"}
+
+
 def test_translation_inlines_the_definition_with_substitutions(template: SamTemplate) -> None:
     cfn = template.to_cloudformation(
         artifact_bucket="artifacts", code_key="code.zip", region="us-east-1"

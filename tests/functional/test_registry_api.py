@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stepml import registry
+from stepml import keys, registry
 from stepml.registry import ModelRegistry
 from tests.functional.conftest import EVENT_BUCKET, load_event
 
@@ -166,3 +166,21 @@ def test_rollback_to_a_worse_champion_is_not_gated(versions, invoke) -> None:
     assert status == 200 and body["version"] == 1
     entry = ModelRegistry(versions).alias_record("adult", registry.CHAMPION)["history"][-1]
     assert entry["action"] == "rollback" and "gate" not in entry and "forced" not in entry
+
+
+def test_lineage_is_served_only_by_its_own_route(versions, invoke) -> None:
+    # Given a version whose lineage names the source object and run
+    meta = ModelRegistry(versions).get_version("adult", 1)
+    lineage = {"bucket": "data", "key": "raw/adult/adult.csv", "version_id": "v1", "run_id": "run",
+               "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:pipeline:run"}
+    versions.put_json(keys.version_prefix("adult", 1) + "meta.json", {**meta, "lineage": lineage})
+    # When a reader lists or shows versions, Then no lineage (account ids, keys) is in the answer
+    status, body = call(invoke, request("GET /models/{name}/versions", {"name": "adult"}))
+    assert status == 200 and all("lineage" not in v for v in body["versions"])
+    status, body = call(invoke, request("GET /models/{name}/versions/{version}", {"name": "adult", "version": "1"}))
+    assert status == 200 and "lineage" not in body and body["version"] == 1
+    # And the operator-only route serves it whole
+    status, body = call(invoke, request("GET /lineage/{name}/{version}", {"name": "adult", "version": "1"}))
+    assert (status, body) == (200, {"name": "adult", "version": 1, "lineage": lineage})
+    status, body = call(invoke, request("GET /lineage/{name}/{version}", {"name": "adult", "version": "9"}))
+    assert status == 404

@@ -149,6 +149,19 @@ def test_the_iam_internals_the_strict_stack_relies_on_exist() -> None:
     assert 'cause_object["errorType"]' in inspect.getsource(state_task_service_lambda)
 
 
+def test_the_signature_check_the_local_http_api_reuses_exists() -> None:
+    # stepml.local.api_auth: IAMRequest(...).check_signature(), then the caller's key and policies.
+    from moto.iam.access_control import AssumedRoleAccessKey, IAMRequest, IAMUserAccessKey
+
+    assert list(inspect.signature(IAMRequest.__init__).parameters) == [
+        "self", "account_id", "method", "path", "data", "body", "headers", "action"]
+    assert "self._access_key = create_access_key(" in inspect.getsource(IAMRequest.__mro__[1].__init__)
+    assert "collect_policies" in dir(IAMUserAccessKey) and "collect_policies" in dir(AssumedRoleAccessKey)
+    assert "self._owner_user_name = iam_user.name" in inspect.getsource(IAMUserAccessKey.__init__)
+    source = inspect.getsource(AssumedRoleAccessKey.__init__)
+    assert "self._owner_role_name" in source and "self._session_name" in source
+
+
 def test_the_internals_the_data_dir_relies_on_exist() -> None:
     """stepml.local.persistence: S3 requests end in two patchable methods, objects are rebuilt from
     their parts, executions start and end in patchable methods and are listed from one list."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stepml import keys
+from stepml.client import ApiClient, ApiResponse
 from stepml.config import DatasetConfig
 from stepml.runs import readable_cause
 from stepml.stack import Stack
@@ -31,33 +30,6 @@ ENV_STACK = "STEPML_STACK"
 ENV_API_URL = "STEPML_API_URL"
 
 
-@dataclass(frozen=True)
-class ApiResponse:
-    """An HTTP API answer: status and parsed JSON body (``{"message": …}`` for non-JSON)."""
-
-    status: int
-    body: Any
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def message(self) -> str:
-        if isinstance(self.body, dict) and self.body.get("message"):
-            return str(self.body["message"])
-        return f"HTTP {self.status}"
-
-    def field_errors(self) -> dict[str, list[str]]:
-        """The API's per-field messages (422 ``errors``), by field name."""
-        found: dict[str, list[str]] = {}
-        errors = self.body.get("errors") if isinstance(self.body, dict) else None
-        for error in errors or []:
-            if isinstance(error, dict) and error.get("field"):
-                found.setdefault(str(error["field"]), []).append(str(error.get("message", "invalid")))
-        return found
-
-
 @dataclass
 class Console:
     """The UI's view of one stack: HTTP API calls plus S3 / Step Functions reads."""
@@ -66,6 +38,7 @@ class Console:
     api_override: str | None = None
     timeout: float = 30.0
     _definition: dict[str, Any] | None = field(default=None, init=False)
+    _api: ApiClient | None = field(default=None, init=False)
 
     @classmethod
     def from_environment(cls) -> Console:
@@ -87,19 +60,19 @@ class Console:
 
     # -- HTTP API --------------------------------------------------------------------------------
 
+    @property
+    def api(self) -> ApiClient:
+        """The stack's API client (signing as the user), aimed at ``api_override`` when given."""
+        if self._api is None:
+            client = self.stack.api if self.api_override is None else ApiClient(
+                self.api_url, self.stack.region, self.stack.api_credentials())
+            client.timeout = self.timeout
+            self._api = client
+        return self._api
+
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> ApiResponse:
-        url = self.api_url + path
-        params = {k: str(v) for k, v in (query or {}).items() if v is not None}
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        data = None if body is None else json.dumps(body, allow_nan=False).encode()
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"content-type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return ApiResponse(response.status, _json_or_message(response.read()))
-        except urllib.error.HTTPError as exc:
-            return ApiResponse(exc.code, _json_or_message(exc.read()))
+        """A signed request to the HTTP API; a 403 says which policy the user lacks."""
+        return self.api.request(method, path, body, query)
 
     def model_names(self) -> list[str]:
         """Registered models: ``GET /models`` when the API has it, else the registry's S3 prefixes."""
@@ -117,8 +90,23 @@ class Console:
     def predict(self, name: str, body: Any, version: int | None = None) -> ApiResponse:
         return self.request("POST", f"/models/{_quote(name)}/predict", body, query={"version": version})
 
-    def versions(self, name: str) -> ApiResponse:
-        return self.request("GET", f"/models/{_quote(name)}/versions")
+    def versions(self, name: str, with_lineage: bool = False) -> ApiResponse:
+        """The versions; ``with_lineage``: each with its lineage when the user may read it (the
+        operator route, one request per version)."""
+        answer = self.request("GET", f"/models/{_quote(name)}/versions")
+        if with_lineage and answer.ok and isinstance(answer.body, dict):
+            for meta in answer.body.get("versions") or []:
+                lineage = self.lineage(name, meta.get("version"))
+                if lineage is None:
+                    break  # not an operator: no version's lineage is readable
+                meta["lineage"] = lineage
+        return answer
+
+    def lineage(self, name: str, version: Any) -> dict[str, Any] | None:
+        """A version's lineage (source object, run, execution), or None when refused or missing."""
+        answer = self.request("GET", f"/lineage/{_quote(name)}/{version}")
+        body = answer.body if answer.ok and isinstance(answer.body, dict) else {}
+        return body.get("lineage") if answer.ok else None
 
     def history(self, name: str) -> ApiResponse:
         return self.request("GET", f"/models/{_quote(name)}/history")
@@ -222,7 +210,7 @@ class Console:
         import pandas as pd
 
         answer = self.request("GET", f"/models/{_quote(name)}/versions/{version}")
-        lineage = answer.body.get("lineage") if answer.ok and isinstance(answer.body, dict) else None
+        lineage = self.lineage(name, version) if answer.ok and isinstance(answer.body, dict) else None
         if not lineage or not lineage.get("run_id"):
             return None
         key = keys.preprocessed(answer.body.get("dataset") or name, lineage["run_id"], "test.csv")
@@ -251,13 +239,6 @@ class Console:
 
 def _quote(name: str) -> str:
     return urllib.parse.quote(name, safe="")
-
-
-def _json_or_message(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else {}
-    except ValueError:
-        return {"message": raw.decode("utf-8", errors="replace")[:500]}
 
 
 def _json_or_none(text: str | None) -> Any:

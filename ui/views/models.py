@@ -29,7 +29,7 @@ def gate_of(execution_arn: str | None) -> dict[str, Any] | None:
     return gate if isinstance(gate, dict) else None
 
 
-versions_answer = client.versions(name)
+versions_answer = client.versions(name, with_lineage=True)
 history_answer = client.history(name)
 if not versions_answer.ok:
     st.error(f"GET /models/{name}/versions: {versions_answer.message}")

@@ -10,7 +10,10 @@ runs it as in the pipeline), and the function's response is written back as API 
 * no matching route is a 404 ``{"message": "Not Found"}``;
 * a body over HTTP APIs' 10 MB payload limit is a 413 ``{"message": "Request Entity Too Large"}``
   before it is read, and so is one whose event Lambda refuses (over its 6 MB request limit);
-  a ``Content-Length`` that is not a number is a 400 ``{"message": "Bad Request"}``.
+  a ``Content-Length`` that is not a number is a 400 ``{"message": "Bad Request"}``;
+* with an authorizer (the strict stack's: :mod:`stepml.local.api_auth`), every route is
+  IAM-authorized as the template's ``AWS_IAM`` default authorizer: unsigned or not allowed is a
+  403 before the function runs, and an allowed event carries ``requestContext.authorizer.iam``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from stepml.local.api_auth import Forbidden, IamAuthorizer
 from stepml.local.template import HttpRoute
 
 logger = logging.getLogger("stepml_local.api")
@@ -132,6 +136,7 @@ def build_event(
     source_ip: str,
     api_id: str = "local",
     domain_name: str = "localhost",
+    authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The API Gateway HTTP API payload format 2.0 event for one request."""
     merged: dict[str, str] = {}
@@ -174,6 +179,8 @@ def build_event(
         },
         "isBase64Encoded": False,
     }
+    if authorizer:
+        event["requestContext"]["authorizer"] = authorizer
     if cookies:
         event["cookies"] = cookies
     if query:
@@ -272,6 +279,7 @@ class HttpApiServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 3000) -> None:
         self.router = Router(())
         self._invoke: Invoker | None = None
+        self._authorizer: IamAuthorizer | None = None
         self._thread: threading.Thread | None = None
         server = self
 
@@ -310,10 +318,31 @@ class HttpApiServer:
         """Base URL, without a trailing slash."""
         return f"http://{self.host}:{self.port}"
 
-    def configure(self, routes: Iterable[HttpRoute], invoke: Invoker) -> None:
-        """Set the routes and how to invoke a function (once the stack is deployed)."""
+    def configure(
+        self, routes: Iterable[HttpRoute], invoke: Invoker, authorizer: IamAuthorizer | None = None
+    ) -> None:
+        """Set the routes, how to invoke a function (once the stack is deployed) and who may call
+        them (None: anyone, as a route without authorization)."""
         self.router = Router(routes)
         self._invoke = invoke
+        self._authorizer = authorizer
+
+    def _authorize(
+        self, route: HttpRoute, request: BaseHTTPRequestHandler, raw_path: str, body: bytes
+    ) -> dict[str, Any] | HttpResponse:
+        """The event's ``requestContext.authorizer``, or the 403 that answers instead."""
+        if self._authorizer is None or route.authorizer == "NONE":
+            return {}
+        if route.authorizer != "AWS_IAM":
+            # A JWT or Lambda authorizer is not emulated: refused, never let through unchecked.
+            return _json_response(403, {"message": "Forbidden"})
+        try:
+            iam = self._authorizer.authorize(
+                request.command, request.path, raw_path, request.headers.items(), body
+            )
+        except Forbidden as exc:
+            return _json_response(403, {"message": exc.message})
+        return {"iam": iam}
 
     def start(self) -> None:
         """Serve requests on a daemon thread."""
@@ -352,6 +381,10 @@ class HttpApiServer:
         else:
             body = request.rfile.read(length) if length else b""
             route, params = matched
+            authorizer = self._authorize(route, request, raw_path, body)
+            if isinstance(authorizer, HttpResponse):
+                self._respond(request, authorizer, started, None, raw_path)
+                return
             function = route.function
             event = build_event(
                 route=route,
@@ -363,6 +396,8 @@ class HttpApiServer:
                 body=body,
                 source_ip=request.client_address[0],
                 domain_name=request.headers.get("host", "localhost"),
+                api_id=self._authorizer.api_id if self._authorizer else "local",
+                authorizer=authorizer,
             )
             try:
                 payload, errored = self._invoke(route.function, event)
@@ -370,6 +405,16 @@ class HttpApiServer:
             except Exception:  # an API Gateway answers 500, it does not hang up
                 logger.exception("invoking %s failed", route.function)
                 response = _json_response(500, {"message": "Internal Server Error"})
+        self._respond(request, response, started, function, raw_path)
+
+    def _respond(
+        self,
+        request: BaseHTTPRequestHandler,
+        response: HttpResponse,
+        started: float,
+        function: str | None,
+        raw_path: str,
+    ) -> None:
         request.send_response(response.status)
         for name, value in response.headers:
             if name not in ("content-length", "connection", "transfer-encoding"):

@@ -43,9 +43,18 @@ from typing import Any, Self
 
 from stepml.local import events, iam, lambda_runner, persistence, run_events, s3_conditions
 from stepml.local.api import HttpApiServer
+from stepml.local.api_auth import IamAuthorizer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.seed import Seeding, seed_for_event
-from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs, resolve
+from stepml.local.template import (
+    LOCAL_API_ID,
+    SamTemplate,
+    TemplateError,
+    dumps,
+    localize_api_ids,
+    localize_outputs,
+    resolve,
+)
 
 # Not under "stepml": the handlers' Powertools Logger(service="stepml") takes that logger over
 # (its own handler, propagate=False), so lines logged below it would reach neither the root
@@ -53,6 +62,8 @@ from stepml.local.template import SamTemplate, TemplateError, dumps, localize_ou
 logger = logging.getLogger("stepml_local")
 
 ACCOUNT_ID = "123456789012"  # moto's default account
+#: The stack output naming the HTTP API's operator policy (template.yaml).
+OPERATOR_POLICY_OUTPUT = "OperatorPolicyArn"
 DEFAULT_REGION = "us-east-1"
 FAKE_ACCESS_KEY_ID = "testing"  # used only before the administrator exists, and when not strict
 FAKE_SECRET_ACCESS_KEY = "testing"
@@ -124,6 +135,8 @@ class LocalStack:
         self.data_dir = persistence.DataDir(data_dir) if data_dir is not None else None
         self.fresh = fresh
         self.admin_credentials: iam.Credentials | None = None
+        #: The template's operator policy, attached to the administrator (None: the template has none).
+        self.operator_policy_arn: str | None = None
         self.project_root = Path(project_root).resolve()
         self.template_path = (
             Path(template).resolve() if template else self.project_root / "template.yaml"
@@ -416,6 +429,7 @@ class LocalStack:
         except Exception as exc:  # the translator's InvalidDocumentException and friends
             raise LocalStackError(f"{self.template_path} does not translate: {exc}") from exc
         localize_outputs(cfn, self._api.url)
+        localize_api_ids(cfn)
         if self.data_dir is not None:
             self._keep_physical_names(cfn)
 
@@ -444,8 +458,13 @@ class LocalStack:
         self._apply_queue_policies()
         if self.data_dir is not None:
             self._restore_state(cfn)
-        self._api.configure(self.template.http_routes(), self._invoke_for_api)
         self._check_service_roles(cfn)
+        self._grant_operator(admin)
+        self._api.configure(
+            self.template.http_routes(),
+            self._invoke_for_api,
+            IamAuthorizer(ACCOUNT_ID, self.region, LOCAL_API_ID) if self.strict else None,
+        )
         if self.strict:
             events.check_target_roles(True)
             run_events.check_function_policies(True)
@@ -456,6 +475,16 @@ class LocalStack:
                 "Outputs", []
             )
         }
+
+    def _grant_operator(self, admin: str) -> None:
+        """Attach the stack's operator policy (output ``OperatorPolicyArn``) to the administrator,
+        so the user's own identity may call every route of the HTTP API, as its operator."""
+        cloudformation = self.client("cloudformation")
+        outputs = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0].get("Outputs", [])
+        arn = next((o["OutputValue"] for o in outputs if o["OutputKey"] == OPERATOR_POLICY_OUTPUT), None)
+        if arn:
+            iam.attach_user_policy(ACCOUNT_ID, admin, arn)
+            self.operator_policy_arn = arn
 
     def _keep_physical_names(self, cfn: dict[str, Any]) -> None:
         """Give the buckets and state machines the names they had before: the kept objects and
@@ -661,7 +690,7 @@ class LocalStack:
             **self._resources,
         }
         # The HTTP API is served by the local API server, not by moto: it has no physical id there.
-        refs.setdefault("ServerlessHttpApi", "local-http-api")
+        refs.setdefault("ServerlessHttpApi", LOCAL_API_ID)
         attributes: dict[str, str] = {}
         for logical_id, resource in self.template.resources.items():
             physical = self._resources.get(logical_id)

@@ -660,6 +660,21 @@ def create_admin(account_id: str, region: str, user_name: str = ADMIN_USER) -> C
     )
 
 
+def attach_user_policy(account_id: str, user_name: str, policy_arn: str) -> None:
+    """Attach a managed policy (e.g. one the stack created) to an IAM user."""
+    _iam_backend(account_id).attach_user_policy(policy_arn, user_name)
+
+
+def create_user(account_id: str, region: str, user_name: str, *policy_arns: str) -> Credentials:
+    """A new IAM user with ``policy_arns`` attached and an access key (tests' consumers and operators)."""
+    backend = _iam_backend(account_id)
+    backend.create_user(region, user_name)
+    for arn in policy_arns:
+        backend.attach_user_policy(arn, user_name)
+    key = backend.create_access_key(user_name)
+    return Credentials(key.access_key_id, key.secret_access_key, arn=backend.get_user(user_name).arn)
+
+
 def trusts_service(role: Any, service: str) -> bool:
     """Whether the role's trust policy lets ``service`` call ``sts:AssumeRole``."""
     document = role.assume_role_policy_document

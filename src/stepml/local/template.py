@@ -43,6 +43,8 @@ class HttpRoute:
     method: str  # upper case; "ANY" matches every method
     path: str  # e.g. "/models/{name}/predict", or "$default"
     event: str  # logical id of the event (e.g. "Predict")
+    #: What guards it: "AWS_IAM" (SigV4 + execute-api:Invoke), "NONE", or a named authorizer.
+    authorizer: str = "NONE"
 
     @property
     def route_key(self) -> str:
@@ -174,12 +176,19 @@ class SamTemplate:
                 runtime=properties.get("Runtime"),
                 timeout=int(properties.get("Timeout", 3)),
                 memory_size=int(properties.get("MemorySize", 128)),
-                routes=tuple(self._http_routes(logical_id, own)),
+                routes=tuple(self._http_routes(logical_id, own, self._default_authorizer())),
             )
         return specs
 
+    def _default_authorizer(self) -> str:
+        """The implicit HTTP API's ``Auth.DefaultAuthorizer`` (Globals), else ``NONE``."""
+        auth = self._global_properties("HttpApi").get("Auth") or {}
+        return str(auth.get("DefaultAuthorizer") or "NONE")
+
     @staticmethod
-    def _http_routes(logical_id: str, properties: Mapping[str, Any]) -> Iterator[HttpRoute]:
+    def _http_routes(
+        logical_id: str, properties: Mapping[str, Any], default_authorizer: str = "NONE"
+    ) -> Iterator[HttpRoute]:
         for event_id, event in (properties.get("Events") or {}).items():
             if event.get("Type") != HTTP_API_EVENT:
                 continue
@@ -189,7 +198,10 @@ class SamTemplate:
             method = str(event_properties.get("Method", "ANY")).upper()
             if method in ("X-AMAZON-APIGATEWAY-ANY-METHOD", "*"):
                 method = "ANY"
-            yield HttpRoute(function=logical_id, method=method, path=path, event=event_id)
+            auth = event_properties.get("Auth") or {}
+            authorizer = str(auth.get("Authorizer") or default_authorizer)
+            yield HttpRoute(function=logical_id, method=method, path=path, event=event_id,
+                            authorizer=authorizer)
 
     def http_routes(self) -> list[HttpRoute]:
         """All ``HttpApi`` routes of all functions."""
@@ -355,6 +367,39 @@ def localize_outputs(cfn: dict[str, Any], api_base_url: str) -> None:
 
     for output in (cfn.get("Outputs") or {}).values():
         output["Value"] = rewrite(output.get("Value"))
+
+
+#: The id of the local HTTP API (moto's CloudFormation creates no ``AWS::ApiGatewayV2::Api``).
+LOCAL_API_ID = "local-http-api"
+
+
+def localize_api_ids(cfn: dict[str, Any], api_id: str = LOCAL_API_ID) -> None:
+    """Let ``${ServerlessHttpApi}`` in the resources' ``Fn::Sub`` strings name the local API.
+
+    The execute-api ARNs of the template's managed policies (``…:${ServerlessHttpApi}/*/GET/models``)
+    then name what the local API authorizes requests on; moto would leave them unresolved.
+    """
+    http_apis = {
+        logical_id
+        for logical_id, resource in cfn.get("Resources", {}).items()
+        if resource.get("Type") == CFN_HTTP_API_TYPE
+    }
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        sub = node.get("Fn::Sub") if len(node) == 1 else None
+        if isinstance(sub, str):
+            return {"Fn::Sub": _SUB_NAME.sub(
+                lambda m: api_id if m.group(1) in http_apis else m.group(0), sub)}
+        return {key: rewrite(value) for key, value in node.items()}
+
+    cfn["Resources"] = {
+        logical_id: resource if resource.get("Type") == CFN_HTTP_API_TYPE else rewrite(resource)
+        for logical_id, resource in cfn.get("Resources", {}).items()
+    }
 
 
 def dumps(cfn: Mapping[str, Any]) -> str:

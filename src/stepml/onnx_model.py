@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from stepml import dateparts
+from stepml import dateparts, recipes
 
 #: What a missing categorical value becomes in a string input tensor: the empty string, a category
 #: of its own, exactly as :data:`stepml.preprocessing.MISSING_CATEGORY` in training (a test checks).
@@ -47,7 +47,7 @@ META_IMPUTED = "stepml.imputed"
 META_INPUTS = "stepml.inputs"
 #: Recipes that train only on complete rows (they drop rows with a missing value): their models
 #: never learned what a missing value means, so a request may not leave a feature out.
-RECIPES_ON_COMPLETE_ROWS = frozenset({"seed-a"})
+RECIPES_ON_COMPLETE_ROWS = recipes.COMPLETE_ROWS_ONLY
 
 Feeds = dict[str, np.ndarray]
 

@@ -14,7 +14,7 @@ import platform
 import time
 from typing import Any
 
-from stepml import __version__, keys
+from stepml import __version__, keys, recipes
 from stepml.config import DatasetConfig, load_config
 from stepml.errors import DataError
 from stepml.settings import Settings
@@ -101,9 +101,10 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     for name, part in (("training", train), ("test", test)):
         if len(part) < 2 or (name == "training" and len(part) < config.min_rows):
             needed = config.min_rows if name == "training" else 2
+            dropped = " drops rows with missing values" if recipes.get(config.recipe).complete_rows_only else ""
             raise DataError(
                 f"{location}: only {len(part)} {name} rows remain after cleaning; at least {needed} are "
-                f"needed (recipe {config.recipe}{' drops rows with missing values' if config.recipe == 'seed-a' else ''})"
+                f"needed (recipe {config.recipe}{dropped})"
             )
     if task == "classification" and train[target].nunique() < 2:
         raise DataError(f"{location}: after cleaning, target {target!r} has a single class in the training rows")
@@ -129,7 +130,7 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
-    from stepml.validation import MISSING_MARKERS
+    from stepml.columns import MISSING_MARKERS
 
     text_columns = {f["name"]: str for f in schema if f["kind"] in ("categorical", "date")}
     return pd.read_csv(

@@ -37,11 +37,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
+from stepml import recipes
 from stepml.config import DatasetConfig
 from stepml.errors import ConfigError
 from stepml.evaluation import metric_value
 from stepml.preprocessing import class_labels, to_model_frame
-from stepml.training import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
+from stepml.recipes import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
 
 #: Share of the training rows held out for scoring trials.
 VALIDATION_SIZE = 0.2
@@ -85,8 +86,8 @@ def tune(
     included), ``validation_losses`` their validation losses and ``validation_scores`` their
     primary metric on the validation split.
     """
-    if config.tune is None or config.recipe != "auto":
-        raise ConfigError("config tune works with recipe auto only")
+    if config.tune is None or not recipes.get(config.recipe).tunable:
+        raise ConfigError(f"config tune works with recipe {' or '.join(recipes.tunable())} only")
     try:
         import optuna
     except ImportError:

@@ -11,7 +11,8 @@ from sklearn.metrics import recall_score
 from stepml.config import DatasetConfig
 from stepml.gate import decide
 from stepml.preprocessing import class_labels, feature_schema, to_model_frame
-from stepml.training import estimator, fit
+from stepml.recipes import estimator
+from stepml.training import fit
 from stepml.validation import validate
 
 SOURCE = "s3://bucket/raw/fraud/data.csv"

@@ -44,15 +44,15 @@ The config is validated with pydantic; every error names the offending key (``sp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from stepml import keys, recipes
+from stepml.contracts import TASKS, Task
 from stepml.errors import ConfigError
 
-TASKS = recipes.TASKS
 #: The metrics a model can be judged by, per task, and whether larger is better.
 METRICS: dict[str, dict[str, bool]] = {
     "classification": {"accuracy": True, "balanced_accuracy": True, "f1": True, "roc_auc": True},
@@ -116,7 +116,7 @@ class DatasetConfig(_Strict):
     """The effective config of one dataset (file values over defaults)."""
 
     target: str | None = None
-    task: Literal["classification", "regression"] | None = None
+    task: Task | None = None
     drop_columns: tuple[str, ...] = ()
     id_columns: tuple[str, ...] = ()
     keep_columns: tuple[str, ...] = ()

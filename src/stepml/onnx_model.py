@@ -83,8 +83,8 @@ def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[s
                 numeric.append(np.array(values, dtype=np.float64).reshape(len(values), len(spec["parts"])))
         result[NUMERIC_INPUT] = np.ascontiguousarray(np.hstack(numeric))
     if TEXT_INPUT in blocks:
-        values = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in blocks[TEXT_INPUT]]
-        result[TEXT_INPUT] = np.array(values, dtype=object).T.copy()
+        texts = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in blocks[TEXT_INPUT]]
+        result[TEXT_INPUT] = np.array(texts, dtype=object).T.copy()
     return result
 
 

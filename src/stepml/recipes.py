@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stepml.contracts import TASKS
 from stepml.errors import ConfigError, listing
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
 
     from stepml.config import DatasetConfig
 
-#: The tasks a recipe can support.
-TASKS = ("classification", "regression")
 #: The auto recipe's estimator settings, chosen in bench/bench_models.py (config ``params`` override).
 AUTO_PARAMS: dict[str, Any] = {
     "learning_rate": 0.05,

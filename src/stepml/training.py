@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from stepml import recipes
 from stepml.config import DatasetConfig
+from stepml.contracts import TuningSummary
 from stepml.errors import DataError
 from stepml.preprocessing import class_labels, to_model_frame
 from stepml.recipes import OPENMP_THREADS, build_pipeline
@@ -83,7 +84,7 @@ def _encode_class_weight(model: Any, y: pd.Series) -> None:
 
 def fit_with_config(
     train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
-) -> tuple[Pipeline, dict[str, Any] | None]:
+) -> tuple[Pipeline, TuningSummary | None]:
     """Fit as the config says: tune first when ``config.tune`` is set, then fit the average of the
     search's best few parameter sets (see :mod:`stepml.tuning`) on the whole training split.
 

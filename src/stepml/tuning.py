@@ -39,6 +39,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from stepml import recipes
 from stepml.config import DatasetConfig
+from stepml.contracts import TuningSummary
 from stepml.errors import ConfigError
 from stepml.evaluation import metric_value
 from stepml.preprocessing import class_labels, to_model_frame
@@ -76,7 +77,7 @@ def search_space(trial: Any) -> dict[str, Any]:
 
 def tune(
     train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
-) -> dict[str, Any]:
+) -> TuningSummary:
     """Search within ``config.tune.budget_seconds``; returns trials, best params and scores.
 
     Parameters the user fixed in ``config.params`` are not searched: they apply to every trial. A
@@ -140,7 +141,7 @@ def tune(
         raise ConfigError("config tune: no trial completed within budget_seconds; raise the budget")
     ensemble: list[dict[str, Any]] = []
     chosen: list[Any] = []
-    for trial in sorted(completed, key=lambda t: t.value):
+    for trial in sorted(completed, key=lambda t: t.value if t.value is not None else float("inf")):
         params = {**trial.params, "max_iter": trial.user_attrs["max_iter"], **fixed}
         if params not in ensemble:
             ensemble.append(params)

@@ -544,7 +544,7 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")
     minority: dict[str, float] = {}
     if task == "classification":
-        distribution = {str(k): int(v) for k, v in y.value_counts(dropna=True).items()}
+        distribution: dict[str, float] = {str(k): int(v) for k, v in y.value_counts(dropna=True).items()}
         total = sum(distribution.values())
         minority = {k: round(v / total, 4) for k, v in distribution.items() if v / total < MINORITY_SHARE}
         smallest = min(distribution.values()) / total

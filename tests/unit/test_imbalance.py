@@ -102,7 +102,7 @@ def test_the_gate_compares_on_balanced_accuracy_against_an_accuracy_champion() -
                 "baseline": {"accuracy": 0.95, "balanced_accuracy": 0.5}}
 
     champion = {"version": 1, "evaluation": evaluation("accuracy", 0.96, 0.62)}
-    better = decide(evaluation("balanced_accuracy", 0.90, 0.80), {}, champion)
-    worse = decide(evaluation("balanced_accuracy", 0.97, 0.55), {}, champion)
+    better = decide(evaluation("balanced_accuracy", 0.90, 0.80), DatasetConfig(), champion)
+    worse = decide(evaluation("balanced_accuracy", 0.97, 0.55), DatasetConfig(), champion)
     assert better["passed"] and "balanced_accuracy 0.8 matches or beats champion v1's 0.62" in better["reason"]
     assert not worse["passed"] and "worse than champion v1's 0.62" in worse["reason"]

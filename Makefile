@@ -32,8 +32,9 @@ demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 test: venv browser tools checkov-venv  ## everything: unit, functional, end-to-end, template checks and scans, the SAM build
 	$(BIN)/python -m pytest
 
-lint: venv
+lint: venv  ## ruff on the code, mypy on src/ (pyproject.toml [tool.mypy])
 	$(BIN)/ruff check src functions tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf .aws-sam .pytest_cache

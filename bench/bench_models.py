@@ -23,6 +23,7 @@ import joblib
 from rich.console import Console
 from rich.table import Table
 
+from stepml import recipes
 from stepml.config import DatasetConfig
 from stepml.errors import ConfigError
 from stepml.evaluation import evaluate
@@ -38,11 +39,10 @@ DATASETS: dict[str, dict[str, Any]] = {
         "config": {"target": "median_house_value", "split": {"test_size": 0.2, "seed": 42}},
     },
 }
+#: Every registered recipe, and each tunable one tuned (``<name>+tune``).
 RECIPES: dict[str, dict[str, Any]] = {
-    "seed-a": {"recipe": "seed-a"},
-    "seed-b": {"recipe": "seed-b"},
-    "auto": {"recipe": "auto"},
-    "auto+tune": {"recipe": "auto", "tune": {"budget_seconds": None}},
+    **{name: {"recipe": name} for name in recipes.names()},
+    **{f"{name}+tune": {"recipe": name, "tune": {"budget_seconds": None}} for name in recipes.tunable()},
 }
 #: The issue's targets: metric -> (bound, "min" or "max").
 TARGETS = {

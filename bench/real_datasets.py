@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 
 from stepml.api import handle
+from stepml.columns import MISSING_MARKERS
 from stepml.serving import ModelServer
 from stepml.settings import Settings, function_environment
 from stepml.storage import S3Store
-from stepml.validation import MISSING_MARKERS
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "stepml-real-datasets"

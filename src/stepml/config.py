@@ -7,7 +7,7 @@ Example (all keys, with their defaults where they have one)::
     drop_columns: [fnlwgt]      # not used for training
     id_columns: [customer_id]   # identifiers: kept out of training, reported as ids
     keep_columns: [store_no]    # train on these although they look like ids (see below)
-    recipe: auto                # auto | seed-a | seed-b
+    recipe: auto                # auto | seed-a | seed-b (stepml.recipes)
     params:                     # passed to the recipe's estimator (unknown names are an error)
       learning_rate: 0.05
     split:
@@ -35,7 +35,7 @@ rows; the test set then holds at least one row of every class, even where ``test
 fewer). ``test_file`` and ``test_rows`` together are an error.
 
 Id-like columns — integers or text with a different value in every row, such as row numbers or
-customer keys — are left out of training without being listed (:func:`stepml.validation.is_identifier`;
+customer keys — are left out of training without being listed (:func:`stepml.columns.is_identifier`;
 the report gives each one role ``id`` and says why). ``keep_columns`` names those to train on anyway.
 
 The config is validated with pydantic; every error names the offending key (``split.test_size``,
@@ -44,15 +44,15 @@ The config is validated with pydantic; every error names the offending key (``sp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from stepml import keys
+from stepml import keys, recipes
+from stepml.contracts import TASKS, Task
 from stepml.errors import ConfigError
 
-TASKS = ("classification", "regression")
-RECIPES = ("auto", "seed-a", "seed-b")
 #: The metrics a model can be judged by, per task, and whether larger is better.
 METRICS: dict[str, dict[str, bool]] = {
     "classification": {"accuracy": True, "balanced_accuracy": True, "f1": True, "roc_auc": True},
@@ -116,11 +116,11 @@ class DatasetConfig(_Strict):
     """The effective config of one dataset (file values over defaults)."""
 
     target: str | None = None
-    task: Literal["classification", "regression"] | None = None
+    task: Task | None = None
     drop_columns: tuple[str, ...] = ()
     id_columns: tuple[str, ...] = ()
     keep_columns: tuple[str, ...] = ()
-    recipe: Literal["auto", "seed-a", "seed-b"] = "auto"
+    recipe: str = recipes.DEFAULT_RECIPE
     params: dict[str, Any] = Field(default_factory=dict)
     split: SplitConfig = Field(default_factory=SplitConfig)
     primary_metric: str | None = None
@@ -128,6 +128,14 @@ class DatasetConfig(_Strict):
     min_primary_metric: float | None = None
     max_regression_vs_champion: float | None = Field(None, ge=0)
     tune: TuneConfig | None = None
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _known_recipe(cls, value: Any) -> Any:
+        # The names come from the recipe registry; reported as a choice, like ``task``'s Literal.
+        if not isinstance(value, str) or value not in recipes.RECIPES:
+            raise PydanticCustomError("literal_error", "Input should be one of the recipes")
+        return value
 
     @field_validator("primary_metric")
     @classmethod
@@ -159,8 +167,8 @@ class DatasetConfig(_Strict):
             )
         if self.target and self.target in self.keep_columns:
             raise ValueError(f"the target {self.target!r} cannot be in keep_columns (it is never a feature)")
-        if self.tune is not None and self.recipe != "auto":
-            raise ValueError("tune works with recipe auto only")
+        if self.tune is not None and not recipes.RECIPES[self.recipe].tunable:
+            raise ValueError(f"tune works with recipe {' or '.join(recipes.tunable())} only")
         return self
 
     # -- derived values -------------------------------------------------------------------------
@@ -229,7 +237,7 @@ def _describe(exc: ValidationError) -> str:
             hint = f"; allowed: {', '.join(names)}" if names else ""
             problems.append(f"unknown key {key!r}{hint}")
         elif error["type"] == "literal_error" and path and path[-1] in ("task", "recipe"):
-            choices = TASKS if path[-1] == "task" else RECIPES
+            choices = TASKS if path[-1] == "task" else recipes.names()
             problems.append(f"{key!r} must be one of {', '.join(choices)}, got {_quoted(error['input'])}")
         else:
             message = error["msg"].removeprefix("Value error, ")

@@ -96,6 +96,8 @@ def metric_value(
     """One metric from true and predicted labels (and class probabilities) or values; tuning scores
     its validation split with it."""
     if task == "classification":
+        if probabilities is None or classes is None:
+            raise ValueError("classification metrics need the class probabilities and the classes")
         return _classification_metrics(pd.Series(y_true), predicted, probabilities, classes)[metric]
     return _regression_metrics(pd.Series(y_true, dtype=float), np.asarray(predicted, dtype=float))[metric]
 

@@ -12,26 +12,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from stepml.config import DatasetConfig
+from stepml.contracts import GateDecision
+
 
 def _better(a: float, b: float, higher_is_better: bool) -> bool:
     return a > b if higher_is_better else a < b
 
 
 def decide(
-    evaluation: dict[str, Any], config: dict[str, Any], champion: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The gate's decision: ``passed`` and a ``reason`` a person can read."""
+    evaluation: dict[str, Any], config: DatasetConfig, champion: dict[str, Any] | None
+) -> GateDecision:
+    """The gate's decision: ``passed`` and a ``reason`` a person can read.
+
+    ``evaluation``: :func:`stepml.evaluation.evaluate`'s result for the candidate; ``champion``:
+    the current champion's version meta (None before the first promotion).
+    """
     metric = evaluation["primary_metric"]
     higher = bool(evaluation["higher_is_better"])
     value = evaluation["metrics"].get(metric)
     baseline = evaluation["baseline"].get(metric)
-    decision: dict[str, Any] = {
+    decision: GateDecision = {
         "metric": metric,
         "value": value,
         "baseline": baseline,
         "champion_version": champion["version"] if champion else None,
         "champion_value": None,
         "passed": False,
+        "reason": "",
     }
     if value is None:
         decision["reason"] = f"{metric} could not be computed on the test split"
@@ -39,7 +47,7 @@ def decide(
     if baseline is not None and not _better(value, baseline, higher):
         decision["reason"] = f"{metric} {value:.4g} does not beat the trivial baseline's {baseline:.4g}"
         return decision
-    minimum = config.get("min_primary_metric")
+    minimum = config.min_primary_metric
     if minimum is not None and _better(float(minimum), value, higher):
         word = "below" if higher else "above"
         decision["reason"] = f"{metric} {value:.4g} is {word} the required {minimum:.4g} (min_primary_metric)"
@@ -58,7 +66,7 @@ def decide(
         decision["passed"] = True
         decision["reason"] = f"champion v{champion['version']} has no comparable {metric}"
         return decision
-    margin = float(config.get("max_regression_vs_champion") or 0.0)
+    margin = float(config.max_regression_vs_champion or 0.0)
     worse_by = (champion_value - value) if higher else (value - champion_value)
     if worse_by > margin:
         decision["reason"] = (

@@ -92,7 +92,8 @@ def _shallow_keys(value: Any) -> int:
 
 
 #: Quotes a value back in a message, shortened: a 5 MB string or a deeply nested list stays a few words.
-_QUOTE = reprlib.Repr(maxlevel=2, maxstring=QUOTED_CHARS, maxother=QUOTED_CHARS, maxlist=4, maxdict=4)
+_QUOTE = reprlib.Repr()  # set one by one: Repr takes these as arguments only from Python 3.12
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlist, _QUOTE.maxdict = 2, QUOTED_CHARS, QUOTED_CHARS, 4, 4
 
 
 def quoted(value: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from stepml import dateparts
+from stepml import dateparts, recipes
 
 #: What a missing categorical value becomes in a string input tensor: the empty string, a category
 #: of its own, exactly as :data:`stepml.preprocessing.MISSING_CATEGORY` in training (a test checks).
@@ -47,7 +47,7 @@ META_IMPUTED = "stepml.imputed"
 META_INPUTS = "stepml.inputs"
 #: Recipes that train only on complete rows (they drop rows with a missing value): their models
 #: never learned what a missing value means, so a request may not leave a feature out.
-RECIPES_ON_COMPLETE_ROWS = frozenset({"seed-a"})
+RECIPES_ON_COMPLETE_ROWS = recipes.COMPLETE_ROWS_ONLY
 
 Feeds = dict[str, np.ndarray]
 
@@ -83,8 +83,8 @@ def feeds(columns: Mapping[str, Sequence[Any] | np.ndarray], schema: list[dict[s
                 numeric.append(np.array(values, dtype=np.float64).reshape(len(values), len(spec["parts"])))
         result[NUMERIC_INPUT] = np.ascontiguousarray(np.hstack(numeric))
     if TEXT_INPUT in blocks:
-        values = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in blocks[TEXT_INPUT]]
-        result[TEXT_INPUT] = np.array(values, dtype=object).T.copy()
+        texts = [[MISSING_CATEGORY if _missing(v) else str(v) for v in columns[name]] for name in blocks[TEXT_INPUT]]
+        result[TEXT_INPUT] = np.array(texts, dtype=object).T.copy()
     return result
 
 

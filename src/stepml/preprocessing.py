@@ -1,8 +1,8 @@
 """Clean a validated table and split it into training and test sets; describe its features.
 
 The transforms that must also run at prediction time (encoding, scaling) are not applied here:
-they live inside the fitted scikit-learn Pipeline (:mod:`stepml.training`), so serving applies
-exactly what training learned.
+they live inside the recipe's fitted scikit-learn Pipeline (:mod:`stepml.recipes`), so serving
+applies exactly what training learned.
 """
 
 from __future__ import annotations
@@ -15,20 +15,21 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from stepml import dateparts
+from stepml import dateparts, recipes
+from stepml.columns import column_kind, date_columns, date_format, identifier_columns
 from stepml.config import DatasetConfig
 from stepml.errors import DataError
-from stepml.validation import column_kind, date_columns, date_format, identifier_columns
 
 
 def clean(
     frame: pd.DataFrame, target: str, config: DatasetConfig, ids: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Drop excluded and id columns and rows without a target; seed A also drops incomplete rows.
+    """Drop excluded and id columns and rows without a target, and incomplete rows for a recipe
+    that trains on complete rows only (seed A).
 
     ``ids``: the id-like columns to leave out, as found on the whole upload (a part of it, such as
     a short test split, may be too short to tell); found on ``frame`` when not given.
-    The ``auto`` and ``seed-b`` recipes keep incomplete rows: their pipelines impute.
+    The other recipes keep incomplete rows: their pipelines impute.
     """
     excluded = [c for c in config.excluded_columns if c in frame.columns]
     dates = date_columns(frame, exclude=(target, *excluded))
@@ -37,7 +38,7 @@ def clean(
     excluded += [c for c in ids if c in frame.columns and c not in dates]
     frame = frame.drop(columns=excluded)
     frame = frame[frame[target].notna()]
-    if config.recipe == "seed-a":
+    if recipes.get(config.recipe).complete_rows_only:
         frame = frame.dropna()
     return frame.reset_index(drop=True)
 
@@ -93,7 +94,7 @@ def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
     about a missing value the model never saw missing. Whether a feature may be missing at all
     (``nullable``) depends on the fitted pipeline (:func:`stepml.onnx_export.with_nullable`).
 
-    A date column (:func:`stepml.validation.date_format`) is one entry of kind ``date`` with its
+    A date column (:func:`stepml.columns.date_format`) is one entry of kind ``date`` with its
     ``format`` and ``parts`` (the model's features are the parts, see
     :func:`stepml.dateparts.model_features`), and its ``earliest`` and ``latest`` values as written.
     """

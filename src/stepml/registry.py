@@ -110,6 +110,7 @@ def judge(candidate: dict[str, Any], champion: dict[str, Any] | None) -> dict[st
     """The quality gate's verdict on a registered version against ``champion``, exactly as the
     pipeline's Promote stage runs it: the version's recorded evaluation, under the dataset config
     recorded with it."""
+    from stepml.config import DatasetConfig
     from stepml.gate import decide
 
     evaluation = candidate.get("evaluation")
@@ -118,7 +119,7 @@ def judge(candidate: dict[str, Any], champion: dict[str, Any] | None) -> dict[st
         return {"metric": None, "value": None, "baseline": None, "passed": False,
                 "champion_version": champion["version"] if champion else None, "champion_value": None,
                 "reason": f"version {candidate.get('version')} has no recorded evaluation to judge"}
-    return decide(evaluation, candidate.get("config") or {}, champion)
+    return dict(decide(evaluation, DatasetConfig.from_dict(candidate.get("config") or {}), champion))
 
 
 class ModelRegistry:
@@ -418,6 +419,7 @@ class ModelRegistry:
         Two runs finishing together cannot both win on stale information: if the champion changes
         between the read and the write, the conditional write fails and the gate runs again.
         """
+        from stepml.config import DatasetConfig
         from stepml.gate import decide
 
         candidate = self.get_version(name, version)
@@ -425,9 +427,9 @@ class ModelRegistry:
 
         def change(current: dict[str, Any] | None) -> Change | None:
             champion = self.get_version(name, current["version"]) if current else None
-            decision = decide(candidate["evaluation"], config, champion)
-            decisions.append(decision)
-            return (version, decision["reason"], "promote", {"gate": decision}) if decision["passed"] else None
+            decision = decide(candidate["evaluation"], DatasetConfig.from_dict(config), champion)
+            decisions.append(dict(decision))
+            return (version, decision["reason"], "promote", {"gate": dict(decision)}) if decision["passed"] else None
 
         record = self._update_alias(name, CHAMPION, change, actor)
         return {**decisions[-1], "promoted": record is not None, "version": version}

@@ -37,13 +37,14 @@ def summarize_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             open_states[name] = entry
         elif kind.endswith("StateExited"):
             name = event["stateExitedEventDetails"]["name"]
-            entry = open_states.pop(name, None)
-            if entry is not None:
+            closed = open_states.pop(name) if name in open_states else None
+            if closed is not None:
+                entry = closed
                 # A state whose last attempt failed was left through a Catch: it did not succeed.
                 entry["status"] = "FAILED" if entry["last_attempt_failed"] else "SUCCEEDED"
                 entry["duration_s"] = _seconds(entry["started"], event["timestamp"])
         elif kind in {"LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut"}:
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             current = states[-1] if states else None
             if current is not None:
                 current["retries"] += 1
@@ -113,7 +114,8 @@ def run_outcome(run: dict[str, Any]) -> dict[str, Any]:
     status = run.get("status")
     states = run.get("states") or []
     last = states[-1]["name"] if states else None
-    output = run.get("output") if isinstance(run.get("output"), dict) else {}
+    returned = run.get("output")
+    output: dict[str, Any] = returned if isinstance(returned, dict) else {}
     outcome = OUTCOMES.get(last or "")
     found: dict[str, Any] = {"outcome": outcome, "state": last if outcome else None, "version": None, "reason": None}
     if status == "RUNNING":
@@ -136,7 +138,8 @@ def run_outcome(run: dict[str, Any]) -> dict[str, Any]:
             f"skipped duplicate delivery: this exact upload of {dataset} was already handled by run "
             f"{original}; nothing was trained or registered"))
         return found
-    gate = output.get("gate") if isinstance(output.get("gate"), dict) else {}
+    recorded = output.get("gate")
+    gate: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     version = output.get("version")
     reason = output.get("decision") or gate.get("reason") or "no reason recorded"
     found.update(version=version, reason=reason)

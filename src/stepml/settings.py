@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stepml.errors import ConfigError
 
@@ -72,11 +74,13 @@ class Settings:
     #: boto3 keyword arguments with keys: only for the offline stack's administrator (tests, demo).
     credentials: Mapping[str, str] | None = None
 
-    def client(self, service: str):
+    def client(self, service: str) -> Any:
         """A boto3 client for ``service``, aimed at the offline endpoint when one is set."""
-        import boto3  # imported lazily: clients are never created at import time
+        # imported lazily: clients are never created at import time. Any: the boto3 stubs type a
+        # client by a literal service name, and ``service`` is any name.
+        boto3: Any = importlib.import_module("boto3")
 
-        kwargs: dict[str, str] = {"region_name": self.region}
+        kwargs: dict[str, Any] = {"region_name": self.region}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         if self.credentials:

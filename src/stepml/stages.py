@@ -12,16 +12,27 @@ import json
 import math
 import platform
 import time
-from typing import Any
+from typing import Any, cast
 
-from stepml import __version__, keys
+from stepml import __version__, keys, recipes
 from stepml.config import DatasetConfig, load_config
+from stepml.contracts import (
+    DuplicateRun,
+    Feature,
+    NewVersion,
+    PreprocessedRun,
+    PromotedRun,
+    RegisteredRun,
+    TrainedRun,
+    UploadSource,
+    ValidatedRun,
+)
 from stepml.errors import DataError
 from stepml.settings import Settings
 from stepml.storage import S3Store
 
 
-def parse_upload_event(event: dict[str, Any]) -> dict[str, Any]:
+def parse_upload_event(event: dict[str, Any]) -> UploadSource:
     """Bucket, key, version and ETag of the object an S3 'Object Created' event is about."""
     detail = event.get("detail") or {}
     bucket = (detail.get("bucket") or {}).get("name")
@@ -38,7 +49,7 @@ def parse_upload_event(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun | DuplicateRun:
     """Stage 1: check the uploaded CSV, save its validation report, describe it."""
     from stepml.validation import read_table, validate
 
@@ -49,7 +60,7 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
     from stepml.deliveries import claim_delivery
     from stepml.registry import sha256
 
-    earlier = claim_delivery(store, dataset, source, run_id)
+    earlier = claim_delivery(store, dataset, dict(source), run_id)
     if earlier is not None:
         # The same object version delivered twice (EventBridge is at-least-once): train once.
         return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
@@ -83,7 +94,7 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
     }
 
 
-def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     """Stage 2: clean the upload and write the train/test splits and the feature schema."""
     from stepml.preprocessing import feature_schema, ignored_columns, split
     from stepml.validation import read_csv
@@ -93,7 +104,7 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     source = state["source"]
     location = f"s3://{source['bucket']}/{source['key']}"
     frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
-    target, task = state["target"], state["task"]
+    dataset, run_id, target, task = state["dataset"], state["run_id"], state["target"], state["task"]
     test_frame = None
     if config.split.test_file is not None:
         test_location = f"s3://{source['bucket']}/{config.split.test_file}"
@@ -102,35 +113,34 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     for name, part in (("training", train), ("test", test)):
         if len(part) < 2 or (name == "training" and len(part) < config.min_rows):
             needed = config.min_rows if name == "training" else 2
+            dropped = " drops rows with missing values" if recipes.get(config.recipe).complete_rows_only else ""
             raise DataError(
                 f"{location}: only {len(part)} {name} rows remain after cleaning; at least {needed} are "
-                f"needed (recipe {config.recipe}{' drops rows with missing values' if config.recipe == 'seed-a' else ''})"
+                f"needed (recipe {config.recipe}{dropped})"
             )
     if task == "classification" and train[target].nunique() < 2:
         raise DataError(f"{location}: after cleaning, target {target!r} has a single class in the training rows")
     schema = feature_schema(train, target)
-    dataset, run_id = state["dataset"], state["run_id"]
-    out = {
-        "train_key": keys.preprocessed(dataset, run_id, "train.csv"),
-        "test_key": keys.preprocessed(dataset, run_id, "test.csv"),
-        "schema_key": keys.preprocessed(dataset, run_id, "schema.json"),
-    }
-    store.put_bytes(out["train_key"], train.to_csv(index=False).encode(), content_type="text/csv")
-    store.put_bytes(out["test_key"], test.to_csv(index=False).encode(), content_type="text/csv")
-    store.put_json(out["schema_key"], schema)
+    train_key = keys.preprocessed(dataset, run_id, "train.csv")
+    test_key = keys.preprocessed(dataset, run_id, "test.csv")
+    schema_key = keys.preprocessed(dataset, run_id, "schema.json")
+    store.put_bytes(train_key, train.to_csv(index=False).encode(), content_type="text/csv")
+    store.put_bytes(test_key, test.to_csv(index=False).encode(), content_type="text/csv")
+    store.put_json(schema_key, schema)
     given = len(frame) + (0 if test_frame is None else len(test_frame))
     # The upload's columns that are not model inputs (the API accepts and ignores them in a
     # request): one per column, so it goes through S3 - a wide upload would outgrow the state.
-    out["ignored_key"] = keys.preprocessed(dataset, run_id, "ignored.json")
-    store.put_json(out["ignored_key"], ignored_columns(frame, schema, target, config))
-    return {**state, **out, "train_rows": len(train), "test_rows": len(test),
+    ignored_key = keys.preprocessed(dataset, run_id, "ignored.json")
+    store.put_json(ignored_key, ignored_columns(frame, schema, target, config))
+    return {**state, "train_key": train_key, "test_key": test_key, "schema_key": schema_key,
+            "ignored_key": ignored_key, "train_rows": len(train), "test_rows": len(test),
             "dropped_rows": given - len(train) - len(test)}
 
 
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
-    from stepml.validation import MISSING_MARKERS
+    from stepml.columns import MISSING_MARKERS
 
     text_columns = {f["name"]: str for f in schema if f["kind"] in ("categorical", "date")}
     return pd.read_csv(
@@ -138,12 +148,13 @@ def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
     )
 
 
-def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     """Stage 3: fit the recipe's pipeline on the training split; stage its artifacts."""
     import joblib
 
     from stepml.training import fit_with_config
 
+    dataset, run_id, task = state["dataset"], state["run_id"], state["task"]
     store = S3Store(settings)
     # The run's primary metric (validation's choice: balanced accuracy for an imbalanced target
     # when the config names none) decides whether the estimator weights the classes.
@@ -151,38 +162,37 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     schema = store.get_json(state["schema_key"])
     frame = _read_split(store, state["train_key"], schema)
     started = time.perf_counter()
-    pipeline, tuning = fit_with_config(frame, state["target"], schema, state["task"], config)
+    pipeline, tuning = fit_with_config(frame, state["target"], schema, task, config)
     seconds = time.perf_counter() - started
-    if tuning is not None:
-        state = {**state, "tuning": tuning}  # trials, best params, validation score: small JSON
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
     # The API serves ONNX: convert, and check it against scikit-learn on the whole test split.
     from stepml import onnx_export
     from stepml.onnx_verify import reference_key
 
-    onnx_model = onnx_export.export(pipeline, schema, state["task"])
+    onnx_model = onnx_export.export(pipeline, schema, task)
     # scikit-learn's outputs on the whole test split; the next stage ("Verify ONNX export", on the
     # onnxruntime layer) runs the graph on the same rows and refuses the model if they disagree.
     test_frame = _read_split(store, state["test_key"], schema)
-    reference = onnx_export.reference(pipeline, test_frame, schema, state["task"])
+    reference = onnx_export.reference(pipeline, test_frame, schema, task)
     # Every file in `artifacts` is registered with the version (evaluate_and_register).
-    artifacts = {
-        name: keys.staging(state["dataset"], state["run_id"], name) for name in ("model.joblib", "model.onnx")
-    }
+    artifacts = {name: keys.staging(dataset, run_id, name) for name in ("model.joblib", "model.onnx")}
     store.put_bytes(artifacts["model.joblib"], buffer.getvalue())
     store.put_bytes(artifacts["model.onnx"], onnx_model)
-    reference_at = reference_key(state["dataset"], state["run_id"])
+    reference_at = reference_key(dataset, run_id)
     store.put_bytes(reference_at, json.dumps(reference).encode(), content_type="application/json")
-    return {
+    trained: TrainedRun = {
         **state,
         "artifacts": artifacts,
         "onnx_reference_key": reference_at,
         "train_seconds": round(seconds, 3),
     }
+    if tuning is not None:
+        trained["tuning"] = tuning  # trials, best params, validation score: small JSON
+    return trained
 
 
-def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRun:
     """Stage 4: hold-out metrics, a new registry version (a candidate), and the gate's verdict."""
     import joblib
 
@@ -191,6 +201,7 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     from stepml.onnx_export import with_nullable
     from stepml.registry import CHAMPION, ModelRegistry
 
+    dataset, run_id, task = state["dataset"], state["run_id"], state["task"]
     store = S3Store(settings)
     schema = store.get_json(state["schema_key"])
     staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
@@ -199,24 +210,23 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     test_frame = _read_split(store, state["test_key"], schema)
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     evaluation = _finite(
-        evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"],
-                 primary_metric=config.metric_for(state["task"]))
+        evaluate(pipeline, train_frame, test_frame, state["target"], schema, task,
+                 primary_metric=config.metric_for(task))
     )
-    dataset = state["dataset"]
-    meta = {
+    meta: NewVersion = {
         "dataset": dataset,
-        "task": state["task"],
+        "task": task,
         "target": state["target"],
-        "recipe": state["config"]["recipe"],
+        "recipe": config.recipe,
         "config": state["config"],
         # what serving may take missing: learned from the fitted pipeline, recorded with the version
-        "schema": with_nullable(schema, pipeline, state["config"]["recipe"]),
+        "schema": cast("list[Feature]", with_nullable(schema, pipeline, config.recipe)),
         "ignored_columns": store.get_json(state["ignored_key"]) if state.get("ignored_key") else [],
         "evaluation": evaluation,
         "train_rows": state["train_rows"],
         "test_rows": state["test_rows"],
         "train_seconds": state["train_seconds"],
-        "lineage": {**state["source"], "run_id": state["run_id"], "execution_arn": state.get("execution_arn")},
+        "lineage": {**state["source"], "run_id": run_id, "execution_arn": state.get("execution_arn")},
         "libraries": _library_versions(),
         "stepml_version": __version__,
     }
@@ -227,13 +237,13 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     registry = ModelRegistry(store)
     champion_version = registry.alias_version(dataset, CHAMPION)
     champion = registry.get_version(dataset, champion_version) if champion_version else None
-    gate = decide(evaluation, state["config"], champion)
+    gate = decide(evaluation, config, champion)
     meta["gate"] = gate
     # Idempotent per run: a retried Evaluate gets the version it registered, never a second one.
-    version = registry.register_version(dataset, state["run_id"], staged, meta)["version"]
+    version = registry.register_version(dataset, run_id, staged, dict(meta))["version"]
     return {
         "dataset": dataset,
-        "run_id": state["run_id"],
+        "run_id": run_id,
         "version": version,
         "primary_metric": evaluation["primary_metric"],
         "metrics": evaluation["metrics"],
@@ -242,14 +252,15 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     }
 
 
-def promote(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def promote(state: RegisteredRun, settings: Settings) -> PromotedRun:
     """Stage 5 (when the gate passed): make the version champion if it still deserves it."""
     from stepml.registry import ModelRegistry
 
     registry = ModelRegistry(S3Store(settings))
     config = registry.get_version(state["dataset"], state["version"]).get("config", {})
     result = registry.promote_if_better(state["dataset"], state["version"], config, actor=state["run_id"])
-    return {**state, "promoted": result["promoted"], "decision": result["reason"], "gate": result}
+    gate: Any = result  # the gate's decision, with ``promoted`` and ``version``
+    return {**state, "promoted": result["promoted"], "decision": result["reason"], "gate": gate}
 
 
 def _library_versions() -> dict[str, str]:

@@ -37,11 +37,13 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
+from stepml import recipes
 from stepml.config import DatasetConfig
+from stepml.contracts import TuningSummary
 from stepml.errors import ConfigError
 from stepml.evaluation import metric_value
 from stepml.preprocessing import class_labels, to_model_frame
-from stepml.training import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
+from stepml.recipes import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
 
 #: Share of the training rows held out for scoring trials.
 VALIDATION_SIZE = 0.2
@@ -75,7 +77,7 @@ def search_space(trial: Any) -> dict[str, Any]:
 
 def tune(
     train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
-) -> dict[str, Any]:
+) -> TuningSummary:
     """Search within ``config.tune.budget_seconds``; returns trials, best params and scores.
 
     Parameters the user fixed in ``config.params`` are not searched: they apply to every trial. A
@@ -85,8 +87,8 @@ def tune(
     included), ``validation_losses`` their validation losses and ``validation_scores`` their
     primary metric on the validation split.
     """
-    if config.tune is None or config.recipe != "auto":
-        raise ConfigError("config tune works with recipe auto only")
+    if config.tune is None or not recipes.get(config.recipe).tunable:
+        raise ConfigError(f"config tune works with recipe {' or '.join(recipes.tunable())} only")
     try:
         import optuna
     except ImportError:
@@ -139,7 +141,7 @@ def tune(
         raise ConfigError("config tune: no trial completed within budget_seconds; raise the budget")
     ensemble: list[dict[str, Any]] = []
     chosen: list[Any] = []
-    for trial in sorted(completed, key=lambda t: t.value):
+    for trial in sorted(completed, key=lambda t: t.value if t.value is not None else float("inf")):
         params = {**trial.params, "max_iter": trial.user_attrs["max_iter"], **fixed}
         if params not in ensemble:
             ensemble.append(params)

@@ -10,7 +10,7 @@ vectorised pandas instead: pandera would build one failure-case row per duplicat
 cell, which measured 40x the CSV's size in memory (and 70 s) on an upload with many duplicate rows.
 
 Id columns: integers or text with a different value in every row (row numbers, keys) are left out
-of training by default (:func:`is_identifier`, role ``id``, with a warning that says why); the
+of training by default (:func:`stepml.columns.is_identifier`, role ``id``, with a warning that says why); the
 config's ``keep_columns`` brings one back.
 
 Date columns: text columns whose values (nearly) all read with one date format (role ``date``) are
@@ -33,23 +33,22 @@ import numpy as np
 import pandas as pd
 
 from stepml import dateparts
+from stepml.columns import (
+    MISSING_MARKERS,
+    column_kind,
+    date_columns,
+    date_format,
+    identifier_columns,
+    is_identifier,
+    numbers_expected,
+)
 from stepml.config import IMBALANCED_METRIC, MINORITY_SHARE, DatasetConfig
 from stepml.errors import ConfigError, DataError, listing
 
-#: Cell values read as missing: Adult writes '?', others write NA, N/A, null or leave it empty.
-MISSING_MARKERS = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 #: A target with at most this many distinct values is a class label (unless config says otherwise).
 MAX_CLASSES = 20
-#: A text column where at least this share of the values are numbers is a numeric column with typos.
-NUMERIC_SHARE = 0.8
-#: A text column where at least this share of the values read with one date format is a date column.
-DATE_SHARE = dateparts.DATE_SHARE
 #: More distinct values than this in a text feature is worth a warning (each becomes a code).
 HIGH_CARDINALITY = 100
-#: A column needs more values than this to be called an identifier (see :func:`is_identifier`).
-ID_MIN_ROWS = 50
-#: ...and at least this share of the rows must have a value.
-ID_PRESENT_SHARE = 0.9
 #: How many example rows an error message quotes.
 EXAMPLES = 5
 
@@ -279,45 +278,6 @@ def infer_task(target: pd.Series, config: DatasetConfig) -> str:
     return "regression"
 
 
-def column_kind(series: pd.Series) -> str:
-    """``numeric`` for number columns, ``categorical`` for everything else (text, booleans)."""
-    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-    return "numeric" if numeric else "categorical"
-
-
-def _text_values(series: pd.Series) -> pd.Series:
-    return series.dropna().astype(str).str.strip()
-
-
-def numbers_expected(series: pd.Series) -> bool:
-    """A text column whose values are mostly numbers: the rest are typos, not categories."""
-    if column_kind(series) == "numeric" or pd.api.types.is_bool_dtype(series):
-        return False
-    values = _text_values(series)
-    if values.empty or values.isin(["True", "False"]).all():
-        return False
-    parsed = pd.to_numeric(values, errors="coerce")
-    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
-
-
-def date_format(series: pd.Series) -> dateparts.DateFormat | None:
-    """How a text column's values read as dates (:func:`stepml.dateparts.detect`); None when they
-    are not dates (or the column is numbers or booleans)."""
-    if column_kind(series) == "numeric" or pd.api.types.is_bool_dtype(series):
-        return None
-    return dateparts.detect(_text_values(series).head(dateparts.SAMPLE).tolist())
-
-
-def looks_like_dates(series: pd.Series) -> bool:
-    """A text column whose values (nearly) all read with one date format."""
-    return date_format(series) is not None
-
-
-def date_columns(frame: pd.DataFrame, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """The columns :func:`looks_like_dates` says hold dates (trained on as their parts)."""
-    return [str(c) for c in frame.columns if c not in exclude and looks_like_dates(frame[c])]
-
-
 def _is_number_or_missing(series: pd.Series) -> pd.Series:
     return series.isna() | pd.to_numeric(series, errors="coerce").notna()
 
@@ -337,41 +297,6 @@ def blocking_schema(frame: pd.DataFrame, target: str, config: DatasetConfig) -> 
     }
     rows = pa.Check(lambda df: len(df) >= config.min_rows, name="min_rows")
     return pa.DataFrameSchema(columns, checks=[rows], strict=False)
-
-
-def is_identifier(series: pd.Series) -> bool:
-    """Integers or text with a different value in every row: a row number or a key, not a feature.
-
-    A model fitted on it learns the rows, not the data: a row number on a table sorted by its target
-    scores impossibly well on a random split and means nothing on new rows. Floats never qualify
-    (a continuous measurement is often unique per row), nor booleans, nor columns of at most
-    :data:`ID_MIN_ROWS` values, where every value being different says nothing. Integers qualify
-    whether consecutive (1, 2, 3...) or not (shuffled customer keys). A few missing values are
-    allowed: at least :data:`ID_PRESENT_SHARE` of the rows must have one.
-    """
-    if pd.api.types.is_bool_dtype(series):
-        return False
-    if not (pd.api.types.is_integer_dtype(series) or column_kind(series) == "categorical"):
-        return False
-    values = series.dropna()
-    if len(values) <= ID_MIN_ROWS or len(values) < ID_PRESENT_SHARE * len(series):
-        return False
-    return bool(values.nunique() == len(values))
-
-
-def identifier_columns(
-    frame: pd.DataFrame, target: str, config: DatasetConfig, dates: list[str] | None = None
-) -> list[str]:
-    """The columns :func:`is_identifier` finds, left out of training by default.
-
-    Not counted: the target, columns the config already drops or lists as ids, ``keep_columns``
-    and date columns (``dates``; found here when not given) — a unique timestamp is a date.
-    """
-    skip = {target, *config.excluded_columns, *config.keep_columns}
-    if dates is None:
-        dates = date_columns(frame, exclude=tuple(skip))
-    skip.update(dates)
-    return [str(c) for c in frame.columns if c not in skip and is_identifier(frame[c])]
 
 
 def _failures(schema: Any, frame: pd.DataFrame) -> pd.DataFrame:
@@ -619,7 +544,7 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")
     minority: dict[str, float] = {}
     if task == "classification":
-        distribution = {str(k): int(v) for k, v in y.value_counts(dropna=True).items()}
+        distribution: dict[str, float] = {str(k): int(v) for k, v in y.value_counts(dropna=True).items()}
         total = sum(distribution.values())
         minority = {k: round(v / total, 4) for k, v in distribution.items() if v / total < MINORITY_SHARE}
         smallest = min(distribution.values()) / total
@@ -665,7 +590,7 @@ def check_config_for_task(
     """Config choices that depend on the task: metric, recipe, estimator params (against the
     estimator's constraints and, given ``frame`` and ``target``, the target's classes), test rows."""
     from stepml.config import METRICS
-    from stepml.training import check_params
+    from stepml.recipes import check_params
 
     if config.primary_metric and config.primary_metric not in METRICS[task]:
         raise ConfigError(

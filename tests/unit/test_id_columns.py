@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stepml.columns import is_identifier
 from stepml.config import DatasetConfig
 from stepml.errors import ConfigError
 from stepml.preprocessing import clean, feature_schema, ignored_columns, split
-from stepml.validation import is_identifier, read_csv, validate
+from stepml.validation import read_csv, validate
 
 SOURCE = "s3://bucket/raw/demo/data.csv"
 ROWS = 200

@@ -11,7 +11,8 @@ from sklearn.metrics import recall_score
 from stepml.config import DatasetConfig
 from stepml.gate import decide
 from stepml.preprocessing import class_labels, feature_schema, to_model_frame
-from stepml.training import estimator, fit
+from stepml.recipes import estimator
+from stepml.training import fit
 from stepml.validation import validate
 
 SOURCE = "s3://bucket/raw/fraud/data.csv"
@@ -101,7 +102,7 @@ def test_the_gate_compares_on_balanced_accuracy_against_an_accuracy_champion() -
                 "baseline": {"accuracy": 0.95, "balanced_accuracy": 0.5}}
 
     champion = {"version": 1, "evaluation": evaluation("accuracy", 0.96, 0.62)}
-    better = decide(evaluation("balanced_accuracy", 0.90, 0.80), {}, champion)
-    worse = decide(evaluation("balanced_accuracy", 0.97, 0.55), {}, champion)
+    better = decide(evaluation("balanced_accuracy", 0.90, 0.80), DatasetConfig(), champion)
+    worse = decide(evaluation("balanced_accuracy", 0.97, 0.55), DatasetConfig(), champion)
     assert better["passed"] and "balanced_accuracy 0.8 matches or beats champion v1's 0.62" in better["reason"]
     assert not worse["passed"] and "worse than champion v1's 0.62" in worse["reason"]

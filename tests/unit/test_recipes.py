@@ -11,7 +11,8 @@ from stepml.config import DatasetConfig
 from stepml.errors import ConfigError
 from stepml.evaluation import evaluate
 from stepml.preprocessing import MISSING_CATEGORY, feature_schema, to_model_frame
-from stepml.training import build_pipeline, fit, remove_outliers
+from stepml.recipes import build_pipeline, remove_outliers
+from stepml.training import fit
 from stepml.validation import read_csv, validate
 
 SOURCE = "s3://bucket/raw/demo/data.csv"

@@ -548,7 +548,7 @@ class LocalStack:
             arn = self._resources[logical_id]
             archive = self.data_dir.executions(logical_id)
             restored = archive.restore()
-            backend.describe_state_machine(arn).executions.extend(restored)
+            backend.describe_state_machine(arn).executions.extend(restored)  # type: ignore[arg-type]  # same API
             self.restored["runs"] += len(restored)
             persistence.register_state_machine(arn, archive)
             self._kept_machines[arn] = archive
@@ -893,7 +893,7 @@ def _user_client(service: str, endpoint_url: str, region: str, config: Any = Non
 
     # A session of its own: boto3's default session keeps the credentials it resolved first.
     profile = local_profile()
-    session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+    session: Any = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
     return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
 
 

@@ -397,11 +397,10 @@ def _boto_client_for(region: str, service: str, state_credentials: Any = None) -
     role_arn = getattr(state_credentials, "role_arn", None)
     if _role_credentials is None or not role_arn:
         return client
-    import boto3
     from botocore.config import Config
 
     credentials = _role_credentials(role_arn, "states.amazonaws.com")
-    signed = boto3.client(
+    signed = _any_client(
         service,
         region_name=region,
         endpoint_url=client.meta.endpoint_url,
@@ -445,7 +444,7 @@ def _from_error(original: Any) -> Any:
             env=env,
             error_name=name,
             event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(
+            event_details=EventDetails(  # type: ignore[typeddict-item]  # moto declares every key, sets one
                 taskFailedEventDetails=TaskFailedEventDetails(error=name.error_name, cause=str(ex))
             ),
         )
@@ -565,12 +564,12 @@ def install(role_credentials: RoleCredentials) -> None:
             response_class._determine_resource = resource
         original = boto_client.boto_client_for
         _originals["boto_client_for"] = original
-        patched = [boto_client]
+        patched: list[Any] = [boto_client]
         for module in _interpreter_modules():
             if getattr(module, "boto_client_for", None) is original:
                 patched.append(module)
-        for module in patched:
-            module.boto_client_for = _boto_client_for  # type: ignore[attr-defined]
+        for patched_module in patched:
+            patched_module.boto_client_for = _boto_client_for
         _originals["patched_modules"] = patched
         for task in _lambda_task_classes():
             task._from_error = _from_error(task._from_error)
@@ -579,7 +578,7 @@ def install(role_credentials: RoleCredentials) -> None:
         from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 
         _originals["fail_error_name"] = state_fail.CustomErrorName
-        state_fail.CustomErrorName = _echoed_error_name()
+        state_fail.CustomErrorName = _echoed_error_name()  # type: ignore[misc, assignment]  # patched class
 
 
 def uninstall() -> None:
@@ -614,7 +613,7 @@ def uninstall() -> None:
             task._from_error = getattr(task._from_error, "__stepml_original__", task._from_error)
         from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 
-        state_fail.CustomErrorName = _originals["fail_error_name"]
+        state_fail.CustomErrorName = _originals["fail_error_name"]  # type: ignore[misc]  # restored class
         _originals.clear()
         _strict_hosts.clear()
         _role_credentials = None
@@ -795,3 +794,11 @@ def _update_ini(path: Path, section: str, values: Mapping[str, str]) -> None:
         parser.write(handle)
     os.chmod(temporary, 0o600)
     os.replace(temporary, path)
+
+
+def _any_client(service: str, *args: Any, **kwargs: Any) -> Any:
+    """``boto3.client`` for a service named at run time (boto3's stubs type it by literal names)."""
+    import boto3
+
+    make: Any = boto3.client
+    return make(service, *args, **kwargs)

@@ -310,7 +310,7 @@ class BucketMirror:
                         marks = restored[-1] if restored else FakeKey(key, b"", account_id, region)
                         marker = FakeDeleteMarker(marks)
                         marker._version_id = entry["version_id"]
-                        marker.last_modified = _datetime(entry["last_modified"])
+                        marker.last_modified = dt.datetime.fromisoformat(entry["last_modified"])
                         restored.append(marker)
                         continue
                     obj = FakeKey(
@@ -329,7 +329,7 @@ class BucketMirror:
                     )
                     obj.checksum_algorithm = entry.get("checksum_algorithm")
                     obj.set_metadata(dict(entry.get("metadata") or {}))
-                    obj.last_modified = _datetime(entry["last_modified"])
+                    obj.last_modified = dt.datetime.fromisoformat(entry["last_modified"])
                     used.add(entry["blob"])
                     restored.append(obj)
                 moto_bucket.keys.setlist(key, restored)
@@ -431,7 +431,7 @@ class ExecutionArchive:
     def restore(self) -> list[RestoredExecution]:
         """Every kept execution, oldest first; one that was running is recorded as aborted."""
         _remove_temporaries(self.folder)
-        restored = []
+        restored: list[RestoredExecution] = []
         if not self.folder.is_dir():
             return restored
         for path in sorted(self.folder.glob("*.json")):

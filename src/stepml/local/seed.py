@@ -192,8 +192,9 @@ def _source_of(event: Mapping[str, Any]) -> dict[str, Any]:
     """Bucket, key, version id, ETag and size of the upload an event names (``{}`` if none)."""
     if isinstance(event.get("source"), Mapping):  # a pipeline state (Preprocess … Evaluate)
         return {k: v for k, v in event["source"].items() if v is not None}
-    inner = event.get("event") if isinstance(event.get("event"), Mapping) else event
-    detail = inner.get("detail") if isinstance(inner, Mapping) else None
+    wrapped = event.get("event")
+    inner: Mapping[str, Any] = wrapped if isinstance(wrapped, Mapping) else event
+    detail = inner.get("detail")
     if isinstance(detail, Mapping) and isinstance(detail.get("object"), Mapping):
         from stepml.stages import parse_upload_event  # the S3 → EventBridge event (Validate)
 

@@ -93,7 +93,7 @@ def _fork_context() -> Any:
             if "forkserver" in multiprocessing.get_all_start_methods():
                 from multiprocessing import spawn
 
-                context = multiprocessing.get_context("forkserver")
+                context: multiprocessing.context.BaseContext = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(list(PRELOAD))
                 if not hasattr(spawn.get_preparation_data, "__wrapped_by_stepml__"):
                     wrapper = _preparation_data(spawn.get_preparation_data)

@@ -20,17 +20,22 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stepml import keys
-from stepml.config import RECIPES, TASKS, DatasetConfig, dump_config
+from stepml import keys, recipes
+from stepml.cli.browser import browser_url, open_when_serving, streamlit_command
+from stepml.cli.render import (
+    STATUS_STYLE,
+    console,
+    emit_json,
+    follow,
+    may_be_missing,
+    metric,
+    print_run,
+    print_versions,
+)
+from stepml.config import TASKS, DatasetConfig, dump_config
 from stepml.dateparts import describe as describe_date_format
 from stepml.errors import GateRefused, StepmlError
-from stepml.runs import run_outcome
 from stepml.stack import LOCAL_ENDPOINT, Stack
-
-# Tables of metrics need room: at least 120 columns even when the output is piped.
-console = Console(width=max(Console().width, 120))
-OUTCOME_STYLE = {"champion": "green", "candidate": "yellow", "duplicate": "cyan", "running": "yellow"}
-STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "TIMED_OUT": "red", "ABORTED": "red"}
 
 
 def project_root() -> Path:
@@ -38,11 +43,7 @@ def project_root() -> Path:
     for folder in (Path.cwd(), *Path.cwd().parents):
         if (folder / "template.yaml").is_file() and (folder / "statemachine").is_dir():
             return folder
-    return Path(__file__).resolve().parents[2]
-
-
-def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    return Path(__file__).resolve().parents[3]
 
 
 class StepmlGroup(click.Group):
@@ -87,7 +88,9 @@ def info(stack: Stack, as_json: bool) -> None:
 @click.option("--dataset", required=True, help="Dataset (and model) name: a lowercase slug.")
 @click.option("--target", help="Target column (default: the config's, else the last column).")
 @click.option("--task", type=click.Choice(TASKS), help="Default: inferred from the target.")
-@click.option("--recipe", type=click.Choice(RECIPES), help="Default: the config's, else auto.")
+@click.option("--recipe", type=click.Choice(recipes.names()),
+              help=f"Default: the config's, else {recipes.DEFAULT_RECIPE}. "
+                   + "; ".join(f"{name}: {recipe.summary}" for name, recipe in recipes.RECIPES.items()))
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the run to its end.")
 @click.option("--timeout", default=900.0, show_default=True)
 @click.pass_obj
@@ -131,38 +134,6 @@ def config_show(stack: Stack, name: str, as_json: bool) -> None:
         click.echo(dump_config(effective), nl=False)
 
 
-def follow(stack: Stack, key: str, since: datetime, timeout: float) -> dict[str, Any]:
-    """Wait for the run of an upload with a live status line, then print its states."""
-    started = time.monotonic()
-    with console.status("waiting for the run to start…") as status:
-
-        def progress(state: str, states: list[dict[str, Any]]) -> None:
-            current = states[-1]["name"] if states else "-"
-            status.update(f"[bold]{state}[/bold] · {current} · {time.monotonic() - started:.0f} s")
-
-        run = stack.wait_for_run(key, since, timeout=timeout, on_progress=progress)
-    print_run(run)
-    return run
-
-
-def print_run(run: dict[str, Any]) -> None:
-    style = STATUS_STYLE.get(run["status"], "white")
-    console.print(f"run [bold]{run['name']}[/bold]: [{style}]{run['status']}[/{style}] in {run['duration_s']:.1f} s  ({run['key']})")
-    table = Table("state", "type", "status", "seconds", "retries", "error")
-    for state in run["states"]:
-        s_style = STATUS_STYLE.get(state["status"], "white")
-        error = f"{state['error']}: {state['cause']}" if state["error"] else ""
-        duration = f"{state['duration_s']:.2f}" if state["duration_s"] is not None else ""
-        table.add_row(state["name"], state["type"], f"[{s_style}]{state['status']}[/{s_style}]", duration,
-                      str(state["retries"] or ""), error)
-    console.print(table)
-    outcome = run.get("outcome") or run_outcome(run)
-    style = OUTCOME_STYLE.get(outcome["outcome"], "red")
-    # Rich markup off for the text: a cause may hold brackets ([...]) that are not markup.
-    console.print(f"[{style}]{outcome['outcome'].replace('_', ' ')}[/{style}]: ", end="")
-    console.print(outcome["summary"], markup=False, highlight=False)
-
-
 @main.group(invoke_without_command=True)
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -196,10 +167,6 @@ def runs_show(stack: Stack, run_id: str, as_json: bool) -> None:
         emit_json(run)
     else:
         print_run(run)
-
-
-def _metric(value: Any) -> str:
-    return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 class ModelsGroup(click.Group):
@@ -249,7 +216,7 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
                   f"task: {meta['task']}  target: {meta['target']}  recipe: {meta.get('recipe')}")
     metrics = Table("metric", "model", "baseline", title="hold-out metrics")
     for key, value in evaluation["metrics"].items():
-        metrics.add_row(key, _metric(value), _metric(evaluation["baseline"].get(key)))
+        metrics.add_row(key, metric(value), metric(evaluation["baseline"].get(key)))
     console.print(metrics)
     features = Table("feature", "kind", "range / categories", "may be missing", title="feature schema")
     for spec in meta["schema"]:
@@ -261,7 +228,7 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
         else:
             categories = spec.get("categories", [])
             detail = ", ".join(categories[:8]) + (" …" if len(categories) > 8 else "")
-        features.add_row(spec["name"], spec["kind"], detail, _may_be_missing(spec))
+        features.add_row(spec["name"], spec["kind"], detail, may_be_missing(spec))
     console.print(features)
     ignored = meta.get("ignored_columns")
     if ignored:
@@ -276,15 +243,6 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
     if gate:  # versions registered before the gate's verdict was recorded have none
         verdict = "passed" if gate.get("passed") else "not passed (kept as a candidate)"
         console.print(f"quality gate at registration: {verdict}: {gate.get('reason')}", markup=False)
-
-
-def _may_be_missing(spec: dict[str, Any]) -> str:
-    """Whether a request may leave the feature out (as recorded with the version; '?' before that)."""
-    if "nullable" not in spec:
-        return "?"
-    if not spec["nullable"]:
-        return "no"
-    return "yes" if spec.get("missing_in_training") else "yes (never in training: warns)"
 
 
 @models.command("promote")
@@ -356,7 +314,7 @@ def models_diff(stack: Stack, name: str, first: int, second: int, as_json: bool)
     table = Table("metric", f"v{first}", f"v{second}", "change", title=f"{name}: v{first} vs v{second}")
     for row in diff["metrics"]:
         change = "" if row["change"] is None else f"{row['change']:+.4g}"
-        table.add_row(row["metric"], _metric(row["a"]), _metric(row["b"]), change)
+        table.add_row(row["metric"], metric(row["a"]), metric(row["b"]), change)
     console.print(table)
     schema = Table("feature", f"v{first}", f"v{second}", title="schema changes")
     for row in diff["schema"]:
@@ -365,21 +323,6 @@ def models_diff(stack: Stack, name: str, first: int, second: int, as_json: bool)
     for key in ("recipe", "train_rows", "test_rows"):
         if diff["other"][key]["a"] != diff["other"][key]["b"]:
             console.print(f"{key}: {diff['other'][key]['a']} → {diff['other'][key]['b']}")
-
-
-def print_versions(name: str, versions: list[dict[str, Any]]) -> None:
-    metric_names = list(versions[-1]["evaluation"]["metrics"])
-    table = Table("version", "aliases", *metric_names, "baseline " + versions[-1]["evaluation"]["primary_metric"],
-                  "train rows", "registered", title=f"model {name}")
-    for meta in versions:
-        evaluation = meta["evaluation"]
-        table.add_row(
-            str(meta["version"]), ", ".join(meta.get("aliases", [])),
-            *(_metric(evaluation["metrics"].get(m)) for m in metric_names),
-            _metric(evaluation["baseline"].get(evaluation["primary_metric"])),
-            f"{meta['train_rows']:,}", str(meta.get("registered", "")),
-        )
-    console.print(table)
 
 
 @main.command()
@@ -601,53 +544,6 @@ def ui(stack: Stack, port: int, address: str, open_browser: bool, api_url: str |
     os.execve(sys.executable, command, env)
 
 
-def streamlit_command(app: Path, port: int, address: str) -> list[str]:
-    """How `stepml ui` runs Streamlit: always headless. Not headless, Streamlit's first run asks for
-    an e-mail address on the terminal and serves nothing until it is answered, which never happens
-    when started from a script or without a terminal; `--open` opens the browser itself instead."""
-    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-            "--server.address", address, "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
-            "--server.fileWatcherType", "none", "--theme.base", "light"]
-
-
-def browser_url(address: str, port: int) -> str:
-    """Where a browser on this machine reaches the UI (a wildcard address is reached as localhost)."""
-    host = "localhost" if address in ("", "0.0.0.0", "::") else address
-    return f"http://{host}:{port}"
-
-
-#: How long the browser opener waits for the UI to answer before giving up.
-OPEN_TIMEOUT_SECONDS = 60.0
-
-
-def open_when_serving(url: str, env: dict[str, str]) -> None:
-    """Open ``url`` in the user's browser once the UI answers, from a small detached process (this
-    one becomes Streamlit)."""
-    import subprocess
-
-    code = "import sys; from stepml.cli import wait_and_open; wait_and_open(sys.argv[1], float(sys.argv[2]))"
-    subprocess.Popen([sys.executable, "-c", code, url, str(OPEN_TIMEOUT_SECONDS)], env=env, start_new_session=True,
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_and_open(url: str, timeout: float) -> bool:
-    """Poll Streamlit's health endpoint until it answers (at most ``timeout`` s), then open the page."""
-    import urllib.request
-    import webbrowser
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return webbrowser.open(url)
-        except OSError:
-            pass
-        time.sleep(0.3)
-    return False
-
-
 @main.command()
 @click.option("--dataset", default="adult", show_default=True)
 @click.option("--port", default=0, help="Offline endpoint port (0: a free one).")
@@ -655,10 +551,6 @@ def wait_and_open(url: str, timeout: float) -> bool:
 def demo(dataset: str, port: int, api_port: int) -> None:
     """Offline, end to end: start the stack, upload a dataset, follow the run, predict."""
     from stepml import datasets
-    from stepml.demo import run_demo
+    from stepml.cli.demo import run_demo
 
     run_demo(console, project_root(), dataset, port=port, api_port=api_port, datasets=datasets)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from stepml.cli.render import follow, print_versions
 from stepml.config import DatasetConfig
 
 
@@ -30,7 +31,6 @@ def _sample_record(path: Path, target: str, schema: list[dict[str, Any]]) -> dic
 def run_demo(
     console: Console, project_root: Path, dataset: str, *, port: int, api_port: int, datasets: ModuleType
 ) -> None:
-    from stepml.cli import follow, print_versions
     from stepml.local.endpoint import LocalStack
     from stepml.stack import Stack
 
@@ -53,9 +53,9 @@ def run_demo(
         local.start()
     try:
         console.print(f"offline stack up: AWS endpoint {local.endpoint_url}, HTTP API {local.api_url}")
-        stack = Stack(
-            endpoint_url=local.endpoint_url, credentials=local.admin_credentials.client_kwargs()
-        )
+        admin = local.admin_credentials
+        assert admin is not None  # start() created the administrator
+        stack = Stack(endpoint_url=local.endpoint_url, credentials=admin.client_kwargs())
         target = datasets.target_of(dataset)
         if target:
             stack.write_config(dataset, DatasetConfig(target=target))
@@ -68,7 +68,8 @@ def run_demo(
         versions = stack.models(dataset)
         print_versions(dataset, versions)
         record = _sample_record(path, versions[-1]["target"], versions[-1]["schema"])
-        console.print(f"POST {stack.api_url}/models/{dataset}/predict  (SigV4-signed as {local.admin_credentials.arn})")
+        signer = local.admin_credentials.arn if local.admin_credentials else "the local admin"
+        console.print(f"POST {stack.api_url}/models/{dataset}/predict  (SigV4-signed as {signer})")
         console.print_json(json.dumps(record))
         status, response = stack.predict(dataset, record)
         console.print(f"HTTP {status}")

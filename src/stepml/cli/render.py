@@ -1,0 +1,88 @@
+"""How the ``stepml`` command shows things: the console, run and version tables, JSON output.
+
+The commands (:mod:`stepml.cli.commands`) and the demo (:mod:`stepml.cli.demo`) print through
+these; nothing here talks to AWS except :func:`follow`, which waits on the stack it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from stepml.runs import run_outcome
+from stepml.stack import Stack
+
+# Tables of metrics need room: at least 120 columns even when the output is piped.
+console = Console(width=max(Console().width, 120))
+OUTCOME_STYLE = {"champion": "green", "candidate": "yellow", "duplicate": "cyan", "running": "yellow"}
+STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "TIMED_OUT": "red", "ABORTED": "red"}
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def follow(stack: Stack, key: str, since: datetime, timeout: float) -> dict[str, Any]:
+    """Wait for the run of an upload with a live status line, then print its states."""
+    started = time.monotonic()
+    with console.status("waiting for the run to start…") as status:
+
+        def progress(state: str, states: list[dict[str, Any]]) -> None:
+            current = states[-1]["name"] if states else "-"
+            status.update(f"[bold]{state}[/bold] · {current} · {time.monotonic() - started:.0f} s")
+
+        run = stack.wait_for_run(key, since, timeout=timeout, on_progress=progress)
+    print_run(run)
+    return run
+
+
+def print_run(run: dict[str, Any]) -> None:
+    style = STATUS_STYLE.get(run["status"], "white")
+    console.print(f"run [bold]{run['name']}[/bold]: [{style}]{run['status']}[/{style}] in {run['duration_s']:.1f} s  ({run['key']})")
+    table = Table("state", "type", "status", "seconds", "retries", "error")
+    for state in run["states"]:
+        s_style = STATUS_STYLE.get(state["status"], "white")
+        error = f"{state['error']}: {state['cause']}" if state["error"] else ""
+        duration = f"{state['duration_s']:.2f}" if state["duration_s"] is not None else ""
+        table.add_row(state["name"], state["type"], f"[{s_style}]{state['status']}[/{s_style}]", duration,
+                      str(state["retries"] or ""), error)
+    console.print(table)
+    outcome = run.get("outcome") or run_outcome(run)
+    style = OUTCOME_STYLE.get(outcome["outcome"], "red")
+    # Rich markup off for the text: a cause may hold brackets ([...]) that are not markup.
+    console.print(f"[{style}]{outcome['outcome'].replace('_', ' ')}[/{style}]: ", end="")
+    console.print(outcome["summary"], markup=False, highlight=False)
+
+
+def metric(value: Any) -> str:
+    return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def may_be_missing(spec: dict[str, Any]) -> str:
+    """Whether a request may leave the feature out (as recorded with the version; '?' before that)."""
+    if "nullable" not in spec:
+        return "?"
+    if not spec["nullable"]:
+        return "no"
+    return "yes" if spec.get("missing_in_training") else "yes (never in training: warns)"
+
+
+def print_versions(name: str, versions: list[dict[str, Any]]) -> None:
+    metric_names = list(versions[-1]["evaluation"]["metrics"])
+    table = Table("version", "aliases", *metric_names, "baseline " + versions[-1]["evaluation"]["primary_metric"],
+                  "train rows", "registered", title=f"model {name}")
+    for meta in versions:
+        evaluation = meta["evaluation"]
+        table.add_row(
+            str(meta["version"]), ", ".join(meta.get("aliases", [])),
+            *(metric(evaluation["metrics"].get(m)) for m in metric_names),
+            metric(evaluation["baseline"].get(evaluation["primary_metric"])),
+            f"{meta['train_rows']:,}", str(meta.get("registered", "")),
+        )
+    console.print(table)

@@ -1,0 +1,98 @@
+"""What kind of values a column holds: numbers, categories, dates, identifiers, missing markers.
+
+The column typing that validation, preprocessing and the validation report share, apart from the
+rules that judge an upload (:mod:`stepml.validation`): preprocessing reads a table's columns the
+same way without importing validation.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from stepml import dateparts
+from stepml.config import DatasetConfig
+
+#: Cell values read as missing: Adult writes '?', others write NA, N/A, null or leave it empty.
+MISSING_MARKERS = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+#: A text column where at least this share of the values are numbers is a numeric column with typos.
+NUMERIC_SHARE = 0.8
+#: A text column where at least this share of the values read with one date format is a date column.
+DATE_SHARE = dateparts.DATE_SHARE
+#: A column needs more values than this to be called an identifier (see :func:`is_identifier`).
+ID_MIN_ROWS = 50
+#: ...and at least this share of the rows must have a value.
+ID_PRESENT_SHARE = 0.9
+
+
+def column_kind(series: pd.Series) -> str:
+    """``numeric`` for number columns, ``categorical`` for everything else (text, booleans)."""
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return "numeric" if numeric else "categorical"
+
+
+def _text_values(series: pd.Series) -> pd.Series:
+    return series.dropna().astype(str).str.strip()
+
+
+def numbers_expected(series: pd.Series) -> bool:
+    """A text column whose values are mostly numbers: the rest are typos, not categories."""
+    if column_kind(series) == "numeric" or pd.api.types.is_bool_dtype(series):
+        return False
+    values = _text_values(series)
+    if values.empty or values.isin(["True", "False"]).all():
+        return False
+    parsed = pd.to_numeric(values, errors="coerce")
+    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
+
+
+def date_format(series: pd.Series) -> dateparts.DateFormat | None:
+    """How a text column's values read as dates (:func:`stepml.dateparts.detect`); None when they
+    are not dates (or the column is numbers or booleans)."""
+    if column_kind(series) == "numeric" or pd.api.types.is_bool_dtype(series):
+        return None
+    return dateparts.detect(_text_values(series).head(dateparts.SAMPLE).tolist())
+
+
+def looks_like_dates(series: pd.Series) -> bool:
+    """A text column whose values (nearly) all read with one date format."""
+    return date_format(series) is not None
+
+
+def date_columns(frame: pd.DataFrame, exclude: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The columns :func:`looks_like_dates` says hold dates (trained on as their parts)."""
+    return [str(c) for c in frame.columns if c not in exclude and looks_like_dates(frame[c])]
+
+
+def is_identifier(series: pd.Series) -> bool:
+    """Integers or text with a different value in every row: a row number or a key, not a feature.
+
+    A model fitted on it learns the rows, not the data: a row number on a table sorted by its target
+    scores impossibly well on a random split and means nothing on new rows. Floats never qualify
+    (a continuous measurement is often unique per row), nor booleans, nor columns of at most
+    :data:`ID_MIN_ROWS` values, where every value being different says nothing. Integers qualify
+    whether consecutive (1, 2, 3...) or not (shuffled customer keys). A few missing values are
+    allowed: at least :data:`ID_PRESENT_SHARE` of the rows must have one.
+    """
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if not (pd.api.types.is_integer_dtype(series) or column_kind(series) == "categorical"):
+        return False
+    values = series.dropna()
+    if len(values) <= ID_MIN_ROWS or len(values) < ID_PRESENT_SHARE * len(series):
+        return False
+    return bool(values.nunique() == len(values))
+
+
+def identifier_columns(
+    frame: pd.DataFrame, target: str, config: DatasetConfig, dates: list[str] | None = None
+) -> list[str]:
+    """The columns :func:`is_identifier` finds, left out of training by default.
+
+    Not counted: the target, columns the config already drops or lists as ids, ``keep_columns``
+    and date columns (``dates``; found here when not given) — a unique timestamp is a date.
+    """
+    skip = {target, *config.excluded_columns, *config.keep_columns}
+    if dates is None:
+        dates = date_columns(frame, exclude=tuple(skip))
+    skip.update(dates)
+    return [str(c) for c in frame.columns if c not in skip and is_identifier(frame[c])]

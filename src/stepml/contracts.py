@@ -1,0 +1,209 @@
+"""The typed contracts at stepml's seams: what crosses a process boundary, defined once.
+
+The run state that travels between the pipeline's Lambdas (Step Functions passes it as JSON), a
+feature of the schema a prediction request must follow, a registered version's metadata, an
+alias record and the quality gate's decision. Both sides of each seam (the stage that writes, the
+stage, API or CLI that reads) use these types; mypy checks them.
+
+Standard-library ``typing`` only: the inference layer (numpy + onnxruntime) imports this module.
+The values are plain JSON objects at run time (``TypedDict`` adds no runtime check); what is
+*validated* on the way in is the dataset config (:class:`stepml.config.DatasetConfig`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict, get_args
+
+#: What a model predicts: a class or a number.
+Task = Literal["classification", "regression"]
+TASKS: tuple[str, ...] = get_args(Task)
+#: What a feature holds (a date column is served as its text and trained on as numeric parts).
+FeatureKind = Literal["numeric", "categorical", "date"]
+
+
+class Feature(TypedDict):
+    """One feature of the schema a prediction request follows (``schema.json``, a version's
+    ``meta.json`` ``schema``, ``GET /models/{name}``'s ``features``)."""
+
+    name: str
+    kind: FeatureKind
+    required: bool
+    #: the training rows had it missing (serving warns about a value the model never saw missing)
+    missing_in_training: bool
+    #: whether serving takes it missing (set on registration, from the fitted pipeline)
+    nullable: NotRequired[bool]
+    # numeric
+    min: NotRequired[float | None]
+    max: NotRequired[float | None]
+    # categorical
+    categories: NotRequired[list[str]]
+    # date
+    format: NotRequired[str]
+    parts: NotRequired[list[str]]
+    earliest: NotRequired[str | None]
+    latest: NotRequired[str | None]
+
+
+class IgnoredColumn(TypedDict):
+    """A column of the upload that is not a model input, and why (a request may carry it)."""
+
+    name: str
+    reason: str
+
+
+class UploadSource(TypedDict):
+    """The uploaded object a run trains on (from the S3 'Object Created' event)."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    size: int | None
+    sha256: NotRequired[str]
+
+
+class DuplicateRun(TypedDict):
+    """Validate's answer to a delivery of an object version already trained on."""
+
+    dataset: str
+    run_id: str
+    duplicate: Literal[True]
+    original_run: str | None
+    source: UploadSource
+
+
+class ValidatedRun(TypedDict):
+    """The run state after "Validate dataset" (the input of "Preprocess")."""
+
+    dataset: str
+    run_id: str
+    duplicate: bool
+    execution_arn: str | None
+    source: UploadSource
+    #: the effective config, as :meth:`stepml.config.DatasetConfig.to_dict` writes it
+    config: dict[str, Any]
+    target: str
+    task: Task
+    primary_metric: str
+    rows: int
+    columns: int
+    warnings: int
+    report_key: str
+
+
+class PreprocessedRun(ValidatedRun):
+    """After "Preprocess": the splits, the feature schema and the ignored columns are in S3."""
+
+    train_key: str
+    test_key: str
+    schema_key: str
+    ignored_key: str
+    train_rows: int
+    test_rows: int
+    dropped_rows: int
+
+
+class TuningSummary(TypedDict):
+    """What a hyperparameter search found (:func:`stepml.tuning.tune`)."""
+
+    trials: int
+    seconds: float
+    metric: str
+    validation_score: float
+    validation_scores: list[float]
+    validation_losses: list[float]
+    validation_rows: int
+    best_params: dict[str, Any]
+    ensemble: list[dict[str, Any]]
+
+
+class TrainedRun(PreprocessedRun):
+    """After "Train": the staged artifacts and scikit-learn's reference outputs."""
+
+    artifacts: dict[str, str]
+    onnx_reference_key: str
+    train_seconds: float
+    tuning: NotRequired[TuningSummary]
+
+
+class GateDecision(TypedDict):
+    """The quality gate's verdict on a candidate (:func:`stepml.gate.decide`)."""
+
+    metric: str
+    value: float | None
+    baseline: float | None
+    champion_version: int | None
+    champion_value: float | None
+    passed: bool
+    reason: str
+
+
+class RegisteredRun(TypedDict):
+    """After "Evaluate and register": the new version and the gate's verdict."""
+
+    dataset: str
+    run_id: str
+    version: int
+    primary_metric: str
+    metrics: dict[str, float | None]
+    baseline: dict[str, float | None]
+    gate: GateDecision
+
+
+class PromotedRun(RegisteredRun):
+    """After "Promote": whether the version became champion, and why."""
+
+    promoted: bool
+    decision: str
+
+
+class ArtifactChecksum(TypedDict):
+    """A registered file's integrity record."""
+
+    sha256: str
+    bytes: int
+
+
+class NewVersion(TypedDict):
+    """What "Evaluate and register" records about a new version (:func:`stepml.stages.evaluate_and_register`)."""
+
+    dataset: str
+    task: Task
+    target: str
+    recipe: str
+    #: the effective config, as :meth:`stepml.config.DatasetConfig.to_dict` writes it
+    config: dict[str, Any]
+    schema: list[Feature]
+    ignored_columns: list[IgnoredColumn]
+    #: :func:`stepml.evaluation.evaluate`'s result: metrics, baseline, primary metric...
+    evaluation: dict[str, Any]
+    train_rows: int
+    test_rows: int
+    train_seconds: float
+    #: the upload (bucket, key, version, sha256...) with the run id and execution ARN
+    lineage: dict[str, Any]
+    libraries: dict[str, str]
+    stepml_version: str
+    gate: NotRequired[GateDecision]
+
+
+class VersionMeta(NewVersion):
+    """A registered version's ``meta.json``: what the stage recorded, plus what registering added."""
+
+    name: str
+    version: int
+    artifacts: dict[str, ArtifactChecksum]
+    registered: str
+
+
+class AliasRecord(TypedDict):
+    """An alias object (``models/<name>/aliases/<alias>.json``): the version it names, the last
+    change and the whole history (each entry also has ``from``, the version before)."""
+
+    alias: str
+    version: int
+    previous_version: int | None
+    reason: str
+    actor: str
+    updated: str
+    history: list[dict[str, Any]]

@@ -85,6 +85,50 @@ def test_every_error_the_state_machine_matches_is_a_stepml_error(asl: dict[str, 
         )
 
 
+#: AWS's guidance for Lambda tasks ("Handle Lambda service exceptions", Step Functions guide):
+#: retry the transient service errors, about 2 s x 6 with backoff 2.
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+}
+
+
+def test_every_lambda_task_retries_service_errors_and_throttling_as_aws_advises(
+    asl: dict[str, Any],
+) -> None:
+    # Given every Lambda task of the pipeline
+    tasks = {
+        name: state
+        for name, state in asl["States"].items()
+        if state["Type"] == "Task" and "lambda" in state["Resource"]
+    }
+    assert len(tasks) >= 6, sorted(tasks)
+    for name, state in tasks.items():
+        retriers = state.get("Retry", [])
+        by_error = {error: retrier for retrier in retriers for error in retrier["ErrorEquals"]}
+        # Then Lambda's transient service errors are retried at least as AWS advises
+        service = [by_error.get(error) for error in sorted(LAMBDA_SERVICE_ERRORS)]
+        assert all(service), f"{name!r} does not retry {sorted(LAMBDA_SERVICE_ERRORS - set(by_error))}"
+        for retrier in service:
+            assert retrier is not None
+            assert retrier["IntervalSeconds"] >= 2 and retrier["MaxAttempts"] >= 6, name
+            assert retrier["BackoffRate"] >= 2.0, name
+        # And throttling has a retrier of its own, slower, capped and jittered: retried at the
+        # service errors' pace, throttled runs would come back together and be throttled again
+        throttled = by_error.get("Lambda.TooManyRequestsException")
+        assert throttled is not None, f"{name!r} does not retry Lambda.TooManyRequestsException"
+        assert throttled["ErrorEquals"] == ["Lambda.TooManyRequestsException"], name
+        assert throttled["IntervalSeconds"] > service[0]["IntervalSeconds"], name  # type: ignore[index]
+        assert throttled["BackoffRate"] >= 2.0 and throttled["MaxAttempts"] >= 6, name
+        assert throttled["JitterStrategy"] == "FULL", name
+        assert throttled["IntervalSeconds"] <= throttled["MaxDelaySeconds"] <= 900, name
+        # And what Lambda reports for a stopped function (out of memory, timeout) is never retried
+        # blindly: the same input would stop it again
+        assert "Lambda.Unknown" not in by_error and "States.ALL" not in by_error, name
+
+
 def test_definition_substitutions_cover_the_asl(
     project_root: Path, template: dict[str, Any]
 ) -> None:

@@ -322,3 +322,19 @@ def test_a_response_arrives_in_one_piece(echo_api) -> None:
             head, _, body = received.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
             assert json.loads(body) == {"word": word}
+
+
+def test_the_stack_reserves_concurrency_and_throttles_as_the_template_says(stack: LocalStack) -> None:
+    # Given the project's template deployed with its defaults
+    lam = stack.client("lambda")
+
+    def reserved(function: str) -> int | None:
+        return lam.get_function_concurrency(FunctionName=stack.function_name(function)).get(
+            "ReservedConcurrentExecutions"
+        )
+
+    # Then inference has its reservation, training its cap, and the other stages share the pool
+    assert (reserved("InferenceFunction"), reserved("TrainFunction"), reserved("ValidateFunction")) == (100, 5, None)
+    # And the HTTP API throttles with the stage's DefaultRouteSettings, not the account's quota
+    throttle = stack._api.throttle if stack._api is not None else None
+    assert throttle is not None and (throttle.rate, throttle.burst) == (1000.0, 500)

@@ -46,6 +46,7 @@ from stepml.local.api import HttpApiServer
 from stepml.local.lambda_runner import Invocation
 from stepml.local.seed import Seeding, seed_for_event
 from stepml.local.template import SamTemplate, TemplateError, dumps, localize_outputs, resolve
+from stepml.local.throttle import stage_throttle
 
 # Not under "stepml": the handlers' Powertools Logger(service="stepml") takes that logger over
 # (its own handler, propagate=False), so lines logged below it would reach neither the root
@@ -59,6 +60,7 @@ FAKE_SECRET_ACCESS_KEY = "testing"
 _CODE_KEY = "local/placeholder.zip"
 #: Connections each function's Lambda client keeps to moto (botocore's default is 10).
 _LAMBDA_POOL_CONNECTIONS = 64
+
 
 #: Stacks running in this process, oldest first (moto's backends and config are process-wide).
 _running: list[LocalStack] = []
@@ -356,6 +358,9 @@ class LocalStack:
             # AWS managed policies (AdministratorAccess, AWSLambdaBasicExecutionRole...) exist in
             # moto's IAM only when asked for, before its backend is created.
             os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+            # moto refuses a put_function_concurrency under the unreserved minimum only when told
+            # the account's quota; the template's reservations are checked by the stack itself.
+            os.environ["MOTO_LAMBDA_CONCURRENCY_QUOTA"] = str(lambda_runner.ACCOUNT_CONCURRENCY)
             self._post_moto_api("/moto-api/reset", {})
         # Step Functions: run the definitions (moto's ASL interpreter); Lambda: the docker backend,
         # whose one invoke method lambda_runner replaces (use_docker=False would only echo).
@@ -438,6 +443,7 @@ class LocalStack:
             if r.get("LogicalResourceId") and r.get("PhysicalResourceId")
         }
         self._register_functions()
+        self._check_reserved_concurrency()
         self._create_executing_state_machines(cfn)
         self._apply_bucket_properties()
         self._create_alarms()
@@ -445,6 +451,7 @@ class LocalStack:
         if self.data_dir is not None:
             self._restore_state(cfn)
         self._api.configure(self.template.http_routes(), self._invoke_for_api)
+        self._api.throttle = self._stage_throttle(cfn)
         self._check_service_roles(cfn)
         if self.strict:
             events.check_target_roles(True)
@@ -550,6 +557,33 @@ class LocalStack:
                 strict=self.strict,
                 dead_letter_arn=dead_letter.get("TargetArn") if dead_letter.get("Type") == "SQS" else None,
             )
+
+    def _check_reserved_concurrency(self) -> None:
+        """Refuse reservations that leave the account under Lambda's unreserved minimum, as AWS
+        refuses them (the stack's functions are the only ones of the local account)."""
+        from moto.awslambda.models import lambda_backends
+
+        backend = lambda_backends[ACCOUNT_ID][self.region]
+        problem = lambda_runner.unreserved_concurrency_problem(
+            {
+                logical_id: lambda_runner.reserved_concurrency(backend.get_function(name))
+                for logical_id, name in self._function_names.items()
+            }
+        )
+        if problem is not None:
+            raise LocalStackError(f"{problem}: lower InferenceReservedConcurrency or TrainingConcurrency")
+
+    def _stage_throttle(self, cfn: Mapping[str, Any]) -> Any:
+        """The HTTP API stage's request throttling, from its ``DefaultRouteSettings``."""
+        stages = [
+            resource.get("Properties") or {}
+            for resource in cfn.get("Resources", {}).values()
+            if resource.get("Type") == "AWS::ApiGatewayV2::Stage"
+        ]
+        if len(stages) > 1:
+            logger.warning("%d HTTP API stages: the local API throttles with the first one's limits", len(stages))
+        settings = resolve(stages[0].get("DefaultRouteSettings"), *self._template_references()) if stages else None
+        return stage_throttle(settings)
 
     def _check_service_roles(self, cfn: Mapping[str, Any]) -> None:
         """Refuse a role its service cannot assume, as CloudFormation (or the first call) would."""

@@ -14,7 +14,7 @@ import platform
 import time
 from typing import Any
 
-from stepml import __version__, keys
+from stepml import __version__, integrity, keys
 from stepml.config import DatasetConfig, load_config
 from stepml.errors import DataError
 from stepml.settings import Settings
@@ -169,13 +169,15 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     artifacts = {
         name: keys.staging(state["dataset"], state["run_id"], name) for name in ("model.joblib", "model.onnx")
     }
-    store.put_bytes(artifacts["model.joblib"], buffer.getvalue())
-    store.put_bytes(artifacts["model.onnx"], onnx_model)
+    staged = {"model.joblib": buffer.getvalue(), "model.onnx": onnx_model}
+    for name, data in staged.items():
+        store.put_bytes(artifacts[name], data)
     reference_at = reference_key(state["dataset"], state["run_id"])
     store.put_bytes(reference_at, json.dumps(reference).encode(), content_type="application/json")
     return {
         **state,
         "artifacts": artifacts,
+        integrity.STATE_KEY: integrity.digests(staged),  # Evaluate checks them before loading
         "onnx_reference_key": reference_at,
         "train_seconds": round(seconds, 3),
     }
@@ -193,6 +195,7 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     store = S3Store(settings)
     schema = store.get_json(state["schema_key"])
     staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
+    integrity.verify(staged, state["artifacts"], state.get(integrity.STATE_KEY))
     pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
     train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)

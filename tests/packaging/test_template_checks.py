@@ -187,17 +187,24 @@ def test_the_data_bucket_outlives_the_stack_and_refuses_plain_http(template: dic
     bucket = resources["DataBucket"]
     # Every dataset, model and alias history is in it: deleting the stack must not delete them.
     assert bucket.get("DeletionPolicy") == "Retain" and bucket.get("UpdateReplacePolicy") == "Retain"
-    policies = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
-    assert [p["Bucket"] for p in policies] == [{"Ref": "DataBucket"}]
-    deny = [
-        s for s in policies[0]["PolicyDocument"]["Statement"]
-        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
-    ]
-    assert deny and deny[0]["Principal"] == "*" and deny[0]["Action"] == "s3:*"
-    # The bucket itself and every object in it.
-    assert deny[0]["Resource"] == [
-        {"Fn::GetAtt": ["DataBucket", "Arn"]}, {"Fn::Sub": "${DataBucket.Arn}/*"}
-    ]
+    # Every bucket (the access-log bucket too, when AccessLogging is on) refuses plain HTTP.
+    buckets = sorted(name for name, r in resources.items() if r["Type"] == "AWS::S3::Bucket")
+    policies = {
+        r["Properties"]["Bucket"]["Ref"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+    }
+    assert sorted(policies) == buckets and "DataBucket" in buckets
+    for name in buckets:
+        deny = [
+            s for s in policies[name]["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert deny and deny[0]["Principal"] == "*" and deny[0]["Action"] == "s3:*", name
+        # The bucket itself and every object in it.
+        assert deny[0]["Resource"] == [
+            {"Fn::GetAtt": [name, "Arn"]}, {"Fn::Sub": f"${{{name}.Arn}}/*"}
+        ], name
 
 
 def test_lifecycle_rules_expire_scratch_and_old_versions_but_never_current_models(

@@ -335,9 +335,14 @@ class LocalStack:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _deployed_template_resources(self) -> dict[str, dict[str, Any]]:
+        """The template's resources this stack has: conditional ones only if their condition holds."""
+        assert self.template is not None
+        return self.template.deployed_resources(self.parameters)
+
     def _single_resource(self, resource_type: str) -> str:
         assert self.template is not None
-        ids = [k for k, r in self.template.resources.items() if r.get("Type") == resource_type]
+        ids = [k for k, r in self._deployed_template_resources().items() if r.get("Type") == resource_type]
         if len(ids) != 1:
             raise LocalStackError(f"the template has {len(ids)} resources of type {resource_type}")
         return self._resources[ids[0]]
@@ -473,8 +478,9 @@ class LocalStack:
             "AWS::S3::Bucket": ("BucketName", True),
             "AWS::StepFunctions::StateMachine": ("StateMachineName", False),
         }
+        deployed = self._deployed_template_resources()
         for logical_id, resource in cfn["Resources"].items():
-            if resource.get("Type") not in naming:
+            if resource.get("Type") not in naming or logical_id not in deployed:
                 continue
             name_property, lowercase = naming[resource["Type"]]
             properties = resource.setdefault("Properties", {})
@@ -491,7 +497,9 @@ class LocalStack:
             properties[name_property] = self.data_dir.physical_name(logical_id, make)
         # Requests for the buckets' objects wait until _restore_state has filled them.
         persistence.install()
-        for resource in cfn["Resources"].values():
+        for logical_id, resource in cfn["Resources"].items():
+            if logical_id not in deployed:
+                continue
             name = (resource.get("Properties") or {}).get("BucketName")
             if resource.get("Type") == "AWS::S3::Bucket" and isinstance(name, str):
                 persistence.hold_bucket(name)
@@ -505,7 +513,7 @@ class LocalStack:
 
         assert self.data_dir is not None and self.template is not None
         persistence.install()
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") != "AWS::S3::Bucket":
                 continue
             name = self._resources[logical_id]
@@ -645,7 +653,7 @@ class LocalStack:
         assert self.template is not None
         s3 = self.client("s3")
         refs = self._template_references()
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") != "AWS::S3::Bucket":
                 continue
             bucket = self._resources[logical_id]
@@ -674,7 +682,7 @@ class LocalStack:
                 s3.put_bucket_lifecycle_configuration(
                     Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
                 )
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") == "AWS::S3::BucketPolicy":
                 properties = resolve(resource.get("Properties") or {}, *refs)
                 s3.put_bucket_policy(
@@ -697,7 +705,7 @@ class LocalStack:
         # The HTTP API is served by the local API server, not by moto: it has no physical id there.
         refs.setdefault("ServerlessHttpApi", "local-http-api")
         attributes: dict[str, str] = {}
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             physical = self._resources.get(logical_id)
             if physical is None:
                 continue
@@ -714,7 +722,7 @@ class LocalStack:
         assert self.template is not None
         sqs = self.client("sqs")
         refs = self._template_references()
-        for resource in self.template.resources.values():
+        for resource in self._deployed_template_resources().values():
             if resource.get("Type") != "AWS::SQS::QueuePolicy":
                 continue
             properties = resolve(resource.get("Properties") or {}, *refs)
@@ -729,7 +737,7 @@ class LocalStack:
         assert self.template is not None
         cloudwatch = self.client("cloudwatch")
         refs = self._template_references()
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") != "AWS::CloudWatch::Alarm":
                 continue
             properties = resolve(resource.get("Properties") or {}, *refs)

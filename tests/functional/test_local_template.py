@@ -92,3 +92,4 @@ def test_conditional_resources_follow_the_parameters_as_cloudformation_decides(t
     on = template.deployed_resources({"AccessLogging": "true", "AlarmEmail": "ops@example.com"})
     assert {"AccessLogBucket", "AccessLogBucketPolicy", "AlarmEmailSubscription"} <= set(on)
     assert template.conditions({"InferenceReservedConcurrency": "-1"})["ReservesInferenceConcurrency"] is False
+    assert template.conditions({"TrainingConcurrency": "-1"})["CapsTraining"] is False

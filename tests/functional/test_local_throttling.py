@@ -168,6 +168,7 @@ def held_function(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
             Role=role,
             Handler="app.lambda_handler",
             Code={"ZipFile": archive.getvalue()},
+            MemorySize=512,  # enforced (strict): room for the environment's Python
         )
         client.put_function_concurrency(FunctionName="held", ReservedConcurrentExecutions=1)
         lambda_runner.install()
@@ -178,7 +179,6 @@ def held_function(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
             spec=spec,
             endpoint_url="http://127.0.0.1:1",
             stack_name="throttling-test",
-            strict=False,
         )
         try:
             yield client, tmp_path
@@ -217,13 +217,8 @@ def test_an_invocation_beyond_reserved_concurrency_is_throttled_as_lambda_thrott
     from moto.awslambda.models import lambda_backends
 
     deployed = lambda_backends[ACCOUNT][REGION].get_function("held")
-
-    def invoke(function: str, event: dict[str, Any]) -> tuple[bytes, bool]:
-        headers: dict[str, str] = {}
-        payload = deployed.invoke(json.dumps(event), {}, headers)
-        return payload, "x-amz-function-error" in headers
-
-    server = _serve(invoke)
+    # (the local stack's API invokes its functions as this does)
+    server = _serve(lambda function, event: lambda_runner.invoke_as_service(deployed, event))
     try:
         assert _post(server) == (500, {"message": "Internal Server Error"})
     finally:

@@ -456,7 +456,7 @@ class LocalStack:
         if self.data_dir is not None:
             self._restore_state(cfn)
         self._api.configure(self.template.http_routes(), self._invoke_for_api)
-        self._api.throttle = self._stage_throttle(cfn)
+        self._api.throttle = self._stage_throttle(cfn) if self.strict else None
         self._check_service_roles(cfn)
         if self.strict:
             events.check_target_roles(True)
@@ -793,10 +793,7 @@ class LocalStack:
         deployed = lambda_backends[ACCOUNT_ID][self.region].get_function(
             self._function_names[function]
         )
-        response_headers: dict[str, str] = {}
-        payload = deployed.invoke(json.dumps(event), {}, response_headers)
-        raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
-        return raw, "x-amz-function-error" in response_headers
+        return lambda_runner.invoke_as_service(deployed, event)
 
 
 # -- invoking one function (`stepml local invoke`) -------------------------------------------------

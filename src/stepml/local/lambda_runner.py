@@ -412,6 +412,23 @@ def registered(account_id: str, region: str, function_name: str) -> RegisteredFu
     return _registry.get((account_id, region, function_name))
 
 
+def invoke_as_service(function: Any, event: Any) -> tuple[bytes, bool]:
+    """Invoke a deployed function (moto's model) synchronously, as an AWS service integration
+    does (API Gateway): its payload and whether it errored. A throttled invocation (over the
+    function's reserved concurrency) is an error too, with Lambda's ``TooManyRequestsException``
+    as payload: the caller answers it as it answers any failed invocation."""
+    response_headers: dict[str, str] = {}
+    try:
+        payload = function.invoke(json.dumps(event), {}, response_headers)
+    except Exception as exc:
+        if getattr(exc, "code", None) != 429:
+            raise
+        throttled = {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}
+        return json.dumps(throttled).encode("utf-8"), True
+    raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
+    return raw, "x-amz-function-error" in response_headers
+
+
 def _parse_event(event: Any) -> Any:
     # moto's LambdaFunction.invoke json-decodes the body, and passes the *string* "{}" when the
     # request had none; the runtime would hand the handler an empty dict.
@@ -426,7 +443,8 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     if registration is None:
         assert _moto_invoke_lambda is not None
         return _moto_invoke_lambda(self, event)
-    reserved = reserved_concurrency(self)
+    # Not strict (--no-strict): no limit is enforced, reserved concurrency included.
+    reserved = reserved_concurrency(self) if registration.strict else None
     if not registration.enter(reserved):
         logger.warning(
             json.dumps(

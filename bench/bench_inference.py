@@ -43,11 +43,11 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from directory_store import DirectoryStore
-
-from stepml import onnx_export, registry
+from stepml import onnx_export
 from stepml.config import DatasetConfig
 from stepml.preprocessing import clean, feature_schema, split
+from stepml.registry import CHAMPION, ModelRegistry
+from stepml.storage import DirectoryStore
 from stepml.training import fit_with_config
 from stepml.validation import read_csv, validate
 
@@ -97,15 +97,11 @@ def prepare(dataset: str, folder: Path) -> dict[str, Any]:
     pipeline, schema, task, test = _fit(dataset, "auto")
     model = onnx_export.export(pipeline, schema, task)
     verification = onnx_export.verify(model, pipeline, test, schema, task)
-    store = DirectoryStore(folder / "registry")
+    models = ModelRegistry(DirectoryStore(folder / "registry"))
     meta = {"dataset": dataset, "task": task, "target": DATASETS[dataset]["config"]["target"], "schema": schema,
             "recipe": "auto", "evaluation": {}}
-    checksums = {"model.onnx": {"sha256": registry.sha256(model), "bytes": len(model)}}
-    prefix = f"models/{dataset}/"
-    store.put_bytes(prefix + "version-1/model.onnx", model)
-    store.put_bytes(prefix + "version-1/meta.json",
-                    json.dumps({**meta, "name": dataset, "version": 1, "artifacts": checksums}).encode())
-    store.put_bytes(prefix + "aliases/champion.json", json.dumps({"alias": "champion", "version": 1}).encode())
+    version = models.register_version(dataset, "bench", {"model.onnx": model}, meta)["version"]
+    models.set_alias(dataset, CHAMPION, version, "bench")
 
     seed_a, _, _, _ = _fit(dataset, "seed-a")
     buffer = io.BytesIO()
@@ -201,8 +197,8 @@ _COLD_STEPML = _PEAK_RSS + textwrap.dedent(
     started = time.perf_counter()
     sys.path[:0] = {paths!r}
     import app
-    from directory_store import DirectoryStore
     from stepml.serving import ModelServer
+    from stepml.storage import DirectoryStore
     import os
     key = tuple(os.environ.get(name) for name in app._SETTINGS_KEYS)
     server = app._servers[key] = ModelServer(DirectoryStore({registry!r}))

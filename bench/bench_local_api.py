@@ -48,8 +48,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stepml import registry
 from stepml.local import LocalStack
+from stepml.registry import CHAMPION, ModelRegistry
 from stepml.stack import Stack
 from tests.functional.inference_models import SCHEMA, classifier_onnx, record
 
@@ -83,10 +83,9 @@ def register_champion(stack: LocalStack) -> None:
             "baseline": {"accuracy": 0.5},
         },
     }
-    created = registry.register_version(
-        store, MODEL, "run-bench", {"model.onnx": classifier_onnx()}, meta
-    )
-    registry.set_alias(store, MODEL, registry.CHAMPION, created["version"], "bench")
+    models = ModelRegistry(store)
+    created = models.register_version(MODEL, "run-bench", {"model.onnx": classifier_onnx()}, meta)
+    models.set_alias(MODEL, CHAMPION, created["version"], "bench")
 
 
 def _connect(stack: LocalStack, timeout: float) -> http.client.HTTPConnection:

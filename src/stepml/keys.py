@@ -6,8 +6,13 @@
 ``runs/<dataset>/<run>/validation.json`` the validation report of one run
 ``preprocessed/<dataset>/<run>/…``       cleaned train/test splits and their schema
 ``staging/<dataset>/<run>/…``            a trained pipeline before it is registered
+``deliveries/<dataset>/<sha256>.json``   which run took each delivered upload (at-least-once events)
 ``models/<dataset>/version-<n>/…``       registered versions (visible once meta.json exists)
-``models/<dataset>/aliases/<alias>.json`` aliases such as ``champion``
+``models/<dataset>/version-<n>/claim.json`` the run that reserved version n
+``models/<dataset>/version-<n>/meta.json``  the version's metadata, written last
+``models/<dataset>/runs/<run>.json``       the version a run registered (a retried run reuses it)
+``models/<dataset>/aliases/<alias>.json`` aliases such as ``champion``, with their recent history
+``models/<dataset>/aliases/<alias>/history/<batch>.json`` older history entries, archived in batches
 """
 
 from __future__ import annotations
@@ -96,16 +101,71 @@ def staging(dataset: str, run_id: str, name: str) -> str:
     return f"staging/{dataset}/{run_id}/{name}"
 
 
+def deliveries_prefix(dataset: str) -> str:
+    return f"deliveries/{dataset}/"
+
+
+def delivery(dataset: str, digest: str) -> str:
+    """The claim of one delivered upload, named by the SHA-256 of its identity."""
+    return f"{deliveries_prefix(dataset)}{digest}.json"
+
+
+#: Everything the registry holds lives under this prefix (IAM in template.yaml says the same).
+MODELS_PREFIX = "models/"
+#: A version's metadata: its presence makes the version visible.
+VERSION_META = "meta.json"
+#: The run that reserved a version number.
+VERSION_CLAIM = "claim.json"
+_VERSION_FOLDER = re.compile(r"^models/[^/]+/version-(\d+)/$")
+
+
 def models_prefix(dataset: str) -> str:
-    return f"models/{dataset}/"
+    return f"{MODELS_PREFIX}{dataset}/"
+
+
+def model_from_prefix(prefix: str) -> str:
+    """The model name of a folder ``models/<name>/`` (as :func:`list_prefixes` returns it)."""
+    return prefix[len(MODELS_PREFIX):].rstrip("/")
 
 
 def version_prefix(dataset: str, version: int) -> str:
-    return f"models/{dataset}/version-{version}/"
+    return f"{models_prefix(dataset)}version-{version}/"
+
+
+def version_file(dataset: str, version: int, filename: str) -> str:
+    return f"{version_prefix(dataset, version)}{filename}"
+
+
+def version_from_prefix(prefix: str) -> int | None:
+    """The version number of a folder ``models/<name>/version-<n>/``, or None for other folders."""
+    match = _VERSION_FOLDER.match(prefix)
+    return int(match.group(1)) if match else None
+
+
+def run_registration(dataset: str, run_id: str) -> str:
+    """Which version a run registered: a retried Evaluate finds it and registers nothing new."""
+    return f"{models_prefix(dataset)}runs/{run_id}.json"
+
+
+def aliases_prefix(dataset: str) -> str:
+    return f"{models_prefix(dataset)}aliases/"
 
 
 def alias(dataset: str, name: str) -> str:
-    return f"models/{dataset}/aliases/{name}.json"
+    return f"{aliases_prefix(dataset)}{name}.json"
+
+
+def alias_from_key(dataset: str, key: str) -> str | None:
+    """The alias name of an alias object's key, or None for any other key (archived history)."""
+    prefix = aliases_prefix(dataset)
+    if not key.startswith(prefix) or not key.endswith(".json") or "/" in key[len(prefix):]:
+        return None
+    return key[len(prefix):-len(".json")]
+
+
+def alias_history_batch(dataset: str, name: str, batch: int) -> str:
+    """Archived history entries of an alias, batch ``batch`` (0-based, fixed size)."""
+    return f"{aliases_prefix(dataset)}{name}/history/{batch:08d}.json"
 
 
 def dataset_prefixes(dataset: str) -> list[str]:
@@ -121,5 +181,6 @@ def dataset_prefixes(dataset: str) -> list[str]:
         f"runs/{dataset}/",
         f"preprocessed/{dataset}/",
         f"staging/{dataset}/",
+        deliveries_prefix(dataset),
         models_prefix(dataset),
     ]

@@ -19,11 +19,14 @@ from stepml.errors import ConfigError, GateRefused, NotFoundError, RequestError
 from stepml.httpapi import error_response, request_body, response
 from stepml.inputs import MAX_VERSION, is_unicode, parse_body, parse_version, quoted, shown
 from stepml.keys import DATASET_NAME
-from stepml.storage import S3Store
+from stepml.registry import ModelRegistry
+from stepml.storage import Store
 
 #: The fields each write accepts; any other is refused (so a body's field count is bounded too).
 PROMOTE_FIELDS = ("version", "reason", "force")
 ROLLBACK_FIELDS = ("reason",)
+#: History entries a page holds unless ``?limit=`` says fewer (and at most).
+HISTORY_PAGE = 100
 
 
 def _response(status: int, body: Any) -> dict[str, Any]:
@@ -117,15 +120,24 @@ def _history_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
+def _history_page(query: dict[str, str]) -> tuple[int, int | None]:
+    """``?limit=`` (1 to :data:`HISTORY_PAGE`) and ``?before=`` (an entry's ``seq``) of a history read."""
+    limit = parse_version(query.get("limit") or None, "limit") or HISTORY_PAGE
+    if limit > HISTORY_PAGE:
+        raise RequestError(f"limit must be at most {HISTORY_PAGE}, got {limit}")
+    return limit, parse_version(query.get("before") or None, "before")
+
+
+def handle(event: dict[str, Any], store: Store) -> dict[str, Any]:
     """Route one registry request; a bad request is a 4xx with a readable message."""
+    models = ModelRegistry(store)
     route = event.get("routeKey", "")
     params = event.get("pathParameters") or {}
     query = event.get("queryStringParameters") or {}
     try:
         if route == "GET /models/{name}/versions":
             name = _model_name(params)
-            versions = registry.list_versions(store, name)
+            versions = models.list_versions(name)
             if not versions:
                 raise NotFoundError(f"no registered versions of {name!r}")
             return _response(200, {"name": name, "versions": versions})
@@ -133,24 +145,26 @@ def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
             name = _model_name(params)
             version = parse_version(params.get("version") or "")
             assert version is not None
-            meta = registry.get_version(store, name, version)
-            meta["aliases"] = sorted(a for a, v in registry.list_aliases(store, name).items() if v == version)
-            return _response(200, meta)
+            return _response(200, models.get_version_with_aliases(name, version))
         if route == "GET /models/{name}/history":
             name = _model_name(params)
-            record = registry.alias_record(store, name, registry.CHAMPION)
+            limit, before = _history_page(query)
+            record = models.alias_record(name, registry.CHAMPION)
+            page = models.history(name, registry.CHAMPION, limit=limit, before=before)
+            # Newest first; the next page is ?before=<next_before> (None: this is the oldest).
             return _response(200, {"name": name, "alias": registry.CHAMPION,
                                    "version": record["version"] if record else None,
                                    "rollback_to": registry.rollback_target(record),
                                    "rollback_rule": registry.ROLLBACK_RULE,
                                    "promotion_rule": registry.PROMOTION_RULE,
-                                   "history": [_history_entry(e) for e in record.get("history", [])] if record else []})
+                                   "total": page["total"], "next_before": page["next_before"],
+                                   "history": [_history_entry(e) for e in page["entries"]]})
         if route == "GET /models/{name}/diff":
             name = _model_name(params)
             first, second = parse_version(query.get("a") or None, "a"), parse_version(query.get("b") or None, "b")
             if first is None or second is None:
                 raise RequestError("give the two versions to compare as ?a=<version>&b=<version>")
-            diff = registry.diff_versions(registry.get_version(store, name, first), registry.get_version(store, name, second))
+            diff = registry.diff_versions(models.get_version(name, first), models.get_version(name, second))
             return _response(200, diff)
         if route == "POST /models/{name}/promote":
             name = _model_name(params)
@@ -158,11 +172,11 @@ def handle(event: dict[str, Any], store: S3Store) -> dict[str, Any]:
             version = _required_version(body.get("version"))
             reason = _reason(body, "promoted from the API")
             force = _force(body)
-            return _response(200, registry.promote_by_hand(store, name, version, reason, _actor(event), force=force))
+            return _response(200, models.promote_by_hand(name, version, reason, _actor(event), force=force))
         if route == "POST /models/{name}/rollback":
             name = _model_name(params)
             reason = _reason(_write_body(event, ROLLBACK_FIELDS, required=False), "rolled back from the API")
-            return _response(200, registry.rollback(store, name, reason, actor=_actor(event)))
+            return _response(200, models.rollback(name, reason, actor=_actor(event)))
         return _response(404, {"message": f"no route {route!r}"})
     except RequestError as exc:
         return error_response(exc)

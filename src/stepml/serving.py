@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from stepml import registry
 from stepml.errors import NotFoundError, RequestError
 from stepml.inputs import (
     UNSEEN_CATEGORY,
@@ -39,7 +38,8 @@ from stepml.onnx_model import (
     model_classes,
     serving_schema,
 )
-from stepml.storage import S3Store
+from stepml.registry import ALIAS_NAME, CHAMPION, ModelRegistry
+from stepml.storage import Store
 
 ARTIFACT = "model.onnx"
 #: Upper bound on how long a moved alias may keep serving its previous version (issue: <= 30 s).
@@ -74,30 +74,31 @@ def _session(model_bytes: bytes) -> Any:
 
 @dataclass
 class ModelServer:
-    """Resolves, loads and caches the models of one registry for the prediction API.
+    """Resolves (through :class:`~stepml.registry.ModelRegistry`), loads and caches the models of
+    one registry for the prediction API.
 
     ``on_unseen_categories(model, version, count)`` is called when a request carried categories
     the model never saw in training (the API turns it into a metric).
     """
 
-    store: S3Store
+    store: Store
     alias_ttl: float = DEFAULT_ALIAS_TTL
     on_unseen_categories: Callable[[str, int, int], None] | None = None
     clock: Callable[[], float] = time.monotonic
     _models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
     _aliases: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    registry: ModelRegistry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = ModelRegistry(self.store)
 
     def _alias_version(self, name: str, alias: str) -> int:
         cached = self._aliases.get((name, alias))
         now = self.clock()
         if cached and now - cached[0] < self.alias_ttl:
             return cached[1]
-        version = registry.get_alias(self.store, name, alias)
-        if version is None:
-            if not self.store.list_prefixes(f"models/{name}/"):
-                raise NotFoundError(f"no model named {name!r}")
-            raise NotFoundError(f"model {name!r} has no {alias!r} alias")
+        version = self.registry.resolve_alias(name, alias)
         self._aliases[(name, alias)] = (now, version)
         return version
 
@@ -105,24 +106,24 @@ class ModelServer:
         """The loaded version: ``version``, else the version ``alias`` (default champion) names."""
         if version is not None and alias is not None:
             raise RequestError("give either version or alias, not both")
-        if alias is not None and not registry.ALIAS_NAME.fullmatch(alias):
+        if alias is not None and not ALIAS_NAME.fullmatch(alias):
             raise RequestError(
                 f"alias {quoted(alias)} is not a valid alias name: a lowercase letter, then up to 31 "
                 "lowercase letters, digits, - or _"
             )
         if version is None:
-            version = self._alias_version(name, alias or registry.CHAMPION)
+            version = self._alias_version(name, alias or CHAMPION)
         key = (name, version)
         with self._lock:
             loaded = self._models.get(key)
         if loaded is None:
-            meta = registry.get_version(self.store, name, version)
+            meta = self.registry.get_version(name, version)
             if ARTIFACT not in meta.get("artifacts", {}):
                 raise NotFoundError(
                     f"model {name!r} version {version} has no {ARTIFACT} (it was trained before "
                     "the API served ONNX): train it again or serve a newer version"
                 )
-            session = _session(registry.load_artifact(self.store, meta, ARTIFACT))
+            session = _session(self.registry.load_artifact(meta, ARTIFACT))
             metadata = session.get_modelmeta().custom_metadata_map
             recipe = meta.get("recipe")
             schema = serving_schema(meta["schema"], imputed_features(metadata), recipe)
@@ -160,8 +161,8 @@ class ModelServer:
     def list_models(self) -> list[dict[str, Any]]:
         """Every registered model with its champion version (None before one is promoted)."""
         return [
-            {"name": name, "champion": registry.get_alias(self.store, name, registry.CHAMPION)}
-            for name in registry.list_models(self.store)
+            {"name": name, "champion": self.registry.alias_version(name, CHAMPION)}
+            for name in self.registry.list_models()
         ]
 
     def predict(

@@ -370,7 +370,7 @@ class SmokeCheck:
 
     def _read_champion(self) -> int | None:
         """The champion as stored in S3 (read independently of the API that changed it)."""
-        return registry.get_alias(self.stack.store, self.dataset, registry.CHAMPION)
+        return self.stack.registry.alias_version(self.dataset, registry.CHAMPION)
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST JSON to the stack's HTTP API; anything but a 200 with a JSON object fails the step."""

@@ -17,6 +17,7 @@ from typing import Any
 from stepml import keys
 from stepml.config import DatasetConfig, dump_config
 from stepml.errors import ConfigError, NotFoundError
+from stepml.registry import CHAMPION, ModelRegistry
 from stepml.runs import describe_run
 from stepml.settings import LOCAL_PROFILE, Settings, aws_credentials_file
 from stepml.storage import S3Store
@@ -107,6 +108,10 @@ class Stack:
     def store(self) -> S3Store:
         return S3Store(self.settings_for(self.bucket))
 
+    @property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.store)
+
     def info(self) -> dict[str, Any]:
         return {
             "stack_name": self.stack_name,
@@ -196,36 +201,24 @@ class Stack:
     # -- models ------------------------------------------------------------------------------
 
     def models(self, name: str) -> list[dict[str, Any]]:
-        from stepml import registry
-
-        versions = registry.list_versions(self.store, name)
+        versions = self.registry.list_versions(name)
         if not versions:
             raise NotFoundError(f"no registered versions of {name!r}")
         return versions
 
     def promote(self, name: str, version: int, reason: str, actor: str, force: bool = False) -> dict[str, Any]:
         """Promote by hand through the quality gate (``force`` overrides it, with a reason)."""
-        from stepml import registry
-
-        return registry.promote_by_hand(self.store, name, version, reason, actor, force=force)
+        return self.registry.promote_by_hand(name, version, reason, actor, force=force)
 
     def rollback(self, name: str, reason: str, actor: str) -> dict[str, Any]:
-        from stepml import registry
-
-        return registry.rollback(self.store, name, reason, actor=actor)
+        return self.registry.rollback(name, reason, actor=actor)
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        from stepml import registry
-
-        record = registry.alias_record(self.store, name, registry.CHAMPION)
-        return record.get("history", []) if record else []
+        """Every change of the champion alias, oldest first (archived entries included)."""
+        return list(reversed(self.registry.history(name, CHAMPION)["entries"]))
 
     def version(self, name: str, version: int) -> dict[str, Any]:
-        from stepml import registry
-
-        meta = registry.get_version(self.store, name, version)
-        meta["aliases"] = sorted(a for a, v in registry.list_aliases(self.store, name).items() if v == version)
-        return meta
+        return self.registry.get_version_with_aliases(name, version)
 
     def predict(self, name: str, body: Any, version: int | None = None, alias: str | None = None) -> tuple[int, Any]:
         """POST to the HTTP API; returns (status, parsed JSON body)."""

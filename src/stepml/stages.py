@@ -46,7 +46,8 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
     dataset = keys.dataset_from_raw_key(source["key"])
     run_id = payload.get("run_id") or f"manual-{int(time.time())}"
     store = S3Store(settings)
-    from stepml.registry import claim_delivery, sha256
+    from stepml.deliveries import claim_delivery
+    from stepml.registry import sha256
 
     earlier = claim_delivery(store, dataset, source, run_id)
     if earlier is not None:
@@ -187,10 +188,10 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     """Stage 4: hold-out metrics, a new registry version (a candidate), and the gate's verdict."""
     import joblib
 
-    from stepml import registry
     from stepml.evaluation import evaluate
     from stepml.gate import decide
     from stepml.onnx_export import with_nullable
+    from stepml.registry import CHAMPION, ModelRegistry
 
     store = S3Store(settings)
     schema = store.get_json(state["schema_key"])
@@ -226,11 +227,13 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     # gate.passed, and the promotion re-checks it atomically against the champion of that moment.
     # It is recorded with the version too, so the registry (API, CLI, UI) can say why a
     # candidate was not promoted.
-    champion_version = registry.get_alias(store, dataset, registry.CHAMPION)
-    champion = registry.get_version(store, dataset, champion_version) if champion_version else None
+    registry = ModelRegistry(store)
+    champion_version = registry.alias_version(dataset, CHAMPION)
+    champion = registry.get_version(dataset, champion_version) if champion_version else None
     gate = decide(evaluation, state["config"], champion)
     meta["gate"] = gate
-    version = registry.register_version(store, dataset, state["run_id"], staged, meta)["version"]
+    # Idempotent per run: a retried Evaluate gets the version it registered, never a second one.
+    version = registry.register_version(dataset, state["run_id"], staged, meta)["version"]
     return {
         "dataset": dataset,
         "run_id": state["run_id"],
@@ -244,11 +247,11 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
 
 def promote(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Stage 5 (when the gate passed): make the version champion if it still deserves it."""
-    from stepml import registry
+    from stepml.registry import ModelRegistry
 
-    store = S3Store(settings)
-    config = registry.get_version(store, state["dataset"], state["version"]).get("config", {})
-    result = registry.promote_if_better(store, state["dataset"], state["version"], config, actor=state["run_id"])
+    registry = ModelRegistry(S3Store(settings))
+    config = registry.get_version(state["dataset"], state["version"]).get("config", {})
+    result = registry.promote_if_better(state["dataset"], state["version"], config, actor=state["run_id"])
     return {**state, "promoted": result["promoted"], "decision": result["reason"], "gate": result}
 
 

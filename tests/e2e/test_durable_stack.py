@@ -19,10 +19,11 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from stepml import keys, registry
+from stepml import keys
 from stepml.cli import main
 from stepml.config import DatasetConfig
 from stepml.local.persistence import STOPPED_ERROR
+from stepml.registry import ModelRegistry
 from stepml.stack import Stack
 from tests.conftest import ROOT
 from tests.e2e.test_pipeline import synthetic_csv
@@ -159,7 +160,7 @@ def _complete_versions(stack: Stack, name: str) -> dict[int, dict[str, Any]]:
         if meta is None:
             continue
         for artifact in meta["artifacts"]:
-            registry.load_artifact(store, meta, artifact)
+            ModelRegistry(store).load_artifact(meta, artifact)
         found[meta["version"]] = meta
     return found
 

@@ -12,10 +12,10 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from stepml import registry
 from stepml.inputs import check_records
 from stepml.onnx_model import NUMERIC_INPUT
 from stepml.preprocessing import to_model_frame
+from stepml.registry import ModelRegistry
 from stepml.serving import ModelServer
 from stepml.settings import Settings
 from stepml.storage import S3Store
@@ -71,8 +71,8 @@ def test_a_daily_table_trains_on_its_dates_and_serves_the_same_parts(s3, invoke,
     version = train_through_stages(s3, invoke, "weather", body, FAST)
     blind_run = run_stages(invoke, upload(s3, "nodate", body, FAST + "drop_columns: [date]\n"))
     store = S3Store(Settings(bucket=EVENT_BUCKET))
-    meta = registry.get_version(store, "weather", version)
-    blind = registry.get_version(store, "nodate", blind_run["version"])
+    meta = ModelRegistry(store).get_version("weather", version)
+    blind = ModelRegistry(store).get_version("nodate", blind_run["version"])
 
     # Then the date is a feature: read as ISO 8601, trained on as its parts, and it pays
     date = next(f for f in meta["schema"] if f["name"] == "date")
@@ -102,7 +102,7 @@ def test_a_daily_table_trains_on_its_dates_and_serves_the_same_parts(s3, invoke,
     # And the API's predictions for those rows, sent as they stand, are scikit-learn's
     status, answer = call(PREDICT, "weather", {"instances": records(test)})
     assert status == 200, answer
-    pipeline = joblib.load(io.BytesIO(registry.load_artifact(store, meta, "model.joblib")))
+    pipeline = joblib.load(io.BytesIO(ModelRegistry(store).load_artifact(meta, "model.joblib")))
     np.testing.assert_allclose(answer["predictions"], pipeline.predict(fitted), rtol=1e-5)
 
     # And the feature schema says how to send a date

@@ -12,6 +12,7 @@ import pytest
 from stepml import registry
 from stepml.api import handle
 from stepml.inputs import MAX_BODY_BYTES, MAX_INSTANCES
+from stepml.registry import ModelRegistry
 from stepml.serving import ModelServer
 from stepml.settings import Settings
 from stepml.storage import S3Store
@@ -36,9 +37,12 @@ def register(store: S3Store, name: str, model: bytes, task: str, promote: bool =
         "schema": SCHEMA,
         "evaluation": {"primary_metric": "accuracy", "metrics": {"accuracy": 0.9}, "baseline": {"accuracy": 0.5}},
     }
-    version = registry.register_version(store, name, f"run-{name}", {"model.onnx": model}, meta)["version"]
+    models = ModelRegistry(store)
+    # One run per registration: a run registers one version (a retried run gets the same one back).
+    run = f"run-{name}-{len(models.list_versions(name)) + 1}"
+    version = models.register_version(name, run, {"model.onnx": model}, meta)["version"]
     if promote:
-        registry.set_alias(store, name, registry.CHAMPION, version, "test")
+        models.set_alias(name, registry.CHAMPION, version, "test")
     return int(version)
 
 
@@ -322,7 +326,7 @@ def test_alias_moves_are_served_after_the_ttl_and_warm_requests_read_nothing(
     clock.now += 0.2
     assert call(PREDICT, "adult", record())[1]["version"] == v2
     # and a rollback too
-    registry.set_alias(store, "adult", registry.CHAMPION, 1, "rollback")
+    ModelRegistry(store).set_alias("adult", registry.CHAMPION, 1, "rollback")
     clock.now += 5.1
     assert call(PREDICT, "adult", record())[1]["version"] == 1
     # an explicit version never waits for an alias
@@ -337,11 +341,10 @@ def test_a_tampered_artifact_is_not_served(models, store, s3, call) -> None:
 
 
 def test_a_version_without_onnx_says_so(store, call) -> None:
-    version = registry.register_version(
-        store, "old", "run-old", {"model.joblib": b"pickle"},
+    version = ModelRegistry(store).register_version("old", "run-old", {"model.joblib": b"pickle"},
         {"dataset": "old", "task": "regression", "target": "y", "schema": SCHEMA},
     )["version"]
-    registry.set_alias(store, "old", registry.CHAMPION, version, "test")
+    ModelRegistry(store).set_alias("old", registry.CHAMPION, version, "test")
     status, body = call(PREDICT, "old", record())
     assert status == 404 and "has no model.onnx" in body["message"]
 

@@ -18,6 +18,7 @@ from stepml import registry
 from stepml.local import LocalStack
 from stepml.local.api import HttpApiServer, Router, build_event, to_http_response
 from stepml.local.template import HttpRoute
+from stepml.registry import ModelRegistry
 from stepml.stack import Stack
 from tests.conftest import ROOT
 from tests.functional.inference_models import SCHEMA, classifier_onnx, record
@@ -186,10 +187,9 @@ def stack() -> Iterator[LocalStack]:
             "schema": SCHEMA,
             "evaluation": {"primary_metric": "accuracy", "metrics": {"accuracy": 0.9}},
         }
-        version = registry.register_version(
-            store, "adult", "run-1", {"model.onnx": classifier_onnx()}, meta
+        version = ModelRegistry(store).register_version("adult", "run-1", {"model.onnx": classifier_onnx()}, meta
         )["version"]
-        registry.set_alias(store, "adult", registry.CHAMPION, version, "test")
+        ModelRegistry(store).set_alias("adult", registry.CHAMPION, version, "test")
         yield running
 
 

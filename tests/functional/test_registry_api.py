@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stepml import registry
+from stepml.registry import ModelRegistry
 from tests.functional.conftest import EVENT_BUCKET, load_event
 
 
@@ -28,8 +29,8 @@ def versions(s3):
     for accuracy in (0.85, 0.87):
         meta = {"evaluation": {"primary_metric": "accuracy", "higher_is_better": True, "metrics": {"accuracy": accuracy},
                                "baseline": {"accuracy": 0.75}}, "schema": [], "recipe": "seed-a", "train_rows": 10, "test_rows": 5}
-        version = registry.register_version(store, "adult", "run", {"model.joblib": b"m"}, meta)["version"]
-        registry.promote_if_better(store, "adult", version, {}, "run")
+        version = ModelRegistry(store).register_version("adult", f"run-{accuracy}", {"model.joblib": b"m"}, meta)["version"]
+        ModelRegistry(store).promote_if_better("adult", version, {}, f"run-{accuracy}")
     return store
 
 
@@ -50,14 +51,14 @@ def as_operator(event: dict[str, Any], arn: str = "arn:aws:iam::123456789012:use
 
 def test_a_worse_version_is_refused_by_the_gate_and_nothing_changes(versions, invoke) -> None:
     # Given v2 (accuracy 0.87) is champion, When v1 (0.85) is promoted by hand without force
-    before = registry.alias_record(versions, "adult", registry.CHAMPION)
+    before = ModelRegistry(versions).alias_record("adult", registry.CHAMPION)
     status, body = call(invoke, request(PROMOTE, {"name": "adult"}, {"version": 1, "reason": "v2 drifts"}))
     # Then the gate's reason is the answer, with its decision, and the alias and history are untouched
     assert status == 409 and "the quality gate refuses version 1" in body["message"]
     assert "0.85 is worse than champion v2's 0.87" in body["message"] and '"force": true' in body["message"]
     assert body["errors"][0]["field"] == "version"
     assert (body["gate"]["passed"], body["gate"]["value"], body["gate"]["champion_value"]) == (False, 0.85, 0.87)
-    assert registry.alias_record(versions, "adult", registry.CHAMPION) == before
+    assert ModelRegistry(versions).alias_record("adult", registry.CHAMPION) == before
 
 
 def test_a_forced_promotion_records_who_and_why(versions, invoke) -> None:
@@ -66,27 +67,27 @@ def test_a_forced_promotion_records_who_and_why(versions, invoke) -> None:
     status, body = call(invoke, event)
     # Then it is champion, the answer carries the refused gate, and the history says forced, who, why
     assert status == 200 and body["version"] == 1 and body["forced"] is True and body["gate"]["passed"] is False
-    assert registry.get_alias(versions, "adult", registry.CHAMPION) == 1
+    assert ModelRegistry(versions).alias_version("adult", registry.CHAMPION) == 1
     status, history = call(invoke, request("GET /models/{name}/history", {"name": "adult"}))
-    entry = history["history"][-1]
+    entry = history["history"][0]  # newest first
     assert (entry["forced"], entry["actor"], entry["reason"]) == (True, "arn:aws:iam::123456789012:user/ops-ana", "v2 drifts in prod")
     assert "worse than champion v2" in entry["gate"]["reason"] and "unless it is forced" in history["promotion_rule"]
 
 
 @pytest.mark.parametrize("reason", [None, "", "   "])
 def test_force_without_a_reason_is_refused_and_nothing_changes(versions, invoke, reason) -> None:
-    before = registry.alias_record(versions, "adult", registry.CHAMPION)
+    before = ModelRegistry(versions).alias_record("adult", registry.CHAMPION)
     body = {"version": 1, "force": True} | ({} if reason is None else {"reason": reason})
     status, answer = call(invoke, request(PROMOTE, {"name": "adult"}, body))
     assert status == 422 and answer["message"].startswith("'reason' is required when forcing")
     assert answer["errors"][0]["field"] == "reason"
-    assert registry.alias_record(versions, "adult", registry.CHAMPION) == before
+    assert ModelRegistry(versions).alias_record("adult", registry.CHAMPION) == before
 
 
 def test_force_must_be_a_boolean(versions, invoke) -> None:
     status, answer = call(invoke, request(PROMOTE, {"name": "adult"}, {"version": 1, "force": "yes", "reason": "x"}))
     assert status == 422 and "'force' must be true or false" in answer["message"]
-    assert registry.get_alias(versions, "adult", registry.CHAMPION) == 2
+    assert ModelRegistry(versions).alias_version("adult", registry.CHAMPION) == 2
 
 
 def test_a_better_version_is_promoted_without_force(versions, invoke) -> None:
@@ -96,7 +97,7 @@ def test_a_better_version_is_promoted_without_force(versions, invoke) -> None:
     # Then the gate passes and the entry records it, not forced
     assert status == 200 and body["version"] == 2 and body["forced"] is False
     assert body["gate"]["passed"] is True and "0.87 matches or beats champion v1's 0.85" in body["gate"]["reason"]
-    entry = registry.alias_record(versions, "adult", registry.CHAMPION)["history"][-1]
+    entry = ModelRegistry(versions).alias_record("adult", registry.CHAMPION)["history"][-1]
     assert (entry["forced"], entry["gate"]["passed"], entry["reason"]) == (False, True, "promoted from the API")
 
 
@@ -106,11 +107,36 @@ def test_promote_and_rollback_over_http(versions, invoke) -> None:
     status, body = call(invoke, request("POST /models/{name}/rollback", {"name": "adult"}, {"reason": "undo"}))
     assert status == 200 and body["version"] == 2
     status, body = call(invoke, request("GET /models/{name}/history", {"name": "adult"}))
-    assert [h["action"] for h in body["history"]] == ["promote", "promote", "promote", "rollback"]
+    assert [h["action"] for h in body["history"]] == ["rollback", "promote", "promote", "promote"]
     status, body = call(invoke, request("GET /models/{name}/versions", {"name": "adult"}))
     assert [(v["version"], v["aliases"]) for v in body["versions"]] == [(1, []), (2, ["champion"])]
     status, body = call(invoke, request("GET /models/{name}/diff", {"name": "adult"}, query={"a": "1", "b": "2"}))
     assert body["metrics"][0]["change"] == pytest.approx(0.02)
+
+
+def test_history_is_paged_newest_first_across_archived_entries(versions, invoke) -> None:
+    # Given 2 pipeline promotions and 48 by hand (more than the alias object keeps)
+    models = ModelRegistry(versions)
+    for n in range(48):
+        models.set_alias("adult", registry.CHAMPION, 1 + n % 2, f"flip {n}", action="promote")
+    # When the UI reads the history a page at a time
+    pages, before = [], None
+    while True:
+        query = {"limit": "20"} if before is None else {"limit": "20", "before": str(before)}
+        status, body = call(invoke, request("GET /models/{name}/history", {"name": "adult"}, query=query))
+        assert status == 200 and body["total"] == 50
+        pages.append([entry["seq"] for entry in body["history"]])
+        before = body["next_before"]
+        if before is None:
+            break
+    # Then it gets every change once, newest first, 20 to a page
+    assert [len(page) for page in pages] == [20, 20, 10]
+    assert [seq for page in pages for seq in page] == list(range(50, 0, -1))
+    assert body["history"][-1]["action"] == "promote" and body["history"][-1]["from"] is None
+    # And a page size above the limit, or a page that is not a number, is refused
+    for query, message in (({"limit": "1000"}, "limit must be at most 100"), ({"before": "x"}, "before must be")):
+        status, body = call(invoke, request("GET /models/{name}/history", {"name": "adult"}, query=query))
+        assert status == 400 and message in body["message"]
 
 
 @pytest.mark.parametrize(
@@ -138,5 +164,5 @@ def test_rollback_to_a_worse_champion_is_not_gated(versions, invoke) -> None:
     status, body = call(invoke, request("POST /models/{name}/rollback", {"name": "adult"}, {"reason": "v2 breaks in prod"}))
     # Then v1 serves again, though the gate would refuse promoting it, and the entry has no gate
     assert status == 200 and body["version"] == 1
-    entry = registry.alias_record(versions, "adult", registry.CHAMPION)["history"][-1]
+    entry = ModelRegistry(versions).alias_record("adult", registry.CHAMPION)["history"][-1]
     assert entry["action"] == "rollback" and "gate" not in entry and "forced" not in entry

@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from stepml import registry
 from stepml.api import handle as handle_predict
+from stepml.registry import ModelRegistry
 from stepml.registry_api import handle as handle_registry
 from stepml.serving import ModelServer
 from stepml.settings import Settings
@@ -113,23 +114,23 @@ def registry_state(store: S3Store) -> dict[str, Any]:
 
 
 def champion(store: S3Store, name: str = "adult") -> int | None:
-    return registry.get_alias(store, name, registry.CHAMPION)
+    return ModelRegistry(store).alias_version(name, registry.CHAMPION)
 
 
 # -- a registry with three evaluated versions of "adult" (v2 champion, v1 before it) -------------
 
 
 def add_versions(store: S3Store, name: str = "adult", count: int = 3) -> None:
-    for accuracy in [0.8 + i / 100 for i in range(count)]:
+    for i, accuracy in enumerate([0.8 + i / 100 for i in range(count)]):
         meta = {"evaluation": {"primary_metric": "accuracy", "higher_is_better": True,
                                "metrics": {"accuracy": accuracy}, "baseline": {"accuracy": 0.5}},
                 "schema": [], "recipe": "auto", "train_rows": 10, "test_rows": 5}
-        registry.register_version(store, name, "run", {"model.joblib": b"m"}, meta)
+        ModelRegistry(store).register_version(name, f"run-{i}", {"model.joblib": b"m"}, meta)
 
 
 @pytest.fixture
 def adult(api_store: S3Store) -> S3Store:
     add_versions(api_store)
     for version in (1, 2):
-        registry.set_alias(api_store, "adult", registry.CHAMPION, version, "setup", action="promote")
+        ModelRegistry(api_store).set_alias("adult", registry.CHAMPION, version, "setup", action="promote")
     return api_store

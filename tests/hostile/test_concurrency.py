@@ -18,6 +18,7 @@ import pytest
 from stepml import registry
 from stepml.local.api import MAX_PAYLOAD_BYTES, HttpApiServer, to_http_response
 from stepml.local.template import HttpRoute
+from stepml.registry import ModelRegistry
 from stepml.serving import ModelServer
 from stepml.storage import S3Store
 from tests.functional.inference_models import classifier_onnx, record
@@ -44,8 +45,9 @@ def atomic_conditional_writes() -> Any:
 def assert_one_chain(store: S3Store, accepted: int) -> list[dict[str, Any]]:
     """The history holds the 2 setup changes plus exactly the accepted ones, each starting where
     the one before ended, and the alias names where the last one ended."""
-    record = registry.alias_record(store, "adult", registry.CHAMPION)
-    history = record["history"]
+    models = ModelRegistry(store)
+    record = models.alias_record("adult", registry.CHAMPION)
+    history = list(reversed(models.history("adult", registry.CHAMPION)["entries"]))  # archived ones too
     assert len(history) == 2 + accepted
     for before, after in pairwise(history):
         assert after["from"] == before["to"]

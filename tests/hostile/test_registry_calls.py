@@ -12,6 +12,7 @@ import pytest
 
 from stepml import registry
 from stepml.inputs import MAX_BODY_BYTES
+from stepml.registry import ModelRegistry
 from stepml.storage import S3Store
 from tests.hostile.conftest import add_versions, champion, registry_state
 
@@ -147,7 +148,7 @@ def test_a_refused_rollback_writes_nothing(adult, registry_call, raw, status, me
 def test_a_rollback_with_no_history_is_a_conflict_and_creates_no_alias(api_store, registry_call) -> None:
     add_versions(api_store)
     refused(api_store, registry_call, ROLLBACK, 409, "model 'adult' has no earlier champion", name="adult")
-    assert registry.alias_record(api_store, "adult", registry.CHAMPION) is None
+    assert ModelRegistry(api_store).alias_record("adult", registry.CHAMPION) is None
 
 
 def test_a_rollback_of_a_model_that_does_not_exist_writes_nothing(api_store, registry_call) -> None:
@@ -165,7 +166,7 @@ def test_a_good_promotion_after_refused_ones_is_complete(adult, registry_call) -
         registry_call(PROMOTE, name="adult", body=body)
     got, record, _ = registry_call(PROMOTE, name="adult", body={"version": 3, "reason": long(1000)})
     assert got == 200 and record["version"] == 3 and record["previous_version"] == 2
-    history = registry.alias_record(adult, "adult", registry.CHAMPION)["history"]
+    history = ModelRegistry(adult).alias_record("adult", registry.CHAMPION)["history"]
     assert [(h["from"], h["to"]) for h in history] == [(None, 1), (1, 2), (2, 3)]
     assert history[-1]["reason"] == long(1000) and history[-1]["actor"] == "api@198.51.100.7"
 
@@ -203,12 +204,12 @@ def test_rollback_goes_to_the_previous_different_champion(api_store, registry_ca
 
 def test_history_written_before_reasons_were_bounded_is_still_served(adult, registry_call) -> None:
     # Given a champion.json whose history holds a 5 MB reason (the alias grew to 10 MB before)
-    record = registry.alias_record(adult, "adult", registry.CHAMPION)
+    record = ModelRegistry(adult).alias_record("adult", registry.CHAMPION)
     record["history"][0]["reason"] = record["reason"] = "x" * 5_000_000
     adult.put_json("models/adult/aliases/champion.json", record)
     # When the history is asked for, Then it is served, the reason shortened with its length
     got, body, raw = registry_call(HISTORY, name="adult")
-    assert got == 200 and body["history"][0]["reason"].endswith("... (5000000 characters)")
+    assert got == 200 and body["history"][-1]["reason"].endswith("... (5000000 characters)")  # the oldest
     assert len(raw["body"]) < 10_000
     # And the alias can still be moved
     assert registry_call(PROMOTE, name="adult", body={"version": 3})[0] == 200
@@ -230,7 +231,7 @@ def test_the_gate_judges_against_the_champion_of_the_moment(adult, registry_call
 
 
 def test_a_version_without_a_recorded_evaluation_needs_force(adult, registry_call) -> None:
-    registry.register_version(adult, "adult", "run", {"model.joblib": b"m"}, {"schema": [], "recipe": "auto"})
+    ModelRegistry(adult).register_version("adult", "run-unevaluated", {"model.joblib": b"m"}, {"schema": [], "recipe": "auto"})
     body = refused(adult, registry_call, PROMOTE, 409, "version 4 has no recorded evaluation to judge",
                    name="adult", body={"version": 4})
     assert body["gate"]["passed"] is False
@@ -244,10 +245,10 @@ def test_the_core_refuses_a_gated_or_unexplained_forced_promotion_before_writing
 
     before = registry_state(adult)
     with pytest.raises(GateRefused, match="worse than champion v2") as refusal:
-        registry.promote_by_hand(adult, "adult", 1, "by hand", "ana")
+        ModelRegistry(adult).promote_by_hand("adult", 1, "by hand", "ana")
     assert refusal.value.decision["champion_value"] == 0.81
     with pytest.raises(ConfigError, match="a forced promotion needs a reason"):
-        registry.promote_by_hand(adult, "adult", 1, "  ", "ana", force=True)
+        ModelRegistry(adult).promote_by_hand("adult", 1, "  ", "ana", force=True)
     assert registry_state(adult) == before
 
 
@@ -257,7 +258,7 @@ def test_the_core_refuses_an_overlong_reason_before_writing(adult) -> None:
 
     before = registry_state(adult)
     with pytest.raises(ConfigError, match="the limit is 1000"):
-        registry.set_alias(adult, "adult", registry.CHAMPION, 1, "x" * 1001)
+        ModelRegistry(adult).set_alias("adult", registry.CHAMPION, 1, "x" * 1001)
     with pytest.raises(ConfigError, match="the limit is 1000"):
-        registry.rollback(adult, "adult", "x" * 1001)
+        ModelRegistry(adult).rollback("adult", "x" * 1001)
     assert registry_state(adult) == before

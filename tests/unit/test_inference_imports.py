@@ -4,6 +4,7 @@ loaded a model and served predictions - so it runs on the onnxruntime + numpy la
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,30 +21,18 @@ _PROBE = textwrap.dedent(
     sys.path.insert(0, {handler_dir!r})
     import app  # functions/inference/app.py, as Lambda imports it
 
+    from stepml.registry import CHAMPION, ModelRegistry
     from stepml.serving import ModelServer
-    from stepml.registry import sha256
+    from stepml.storage import DirectoryStore
 
-    MODEL = open({model!r}, "rb").read()
-    SCHEMA = json.loads({schema!r})
-    META = {{"name": "adult", "version": 1, "task": "classification", "target": "income", "schema": SCHEMA,
-            "artifacts": {{"model.onnx": {{"sha256": sha256(MODEL), "bytes": len(MODEL)}}}}}}
+    # A registry on a folder: the same reads serving makes on S3, without moto.
+    store = DirectoryStore({registry!r})
+    models = ModelRegistry(store)
+    meta = {{"task": "classification", "target": "income", "schema": json.loads({schema!r})}}
+    version = models.register_version("adult", "run-1", {{"model.onnx": open({model!r}, "rb").read()}}, meta)
+    models.set_alias("adult", CHAMPION, version["version"], "probe")
 
-    class FakeStore:
-        # The three reads serving makes, from memory instead of S3.
-        objects = {{"models/adult/aliases/champion.json": {{"version": 1}},
-                    "models/adult/version-1/meta.json": META}}
-
-        def find_json(self, key):
-            return self.objects.get(key)
-
-        def get_bytes(self, key, version_id=None):
-            assert key == "models/adult/version-1/model.onnx", key
-            return MODEL
-
-        def list_prefixes(self, prefix):
-            return ["models/adult/"]
-
-    server = ModelServer(FakeStore())
+    server = ModelServer(store)
     record = {{"age": 39, "hours-per-week": 40, "job": "a", "city": "x"}}
     event = {{"routeKey": "POST /models/{{name}}/predict", "pathParameters": {{"name": "adult"}},
              "body": json.dumps({{"instances": [record, record]}})}}
@@ -60,11 +49,14 @@ def test_serving_a_prediction_imports_no_pandas_or_scikit_learn(tmp_path: Path) 
     model = tmp_path / "model.onnx"
     model.write_bytes(classifier_onnx())
     code = _PROBE.format(
-        handler_dir=str(ROOT / "functions" / "inference"), model=str(model), schema=json.dumps(SCHEMA)
+        handler_dir=str(ROOT / "functions" / "inference"), model=str(model), schema=json.dumps(SCHEMA),
+        registry=str(tmp_path / "registry"),
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
-        env={"STEPML_BUCKET": "example", "PATH": "/usr/bin:/bin"}, cwd=tmp_path,
+        # PYTHONPATH passed on: the probe imports the stepml under test (a worktree's src, say)
+        env={"STEPML_BUCKET": "example", "PATH": "/usr/bin:/bin",
+             **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     probe = json.loads(result.stdout.strip().splitlines()[-1])

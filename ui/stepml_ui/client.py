@@ -109,8 +109,7 @@ class Console:
             names = [m.get("name") if isinstance(m, dict) else m for m in listed or []]
             if all(isinstance(n, str) for n in names):
                 return sorted(names)
-        found = self.stack.client("s3").list_objects_v2(Bucket=self.stack.bucket, Prefix="models/", Delimiter="/")
-        return sorted(p["Prefix"].split("/")[1] for p in found.get("CommonPrefixes", []))
+        return self.stack.registry.list_models()
 
     def describe(self, name: str, version: int | None = None) -> ApiResponse:
         return self.request("GET", f"/models/{_quote(name)}", query={"version": version})

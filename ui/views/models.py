@@ -201,7 +201,7 @@ st.subheader("Champion history")
 entries = history.get("history") or []
 if entries:
     rows = [{**entry, "gate": "" if not entry.get("gate") else "refused, forced" if entry.get("forced") else "passed"}
-            for entry in reversed(entries)]
+            for entry in entries]  # newest first, as the API pages it
     st.dataframe(pd.DataFrame(rows)[["time", "action", "from", "to", "actor", "gate", "reason"]], hide_index=True)
 else:
     st.caption("No champion yet.")

@@ -121,6 +121,7 @@ class TrainedRun(PreprocessedRun):
     """After "Train": the staged artifacts and scikit-learn's reference outputs."""
 
     artifacts: dict[str, str]
+    artifact_sha256: dict[str, str]  # name -> hex SHA-256 (stepml.integrity), checked by Evaluate
     onnx_reference_key: str
     train_seconds: float
     tuning: NotRequired[TuningSummary]

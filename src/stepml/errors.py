@@ -78,6 +78,12 @@ class ModelExportError(StepmlError):
     predictions disagree with scikit-learn's on the hold-out set. Never retried."""
 
 
+class ArtifactIntegrityError(StepmlError):
+    """A staged artifact is not the one Train wrote: its SHA-256 differs from the digest Train
+    handed over in the state (or there is no digest to check). Nothing is loaded from it, and
+    it is never retried: the same bytes would fail again."""
+
+
 class NotFoundError(StepmlError):
     """A model, version or alias that does not exist."""
 
@@ -97,5 +103,6 @@ class RequestError(StepmlError):
 
 #: The error names the state machine may match, with what they mean to a user.
 STATE_MACHINE_ERRORS = {
-    cls.__name__: cls for cls in (DataError, ConfigError, TransientError, ModelExportError)
+    cls.__name__: cls
+    for cls in (DataError, ConfigError, TransientError, ModelExportError, ArtifactIntegrityError)
 }

@@ -14,7 +14,7 @@ import platform
 import time
 from typing import Any, cast
 
-from stepml import __version__, keys, recipes
+from stepml import __version__, integrity, keys, recipes
 from stepml.config import DatasetConfig, load_config
 from stepml.contracts import (
     DuplicateRun,
@@ -177,13 +177,15 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     reference = onnx_export.reference(pipeline, test_frame, schema, task)
     # Every file in `artifacts` is registered with the version (evaluate_and_register).
     artifacts = {name: keys.staging(dataset, run_id, name) for name in ("model.joblib", "model.onnx")}
-    store.put_bytes(artifacts["model.joblib"], buffer.getvalue())
-    store.put_bytes(artifacts["model.onnx"], onnx_model)
+    staged = {"model.joblib": buffer.getvalue(), "model.onnx": onnx_model}
+    for name, data in staged.items():
+        store.put_bytes(artifacts[name], data)
     reference_at = reference_key(dataset, run_id)
     store.put_bytes(reference_at, json.dumps(reference).encode(), content_type="application/json")
     trained: TrainedRun = {
         **state,
         "artifacts": artifacts,
+        "artifact_sha256": integrity.digests(staged),  # integrity.STATE_KEY: Evaluate checks them
         "onnx_reference_key": reference_at,
         "train_seconds": round(seconds, 3),
     }
@@ -205,6 +207,7 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     store = S3Store(settings)
     schema = store.get_json(state["schema_key"])
     staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
+    integrity.verify(staged, state["artifacts"], state.get("artifact_sha256"))
     pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
     train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from stepml.errors import ConfigError, DataError
+from stepml.errors import ArtifactIntegrityError, ConfigError, DataError
+from stepml.integrity import STATE_KEY, digests
 from tests.functional.conftest import EVENT_BUCKET, load_event
 
 
@@ -24,7 +25,7 @@ def with_upload(event: dict[str, Any], upload: dict[str, Any]) -> dict[str, Any]
 
 def comparable(state: dict[str, Any]) -> dict[str, Any]:
     """A stage output without the values that differ per upload or per machine."""
-    drop = {"source", "train_seconds", "warnings", "metrics", "gate", "onnx_verification"}
+    drop = {"source", "train_seconds", "warnings", "metrics", "gate", "onnx_verification", STATE_KEY}
     return {k: v for k, v in state.items() if k not in drop}
 
 
@@ -35,7 +36,10 @@ def test_pipeline_stages_chain_like_their_sample_events(adult_upload, invoke, s3
     chain = (("validate", "preprocess"), ("preprocess", "train"), ("train", "verify"), ("verify", "evaluate"),
              ("evaluate", "promote"))
     for stage, following in chain:
-        outputs[stage] = invoke(stage, with_upload(load_event(stage), adult_upload))
+        event = with_upload(load_event(stage), adult_upload)
+        if STATE_KEY in event:  # the digests of what this test's Train staged, not the sample's
+            event[STATE_KEY] = outputs["train"][STATE_KEY]
+        outputs[stage] = invoke(stage, event)
         assert comparable(outputs[stage]) == comparable(load_event(following)), stage
     evaluated = outputs["evaluate"]
     assert evaluated["version"] == 1 and evaluated["gate"]["passed"] is True
@@ -121,3 +125,24 @@ def test_the_same_object_version_delivered_twice_trains_once(adult_upload, invok
     # A retry of the same run is not a duplicate of itself.
     assert invoke("validate", event)["duplicate"] is False
 
+
+def test_evaluate_refuses_a_staged_model_changed_after_train(invoke, s3) -> None:
+    # Given Evaluate's sample state, whose digests are those of the files Train staged
+    state = load_event("evaluate")
+    staged = {"model.joblib": b"the pickle Train wrote", "model.onnx": b"the graph Train wrote"}
+    for name, data in staged.items():
+        s3.put_object(Bucket=EVENT_BUCKET, Key=state["artifacts"][name], Body=data)
+    s3.put_object(Bucket=EVENT_BUCKET, Key=state["schema_key"], Body=b"{}")
+    state[STATE_KEY] = digests(staged)
+    # When the staged pickle is replaced in the bucket before Evaluate reads it
+    tampered = state["artifacts"]["model.joblib"]
+    s3.put_object(Bucket=EVENT_BUCKET, Key=tampered, Body=b"another pickle, written by someone else")
+    # Then Evaluate refuses it, naming the object, before loading it (loading would run the pickle)
+    with pytest.raises(ArtifactIntegrityError, match=f"{tampered} changed after Train wrote it"):
+        invoke("evaluate", state)
+    # And no version was registered
+    assert "Contents" not in s3.list_objects_v2(Bucket=EVENT_BUCKET, Prefix="models/")
+    # And a state without digests is refused as well: nothing unchecked is loaded
+    unchecked = {k: v for k, v in state.items() if k != STATE_KEY}
+    with pytest.raises(ArtifactIntegrityError, match="carries no artifact_sha256"):
+        invoke("evaluate", unchecked)

@@ -170,8 +170,11 @@ def test_base64_response_bodies_are_decoded() -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    """The project's template offline, with a small classifier as the champion of "adult"."""
-    with LocalStack(ROOT, port=0, api_port=0, stack_name="stepml-local-api") as running:
+    """The project's template offline, with a small classifier as the champion of "adult" (and
+    the data bucket's access logging on: the API must serve the same with it)."""
+    with LocalStack(
+        ROOT, port=0, api_port=0, stack_name="stepml-local-api", parameters={"AccessLogging": "true", "InferenceReservedConcurrency": "100", "TrainingConcurrency": "5"}
+    ) as running:
         # The store a user's CLI gets for this stack, as its administrator.
         assert running.admin_credentials is not None
         store = Stack(
@@ -509,3 +512,32 @@ def test_a_response_arrives_in_one_piece(echo_api) -> None:
             head, _, body = received.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
             assert json.loads(body) == {"word": word}
+
+
+def test_the_stack_reserves_concurrency_and_throttles_as_the_template_says(stack: LocalStack) -> None:
+    # Given the project's template deployed with prod's reservations (samconfig.toml)
+    lam = stack.client("lambda")
+
+    def reserved(function: str) -> int | None:
+        return lam.get_function_concurrency(FunctionName=stack.function_name(function)).get(
+            "ReservedConcurrentExecutions"
+        )
+
+    # Then inference has its reservation, training its cap, and the other stages share the pool
+    assert (reserved("InferenceFunction"), reserved("TrainFunction"), reserved("ValidateFunction")) == (100, 5, None)
+    # And the HTTP API throttles with the stage's DefaultRouteSettings, not the account's quota
+    throttle = stack._api.throttle if stack._api is not None else None
+    assert throttle is not None and (throttle.rate, throttle.burst) == (1000.0, 500)
+
+
+def test_access_logging_deploys_its_log_bucket_open_only_to_s3_logging(stack: LocalStack) -> None:
+    # Given the stack deployed with AccessLogging=true
+    log_bucket = stack.outputs["AccessLogBucketName"]
+    assert stack.resources["AccessLogBucket"] == log_bucket != stack.bucket
+    # Then its bucket exists, versioned, and only S3's logging service may write to it (over TLS)
+    s3 = stack.client("s3")
+    assert s3.get_bucket_versioning(Bucket=log_bucket)["Status"] == "Enabled"
+    policy = json.loads(s3.get_bucket_policy(Bucket=log_bucket)["Policy"])
+    writers = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert [w["Principal"] for w in writers] == [{"Service": "logging.s3.amazonaws.com"}]
+    assert writers[0]["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{stack.bucket}"

@@ -86,3 +86,15 @@ def test_api_url_output_points_at_the_local_api(template: SamTemplate) -> None:
     after = json.dumps(cfn["Outputs"])
     assert "execute-api" in before and "execute-api" not in after
     assert "http://127.0.0.1:3000/" in after
+
+
+def test_conditional_resources_follow_the_parameters_as_cloudformation_decides(template: SamTemplate) -> None:
+    # Given the template's defaults, Then the access-log bucket and the e-mail subscription are absent
+    default = template.deployed_resources()
+    assert "AccessLogBucket" not in default and "AccessLogBucketPolicy" not in default
+    assert "AlarmEmailSubscription" not in default and "DataBucket" in default
+    # When the parameters turn them on, Then they are part of the stack
+    on = template.deployed_resources({"AccessLogging": "true", "AlarmEmail": "ops@example.com"})
+    assert {"AccessLogBucket", "AccessLogBucketPolicy", "AlarmEmailSubscription"} <= set(on)
+    assert template.conditions({"InferenceReservedConcurrency": "-1"})["ReservesInferenceConcurrency"] is False
+    assert template.conditions({"TrainingConcurrency": "-1"})["CapsTraining"] is False

@@ -85,6 +85,64 @@ def test_every_error_the_state_machine_matches_is_a_stepml_error(asl: dict[str, 
         )
 
 
+#: AWS's guidance for Lambda tasks ("Handle Lambda service exceptions", Step Functions guide):
+#: retry the transient service errors, about 2 s x 6 with backoff 2.
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+}
+
+
+def test_every_lambda_task_retries_service_errors_and_throttling_as_aws_advises(
+    asl: dict[str, Any],
+) -> None:
+    # Given every Lambda task of the pipeline
+    tasks = {
+        name: state
+        for name, state in asl["States"].items()
+        if state["Type"] == "Task" and "lambda" in state["Resource"]
+    }
+    assert len(tasks) >= 6, sorted(tasks)
+    for name, state in tasks.items():
+        retriers = state.get("Retry", [])
+        by_error = {error: retrier for retrier in retriers for error in retrier["ErrorEquals"]}
+        # Then Lambda's transient service errors are retried at least as AWS advises
+        service = [by_error.get(error) for error in sorted(LAMBDA_SERVICE_ERRORS)]
+        assert all(service), f"{name!r} does not retry {sorted(LAMBDA_SERVICE_ERRORS - set(by_error))}"
+        for retrier in service:
+            assert retrier is not None
+            assert retrier["IntervalSeconds"] >= 2 and retrier["MaxAttempts"] >= 6, name
+            assert retrier["BackoffRate"] >= 2.0, name
+        # And throttling has a retrier of its own, slower, capped and jittered: retried at the
+        # service errors' pace, throttled runs would come back together and be throttled again
+        throttled = by_error.get("Lambda.TooManyRequestsException")
+        assert throttled is not None, f"{name!r} does not retry Lambda.TooManyRequestsException"
+        assert throttled["ErrorEquals"] == ["Lambda.TooManyRequestsException"], name
+        assert throttled["IntervalSeconds"] > service[0]["IntervalSeconds"], name  # type: ignore[index]
+        assert throttled["BackoffRate"] >= 2.0 and throttled["MaxAttempts"] >= 6, name
+        assert throttled["JitterStrategy"] == "FULL", name
+        assert throttled["IntervalSeconds"] <= throttled["MaxDelaySeconds"] <= 900, name
+        # And what Lambda reports for a stopped function (out of memory, timeout) is never retried
+        # blindly: the same input would stop it again
+        assert "Lambda.Unknown" not in by_error and "States.ALL" not in by_error, name
+
+
+def test_a_changed_staged_artifact_fails_the_run_with_a_readable_cause(asl: dict[str, Any]) -> None:
+    # Given Evaluate's catchers: the integrity error is caught before the catch-all
+    states = asl["States"]
+    catchers = states["Evaluate and register"]["Catch"]
+    caught = [c for c in catchers if "ArtifactIntegrityError" in c["ErrorEquals"]]
+    assert len(caught) == 1 and catchers.index(caught[0]) < len(catchers) - 1
+    assert all("ArtifactIntegrityError" not in r["ErrorEquals"] for r in states["Evaluate and register"]["Retry"])
+    # Then it reaches a Fail whose cause is the error's message (not the runtime's JSON envelope)
+    explain = states[caught[0]["Next"]]
+    assert explain["Type"] == "Pass" and "StringToJson" in explain["Parameters"]["Cause.$"]
+    failure = states[explain["Next"]]
+    assert failure["Type"] == "Fail" and failure["CausePath"] == "$.Cause.errorMessage"
+
+
 def test_definition_substitutions_cover_the_asl(
     project_root: Path, template: dict[str, Any]
 ) -> None:
@@ -129,17 +187,24 @@ def test_the_data_bucket_outlives_the_stack_and_refuses_plain_http(template: dic
     bucket = resources["DataBucket"]
     # Every dataset, model and alias history is in it: deleting the stack must not delete them.
     assert bucket.get("DeletionPolicy") == "Retain" and bucket.get("UpdateReplacePolicy") == "Retain"
-    policies = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
-    assert [p["Bucket"] for p in policies] == [{"Ref": "DataBucket"}]
-    deny = [
-        s for s in policies[0]["PolicyDocument"]["Statement"]
-        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
-    ]
-    assert deny and deny[0]["Principal"] == "*" and deny[0]["Action"] == "s3:*"
-    # The bucket itself and every object in it.
-    assert deny[0]["Resource"] == [
-        {"Fn::GetAtt": ["DataBucket", "Arn"]}, {"Fn::Sub": "${DataBucket.Arn}/*"}
-    ]
+    # Every bucket (the access-log bucket too, when AccessLogging is on) refuses plain HTTP.
+    buckets = sorted(name for name, r in resources.items() if r["Type"] == "AWS::S3::Bucket")
+    policies = {
+        r["Properties"]["Bucket"]["Ref"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+    }
+    assert sorted(policies) == buckets and "DataBucket" in buckets
+    for name in buckets:
+        deny = [
+            s for s in policies[name]["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert deny and deny[0]["Principal"] == "*" and deny[0]["Action"] == "s3:*", name
+        # The bucket itself and every object in it.
+        assert deny[0]["Resource"] == [
+            {"Fn::GetAtt": [name, "Arn"]}, {"Fn::Sub": f"${{{name}.Arn}}/*"}
+        ], name
 
 
 def test_lifecycle_rules_expire_scratch_and_old_versions_but_never_current_models(

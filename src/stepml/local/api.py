@@ -8,6 +8,9 @@ runs it as in the pipeline), and the function's response is written back as API 
 * any other JSON value means 200 with that JSON as the body;
 * a function error is a 500 ``{"message": "Internal Server Error"}`` (no trace to the client);
 * no matching route is a 404 ``{"message": "Not Found"}``;
+* a request beyond the stage's throttling (:mod:`stepml.local.throttle`) is a 429
+  ``{"message": "Too Many Requests"}``, before anything else is done with it;
+* a throttled function (over its reserved concurrency) is a 500, as API Gateway answers it;
 * a body over HTTP APIs' 10 MB payload limit is a 413 ``{"message": "Request Entity Too Large"}``
   before it is read, and so is one whose event Lambda refuses (over its 6 MB request limit);
   a ``Content-Length`` that is not a number is a 400 ``{"message": "Bad Request"}``;
@@ -36,6 +39,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from stepml.local.api_auth import Forbidden, IamAuthorizer
 from stepml.local.template import HttpRoute
+from stepml.local.throttle import THROTTLED_BODY, THROTTLED_STATUS, TokenBucket
 
 logger = logging.getLogger("stepml_local.api")
 
@@ -280,6 +284,8 @@ class HttpApiServer:
         self.router = Router(())
         self._invoke: Invoker | None = None
         self._authorizer: IamAuthorizer | None = None
+        #: The stage's request throttling (None: unthrottled); set once the stack is deployed.
+        self.throttle: TokenBucket | None = None
         self._thread: threading.Thread | None = None
         server = self
 
@@ -367,7 +373,14 @@ class HttpApiServer:
         length = int(declared) if declared.isascii() and declared.isdigit() else -1
         matched = self.router.match(request.command, raw_path)
         function = None
-        if length < 0 or length > MAX_PAYLOAD_BYTES:
+        if self.throttle is not None and not self.throttle.take():
+            # Refused at the door. The body is drained, so a keep-alive connection stays usable.
+            if 0 <= length <= MAX_PAYLOAD_BYTES:
+                request.rfile.read(length)
+            else:
+                request.close_connection = True
+            response = _json_response(THROTTLED_STATUS, THROTTLED_BODY)
+        elif length < 0 or length > MAX_PAYLOAD_BYTES:
             # The body is not read: the connection cannot carry another request after it.
             request.close_connection = True
             response = (

@@ -55,6 +55,7 @@ from stepml.local.template import (
     localize_outputs,
     resolve,
 )
+from stepml.local.throttle import stage_throttle
 
 # Not under "stepml": the handlers' Powertools Logger(service="stepml") takes that logger over
 # (its own handler, propagate=False), so lines logged below it would reach neither the root
@@ -70,6 +71,7 @@ FAKE_SECRET_ACCESS_KEY = "testing"
 _CODE_KEY = "local/placeholder.zip"
 #: Connections each function's Lambda client keeps to moto (botocore's default is 10).
 _LAMBDA_POOL_CONNECTIONS = 64
+
 
 #: Stacks running in this process, oldest first (moto's backends and config are process-wide).
 _running: list[LocalStack] = []
@@ -346,9 +348,14 @@ class LocalStack:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _deployed_template_resources(self) -> dict[str, dict[str, Any]]:
+        """The template's resources this stack has: conditional ones only if their condition holds."""
+        assert self.template is not None
+        return self.template.deployed_resources(self.parameters)
+
     def _single_resource(self, resource_type: str) -> str:
         assert self.template is not None
-        ids = [k for k, r in self.template.resources.items() if r.get("Type") == resource_type]
+        ids = [k for k, r in self._deployed_template_resources().items() if r.get("Type") == resource_type]
         if len(ids) != 1:
             raise LocalStackError(f"the template has {len(ids)} resources of type {resource_type}")
         return self._resources[ids[0]]
@@ -369,6 +376,9 @@ class LocalStack:
             # AWS managed policies (AdministratorAccess, AWSLambdaBasicExecutionRole...) exist in
             # moto's IAM only when asked for, before its backend is created.
             os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+            # moto refuses a put_function_concurrency under the unreserved minimum only when told
+            # the account's quota; the template's reservations are checked by the stack itself.
+            os.environ["MOTO_LAMBDA_CONCURRENCY_QUOTA"] = str(lambda_runner.ACCOUNT_CONCURRENCY)
             self._post_moto_api("/moto-api/reset", {})
         # Step Functions: run the definitions (moto's ASL interpreter); Lambda: the docker backend,
         # whose one invoke method lambda_runner replaces (use_docker=False would only echo).
@@ -452,12 +462,14 @@ class LocalStack:
             if r.get("LogicalResourceId") and r.get("PhysicalResourceId")
         }
         self._register_functions()
+        self._check_reserved_concurrency()
         self._create_executing_state_machines(cfn)
         self._apply_bucket_properties()
         self._create_alarms()
         self._apply_queue_policies()
         if self.data_dir is not None:
             self._restore_state(cfn)
+        self._api.throttle = self._stage_throttle(cfn) if self.strict else None
         self._check_service_roles(cfn)
         self._grant_operator(admin)
         self._api.configure(
@@ -495,8 +507,9 @@ class LocalStack:
             "AWS::S3::Bucket": ("BucketName", True),
             "AWS::StepFunctions::StateMachine": ("StateMachineName", False),
         }
+        deployed = self._deployed_template_resources()
         for logical_id, resource in cfn["Resources"].items():
-            if resource.get("Type") not in naming:
+            if resource.get("Type") not in naming or logical_id not in deployed:
                 continue
             name_property, lowercase = naming[resource["Type"]]
             properties = resource.setdefault("Properties", {})
@@ -513,7 +526,9 @@ class LocalStack:
             properties[name_property] = self.data_dir.physical_name(logical_id, make)
         # Requests for the buckets' objects wait until _restore_state has filled them.
         persistence.install()
-        for resource in cfn["Resources"].values():
+        for logical_id, resource in cfn["Resources"].items():
+            if logical_id not in deployed:
+                continue
             name = (resource.get("Properties") or {}).get("BucketName")
             if resource.get("Type") == "AWS::S3::Bucket" and isinstance(name, str):
                 persistence.hold_bucket(name)
@@ -527,7 +542,7 @@ class LocalStack:
 
         assert self.data_dir is not None and self.template is not None
         persistence.install()
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") != "AWS::S3::Bucket":
                 continue
             name = self._resources[logical_id]
@@ -579,6 +594,35 @@ class LocalStack:
                 strict=self.strict,
                 dead_letter_arn=dead_letter.get("TargetArn") if dead_letter.get("Type") == "SQS" else None,
             )
+
+    def _check_reserved_concurrency(self) -> None:
+        """Refuse reservations that leave the account under Lambda's unreserved minimum, as AWS
+        refuses them (the stack's functions are the only ones of the local account)."""
+        from moto.awslambda.models import lambda_backends
+
+        backend = lambda_backends[ACCOUNT_ID][self.region]
+        problem = lambda_runner.unreserved_concurrency_problem(
+            {
+                logical_id: lambda_runner.reserved_concurrency(backend.get_function(name))
+                for logical_id, name in self._function_names.items()
+            }
+        )
+        if problem is not None:
+            raise LocalStackError(f"{problem}: lower InferenceReservedConcurrency or TrainingConcurrency")
+
+    def _stage_throttle(self, cfn: Mapping[str, Any]) -> Any:
+        """The HTTP API stage's request throttling, from its ``DefaultRouteSettings``: the stage of
+        the API the local server serves (SAM's ``ServerlessHttpApi``; the optional JWT API is not served)."""
+        stages = [
+            resource.get("Properties") or {}
+            for resource in cfn.get("Resources", {}).values()
+            if resource.get("Type") == "AWS::ApiGatewayV2::Stage"
+            and (resource.get("Properties") or {}).get("ApiId") == {"Ref": "ServerlessHttpApi"}
+        ]
+        if len(stages) > 1:
+            logger.warning("%d HTTP API stages: the local API throttles with the first one's limits", len(stages))
+        settings = resolve(stages[0].get("DefaultRouteSettings"), *self._template_references()) if stages else None
+        return stage_throttle(settings)
 
     def _check_service_roles(self, cfn: Mapping[str, Any]) -> None:
         """Refuse a role its service cannot assume, as CloudFormation (or the first call) would."""
@@ -640,7 +684,7 @@ class LocalStack:
         assert self.template is not None
         s3 = self.client("s3")
         refs = self._template_references()
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") != "AWS::S3::Bucket":
                 continue
             bucket = self._resources[logical_id]
@@ -669,7 +713,7 @@ class LocalStack:
                 s3.put_bucket_lifecycle_configuration(
                     Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
                 )
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") == "AWS::S3::BucketPolicy":
                 properties = resolve(resource.get("Properties") or {}, *refs)
                 s3.put_bucket_policy(
@@ -692,7 +736,7 @@ class LocalStack:
         # The HTTP API is served by the local API server, not by moto: it has no physical id there.
         refs.setdefault("ServerlessHttpApi", LOCAL_API_ID)
         attributes: dict[str, str] = {}
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             physical = self._resources.get(logical_id)
             if physical is None:
                 continue
@@ -709,7 +753,7 @@ class LocalStack:
         assert self.template is not None
         sqs = self.client("sqs")
         refs = self._template_references()
-        for resource in self.template.resources.values():
+        for resource in self._deployed_template_resources().values():
             if resource.get("Type") != "AWS::SQS::QueuePolicy":
                 continue
             properties = resolve(resource.get("Properties") or {}, *refs)
@@ -724,7 +768,7 @@ class LocalStack:
         assert self.template is not None
         cloudwatch = self.client("cloudwatch")
         refs = self._template_references()
-        for logical_id, resource in self.template.resources.items():
+        for logical_id, resource in self._deployed_template_resources().items():
             if resource.get("Type") != "AWS::CloudWatch::Alarm":
                 continue
             properties = resolve(resource.get("Properties") or {}, *refs)
@@ -780,10 +824,7 @@ class LocalStack:
         deployed = lambda_backends[ACCOUNT_ID][self.region].get_function(
             self._function_names[function]
         )
-        response_headers: dict[str, str] = {}
-        payload = deployed.invoke(json.dumps(event), {}, response_headers)
-        raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
-        return raw, "x-amz-function-error" in response_headers
+        return lambda_runner.invoke_as_service(deployed, event)
 
 
 # -- invoking one function (`stepml local invoke`) -------------------------------------------------

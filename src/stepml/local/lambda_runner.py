@@ -17,6 +17,9 @@ What a handler sees matches AWS where it matters to this project:
 * the function's configuration is enforced as deployed: ``Timeout``, ``MemorySize`` (peak resident
   memory), ``EphemeralStorage`` (its ``/tmp``), and Lambda's 6 MB limits on the request and the
   response of a synchronous invocation;
+* a function's reserved concurrency (``ReservedConcurrentExecutions``) is a hard cap: an invocation
+  beyond it is refused before it runs, with the Invoke API's HTTP 429 ``TooManyRequestsException``
+  ("Rate Exceeded."), which Step Functions reports as ``Lambda.TooManyRequestsException``;
 * an exception becomes the runtime's error payload, ``{"errorMessage", "errorType", "requestId",
   "stackTrace"}``, so Step Functions matches ``errorType`` (the class name) in ``Retry``/``Catch``;
   a stopped environment returns what Lambda returns (``Sandbox.Timedout``, ``Runtime.OutOfMemory``,
@@ -53,6 +56,11 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 #: At most this many environments of one function run at once offline (more calls wait).
 MAX_ENVIRONMENTS = int(os.environ.get("STEPML_LOCAL_MAX_ENVIRONMENTS", "4"))
 
+#: Lambda's default concurrency quota per account and Region, and the part of it that must stay
+#: unreserved: a reservation that leaves less is refused (PutFunctionConcurrency, CloudFormation).
+ACCOUNT_CONCURRENCY = 1000
+MIN_UNRESERVED_CONCURRENCY = 100
+
 #: Credentials for a role, as a service assumes it: (role ARN, service principal) → Credentials.
 CredentialsProvider = Callable[[str, str], Any]
 
@@ -72,6 +80,60 @@ class RegisteredFunction:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: The SQS queue an asynchronous invocation goes to once it failed every attempt (DeadLetterQueue).
     dead_letter_arn: str | None = None
+    #: Invocations running (or waiting for an environment) now: what reserved concurrency caps.
+    in_flight: int = 0
+    concurrency_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def enter(self, reserved: int | None) -> bool:
+        """Count one more invocation in flight, unless ``reserved`` are already: then False."""
+        with self.concurrency_lock:
+            if reserved is not None and self.in_flight >= reserved:
+                return False
+            self.in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        """The invocation counted by :meth:`enter` has ended."""
+        with self.concurrency_lock:
+            self.in_flight -= 1
+
+
+def too_many_requests() -> Exception:
+    """What Lambda's Invoke API answers for an invocation beyond the function's reserved
+    concurrency: HTTP 429, ``x-amzn-ErrorType: TooManyRequestsException``, "Rate Exceeded."."""
+    # moto is imported here, not at the top: every execution environment imports this module
+    # (for LambdaContext), and must not pay for moto on its cold start.
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
+    error.code = 429
+    error.description = json.dumps(
+        {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User", "message": "Rate Exceeded."}
+    )
+    return error
+
+
+def reserved_concurrency(function: Any) -> int | None:
+    """A deployed function's ``ReservedConcurrentExecutions`` (None: it has none), as moto holds
+    it: set by CloudFormation from the template, or by ``put_function_concurrency``."""
+    value = getattr(function, "reserved_concurrency", None)
+    return None if value is None or value == "" else int(value)
+
+
+def unreserved_concurrency_problem(
+    reserved: Mapping[str, int | None], quota: int = ACCOUNT_CONCURRENCY
+) -> str | None:
+    """Why Lambda would refuse these reservations (function → ReservedConcurrentExecutions, None
+    for none) in an account whose concurrency quota is ``quota``; None if it would accept them."""
+    total = sum(value for value in reserved.values() if value is not None)
+    if quota - total >= MIN_UNRESERVED_CONCURRENCY:
+        return None
+    listed = ", ".join(f"{name} {value}" for name, value in sorted(reserved.items()) if value is not None)
+    return (
+        f"the functions reserve {total} concurrent executions ({listed}) of the account's {quota}: "
+        "Lambda refuses a ReservedConcurrentExecutions that decreases the account's "
+        f"UnreservedConcurrentExecution below its minimum value of [{MIN_UNRESERVED_CONCURRENCY}]"
+    )
 
 
 #: (account, region, function name) → what to run. Keyed by name, not ARN: a published version
@@ -350,6 +412,23 @@ def registered(account_id: str, region: str, function_name: str) -> RegisteredFu
     return _registry.get((account_id, region, function_name))
 
 
+def invoke_as_service(function: Any, event: Any) -> tuple[bytes, bool]:
+    """Invoke a deployed function (moto's model) synchronously, as an AWS service integration
+    does (API Gateway): its payload and whether it errored. A throttled invocation (over the
+    function's reserved concurrency) is an error too, with Lambda's ``TooManyRequestsException``
+    as payload: the caller answers it as it answers any failed invocation."""
+    response_headers: dict[str, str] = {}
+    try:
+        payload = function.invoke(json.dumps(event), {}, response_headers)
+    except Exception as exc:
+        if getattr(exc, "code", None) != 429:
+            raise
+        throttled = {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}
+        return json.dumps(throttled).encode("utf-8"), True
+    raw = payload if isinstance(payload, bytes) else str(payload).encode("utf-8")
+    return raw, "x-amz-function-error" in response_headers
+
+
 def _parse_event(event: Any) -> Any:
     # moto's LambdaFunction.invoke json-decodes the body, and passes the *string* "{}" when the
     # request had none; the runtime would hand the handler an empty dict.
@@ -364,6 +443,22 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     if registration is None:
         assert _moto_invoke_lambda is not None
         return _moto_invoke_lambda(self, event)
+    # Not strict (--no-strict): no limit is enforced, reserved concurrency included.
+    reserved = reserved_concurrency(self) if registration.strict else None
+    if not registration.enter(reserved):
+        logger.warning(
+            json.dumps(
+                {"event": "lambda.throttled", "function_name": self.function_name, "reserved_concurrency": reserved}
+            )
+        )
+        raise too_many_requests()
+    try:
+        return _run_registered(self, registration, event)
+    finally:
+        registration.leave()
+
+
+def _run_registered(self: Any, registration: RegisteredFunction, event: Any) -> tuple[str, bool, str]:
     with registration.lock:
         if registration.role_credentials is None and registration.credentials is not None:
             # One session per function, as long as the stack runs (moto never expires them).

@@ -143,6 +143,55 @@ class SamTemplate:
         values.update({k: str(v) for k, v in (overrides or {}).items()})
         return values
 
+    def conditions(self, parameters: Mapping[str, Any] | None = None) -> dict[str, bool]:
+        """Each of the template's ``Conditions`` for these parameter values (``Fn::Equals``,
+        ``Fn::Not``, ``Fn::And``, ``Fn::Or`` and ``Condition`` over parameters), as CloudFormation
+        decides them: which conditional resources the stack has."""
+        values = self.parameter_values(parameters)
+        declared = self.document.get("Conditions") or {}
+        decided: dict[str, bool] = {}
+
+        def operand(node: Any) -> str:
+            if isinstance(node, dict) and set(node) == {"Ref"} and str(node["Ref"]) in values:
+                return values[str(node["Ref"])]
+            if isinstance(node, (str, int, float, bool)):
+                return str(node)
+            raise TemplateError(f"a condition compares {node!r}, which is not evaluated locally")
+
+        def evaluate(node: Any) -> bool:
+            if isinstance(node, dict) and len(node) == 1:
+                ((function, argument),) = node.items()
+                if function == "Fn::Equals":
+                    return operand(argument[0]) == operand(argument[1])
+                if function == "Fn::Not":
+                    return not evaluate(argument[0])
+                if function == "Fn::And":
+                    return all(evaluate(item) for item in argument)
+                if function == "Fn::Or":
+                    return any(evaluate(item) for item in argument)
+                if function == "Condition":
+                    return condition(str(argument))
+            raise TemplateError(f"the condition {node!r} is not evaluated locally")
+
+        def condition(name: str) -> bool:
+            if name not in decided:
+                if name not in declared:
+                    raise TemplateError(f"the template uses the condition {name!r}, which it does not declare")
+                decided[name] = evaluate(declared[name])
+            return decided[name]
+
+        return {name: condition(name) for name in declared}
+
+    def deployed_resources(self, parameters: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """The resources a stack of this template has with these parameter values: those without
+        a ``Condition`` and those whose condition holds."""
+        conditions = self.conditions(parameters)
+        return {
+            logical_id: resource
+            for logical_id, resource in self.resources.items()
+            if "Condition" not in resource or conditions[str(resource["Condition"])]
+        }
+
     def function_property(self, logical_id: str, name: str) -> Any:
         """A function's property ``name``, from its own properties or else the Globals."""
         own = self.resources[logical_id].get("Properties") or {}

@@ -17,6 +17,7 @@ from typing import Any
 from stepml import __version__, keys
 from stepml.config import DatasetConfig, load_config
 from stepml.errors import DataError
+from stepml.observability import span
 from stepml.settings import Settings
 from stepml.storage import S3Store
 
@@ -54,10 +55,12 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> dict[str, An
         return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
                 "source": source}
     config = load_config(store, dataset)
-    data = store.get_bytes(source["key"], source["version_id"])
     location = f"s3://{source['bucket']}/{source['key']}"
-    frame, notes = read_table(data, location)
-    report = validate(frame, config, location)
+    with span("read"):
+        data = store.get_bytes(source["key"], source["version_id"])
+        frame, notes = read_table(data, location)
+    with span("validate"):
+        report = validate(frame, config, location)
     report["warnings"] = [*notes, *report["warnings"]]  # how the file was read comes first
     test_file = config.split.test_file
     if test_file is not None and store.head(test_file) is None:
@@ -97,7 +100,8 @@ def preprocess(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if config.split.test_file is not None:
         test_location = f"s3://{source['bucket']}/{config.split.test_file}"
         test_frame = read_csv(store.get_bytes(config.split.test_file), test_location)
-    train, test = split(frame, target, task, config, test_frame)
+    with span("split"):
+        train, test = split(frame, target, task, config, test_frame)
     for name, part in (("training", train), ("test", test)):
         if len(part) < 2 or (name == "training" and len(part) < config.min_rows):
             needed = config.min_rows if name == "training" else 2
@@ -148,9 +152,11 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     # when the config names none) decides whether the estimator weights the classes.
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     schema = store.get_json(state["schema_key"])
-    frame = _read_split(store, state["train_key"], schema)
+    with span("load"):
+        frame = _read_split(store, state["train_key"], schema)
     started = time.perf_counter()
-    pipeline, tuning = fit_with_config(frame, state["target"], schema, state["task"], config)
+    with span("fit"):
+        pipeline, tuning = fit_with_config(frame, state["target"], schema, state["task"], config)
     seconds = time.perf_counter() - started
     if tuning is not None:
         state = {**state, "tuning": tuning}  # trials, best params, validation score: small JSON
@@ -160,11 +166,12 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from stepml import onnx_export
     from stepml.onnx_verify import reference_key
 
-    onnx_model = onnx_export.export(pipeline, schema, state["task"])
-    # scikit-learn's outputs on the whole test split; the next stage ("Verify ONNX export", on the
-    # onnxruntime layer) runs the graph on the same rows and refuses the model if they disagree.
-    test_frame = _read_split(store, state["test_key"], schema)
-    reference = onnx_export.reference(pipeline, test_frame, schema, state["task"])
+    with span("export"):
+        onnx_model = onnx_export.export(pipeline, schema, state["task"])
+        # scikit-learn's outputs on the whole test split; the next stage ("Verify ONNX export", on the
+        # onnxruntime layer) runs the graph on the same rows and refuses the model if they disagree.
+        test_frame = _read_split(store, state["test_key"], schema)
+        reference = onnx_export.reference(pipeline, test_frame, schema, state["task"])
     # Every file in `artifacts` is registered with the version (evaluate_and_register).
     artifacts = {
         name: keys.staging(state["dataset"], state["run_id"], name) for name in ("model.joblib", "model.onnx")
@@ -178,6 +185,7 @@ def train(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "artifacts": artifacts,
         "onnx_reference_key": reference_at,
         "train_seconds": round(seconds, 3),
+        "model_bytes": len(onnx_model),
     }
 
 
@@ -197,10 +205,11 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
-    evaluation = _finite(
-        evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"],
-                 primary_metric=config.metric_for(state["task"]))
-    )
+    with span("evaluate"):
+        evaluation = _finite(
+            evaluate(pipeline, train_frame, test_frame, state["target"], schema, state["task"],
+                     primary_metric=config.metric_for(state["task"]))
+        )
     dataset = state["dataset"]
     meta = {
         "dataset": dataset,
@@ -227,7 +236,8 @@ def evaluate_and_register(state: dict[str, Any], settings: Settings) -> dict[str
     champion = registry.get_version(store, dataset, champion_version) if champion_version else None
     gate = decide(evaluation, state["config"], champion)
     meta["gate"] = gate
-    version = registry.register_version(store, dataset, state["run_id"], staged, meta)["version"]
+    with span("register"):
+        version = registry.register_version(store, dataset, state["run_id"], staged, meta)["version"]
     return {
         "dataset": dataset,
         "run_id": state["run_id"],

@@ -24,7 +24,7 @@ def with_upload(event: dict[str, Any], upload: dict[str, Any]) -> dict[str, Any]
 
 def comparable(state: dict[str, Any]) -> dict[str, Any]:
     """A stage output without the values that differ per upload or per machine."""
-    drop = {"source", "train_seconds", "warnings", "metrics", "gate", "onnx_verification"}
+    drop = {"source", "train_seconds", "model_bytes", "warnings", "metrics", "gate", "onnx_verification"}
     return {k: v for k, v in state.items() if k not in drop}
 
 

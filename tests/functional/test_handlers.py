@@ -85,18 +85,56 @@ def test_validate_names_the_problem_with_a_bad_upload(s3, invoke, body: bytes, m
     assert "raw/adult/adult.csv" in str(raised.value)
 
 
-def test_inference_handler_serves_the_sample_request(adult_upload, invoke) -> None:
-    state = invoke("validate", with_upload(load_event("validate"), adult_upload))
+def emitted(output: str) -> dict[str, list[dict[str, Any]]]:
+    """The JSON lines a handler printed: its log lines and its embedded-metric-format documents."""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return {"logs": [line for line in lines if "_aws" not in line], "metrics": [line for line in lines if "_aws" in line]}
+
+
+def metric(documents: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The one EMF document holding metric ``name``, each metric's values as one number."""
+    found = [doc for doc in documents if name in doc]
+    assert len(found) == 1, f"{name}: {len(found)} documents"
+    directive = found[0]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "stepml"
+    names = {entry["Name"] for entry in directive["Metrics"]}
+    return {key: (sum(value) if key in names and isinstance(value, list) else value) for key, value in found[0].items()}
+
+
+def test_inference_handler_serves_the_sample_request(adult_upload, invoke, capsys) -> None:
+    state = validated = invoke("validate", with_upload(load_event("validate"), adult_upload))
     for stage in ("preprocess", "train", "verify", "evaluate", "promote"):
         state = invoke(stage, state)
+    pipeline = emitted(capsys.readouterr().out)
 
-    response = invoke("inference", load_event("inference"))
+    event = load_event("inference")
+    record = json.loads(event["body"])
+    event["body"] = json.dumps({"instances": [record, {**record, "workclass": "Astronaut"}]})
+    response = invoke("inference", event)
+    served = emitted(capsys.readouterr().out)
 
     assert response["statusCode"] == 200
     body = json.loads(response["body"])
     assert body["model"] == "adult" and body["version"] == 1
     assert body["predictions"][0] in {"<=50K", ">50K"}
     assert set(body["probabilities"][0]) == {"<=50K", ">50K"}
+    # Every stage counted what it did, under namespace stepml with dimensions service and stage ...
+    trained = metric(pipeline["metrics"], "TrainingSeconds")
+    assert [set(names) for names in trained["_aws"]["CloudWatchMetrics"][0]["Dimensions"]] == [{"service", "stage"}]
+    assert trained["stage"] == "train" and trained["TrainingSeconds"] > 0 and trained["ModelBytes"] > 1000
+    assert metric(pipeline["metrics"], "RowsValidated")["RowsValidated"] == validated["rows"] > 0
+    assert metric(pipeline["metrics"], "GatePassed")["GatePassed"] == 1
+    assert metric(pipeline["metrics"], "Promotions")["Promotions"] == 1
+    # ... and each stage's log lines name the run they belong to.
+    trained_log = next(line for line in pipeline["logs"] if line["message"] == "model trained")
+    assert trained_log["run_id"] == state["run_id"] and trained_log["stage"] == "train"
+    assert trained_log["correlation_id"] in {state["run_id"], load_event("train").get("execution_arn")}
+    # The prediction function counts rows served and categories unseen in training, per model.
+    predictions = metric(served["metrics"], "Predictions")
+    assert predictions["Predictions"] == 2 and predictions["UnseenCategories"] == 1
+    assert predictions["model"] == "adult" and predictions["stage"] == "inference"
+    assert [set(names) for names in predictions["_aws"]["CloudWatchMetrics"][0]["Dimensions"]] == [
+        {"service", "stage", "model"}]
 
 
 def test_inference_handler_says_which_model_is_missing(s3, invoke) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from stepml.api import handle
@@ -29,9 +28,11 @@ def _unseen_categories(model: str, version: int, count: int) -> None:
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Event: an API Gateway HTTP API (payload format 2.0) request."""
+    # The request id as correlation id, read directly: a JMESPath correlation_id_path costs ~20 us.
+    logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
     # One server per bucket/endpoint, kept across warm invocations: it caches sessions and alias
     # lookups. Keyed by the raw settings values, so a warm request does not rebuild Settings.
     env = current_environment()

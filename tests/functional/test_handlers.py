@@ -4,6 +4,8 @@ Then it writes what the next stage needs and returns the state the next sample e
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from typing import Any
 
 import pytest
@@ -102,6 +104,9 @@ def metric(documents: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def test_inference_handler_serves_the_sample_request(adult_upload, invoke, capsys) -> None:
+    # Powertools' Logger keeps the stream it found first (an earlier test's captured stdout).
+    for handler in logging.getLogger("stepml").handlers:
+        handler.setStream(sys.stdout)  # type: ignore[attr-defined]
     state = validated = invoke("validate", with_upload(load_event("validate"), adult_upload))
     for stage in ("preprocess", "train", "verify", "evaluate", "promote"):
         state = invoke(stage, state)

@@ -17,11 +17,17 @@ a registry folder. Then, per handler:
   runs it) + functions/inference; seed A: the installed packages its handler imports.
 
 Usage: STEPML_DATA_DIR=../shared/datasets python bench/bench_inference.py [--output bench/results/inference.json]
+
+``--targeted N`` measures only what a change to the inference handler can move, on Adult, stepml
+alone (no seed A, no layer build, nothing saved): warm single-row p50 in N rounds and the headline
+cold start in N fresh processes, each as median with min-max spread. A shared machine drifts: run
+it before and after a change in the same session and compare medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -32,6 +38,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +98,9 @@ def _records(test: Any, schema: list[dict[str, Any]], rows: int) -> list[dict[st
     return out
 
 
-def prepare(dataset: str, folder: Path) -> dict[str, Any]:
-    """Train both models, register stepml's in a registry folder, pickle seed A's; sample requests."""
+def prepare(dataset: str, folder: Path, seed_a: bool = True) -> dict[str, Any]:
+    """Train both models (stepml's alone without ``seed_a``), register stepml's in a registry folder,
+    pickle seed A's; sample requests."""
     started = time.perf_counter()
     pipeline, schema, task, test = _fit(dataset, "auto")
     model = onnx_export.export(pipeline, schema, task)
@@ -103,10 +111,11 @@ def prepare(dataset: str, folder: Path) -> dict[str, Any]:
     version = models.register_version(dataset, "bench", {"model.onnx": model}, meta)["version"]
     models.set_alias(dataset, CHAMPION, version, "bench")
 
-    seed_a, _, _, _ = _fit(dataset, "seed-a")
     buffer = io.BytesIO()
-    joblib.dump(seed_a, buffer, compress=3)
-    (folder / f"{dataset}-seed-a.joblib").write_bytes(buffer.getvalue())
+    if seed_a:
+        seed_a_model, _, _, _ = _fit(dataset, "seed-a")
+        joblib.dump(seed_a_model, buffer, compress=3)
+        (folder / f"{dataset}-seed-a.joblib").write_bytes(buffer.getvalue())
     records = _records(test, schema, max(BATCHES))
     (folder / f"{dataset}-records.json").write_text(json.dumps(records))
     return {
@@ -125,14 +134,45 @@ def event(dataset: str, records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _latencies(handler: Any, request: dict[str, Any], seconds: float, at_least: int) -> list[float]:
-    handler(request, None)  # warm
+@contextlib.contextmanager
+def _stdout_to_file(folder: Path) -> Iterator[None]:
+    """Send this process's stdout (the handler's log lines) to a file, as Lambda sends it to its log
+    pipe: the writes are paid for, the console is not flooded."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(folder / "handler-stdout.log", "ab") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+class LambdaContext:
+    """The attributes of Lambda's context that the handlers' Powertools decorators read."""
+
+    function_name = "bench-inference"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 2048
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-inference"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+
+def _latencies(
+    handler: Any, request: dict[str, Any], seconds: float, at_least: int, clock: Any = time.perf_counter
+) -> list[float]:
+    """Per-call times of ``handler`` on ``request``: wall-clock, or ``clock=time.thread_time`` for the
+    CPU the calling thread spent (what a busy shared host disturbs least)."""
+    context = LambdaContext()
+    handler(request, context)  # warm
     times: list[float] = []
     deadline = time.perf_counter() + seconds
     while len(times) < at_least or time.perf_counter() < deadline:
-        started = time.perf_counter()
-        response = handler(request, None)
-        times.append(time.perf_counter() - started)
+        started = clock()
+        response = handler(request, context)
+        times.append(clock() - started)
         if len(times) >= 100_000:
             break
     assert response["statusCode"] == 200, response["body"][:500]
@@ -143,10 +183,8 @@ def _percentile(times: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(times) * 1000, q))
 
 
-def warm(dataset: str, folder: Path, prepared: dict[str, Any]) -> dict[str, Any]:
-    """Both handlers in this process: single-row latency and batch throughput."""
-    import seed_a_handler
-
+def _stepml_handler(folder: Path) -> Any:
+    """functions/inference's handler in this process, serving the registry folder."""
     sys.path.insert(0, str(ROOT / "functions" / "inference"))
     import app
 
@@ -155,24 +193,34 @@ def warm(dataset: str, folder: Path, prepared: dict[str, Any]) -> dict[str, Any]
     os.environ["STEPML_BUCKET"] = BUCKET
     key = tuple(os.environ.get(name) for name in app._SETTINGS_KEYS)
     app._servers[key] = ModelServer(DirectoryStore(folder / "registry"))
+    return app.lambda_handler
+
+
+def warm(dataset: str, folder: Path, prepared: dict[str, Any]) -> dict[str, Any]:
+    """Both handlers in this process: single-row latency and batch throughput."""
+    import seed_a_handler
+
+    stepml_handler = _stepml_handler(folder)
     numeric = [f["name"] for f in prepared["schema"] if f["kind"] == "numeric"]
     seed_a_handler.load(str(folder / f"{dataset}-seed-a.joblib"), numeric)
     records = prepared["records"]
     result: dict[str, Any] = {}
-    handlers = {"": app.lambda_handler, "seed_a_": seed_a_handler.lambda_handler}
+    handlers = {"": stepml_handler, "seed_a_": seed_a_handler.lambda_handler}
     # Speed here drifts between runs seconds apart (0.13-0.32 ms p50 measured for the same code and
     # model, shared host): the two handlers take turns in WARM_ROUNDS short rounds, so a slow spell
     # costs both alike, and the percentiles pool the rounds.
     single: dict[str, list[float]] = {label: [] for label in handlers}
-    for _ in range(WARM_ROUNDS):
-        for label, handler in handlers.items():
-            single[label] += _latencies(handler, event(dataset, records[:1]), 0.6, at_least=40)
+    with _stdout_to_file(folder):
+        for _ in range(WARM_ROUNDS):
+            for label, handler in handlers.items():
+                single[label] += _latencies(handler, event(dataset, records[:1]), 0.6, at_least=40)
     for label, handler in handlers.items():
         result[f"{label}handler_p50_ms"] = round(_percentile(single[label], 50), 4)
         result[f"{label}handler_p99_ms"] = round(_percentile(single[label], 99), 4)
         result[f"{label}single_row_calls"] = len(single[label])
         for rows in BATCHES:
-            times = _latencies(handler, event(dataset, records[:rows]), 1.0, at_least=5)
+            with _stdout_to_file(folder):
+                times = _latencies(handler, event(dataset, records[:rows]), 1.0, at_least=5)
             result[f"{label}rows_per_s_{rows}"] = round(rows / statistics.median(times))
     result["speedup_p50"] = round(result["seed_a_handler_p50_ms"] / result["handler_p50_ms"], 1)
     return result
@@ -195,6 +243,8 @@ _PEAK_RSS = textwrap.dedent(
 _COLD_STEPML = _PEAK_RSS + textwrap.dedent(
     """\
     started = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    started_cpu = usage.ru_utime + usage.ru_stime
     sys.path[:0] = {paths!r}
     import app
     from stepml.serving import ModelServer
@@ -204,12 +254,18 @@ _COLD_STEPML = _PEAK_RSS + textwrap.dedent(
     server = app._servers[key] = ModelServer(DirectoryStore({registry!r}))
     server.model({dataset!r})
     loaded = time.perf_counter()
-    response = app.lambda_handler(json.loads({event!r}), None)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = "bench-inference", 2048, "cold"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-inference"
+    response = app.lambda_handler(json.loads({event!r}), Context())
     answered = time.perf_counter()
     assert response["statusCode"] == 200, response
     modules = sorted({{m.split(".")[0] for m in sys.modules}})
     rss = peak_rss_mb()
-    result = {{"cold_start_s": loaded - started, "first_response_s": answered - started, "rss_mb": rss,
+    result = {{"cold_start_s": loaded - started, "cold_start_cpu_s": cpu - started_cpu,
+               "first_response_s": answered - started, "rss_mb": rss,
                "pandas_or_sklearn": [m for m in modules if m in ("pandas", "sklearn", "joblib")]}}
     # On Lambda the champion comes from S3: importing boto3 and making a client is extra cold time.
     try:
@@ -302,6 +358,9 @@ def _fresh_process(code: str, mode: str, runs: int = 3, bare: bool = False) -> d
         for key in ("cold_start_s", "first_response_s", "rss_mb", "boto3_client_s")
         if key in results[0]
     }
+    merged["cold_start_s_runs"] = [round(r["cold_start_s"], 3) for r in results]
+    if "cold_start_cpu_s" in results[0]:
+        merged["cold_start_cpu_s_runs"] = [round(r["cold_start_cpu_s"], 3) for r in results]
     if "pandas_or_sklearn" in results[0]:
         merged["pandas_or_sklearn"] = results[0]["pandas_or_sklearn"]
     return merged
@@ -453,14 +512,49 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def targeted(rounds: int) -> dict[str, Any]:
+    """Adult, stepml only: warm single-row p50 per round and cold start per fresh process."""
+    dataset = "adult"
+    with tempfile.TemporaryDirectory() as work:
+        folder = Path(work) / dataset
+        folder.mkdir()
+        prepared = prepare(dataset, folder, seed_a=False)
+        handler = _stepml_handler(folder)
+        request = event(dataset, prepared["records"][:1])
+        with _stdout_to_file(folder):
+            round_p50, round_cpu_p50 = [], []
+            for _ in range(rounds):
+                round_p50.append(_percentile(_latencies(handler, request, 0.5, at_least=200), 50))
+                round_cpu_p50.append(
+                    _percentile(_latencies(handler, request, 0.5, at_least=200, clock=time.thread_time), 50))
+        code = _COLD_STEPML.format(
+            paths=[str(ROOT / "functions" / "inference"), str(ROOT / "bench")],
+            registry=str(folder / "registry"), dataset=dataset, event=json.dumps(request),
+        )
+        cold = _fresh_process(code, "package", runs=rounds)
+
+    def spread(values: list[float], digits: int) -> dict[str, float]:
+        return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+                "max": round(max(values), digits)}
+
+    return {"dataset": dataset, "rounds": rounds, "warm_p50_ms": spread(round_p50, 4),
+            "warm_cpu_p50_ms": spread(round_cpu_p50, 4), "cold_start_s": spread(cold["cold_start_s_runs"], 3),
+            "cold_start_cpu_s": spread(cold["cold_start_cpu_s_runs"], 3), "targets": {k: TARGETS[k] for k in ("handler_p50_ms", "cold_start_s")}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "inference.json")
     parser.add_argument("--only", choices=sorted(DATASETS))
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument("--from-json", type=Path, help="print the tables of a saved run; measure nothing")
+    parser.add_argument("--targeted", type=int, metavar="N",
+                        help="Adult, stepml only: warm p50 and cold start, N rounds each; prints JSON, saves nothing")
     args = parser.parse_args()
     console = Console()
+    if args.targeted:
+        print(json.dumps(targeted(args.targeted), indent=2))
+        return
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         console.print(table(saved))

@@ -16,10 +16,7 @@ Lambda's 6 MB: a 422 lists its first problems and counts the rest.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,39 +39,12 @@ from stepml.serving import ModelServer
 
 logger = logging.getLogger("stepml.api")
 
-#: CloudWatch namespace of the API's metrics (embedded metric format log lines).
-METRIC_NAMESPACE = "stepml"
-
 
 def _model_name(params: dict[str, str]) -> str:
     name = params.get("name", "")
     if not DATASET_NAME.fullmatch(name):
         raise NotFoundError(f"no model named {quoted(name)}")
     return name
-
-
-def emit_unseen_categories(model: str, version: int, count: int) -> None:
-    """One CloudWatch embedded-metric-format line: categories unseen in training, per model.
-
-    Written by hand rather than with Powertools Metrics to keep the function's cold start free of
-    that import; CloudWatch reads the same format either way.
-    """
-    line = {
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["model"]],
-                    "Metrics": [{"Name": "UnseenCategories", "Unit": "Count"}],
-                }
-            ],
-        },
-        "model": model,
-        "version": version,
-        "UnseenCategories": count,
-    }
-    sys.stdout.write(json.dumps(line) + "\n")
 
 
 def _predict(event: dict[str, Any], server: ModelServer, params: dict[str, str], query: dict[str, str]) -> Any:

@@ -124,6 +124,7 @@ class TrainedRun(PreprocessedRun):
     artifact_sha256: dict[str, str]  # name -> hex SHA-256 (stepml.integrity), checked by Evaluate
     onnx_reference_key: str
     train_seconds: float
+    model_bytes: int  # the ONNX graph's size (a Train metric)
     tuning: NotRequired[TuningSummary]
 
 

@@ -78,12 +78,14 @@ class ModelServer:
     one registry for the prediction API.
 
     ``on_unseen_categories(model, version, count)`` is called when a request carried categories
-    the model never saw in training (the API turns it into a metric).
+    the model never saw in training, ``on_predicted(model, version, rows)`` after each prediction
+    (the prediction function turns both into metrics).
     """
 
     store: Store
     alias_ttl: float = DEFAULT_ALIAS_TTL
     on_unseen_categories: Callable[[str, int, int], None] | None = None
+    on_predicted: Callable[[str, int, int], None] | None = None
     clock: Callable[[], float] = time.monotonic
     _models: dict[tuple[str, int], LoadedModel] = field(default_factory=dict)
     _aliases: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
@@ -189,6 +191,8 @@ class ModelServer:
             values = loaded.session.run([PREDICTION], inputs)[0].reshape(-1)
             result["predictions"] = values.astype(np.float64).tolist()
         result["warnings"] = warnings
+        if self.on_predicted is not None:
+            self.on_predicted(name, int(loaded.meta["version"]), len(result["predictions"]))
         return result
 
 

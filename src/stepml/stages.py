@@ -28,6 +28,7 @@ from stepml.contracts import (
     ValidatedRun,
 )
 from stepml.errors import DataError
+from stepml.observability import span
 from stepml.settings import Settings
 from stepml.storage import S3Store
 
@@ -66,10 +67,12 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
         return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
                 "source": source}
     config = load_config(store, dataset)
-    data = store.get_bytes(source["key"], source["version_id"])
     location = f"s3://{source['bucket']}/{source['key']}"
-    frame, notes = read_table(data, location)
-    report = validate(frame, config, location)
+    with span("read"):
+        data = store.get_bytes(source["key"], source["version_id"])
+        frame, notes = read_table(data, location)
+    with span("validate"):
+        report = validate(frame, config, location)
     report["warnings"] = [*notes, *report["warnings"]]  # how the file was read comes first
     test_file = config.split.test_file
     if test_file is not None and store.head(test_file) is None:
@@ -109,7 +112,8 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     if config.split.test_file is not None:
         test_location = f"s3://{source['bucket']}/{config.split.test_file}"
         test_frame = read_csv(store.get_bytes(config.split.test_file), test_location)
-    train, test = split(frame, target, task, config, test_frame)
+    with span("split"):
+        train, test = split(frame, target, task, config, test_frame)
     for name, part in (("training", train), ("test", test)):
         if len(part) < 2 or (name == "training" and len(part) < config.min_rows):
             needed = config.min_rows if name == "training" else 2
@@ -160,9 +164,11 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     # when the config names none) decides whether the estimator weights the classes.
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     schema = store.get_json(state["schema_key"])
-    frame = _read_split(store, state["train_key"], schema)
+    with span("load"):
+        frame = _read_split(store, state["train_key"], schema)
     started = time.perf_counter()
-    pipeline, tuning = fit_with_config(frame, state["target"], schema, task, config)
+    with span("fit"):
+        pipeline, tuning = fit_with_config(frame, state["target"], schema, task, config)
     seconds = time.perf_counter() - started
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
@@ -170,11 +176,12 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     from stepml import onnx_export
     from stepml.onnx_verify import reference_key
 
-    onnx_model = onnx_export.export(pipeline, schema, task)
-    # scikit-learn's outputs on the whole test split; the next stage ("Verify ONNX export", on the
-    # onnxruntime layer) runs the graph on the same rows and refuses the model if they disagree.
-    test_frame = _read_split(store, state["test_key"], schema)
-    reference = onnx_export.reference(pipeline, test_frame, schema, task)
+    with span("export"):
+        onnx_model = onnx_export.export(pipeline, schema, task)
+        # scikit-learn's outputs on the whole test split; the next stage ("Verify ONNX export", on the
+        # onnxruntime layer) runs the graph on the same rows and refuses the model if they disagree.
+        test_frame = _read_split(store, state["test_key"], schema)
+        reference = onnx_export.reference(pipeline, test_frame, schema, task)
     # Every file in `artifacts` is registered with the version (evaluate_and_register).
     artifacts = {name: keys.staging(dataset, run_id, name) for name in ("model.joblib", "model.onnx")}
     staged = {"model.joblib": buffer.getvalue(), "model.onnx": onnx_model}
@@ -188,6 +195,7 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
         "artifact_sha256": integrity.digests(staged),  # integrity.STATE_KEY: Evaluate checks them
         "onnx_reference_key": reference_at,
         "train_seconds": round(seconds, 3),
+        "model_bytes": len(onnx_model),
     }
     if tuning is not None:
         trained["tuning"] = tuning  # trials, best params, validation score: small JSON
@@ -212,10 +220,11 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
-    evaluation = _finite(
-        evaluate(pipeline, train_frame, test_frame, state["target"], schema, task,
-                 primary_metric=config.metric_for(task))
-    )
+    with span("evaluate"):
+        evaluation = _finite(
+            evaluate(pipeline, train_frame, test_frame, state["target"], schema, task,
+                     primary_metric=config.metric_for(task))
+        )
     meta: NewVersion = {
         "dataset": dataset,
         "task": task,
@@ -242,8 +251,8 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     champion = registry.get_version(dataset, champion_version) if champion_version else None
     gate = decide(evaluation, config, champion)
     meta["gate"] = gate
-    # Idempotent per run: a retried Evaluate gets the version it registered, never a second one.
-    version = registry.register_version(dataset, run_id, staged, dict(meta))["version"]
+    with span("register"):
+        version = registry.register_version(dataset, run_id, staged, dict(meta))["version"]
     return {
         "dataset": dataset,
         "run_id": run_id,

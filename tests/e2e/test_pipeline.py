@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,25 @@ def test_adult_upload_becomes_a_served_model(local_stack, adult_csv) -> None:
     assert status == 400
     status, body = post(local_stack, "/models/no-such-model/predict", record)
     assert status == 404 and "no-such-model" in body["message"]
+
+    # The functions' embedded-metric-format lines became CloudWatch metrics, as on AWS.
+    assert metric_statistics(local_stack, "TrainingSeconds", stage="train")["Maximum"] > 0
+    assert metric_statistics(local_stack, "GatePassed", stage="evaluate")["Sum"] >= 1
+    served = metric_statistics(local_stack, "Predictions", stage="inference", model="adult-e2e")
+    assert served["Sum"] == 2  # the two 200 responses, one row each
+
+
+def metric_statistics(local_stack, name: str, **dimensions: str) -> dict[str, Any]:
+    """The stack's CloudWatch statistics of stepml metric ``name`` over the last hour."""
+    now = datetime.now(UTC)
+    points = local_stack.client("cloudwatch").get_metric_statistics(
+        Namespace="stepml", MetricName=name,
+        Dimensions=[{"Name": key, "Value": value} for key, value in {"service": "stepml", **dimensions}.items()],
+        StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=1), Period=3660,
+        Statistics=["SampleCount", "Sum", "Maximum"],
+    )["Datapoints"]
+    assert len(points) == 1, f"{name} {dimensions}: {points}"
+    return points[0]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ Then it writes what the next stage needs and returns the state the next sample e
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from typing import Any
 
 import pytest
@@ -25,7 +27,7 @@ def with_upload(event: dict[str, Any], upload: dict[str, Any]) -> dict[str, Any]
 
 def comparable(state: dict[str, Any]) -> dict[str, Any]:
     """A stage output without the values that differ per upload or per machine."""
-    drop = {"source", "train_seconds", "warnings", "metrics", "gate", "onnx_verification", STATE_KEY}
+    drop = {"source", "train_seconds", "model_bytes", "warnings", "metrics", "gate", "onnx_verification", STATE_KEY}
     return {k: v for k, v in state.items() if k not in drop}
 
 
@@ -89,25 +91,69 @@ def test_validate_names_the_problem_with_a_bad_upload(s3, invoke, body: bytes, m
     assert "raw/adult/adult.csv" in str(raised.value)
 
 
-def test_inference_handler_serves_the_sample_request_after_a_retried_evaluate(adult_upload, invoke, s3) -> None:
-    state = invoke("validate", with_upload(load_event("validate"), adult_upload))
+def emitted(output: str) -> dict[str, list[dict[str, Any]]]:
+    """The JSON lines a handler printed: its log lines and its embedded-metric-format documents."""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return {"logs": [line for line in lines if "_aws" not in line], "metrics": [line for line in lines if "_aws" in line]}
+
+
+def metric(documents: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The one EMF document holding metric ``name``, each metric's values as one number."""
+    found = [doc for doc in documents if name in doc]
+    assert len(found) == 1, f"{name}: {len(found)} documents"
+    directive = found[0]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "stepml"
+    names = {entry["Name"] for entry in directive["Metrics"]}
+    return {key: (sum(value) if key in names and isinstance(value, list) else value) for key, value in found[0].items()}
+
+
+def test_inference_handler_serves_the_sample_request_after_a_retried_evaluate(adult_upload, invoke, s3, capsys) -> None:
+    # Powertools' Logger keeps the stream it found first (an earlier test's captured stdout).
+    for handler in logging.getLogger("stepml").handlers:
+        handler.setStream(sys.stdout)  # type: ignore[attr-defined]
+    state = validated = invoke("validate", with_upload(load_event("validate"), adult_upload))
     for stage in ("preprocess", "train", "verify"):
         state = invoke(stage, state)
-    # Evaluate runs twice for one run (Step Functions retries a task whose answer was lost): both
-    # answers name the same version, and the registry holds that one version only.
-    first, state = invoke("evaluate", state), invoke("evaluate", state)
+    first = invoke("evaluate", state)
+    pipeline = emitted(capsys.readouterr().out)
+    # Evaluate runs again for the same run (Step Functions retries a task whose answer was lost):
+    # both answers name the same version, and the registry holds that one version only.
+    state = invoke("evaluate", state)
+    capsys.readouterr()
     assert first["version"] == state["version"] == 1
     listed = s3.list_objects_v2(Bucket=EVENT_BUCKET, Prefix="models/adult/", Delimiter="/")["CommonPrefixes"]
     assert sorted(p["Prefix"] for p in listed) == ["models/adult/runs/", "models/adult/version-1/"]
     state = invoke("promote", state)
+    promoted = emitted(capsys.readouterr().out)
 
-    response = invoke("inference", load_event("inference"))
+    event = load_event("inference")
+    record = json.loads(event["body"])
+    event["body"] = json.dumps({"instances": [record, {**record, "workclass": "Astronaut"}]})
+    response = invoke("inference", event)
+    served = emitted(capsys.readouterr().out)
 
     assert response["statusCode"] == 200
     body = json.loads(response["body"])
     assert body["model"] == "adult" and body["version"] == 1
     assert body["predictions"][0] in {"<=50K", ">50K"}
     assert set(body["probabilities"][0]) == {"<=50K", ">50K"}
+    # Every stage counted what it did, under namespace stepml with dimensions service and stage ...
+    trained = metric(pipeline["metrics"], "TrainingSeconds")
+    assert [set(names) for names in trained["_aws"]["CloudWatchMetrics"][0]["Dimensions"]] == [{"service", "stage"}]
+    assert trained["stage"] == "train" and trained["TrainingSeconds"] > 0 and trained["ModelBytes"] > 1000
+    assert metric(pipeline["metrics"], "RowsValidated")["RowsValidated"] == validated["rows"] > 0
+    assert metric(pipeline["metrics"], "GatePassed")["GatePassed"] == 1
+    assert metric(promoted["metrics"], "Promotions")["Promotions"] == 1
+    # ... and each stage's log lines name the run they belong to.
+    trained_log = next(line for line in pipeline["logs"] if line["message"] == "model trained")
+    assert trained_log["run_id"] == state["run_id"] and trained_log["stage"] == "train"
+    assert trained_log["correlation_id"] in {state["run_id"], load_event("train").get("execution_arn")}
+    # The prediction function counts rows served and categories unseen in training, per model.
+    predictions = metric(served["metrics"], "Predictions")
+    assert predictions["Predictions"] == 2 and predictions["UnseenCategories"] == 1
+    assert predictions["model"] == "adult" and predictions["stage"] == "inference"
+    assert [set(names) for names in predictions["_aws"]["CloudWatchMetrics"][0]["Dimensions"]] == [
+        {"service", "stage", "model"}]
 
 
 def test_inference_handler_says_which_model_is_missing(s3, invoke) -> None:

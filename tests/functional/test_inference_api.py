@@ -189,17 +189,6 @@ def test_a_number_outside_the_training_range_is_served_with_a_warning(models, ca
     assert body["warnings"] == [["age=150 is outside the training range [17.0, 90.0]"]]
 
 
-def test_the_unseen_category_metric_is_an_embedded_metric_format_line(capsys) -> None:
-    from stepml.api import emit_unseen_categories
-
-    emit_unseen_categories("adult", 3, 2)
-    line = json.loads(capsys.readouterr().out.strip())
-    assert line["UnseenCategories"] == 2 and line["model"] == "adult"
-    directive = line["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Metrics"] == [{"Name": "UnseenCategories", "Unit": "Count"}]
-    assert directive["Dimensions"] == [["model"]]
-
-
 @pytest.mark.parametrize(
     ("raw", "status", "message"),
     [

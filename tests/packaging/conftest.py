@@ -148,7 +148,7 @@ def lambda_python() -> str:
 class Pins:
     """Exact ``name==version`` pins, keyed by PEP 503 normalised name (``PyYAML`` -> ``pyyaml``)."""
 
-    PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
+    PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._ -]*\])?\s*==\s*([^\s;#]+)")
 
     @staticmethod
     def canonical(name: str) -> str:

@@ -243,6 +243,9 @@ def function_env(
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
+            # No X-Ray daemon listens offline: Powertools' Tracer stays off (on AWS, Lambda's
+            # Active tracing gives it a daemon and a trace id; the template never sets this).
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )
     env.update(credentials or {})
@@ -491,6 +494,7 @@ def _run_registered(self: Any, registration: RegisteredFunction, event: Any) -> 
         pool=registration.pool,
     )
     _save_logs(self, invocation)
+    _publish_metrics(self, invocation)
     return invocation.payload_json(), invocation.errored, "\n".join(invocation.log_lines)
 
 
@@ -503,6 +507,19 @@ def _save_logs(function: Any, invocation: Invocation) -> None:
         logger.debug(
             "could not write CloudWatch logs for %s", function.function_name, exc_info=True
         )
+
+
+def _publish_metrics(function: Any, invocation: Invocation) -> None:
+    """Turn the invocation's embedded-metric-format lines into CloudWatch metrics, as CloudWatch
+    Logs does on AWS (:mod:`stepml.local.emf`)."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    from stepml.local import emf
+
+    try:
+        emf.publish(invocation.log_lines, cloudwatch_backends[function.account_id][function.region])
+    except Exception:  # metrics are a convenience: never fail an invocation for them
+        logger.debug("could not put the metrics of %s", function.function_name, exc_info=True)
 
 
 def install() -> None:

@@ -168,6 +168,15 @@ def seed_for_event(
                 f"the event names version {event['version']}, the seed registered {seeded_version}"
             )
 
+    # The staged files' digests (Train hands them to Evaluate) are the seeded run's, not the sample's.
+    sample_digests, seeded_digests = event.get("artifact_sha256"), (
+        state.get("artifact_sha256") if isinstance(state, Mapping) else None
+    )
+    if isinstance(sample_digests, Mapping) and isinstance(seeded_digests, Mapping):
+        for name, digest in sample_digests.items():
+            if isinstance(digest, str) and seeded_digests.get(name) not in (None, digest):
+                replacements[digest] = seeded_digests[name]
+
     seeding.replaced = replacements
     logger.info(
         json.dumps(

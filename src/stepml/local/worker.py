@@ -54,6 +54,7 @@ PRELOAD = (
     "boto3",
     "botocore.session",
     "aws_lambda_powertools",
+    "aws_xray_sdk.core",
     "stepml.stages",
 )
 

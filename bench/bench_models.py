@@ -285,6 +285,31 @@ def comparison_table(summary: dict[str, dict[str, Any]]) -> Table:
     return out
 
 
+def merged(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` and the ``previous`` rows of other (dataset, recipe) pairs (``--update``), in bench order."""
+    fresh = {(r["dataset"], r["recipe"]) for r in rows}
+    kept = [r for r in previous if (r["dataset"], r["recipe"]) not in fresh]
+    order = list(DATASETS)
+    return sorted(kept + rows, key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else len(order),
+                                              list(RECIPES).index(r["recipe"]) if r["recipe"] in RECIPES else 99))
+
+
+def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Write the results (after every row: an interrupted run keeps what it measured)."""
+    summary = side_by_side(rows)
+    result = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "tune_seconds": args.tune_seconds,
+        "autogluon": {"presets": args.autogluon_presets, "time_limit": args.autogluon_seconds,
+                      "num_cpus": args.autogluon_cpus},
+        "rows": rows,
+        "side_by_side": summary,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune-seconds", type=int, default=120)
@@ -301,7 +326,8 @@ def main() -> None:
         args.autogluon_cpus = int(args.autogluon_cpus)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     console = Console(width=max(Console().width, 150))
-    rows = []
+    previous = json.loads(args.output.read_text())["rows"] if args.update and args.output.is_file() else []
+    rows: list[dict[str, Any]] = []
     for name in args.only or list(DATASETS):
         dataset = DATASETS[name]
         with console.status(f"{name}: reading"):
@@ -314,26 +340,17 @@ def main() -> None:
                 continue
             with console.status(f"{name} / {recipe}"):
                 rows.append(run(dataset, prepared, recipe, args))
-    if args.update and args.output.is_file():
-        fresh = {(r["dataset"], r["recipe"]) for r in rows}
-        kept = [r for r in json.loads(args.output.read_text())["rows"] if (r["dataset"], r["recipe"]) not in fresh]
-        order = list(DATASETS)
-        rows = sorted(kept + rows, key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else len(order),
-                                                  list(RECIPES).index(r["recipe"]) if r["recipe"] in RECIPES else 99))
+            done = rows[-1]
+            if "metrics" in done:
+                console.log(f"{name} / {recipe}: {done['primary_metric']} {done['metrics'][done['primary_metric']]}, "
+                            f"fit {done['train_seconds']} s")
+            else:
+                console.log(f"{name} / {recipe}: {done.get('skipped') or done.get('failed')}")
+            write(merged(rows, previous), args)
+    rows = merged(rows, previous)
     if any(row["dataset"] in ("adult", "california_housing") for row in rows):
         console.print(table(rows))
-    summary = side_by_side(rows)
-    console.print(comparison_table(summary))
-    result = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "tune_seconds": args.tune_seconds,
-        "autogluon": {"presets": args.autogluon_presets, "time_limit": args.autogluon_seconds,
-                      "num_cpus": args.autogluon_cpus},
-        "rows": rows,
-        "side_by_side": summary,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    console.print(comparison_table(write(rows, args)))
     console.print(f"written to {args.output}")
 
 

@@ -14,7 +14,9 @@ Recipes (``config.recipe``):
 
 ``auto`` (default)
     Median imputation, ordinal codes for text (trees split codes well; one-hot would only widen
-    the matrix), scikit-learn ``HistGradientBoosting`` with 400 rounds at learning rate 0.05.
+    the matrix), scikit-learn ``HistGradientBoosting`` at learning rate 0.05, its rounds (and a
+    log target for a skewed regression) chosen on a validation split by
+    :mod:`stepml.auto_selection` (400 rounds where it cannot choose).
     Chosen by measurement over LightGBM and other settings (bench/results/models.json): it meets the
     targets with no extra library in the Lambda layer (LightGBM needs the system's libgomp, absent
     from the Lambda runtime) and converts with skl2onnx directly. Classes are weighted

@@ -142,9 +142,23 @@ bench-stage-memory: venv  ## peak MB per stage for Adult-like uploads, largest u
 	$(BIN)/python bench/bench_stage_memory.py --output bench/results/stage_memory.json
 
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
-.PHONY: bench-models
-bench-models: venv  ## recipes x seed datasets -> bench/results/models.json; 17 real datasets, every held-out row through the API -> bench/results/real_datasets.json
-	$(BIN)/python bench/bench_models.py --output bench/results/models.json
+# AutoGluon is the reference `auto` is measured against: bench-only, in its own .venv-autogluon
+# (its pins clash with the project's), pinned by constraints-autogluon.txt; never in a Lambda layer.
+.PHONY: bench-models autogluon-venv
+AUTOGLUON_VENV := .venv-autogluon
+AUTOGLUON_STAMP := $(AUTOGLUON_VENV)/.installed-stamp
+AUTOGLUON_SECONDS ?= 60
+
+$(AUTOGLUON_STAMP): constraints-autogluon.txt
+	@test -x $(AUTOGLUON_VENV)/bin/python || { echo "creating $(AUTOGLUON_VENV) with $(BASE_PYTHON)"; $(BASE_PYTHON) -m venv $(AUTOGLUON_VENV); }
+	$(AUTOGLUON_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(AUTOGLUON_VENV)/bin/python -m pip install --quiet -c constraints-autogluon.txt "autogluon.tabular[lightgbm,catboost,xgboost]"
+	@touch $@
+
+autogluon-venv: $(AUTOGLUON_STAMP)
+
+bench-models: venv autogluon-venv  ## recipes and AutoGluon (AUTOGLUON_SECONDS each) x seed + 17 real datasets -> bench/results/models.json; every held-out row through the API -> bench/results/real_datasets.json
+	$(BIN)/python bench/bench_models.py --autogluon-seconds $(AUTOGLUON_SECONDS) --output bench/results/models.json
 	$(BIN)/python bench/real_datasets.py --output bench/results/real_datasets.json
 
 # --- Inference benchmark: stepml's ONNX handler vs seed A's joblib + pandas handler ---------------

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from stepml import target_transform
 from stepml.dateparts import model_features
 from stepml.errors import ModelExportError
 from stepml.onnx_model import (
@@ -279,6 +280,7 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
         )
     _register_converters()
     preprocessing, estimator = _split_pipeline(pipeline)
+    estimator, inverse = target_transform.unwrap(estimator)  # a log-target model: its inner regressor
     initial_types = [
         (f["name"], DoubleTensorType([None, 1]) if f["kind"] == "numeric" else StringTensorType([None, 1]))
         for f in schema
@@ -308,6 +310,8 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     front.graph.output.append(helper.make_tensor_value_info("features_cast", element, [None, n_features]))
     back = compose.add_prefix(back, "model_")
     _rename_outputs(back, task)
+    if inverse is not None:  # the graph answers on the target's own scale
+        target_transform.append_inverse(back, PREDICTION, inverse)
     _align_opsets(front, back)
     merged = compose.merge_models(front, back, io_map=[("features_cast", back.graph.input[0].name)])
     blocks = block_features(request_schema)
@@ -319,6 +323,8 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
         META_INPUTS: json.dumps(blocks),
         META_IMPUTED: json.dumps(imputed_columns(preprocessing)),
     }
+    if inverse is not None:
+        metadata[target_transform.META_TARGET_TRANSFORM] = inverse
     if task == "classification":
         metadata[META_CLASSES] = json.dumps([_plain(c) for c in estimator.classes_])
     onnx.helper.set_model_props(merged, metadata)

@@ -19,7 +19,9 @@ The recipes:
 
 ``auto`` (default)
     Median imputation, ordinal codes for text (trees split codes well; one-hot would only widen
-    the matrix), scikit-learn ``HistGradientBoosting`` with 400 rounds at learning rate 0.05.
+    the matrix), scikit-learn ``HistGradientBoosting`` at learning rate 0.05, its rounds (and a
+    log target for a skewed regression) chosen on a validation split by
+    :mod:`stepml.auto_selection` (400 rounds where it cannot choose).
     Chosen by measurement over LightGBM and other settings (bench/results/models.json): it meets the
     targets with no extra library in the Lambda layer (LightGBM needs the system's libgomp, absent
     from the Lambda runtime) and converts with skl2onnx directly. Classes are weighted
@@ -252,7 +254,7 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         Recipe(
             name="auto",
-            summary="median imputation, ordinal codes, HistGradientBoosting (400 rounds); tunable",
+            summary="median imputation, ordinal codes, HistGradientBoosting, rounds by early stopping (log target when skewed); tunable",
             estimator_name="HistGradientBoosting",
             tasks=TASKS,
             make_estimator=_auto_estimator,

@@ -35,13 +35,19 @@ def fit(
     config: DatasetConfig,
     params: dict[str, Any] | None = None,
     ensemble: list[dict[str, Any]] | None = None,
+    target_transform: str | None = None,
 ) -> Pipeline:
     """Fit the recipe on the training split (``params`` override ``config.params``; ``ensemble``:
-    see :func:`build_pipeline`)."""
+    see :func:`build_pipeline`; ``target_transform``: a regression fitted on the transformed target,
+    see :mod:`stepml.target_transform`)."""
     keep_rows = recipes.get(config.recipe).training_rows
     if keep_rows is not None:
         train = keep_rows(train, target, schema, task)
     pipeline = build_pipeline(schema, task, config, params, ensemble)
+    if target_transform is not None:
+        from stepml import target_transform as transforms
+
+        pipeline.steps[-1] = ("model", transforms.wrap(pipeline.steps[-1][1], target_transform))
     y = train[target]
     if task == "classification":
         y = class_labels(y)
@@ -91,6 +97,14 @@ def fit_with_config(
     Returns the fitted pipeline and, when tuned, a small summary of the search (trials, best
     parameters, the ensemble's parameter sets, validation score) for the run's state.
     """
+    if config.tune is None and config.recipe == "auto":
+        # rounds (and a log target) chosen on a validation split of the training rows
+        from stepml.auto_selection import choose
+
+        choice = choose(train, target, schema, task, config)
+        logging.getLogger(__name__).info("auto recipe choices", extra={"auto": choice.to_dict()})
+        return fit(train, target, schema, task, config, params=choice.params,
+                   target_transform=choice.target_transform), None
     if config.tune is None:
         return fit(train, target, schema, task, config), None
     result = tune(train, target, schema, task, config)

@@ -1,0 +1,166 @@
+"""The auto recipe's choices on a validation split: boosting rounds by early stopping, and a log
+transform of a skewed non-negative regression target that the ONNX graph inverts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+
+from stepml import auto_selection, target_transform
+from stepml.config import DatasetConfig
+from stepml.errors import ModelExportError
+from stepml.onnx_export import export, verify
+from stepml.preprocessing import feature_schema, split
+from stepml.recipes import AUTO_PARAMS
+from stepml.training import fit_with_config
+
+
+def _skewed_prices(rows: int = 600, seed: int = 0) -> pd.DataFrame:
+    """A price-like target: log-normal, multiplicative in its features (a long right tail)."""
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.uniform(0, 1, rows), rng.uniform(0, 1, rows), rng.uniform(0, 1, rows)
+    area = rng.choice(["centre", "suburb", "village"], rows)
+    level = pd.Series(area).map({"centre": 1.0, "suburb": 0.0, "village": -1.0}).to_numpy()
+    price = 1000 * np.exp(3 * (a + b * c) + level + rng.normal(0, 0.2, rows))
+    b[rng.random(rows) < 0.05] = np.nan  # missing values are imputed inside the graph
+    return pd.DataFrame({"a": a, "b": b, "c": c, "area": area, "price": price})
+
+
+def _fitted(frame: pd.DataFrame, target: str, task: str, **settings: Any) -> tuple[Any, pd.DataFrame, list[dict[str, Any]]]:
+    config = DatasetConfig.from_dict({"target": target, **settings})
+    train, test = split(frame, target, task, config)
+    schema = feature_schema(train, target)
+    pipeline, _ = fit_with_config(train, target, schema, task, config)
+    return pipeline, test, schema
+
+
+@pytest.fixture(scope="module")
+def price_model() -> tuple[Any, pd.DataFrame, list[dict[str, Any]]]:
+    """The auto recipe fitted on the skewed prices: (pipeline, test split, schema)."""
+    return _fitted(_skewed_prices(), "price", "regression")
+
+
+def test_a_skewed_price_is_fitted_in_log_space_and_served_on_its_own_scale(price_model: Any) -> None:
+    # Given a log-normal price with a long right tail
+    assert target_transform.suits(_skewed_prices()["price"].to_numpy())
+    # When the auto recipe fits it
+    pipeline, test, schema = price_model
+    # Then the validation split chose the log target: the pipeline's model is log1p/expm1-wrapped
+    assert pipeline.steps[-1][1].regressor_.__class__.__name__ == "HistGradientBoostingRegressor"
+    assert pipeline.steps[-1][1].func is np.log1p
+    # And the exported graph answers in currency, as scikit-learn does, on every test row
+    model = export(pipeline, schema, "regression")
+    result = verify(model, pipeline, test, schema, "regression")
+    assert result.divergent_rows == 0
+    assert result.rows_with_missing > 0
+    assert result.max_abs_difference <= result.tolerance
+    metadata = {p.key: p.value for p in onnx.load_from_string(model).metadata_props}
+    assert metadata[target_transform.META_TARGET_TRANSFORM] == "log1p"
+    # And the predictions are prices, not logs of prices, closer to the truth than the same
+    # booster fitted on the raw prices
+    from stepml.preprocessing import to_model_frame
+    from stepml.training import fit
+
+    features = to_model_frame(test, schema)
+    logged = pipeline.predict(features)
+    assert np.median(logged) > 1000
+    config = DatasetConfig.from_dict({"target": "price"})
+    train, _ = split(_skewed_prices(), "price", "regression", config)
+    raw = fit(train, "price", schema, "regression", config, params={"max_iter": pipeline.steps[-1][1].regressor.max_iter})
+    assert rmse(test["price"], logged) < 0.9 * rmse(test["price"], raw.predict(features))
+
+
+def rmse(actual: Any, predicted: Any) -> float:
+    return float(np.sqrt(np.mean((np.asarray(actual, float) - np.asarray(predicted, float)) ** 2)))
+
+
+def test_served_predictions_of_a_log_target_model_match_scikit_learn_through_the_serving_feeds(price_model: Any) -> None:
+    import onnxruntime as ort
+
+    from stepml.onnx_model import PREDICTION, feeds_from_rows
+    from stepml.preprocessing import to_model_frame
+
+    # Given a log-target model and three request rows as serving checks them (a missing b, an unseen area)
+    pipeline, _, schema = price_model
+    rows = [{"a": 0.9, "b": 0.8, "c": 0.7, "area": "centre"}, {"a": 0.1, "b": None, "c": 0.5, "area": "village"},
+            {"a": 0.5, "b": 0.2, "c": 0.05, "area": "nowhere"}]
+    session = ort.InferenceSession(export(pipeline, schema, "regression"), providers=["CPUExecutionProvider"])
+    # When the graph predicts them as the inference function does
+    served = session.run([PREDICTION], feeds_from_rows(rows, schema))[0].reshape(-1)
+    # Then it matches scikit-learn's prediction on the original scale
+    frame = pd.DataFrame([{**r, "b": np.nan if r["b"] is None else r["b"]} for r in rows])
+    expected = pipeline.predict(to_model_frame(frame, schema))
+    np.testing.assert_allclose(served, expected, rtol=1e-6)
+
+
+def test_a_symmetric_target_is_not_transformed() -> None:
+    # Given a target that is symmetric (and partly negative): no log is offered
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, 600)
+    frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(0, 1, 600)})
+    assert not target_transform.suits(frame["y"].to_numpy())
+    # When auto fits it, the model is the plain booster
+    pipeline, _, _ = _fitted(frame, "y", "regression")
+    assert pipeline.steps[-1][1].__class__.__name__ == "HistGradientBoostingRegressor"
+
+
+def test_early_stopping_boosts_fewer_rounds_on_a_tiny_noisy_table() -> None:
+    # Given 200 rows whose target is mostly noise (400 fixed rounds would memorise them)
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    frame["y"] = 0.5 * frame["a"] + rng.normal(0, 2, 200)
+    # When auto fits it
+    pipeline, _, _ = _fitted(frame, "y", "regression")
+    # Then the validation curve chose far fewer rounds than the old fixed 400
+    rounds = pipeline.steps[-1][1].max_iter
+    assert auto_selection.MIN_ROUNDS <= rounds < AUTO_PARAMS["max_iter"] / 2
+
+
+def test_early_stopping_boosts_more_rounds_where_the_validation_loss_keeps_falling() -> None:
+    # Given a smooth, noiseless signal the booster keeps improving on
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.uniform(-3, 3, 1000), "b": rng.uniform(-3, 3, 1000)})
+    frame["y"] = np.sin(frame["a"]) * 10 + frame["b"] ** 2
+    config = DatasetConfig.from_dict({"target": "y"})
+    # When the rounds are chosen on its validation split
+    choice = auto_selection.choose(frame, "y", feature_schema(frame, "y"), "regression", config)
+    # Then the final fit boosts beyond the old fixed 400 rounds
+    assert choice.params["max_iter"] > AUTO_PARAMS["max_iter"]
+
+
+def test_rounds_the_user_fixed_are_kept() -> None:
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.normal(size=300)})
+    frame["y"] = frame["a"] + rng.normal(0, 1, 300)
+    pipeline, _, _ = _fitted(frame, "y", "regression", params={"max_iter": 77})
+    assert pipeline.steps[-1][1].max_iter == 77
+
+
+def test_a_classification_gets_its_rounds_from_the_validation_split() -> None:
+    # Given a small binary table
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.choice(["x", "y"], 300)})
+    frame["label"] = np.where(frame["a"] + rng.normal(0, 1, 300) > 0, "yes", "no")
+    config = DatasetConfig.from_dict({"target": "label"})
+    train, _ = split(frame, "label", "classification", config)
+    # When the choice is made
+    choice = auto_selection.choose(train, "label", feature_schema(train, "label"), "classification", config)
+    # Then rounds come from early stopping, with no target transform, scored on the held-out fifth
+    assert choice.target_transform is None
+    assert choice.params["max_iter"] == choice.rounds < AUTO_PARAMS["max_iter"]
+    assert choice.validation_rows == 48
+    assert set(choice.candidates) == {"none"}
+
+
+def test_another_target_transform_is_an_export_error_not_a_wrong_graph() -> None:
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    model = TransformedTargetRegressor(HistGradientBoostingRegressor(max_iter=5), func=np.sqrt, inverse_func=np.square)
+    model.fit(np.arange(20.0).reshape(-1, 1), np.arange(20.0))
+    with pytest.raises(ModelExportError, match="log1p and expm1"):
+        target_transform.unwrap(model)

@@ -7,8 +7,9 @@ See :class:`stepml.local.endpoint.LocalStack` (start/stop a stack) and
 from __future__ import annotations
 
 from stepml.local.endpoint import LocalStack, LocalStackError, invoke_function
-from stepml.local.lambda_runner import Invocation, LambdaContext
+from stepml.local.lambda_runner import Invocation
 from stepml.local.template import SamTemplate, TemplateError
+from stepml.local.worker import LambdaContext
 
 __all__ = [
     "Invocation",

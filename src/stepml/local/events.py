@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from stepml.local.targets import target_input
+
 logger = logging.getLogger("stepml_local.events")
 
 _moto_send_to_targets: Callable[..., None] | None = None
@@ -126,30 +128,6 @@ def execution_name(event: dict[str, Any], now: dt.datetime | None = None) -> str
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "event"
     suffix = f"-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
     return label[: MAX_EXECUTION_NAME - len(suffix)] + suffix
-
-
-def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
-    """What EventBridge sends ``target`` (an execution's input, a function's event): ``Input``,
-    ``InputPath``, ``InputTransformer`` or the event itself."""
-    if "Input" in target:
-        return str(target["Input"])
-    if target.get("InputPath"):
-        node: Any = event
-        for part in str(target["InputPath"]).lstrip("$").strip(".").split("."):
-            if part:
-                node = node.get(part) if isinstance(node, dict) else None
-        return json.dumps(node)
-    transformer = target.get("InputTransformer")
-    if transformer:
-        from moto.events.utils import EventTemplateParser
-
-        transformed = EventTemplateParser.parse(
-            input_template=transformer.get("InputTemplate"),
-            input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,  # type: ignore[arg-type]
-        )
-        return transformed if isinstance(transformed, str) else json.dumps(transformed)
-    return json.dumps(event)
 
 
 def start_execution(state_machine_arn: str, name: str, execution_input: str) -> str:

@@ -101,8 +101,7 @@ class RegisteredFunction:
 def too_many_requests() -> Exception:
     """What Lambda's Invoke API answers for an invocation beyond the function's reserved
     concurrency: HTTP 429, ``x-amzn-ErrorType: TooManyRequestsException``, "Rate Exceeded."."""
-    # moto is imported here, not at the top: every execution environment imports this module
-    # (for LambdaContext), and must not pay for moto on its cold start.
+    # moto is imported here, not at the top: `import stepml.local` does not load moto.
     from moto.core.exceptions import JsonRESTError
 
     error = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
@@ -139,35 +138,6 @@ def unreserved_concurrency_problem(
 #: (account, region, function name) → what to run. Keyed by name, not ARN: a published version
 #: has a qualified ARN but the same code.
 _registry: dict[tuple[str, str, str], RegisteredFunction] = {}
-
-
-class LambdaContext:
-    """The ``context`` argument of a handler: the attributes AWS's Python runtime provides."""
-
-    def __init__(
-        self,
-        *,
-        function_name: str,
-        invoked_function_arn: str,
-        memory_limit_in_mb: int,
-        timeout_seconds: int,
-        function_version: str = "$LATEST",
-        aws_request_id: str | None = None,
-    ) -> None:
-        self.function_name = function_name
-        self.function_version = function_version
-        self.invoked_function_arn = invoked_function_arn
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.aws_request_id = aws_request_id or str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before the function's configured timeout (never negative)."""
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass

@@ -19,6 +19,8 @@ import threading
 import uuid
 from typing import Any
 
+from stepml.local.targets import target_input
+
 logger = logging.getLogger("stepml_local.events")
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -123,8 +125,6 @@ def invoke_problem(rule: Any, function_arn: str) -> str | None:
 def deliver_to_functions(rule: Any, targets: list[dict[str, Any]], event: dict[str, Any]) -> None:
     """Invoke each function target asynchronously with the (transformed) event, as EventBridge does."""
     from moto.awslambda.models import lambda_backends
-
-    from stepml.local.events import target_input
 
     if not rule.event_pattern.matches_event(event):
         return

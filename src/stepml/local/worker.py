@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -129,6 +130,36 @@ class Outcome:
     stopped: str | None = None
 
 
+class LambdaContext:
+    """The ``context`` argument of a handler: the attributes AWS's Python runtime provides."""
+
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        invoked_function_arn: str,
+        memory_limit_in_mb: int,
+        timeout_seconds: int,
+        function_version: str = "$LATEST",
+        aws_request_id: str | None = None,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = function_version
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = aws_request_id or str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's configured timeout (never negative)."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+
 # -- the child: one execution environment ---------------------------------------------------------
 
 
@@ -176,8 +207,6 @@ def _serve(
         }
     if init_error is not None:
         print(f"[ERROR] {init_error['errorType']}: {init_error['errorMessage']}", flush=True)
-
-    from stepml.local.lambda_runner import LambdaContext
 
     conn.send_bytes(b"ready")  # the init phase is over: invocations are timed from here
     while True:

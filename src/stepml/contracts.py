@@ -198,9 +198,16 @@ class VersionMeta(NewVersion):
     registered: str
 
 
+class ListedVersion(VersionMeta):
+    """A version as the registry lists or shows it: its ``meta.json`` and the aliases naming it."""
+
+    aliases: list[str]
+
+
 class AliasRecord(TypedDict):
     """An alias object (``models/<name>/aliases/<alias>.json``): the version it names, the last
-    change and the whole history (each entry also has ``from``, the version before)."""
+    change, its recent history (each entry numbered ``seq`` from 1, with ``from``, the version
+    before, and ``to``), how many older entries are archived beside it, and the rollback stack."""
 
     alias: str
     version: int
@@ -209,3 +216,5 @@ class AliasRecord(TypedDict):
     actor: str
     updated: str
     history: list[dict[str, Any]]
+    archived: int
+    rollback_stack: list[int]

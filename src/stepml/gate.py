@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from stepml.config import DatasetConfig
-from stepml.contracts import GateDecision
+from stepml.contracts import GateDecision, VersionMeta
 
 
 def _better(a: float, b: float, higher_is_better: bool) -> bool:
@@ -21,7 +21,7 @@ def _better(a: float, b: float, higher_is_better: bool) -> bool:
 
 
 def decide(
-    evaluation: dict[str, Any], config: DatasetConfig, champion: dict[str, Any] | None
+    evaluation: dict[str, Any], config: DatasetConfig, champion: VersionMeta | None
 ) -> GateDecision:
     """The gate's decision: ``passed`` and a ``reason`` a person can read.
 

@@ -177,7 +177,7 @@ def serves_missing(spec: Mapping[str, Any], imputed: Sequence[str] | set[str], r
 
 
 def serving_schema(
-    schema: list[dict[str, Any]], imputed: Sequence[str], recipe: str | None = None
+    schema: Sequence[Mapping[str, Any]], imputed: Sequence[str], recipe: str | None = None
 ) -> list[dict[str, Any]]:
     """The feature schema as served: per feature, whether it may be missing (``nullable``, and
     ``required`` its opposite) and whether it was missing in training (None: not recorded).

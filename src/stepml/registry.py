@@ -19,9 +19,17 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from stepml import keys
+from stepml.contracts import (
+    AliasRecord,
+    ArtifactChecksum,
+    Feature,
+    ListedVersion,
+    NewVersion,
+    VersionMeta,
+)
 from stepml.errors import ConfigError, GateRefused, NotFoundError, TransientError
 from stepml.storage import PreconditionFailed, Store, WriteConflict, jitter, put_json_once
 
@@ -84,7 +92,7 @@ def _pushed(stack: list[int], entry: dict[str, Any]) -> list[int]:
     return stack[-ROLLBACK_DEPTH:]
 
 
-def normalized(record: dict[str, Any] | None) -> dict[str, Any] | None:
+def normalized(record: dict[str, Any] | None) -> AliasRecord | None:
     """An alias record in the current shape: every history entry numbered (``seq``, from 1), the
     count of archived entries and the rollback stack. Records written before history was bounded
     hold their whole history and no numbers: they are numbered and replayed here."""
@@ -97,16 +105,16 @@ def normalized(record: dict[str, Any] | None) -> dict[str, Any] | None:
         stack = []
         for entry in history:
             stack = _pushed(stack, entry)
-    return {**record, "archived": archived, "history": history, "rollback_stack": stack}
+    return cast(AliasRecord, {**record, "archived": archived, "history": history, "rollback_stack": stack})
 
 
-def rollback_target(record: dict[str, Any] | None) -> int | None:
+def rollback_target(record: AliasRecord | None) -> int | None:
     """Where a rollback of this alias record goes: the version under the top of its stack."""
-    stack = (normalized(record) or {}).get("rollback_stack", [])
+    stack = record["rollback_stack"] if record is not None else []
     return stack[-2] if len(stack) >= 2 else None
 
 
-def judge(candidate: dict[str, Any], champion: dict[str, Any] | None) -> dict[str, Any]:
+def judge(candidate: VersionMeta, champion: VersionMeta | None) -> dict[str, Any]:
     """The quality gate's verdict on a registered version against ``champion``, exactly as the
     pipeline's Promote stage runs it: the version's recorded evaluation, under the dataset config
     recorded with it."""
@@ -153,16 +161,16 @@ class ModelRegistry:
                 candidate += 1
         raise TransientError(f"could not claim a version number for {name!r}: too many concurrent runs")
 
-    def registered_by(self, name: str, run_id: str) -> dict[str, Any] | None:
+    def registered_by(self, name: str, run_id: str) -> VersionMeta | None:
         """The version ``run_id`` registered, when it finished registering one."""
         marker = self.store.find_json(keys.run_registration(name, run_id))
         if marker is None:
             return None
-        return self.store.find_json(keys.version_file(name, int(marker["version"]), keys.VERSION_META))
+        return cast("VersionMeta | None", self.store.find_json(keys.version_file(name, int(marker["version"]), keys.VERSION_META)))
 
     def register_version(
-        self, name: str, run_id: str, artifacts: dict[str, bytes], meta: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, name: str, run_id: str, artifacts: dict[str, bytes], meta: NewVersion
+    ) -> VersionMeta:
         """Write a new version: artifacts first, then ``meta.json`` (which makes it visible).
 
         Idempotent per run: a retried run (same ``run_id``) gets the version it registered before,
@@ -183,39 +191,39 @@ class ModelRegistry:
         meta_key = keys.version_file(name, version, keys.VERSION_META)
         existing = self.store.find_json(meta_key)
         if existing is not None:
-            return existing
-        checksums = {}
+            return cast(VersionMeta, existing)
+        checksums: dict[str, ArtifactChecksum] = {}
         for filename, data in artifacts.items():
             self.store.put_bytes(keys.version_file(name, version, filename), data)
             checksums[filename] = {"sha256": sha256(data), "bytes": len(data)}
-        meta = {**meta, "name": name, "version": version, "artifacts": checksums, "registered": now()}
+        registered: VersionMeta = {**meta, "name": name, "version": version, "artifacts": checksums, "registered": now()}
         try:
-            put_json_once(self.store, meta_key, meta, if_none_match=True)
+            put_json_once(self.store, meta_key, registered, if_none_match=True)
         except PreconditionFailed:
-            return self.store.get_json(meta_key)  # a concurrent retry of this run finished first
-        return meta
+            return cast(VersionMeta, self.store.get_json(meta_key))  # a concurrent retry of this run finished first
+        return registered
 
-    def get_version(self, name: str, version: int) -> dict[str, Any]:
+    def get_version(self, name: str, version: int) -> VersionMeta:
         meta = self.store.find_json(keys.version_file(name, version, keys.VERSION_META))
         if meta is None:
             raise NotFoundError(f"model {name!r} has no version {version}")
-        return meta
+        return cast(VersionMeta, meta)
 
-    def list_versions(self, name: str) -> list[dict[str, Any]]:
+    def list_versions(self, name: str) -> list[ListedVersion]:
         """Every visible version of ``name`` (oldest first), each with its ``aliases``."""
         aliases = self._aliases_by_version(name)
-        versions = []
+        versions: list[ListedVersion] = []
         for number in self._claimed_versions(name):
             meta = self.store.find_json(keys.version_file(name, number, keys.VERSION_META))
             if meta is None:
                 continue  # claimed but unfinished (or crashed): not a version yet
-            versions.append({**meta, "aliases": aliases.get(number, [])})
+            versions.append({**cast(VersionMeta, meta), "aliases": aliases.get(number, [])})
         return versions
 
-    def get_version_with_aliases(self, name: str, version: int) -> dict[str, Any]:
+    def get_version_with_aliases(self, name: str, version: int) -> ListedVersion:
         return {**self.get_version(name, version), "aliases": self.aliases_of(name, version)}
 
-    def load_artifact(self, meta: dict[str, Any], filename: str) -> bytes:
+    def load_artifact(self, meta: VersionMeta, filename: str) -> bytes:
         """An artifact's bytes, refused unless they match the SHA-256 recorded in ``meta.json``."""
         data = self.store.get_bytes(keys.version_file(meta["name"], meta["version"], filename))
         if sha256(data) != meta["artifacts"][filename]["sha256"]:
@@ -241,7 +249,7 @@ class ModelRegistry:
             raise NotFoundError(f"model {name!r} has no {alias!r} alias")
         return version
 
-    def get_version_by_alias(self, name: str, alias: str = CHAMPION) -> dict[str, Any]:
+    def get_version_by_alias(self, name: str, alias: str = CHAMPION) -> VersionMeta:
         return self.get_version(name, self.resolve_alias(name, alias))
 
     def list_aliases(self, name: str) -> dict[str, int]:
@@ -264,7 +272,7 @@ class ModelRegistry:
         """The aliases that name ``version`` (sorted): the one place a version's aliases are computed."""
         return self._aliases_by_version(name).get(version, [])
 
-    def alias_record(self, name: str, alias: str) -> dict[str, Any] | None:
+    def alias_record(self, name: str, alias: str) -> AliasRecord | None:
         """The alias object: current version, its recent history (numbered) and rollback stack."""
         return normalized(self.store.find_json(keys.alias(name, alias)))
 
@@ -286,11 +294,11 @@ class ModelRegistry:
         return {"entries": entries, "total": self._total(record), "next_before": None}
 
     @staticmethod
-    def _total(record: dict[str, Any]) -> int:
+    def _total(record: AliasRecord) -> int:
         return int(record["archived"]) + len(record["history"])
 
     def _entries_newest_first(
-        self, name: str, alias: str, record: dict[str, Any], before: int | None
+        self, name: str, alias: str, record: AliasRecord, before: int | None
     ) -> Iterator[dict[str, Any]]:
         for entry in reversed(record["history"]):
             if before is None or entry["seq"] < before:
@@ -323,8 +331,8 @@ class ModelRegistry:
                 raise TransientError(f"alias {alias!r} of {name!r}: archived history {key} changed; try again") from None
 
     def _update_alias(
-        self, name: str, alias: str, change: Callable[[dict[str, Any] | None], Change | None], actor: str
-    ) -> dict[str, Any] | None:
+        self, name: str, alias: str, change: Callable[[AliasRecord | None], Change | None], actor: str
+    ) -> AliasRecord | None:
         """Compare-and-swap loop on the alias object; ``change`` sees the current record and returns
         (version, reason, action, extra entry fields) or None for no change; it may raise to refuse,
         and then nothing is written. The recent history lives inside the object, so an update and
@@ -351,7 +359,7 @@ class ModelRegistry:
             while len(history) > HISTORY_KEPT:
                 self._archive(name, alias, archived // ARCHIVE_BATCH, history[:ARCHIVE_BATCH])
                 history, archived = history[ARCHIVE_BATCH:], archived + ARCHIVE_BATCH
-            updated = {
+            updated: AliasRecord = {
                 "alias": alias,
                 "version": version,
                 "previous_version": entry["from"],
@@ -376,7 +384,7 @@ class ModelRegistry:
 
     def set_alias(
         self, name: str, alias: str, version: int, reason: str, actor: str = "stepml", action: str = "set"
-    ) -> dict[str, Any]:
+    ) -> AliasRecord:
         """Point ``alias`` at ``version`` (an explicit promotion)."""
         _check_reason(reason)
         record = self._update_alias(name, alias, lambda _current: (version, reason, action, {}), actor)
@@ -400,7 +408,7 @@ class ModelRegistry:
         candidate = self.get_version(name, version)
         decisions: list[dict[str, Any]] = []
 
-        def change(current: dict[str, Any] | None) -> Change:
+        def change(current: AliasRecord | None) -> Change:
             champion = self.get_version(name, current["version"]) if current else None
             decision = judge(candidate, champion)
             decisions.append(decision)
@@ -425,7 +433,7 @@ class ModelRegistry:
         candidate = self.get_version(name, version)
         decisions: list[dict[str, Any]] = []
 
-        def change(current: dict[str, Any] | None) -> Change | None:
+        def change(current: AliasRecord | None) -> Change | None:
             champion = self.get_version(name, current["version"]) if current else None
             decision = decide(candidate["evaluation"], DatasetConfig.from_dict(config), champion)
             decisions.append(dict(decision))
@@ -434,11 +442,11 @@ class ModelRegistry:
         record = self._update_alias(name, CHAMPION, change, actor)
         return {**decisions[-1], "promoted": record is not None, "version": version}
 
-    def rollback(self, name: str, reason: str, actor: str = "stepml") -> dict[str, Any]:
+    def rollback(self, name: str, reason: str, actor: str = "stepml") -> AliasRecord:
         """Point ``champion`` back at the previous *different* version it named (:data:`ROLLBACK_RULE`)."""
         _check_reason(reason)
 
-        def change(current: dict[str, Any] | None) -> Change:
+        def change(current: AliasRecord | None) -> Change:
             target = rollback_target(current)
             if target is None:
                 raise ConfigError(f"model {name!r} has no earlier champion to roll back to")
@@ -449,7 +457,7 @@ class ModelRegistry:
         return record
 
 
-def _describe_feature(spec: dict[str, Any] | None) -> str | None:
+def _describe_feature(spec: Feature | None) -> str | None:
     if spec is None:
         return None
     if spec["kind"] == "numeric":
@@ -459,7 +467,7 @@ def _describe_feature(spec: dict[str, Any] | None) -> str | None:
     return f"categorical ({len(spec.get('categories', []))} categories)"
 
 
-def diff_versions(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def diff_versions(a: VersionMeta, b: VersionMeta) -> dict[str, Any]:
     """Metrics and feature schema of two versions side by side (only differing features)."""
     metrics_a, metrics_b = a["evaluation"]["metrics"], b["evaluation"]["metrics"]
     metrics = []

@@ -14,7 +14,7 @@ it, recorded in the history with the caller. A rollback is not gated: it is the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepml import registry
@@ -137,7 +137,7 @@ def _history_page(query: dict[str, str]) -> tuple[int, int | None]:
 OPERATOR_ONLY_FIELDS = ("lineage",)
 
 
-def _public(meta: dict[str, Any]) -> dict[str, Any]:
+def _public(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in meta.items() if key not in OPERATOR_ONLY_FIELDS}
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from stepml.contracts import VersionMeta
 from stepml.errors import NotFoundError, RequestError
 from stepml.inputs import (
     UNSEEN_CATEGORY,
@@ -50,7 +51,7 @@ DEFAULT_ALIAS_TTL = 15.0
 class LoadedModel:
     """One registered version, ready to predict."""
 
-    meta: dict[str, Any]
+    meta: VersionMeta
     session: Any
     classes: list[Any] | None
     #: The feature schema as served: which features may be missing (``nullable``).

@@ -17,6 +17,7 @@ from typing import Any
 from stepml import keys
 from stepml.client import ApiClient, quote
 from stepml.config import DatasetConfig, dump_config
+from stepml.contracts import AliasRecord, ListedVersion
 from stepml.errors import ConfigError, NotFoundError
 from stepml.registry import CHAMPION, ModelRegistry
 from stepml.runs import describe_run
@@ -201,7 +202,7 @@ class Stack:
 
     # -- models ------------------------------------------------------------------------------
 
-    def models(self, name: str) -> list[dict[str, Any]]:
+    def models(self, name: str) -> list[ListedVersion]:
         versions = self.registry.list_versions(name)
         if not versions:
             raise NotFoundError(f"no registered versions of {name!r}")
@@ -211,14 +212,14 @@ class Stack:
         """Promote by hand through the quality gate (``force`` overrides it, with a reason)."""
         return self.registry.promote_by_hand(name, version, reason, actor, force=force)
 
-    def rollback(self, name: str, reason: str, actor: str) -> dict[str, Any]:
+    def rollback(self, name: str, reason: str, actor: str) -> AliasRecord:
         return self.registry.rollback(name, reason, actor=actor)
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """Every change of the champion alias, oldest first (archived entries included)."""
         return list(reversed(self.registry.history(name, CHAMPION)["entries"]))
 
-    def version(self, name: str, version: int) -> dict[str, Any]:
+    def version(self, name: str, version: int) -> ListedVersion:
         return self.registry.get_version_with_aliases(name, version)
 
     def api_credentials(self) -> Any:

@@ -252,7 +252,7 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     gate = decide(evaluation, config, champion)
     meta["gate"] = gate
     with span("register"):
-        version = registry.register_version(dataset, run_id, staged, dict(meta))["version"]
+        version = registry.register_version(dataset, run_id, staged, meta)["version"]
     return {
         "dataset": dataset,
         "run_id": run_id,

@@ -15,9 +15,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from stepml.cli.render import follow, print_versions
 from stepml.config import DatasetConfig
+from stepml.contracts import Feature
 
 
-def _sample_record(path: Path, target: str, schema: list[dict[str, Any]]) -> dict[str, Any]:
+def _sample_record(path: Path, target: str, schema: list[Feature]) -> dict[str, Any]:
     """The first complete row of the CSV, as a prediction request."""
     numeric = {f["name"] for f in schema if f["kind"] == "numeric"}
     with path.open(newline="") as handle:

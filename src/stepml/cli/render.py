@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from stepml.contracts import Feature, ListedVersion
 from stepml.runs import run_outcome
 from stepml.stack import Stack
 
@@ -64,7 +65,7 @@ def metric(value: Any) -> str:
     return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
-def may_be_missing(spec: dict[str, Any]) -> str:
+def may_be_missing(spec: Feature) -> str:
     """Whether a request may leave the feature out (as recorded with the version; '?' before that)."""
     if "nullable" not in spec:
         return "?"
@@ -73,7 +74,7 @@ def may_be_missing(spec: dict[str, Any]) -> str:
     return "yes" if spec.get("missing_in_training") else "yes (never in training: warns)"
 
 
-def print_versions(name: str, versions: list[dict[str, Any]]) -> None:
+def print_versions(name: str, versions: list[ListedVersion]) -> None:
     metric_names = list(versions[-1]["evaluation"]["metrics"])
     table = Table("version", "aliases", *metric_names, "baseline " + versions[-1]["evaluation"]["primary_metric"],
                   "train rows", "registered", title=f"model {name}")

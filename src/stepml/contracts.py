@@ -204,6 +204,16 @@ class ListedVersion(VersionMeta):
     aliases: list[str]
 
 
+class HistoryPage(TypedDict):
+    """A page of an alias's history, newest first (:meth:`stepml.registry.ModelRegistry.history`):
+    at most ``limit`` entries numbered below ``before``, the count of every entry ever, and the
+    ``before`` of the next (older) page, None on the oldest."""
+
+    entries: list[dict[str, Any]]
+    total: int
+    next_before: int | None
+
+
 class AliasRecord(TypedDict):
     """An alias object (``models/<name>/aliases/<alias>.json``): the version it names, the last
     change, its recent history (each entry numbered ``seq`` from 1, with ``from``, the version

@@ -26,6 +26,7 @@ from stepml.contracts import (
     AliasRecord,
     ArtifactChecksum,
     Feature,
+    HistoryPage,
     ListedVersion,
     NewVersion,
     VersionMeta,
@@ -278,7 +279,7 @@ class ModelRegistry:
 
     def history(
         self, name: str, alias: str = CHAMPION, limit: int | None = None, before: int | None = None
-    ) -> dict[str, Any]:
+    ) -> HistoryPage:
         """A page of the alias's history, newest first: ``entries`` (at most ``limit``, those numbered
         below ``before``), ``total`` (every entry ever) and ``next_before`` (the ``before`` of the next
         page, None on the last). Reads the archived batches the page reaches, no others."""

@@ -17,7 +17,7 @@ from typing import Any
 from stepml import keys
 from stepml.client import ApiClient, quote
 from stepml.config import DatasetConfig, dump_config
-from stepml.contracts import AliasRecord, ListedVersion
+from stepml.contracts import AliasRecord, HistoryPage, ListedVersion
 from stepml.errors import ConfigError, NotFoundError
 from stepml.registry import CHAMPION, ModelRegistry
 from stepml.runs import describe_run
@@ -215,9 +215,11 @@ class Stack:
     def rollback(self, name: str, reason: str, actor: str) -> AliasRecord:
         return self.registry.rollback(name, reason, actor=actor)
 
-    def history(self, name: str) -> list[dict[str, Any]]:
-        """Every change of the champion alias, oldest first (archived entries included)."""
-        return list(reversed(self.registry.history(name, CHAMPION)["entries"]))
+    def history(self, name: str, limit: int | None = None, before: int | None = None) -> HistoryPage:
+        """Changes of the champion alias, newest first, paged as ``GET /models/{name}/history``
+        pages them: at most ``limit`` entries (None: all, archived ones included) numbered below
+        ``before``, with ``total`` and ``next_before`` (None on the oldest page)."""
+        return self.registry.history(name, CHAMPION, limit=limit, before=before)
 
     def version(self, name: str, version: int) -> ListedVersion:
         return self.registry.get_version_with_aliases(name, version)

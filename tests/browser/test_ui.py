@@ -180,7 +180,7 @@ def test_promote_and_rollback_change_the_champion(
     page.get_by_role("button", name="Promote to champion").click()
     settle(page)
     expect(page.get_by_text(f"champion is now version {other}")).to_be_visible()
-    entry = stack.history("adult")[-1]
+    entry = stack.history("adult")["entries"][0]  # newest first
     assert (entry["to"], entry["reason"], entry["forced"]) == (other, "browser test: try the other version",
                                                                 not verdict["passed"])
     if not verdict["passed"]:

@@ -109,10 +109,10 @@ def test_upload_shows_champion_and_candidate_without_a_traceback(local_stack, tm
     assert "is worse than champion v1's" in text and "--force --reason" in text and "Traceback" not in out
     code, out = stepml(local_stack, "models", "promote", "outcome", "2", "--force")
     assert code == 2 and "--force needs --reason" in readable(out)
-    assert client_stack(local_stack).history("outcome")[-1]["to"] == 1
+    assert client_stack(local_stack).history("outcome")["entries"][0]["to"] == 1  # newest first
     code, out = stepml(local_stack, "models", "promote", "outcome", "2", "--force", "--reason", "the noisy labels are right")
     assert code == 0 and "v1 → v2" in out and "forced past the quality gate: accuracy" in readable(out), out
-    entry = client_stack(local_stack).history("outcome")[-1]
+    entry = client_stack(local_stack).history("outcome")["entries"][0]
     assert (entry["to"], entry["forced"], entry["reason"]) == (2, True, "the noisy labels are right")
     code, out = stepml(local_stack, "models", "history", "outcome")
     assert "refused, forced" in readable(out)

@@ -213,7 +213,7 @@ def test_concurrent_uploads_get_distinct_versions_and_a_consistent_history(local
     versions = sorted(json.loads(e["output"])["version"] for e in executions)
     assert versions == list(range(1, 11))
     promoted = sum(json.loads(e["output"]).get("promoted", False) for e in executions)
-    history = client_stack(local_stack).history("concurrent")
+    history = list(reversed(client_stack(local_stack).history("concurrent")["entries"]))  # oldest first
     assert len(history) == promoted >= 1
     for before, after in itertools.pairwise(history):
         assert after["from"] == before["to"], "an alias update was lost"
@@ -226,7 +226,7 @@ def test_promote_and_rollback_change_what_the_api_serves(local_stack, monkeypatc
         assert wait_for_execution(local_stack, since=since, key=f"raw/flip/v{i + 1}.csv")["status"] == "SUCCEEDED"
     record = {"x": 0.3, "colour": "blue", "z": 0.1}
     served = lambda: post(local_stack, "/models/flip/predict", record)[1]["version"]
-    champion = stack.history("flip")[-1]["to"]
+    champion = stack.history("flip")["entries"][0]["to"]
     other = 1 if champion == 2 else 2
 
     # A promotion by hand passes the pipeline's gate: the verdict is the one the gate gives the
@@ -245,7 +245,7 @@ def test_promote_and_rollback_change_what_the_api_serves(local_stack, monkeypatc
     assert wait_until(lambda: served() == other)
     stack.rollback("flip", "undo", "test")  # not gated: the escape hatch
     assert wait_until(lambda: served() == champion)
-    promoted, rolled_back = stack.history("flip")[-2:]
+    rolled_back, promoted = stack.history("flip", limit=2)["entries"]  # newest first
     assert (promoted["action"], promoted["actor"], promoted["reason"]) == ("promote", "test", "by hand: flip it")
     assert rolled_back["action"] == "rollback" and "gate" not in rolled_back
 

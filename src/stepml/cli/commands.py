@@ -29,6 +29,7 @@ from stepml.cli.render import (
     follow,
     may_be_missing,
     metric,
+    print_history,
     print_run,
     print_versions,
 )
@@ -279,21 +280,17 @@ def models_rollback(stack: Stack, name: str, reason: str) -> None:
 
 @models.command("history")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many entries, newest first.")
+@click.option("--before", type=click.IntRange(min=1), help="Only entries numbered (#) below this one: the next page.")
+@click.option("--json", "as_json", is_flag=True, help="The page as GET /models/{name}/history answers it.")
 @click.pass_obj
-def models_history(stack: Stack, name: str, as_json: bool) -> None:
-    """Every change of the champion alias: when, who, from → to, why."""
-    history = stack.history(name)
+def models_history(stack: Stack, name: str, limit: int, before: int | None, as_json: bool) -> None:
+    """Changes of the champion alias, newest first: when, who, from → to, the gate, why."""
+    page = stack.history(name, limit=limit, before=before)
     if as_json:
-        emit_json(history)
+        emit_json({"name": name, "total": page["total"], "next_before": page["next_before"], "history": page["entries"]})
         return
-    table = Table("time", "action", "from", "to", "actor", "gate", "reason", title=f"champion history of {name}")
-    for entry in history:
-        gate = entry.get("gate")  # promotions record the gate's decision; rollbacks are not gated
-        verdict = "" if not gate else "refused, forced" if entry.get("forced") else "passed"
-        table.add_row(entry["time"], entry["action"], str(entry["from"] or "-"), str(entry["to"]), entry["actor"],
-                      verdict, entry["reason"])
-    console.print(table)
+    print_history(name, page)
 
 
 @models.command("diff")

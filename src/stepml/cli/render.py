@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stepml.contracts import Feature, ListedVersion
+from stepml.contracts import Feature, HistoryPage, ListedVersion
 from stepml.runs import run_outcome
 from stepml.stack import Stack
 
@@ -72,6 +72,28 @@ def may_be_missing(spec: Feature) -> str:
     if not spec["nullable"]:
         return "no"
     return "yes" if spec.get("missing_in_training") else "yes (never in training: warns)"
+
+
+def print_history(name: str, page: HistoryPage) -> None:
+    """A page of the champion history, newest first, and how to see the older entries."""
+    entries = page["entries"]
+    if not entries:
+        console.print(f"no champion changes recorded for {name!r}" if page["total"] == 0 else
+                      f"no champion changes of {name!r} before that one ({page['total']} in all)")
+        return
+    table = Table("#", "time", "action", "from", "to", "actor", "gate", "reason",
+                  title=f"champion history of {name}, newest first ({len(entries)} of {page['total']})")
+    for entry in entries:
+        gate = entry.get("gate")  # promotions record the gate's decision; rollbacks are not gated
+        verdict = "" if not gate else "refused, forced" if entry.get("forced") else "passed"
+        table.add_row(str(entry["seq"]), entry["time"], entry["action"], str(entry["from"] or "-"), str(entry["to"]),
+                      entry["actor"], verdict, entry["reason"])
+    console.print(table)
+    older = page["next_before"]
+    if older is not None:
+        # entries are numbered from 1 without gaps: those below next_before are all older ones
+        console.print(f"{older - 1} older {'entry' if older == 2 else 'entries'}: "
+                      f"stepml models history {name} --before {older}")
 
 
 def print_versions(name: str, versions: list[ListedVersion]) -> None:

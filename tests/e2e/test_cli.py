@@ -55,7 +55,8 @@ def test_upload_runs_models_predict(local_stack, tmp_path) -> None:
     assert code == 1 and "expected a number" in out
 
     code, out = stepml(local_stack, "models", "history", "shop", "--json")
-    assert [h["to"] for h in json.loads(out)] == [1]
+    page = json.loads(out)  # newest first, paged as GET /models/{name}/history
+    assert [h["to"] for h in page["history"]] == [1] and page["total"] == 1 and page["next_before"] is None
 
 
 def test_errors_are_one_readable_line(local_stack, tmp_path) -> None:

@@ -81,7 +81,11 @@ def test_each_environment_deploys_its_own_stack_with_its_stage(project_root: Pat
     for stage in ("dev", "prod"):
         assert config[stage]["global"]["parameters"]["stack_name"] == f"stepml-{stage}"
         deploy = config[stage]["deploy"]["parameters"]
-        assert deploy["parameter_overrides"] == f"Stage={stage}"
+        overrides = deploy["parameter_overrides"].split()
+        assert overrides[0] == f"Stage={stage}"
+        # Reserved concurrency only where the account's quota is known to allow it (README).
+        reserved = {"InferenceReservedConcurrency=100", "TrainingConcurrency=5"}
+        assert (reserved <= set(overrides)) is (stage == "prod")
         assert f"stepml:stage={stage}" in deploy["tags"]
         assert deploy["confirm_changeset"] is False  # the workflow has no terminal
 

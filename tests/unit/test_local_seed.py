@@ -95,7 +95,7 @@ def test_validate_gets_the_sample_upload_without_a_pipeline_run() -> None:
     assert original == sample_event("validate")  # the caller's event is left alone
     assert seeding.replaced == {
         "stepml-databucket-example": FRESH_BUCKET,
-        "7a2efe7b-c0c9-48ff-8dfa-9a1020f8a2db": "fresh-version",
+        original["event"]["detail"]["object"]["version-id"]: "fresh-version",
     }
 
 

@@ -117,14 +117,6 @@ def _principal(access_key: Any) -> dict[str, str]:
 
 
 def _permitted(policies: Iterable[Any], resource: str) -> bool:
-    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from stepml.local.iam import policies_allow
 
-    from stepml.local.iam import _policy_source
-
-    permitted = False
-    for policy in policies:
-        result = IAMPolicy(_policy_source(policy)).is_action_permitted(ACTION, resource)
-        if result == PermissionResult.DENIED:
-            return False
-        permitted = permitted or result == PermissionResult.PERMITTED
-    return permitted
+    return policies_allow(policies, ACTION, resource)

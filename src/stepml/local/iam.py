@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -729,12 +729,17 @@ def assume_role(account_id: str, region: str, role_arn: str, service: str, sessi
 
 def role_allows(account_id: str, role_arn: str, action: str, resource: str) -> bool:
     """Whether the role's identity policies allow ``action`` on ``resource`` (no explicit deny)."""
-    from moto.iam.access_control import IAMPolicy, PermissionResult
-
     backend = _iam_backend(account_id)
     name = role_arn.rsplit("/", 1)[-1]
     policies: list[Any] = [backend.get_role_policy(name, p)[1] for p in backend.list_role_policies(name)]
     policies += backend.list_attached_role_policies(name)[0]
+    return policies_allow(policies, action, resource)
+
+
+def policies_allow(policies: Iterable[Any], action: str, resource: str) -> bool:
+    """Whether identity ``policies`` allow ``action`` on ``resource``: one Allow and no explicit Deny."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
     permitted = False
     for policy in policies:
         result = IAMPolicy(_policy_source(policy)).is_action_permitted(action, resource)

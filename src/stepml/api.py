@@ -17,11 +17,12 @@ Lambda's 6 MB: a 422 lists its first problems and counts the rest.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from stepml import __version__
-from stepml.errors import NotFoundError, RequestError
+from stepml import __version__, capture
+from stepml.errors import NotFoundError, RequestError, StepmlError
 from stepml.httpapi import error_response, request_body, response
 from stepml.inputs import (
     MAX_BODY_BYTES,
@@ -32,9 +33,11 @@ from stepml.inputs import (
     parse_body,
     parse_version,
     quoted,
+    records_from,
 )
 from stepml.keys import DATASET_NAME
 from stepml.routes import INFERENCE_FUNCTION, ROUTES, routes_of
+from stepml.registry import CHAMPION
 from stepml.serving import ModelServer
 
 logger = logging.getLogger("stepml.api")
@@ -67,11 +70,62 @@ OPERATIONS: dict[str, Callable[[dict[str, Any], ModelServer, dict[str, str], dic
 _ROUTES = routes_of(INFERENCE_FUNCTION)
 
 
-def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
-    """Route one request; bad input is a 4xx with a readable message, never a 5xx."""
+#: Where a capture line goes: stdout, which Lambda sends to the function's CloudWatch log group.
+Emit = Callable[[str], None]
+
+
+def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | None, started: float) -> dict[str, Any]:
+    """Predict, and emit the request's capture record (:mod:`stepml.capture`) unless its model
+    version's mode is ``off``. A request whose model version cannot be resolved (no such model,
+    version or alias; a malformed ``?version=``) leaves no record: there is no model to file it under."""
+    params, query = event.get("pathParameters") or {}, event.get("queryStringParameters") or {}
+    name, alias = params.get("name", ""), query.get("alias")
+    version: int | None = None
+    resolvable = False
+    rows: list[Any] | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        _model_name(params)
+        version = parse_version(query.get("version"))
+        resolvable = True
+        payload = parse_body(request_body(event))
+        rows = records_from(payload)
+        result = server.predict(name, payload, version, alias)
+        answer = response(200, result)
+    except RequestError as exc:
+        answer, error = error_response(exc), str(exc)
+    except NotFoundError as exc:
+        answer, error = response(404, {"message": str(exc)}), str(exc)
+    if emit is None or not resolvable:
+        return answer
+    try:
+        loaded = server.model(name, result["version"] if result else version, None if result else alias)
+    except StepmlError:  # no such model, version or alias: nothing to file the record under
+        return answer
+    except Exception:  # an S3 failure while resolving it: capture never changes the answer
+        logger.warning("no capture record: model %r could not be resolved", name, exc_info=True)
+        return answer
+    mode = capture.mode_of(loaded.meta)
+    if mode != "off":
+        emit(capture.line(capture.record(
+            event=event, model=name, version=int(loaded.meta["version"]),
+            alias=None if version is not None else (alias or CHAMPION),
+            task=loaded.meta["task"], mode=mode, rows=rows, result=result,
+            latency_ms=(time.perf_counter() - started) * 1000, status=answer["statusCode"], error=error,
+        )))
+    return answer
+
+
+def handle(event: dict[str, Any], server: ModelServer, emit: Emit | None = print) -> dict[str, Any]:
+    """Route one request; bad input is a 4xx with a readable message, never a 5xx. A prediction
+    request also writes its capture record with ``emit`` (one line; None: no capture)."""
+    started = time.perf_counter()
     route = _ROUTES.get(event.get("routeKey", ""))
     if route is None:
         return response(404, {"message": f"no route {event.get('routeKey', '')!r}"})
+    if route.event == "Predict":
+        return _captured_predict(event, server, emit, started)
     try:
         return response(200, OPERATIONS[route.event](
             event, server, event.get("pathParameters") or {}, event.get("queryStringParameters") or {}))

@@ -27,15 +27,25 @@ def test_an_absent_config_means_auto_with_a_seeded_random_split() -> None:
     config = parse_config("")
     assert config.recipe == "auto" and config.split.test_size == 0.2 and config.split.seed == 42
     assert config.metric_for("classification") == "accuracy" and config.metric_for("regression") == "rmse"
-    assert dump_config(config) == "recipe: auto\nsplit:\n  test_size: 0.2\n  seed: 42\n  stratify: true\nmin_rows: 20\n"
+    assert dump_config(config) == "recipe: auto\nsplit:\n  test_size: 0.2\n  seed: 42\n  stratify: true\nmin_rows: 20\ncapture: full\n"
+
+
+@pytest.mark.parametrize(("text", "mode"), [("capture: off", "off"), ("capture: 'off'", "off"),
+                                            ("capture: hashed", "hashed"), ("", "full")])
+def test_capture_mode_reads_yaml_off_as_off(text: str, mode: str) -> None:
+    # PyYAML reads a bare `off` as false: the config still means the mode "off".
+    assert parse_config(text).capture == mode
+    assert parse_config(dump_config(parse_config(text))).capture == mode
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("targt: y", "unknown key 'targt'; allowed: drop_columns"),
+        ("targt: y", "unknown key 'targt'; allowed: capture, drop_columns"),
         ("task: clustering", "'task' must be one of classification, regression, got 'clustering'"),
         ("recipe: xgb", "'recipe' must be one of auto, seed-a, seed-b"),
+        ("capture: sometimes", "'capture' must be one of full, hashed, off, got 'sometimes'"),
+        ("capture: yes", "'capture' must be one of full, hashed, off, got True"),
         ("split: {test_size: 2}", "'split.test_size'.*less than or equal to 0.5"),
         ("split: {tst: 1}", "unknown key 'split.tst'; allowed: seed, stratify"),
         ("split: {test_rows: 5, test_file: data/t.csv}", "'split' give test_rows or test_file, not both"),

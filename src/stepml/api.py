@@ -36,8 +36,8 @@ from stepml.inputs import (
     records_from,
 )
 from stepml.keys import DATASET_NAME
-from stepml.routes import INFERENCE_FUNCTION, ROUTES, routes_of
 from stepml.registry import CHAMPION
+from stepml.routes import INFERENCE_FUNCTION, ROUTES, routes_of
 from stepml.serving import ModelServer
 
 logger = logging.getLogger("stepml.api")

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stepml import __version__, capture
+from stepml import __version__, capture, feedback
 from stepml.errors import NotFoundError, RequestError, StepmlError
 from stepml.httpapi import error_response, request_body, response
 from stepml.inputs import (
@@ -193,7 +193,7 @@ def _paths(operations: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The document's paths: this function's routes in the route table, each with its operation."""
     paths: dict[str, Any] = {}
     for route in ROUTES:
-        if route.function == INFERENCE_FUNCTION:
+        if route.in_openapi:
             paths.setdefault(route.path, {})[route.method.lower()] = {
                 "operationId": route.operation_id, **operations[route.operation_id]}
     return paths
@@ -266,6 +266,22 @@ def openapi_document() -> dict[str, Any]:
                     **_errors("400", "404", "413", "422"),
                 },
             },
+            "feedback": {
+                "summary": "The true values of served predictions (joined to the capture records by "
+                "request_id and row)",
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": True,
+                    "content": _json({"oneOf": [{"$ref": "#/components/schemas/Label"},
+                                                {"$ref": "#/components/schemas/Labels"}]}),
+                },
+                "responses": {
+                    "200": {"description": "The labels were stored", "content": _json({
+                        "type": "object", "required": ["model", "accepted"],
+                        "properties": {"model": {"type": "string"}, "accepted": {"type": "integer"}}})},
+                    **_errors("400", "404", "413", "422"),
+                },
+            },
             "openApi": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": _json({"type": "object"})}},
@@ -274,6 +290,25 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Record": record,
+                "Label": {
+                    "type": "object",
+                    "description": "The true value of one predicted record: the prediction response's "
+                    "`apigw-requestid` header (API Gateway's request id) and the record's position in the request",
+                    "required": ["request_id", "actual"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "request_id": {"type": "string", "minLength": 1, "maxLength": feedback.MAX_REQUEST_ID_CHARS},
+                        "row": {"type": "integer", "minimum": 0, "maximum": MAX_INSTANCES - 1, "default": 0},
+                        "actual": {"type": ["string", "number"], "description": "A class label or a number"},
+                    },
+                },
+                "Labels": {
+                    "type": "object",
+                    "required": ["items"],
+                    "additionalProperties": False,
+                    "properties": {"items": {"type": "array", "minItems": 1, "maxItems": feedback.MAX_ITEMS,
+                                             "items": {"$ref": "#/components/schemas/Label"}}},
+                },
                 "Batch": {
                     "type": "object",
                     "description": "A batch: an object whose only key is `instances`, a list. Any other "

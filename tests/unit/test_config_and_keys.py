@@ -93,9 +93,12 @@ def test_dataset_prefixes_cover_every_layout_of_one_dataset_and_no_other() -> No
     prefixes = keys.dataset_prefixes("smoke-1")
     owned = [keys.raw("smoke-1", "a.csv"), keys.config("smoke-1"), keys.validation_report("smoke-1", "r"),
              keys.preprocessed("smoke-1", "r", "train.parquet"), keys.staging("smoke-1", "r", "model.joblib"),
-             keys.version_prefix("smoke-1", 2) + "meta.json", keys.alias("smoke-1", "champion")]
+             keys.version_prefix("smoke-1", 2) + "meta.json", keys.alias("smoke-1", "champion"),
+             keys.capture_prefix("smoke-1") + "dt=2026-11-26/x.gz", keys.feedback_batch("smoke-1", "2026-11-26", "b"),
+             keys.feedback_upload("smoke-1", "labels.CSV")]
     assert all(any(key.startswith(p) for p in prefixes) for key in owned)
-    others = [keys.raw("smoke-10", "a.csv"), "config/smoke-10.yaml", keys.alias("smoke-10", "champion")]
+    others = [keys.raw("smoke-10", "a.csv"), "config/smoke-10.yaml", keys.alias("smoke-10", "champion"),
+              keys.feedback_upload("smoke-10", "dir/labels.csv")]
     assert not any(key.startswith(p) and (p.endswith("/") or key == p) for key in others for p in prefixes)
     with pytest.raises(DataError):
         keys.dataset_prefixes("../adult")

@@ -82,7 +82,7 @@ def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | N
     name, alias = params.get("name", ""), query.get("alias")
     version: int | None = None
     resolvable = False
-    rows: list[Any] | None = None
+    payload: Any = None
     result: dict[str, Any] | None = None
     error: str | None = None
     try:
@@ -90,7 +90,6 @@ def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | N
         version = parse_version(query.get("version"))
         resolvable = True
         payload = parse_body(request_body(event))
-        rows = records_from(payload)
         result = server.predict(name, payload, version, alias)
         answer = response(200, result)
     except RequestError as exc:
@@ -108,6 +107,10 @@ def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | N
         return answer
     mode = capture.mode_of(loaded.meta)
     if mode != "off":
+        try:  # the records as sent (after the request's own checks, which decide its answer)
+            rows: list[Any] | None = records_from(payload) if payload is not None else None
+        except RequestError:
+            rows = None
         emit(capture.line(capture.record(
             event=event, model=name, version=int(loaded.meta["version"]),
             alias=None if version is not None else (alias or CHAMPION),

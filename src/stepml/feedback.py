@@ -107,7 +107,7 @@ def parse_items(body: Any) -> list[dict[str, Any]]:
         if not isinstance(items, list) or not items:
             raise RequestError("'items' must be a non-empty list of labels")
         if len(items) > MAX_ITEMS:
-            raise RequestError(f"'items' has {len(items)} labels; the limit is {MAX_ITEMS} per request", status=413)
+            raise RequestError(f"'items' has {len(items)} labels; the limit is {MAX_ITEMS} per request")
         for index, item in enumerate(items):
             _check_item(item, index, problems)
     else:

@@ -392,12 +392,12 @@ def attach(
             s3.put_object(Bucket=bucket, Key=key, Body=body)
 
         stream = LocalDeliveryStream.from_properties(logical_id, name, arn, properties, put)
-        destination = dict(properties["ExtendedS3DestinationConfiguration"])
+        s3_destination = dict(properties["ExtendedS3DestinationConfiguration"])
         clients("firehose").create_delivery_stream(
             DeliveryStreamName=name, DeliveryStreamType=properties.get("DeliveryStreamType", "DirectPut"),
             ExtendedS3DestinationConfiguration={
-                k: destination[k] for k in ("RoleARN", "BucketARN", "Prefix", "ErrorOutputPrefix", "CompressionFormat")
-                if k in destination},
+                k: s3_destination[k] for k in ("RoleARN", "BucketARN", "Prefix", "ErrorOutputPrefix", "CompressionFormat")
+                if k in s3_destination},
         )
         with _lock:
             _streams[arn] = stream
@@ -407,8 +407,8 @@ def attach(
             continue
         properties = resolve(resource.get("Properties") or {})
         destination = str(properties["DestinationArn"])
-        stream = _streams.get(destination)
-        if stream is None:
+        target = _streams.get(destination)
+        if target is None:
             raise FirehoseEmulationError(f"{logical_id}: its destination {destination} is not a delivery stream of this stack")
         role_arn = str(properties.get("RoleArn") or "")
         role = iam._iam_backend(account_id).get_role_by_arn(role_arn) if role_arn else None
@@ -427,7 +427,7 @@ def attach(
             destinationArn=destination, roleArn=role_arn,
         )
         with _lock:
-            _subscriptions[(group, filter_name)] = _Subscription(stream, pattern)
+            _subscriptions[(group, filter_name)] = _Subscription(target, pattern)
     return created
 
 

@@ -36,6 +36,10 @@ def test_capture_mode_reads_yaml_off_as_off(text: str, mode: str) -> None:
     # PyYAML reads a bare `off` as false: the config still means the mode "off".
     assert parse_config(text).capture == mode
     assert parse_config(dump_config(parse_config(text))).capture == mode
+    # The run state's config is what Evaluate writes into the version's meta.json, which serving reads.
+    from stepml.capture import mode_of
+
+    assert mode_of({"config": parse_config(text).to_dict()}) == mode
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stepml import keys
-from stepml.client import ApiClient, quote
+from stepml.client import ApiClient, ApiResponse, quote
 from stepml.config import DatasetConfig, dump_config
 from stepml.contracts import AliasRecord, HistoryPage, ListedVersion
 from stepml.errors import ConfigError, NotFoundError
@@ -260,5 +260,10 @@ class Stack:
 
     def predict(self, name: str, body: Any, version: int | None = None, alias: str | None = None) -> tuple[int, Any]:
         """POST to the HTTP API (signed); returns (status, parsed JSON body)."""
-        answer = self.api.post(f"/models/{quote(name)}/predict", body, {"version": version, "alias": alias})
+        answer = self.predict_request(name, body, version, alias)
         return answer.status, answer.body
+
+    def predict_request(self, name: str, body: Any, version: int | None = None,
+                        alias: str | None = None) -> ApiResponse:
+        """POST to the HTTP API (signed); the whole answer, with its request id (for feedback)."""
+        return self.api.post(f"/models/{quote(name)}/predict", body, {"version": version, "alias": alias})

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from stepml import capture, feedback, registry
-from stepml.client import signed_headers
+from stepml.client import ApiClient, signed_headers
 from stepml.errors import RequestError
 from stepml.local import LocalStack, firehose, iam
 from stepml.local.endpoint import ACCOUNT_ID
@@ -118,8 +118,12 @@ def test_every_prediction_request_leaves_one_record_per_mode(stack: LocalStack, 
 
 
 def test_feedback_lands_under_the_model_and_reads_back(stack: LocalStack, consumer: Mapping[str, str]) -> None:
-    status, _, request_id = _post(stack, "/models/adult/predict", record(), consumer)
-    assert status == 200
+    # The client hands back the request id (the apigw-requestid header) that the capture is filed by.
+    answer = ApiClient(stack.api_url, stack.region, consumer).post("/models/adult/predict", record())
+    request_id = answer.request_id or ""
+    assert answer.status == 200 and request_id
+    assert [r["request_id"] for objects in _captured(stack).values() for _, body in objects
+            for r in capture.read_records(body)].count(request_id) == 1
     assert _post(stack, "/models/adult/feedback", {"request_id": request_id, "actual": ">50K"}, consumer)[:2] == (
         200, {"model": "adult", "accepted": 1})
     items = {"items": [{"request_id": request_id, "row": 0, "actual": "<=50K"}, {"request_id": "other", "actual": 3}]}

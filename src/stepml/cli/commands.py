@@ -334,9 +334,12 @@ def predict(stack: Stack, name: str, body: str, version: int | None, alias: str 
         payload = json.loads(body)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from exc
-    status, response = stack.predict(name, payload, version, alias)
-    emit_json(response)
-    if status >= 400:
+    answer = stack.predict_request(name, payload, version, alias)
+    emit_json(answer.body)
+    if answer.request_id:
+        # On stderr: stdout stays the response's JSON. The id is what `stepml feedback` names.
+        click.echo(f"request id: {answer.request_id}", err=True)
+    if answer.status >= 400:
         sys.exit(1)
 
 

@@ -336,8 +336,9 @@ def predict(stack: Stack, name: str, body: str, version: int | None, alias: str 
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from exc
     answer = stack.predict_request(name, payload, version, alias)
     emit_json(answer.body)
-    if answer.request_id:
-        # On stderr: stdout stays the response's JSON. The id is what `stepml feedback` names.
+    if answer.request_id and sys.stderr.isatty():
+        # For a person at a terminal, on stderr (stdout stays the response's JSON, for scripts):
+        # the id `stepml feedback --request-id` names.
         click.echo(f"request id: {answer.request_id}", err=True)
     if answer.status >= 400:
         sys.exit(1)

@@ -12,7 +12,7 @@ import json
 import os
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from stepml import keys
@@ -20,6 +20,7 @@ from stepml.client import ApiClient, ApiResponse
 from stepml.config import DatasetConfig
 from stepml.runs import readable_cause
 from stepml.stack import Stack
+from stepml_ui import monitoring
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,6 +224,66 @@ class Console:
         complete = text[: text.rfind("\n") + 1] if len(head) >= limit_bytes else text
         categorical = {f["name"]: str for f in answer.body.get("schema", []) if f.get("kind") in ("categorical", "date")}
         return pd.read_csv(io.StringIO(complete), dtype=categorical, keep_default_na=False, na_values=[""])
+
+    def _get(self, key: str) -> bytes | None:
+        """An object's bytes, or None when it does not exist."""
+        s3 = self.stack.client("s3")
+        try:
+            return bytes(s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
+        except Exception as exc:  # moto and AWS differ on the exception class of a 404
+            if "NoSuchKey" in str(exc) or "404" in str(exc):
+                return None
+            raise
+
+    def _list(self, prefix: str, delimiter: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every object (key, size, modified) under ``prefix``, and the folders one level down."""
+        paginator = self.stack.client("s3").get_paginator("list_objects_v2")
+        kwargs: dict[str, Any] = {"Bucket": self.stack.bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        objects: list[dict[str, Any]] = []
+        folders: list[str] = []
+        for page in paginator.paginate(**kwargs):
+            objects += page.get("Contents", [])
+            folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        return objects, folders
+
+    def monitor_report(self, name: str, report_key: str | None = None) -> tuple[str, dict[str, Any] | None]:
+        """A monitor report (``latest.json`` unless ``report_key``) and its key; None when there is
+        none. A report that is not JSON or not of a schema this UI reads is an UnreadableReport naming it."""
+        key = report_key or monitoring.latest_report_key(name)
+        data = self._get(key)
+        if data is None:
+            return key, None
+        try:
+            report = json.loads(data)
+        except ValueError as exc:
+            raise monitoring.UnreadableReport(f"{key}: not JSON ({exc})") from exc
+        return key, monitoring.check_report(key, report)
+
+    def monitor_report_keys(self, name: str) -> list[str]:
+        """The dated monitor reports of a model, newest first."""
+        objects, _ = self._list(monitoring.reports_prefix(name))
+        return sorted((o["Key"] for o in objects if o["Key"].endswith(".json")), reverse=True)
+
+    def capture_days(self, name: str) -> list[date]:
+        """The days that have capture files (``capture/<model>/dt=YYYY-MM-DD/``), oldest first."""
+        _, folders = self._list(monitoring.capture_prefix(name), delimiter="/")
+        return sorted(day for day in map(monitoring.day_of_partition, folders) if day is not None)
+
+    def captures(self, name: str, days: list[date], limit: int = 50_000) -> monitoring.Captures:
+        """The capture records of ``days`` (newest files first, at most ``limit`` records)."""
+        found = monitoring.Captures()
+        for day in sorted(days, reverse=True):
+            objects, _ = self._list(monitoring.capture_day_prefix(name, day))
+            for listed in sorted(objects, key=lambda o: (o["LastModified"], o["Key"]), reverse=True):
+                data = self._get(listed["Key"])
+                if data is not None:
+                    found.extend(monitoring.parse_capture_file(listed["Key"], data))
+                if len(found.records) >= limit:
+                    found.truncated = True
+                    return found
+        return found
 
     def read_config(self, dataset: str) -> DatasetConfig:
         return self.stack.read_config(dataset)

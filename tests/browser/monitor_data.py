@@ -2,7 +2,7 @@
 
 Written the way issue #17's capture path and monitor leave them (the shared formats): requests of
 Adult rows from two callers over several hours, the last hours with ``age`` shifted by +20 years
-(the drifted feature), a few refused requests, labels fed back for some rows, and the report a
+(the drifted feature), the last half hour captured in hashed mode, a few refused requests, labels fed back for some rows, and the report a
 monitor run computes from them (volume, hourly traffic, PSI per feature, estimated vs true
 accuracy, a drift alarm on ``age``). Some capture files are gzip-compressed, as Firehose may write them.
 """
@@ -10,6 +10,7 @@ accuracy, a drift alarm on ``age``). Some capture files are gzip-compressed, as 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ REQUESTS = 300
 #: Requests from the last hours carry ``age + AGE_SHIFT``.
 AGE_SHIFT = 20
 PSI_THRESHOLD = 0.2
+#: Requests of the last minutes are captured in hashed mode (the model's setting changed).
+HASHED_MINUTES = 30
 FEATURES = {"age": "numeric", "hours-per-week": "numeric", "educational-num": "numeric",
             "workclass": "categorical", "education": "categorical", "marital-status": "categorical"}
 
@@ -107,10 +110,18 @@ def seed_monitoring(stack: Any, csv: Path, model: str, versions: tuple[int, int]
             outputs.append(output)
             probabilities.append({output: round(confidence, 4),
                                   (">50K" if output == "<=50K" else "<=50K"): round(1 - confidence, 4)})
+        hidden = moment >= now - timedelta(minutes=HASHED_MINUTES)
         for row, (index, output) in enumerate(zip(picked, outputs, strict=True)):
-            served.append({"request_id": request_id, "row": row, "version": version, "input": inputs[row],
+            served.append({"request_id": request_id, "row": row, "version": version,
+                           "input": None if hidden else inputs[row],
                            "output": output, "confidence": max(probabilities[row].values()),
                            "actual": labels[index]})
+        if moment >= now - timedelta(minutes=HASHED_MINUTES):  # `capture: hashed` from then on
+            hashes = [hashlib.sha256(json.dumps(r, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+                      for r in inputs]
+            captures.append({**base, "mode": "hashed", "inputs": None, "input_hashes": hashes, "outputs": outputs,
+                             "probabilities": probabilities, "warnings": [], "status": 200})
+            continue
         captures.append({**base, "inputs": inputs, "input_hashes": None, "outputs": outputs,
                          "probabilities": probabilities, "warnings": [], "status": 200})
 
@@ -143,7 +154,7 @@ def seed_monitoring(stack: Any, csv: Path, model: str, versions: tuple[int, int]
 def _report(model: str, champion: int, training: pd.DataFrame, captures: list[dict[str, Any]],
             served: list[dict[str, Any]], labelled: list[dict[str, Any]], start: datetime,
             end: datetime) -> dict[str, Any]:
-    current = pd.DataFrame([s["input"] for s in served])
+    current = pd.DataFrame([s["input"] for s in served if s["input"] is not None])
     features = []
     for name, kind in FEATURES.items():
         reference = _profile(training[name], kind)

@@ -57,6 +57,13 @@ def _figure(value: Any, digits: int = 3) -> str:
 
 # -- the report ---------------------------------------------------------------------------------
 
+def reload() -> None:
+    for cached in (report_keys, load_report, capture_days, load_captures):
+        cached.clear()
+
+
+st.button("Reload", icon=":material/refresh:", on_click=reload,
+          help="Read the reports and captures again (a report just produced by `stepml monitor`, new captures)")
 dated = report_keys(name)
 LATEST = "latest"
 chosen_report = st.selectbox("Report", [LATEST, *dated], key=f"monitor_report:{name}",
@@ -133,9 +140,12 @@ else:
                    + "PSI above 0.2 is usually read as a real shift; worst first.")
         table = monitoring.drift_frame(features)
         rates = ["missing (reference)", "missing (current)", "unseen categories", "out of range"]
-        styled = table.style.apply(lambda row: [ALARM_BACKGROUND if row["drifted"] else ""] * len(row), axis=1).format(
-            {"psi": "{:.3f}", "distance": "{:.3f}", **{c: "{:.1%}" for c in rates}}, na_rep="")
-        st.dataframe(styled, hide_index=True, key=f"drift_table:{name}")
+        styled = table.style.apply(lambda row: [ALARM_BACKGROUND if row["drifted"] else ""] * len(row), axis=1)
+        st.dataframe(styled, hide_index=True, key=f"drift_table:{name}", column_config={
+            "psi": st.column_config.NumberColumn("psi", format="%.3f",
+                                                 help="Population stability index against the training data"),
+            "distance": st.column_config.NumberColumn("distance", format="%.3f"),
+            **{rate: st.column_config.NumberColumn(rate, format="percent") for rate in rates}})
 
         shown = st.slider("Histograms to show", 1, len(features), min(6, len(features)), key=f"monitor_hist:{name}")
         grid = st.columns(2)
@@ -214,8 +224,10 @@ audit = monitoring.audit_frame(loaded.records)
 if audit.empty:
     st.caption("No captured requests on these days.")
     st.stop()
-if monitoring.hashed_share(loaded.records) > 0:
-    st.info("This model captures in **hashed** mode: only a SHA-256 of each input row is stored, not the inputs "
+hashed = monitoring.hashed_share(loaded.records)
+if hashed > 0:
+    which = "All these requests were" if hashed == 1 else f"{hashed:.0%} of these requests were"
+    st.info(f"{which} captured in **hashed** mode: only a SHA-256 of each input row is stored, not the inputs "
             "themselves, so the audit trail shows who asked and what was answered, never what was sent.",
             icon=":material/lock:")
 
@@ -242,9 +254,10 @@ def _status_style(value: Any) -> str:
 
 
 st.dataframe(
-    shown_audit.style.map(_status_style, subset=["status"]).format({"latency ms": "{:.2f}"}, na_rep=""),
+    shown_audit.style.map(_status_style, subset=["status"]),
     hide_index=True, key=f"audit_table:{name}",
     column_config={"time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD HH:mm:ss.SSS"),
-                   "version": st.column_config.NumberColumn("version", format="%d")})
+                   "version": st.column_config.NumberColumn("version", format="%d"),
+                   "latency ms": st.column_config.NumberColumn("latency ms", format="%.2f")})
 st.download_button("Download as CSV", shown_audit.to_csv(index=False).encode("utf-8"),
                    file_name=f"{name}-audit-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv", mime="text/csv")

@@ -113,13 +113,17 @@ else:
         st.caption("No traffic in this window.")
     else:
         left, right = st.columns(2)
-        counts = traffic.melt(id_vars="hour", value_vars=["requests", "errors"], var_name="of", value_name="count")
+        # Errors drawn over the requests they are part of: an hour with failures shows red.
+        traffic["label"] = traffic["hour"].dt.strftime("%m-%d %H:00")
+        counts = traffic.assign(served=traffic["requests"] - traffic["errors"]).melt(
+            id_vars=["hour", "label"], value_vars=["served", "errors"], var_name="of", value_name="count")
         left.altair_chart(alt.Chart(counts).mark_bar().encode(
-            x=alt.X("hour:T", title="hour (UTC)"),
-            y=alt.Y("count:Q", title="requests per hour"),
-            color=alt.Color("of:N", title="", scale=alt.Scale(domain=["requests", "errors"], range=["#1565c0", DRIFTED])),
-            xOffset="of:N",
-            tooltip=[alt.Tooltip("hour:T", format="%Y-%m-%d %H:00"), "of", "count"],
+            x=alt.X("label:O", title="hour (UTC)", sort=alt.EncodingSortField(field="hour"),
+                    axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("count:Q", title="requests per hour", stack="zero"),
+            color=alt.Color("of:N", title="", scale=alt.Scale(domain=["served", "errors"], range=["#1565c0", DRIFTED])),
+            order=alt.Order("of:N", sort="descending"),
+            tooltip=["label", "of", "count"],
         ).properties(height=240, title="Requests and errors"), width="stretch")
         latencies = traffic.melt(id_vars="hour", value_vars=["latency_p50_ms", "latency_p99_ms"], var_name="of",
                                  value_name="ms").replace({"latency_p50_ms": "p50", "latency_p99_ms": "p99"})
@@ -186,11 +190,12 @@ else:
                              "under feedback/<model>/)")
         per_version = monitoring.performance_frame(report)
         if not per_version.empty:
-            st.altair_chart(alt.Chart(per_version).mark_bar().encode(
-                x=alt.X("version:N", title="version"),
+            kinds = ["reference (test split)", "estimated (no labels)", "true (feedback)"]
+            st.altair_chart(alt.Chart(per_version.assign(version="version " + per_version["version"])).mark_bar().encode(
+                x=alt.X("version:N", title=None, axis=alt.Axis(labelAngle=0)),
                 y=alt.Y("value:Q", title=metric_name),
-                xOffset="of:N",
-                color=alt.Color("of:N", title=""),
+                xOffset=alt.XOffset("of:N", sort=kinds),
+                color=alt.Color("of:N", title="", scale=alt.Scale(domain=kinds, range=[CALM, "#1565c0", "#2e7d32"])),
                 tooltip=["version", "of", alt.Tooltip("value:Q", format=".4f"), "labelled rows"],
             ).properties(height=220), width="stretch")
         if performance.get("true") is None:

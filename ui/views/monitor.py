@@ -249,8 +249,10 @@ if latest - earliest > timedelta(hours=1):
 else:
     start, end = earliest, latest
 shown_audit = monitoring.filter_audit(audit, chosen_callers, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
-failed = int((shown_audit["status"].fillna(0) >= 400).sum())
-st.caption(f"{len(shown_audit):,} of {len(audit):,} captured requests · {int(shown_audit['rows'].sum()):,} rows"
+failures = shown_audit["status"].fillna(0) >= 400
+failed = int(failures.sum())
+st.caption(f"{len(shown_audit):,} of {len(audit):,} captured requests · "
+           f"{int(shown_audit.loc[~failures, 'rows'].sum()):,} rows answered"
            + (f" · **{failed} failed**" if failed else "") + " · newest first")
 
 

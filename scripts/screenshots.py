@@ -85,7 +85,8 @@ def main() -> None:
         _train(stack, folder / "broken" / "adult.csv", "broken")
         # Six hours of production traffic with a drifted feature, feedback and the monitor's report
         champion = int(stack.api.get("/models/adult/history").body["version"])
-        seed_monitoring(stack, folder / "first" / "adult.csv", "adult", (champion, 1 if champion == 2 else 2))
+        seed_monitoring(stack, folder / "first" / "adult.csv", "adult", (champion, 1 if champion == 2 else 2),
+                        truncated_file=False)
 
         port = free_port()
         env = {**os.environ, **local.client_environment()}

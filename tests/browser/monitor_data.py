@@ -2,7 +2,7 @@
 
 Written the way issue #17's capture path and monitor leave them (the shared formats): requests of
 Adult rows from two callers over several hours, the last hours with ``age`` shifted by +20 years
-(the drifted feature), the last half hour captured in hashed mode, a few refused requests, labels fed back for some rows, and the report a
+(the drifted feature), the last half hour captured in hashed mode, a few refused requests, a truncated capture file, labels fed back for some rows, and the report a
 monitor run computes from them (volume, hourly traffic, PSI per feature, estimated vs true
 accuracy, a drift alarm on ``age``). Some capture files are gzip-compressed, as Firehose may write them.
 """
@@ -28,6 +28,8 @@ REQUESTS = 300
 #: Requests from the last hours carry ``age + AGE_SHIFT``.
 AGE_SHIFT = 20
 PSI_THRESHOLD = 0.2
+#: A capture file holding one truncated line.
+BROKEN_CAPTURE = "capture/{model}/dt={day}/stepml-capture-truncated"
 #: Requests of the last minutes are captured in hashed mode (the model's setting changed).
 HASHED_MINUTES = 30
 FEATURES = {"age": "numeric", "hours-per-week": "numeric", "educational-num": "numeric",
@@ -69,9 +71,10 @@ def _psi(reference: list[float], current: list[float]) -> float:
 
 
 def seed_monitoring(stack: Any, csv: Path, model: str, versions: tuple[int, int], now: datetime | None = None,
-                    seed: int = 17) -> dict[str, Any]:
+                    seed: int = 17, truncated_file: bool = True) -> dict[str, Any]:
     """Write captures, feedback and ``monitoring/<model>/latest.json`` (+ a dated copy) into the
-    stack's bucket; returns what a test checks against (the report, the callers' request counts)."""
+    stack's bucket; returns what a test checks against (the report, the callers' request counts,
+    the truncated capture file's key when ``truncated_file``)."""
     champion, other = versions
     now = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(hours=HOURS)
@@ -137,6 +140,12 @@ def seed_monitoring(stack: Any, csv: Path, model: str, versions: tuple[int, int]
             body, key = gzip.compress(body), key + ".gz"
         s3.put_object(Bucket=bucket, Key=key, Body=body)
 
+    # A delivery cut short (a truncated line): the page names the file and line and reads the rest
+    last = max(by_hour)
+    broken = BROKEN_CAPTURE.format(model=model, day=f"{last:%Y-%m-%d}") if truncated_file else None
+    if broken:
+        s3.put_object(Bucket=bucket, Key=broken, Body=b'{"stepml_capture": 1, "time": "2026-')
+
     labelled = served[::3]
     feedback = "".join(json.dumps({"request_id": s["request_id"], "row": s["row"], "actual": s["actual"],
                                    "time": _time(now), "caller": ALICE}) + "\n" for s in labelled)
@@ -148,7 +157,8 @@ def seed_monitoring(stack: Any, csv: Path, model: str, versions: tuple[int, int]
     s3.put_object(Bucket=bucket, Key=f"monitoring/{model}/reports/{now:%Y%m%dT%H%M%SZ}.json", Body=body)
     s3.put_object(Bucket=bucket, Key=f"monitoring/{model}/latest.json", Body=body)
     requests_by_caller = pd.Series([c["caller"] for c in captures]).value_counts().to_dict()
-    return {"report": report, "captures": captures, "requests_by_caller": requests_by_caller}
+    return {"report": report, "captures": captures, "requests_by_caller": requests_by_caller,
+            "broken": broken}
 
 
 def _report(model: str, champion: int, training: pd.DataFrame, captures: list[dict[str, Any]],

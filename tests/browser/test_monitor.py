@@ -94,6 +94,8 @@ def test_the_audit_trail_filters_by_caller_and_time(page: Any, ui_url: str, moni
     page.goto(ui_url + "/monitor?model=adult")
     settle(page)
     expect(audit_caption(page)).to_contain_text(f"{len(captures):,} of {len(captures):,} captured requests")
+    # the truncated capture file is named with its line, and the other files are read
+    expect(page.get_by_text(f"Skipped: {monitored['broken']} line 1: not JSON")).to_be_visible()
     # the last half hour was captured in hashed mode: the page says the inputs are not stored
     expect(page.get_by_text(re.compile(r"captured in hashed mode"))).to_be_visible()
     # When the user picks one caller

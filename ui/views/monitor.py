@@ -97,6 +97,11 @@ else:
         st.warning("Too little traffic in this window for the drift and performance figures to mean much.")
     if report.get("note"):
         st.info(str(report["note"]))
+    problems = [str(p) for p in report.get("problems") or []]
+    if problems:
+        with st.expander(f"The monitor skipped {len(problems)} unreadable capture or feedback entr"
+                         f"{'y' if len(problems) == 1 else 'ies'}", icon=":material/warning:"):
+            st.text("\n".join(problems[:50]))
 
     volume = report.get("volume") or {}
     latency = report.get("latency_ms") or {}

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -271,18 +272,24 @@ class Console:
         _, folders = self._list(monitoring.capture_prefix(name), delimiter="/")
         return sorted(day for day in map(monitoring.day_of_partition, folders) if day is not None)
 
-    def captures(self, name: str, days: list[date], limit: int = 50_000) -> monitoring.Captures:
-        """The capture records of ``days`` (newest files first, at most ``limit`` records)."""
+    def captures(self, name: str, days: list[date], limit: int = 50_000, workers: int = 16) -> monitoring.Captures:
+        """The capture records of ``days``, newest files first, at most ``limit`` records (then
+        ``truncated``). Firehose leaves many small files, so ``workers`` of them are fetched at once."""
+        listed: list[dict[str, Any]] = []
+        for day in days:
+            listed += self._list(monitoring.capture_day_prefix(name, day))[0]
+        listed.sort(key=lambda o: (o["LastModified"], o["Key"]), reverse=True)
         found = monitoring.Captures()
-        for day in sorted(days, reverse=True):
-            objects, _ = self._list(monitoring.capture_day_prefix(name, day))
-            for listed in sorted(objects, key=lambda o: (o["LastModified"], o["Key"]), reverse=True):
-                data = self._get(listed["Key"])
-                if data is not None:
-                    found.extend(monitoring.parse_capture_file(listed["Key"], data))
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # boto3 clients are thread-safe
+            for start in range(0, len(listed), workers):
+                batch = [o["Key"] for o in listed[start:start + workers]]
+                for key, data in zip(batch, pool.map(self._get, batch), strict=True):
+                    if data is not None:
+                        found.extend(monitoring.parse_capture_file(key, data))
                 if len(found.records) >= limit:
-                    found.truncated = True
-                    return found
+                    found.truncated = start + workers < len(listed) or len(found.records) > limit
+                    del found.records[limit:]
+                    break
         return found
 
     def read_config(self, dataset: str) -> DatasetConfig:

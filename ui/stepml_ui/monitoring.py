@@ -96,6 +96,14 @@ def parse_capture_file(key: str, data: bytes) -> Captures:
         return found
     decoder = json.JSONDecoder()
     position = 0
+    line, counted = 1, 0  # the line number at ``counted``, advanced as the reader moves on
+
+    def line_at(offset: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, offset)
+        counted = offset
+        return line
+
     while True:
         while position < len(text) and text[position] in " \t\r\n":
             position += 1
@@ -104,17 +112,16 @@ def parse_capture_file(key: str, data: bytes) -> Captures:
         try:
             document, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
-            line = text.count("\n", 0, position) + 1
-            found.problems.append(f"{key} line {line}: not JSON ({exc.msg})")
+            found.problems.append(f"{key} line {line_at(position)}: not JSON ({exc.msg})")
             next_line = text.find("\n", position)
             if next_line < 0:
                 break
             position = next_line + 1
             continue
-        line = text.count("\n", 0, position) + 1
+        at = line_at(position)
         position = end
         for record in _records_in(document):
-            _take(record, key, line, found)
+            _take(record, key, at, found)
     return found
 
 

@@ -180,17 +180,17 @@ else:
     performance = report.get("performance") or {}
     if performance:
         metric_name = performance.get("metric", "metric")
-        tiles = st.columns(4)
-        tiles[0].metric(f"Reference {metric_name}", _figure(performance.get("reference")),
+        perf_tiles = st.columns(4)
+        perf_tiles[0].metric(f"Reference {metric_name}", _figure(performance.get("reference")),
                         help="The champion's figure on its test split, at training time")
         reference = performance.get("reference")
-        for tile, label, value in ((tiles[1], "Estimated", performance.get("estimated")),
-                                   (tiles[2], "True", performance.get("true"))):
+        for tile, label, value in ((perf_tiles[1], "Estimated", performance.get("estimated")),
+                                   (perf_tiles[2], "True", performance.get("true"))):
             delta = (f"{value - reference:+.3f}" if isinstance(value, (int, float)) and isinstance(reference, (int, float))
                      else None)
             tile.metric(f"{label} {metric_name}", _figure(value), delta=delta,
                         delta_color="inverse" if metric_name == "rmse" else "normal")
-        tiles[3].metric("Labelled rows", f"{performance.get('labelled_rows') or 0:,}",
+        perf_tiles[3].metric("Labelled rows", f"{performance.get('labelled_rows') or 0:,}",
                         help="Predictions with an actual value fed back (POST /models/{name}/feedback or a CSV "
                              "under feedback/<model>/)")
         per_version = monitoring.performance_frame(report)
@@ -217,12 +217,17 @@ if not days:
     st.info(f"No captured requests for **{name}** under `{monitoring.capture_prefix(name)}`: capture is off for this "
             "model, or no request has reached it yet (captures arrive through the log delivery within minutes).")
     st.stop()
-default_end = days[-1]
-default_start = max(days[0], default_end - timedelta(days=6))
+# Start with the report's window (its days that have captures), else the newest day.
+window = (report or {}).get("window") or {}
+window_start, window_end = monitoring.parse_time(window.get("start")), monitoring.parse_time(window.get("end"))
+in_window = ([d for d in days if window_start.date() <= d <= window_end.date()]
+             if window_start is not None and window_end is not None else [])
+default_start, default_end = (in_window[0], in_window[-1]) if in_window else (days[-1], days[-1])
 picked = st.date_input("Days (UTC)", value=(default_start, default_end), min_value=days[0], max_value=days[-1],
                        key=f"monitor_days:{name}")
-first_day, last_day = (picked if isinstance(picked, tuple) and len(picked) == 2
-                       else (picked[0], picked[0]) if isinstance(picked, tuple) else (picked, picked))
+# While a range is being picked the widget holds one day: show that day.
+chosen_days = [d for d in (picked if isinstance(picked, tuple) else (picked,)) if d is not None]
+first_day, last_day = (chosen_days[0], chosen_days[-1]) if chosen_days else (default_start, default_end)
 loaded = load_captures(name, tuple(d for d in days if first_day <= d <= last_day))
 for problem in loaded.problems[:10]:
     st.warning(f"Skipped: {problem}")

@@ -227,13 +227,17 @@ class Console:
         return pd.read_csv(io.StringIO(complete), dtype=categorical, keep_default_na=False, na_values=[""])
 
     def _get(self, key: str) -> bytes | None:
-        """An object's bytes, or None when it does not exist."""
+        """An object's bytes, or None when it does not exist; :class:`S3ReadRefused` when the
+        user may not read it (S3 answers 403 for a missing key, too, without ``s3:ListBucket``)."""
         s3 = self.stack.client("s3")
         try:
             return bytes(s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
         except Exception as exc:  # moto and AWS differ on the exception class of a 404
             if "NoSuchKey" in str(exc) or "404" in str(exc):
                 return None
+            if _refused(exc):
+                raise S3ReadRefused(f"your AWS identity may not read s3://{self.stack.bucket}/{key} "
+                                    "(s3:GetObject on it and s3:ListBucket on its prefix are needed)") from exc
             raise
 
     def _list(self, prefix: str, delimiter: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -244,9 +248,15 @@ class Console:
             kwargs["Delimiter"] = delimiter
         objects: list[dict[str, Any]] = []
         folders: list[str] = []
-        for page in paginator.paginate(**kwargs):
-            objects += page.get("Contents", [])
-            folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        try:
+            for page in paginator.paginate(**kwargs):
+                objects += page.get("Contents", [])
+                folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        except Exception as exc:
+            if _refused(exc):
+                raise S3ReadRefused(f"your AWS identity may not list s3://{self.stack.bucket}/{prefix} "
+                                    "(s3:ListBucket with this prefix is needed)") from exc
+            raise
         return objects, folders
 
     def monitor_report(self, name: str, report_key: str | None = None) -> tuple[str, dict[str, Any] | None]:
@@ -303,6 +313,15 @@ class Console:
         response = self.stack.client("s3").put_object(Bucket=self.stack.bucket, Key=key, Body=data,
                                                       ContentType="text/csv")
         return {"bucket": self.stack.bucket, "key": key, "version_id": response.get("VersionId")}
+
+
+class S3ReadRefused(PermissionError):
+    """S3 refused a read the UI needs; the message names the object or prefix and the action."""
+
+
+def _refused(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("AccessDenied", "403", "InvalidAccessKeyId", "ExpiredToken")
 
 
 def _quote(name: str) -> str:

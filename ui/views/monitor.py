@@ -12,6 +12,7 @@ from typing import Any
 import altair as alt
 import streamlit as st
 from stepml_ui import monitoring
+from stepml_ui.client import S3ReadRefused
 from stepml_ui.page import console, pick_model
 
 st.title("Monitor")
@@ -64,13 +65,17 @@ def reload() -> None:
 
 st.button("Reload", icon=":material/refresh:", on_click=reload,
           help="Read the reports and captures again (a report just produced by `stepml monitor`, new captures)")
-dated = report_keys(name)
+try:
+    dated = report_keys(name)
+except S3ReadRefused as exc:
+    st.error(f"Cannot read the monitor reports: {exc}.")
+    dated = []
 LATEST = "latest"
 chosen_report = st.selectbox("Report", [LATEST, *dated], key=f"monitor_report:{name}",
                              format_func=lambda k: "latest" if k == LATEST else k.rsplit("/", 1)[-1])
 try:
     report_key, report = load_report(name, None if chosen_report == LATEST else chosen_report)
-except monitoring.UnreadableReport as exc:
+except (monitoring.UnreadableReport, S3ReadRefused) as exc:
     st.error(f"Cannot read the monitor report: {exc}")
     report_key, report = "", None
 
@@ -212,7 +217,11 @@ else:
 # -- the audit trail: captured requests ---------------------------------------------------------
 
 st.subheader("Audit trail")
-days = capture_days(name)
+try:
+    days = capture_days(name)
+except S3ReadRefused as exc:
+    st.error(f"Cannot read the captured requests: {exc}.")
+    st.stop()
 if not days:
     st.info(f"No captured requests for **{name}** under `{monitoring.capture_prefix(name)}`: capture is off for this "
             "model, or no request has reached it yet (captures arrive through the log delivery within minutes).")
@@ -228,7 +237,11 @@ picked = st.date_input("Days (UTC)", value=(default_start, default_end), min_val
 # While a range is being picked the widget holds one day: show that day.
 chosen_days = [d for d in (picked if isinstance(picked, tuple) else (picked,)) if d is not None]
 first_day, last_day = (chosen_days[0], chosen_days[-1]) if chosen_days else (default_start, default_end)
-loaded = load_captures(name, tuple(d for d in days if first_day <= d <= last_day))
+try:
+    loaded = load_captures(name, tuple(d for d in days if first_day <= d <= last_day))
+except S3ReadRefused as exc:
+    st.error(f"Cannot read the captured requests: {exc}.")
+    st.stop()
 for problem in loaded.problems[:10]:
     st.warning(f"Skipped: {problem}")
 if len(loaded.problems) > 10:

@@ -531,3 +531,39 @@ def alarm_message(report: dict[str, Any]) -> tuple[str, str]:
         f"  s3://…/{keys.monitoring_latest(model)}",
     ]
     return subject, "\n".join(lines)
+
+
+def monitor(
+    event: dict[str, Any], store: Store, sns: Any, topic_arn: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """One monitor run, as the Monitor function makes it: ``event`` names a ``model`` (and a
+    ``since``: ``24h``, ``7d``, an ISO time) or nothing, for every model with a champion (the
+    schedule's run). Each report is written, and a report with alarms is published as one readable
+    message to ``topic_arn``.
+
+    A model named in the event that cannot be monitored raises its error; in a run over every
+    model it is listed under ``failed`` and the others are still monitored.
+    """
+    from stepml.errors import StepmlError
+
+    now = now or datetime.now(UTC)
+    since = event.get("since")
+    start = parse_since(str(since), now) if since else now - DEFAULT_WINDOW
+    named = event.get("model")
+    if named is not None and not isinstance(named, str):
+        raise DataError(f"the event's 'model' must be a model name, got {named!r}")
+    reports, failed, notified = [], [], []
+    for model in [named] if named else monitored_models(store):
+        try:
+            report = run_monitor(store, model, start, now)
+        except StepmlError as exc:
+            if named:
+                raise
+            failed.append({"model": model, "error": type(exc).__name__, "message": str(exc)})
+            continue
+        reports.append(report)
+        if report["alarms"]:
+            subject, body = alarm_message(report)
+            published = sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)
+            notified.append({"model": model, "message_id": published.get("MessageId")})
+    return {"reports": reports, "failed": failed, "notified": notified}

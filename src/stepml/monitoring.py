@@ -118,6 +118,26 @@ def parse_capture_lines(data: bytes, location: str, problems: list[str]) -> Iter
             yield record
 
 
+def capture_problem(record: dict[str, Any]) -> str | None:
+    """Why a capture record cannot be used (None when it can): the fields the monitor reads must
+    have their format's types."""
+    status = record.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int):
+        return f"status {status!r} is not an HTTP status"
+    if not isinstance(record.get("outputs", []), list):
+        return "outputs is not a list"
+    for field in ("inputs", "probabilities"):
+        value = record.get(field)
+        if value is not None and not isinstance(value, list):
+            return f"{field} is not a list"
+    for row in record.get("probabilities") or []:
+        if row is not None and (not isinstance(row, dict) or any(_number(p) is None for p in row.values())):
+            return "probabilities holds a row that is not {class: number}"
+    if record.get("latency_ms") is not None and _number(record.get("latency_ms")) is None:
+        return f"latency_ms {record.get('latency_ms')!r} is not a number"
+    return None
+
+
 def load_captures(
     store: Store, model: str, start: datetime, end: datetime, problems: list[str]
 ) -> list[dict[str, Any]]:
@@ -128,8 +148,11 @@ def load_captures(
         for key in store.list_keys(keys.capture_day_prefix(model, day.isoformat())):
             for record in parse_capture_lines(store.get_bytes(key), key, problems):
                 moment = _record_time(record)
+                problem = capture_problem(record)
                 if moment is None:
                     _problem(problems, f"{key}: a record without a readable time")
+                elif problem is not None:
+                    _problem(problems, f"{key}: request {record.get('request_id')!r} skipped: {problem}")
                 elif start <= moment < end and record.get("model") in (None, model):
                     found.append((moment, record))
         day += timedelta(days=1)

@@ -273,3 +273,21 @@ def test_psi_is_zero_for_equal_distributions_and_grows_with_the_shift() -> None:
     assert monitoring.psi(reference, reference) == 0
     assert 0 < monitoring.psi(reference, [0.3, 0.3, 0.2, 0.2]) < monitoring.psi(reference, [0.7, 0.1, 0.1, 0.1])
     assert np.isfinite(monitoring.psi(reference, [1.0, 0.0, 0.0, 0.0]))
+
+
+def test_unreadable_capture_lines_and_records_are_skipped_and_named(tmp_path: Path, adult: dict[str, Any]) -> None:
+    store = DirectoryStore(tmp_path)
+    _registered(store, adult)
+    good = captures(adult, adult["traffic"].iloc[:200])
+    bad = {**good[0], "request_id": "broken", "probabilities": [{"<=50K": "high"}]}
+    text = "START RequestId: 1 Version: $LATEST\n{not json\n" + json.dumps(bad) + "\n"
+    text += "".join(json.dumps(r) + "\n" for r in good)
+    key = f"{keys.capture_day_prefix(MODEL, NOW.date().isoformat())}mixed.jsonl"
+    store.put_bytes(key, text.encode())
+
+    report = monitoring.run_monitor(store, MODEL, NOW - timedelta(hours=24), NOW)
+
+    assert report["volume"]["requests"] == 50 and report["volume"]["rows"] == 200
+    assert report["problems"] == [f"{key} line 1: not JSON", f"{key} line 2: not JSON",
+                                  (f"{key}: request 'broken' skipped: probabilities holds a row that is not "
+                                  "{class: number}")]

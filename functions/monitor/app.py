@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from stepml.monitoring import key_figures, monitor
+from stepml.monitoring import key_figures, monitor, summary
 from stepml.observability import NAMESPACE, SERVICE, stage_instruments
 from stepml.settings import load_settings
 from stepml.storage import S3Store
@@ -34,4 +34,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                               "requests": report["volume"]["requests"]})
     metrics.add_metric(name="MonitorAlarms", unit=MetricUnit.Count,
                        value=sum(len(r["alarms"]) for r in result["reports"]))
+    if not (event or {}).get("model"):  # the schedule's run over every model: a summary of each
+        result["reports"] = [summary(r) for r in result["reports"]]
     return result

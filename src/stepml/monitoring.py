@@ -528,6 +528,13 @@ def key_figures(report: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in figures.items() if value is not None}
 
 
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """A few lines of a report (what a run over every model returns; the reports are in S3)."""
+    return {"model": report["model"], "champion_version": report["champion_version"],
+            "requests": report["volume"]["requests"], "alarms": [a["message"] for a in report["alarms"]],
+            "report": keys.monitoring_latest(report["model"])}
+
+
 #: SNS limits a subject to 100 characters.
 MAX_SUBJECT = 100
 

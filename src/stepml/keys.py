@@ -217,26 +217,19 @@ def dataset_prefixes(dataset: str) -> list[str]:
         models_prefix(dataset),
         capture_prefix(dataset),
         feedback_prefix(dataset),
+        f"{MONITORING_PREFIX}{dataset}/",
     ]
 
 
 # -- monitoring (issue #17): captured traffic, fed-back labels, monitor reports ------------------
 
-#: Capture records, one JSON line per prediction request, delivered by AWS's log plumbing.
-CAPTURE_PREFIX = "capture/"
-#: Labels fed back for captured predictions (JSON lines, or a bulk CSV).
-FEEDBACK_PREFIX = "feedback/"
-#: Monitor reports.
+#: Monitor reports (capture and feedback prefixes: above).
 MONITORING_PREFIX = "monitoring/"
 
 
 def capture_day_prefix(model: str, day: str) -> str:
     """The captures of ``model`` on ``day`` (``YYYY-MM-DD``, UTC): ``capture/<model>/dt=<day>/``."""
     return f"{CAPTURE_PREFIX}{model}/dt={day}/"
-
-
-def feedback_prefix(model: str) -> str:
-    return f"{FEEDBACK_PREFIX}{model}/"
 
 
 def monitoring_report(model: str, stamp: str) -> str:

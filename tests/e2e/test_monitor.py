@@ -129,3 +129,51 @@ def test_the_schedule_is_deployed_with_a_role_that_may_invoke_only_the_monitor(l
     actions = sorted(re.findall(r"'Action': '([^']+)'", policies))
     assert actions == ["lambda:InvokeFunction", "sqs:SendMessage"]
     assert local_stack.function_name("MonitorFunction") in policies
+
+
+def test_served_predictions_and_fed_back_labels_reach_the_monitor_report(local_stack: LocalStack) -> None:
+    """The whole loop as a user runs it: predictions through the signed HTTP API (captured by the
+    log subscription → Firehose path), labels sent to /feedback, then `stepml monitor`."""
+    from stepml.local import firehose
+    from tests.e2e.test_pipeline import client_stack
+
+    dataset = f"looped-{uuid.uuid4().hex[:6]}"
+    s3 = local_stack.client("s3")
+    s3.put_object(Bucket=local_stack.bucket, Key=f"config/{dataset}.yaml",
+                  Body=b"target: label\nrecipe: seed-a\nmonitoring:\n  min_rows: 20\n")
+    key = f"raw/{dataset}/data.csv"
+    since = upload(local_stack, key, synthetic_csv(600, 7))
+    assert wait_for_execution(local_stack, since=since, key=key)["status"] == "SUCCEEDED"
+
+    # Given 12 prediction requests of 4 rows each, served by the API as the stack's administrator
+    served = synthetic_csv(48, 8).decode().splitlines()
+    header, rows = served[0].split(","), [line.split(",") for line in served[1:]]
+    stack = client_stack(local_stack)
+    request_ids, labels = [], []
+    for start in range(0, 48, 4):
+        chunk = [dict(zip(header, row, strict=True)) for row in rows[start:start + 4]]
+        answer = stack.predict_request(dataset, {"instances": [
+            {"x": float(r["x"]), "colour": r["colour"], "z": float(r["z"])} for r in chunk]})
+        assert answer.status == 200, answer.body
+        request_ids.append(answer.request_id)
+        labels.append([r["label"] for r in chunk])
+    # And the true labels of every row sent back through POST /models/{name}/feedback
+    items = [{"request_id": rid, "row": i, "actual": label}
+             for rid, chunk in zip(request_ids, labels, strict=True) for i, label in enumerate(chunk)]
+    status, body = stack.feedback(dataset, {"items": items})
+    assert status == 200, body
+    assert firehose.drain(), "the local delivery stream did not finish"
+
+    # When the monitor runs
+    code, out = stepml(local_stack, "monitor", dataset, "--json")
+
+    # Then it saw exactly those requests, from that caller, and the true accuracy next to the estimate
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["volume"]["requests"] == 12 and report["volume"]["rows"] == 48
+    identity = local_stack.client("sts").get_caller_identity()["Arn"]
+    assert report["volume"]["by_caller"] == {identity: 48}
+    performance = report["performance"]
+    assert performance["labelled_rows"] == 48
+    assert performance["true"] is not None and performance["estimated"] is not None
+    assert 0.5 < performance["true"] <= 1.0

@@ -29,6 +29,8 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from stepml.errors import DataError
+
 #: The schema version every record carries under this key; a line without it is not a capture.
 MARKER = "stepml_capture"
 SCHEMA_VERSION = 1
@@ -150,20 +152,28 @@ def line(capture: dict[str, Any]) -> str:
     return json.dumps(capture, separators=(",", ":"), default=str)
 
 
-def read_records(data: bytes) -> Iterator[dict[str, Any]]:
+def read_records(data: bytes, location: str = "capture file",
+                 problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """The capture records of one delivered file: newline-delimited JSON, gzip-compressed or not
-    (by its magic number); lines that are not capture records are skipped."""
+    (by its magic number); other records are skipped. A line that is not JSON is skipped too and,
+    when ``problems`` is given, named there (``<location> line N: not JSON``); a gzip file that
+    cannot be read raises DataError naming ``location``."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    for raw in data.splitlines():
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{location}: not a readable gzip file ({exc})") from None
+    for number, raw in enumerate(data.splitlines(), start=1):
         text = raw.strip()
-        if not text.startswith(b"{"):
+        if not text:
             continue
         try:
             value = json.loads(text)
         except ValueError:
+            if problems is not None:
+                problems.append(f"{location} line {number}: not JSON")
             continue
-        if isinstance(value, dict) and value.get(MARKER) is not None:
+        if isinstance(value, dict) and value.get(MARKER):
             yield value
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from stepml import keys, profile
+from stepml import capture, keys, profile
 from stepml.config import MonitoringConfig, load_config
 from stepml.errors import DataError, NotFoundError
 from stepml.storage import Store
@@ -102,22 +102,6 @@ def _text(data: bytes, location: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def parse_capture_lines(data: bytes, location: str, problems: list[str]) -> Iterator[dict[str, Any]]:
-    """The capture records in one file (gzip or plain JSON lines); other lines are skipped, and a
-    line that is not JSON is named in ``problems``."""
-    for number, line in enumerate(_text(data, location).splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            _problem(problems, f"{location} line {number}: not JSON")
-            continue
-        if isinstance(record, dict) and record.get("stepml_capture"):
-            yield record
-
-
 def capture_problem(record: dict[str, Any]) -> str | None:
     """Why a capture record cannot be used (None when it can): the fields the monitor reads must
     have their format's types."""
@@ -146,7 +130,11 @@ def load_captures(
     day = start.date()
     while day <= end.date():
         for key in store.list_keys(keys.capture_day_prefix(model, day.isoformat())):
-            for record in parse_capture_lines(store.get_bytes(key), key, problems):
+            unreadable: list[str] = []
+            for record in capture.read_records(store.get_bytes(key), key, unreadable):
+                for problem in unreadable:  # the lines before this record, in file order
+                    _problem(problems, problem)
+                unreadable.clear()
                 moment = _record_time(record)
                 problem = capture_problem(record)
                 if moment is None:
@@ -155,6 +143,8 @@ def load_captures(
                     _problem(problems, f"{key}: request {record.get('request_id')!r} skipped: {problem}")
                 elif start <= moment < end and record.get("model") in (None, model):
                     found.append((moment, record))
+            for problem in unreadable:
+                _problem(problems, problem)
         day += timedelta(days=1)
     found.sort(key=lambda item: item[0])
     return [record for _, record in found]

@@ -67,11 +67,13 @@ class AutoChoice:
     family: str = model_family.TREES
     #: ``{family: primary metric on the validation rows}`` (empty when families were not compared)
     families: dict[str, float] = field(default_factory=dict)
+    #: the linear model's settings chosen on the validation split (the logistic model's ``C``)
+    linear_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "target_transform": self.target_transform, "family": self.family,
                 "validation_rows": self.validation_rows, "candidates": self.candidates,
-                "families": self.families}
+                "families": self.families, "linear_params": self.linear_params}
 
 
 def choose(
@@ -121,8 +123,9 @@ def choose(
     _, transform, rounds, output, classes = best
     family: str = model_family.TREES
     families: dict[str, float] = {}
+    linear_params: dict[str, Any] = {}
     if not fixed and len(train) <= model_family.MAX_TRAINING_ROWS:
-        family, families = model_family.compare(schema, task, config, metric, higher_is_better, fitting,
+        family, families, linear_params = model_family.compare(schema, task, config, metric, higher_is_better, fitting,
                                                 validation, y_fit, y_val, output, classes,
                                                 blend=transform is None)
         if family == model_family.LINEAR:
@@ -132,7 +135,8 @@ def choose(
     if choose_rounds and family != model_family.LINEAR:
         chosen_rounds = max(MIN_ROUNDS, round(rounds * ROUNDS_SCALE))
         params["max_iter"] = chosen_rounds
-    return AutoChoice(params, transform, chosen_rounds, len(validation), candidates, family, families)
+    return AutoChoice(params, transform, chosen_rounds, len(validation), candidates, family, families,
+                      linear_params if family != model_family.TREES else {})
 
 
 def _validation_fit(

@@ -129,6 +129,7 @@ class AutoChoiceSummary(TypedDict):
     validation_rows: int
     candidates: dict[str, dict[str, float]]
     families: dict[str, float]
+    linear_params: dict[str, Any]
 
 
 class TrainedRun(PreprocessedRun):

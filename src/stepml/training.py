@@ -40,11 +40,12 @@ def fit(
     ensemble: list[dict[str, Any]] | None = None,
     target_transform: str | None = None,
     family: str = "trees",
+    linear_params: dict[str, Any] | None = None,
 ) -> Pipeline:
     """Fit the recipe on the training split (``params`` override ``config.params``; ``ensemble``:
     see :func:`build_pipeline`; ``target_transform``: a regression fitted on the transformed target,
     see :mod:`stepml.target_transform`; ``family``: the trees, or a linear model or blend for the
-    auto recipe, see :mod:`stepml.model_family`)."""
+    auto recipe, see :mod:`stepml.model_family`, with ``linear_params``)."""
     keep_rows = recipes.get(config.recipe).training_rows
     if keep_rows is not None:
         train = keep_rows(train, target, schema, task)
@@ -53,7 +54,7 @@ def fit(
     if family != "trees":
         from stepml import model_family
 
-        pipeline = model_family.build_pipeline(schema, task, config, family, pipeline, features)
+        pipeline = model_family.build_pipeline(schema, task, config, family, pipeline, features, linear_params)
     if target_transform is not None:
         from stepml import target_transform as transforms
 
@@ -65,8 +66,9 @@ def fit(
     from threadpoolctl import threadpool_limits
 
     try:
-        with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"), warnings.catch_warnings():
-            # LogisticRegressionCV (model_family) warns per fold when lbfgs stops at max_iter
+        # OpenMP (the boosters) and BLAS (a linear model's lbfgs) alike: see OPENMP_THREADS
+        with threadpool_limits(limits=OPENMP_THREADS), warnings.catch_warnings():
+            # a linear model (model_family) warns when lbfgs stops at max_iter
             warnings.simplefilter("ignore", ConvergenceWarning)
             pipeline.fit(features, y)
     except (ValueError, TypeError, ArithmeticError) as exc:
@@ -121,7 +123,8 @@ def fit_recorded(
         choice = choose(train, target, schema, task, config)
         logging.getLogger(__name__).info("auto recipe choices", extra={"auto": choice.to_dict()})
         pipeline = fit(train, target, schema, task, config, params=choice.params,
-                       target_transform=choice.target_transform, family=choice.family)
+                       target_transform=choice.target_transform, family=choice.family,
+                       linear_params=choice.linear_params)
         return Fitted(pipeline, auto_choice=choice.to_dict())
     if config.tune is None:
         return Fitted(fit(train, target, schema, task, config))

@@ -72,6 +72,8 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
     if family != "linear":
         rounds = choice.get("rounds")
         parts.append(f"{rounds} boosting rounds" if rounds is not None else "the recipe's default rounds")
+    if family != "trees" and choice.get("linear_params"):
+        parts.append("linear " + ", ".join(f"{key}={value:g}" for key, value in choice["linear_params"].items()))
     if choice.get("target_transform"):
         parts.append(f"target fitted as {choice['target_transform']}")
     line = "auto recipe's choice on " + f"{choice.get('validation_rows', 0):,} validation rows: " + ", ".join(parts)

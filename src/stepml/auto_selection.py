@@ -11,7 +11,7 @@ trials. Read off that validation curve:
   rows than the validation fit saw), instead of a fixed 400: a 150-row table stops early rather
   than memorising its rows, a large one boosts longer.
 * **a model family** (tables of at most :data:`~stepml.model_family.MAX_TRAINING_ROWS` training
-  rows, no ``params`` fixed): the trees, a regularised linear model, or the blend of both (not
+  rows and :data:`~stepml.model_family.MAX_ONE_HOT_COLUMNS` categories, no ``params`` fixed): the trees, a regularised linear model, or the blend of both (not
   offered with a log target), whichever validates best (:mod:`stepml.model_family`).
 * **a log target** (regression): when the target is non-negative and right-skewed
   (:func:`stepml.target_transform.suits`), the booster is also fitted on ``log1p(y)``; the
@@ -124,7 +124,7 @@ def choose(
     family: str = model_family.TREES
     families: dict[str, float] = {}
     linear_params: dict[str, Any] = {}
-    if not fixed and len(train) <= model_family.MAX_TRAINING_ROWS:
+    if not fixed and model_family.suits(train, schema):
         family, families, linear_params = model_family.compare(schema, task, config, metric, higher_is_better, fitting,
                                                 validation, y_fit, y_val, output, classes,
                                                 blend=transform is None)

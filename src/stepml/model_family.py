@@ -36,13 +36,26 @@ if TYPE_CHECKING:
 TREES, LINEAR, BLEND = "trees", "linear", "blend"
 FAMILIES = (TREES, LINEAR, BLEND)
 #: Tables with more training rows than this keep the trees without a comparison: there the trees
-#: win anyway and the logistic model's cross-validation would cost minutes.
+#: win anyway (measured: California, randhie) and the logistic fits would cost minutes.
 MAX_TRAINING_ROWS = 20_000
+#: Nor is a linear model offered when one-hot text would be wider than this many columns (the
+#: encoded matrix is dense: 20,000 rows x 1,000 columns is 160 MB).
+MAX_ONE_HOT_COLUMNS = 1_000
 #: Ridge penalties RidgeCV chooses from (efficient leave-one-out), on standardised features.
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
 #: Inverse penalties of the logistic model, one chosen by validation log loss.
 LOGISTIC_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
 LOGISTIC_MAX_ITER = 500
+
+
+def suits(train: pd.DataFrame, schema: list[dict[str, Any]]) -> bool:
+    """Whether the linear family is worth comparing on ``train``: few enough rows and categories."""
+    from stepml.dateparts import model_features
+
+    if len(train) > MAX_TRAINING_ROWS:
+        return False
+    text = [f["name"] for f in model_features(schema) if f["kind"] == "categorical" and f["name"] in train]
+    return sum(int(train[name].nunique()) for name in text) <= MAX_ONE_HOT_COLUMNS
 
 
 def linear_estimator(config: DatasetConfig, task: str, params: dict[str, Any] | None = None) -> Any:

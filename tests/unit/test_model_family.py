@@ -122,6 +122,15 @@ def test_large_tables_keep_the_trees_without_comparing(monkeypatch: pytest.Monke
     assert choice.family == model_family.TREES and choice.families == {}
 
 
+def test_many_categories_keep_the_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given text whose one-hot encoding would be wider than the limit (3 regions over a limit of 2)
+    monkeypatch.setattr(model_family, "MAX_ONE_HOT_COLUMNS", 2)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    # Then no dense one-hot matrix is built: the trees, as before
+    assert not model_family.suits(train, schema)
+    assert auto_selection.choose(train, "later", schema, "regression", config).family == model_family.TREES
+
+
 def test_fixed_params_keep_the_trees() -> None:
     # Given a config that fixes a booster parameter (the user asked for those trees)
     config, train, _, schema = _prepared(_smooth(), "later", "regression")

@@ -79,7 +79,10 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
     line = "auto recipe's choice on " + f"{choice.get('validation_rows', 0):,} validation rows: " + ", ".join(parts)
     families = choice["families"]
     if families:
-        scores = ", ".join(f"{name} {metric(value)}" for name, value in families.items())
+        # the registry's JSON may come back with its keys sorted: trees, linear, blend (the tie order)
+        ordered = sorted(families, key=lambda name: ("trees", "linear", "blend").index(name)
+                         if name in ("trees", "linear", "blend") else 3)
+        scores = ", ".join(f"{name} {metric(families[name])}" for name in ordered)
         line += f" (validation {primary_metric or 'score'}: {scores})"
     return line
 

@@ -45,7 +45,7 @@ from stepml.config import DatasetConfig
 from stepml.errors import ConfigError
 from stepml.evaluation import evaluate, metric_value
 from stepml.preprocessing import class_labels, feature_schema, split
-from stepml.training import fit_with_config
+from stepml.training import fit_recorded
 from stepml.validation import read_csv, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +139,8 @@ def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namesp
     if recipe == "autogluon":
         return {**row, **autogluon(train, test, target, task, config.metric_for(task), args)}
     started = time.perf_counter()
-    pipeline, tuning = fit_with_config(train, target, schema, task, config)
+    fitted = fit_recorded(train, target, schema, task, config)
+    pipeline, tuning = fitted.pipeline, fitted.tuning
     seconds = time.perf_counter() - started
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
@@ -153,6 +154,8 @@ def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namesp
     )
     if tuning:
         row["tuning"] = tuning
+    if fitted.auto_choice:  # rounds, target transform, model family and their validation scores
+        row["auto_choice"] = fitted.auto_choice
     targets = TARGETS.get((dataset.name, recipe))
     if targets:
         row["targets"] = {

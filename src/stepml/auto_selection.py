@@ -10,6 +10,9 @@ trials. Read off that validation curve:
   :data:`~stepml.tuning.ROUNDS_SCALE` for the final fit on all the training rows (a quarter more
   rows than the validation fit saw), instead of a fixed 400: a 150-row table stops early rather
   than memorising its rows, a large one boosts longer.
+* **a model family** (tables of at most :data:`~stepml.model_family.MAX_TRAINING_ROWS` training
+  rows and :data:`~stepml.model_family.MAX_ONE_HOT_COLUMNS` categories, no ``params`` fixed): the trees, a regularised linear model, or the blend of both (not
+  offered with a log target), whichever validates best (:mod:`stepml.model_family`).
 * **a log target** (regression): when the target is non-negative and right-skewed
   (:func:`stepml.target_transform.suits`), the booster is also fitted on ``log1p(y)``; the
   transform is kept when its predictions, back on the target's scale, score better on the
@@ -30,7 +33,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
-from stepml import target_transform
+from stepml import model_family, target_transform
 from stepml.config import METRICS, DatasetConfig
 from stepml.evaluation import metric_value
 from stepml.preprocessing import class_labels, to_model_frame
@@ -60,10 +63,17 @@ class AutoChoice:
     validation_rows: int
     #: ``{candidate ("none" or a transform): {"rounds": best round, "score": primary metric}}``
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the model family (:mod:`stepml.model_family`): the trees unless another validated better
+    family: str = model_family.TREES
+    #: ``{family: primary metric on the validation rows}`` (empty when families were not compared)
+    families: dict[str, float] = field(default_factory=dict)
+    #: the linear model's settings chosen on the validation split (the logistic model's ``C``)
+    linear_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rounds": self.rounds, "target_transform": self.target_transform,
-                "validation_rows": self.validation_rows, "candidates": self.candidates}
+        return {"rounds": self.rounds, "target_transform": self.target_transform, "family": self.family,
+                "validation_rows": self.validation_rows, "candidates": self.candidates,
+                "families": self.families, "linear_params": self.linear_params}
 
 
 def choose(
@@ -95,10 +105,10 @@ def choose(
     metric = config.metric_for(task)
     higher_is_better = METRICS[task][metric]
     candidates: dict[str, dict[str, float]] = {}
-    best: tuple[float, str | None, int] | None = None
+    best: tuple[float, str | None, int, np.ndarray, np.ndarray | None] | None = None
     for transform in transforms:
         try:
-            rounds, score = _validation_fit(
+            rounds, score, output, classes = _validation_fit(
                 config, task, metric, fixed, choose_rounds, transform, x_fit, y_fit, x_val, y_val
             )
         except (ValueError, TypeError, ArithmeticError):
@@ -108,23 +118,34 @@ def choose(
         candidates[transform or "none"] = {"rounds": rounds, "score": score}
         ranked = score if higher_is_better else -score
         if best is None or ranked > best[0]:
-            best = (ranked, transform, rounds)
+            best = (ranked, transform, rounds, output, classes)
     assert best is not None
-    _, transform, rounds = best
+    _, transform, rounds, output, classes = best
+    family: str = model_family.TREES
+    families: dict[str, float] = {}
+    linear_params: dict[str, Any] = {}
+    if not fixed and model_family.suits(train, schema):
+        family, families, linear_params = model_family.compare(schema, task, config, metric, higher_is_better, fitting,
+                                                validation, y_fit, y_val, output, classes,
+                                                blend=transform is None)
+        if family == model_family.LINEAR:
+            transform = None  # the linear model is fitted on the target as it is
     params = dict(fixed)
     chosen_rounds = None
-    if choose_rounds:
+    if choose_rounds and family != model_family.LINEAR:
         chosen_rounds = max(MIN_ROUNDS, round(rounds * ROUNDS_SCALE))
         params["max_iter"] = chosen_rounds
-    return AutoChoice(params, transform, chosen_rounds, len(validation), candidates)
+    return AutoChoice(params, transform, chosen_rounds, len(validation), candidates, family, families,
+                      linear_params if family != model_family.TREES else {})
 
 
 def _validation_fit(
     config: DatasetConfig, task: str, metric: str, fixed: dict[str, Any], choose_rounds: bool,
     transform: str | None, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-) -> tuple[int, float]:
+) -> tuple[int, float, np.ndarray, np.ndarray | None]:
     """Fit the recipe's booster on the fitting rows; (its best round, the primary metric there on
-    the validation rows, on the target's own scale)."""
+    the validation rows, its validation predictions there — class probabilities, or values on the
+    target's own scale — and the classes)."""
     from threadpoolctl import threadpool_limits
 
     model = estimator(config, task, fixed)
@@ -144,8 +165,9 @@ def _validation_fit(
                 pass
             predicted = model.classes_[np.argmax(probabilities, axis=1)]
             score = metric_value(task, metric, y_val, predicted, probabilities, model.classes_)
-        else:
-            for _, values in zip(range(rounds), model.staged_predict(x_val), strict=False):
-                pass
-            score = metric_value(task, metric, y_val, target_transform.inverse(values, transform))
-    return rounds, float(score)
+            return rounds, float(score), probabilities, model.classes_
+        for _, values in zip(range(rounds), model.staged_predict(x_val), strict=False):
+            pass
+        values = target_transform.inverse(values, transform)
+        score = metric_value(task, metric, y_val, values)
+    return rounds, float(score), values, None

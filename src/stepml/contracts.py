@@ -117,6 +117,21 @@ class TuningSummary(TypedDict):
     ensemble: list[dict[str, Any]]
 
 
+class AutoChoiceSummary(TypedDict):
+    """What the ``auto`` recipe chose on its validation split (:class:`stepml.auto_selection.AutoChoice`):
+    the final fit's boosting rounds (None: the recipe's default, or a linear model), the target
+    transform, the model family (``trees``, ``linear`` or ``blend``, :mod:`stepml.model_family`),
+    how many rows validated, and each candidate's validation score by the primary metric."""
+
+    rounds: int | None
+    target_transform: str | None
+    family: str
+    validation_rows: int
+    candidates: dict[str, dict[str, float]]
+    families: dict[str, float]
+    linear_params: dict[str, Any]
+
+
 class TrainedRun(PreprocessedRun):
     """After "Train": the staged artifacts and scikit-learn's reference outputs."""
 
@@ -126,6 +141,7 @@ class TrainedRun(PreprocessedRun):
     train_seconds: float
     model_bytes: int  # the ONNX graph's size (a Train metric)
     tuning: NotRequired[TuningSummary]
+    auto_choice: NotRequired[AutoChoiceSummary]
 
 
 class GateDecision(TypedDict):
@@ -187,6 +203,8 @@ class NewVersion(TypedDict):
     libraries: dict[str, str]
     stepml_version: str
     gate: NotRequired[GateDecision]
+    #: the auto recipe's validation choices (rounds, target transform, model family), when it made them
+    auto_choice: NotRequired[AutoChoiceSummary]
 
 
 class VersionMeta(NewVersion):

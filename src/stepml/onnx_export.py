@@ -185,17 +185,24 @@ def _split_pipeline(pipeline: Any) -> tuple[Any, Any]:
 def compares_in_float64(estimator: Any) -> bool:
     """Whether the estimator's trees compare float64 features with float64 thresholds:
     scikit-learn's HistGradientBoosting (alone or every member of a voting ensemble). Forests and
-    XGBoost compare float32 features, LightGBM's ONNX converter only writes float32 thresholds."""
+    XGBoost compare float32 features, LightGBM's ONNX converter only writes float32 thresholds.
+    A linear model (:mod:`stepml.model_family`) computes in float64 as scikit-learn does; a
+    member pipeline (a blend's) counts as its estimator."""
     from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         HistGradientBoostingRegressor,
         VotingClassifier,
         VotingRegressor,
     )
+    from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
+    from sklearn.pipeline import Pipeline
 
     if isinstance(estimator, (VotingClassifier, VotingRegressor)):
         return all(compares_in_float64(member) for member in estimator.estimators_)
-    return isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
+    if isinstance(estimator, Pipeline):
+        return compares_in_float64(estimator.steps[-1][1])
+    return isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
+                                  LogisticRegression, Ridge, RidgeCV))
 
 
 def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:

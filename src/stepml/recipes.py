@@ -21,7 +21,8 @@ The recipes:
     Median imputation, ordinal codes for text (trees split codes well; one-hot would only widen
     the matrix), scikit-learn ``HistGradientBoosting`` at learning rate 0.05, its rounds (and a
     log target for a skewed regression) chosen on a validation split by
-    :mod:`stepml.auto_selection` (400 rounds where it cannot choose).
+    :mod:`stepml.auto_selection` (400 rounds where it cannot choose); on small tables that split
+    may prefer a regularised linear model, or its blend with the trees (:mod:`stepml.model_family`).
     Chosen by measurement over LightGBM and other settings (bench/results/models.json): it meets the
     targets with no extra library in the Lambda layer (LightGBM needs the system's libgomp, absent
     from the Lambda runtime) and converts with skl2onnx directly. Classes are weighted
@@ -254,7 +255,8 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         Recipe(
             name="auto",
-            summary="median imputation, ordinal codes, HistGradientBoosting, rounds by early stopping (log target when skewed); tunable",
+            summary="median imputation, ordinal codes, HistGradientBoosting, rounds by early stopping (log target when skewed; "
+                    "a linear model or blend on small tables when it validates better); tunable",
             estimator_name="HistGradientBoosting",
             tasks=TASKS,
             make_estimator=_auto_estimator,

@@ -17,6 +17,7 @@ from typing import Any, cast
 from stepml import __version__, integrity, keys, recipes
 from stepml.config import DatasetConfig, load_config
 from stepml.contracts import (
+    AutoChoiceSummary,
     DuplicateRun,
     Feature,
     NewVersion,
@@ -156,7 +157,7 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     """Stage 3: fit the recipe's pipeline on the training split; stage its artifacts."""
     import joblib
 
-    from stepml.training import fit_with_config
+    from stepml.training import fit_recorded
 
     dataset, run_id, task = state["dataset"], state["run_id"], state["task"]
     store = S3Store(settings)
@@ -168,7 +169,8 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
         frame = _read_split(store, state["train_key"], schema)
     started = time.perf_counter()
     with span("fit"):
-        pipeline, tuning = fit_with_config(frame, state["target"], schema, task, config)
+        fitted = fit_recorded(frame, state["target"], schema, task, config)
+    pipeline, tuning = fitted.pipeline, fitted.tuning
     seconds = time.perf_counter() - started
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
@@ -199,6 +201,8 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     }
     if tuning is not None:
         trained["tuning"] = tuning  # trials, best params, validation score: small JSON
+    if fitted.auto_choice is not None:
+        trained["auto_choice"] = cast("AutoChoiceSummary", fitted.auto_choice)  # recorded with the version
     return trained
 
 
@@ -251,6 +255,8 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     champion = registry.get_version(dataset, champion_version) if champion_version else None
     gate = decide(evaluation, config, champion)
     meta["gate"] = gate
+    if "auto_choice" in state:
+        meta["auto_choice"] = state["auto_choice"]
     with span("profile"):
         profile = _reference_profile(pipeline, train_frame, test_frame, schema, task, evaluation["metrics"])
     # profile.json is registered as an artifact: written (and checksummed) before meta.json, so a

@@ -12,10 +12,13 @@ Training runs in threads only (forests' ``n_jobs`` threads; HistGradientBoosting
 from __future__ import annotations
 
 import logging
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
 from stepml import recipes
@@ -36,14 +39,22 @@ def fit(
     params: dict[str, Any] | None = None,
     ensemble: list[dict[str, Any]] | None = None,
     target_transform: str | None = None,
+    family: str = "trees",
+    linear_params: dict[str, Any] | None = None,
 ) -> Pipeline:
     """Fit the recipe on the training split (``params`` override ``config.params``; ``ensemble``:
     see :func:`build_pipeline`; ``target_transform``: a regression fitted on the transformed target,
-    see :mod:`stepml.target_transform`)."""
+    see :mod:`stepml.target_transform`; ``family``: the trees, or a linear model or blend for the
+    auto recipe, see :mod:`stepml.model_family`, with ``linear_params``)."""
     keep_rows = recipes.get(config.recipe).training_rows
     if keep_rows is not None:
         train = keep_rows(train, target, schema, task)
     pipeline = build_pipeline(schema, task, config, params, ensemble)
+    features = to_model_frame(train, schema)
+    if family != "trees":
+        from stepml import model_family
+
+        pipeline = model_family.build_pipeline(schema, task, config, family, pipeline, features, linear_params)
     if target_transform is not None:
         from stepml import target_transform as transforms
 
@@ -55,8 +66,11 @@ def fit(
     from threadpoolctl import threadpool_limits
 
     try:
-        with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
-            pipeline.fit(to_model_frame(train, schema), y)
+        # OpenMP (the boosters) and BLAS (a linear model's lbfgs) alike: see OPENMP_THREADS
+        with threadpool_limits(limits=OPENMP_THREADS), warnings.catch_warnings():
+            # a linear model (model_family) warns when lbfgs stops at max_iter
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            pipeline.fit(features, y)
     except (ValueError, TypeError, ArithmeticError) as exc:
         # Validation refuses what it knows to be untrainable; anything left is still a problem of
         # this data with this recipe, not a crash: say so in the pipeline's words, not a library's.
@@ -88,25 +102,47 @@ def _encode_class_weight(model: Any, y: pd.Series) -> None:
             member.set_params(class_weight={codes[str(k)]: v for k, v in weights.items() if str(k) in codes})
 
 
-def fit_with_config(
-    train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
-) -> tuple[Pipeline, TuningSummary | None]:
-    """Fit as the config says: tune first when ``config.tune`` is set, then fit the average of the
-    search's best few parameter sets (see :mod:`stepml.tuning`) on the whole training split.
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted pipeline and what chose it: the search's summary when tuned, the ``auto`` recipe's
+    validation choices (:meth:`stepml.auto_selection.AutoChoice.to_dict`) otherwise."""
 
-    Returns the fitted pipeline and, when tuned, a small summary of the search (trials, best
-    parameters, the ensemble's parameter sets, validation score) for the run's state.
-    """
+    pipeline: Pipeline
+    tuning: TuningSummary | None = None
+    auto_choice: dict[str, Any] | None = None
+
+
+def fit_recorded(
+    train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
+) -> Fitted:
+    """Fit as the config says, keeping what chose the model (see :func:`fit_with_config`)."""
     if config.tune is None and config.recipe == "auto":
-        # rounds (and a log target) chosen on a validation split of the training rows
+        # rounds, a log target and the model family, chosen on a validation split of the training rows
         from stepml.auto_selection import choose
 
         choice = choose(train, target, schema, task, config)
         logging.getLogger(__name__).info("auto recipe choices", extra={"auto": choice.to_dict()})
-        return fit(train, target, schema, task, config, params=choice.params,
-                   target_transform=choice.target_transform), None
+        pipeline = fit(train, target, schema, task, config, params=choice.params,
+                       target_transform=choice.target_transform, family=choice.family,
+                       linear_params=choice.linear_params)
+        return Fitted(pipeline, auto_choice=choice.to_dict())
     if config.tune is None:
-        return fit(train, target, schema, task, config), None
+        return Fitted(fit(train, target, schema, task, config))
     result = tune(train, target, schema, task, config)
     pipeline = fit(train, target, schema, task, config, params=result["best_params"], ensemble=result["ensemble"])
-    return pipeline, result
+    return Fitted(pipeline, tuning=result)
+
+
+def fit_with_config(
+    train: pd.DataFrame, target: str, schema: list[dict[str, Any]], task: str, config: DatasetConfig
+) -> tuple[Pipeline, TuningSummary | None]:
+    """Fit as the config says: tune first when ``config.tune`` is set, then fit the average of the
+    search's best few parameter sets (see :mod:`stepml.tuning`) on the whole training split; the
+    ``auto`` recipe untuned first chooses its rounds, target transform and model family on a
+    validation split (:mod:`stepml.auto_selection`).
+
+    Returns the fitted pipeline and, when tuned, a small summary of the search (trials, best
+    parameters, the ensemble's parameter sets, validation score) for the run's state.
+    """
+    fitted = fit_recorded(train, target, schema, task, config)
+    return fitted.pipeline, fitted.tuning

@@ -102,6 +102,7 @@ def test_upload_shows_champion_and_candidate_without_a_traceback(local_stack, tm
 
     code, out = stepml(local_stack, "models", "show", "outcome", "2")
     assert code == 0 and "not passed (kept as a candidate): accuracy" in readable(out)
+    assert "auto recipe's choice on" in readable(out) and "(validation accuracy: trees 0." in readable(out)
 
     # A promotion by hand passes the same gate: refused, it says why and how to force it
     code, out = stepml(local_stack, "models", "promote", "outcome", "2")

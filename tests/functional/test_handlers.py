@@ -27,7 +27,8 @@ def with_upload(event: dict[str, Any], upload: dict[str, Any]) -> dict[str, Any]
 
 def comparable(state: dict[str, Any]) -> dict[str, Any]:
     """A stage output without the values that differ per upload or per machine."""
-    drop = {"source", "train_seconds", "model_bytes", "warnings", "metrics", "gate", "onnx_verification", STATE_KEY}
+    drop = {"source", "train_seconds", "model_bytes", "warnings", "metrics", "gate", "onnx_verification", STATE_KEY,
+            "auto_choice"}  # validation scores: checked below, not to the last digit
     return {k: v for k, v in state.items() if k not in drop}
 
 
@@ -57,6 +58,11 @@ def test_pipeline_stages_chain_like_their_sample_events(adult_upload, invoke, s3
     # The gate's verdict travels with the version, so the registry can say why one is a candidate.
     meta = json.loads(s3.get_object(Bucket=EVENT_BUCKET, Key="models/adult/version-1/meta.json")["Body"].read())
     assert meta["gate"]["passed"] is True and "first version" in meta["gate"]["reason"]
+    # And so does what the auto recipe chose on its validation split (the family that scored best)
+    assert meta["auto_choice"] == load_event("evaluate")["auto_choice"]
+    choice = outputs["train"]["auto_choice"]
+    assert choice["validation_rows"] == 320 and set(choice["families"]) == {"trees", "linear", "blend"}
+    assert choice["families"][choice["family"]] == max(choice["families"].values())
     report = json.loads(s3.get_object(Bucket=EVENT_BUCKET, Key=outputs["validate"]["report_key"])["Body"].read())
     workclass = next(c for c in report["columns"] if c["name"] == "workclass")
     assert workclass["missing"] > 0  # '?' was read as missing

@@ -103,9 +103,9 @@ def test_a_symmetric_target_is_not_transformed() -> None:
     x = rng.normal(0, 1, 600)
     frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(0, 1, 600)})
     assert not target_transform.suits(frame["y"].to_numpy())
-    # When auto fits it, the model is the plain booster
+    # When auto fits it, the model is fitted on y itself (a straight line: the linear family wins)
     pipeline, _, _ = _fitted(frame, "y", "regression")
-    assert pipeline.steps[-1][1].__class__.__name__ == "HistGradientBoostingRegressor"
+    assert pipeline.steps[-1][1].__class__.__name__ == "RidgeCV"
 
 
 def test_early_stopping_boosts_fewer_rounds_on_a_tiny_noisy_table() -> None:
@@ -113,8 +113,9 @@ def test_early_stopping_boosts_fewer_rounds_on_a_tiny_noisy_table() -> None:
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
     frame["y"] = 0.5 * frame["a"] + rng.normal(0, 2, 200)
-    # When auto fits it
-    pipeline, _, _ = _fitted(frame, "y", "regression")
+    # When auto fits its trees (a fixed booster parameter keeps the trees; the linear family
+    # would win this line, see test_model_family)
+    pipeline, _, _ = _fitted(frame, "y", "regression", params={"min_samples_leaf": 20})
     # Then the validation curve chose far fewer rounds than the old fixed 400
     rounds = pipeline.steps[-1][1].max_iter
     assert auto_selection.MIN_ROUNDS <= rounds < AUTO_PARAMS["max_iter"] / 2
@@ -145,7 +146,8 @@ def test_a_classification_gets_its_rounds_from_the_validation_split() -> None:
     rng = np.random.default_rng(5)
     frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.choice(["x", "y"], 300)})
     frame["label"] = np.where(frame["a"] + rng.normal(0, 1, 300) > 0, "yes", "no")
-    config = DatasetConfig.from_dict({"target": "label"})
+    # (a fixed booster parameter: the trees, whose rounds are chosen, not the linear family)
+    config = DatasetConfig.from_dict({"target": "label", "params": {"min_samples_leaf": 20}})
     train, _ = split(frame, "label", "classification", config)
     # When the choice is made
     choice = auto_selection.choose(train, "label", feature_schema(train, "label"), "classification", config)

@@ -25,6 +25,7 @@ from stepml.cli.browser import browser_url, open_when_serving, streamlit_command
 from stepml.cli.render import (
     STATUS_STYLE,
     console,
+    describe_auto_choice,
     emit_json,
     follow,
     may_be_missing,
@@ -241,6 +242,9 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
                   f"sha256 {str(lineage.get('sha256'))[:12]}…), run {lineage.get('run_id')}")
     console.print(f"rows: train {meta['train_rows']:,} / test {meta['test_rows']:,}; trained in {meta['train_seconds']} s; "
                   f"registered {meta.get('registered')}")
+    choice = meta.get("auto_choice")
+    if choice:  # the auto recipe's validation choices (versions of other recipes, or older ones, have none)
+        console.print(describe_auto_choice(choice, evaluation.get("primary_metric")), markup=False)
     gate = meta.get("gate")
     if gate:  # versions registered before the gate's verdict was recorded have none
         verdict = "passed" if gate.get("passed") else "not passed (kept as a candidate)"

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stepml.contracts import Feature, HistoryPage, ListedVersion
+from stepml.contracts import AutoChoiceSummary, Feature, HistoryPage, ListedVersion
 from stepml.runs import run_outcome
 from stepml.stack import Stack
 
@@ -63,6 +63,28 @@ def print_run(run: dict[str, Any]) -> None:
 
 def metric(value: Any) -> str:
     return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) -> str:
+    """One line on what the auto recipe chose on its validation split (a version's ``auto_choice``)."""
+    family = choice["family"]
+    parts = [f"model: {family}"]
+    if family != "linear":
+        rounds = choice.get("rounds")
+        parts.append(f"{rounds} boosting rounds" if rounds is not None else "the recipe's default rounds")
+    if family != "trees" and choice.get("linear_params"):
+        parts.append("linear " + ", ".join(f"{key}={value:g}" for key, value in choice["linear_params"].items()))
+    if choice.get("target_transform"):
+        parts.append(f"target fitted as {choice['target_transform']}")
+    line = "auto recipe's choice on " + f"{choice.get('validation_rows', 0):,} validation rows: " + ", ".join(parts)
+    families = choice["families"]
+    if families:
+        # the registry's JSON may come back with its keys sorted: trees, linear, blend (the tie order)
+        ordered = sorted(families, key=lambda name: ("trees", "linear", "blend").index(name)
+                         if name in ("trees", "linear", "blend") else 3)
+        scores = ", ".join(f"{name} {metric(families[name])}" for name in ordered)
+        line += f" (validation {primary_metric or 'score'}: {scores})"
+    return line
 
 
 def may_be_missing(spec: Feature) -> str:

@@ -1,0 +1,211 @@
+"""A second model family for small tables: a regularised linear model, or its blend with the trees.
+
+Boosted trees draw a relation as steps. On a few hundred rows a smooth or monotone one (next
+year's rate from this year's, a tumour's class from a dozen correlated measurements) is drawn
+better by a straight line: the trees' steps are as wide as their 20-row leaves. So on tables of at
+most :data:`MAX_TRAINING_ROWS` training rows the ``auto`` recipe (:mod:`stepml.auto_selection`)
+also fits, on the same fifth of the training rows it holds out to choose the boosting rounds:
+
+* ``linear``: median-imputed, standardised numbers and one-hot text into ``RidgeCV`` (regression:
+  its penalty chosen by efficient leave-one-out on the rows it is fitted on) or
+  ``LogisticRegression`` (classification, classes weighted as the trees weight them; its ``C``
+  the one of :data:`LOGISTIC_CS` with the lowest validation log loss — one fit per value, where
+  ``LogisticRegressionCV``'s folds cost 10-100x more);
+* ``blend``: the average of the trees' and the linear model's predictions (class probabilities).
+
+It keeps the family whose validation predictions score best by the run's primary metric (ties:
+the smoother loss decides, then the trees). Whatever wins is still one scikit-learn ``Pipeline``
+(``ColumnTransformer`` + estimator) that skl2onnx converts in float64 and the serving path runs
+unchanged; a blend is a ``VotingRegressor`` / soft ``VotingClassifier`` of two pipelines, each
+picking its own columns out of the shared transformer's output.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from stepml.config import DatasetConfig
+
+#: The families, the trees (the recipe's booster alone) first: it wins a tie.
+TREES, LINEAR, BLEND = "trees", "linear", "blend"
+FAMILIES = (TREES, LINEAR, BLEND)
+#: Tables with more training rows than this keep the trees without a comparison: there the trees
+#: win anyway (measured: California, randhie) and the logistic fits would cost minutes.
+MAX_TRAINING_ROWS = 20_000
+#: Nor is a linear model offered when one-hot text would be wider than this many columns (the
+#: encoded matrix is dense: 20,000 rows x 1,000 columns is 160 MB).
+MAX_ONE_HOT_COLUMNS = 1_000
+#: Ridge penalties RidgeCV chooses from (efficient leave-one-out), on standardised features.
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
+#: Inverse penalties of the logistic model, one chosen by validation log loss.
+LOGISTIC_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
+LOGISTIC_MAX_ITER = 500
+
+
+def suits(train: pd.DataFrame, schema: list[dict[str, Any]]) -> bool:
+    """Whether the linear family is worth comparing on ``train``: few enough rows and categories."""
+    from stepml.dateparts import model_features
+
+    if len(train) > MAX_TRAINING_ROWS:
+        return False
+    text = [f["name"] for f in model_features(schema) if f["kind"] == "categorical" and f["name"] in train]
+    return sum(int(train[name].nunique()) for name in text) <= MAX_ONE_HOT_COLUMNS
+
+
+def linear_estimator(config: DatasetConfig, task: str, params: dict[str, Any] | None = None) -> Any:
+    """The untrained linear model: RidgeCV, or LogisticRegression (classes weighted as the
+    recipe's trees weight them; ``params``: its chosen ``C``)."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    from stepml.recipes import CLASS_WEIGHTED_METRICS
+
+    if task == "regression":
+        return RidgeCV(alphas=RIDGE_ALPHAS)
+    weights = "balanced" if config.metric_for(task) in CLASS_WEIGHTED_METRICS else None
+    return LogisticRegression(max_iter=LOGISTIC_MAX_ITER, class_weight=weights, **(params or {}))
+
+
+def _linear_parts(schema: list[dict[str, Any]]) -> list[tuple[str, Any, list[str]]]:
+    """One-hot text (an unseen category: all zeros) and median-imputed, standardised numbers. A
+    column missing in every training row is kept (as zeros), so the graph's width stays the schema's."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from stepml.dateparts import model_features
+
+    features = model_features(schema)
+    numeric = [f["name"] for f in features if f["kind"] == "numeric"]
+    categorical = [f["name"] for f in features if f["kind"] == "categorical"]
+    parts: list[tuple[str, Any, list[str]]] = []
+    if categorical:
+        parts.append(("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical))
+    if numeric:
+        numbers = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                            ("scale", StandardScaler())])
+        parts.append(("numeric", numbers, numeric))
+    return parts
+
+
+def build_pipeline(
+    schema: list[dict[str, Any]], task: str, config: DatasetConfig, family: str,
+    trees: Pipeline | None = None, features: pd.DataFrame | None = None,
+    linear_params: dict[str, Any] | None = None,
+) -> Pipeline:
+    """The untrained pipeline of ``family``; ``trees``: the recipe's untrained pipeline (returned
+    as it is for :data:`TREES`); ``features``: the training rows' model frame (a blend's members
+    pick their columns by position, which the one-hot encoder's categories decide);
+    ``linear_params``: the linear model's chosen settings (:func:`compare`)."""
+    from sklearn.base import clone
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+    from sklearn.pipeline import Pipeline
+
+    if family == LINEAR:
+        columns = ColumnTransformer(_linear_parts(schema), remainder="drop")
+        return Pipeline([("columns", columns), ("model", linear_estimator(config, task, linear_params))])
+    if family not in (TREES, BLEND) or trees is None or (family == BLEND and features is None):
+        raise ValueError(f"model family {family!r} needs the trees' pipeline (and a blend the training rows)")
+    if family == TREES:
+        return trees
+    parts = {"trees": list(trees.named_steps["columns"].transformers), "linear": _linear_parts(schema)}
+    columns = ColumnTransformer(
+        [(f"{member}_{name}", transformer, used) for member, listed in parts.items()
+         for name, transformer, used in listed],
+        remainder="drop",
+    )
+    spans = clone(columns).fit(features).output_indices_
+    models = {"trees": trees.named_steps["model"], "linear": linear_estimator(config, task, linear_params)}
+    members = []
+    for member, listed in parts.items():
+        positions = [i for name, _, _ in listed for i in range(*spans[f"{member}_{name}"].indices(10**9))]
+        select = ColumnTransformer([("keep", "passthrough", positions)], remainder="drop")
+        members.append((member, Pipeline([("select", select), ("model", models[member])])))
+    if task == "classification":
+        # flatten_transform=False: skl2onnx converts only the unflattened soft-voting layout
+        return Pipeline([("columns", columns), ("model", VotingClassifier(members, voting="soft", flatten_transform=False))])
+    return Pipeline([("columns", columns), ("model", VotingRegressor(members))])
+
+
+def compare(
+    schema: list[dict[str, Any]], task: str, config: DatasetConfig, metric: str, higher_is_better: bool,
+    fitting: pd.DataFrame, validation: pd.DataFrame, y_fit: np.ndarray, y_val: np.ndarray,
+    trees_output: np.ndarray, classes: np.ndarray | None, blend: bool = True,
+) -> tuple[str, dict[str, float], dict[str, Any]]:
+    """The family whose validation predictions score best, each family's score, and the linear
+    model's chosen settings (``{"C": ...}`` for the logistic model).
+
+    ``trees_output``: the trees' validation predictions (class probabilities over ``classes``, or
+    values on the target's scale). The linear model is fitted here on ``fitting`` (on the target as
+    it is). ``blend``: offer the blend (not for trees fitted on a log target: a blend's member
+    cannot carry the transform into the ONNX graph). If the linear model cannot be fitted, or
+    missed a class, the trees are kept.
+    """
+    import logging
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    from stepml.preprocessing import to_model_frame
+
+    features, validating = to_model_frame(fitting, schema), to_model_frame(validation, schema)
+    outputs = {TREES: trees_output}
+    chosen: dict[str, Any] = {}
+    settings: list[dict[str, Any]] = [{}] if task == "regression" else [{"C": c} for c in LOGISTIC_CS]
+    best_loss = np.inf
+    try:
+        # one BLAS thread: lbfgs with several threads on a busy 2-core machine is 10x slower
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for params in settings:
+                linear = build_pipeline(schema, task, config, LINEAR, linear_params=params).fit(features, y_fit)
+                if task == "regression":
+                    outputs[LINEAR] = linear.predict(validating)
+                    break
+                assert classes is not None
+                if list(linear.classes_) != list(classes):  # a class missing from the fitting rows
+                    return TREES, {}, {}
+                probabilities = linear.predict_proba(validating)
+                loss = _loss(task, y_val, probabilities, classes, config)
+                if loss < best_loss:
+                    best_loss, chosen, outputs[LINEAR] = loss, params, probabilities
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        logging.getLogger(__name__).info("linear family not fitted", extra={"reason": str(exc)[:300]})
+        return TREES, {}, {}
+    if blend:
+        outputs[BLEND] = (outputs[TREES] + outputs[LINEAR]) / 2
+    scores = {family: _score(task, metric, y_val, output, classes) for family, output in outputs.items()}
+    losses = {family: _loss(task, y_val, output, classes, config) for family, output in outputs.items()}
+    sign = 1.0 if higher_is_better else -1.0
+    best = max(outputs, key=lambda family: (sign * scores[family], -losses[family], -FAMILIES.index(family)))
+    return best, {family: round(float(score), 6) for family, score in scores.items()}, chosen
+
+
+def _score(task: str, metric: str, y_val: np.ndarray, output: np.ndarray, classes: np.ndarray | None) -> float:
+    from stepml.evaluation import metric_value
+
+    if task == "classification":
+        assert classes is not None
+        return float(metric_value(task, metric, y_val, classes[np.argmax(output, axis=1)], output, classes))
+    return float(metric_value(task, metric, y_val, output))
+
+
+def _loss(task: str, y_val: np.ndarray, output: np.ndarray, classes: np.ndarray | None, config: DatasetConfig) -> float:
+    """The smooth loss that breaks a tie of the primary metric (on 30 rows accuracy often ties):
+    log loss (class-weighted when the classes are), or squared error."""
+    if task == "regression":
+        return float(np.mean((np.asarray(output, dtype=float) - y_val) ** 2))
+    from sklearn.metrics import log_loss
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from stepml.recipes import CLASS_WEIGHTED_METRICS
+
+    weights = compute_sample_weight("balanced", y_val) if config.metric_for(task) in CLASS_WEIGHTED_METRICS else None
+    return float(log_loss(y_val, np.clip(output, 1e-15, 1.0), labels=classes, sample_weight=weights))

@@ -1,0 +1,154 @@
+"""The auto recipe's second model family on small tables: a linear model (or its blend with the
+trees) when the validation split prefers it, served by the same two-block ONNX graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime
+import pandas as pd
+import pytest
+
+from stepml import auto_selection, model_family
+from stepml.cli.render import describe_auto_choice
+from stepml.config import DatasetConfig
+from stepml.evaluation import metric_value
+from stepml.onnx_export import export, reference, verify
+from stepml.onnx_model import feeds
+from stepml.preprocessing import feature_schema, split, to_model_frame
+from stepml.training import fit, fit_recorded
+
+
+def _smooth(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Next year's rate from this year's and two more numbers, plus a region's offset: a line."""
+    rng = np.random.default_rng(seed)
+    now, a, b = rng.uniform(1, 7, rows), rng.normal(0, 1, rows), rng.normal(0, 1, rows)
+    region = rng.choice(["north", "south", "east"], rows)
+    offset = pd.Series(region).map({"north": 0.3, "south": -0.2, "east": 0.0}).to_numpy()
+    later = 0.95 * now + 0.2 * a - 0.1 * b + offset + rng.normal(0, 0.02, rows)
+    a[rng.random(rows) < 0.05] = np.nan  # imputed inside the graph, in both families
+    return pd.DataFrame({"now": now, "a": a, "b": b, "region": region, "later": later})
+
+
+def _checkerboard(rows: int = 600, seed: int = 1) -> pd.DataFrame:
+    """A class that is the XOR of two thresholds: trees draw it, no line can."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0, 1, rows), rng.uniform(0, 1, rows)
+    label = np.where((x > 0.5) ^ (y > 0.5), "in", "out")
+    return pd.DataFrame({"x": x, "y": y, "noise": rng.normal(0, 1, rows), "label": label})
+
+
+def _prepared(frame: pd.DataFrame, target: str, task: str) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    config = DatasetConfig.from_dict({"target": target})
+    train, test = split(frame, target, task, config)
+    return config, train, test, feature_schema(train, target)
+
+
+def _onnx_outputs(model: bytes, test: pd.DataFrame, schema: list[dict[str, Any]], pipeline: Any, task: str) -> np.ndarray:
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    inputs = feeds(reference(pipeline, test, schema, task)["columns"], schema)
+    return np.asarray(session.run(None, inputs)[0], dtype=np.float64)
+
+
+def test_a_smooth_relation_gets_the_linear_model_and_the_graph_serves_it() -> None:
+    # Given 300 rows where the target is a straight line in its features (and a region's offset)
+    config, train, test, schema = _prepared(_smooth(), "later", "regression")
+    # When the auto recipe fits it
+    fitted = fit_recorded(train, "later", schema, "regression", config)
+    # Then the validation split chose the linear family, and said why
+    choice = fitted.auto_choice
+    assert choice is not None and choice["family"] == model_family.LINEAR
+    assert choice["families"][model_family.LINEAR] < choice["families"][model_family.TREES]
+    assert type(fitted.pipeline.named_steps["model"]).__name__ == "RidgeCV"
+    # And it predicts the held-out rows far better than the trees alone would
+    trees = fit(train, "later", schema, "regression", config)
+    y_test = test["later"].to_numpy()
+    linear_rmse = metric_value("regression", "rmse", y_test, fitted.pipeline.predict(to_model_frame(test, schema)))
+    trees_rmse = metric_value("regression", "rmse", y_test, trees.predict(to_model_frame(test, schema)))
+    assert linear_rmse < trees_rmse / 3
+    # And the ONNX graph answers what scikit-learn answers, rows with a missing value included
+    model = export(fitted.pipeline, schema, "regression")
+    result = verify(model, fitted.pipeline, test, schema, "regression")
+    assert result.divergent_rows == 0 and result.rows_with_missing > 0
+    served = _onnx_outputs(model, test, schema, fitted.pipeline, "regression").ravel()
+    np.testing.assert_allclose(served, fitted.pipeline.predict(to_model_frame(test, schema)), rtol=1e-9, atol=1e-9)
+
+
+def test_a_checkerboard_keeps_the_trees() -> None:
+    # Given classes that are the XOR of two thresholds
+    config, train, _, schema = _prepared(_checkerboard(), "label", "classification")
+    # When auto chooses on its validation split
+    choice = auto_selection.choose(train, "label", schema, "classification", config)
+    # Then the trees win, by far, and the final model is the booster alone
+    assert choice.family == model_family.TREES
+    assert choice.families[model_family.TREES] > choice.families[model_family.LINEAR] + 0.2
+    pipeline = fit_recorded(train, "label", schema, "classification", config).pipeline
+    assert type(pipeline.named_steps["model"]).__name__ == "HistGradientBoostingClassifier"
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_blend_is_one_pipeline_that_onnx_serves_exactly(task: str) -> None:
+    # Given a table with text, numbers and missing values
+    frame = _smooth(240)
+    if task == "classification":
+        frame["later"] = np.where(frame["later"] > frame["later"].median(), "high", "low")
+    config, train, test, schema = _prepared(frame, "later", task)
+    # When the blend of trees and linear model is fitted
+    pipeline = fit(train, "later", schema, task, config, params={"max_iter": 60}, family=model_family.BLEND)
+    members = dict(pipeline.named_steps["model"].named_estimators_)
+    assert set(members) == {"trees", "linear"}
+    # Then it predicts the average of its two members
+    features = pipeline.named_steps["columns"].transform(to_model_frame(test, schema))
+    if task == "classification":
+        average = np.mean([m.predict_proba(features) for m in members.values()], axis=0)
+        np.testing.assert_allclose(pipeline.predict_proba(to_model_frame(test, schema)), average)
+    else:
+        average = np.mean([m.predict(features) for m in members.values()], axis=0)
+        np.testing.assert_allclose(pipeline.predict(to_model_frame(test, schema)), average)
+    # And the ONNX graph (trees in float64, the linear model in float64) agrees on every row
+    result = verify(export(pipeline, schema, task), pipeline, test, schema, task)
+    assert result.divergent_rows == 0 and result.rows_with_missing > 0
+    assert result.max_abs_difference < 1e-6
+
+
+def test_large_tables_keep_the_trees_without_comparing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a table above the family comparison's size limit
+    monkeypatch.setattr(model_family, "MAX_TRAINING_ROWS", 100)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    # When auto chooses
+    choice = auto_selection.choose(train, "later", schema, "regression", config)
+    # Then no linear model was fitted: the trees, as before
+    assert choice.family == model_family.TREES and choice.families == {}
+
+
+def test_many_categories_keep_the_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given text whose one-hot encoding would be wider than the limit (3 regions over a limit of 2)
+    monkeypatch.setattr(model_family, "MAX_ONE_HOT_COLUMNS", 2)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    # Then no dense one-hot matrix is built: the trees, as before
+    assert not model_family.suits(train, schema)
+    assert auto_selection.choose(train, "later", schema, "regression", config).family == model_family.TREES
+
+
+def test_fixed_params_keep_the_trees() -> None:
+    # Given a config that fixes a booster parameter (the user asked for those trees)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    config = DatasetConfig.from_dict({"target": "later", "params": {"max_leaf_nodes": 15}})
+    # Then auto does not swap in another family
+    choice = auto_selection.choose(train, "later", schema, "regression", config)
+    assert choice.family == model_family.TREES and choice.families == {}
+
+
+def test_models_show_describes_the_choice() -> None:
+    # Given a version whose auto recipe chose the linear model
+    choice = {"rounds": None, "target_transform": None, "family": "linear", "validation_rows": 48,
+              "candidates": {"none": {"rounds": 80, "score": 0.31}},
+              "families": {"trees": 0.3198, "linear": 0.0341, "blend": 0.1587}, "linear_params": {"C": 10.0}}
+    # Then `stepml models show` says which family and how each scored on the validation rows
+    line = describe_auto_choice(choice, "rmse")  # type: ignore[arg-type]
+    assert "48 validation rows: model: linear, linear C=10 (" in line
+    assert "validation rmse: trees 0.3198, linear 0.0341, blend 0.1587" in line
+    assert "rounds" not in line.split("(")[0]  # a linear model has no boosting rounds
+    trees = {**choice, "family": "trees", "rounds": 100, "target_transform": "log1p", "families": {}, "linear_params": {}}
+    assert describe_auto_choice(trees, "rmse").endswith("model: trees, 100 boosting rounds, target fitted as log1p")  # type: ignore[arg-type]

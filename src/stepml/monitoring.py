@@ -126,14 +126,14 @@ def load_captures(
     store: Store, model: str, start: datetime, end: datetime, problems: list[str]
 ) -> list[dict[str, Any]]:
     """Every capture record of ``model`` whose time is in [start, end), oldest first."""
-    found = []
+    found: list[tuple[datetime, dict[str, Any]]] = []
     day = start.date()
     while day <= end.date():
         for key in store.list_keys(keys.capture_day_prefix(model, day.isoformat())):
             unreadable: list[str] = []
             for record in capture.read_records(store.get_bytes(key), key, unreadable):
-                for problem in unreadable:  # the lines before this record, in file order
-                    _problem(problems, problem)
+                for line_problem in unreadable:  # the lines before this record, in file order
+                    _problem(problems, line_problem)
                 unreadable.clear()
                 moment = _record_time(record)
                 problem = capture_problem(record)
@@ -143,8 +143,8 @@ def load_captures(
                     _problem(problems, f"{key}: request {record.get('request_id')!r} skipped: {problem}")
                 elif start <= moment < end and record.get("model") in (None, model):
                     found.append((moment, record))
-            for problem in unreadable:
-                _problem(problems, problem)
+            for line_problem in unreadable:
+                _problem(problems, line_problem)
         day += timedelta(days=1)
     found.sort(key=lambda item: item[0])
     return [record for _, record in found]

@@ -14,6 +14,7 @@ gives it (what a CSV round trip used to give the stages), missing values stay mi
 from __future__ import annotations
 
 import io
+import json
 
 import pandas as pd
 
@@ -35,29 +36,52 @@ def as_text(series: pd.Series) -> pd.Series:
     return text
 
 
+#: Key of the file metadata listing the text columns written as dictionary-encoded categories.
+TEXT_COLUMNS = "stepml.text_columns"
+
+
 def to_parquet(frame: pd.DataFrame) -> bytes:
-    """``frame`` (string column names, any index) as Parquet bytes; its index is not kept."""
+    """``frame`` (string column names, any index) as Parquet bytes; its index is not kept.
+
+    Text columns are written dictionary-encoded (as categories) and read back as text by
+    :func:`read_parquet`, each distinct value one shared ``str``: a column of repeated values then
+    costs a pointer per row in memory, as pandas' CSV parser gives it, instead of a string per row.
+    """
     frame = frame.reset_index(drop=True)
     columns = {}
+    text_columns = []
     for name in frame.columns:
         series = frame[name]
-        if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
-            series = as_text(series)  # a column of strings (the usual case) is written as it is
+        if series.dtype == object:
+            if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+                series = as_text(series)  # a column of strings (the usual case) is written as it is
+            series = series.astype("category")
+            text_columns.append(str(name))
         columns[str(name)] = series
     typed = pd.DataFrame(columns, index=frame.index)
     buffer = io.BytesIO()
-    typed.to_parquet(buffer, engine=ENGINE, compression=COMPRESSION, index=False)
+    typed.to_parquet(buffer, engine=ENGINE, compression=COMPRESSION, index=False,
+                     custom_metadata={TEXT_COLUMNS: json.dumps(text_columns)})
     return buffer.getvalue()
 
 
 def read_parquet(data: bytes, source: str) -> pd.DataFrame:
-    """The table in Parquet ``data`` (written by :func:`to_parquet`); ``source`` names it in errors."""
+    """The table in Parquet ``data`` (written by :func:`to_parquet`); ``source`` names it in errors.
+
+    Text columns come back as objects (missing values NaN, as pandas' CSV parser gives them).
+    """
+    import fastparquet
+
     try:
-        frame = pd.read_parquet(io.BytesIO(data), engine=ENGINE)
+        table = fastparquet.ParquetFile(io.BytesIO(data))
+        frame = table.to_pandas()
+        text_columns = set(json.loads(table.key_value_metadata.get(TEXT_COLUMNS, "[]")))
     except Exception as exc:  # fastparquet's and thrift's own error classes
         raise DataError(f"{source} is not a readable Parquet table: {exc}"[:500]) from exc
     for name in frame.columns:
-        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+        if name in text_columns:
+            frame[name] = frame[name].astype(object)
+        elif isinstance(frame[name].dtype, pd.CategoricalDtype):
             # fastparquet sets a category column's labels after building the frame: the frame's own
             # dtype record still says 0..n-1 until the column is set again
             frame[name] = frame[name].copy()

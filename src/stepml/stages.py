@@ -151,12 +151,13 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
             "dropped_rows": given - len(train) - len(test)}
 
 
-def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
-    """A split as Preprocess wrote it (Parquet); text and date features as text, as the schema says
-    (a ``split.test_file`` column may hold only numbers where the upload's holds text)."""
+def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
+    """A split as Preprocess wrote it (Parquet), or only its ``columns``; text and date features as
+    text, as the schema says (a ``split.test_file`` column may hold only numbers where the upload's
+    holds text)."""
     from stepml import tables
 
-    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}")
+    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}", columns)
     for feature in schema:
         name = feature["name"]
         if feature["kind"] in ("categorical", "date") and name in frame.columns and frame[name].dtype != object:
@@ -229,7 +230,8 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
     integrity.verify(staged, state["artifacts"], state.get("artifact_sha256"))
     pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
-    train_frame = _read_split(store, state["train_key"], schema)
+    # the training rows only for the baseline (majority class / mean): their target is enough
+    train_frame = _read_split(store, state["train_key"], schema, columns=[state["target"]])
     test_frame = _read_split(store, state["test_key"], schema)
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     with span("evaluate"):

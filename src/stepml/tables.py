@@ -65,8 +65,9 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def read_parquet(data: bytes, source: str) -> pd.DataFrame:
-    """The table in Parquet ``data`` (written by :func:`to_parquet`); ``source`` names it in errors.
+def read_parquet(data: bytes, source: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The table in Parquet ``data`` (written by :func:`to_parquet`), or only its ``columns``;
+    ``source`` names it in errors.
 
     Text columns come back as objects (missing values NaN, as pandas' CSV parser gives them).
     """
@@ -74,7 +75,7 @@ def read_parquet(data: bytes, source: str) -> pd.DataFrame:
 
     try:
         table = fastparquet.ParquetFile(io.BytesIO(data))
-        frame = table.to_pandas()
+        frame = table.to_pandas(columns=columns)
         text_columns = set(json.loads(table.key_value_metadata.get(TEXT_COLUMNS, "[]")))
     except Exception as exc:  # fastparquet's and thrift's own error classes
         raise DataError(f"{source} is not a readable Parquet table: {exc}"[:500]) from exc

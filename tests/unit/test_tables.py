@@ -86,3 +86,10 @@ def test_the_engine_is_fastparquet_even_where_pyarrow_is_installed() -> None:
     data = tables.to_parquet(pd.DataFrame({"a": [1, 2]}))
     assert data[:4] == b"PAR1"
     assert b"fastparquet" in data[-4096:]
+
+
+def test_a_stage_can_read_only_the_columns_it_needs() -> None:
+    frame = pd.DataFrame({"age": [39, 50], "workclass": ["State-gov", None], "income": ["<=50K", ">50K"]})
+    back = tables.read_parquet(tables.to_parquet(frame), "s3://bucket/train.parquet", columns=["income"])
+    assert list(back.columns) == ["income"]
+    assert back["income"].tolist() == ["<=50K", ">50K"]

@@ -115,7 +115,11 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     config = DatasetConfig.from_dict(state["config"])
     source = state["source"]
     location = f"s3://{source['bucket']}/{source['key']}"
-    frame = tables.read_parquet(store.get_bytes(state["table_key"]), f"s3://{store.bucket}/{state['table_key']}")
+    table_key = state.get("table_key")
+    if table_key:
+        frame = tables.read_parquet(store.get_bytes(table_key), f"s3://{store.bucket}/{table_key}")
+    else:  # a run that a Validate from before the Parquet handoff started: parse its upload
+        frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
     dataset, run_id, target, task = state["dataset"], state["run_id"], state["target"], state["task"]
     test_frame = None
     if config.split.test_file is not None:

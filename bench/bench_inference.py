@@ -5,7 +5,9 @@ For each dataset both models are trained on the same split (stepml: the default 
 exported to ONNX and verified; seed A: its RandomForest recipe, pickled with joblib) and written to
 a registry folder. Then, per handler:
 
-* warm single-row latency at the handler (API Gateway event in, response out): p50 / p99;
+* warm single-row latency at the handler (API Gateway event in, response out): p50 / p99, with the
+  request's capture record (``capture: full``, the default) and, for the same model registered
+  with ``capture: off``, without it (``capture_off_handler_p50_ms``);
 * batch throughput at 1, 100 and 1,000 rows per request (rows/s);
 * cold start in a fresh process: import the handler module and load the champion, median of 3,
   three ways (``COLD_MODES``): the headline compiles the packages from source with no bytecode
@@ -19,7 +21,8 @@ a registry folder. Then, per handler:
 Usage: STEPML_DATA_DIR=../shared/datasets python bench/bench_inference.py [--output bench/results/inference.json]
 
 ``--targeted N`` measures only what a change to the inference handler can move, on Adult, stepml
-alone (no seed A, no layer build, nothing saved): warm single-row p50 in N rounds and the headline
+alone (no seed A, no layer build, nothing saved): warm single-row p50 in N rounds (capture on, and
+off in alternate rounds) and the headline
 cold start in N fresh processes, each as median with min-max spread. A shared machine drifts: run
 it before and after a change in the same session and compare medians.
 """
@@ -110,6 +113,10 @@ def prepare(dataset: str, folder: Path, seed_a: bool = True) -> dict[str, Any]:
             "recipe": "auto", "evaluation": {}}
     version = models.register_version(dataset, "bench", {"model.onnx": model}, meta)["version"]
     models.set_alias(dataset, CHAMPION, version, "bench")
+    # The same model with capture off: what the capture record costs a request.
+    quiet = {**meta, "dataset": nocapture(dataset), "config": {"capture": "off"}}
+    version = models.register_version(nocapture(dataset), "bench", {"model.onnx": model}, quiet)["version"]
+    models.set_alias(nocapture(dataset), CHAMPION, version, "bench")
 
     buffer = io.BytesIO()
     if seed_a:
@@ -123,6 +130,11 @@ def prepare(dataset: str, folder: Path, seed_a: bool = True) -> dict[str, Any]:
         "seed_a_pickle_bytes": len(buffer.getvalue()), "verification": verification.to_dict(),
         "prepare_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def nocapture(dataset: str) -> str:
+    """The name of ``dataset``'s model registered with ``capture: off``."""
+    return f"{dataset}-nocapture"
 
 
 def event(dataset: str, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -210,10 +222,13 @@ def warm(dataset: str, folder: Path, prepared: dict[str, Any]) -> dict[str, Any]
     # model, shared host): the two handlers take turns in WARM_ROUNDS short rounds, so a slow spell
     # costs both alike, and the percentiles pool the rounds.
     single: dict[str, list[float]] = {label: [] for label in handlers}
+    quiet: list[float] = []
     with _stdout_to_file(folder):
         for _ in range(WARM_ROUNDS):
             for label, handler in handlers.items():
                 single[label] += _latencies(handler, event(dataset, records[:1]), 0.6, at_least=40)
+            quiet += _latencies(stepml_handler, event(nocapture(dataset), records[:1]), 0.6, at_least=40)
+    result["capture_off_handler_p50_ms"] = round(_percentile(quiet, 50), 4)
     for label, handler in handlers.items():
         result[f"{label}handler_p50_ms"] = round(_percentile(single[label], 50), 4)
         result[f"{label}handler_p99_ms"] = round(_percentile(single[label], 99), 4)
@@ -467,6 +482,7 @@ def package_sizes(layer: Path | None) -> dict[str, Any]:
 TABLE_ROWS = [
     ("warm 1 row p50 (ms)", "handler_p50_ms", "seed_a_handler_p50_ms", ".3f"),
     ("warm 1 row p99 (ms)", "handler_p99_ms", "seed_a_handler_p99_ms", ".3f"),
+    ("warm 1 row p50, capture off (ms)", "capture_off_handler_p50_ms", "-", ".3f"),
     *[(f"rows/s at {n} rows", f"rows_per_s_{n}", f"seed_a_rows_per_s_{n}", ",.0f") for n in BATCHES],
     ("cold: import + load, packages from source (s)", "cold_start_s", "seed_a_cold_start_s", ".3f"),
     ("cold: + first response (s)", "first_response_s", "seed_a_first_response_s", ".3f"),
@@ -521,10 +537,12 @@ def targeted(rounds: int) -> dict[str, Any]:
         prepared = prepare(dataset, folder, seed_a=False)
         handler = _stepml_handler(folder)
         request = event(dataset, prepared["records"][:1])
+        quiet = event(nocapture(dataset), prepared["records"][:1])
         with _stdout_to_file(folder):
-            round_p50, round_cpu_p50 = [], []
+            round_p50, round_cpu_p50, round_off_p50 = [], [], []
             for _ in range(rounds):
                 round_p50.append(_percentile(_latencies(handler, request, 0.5, at_least=200), 50))
+                round_off_p50.append(_percentile(_latencies(handler, quiet, 0.5, at_least=200), 50))
                 round_cpu_p50.append(
                     _percentile(_latencies(handler, request, 0.5, at_least=200, clock=time.thread_time), 50))
         code = _COLD_STEPML.format(
@@ -538,6 +556,7 @@ def targeted(rounds: int) -> dict[str, Any]:
                 "max": round(max(values), digits)}
 
     return {"dataset": dataset, "rounds": rounds, "warm_p50_ms": spread(round_p50, 4),
+            "warm_p50_capture_off_ms": spread(round_off_p50, 4),
             "warm_cpu_p50_ms": spread(round_cpu_p50, 4), "cold_start_s": spread(cold["cold_start_s_runs"], 3),
             "cold_start_cpu_s": spread(cold["cold_start_cpu_s_runs"], 3), "targets": {k: TARGETS[k] for k in ("handler_p50_ms", "cold_start_s")}}
 

@@ -1,7 +1,8 @@
 """`make screenshots`: PNGs of every page of the web UI, for the README.
 
 Starts the offline stack, trains Adult twice on a small slice (seed-a recipe, so it takes seconds),
-uploads a broken CSV (for a failed run), starts `stepml ui` and photographs each page in headless
+uploads a broken CSV (for a failed run), seeds six hours of captured traffic and a monitor
+report (the Monitor page), starts `stepml ui` and photographs each page in headless
 Chromium into docs/screenshots/.
 """
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.browser.conftest import CHROMIUM_ARGS, free_port
+from tests.browser.monitor_data import seed_monitoring
 from tests.conftest import head_bytes
 
 WIDTH = 1400
@@ -42,7 +44,7 @@ def _photograph(page: Any, path: Path) -> None:
     time.sleep(1.0)
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": WIDTH, "height": 1000})
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
 def _train(stack: Any, path: Path, dataset: str) -> dict[str, Any]:
@@ -81,6 +83,10 @@ def main() -> None:
         first = _train(stack, folder / "first" / "adult.csv", "adult")
         _train(stack, folder / "second" / "adult.csv", "adult")
         _train(stack, folder / "broken" / "adult.csv", "broken")
+        # Six hours of production traffic with a drifted feature, feedback and the monitor's report
+        champion = int(stack.api.get("/models/adult/history").body["version"])
+        seed_monitoring(stack, folder / "first" / "adult.csv", "adult", (champion, 1 if champion == 2 else 2),
+                        truncated_file=False)
 
         port = free_port()
         env = {**os.environ, **local.client_environment()}
@@ -119,6 +125,10 @@ def main() -> None:
                 page.goto(url + "/models?model=adult")
                 _wait_idle(page)
                 _photograph(page, args.out / "models.png")
+
+                page.goto(url + "/monitor?model=adult")
+                _wait_idle(page)
+                _photograph(page, args.out / "monitor.png")
 
                 page.goto(url + "/upload")
                 _wait_idle(page)

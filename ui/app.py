@@ -1,4 +1,4 @@
-"""stepml's web UI: predict, watch runs, compare and promote models, upload data.
+"""stepml's web UI: predict, watch runs, compare and promote models, monitor them, upload data.
 
 Start it with ``stepml ui`` (or ``make ui``); it reads the stack to talk to from the environment
 (``STEPML_ENDPOINT_URL`` for the offline stack, ``STEPML_STACK``, ``AWS_REGION``).
@@ -24,6 +24,7 @@ navigation = st.navigation([
     st.Page(VIEWS / "predict.py", title="Predict", icon=":material/online_prediction:", url_path="predict", default=True),
     st.Page(VIEWS / "runs.py", title="Runs", icon=":material/account_tree:", url_path="runs"),
     st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),
+    st.Page(VIEWS / "monitor.py", title="Monitor", icon=":material/monitor_heart:", url_path="monitor"),
     st.Page(VIEWS / "upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
 ])
 

@@ -17,11 +17,12 @@ Lambda's 6 MB: a 422 lists its first problems and counts the rest.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from stepml import __version__
-from stepml.errors import NotFoundError, RequestError
+from stepml import __version__, capture, feedback
+from stepml.errors import NotFoundError, RequestError, StepmlError
 from stepml.httpapi import error_response, request_body, response
 from stepml.inputs import (
     MAX_BODY_BYTES,
@@ -32,8 +33,10 @@ from stepml.inputs import (
     parse_body,
     parse_version,
     quoted,
+    records_from,
 )
 from stepml.keys import DATASET_NAME
+from stepml.registry import CHAMPION
 from stepml.routes import INFERENCE_FUNCTION, ROUTES, routes_of
 from stepml.serving import ModelServer
 
@@ -67,11 +70,65 @@ OPERATIONS: dict[str, Callable[[dict[str, Any], ModelServer, dict[str, str], dic
 _ROUTES = routes_of(INFERENCE_FUNCTION)
 
 
-def handle(event: dict[str, Any], server: ModelServer) -> dict[str, Any]:
-    """Route one request; bad input is a 4xx with a readable message, never a 5xx."""
+#: Where a capture line goes: stdout, which Lambda sends to the function's CloudWatch log group.
+Emit = Callable[[str], None]
+
+
+def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | None, started: float) -> dict[str, Any]:
+    """Predict, and emit the request's capture record (:mod:`stepml.capture`) unless its model
+    version's mode is ``off``. A request whose model version cannot be resolved (no such model,
+    version or alias; a malformed ``?version=``) leaves no record: there is no model to file it under."""
+    params, query = event.get("pathParameters") or {}, event.get("queryStringParameters") or {}
+    name, alias = params.get("name", ""), query.get("alias")
+    version: int | None = None
+    resolvable = False
+    payload: Any = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        _model_name(params)
+        version = parse_version(query.get("version"))
+        resolvable = True
+        payload = parse_body(request_body(event))
+        result = server.predict(name, payload, version, alias)
+        answer = response(200, result)
+    except RequestError as exc:
+        answer, error = error_response(exc), str(exc)
+    except NotFoundError as exc:
+        answer, error = response(404, {"message": str(exc)}), str(exc)
+    if emit is None or not resolvable:
+        return answer
+    try:
+        loaded = server.model(name, result["version"] if result else version, None if result else alias)
+    except StepmlError:  # no such model, version or alias: nothing to file the record under
+        return answer
+    except Exception:  # an S3 failure while resolving it: capture never changes the answer
+        logger.warning("no capture record: model %r could not be resolved", name, exc_info=True)
+        return answer
+    mode = capture.mode_of(loaded.meta)
+    if mode != "off":
+        try:  # the records as sent (after the request's own checks, which decide its answer)
+            rows: list[Any] | None = records_from(payload) if payload is not None else None
+        except RequestError:
+            rows = None
+        emit(capture.line(capture.record(
+            event=event, model=name, version=int(loaded.meta["version"]),
+            alias=None if version is not None else (alias or CHAMPION),
+            task=loaded.meta["task"], mode=mode, rows=rows, result=result,
+            latency_ms=(time.perf_counter() - started) * 1000, status=answer["statusCode"], error=error,
+        )))
+    return answer
+
+
+def handle(event: dict[str, Any], server: ModelServer, emit: Emit | None = print) -> dict[str, Any]:
+    """Route one request; bad input is a 4xx with a readable message, never a 5xx. A prediction
+    request also writes its capture record with ``emit`` (one line; None: no capture)."""
+    started = time.perf_counter()
     route = _ROUTES.get(event.get("routeKey", ""))
     if route is None:
         return response(404, {"message": f"no route {event.get('routeKey', '')!r}"})
+    if route.event == "Predict":
+        return _captured_predict(event, server, emit, started)
     try:
         return response(200, OPERATIONS[route.event](
             event, server, event.get("pathParameters") or {}, event.get("queryStringParameters") or {}))
@@ -139,7 +196,7 @@ def _paths(operations: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The document's paths: this function's routes in the route table, each with its operation."""
     paths: dict[str, Any] = {}
     for route in ROUTES:
-        if route.function == INFERENCE_FUNCTION:
+        if route.in_openapi:
             paths.setdefault(route.path, {})[route.method.lower()] = {
                 "operationId": route.operation_id, **operations[route.operation_id]}
     return paths
@@ -212,6 +269,22 @@ def openapi_document() -> dict[str, Any]:
                     **_errors("400", "404", "413", "422"),
                 },
             },
+            "feedback": {
+                "summary": "The true values of served predictions (joined to the capture records by "
+                "request_id and row)",
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": True,
+                    "content": _json({"oneOf": [{"$ref": "#/components/schemas/Label"},
+                                                {"$ref": "#/components/schemas/Labels"}]}),
+                },
+                "responses": {
+                    "200": {"description": "The labels were stored", "content": _json({
+                        "type": "object", "required": ["model", "accepted"],
+                        "properties": {"model": {"type": "string"}, "accepted": {"type": "integer"}}})},
+                    **_errors("400", "404", "413", "422"),
+                },
+            },
             "openApi": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document", "content": _json({"type": "object"})}},
@@ -220,6 +293,25 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Record": record,
+                "Label": {
+                    "type": "object",
+                    "description": "The true value of one predicted record: the prediction response's "
+                    "`apigw-requestid` header (API Gateway's request id) and the record's position in the request",
+                    "required": ["request_id", "actual"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "request_id": {"type": "string", "minLength": 1, "maxLength": feedback.MAX_REQUEST_ID_CHARS},
+                        "row": {"type": "integer", "minimum": 0, "maximum": MAX_INSTANCES - 1, "default": 0},
+                        "actual": {"type": ["string", "number"], "description": "A class label or a number"},
+                    },
+                },
+                "Labels": {
+                    "type": "object",
+                    "required": ["items"],
+                    "additionalProperties": False,
+                    "properties": {"items": {"type": "array", "minItems": 1, "maxItems": feedback.MAX_ITEMS,
+                                             "items": {"$ref": "#/components/schemas/Label"}}},
+                },
                 "Batch": {
                     "type": "object",
                     "description": "A batch: an object whose only key is `instances`, a list. Any other "

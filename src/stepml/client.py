@@ -27,6 +27,8 @@ class ApiResponse:
 
     status: int
     body: Any
+    #: API Gateway's id of the request (its ``apigw-requestid`` header): what feedback names.
+    request_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -144,9 +146,10 @@ class ApiClient:
         request = urllib.request.Request(url, data=data, method=method.upper(), headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return ApiResponse(response.status, _json_or_message(response.read()))
+                return ApiResponse(response.status, _json_or_message(response.read()),
+                                   response.headers.get("apigw-requestid"))
         except urllib.error.HTTPError as exc:
-            answer = ApiResponse(exc.code, _json_or_message(exc.read()))
+            answer = ApiResponse(exc.code, _json_or_message(exc.read()), exc.headers.get("apigw-requestid"))
         if answer.status == 403 and isinstance(answer.body, dict):
             hint = forbidden_hint(method, urllib.parse.urlsplit(url).path, self.operator_policy_arn,
                                   self.consumer_policy_arn) if self.credentials is not None else (

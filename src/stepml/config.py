@@ -25,6 +25,8 @@ Example (all keys, with their defaults where they have one)::
     max_regression_vs_champion: 0.01   # quality gate: how much worse than the champion it may be
     tune:
       budget_seconds: 120       # Optuna search on a validation split carved from training rows
+    capture: full               # what the prediction API records of each request: full | hashed | off
+                                # (stepml.capture; kept in each version's meta.json)
 
 The test set is chosen by exactly one of three designs, in this order: ``split.test_file`` (a
 second CSV with the same columns, stored in the data bucket under ``data/`` — not ``raw/``, so that
@@ -50,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from stepml import keys, recipes
+from stepml.capture import DEFAULT_MODE, MODES, CaptureMode
 from stepml.contracts import TASKS, Task
 from stepml.errors import ConfigError
 
@@ -128,6 +131,7 @@ class DatasetConfig(_Strict):
     min_primary_metric: float | None = None
     max_regression_vs_champion: float | None = Field(None, ge=0)
     tune: TuneConfig | None = None
+    capture: CaptureMode = DEFAULT_MODE
 
     @field_validator("recipe", mode="before")
     @classmethod
@@ -136,6 +140,12 @@ class DatasetConfig(_Strict):
         if not isinstance(value, str) or value not in recipes.RECIPES:
             raise PydanticCustomError("literal_error", "Input should be one of the recipes")
         return value
+
+    @field_validator("capture", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `capture: off` as the boolean false.
+        return "off" if value is False else value
 
     @field_validator("primary_metric")
     @classmethod
@@ -236,8 +246,8 @@ def _describe(exc: ValidationError) -> str:
             names = allowed.get(parent)
             hint = f"; allowed: {', '.join(names)}" if names else ""
             problems.append(f"unknown key {key!r}{hint}")
-        elif error["type"] == "literal_error" and path and path[-1] in ("task", "recipe"):
-            choices = TASKS if path[-1] == "task" else recipes.names()
+        elif error["type"] == "literal_error" and path and path[-1] in ("task", "recipe", "capture"):
+            choices = {"task": TASKS, "capture": MODES}.get(path[-1]) or recipes.names()
             problems.append(f"{key!r} must be one of {', '.join(choices)}, got {_quoted(error['input'])}")
         else:
             message = error["msg"].removeprefix("Value error, ")

@@ -14,6 +14,9 @@
 ``models/<dataset>/runs/<run>.json``       the version a run registered (a retried run reuses it)
 ``models/<dataset>/aliases/<alias>.json`` aliases such as ``champion``, with their recent history
 ``models/<dataset>/aliases/<alias>/history/<batch>.json`` older history entries, archived in batches
+``capture/<model>/dt=YYYY-MM-DD/…``      prediction capture records (written by Firehose, stepml.capture)
+``feedback/<model>/dt=YYYY-MM-DD/<uuid>.jsonl`` labels sent to the API (stepml.feedback)
+``feedback/<model>/<file>.csv``          labels uploaded in bulk (request_id,row,actual)
 """
 
 from __future__ import annotations
@@ -175,6 +178,32 @@ def alias_history_batch(dataset: str, name: str, batch: int) -> str:
     return f"{aliases_prefix(dataset)}{name}/history/{batch:08d}.json"
 
 
+#: Where Firehose delivers the prediction API's capture records (template.yaml says the same).
+CAPTURE_PREFIX = "capture/"
+FEEDBACK_PREFIX = "feedback/"
+
+
+def capture_prefix(model: str) -> str:
+    return f"{CAPTURE_PREFIX}{model}/"
+
+
+def feedback_prefix(model: str) -> str:
+    return f"{FEEDBACK_PREFIX}{model}/"
+
+
+def feedback_batch(model: str, day: str, batch_id: str) -> str:
+    """One batch of labels sent to the API: ``feedback/<model>/dt=<YYYY-MM-DD>/<id>.jsonl``."""
+    return f"{feedback_prefix(model)}dt={day}/{batch_id}.jsonl"
+
+
+def feedback_upload(model: str, filename: str) -> str:
+    """A bulk label file: ``feedback/<model>/<stem>.csv``."""
+    check_dataset_name(model)
+    stem = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = stem[:-4] if stem.lower().endswith(".csv") else stem
+    return f"{feedback_prefix(model)}{stem}.csv"
+
+
 def dataset_prefixes(dataset: str) -> list[str]:
     """Every prefix (and the config key) under which the bucket holds objects of ``dataset``.
 
@@ -190,4 +219,6 @@ def dataset_prefixes(dataset: str) -> list[str]:
         f"staging/{dataset}/",
         deliveries_prefix(dataset),
         models_prefix(dataset),
+        capture_prefix(dataset),
+        feedback_prefix(dataset),
     ]

@@ -1,5 +1,5 @@
 """Registry operations over the HTTP API (for the UI): versions, history, diff, promote, rollback,
-lineage. Its routes are rows of :data:`stepml.routes.ROUTES`; promote, rollback and lineage are
+lineage, and the feedback labels of served predictions. Its routes are rows of :data:`stepml.routes.ROUTES`; promote, rollback and lineage are
 for holders of the stack's operator policy only (IAM decides, before the function runs).
 
 A separate function from inference so that only this one may write aliases, and the prediction
@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from stepml import registry
+from stepml import feedback, registry
+from stepml.capture import caller_of
 from stepml.errors import ConfigError, GateRefused, NotFoundError, RequestError
 from stepml.httpapi import error_response, request_body, response
 from stepml.inputs import MAX_VERSION, is_unicode, parse_body, parse_version, quoted, shown
@@ -200,6 +201,16 @@ def _rollback(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
     return models.rollback(name, reason, actor=_actor(event))
 
 
+def _feedback(event: dict[str, Any], models: ModelRegistry, name: str) -> Any:
+    """Labels for served predictions (:mod:`stepml.feedback`), stored under feedback/<name>/."""
+    body = parse_body(request_body(event))
+    items = feedback.parse_items(body)
+    if not models.has_model(name):
+        raise NotFoundError(f"no model named {quoted(name)}")
+    feedback.store_items(models.store, name, items, caller_of(event))
+    return {"model": name, "accepted": len(items)}
+
+
 #: What each route of :data:`stepml.routes.ROUTES` served by this function does (by event id);
 #: every one acts on the model named in the path, checked first.
 OPERATIONS: dict[str, Callable[[dict[str, Any], ModelRegistry, str], Any]] = {
@@ -210,6 +221,7 @@ OPERATIONS: dict[str, Callable[[dict[str, Any], ModelRegistry, str], Any]] = {
     "Promote": _promote,
     "Rollback": _rollback,
     "Lineage": _lineage,
+    "Feedback": _feedback,
 }
 _ROUTES = routes_of(REGISTRY_FUNCTION)
 

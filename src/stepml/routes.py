@@ -38,6 +38,14 @@ class Route:
     access: Access = "consumer"
     #: Also served by the optional JWT API.
     jwt: bool = False
+    #: In the prediction API's OpenAPI document although another function serves it.
+    documented: bool = False
+
+    @property
+    def in_openapi(self) -> bool:
+        """Whether ``GET /openapi.json`` lists it: the prediction function's routes, and those
+        marked ``documented`` (a client of predictions also sends feedback)."""
+        return self.function == INFERENCE_FUNCTION or self.documented
 
     @property
     def route_key(self) -> str:
@@ -68,6 +76,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/models/{name}/diff", REGISTRY_FUNCTION, "DiffVersions"),
     Route("POST", "/models/{name}/promote", REGISTRY_FUNCTION, "Promote", access="operator"),
     Route("POST", "/models/{name}/rollback", REGISTRY_FUNCTION, "Rollback", access="operator"),
+    # Labels for served predictions (stepml.feedback): consumers send what really happened.
+    Route("POST", "/models/{name}/feedback", REGISTRY_FUNCTION, "Feedback", documented=True),
     # Outside /models/ so that no consumer resource pattern (``GET/models/*``) can match it.
     Route("GET", "/lineage/{name}/{version}", REGISTRY_FUNCTION, "Lineage", access="operator"),
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stepml import keys
-from stepml.client import ApiClient, quote
+from stepml.client import ApiClient, ApiResponse, quote
 from stepml.config import DatasetConfig, dump_config
 from stepml.contracts import AliasRecord, HistoryPage, ListedVersion
 from stepml.errors import ConfigError, NotFoundError
@@ -242,7 +242,28 @@ class Stack:
                          operator_policy_arn=self.outputs.get("OperatorPolicyArn"),
                          consumer_policy_arn=self.outputs.get("ConsumerPolicyArn"))
 
+    def feedback(self, name: str, body: Any) -> tuple[int, Any]:
+        """POST labels to ``/models/{name}/feedback`` (signed); returns (status, parsed JSON body)."""
+        answer = self.api.post(f"/models/{quote(name)}/feedback", body)
+        return answer.status, answer.body
+
+    def upload_feedback(self, name: str, path: Path) -> tuple[str, int]:
+        """Check a label CSV (request_id,row,actual) and upload it under feedback/<name>/; returns
+        the key and the number of labels."""
+        from stepml import feedback, keys
+
+        data = path.read_bytes()
+        count = feedback.check_csv(data, str(path))
+        key = keys.feedback_upload(name, path.name)
+        self.store.put_bytes(key, data, content_type="text/csv")
+        return key, count
+
     def predict(self, name: str, body: Any, version: int | None = None, alias: str | None = None) -> tuple[int, Any]:
         """POST to the HTTP API (signed); returns (status, parsed JSON body)."""
-        answer = self.api.post(f"/models/{quote(name)}/predict", body, {"version": version, "alias": alias})
+        answer = self.predict_request(name, body, version, alias)
         return answer.status, answer.body
+
+    def predict_request(self, name: str, body: Any, version: int | None = None,
+                        alias: str | None = None) -> ApiResponse:
+        """POST to the HTTP API (signed); the whole answer, with its request id (for feedback)."""
+        return self.api.post(f"/models/{quote(name)}/predict", body, {"version": version, "alias": alias})

@@ -19,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
+from stepml import registry_api
 from stepml.api import handle, openapi_document
 from stepml.routes import INFERENCE_FUNCTION
 from stepml.routes import ROUTES as TABLE
@@ -37,9 +38,9 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
 
 
-#: The prediction function's routes, from the one route table.
-ROUTES = [(route.method, _pattern(route.path), route.route_key)
-          for route in TABLE if route.function == INFERENCE_FUNCTION]
+#: The routes the OpenAPI document lists (the prediction function's, and feedback), from the one table.
+ROUTES = [(route.method, _pattern(route.path), route.route_key, route.function)
+          for route in TABLE if route.in_openapi]
 
 
 class HttpApiAdapter:
@@ -53,7 +54,7 @@ class HttpApiAdapter:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        for verb, pattern, route in ROUTES:
+        for verb, pattern, route, function in ROUTES:
             match = pattern.match(path)
             if match and verb == method:
                 event = {
@@ -65,7 +66,11 @@ class HttpApiAdapter:
                     "body": base64.b64encode(body).decode() if body else None,
                     "isBase64Encoded": bool(body),
                 }
-                result = handle(event, self.server)
+                if function == INFERENCE_FUNCTION:
+                    # Every capture line the fuzzed requests produce must be one valid JSON document.
+                    result = handle(event, self.server, emit=json.loads)
+                else:
+                    result = registry_api.handle(event, self.server.store)
                 break
         else:
             result = {"statusCode": 404, "headers": {"content-type": "application/json"},

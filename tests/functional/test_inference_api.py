@@ -289,7 +289,8 @@ def test_openapi_document_is_valid_openapi_3(call) -> None:
     status, body = call("GET /openapi.json")
     assert status == 200 and body["openapi"].startswith("3.")
     validate(body)
-    assert set(body["paths"]) == {"/models", "/models/{name}", "/models/{name}/predict", "/openapi.json"}
+    assert set(body["paths"]) == {"/models", "/models/{name}", "/models/{name}/predict", "/openapi.json",
+                                  "/models/{name}/feedback"}
 
 
 def test_an_unknown_route_is_404(call) -> None:

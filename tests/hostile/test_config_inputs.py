@@ -50,7 +50,7 @@ REFUSED: list[Any] = [
     pytest.param(BASE, "!!python/object/apply:os.system [echo hi]\n", "ConfigError", "not valid YAML",
                  id="python-tag"),
     # keys and types
-    pytest.param(BASE, "targt: label\n", "ConfigError", "unknown key 'targt'; allowed: drop_columns", id="unknown-key"),
+    pytest.param(BASE, "targt: label\n", "ConfigError", "unknown key 'targt'; allowed: capture, drop_columns", id="unknown-key"),
     pytest.param(BASE, "split: {test_sise: 0.3}\n", "ConfigError", "unknown key 'split.test_sise'; allowed:",
                  id="unknown-nested-key"),
     pytest.param(BASE, "task: clustering\n", "ConfigError", "'task' must be one of classification, regression",

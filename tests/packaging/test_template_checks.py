@@ -217,9 +217,44 @@ def test_lifecycle_rules_expire_scratch_and_old_versions_but_never_current_model
     assert "ExpirationInDays" not in by_prefix[""], "current objects (models, aliases) never expire"
     for scratch in ("preprocessed/", "staging/"):
         assert by_prefix[scratch]["ExpirationInDays"] == {"Ref": "ScratchDays"}
-    # Only scratch prefixes expire current objects: models/, runs/, raw/ and config/ are kept.
+    # The audit trail of predictions is kept CaptureRetentionDays (default 90).
+    for capture in ("capture/", "capture-errors/"):
+        assert by_prefix[capture]["ExpirationInDays"] == {"Ref": "CaptureRetentionDays"}
+    assert template["Parameters"]["CaptureRetentionDays"]["Default"] == 90
+    # Only scratch and capture prefixes expire current objects: models/, runs/, raw/, config/ and
+    # feedback/ are kept.
     expiring = {p for p, r in by_prefix.items() if "ExpirationInDays" in r}
-    assert expiring == {"preprocessed/", "staging/"}
+    assert expiring == {"preprocessed/", "staging/", "capture/", "capture-errors/"}
+
+
+def test_capture_lines_reach_the_bucket_through_logs_and_firehose_with_least_privilege(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    subscription = resources["CaptureSubscriptionFilter"]["Properties"]
+    assert subscription["LogGroupName"] == {"Ref": "InferenceFunctionLogGroup"}
+    assert "stepml_capture" in subscription["FilterPattern"]
+    assert subscription["DestinationArn"] == {"Fn::GetAtt": ["CaptureDeliveryStream", "Arn"]}
+    # logs -> firehose: put records into this stream only
+    logs_role = resources["CaptureSubscriptionRole"]["Properties"]
+    assert logs_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "logs.amazonaws.com"}
+    (statement,) = logs_role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["firehose:PutRecord", "firehose:PutRecordBatch"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["CaptureDeliveryStream", "Arn"]}
+    # firehose -> s3: write under capture/ and capture-errors/ only, read nothing
+    delivery_role = resources["CaptureDeliveryRole"]["Properties"]
+    trust = delivery_role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}}
+    writes = [s for s in delivery_role["Policies"][0]["PolicyDocument"]["Statement"] if "s3:PutObject" in s["Action"]]
+    assert [w["Resource"] for w in writes] == [[
+        {"Fn::Sub": "${DataBucket.Arn}/capture/*"}, {"Fn::Sub": "${DataBucket.Arn}/capture-errors/*"}]]
+    assert not any("s3:GetObject" in s["Action"] for s in delivery_role["Policies"][0]["PolicyDocument"]["Statement"])
+    destination = resources["CaptureDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert destination["Prefix"] == "capture/!{partitionKeyFromQuery:model}/dt=!{partitionKeyFromQuery:dt}/"
+    assert destination["DynamicPartitioningConfiguration"] == {"Enabled": True}
+    kinds = [p["Type"] for p in destination["ProcessingConfiguration"]["Processors"]]
+    assert kinds == ["Decompression", "CloudWatchLogProcessing", "MetadataExtraction", "AppendDelimiterToRecord"]
 
 
 def test_every_alarm_the_operators_need_exists_and_notifies(template: dict[str, Any]) -> None:

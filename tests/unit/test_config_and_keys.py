@@ -27,15 +27,29 @@ def test_an_absent_config_means_auto_with_a_seeded_random_split() -> None:
     config = parse_config("")
     assert config.recipe == "auto" and config.split.test_size == 0.2 and config.split.seed == 42
     assert config.metric_for("classification") == "accuracy" and config.metric_for("regression") == "rmse"
-    assert dump_config(config) == "recipe: auto\nsplit:\n  test_size: 0.2\n  seed: 42\n  stratify: true\nmin_rows: 20\n"
+    assert dump_config(config) == "recipe: auto\nsplit:\n  test_size: 0.2\n  seed: 42\n  stratify: true\nmin_rows: 20\ncapture: full\n"
+
+
+@pytest.mark.parametrize(("text", "mode"), [("capture: off", "off"), ("capture: 'off'", "off"),
+                                            ("capture: hashed", "hashed"), ("", "full")])
+def test_capture_mode_reads_yaml_off_as_off(text: str, mode: str) -> None:
+    # PyYAML reads a bare `off` as false: the config still means the mode "off".
+    assert parse_config(text).capture == mode
+    assert parse_config(dump_config(parse_config(text))).capture == mode
+    # The run state's config is what Evaluate writes into the version's meta.json, which serving reads.
+    from stepml.capture import mode_of
+
+    assert mode_of({"config": parse_config(text).to_dict()}) == mode
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("targt: y", "unknown key 'targt'; allowed: drop_columns"),
+        ("targt: y", "unknown key 'targt'; allowed: capture, drop_columns"),
         ("task: clustering", "'task' must be one of classification, regression, got 'clustering'"),
         ("recipe: xgb", "'recipe' must be one of auto, seed-a, seed-b"),
+        ("capture: sometimes", "'capture' must be one of full, hashed, off, got 'sometimes'"),
+        ("capture: yes", "'capture' must be one of full, hashed, off, got True"),
         ("split: {test_size: 2}", "'split.test_size'.*less than or equal to 0.5"),
         ("split: {tst: 1}", "unknown key 'split.tst'; allowed: seed, stratify"),
         ("split: {test_rows: 5, test_file: data/t.csv}", "'split' give test_rows or test_file, not both"),
@@ -83,9 +97,12 @@ def test_dataset_prefixes_cover_every_layout_of_one_dataset_and_no_other() -> No
     prefixes = keys.dataset_prefixes("smoke-1")
     owned = [keys.raw("smoke-1", "a.csv"), keys.config("smoke-1"), keys.validation_report("smoke-1", "r"),
              keys.preprocessed("smoke-1", "r", "train.parquet"), keys.staging("smoke-1", "r", "model.joblib"),
-             keys.version_prefix("smoke-1", 2) + "meta.json", keys.alias("smoke-1", "champion")]
+             keys.version_prefix("smoke-1", 2) + "meta.json", keys.alias("smoke-1", "champion"),
+             keys.capture_prefix("smoke-1") + "dt=2026-11-26/x.gz", keys.feedback_batch("smoke-1", "2026-11-26", "b"),
+             keys.feedback_upload("smoke-1", "labels.CSV")]
     assert all(any(key.startswith(p) for p in prefixes) for key in owned)
-    others = [keys.raw("smoke-10", "a.csv"), "config/smoke-10.yaml", keys.alias("smoke-10", "champion")]
+    others = [keys.raw("smoke-10", "a.csv"), "config/smoke-10.yaml", keys.alias("smoke-10", "champion"),
+              keys.feedback_upload("smoke-10", "dir/labels.csv")]
     assert not any(key.startswith(p) and (p.endswith("/") or key == p) for key in others for p in prefixes)
     with pytest.raises(DataError):
         keys.dataset_prefixes("../adult")

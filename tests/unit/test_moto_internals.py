@@ -187,3 +187,18 @@ def test_the_internals_the_data_dir_relies_on_exist() -> None:
     assert PAGINATION_MODEL["list_executions"]["unique_attribute"] == ["start_date", "execution_arn"]
     for attribute in ("execution_arn", "state_machine_arn", "start_date", "execution_input"):
         assert f"self.{attribute}" in inspect.getsource(Execution.__init__), attribute
+
+
+def test_log_subscriptions_reach_firehose_through_one_patchable_method() -> None:
+    # stepml.local.firehose replaces FirehoseBackend.send_log_event; CloudWatch Logs' put_log_events
+    # calls it for every subscription filter of the group, with every event (moto applies no pattern).
+    from moto.firehose.models import FirehoseBackend
+    from moto.logs.models import LogStream
+
+    signature = inspect.signature(FirehoseBackend.send_log_event)
+    assert list(signature.parameters) == [
+        "self", "delivery_stream_arn", "filter_name", "log_group_name", "log_stream_name", "log_events"]
+    put = inspect.getsource(LogStream.put_log_events)
+    assert "self.log_group.subscription_filters.values()" in put and "filter_pattern" not in put
+    assert "firehose_backends[self.account_id][self.region].send_log_event(" in inspect.getsource(
+        LogStream._send_log_events)

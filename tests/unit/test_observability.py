@@ -87,3 +87,31 @@ def test_without_a_daemon_tracing_is_off_and_spans_cost_nothing(monkeypatch: pyt
     with observability.span("fit"):  # a no-op: nothing to open, nothing raised
         pass
     assert observability._subsegment is None
+
+
+def test_request_metrics_write_one_emf_line_per_request_that_cloudwatch_accepts(capsys) -> None:
+    import json
+
+    from stepml.local import emf
+
+    metrics = observability.RequestMetrics("inference")
+    metrics.add("UnseenCategories", 1, model="adult", version=3)
+    metrics.add("Predictions", 2, model="adult")
+    metrics.flush("stepml-inference")
+    first = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # The first request of an environment also says it was a cold start, as Powertools does.
+    assert [doc.get("ColdStart") for doc in first] == [1, None]
+    served = first[1]
+    assert served["Predictions"] == 2 and served["UnseenCategories"] == 1 and served["version"] == 3
+    assert served["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "stage", "model"]]
+    data = {datum["MetricName"]: datum for _, datum in emf.parse(served)}
+    assert data["Predictions"]["Values"] == [2.0]
+    assert {d["Name"]: d["Value"] for d in data["Predictions"]["Dimensions"]} == {
+        "service": "stepml", "stage": "inference", "model": "adult"}
+    # A warm request counts afresh; one that counted nothing (an error, a GET) writes nothing.
+    metrics.add("Predictions", 5, model="california")
+    metrics.flush("stepml-inference")
+    (again,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert again["Predictions"] == 5 and again["model"] == "california" and "UnseenCategories" not in again
+    metrics.flush("stepml-inference")
+    assert capsys.readouterr().out == ""

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from stepml import keys
@@ -19,6 +20,7 @@ from stepml.client import ApiClient, ApiResponse
 from stepml.config import DatasetConfig
 from stepml.runs import readable_cause
 from stepml.stack import Stack
+from stepml_ui import monitoring
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,6 +222,82 @@ class Console:
             return None
         return frame.head(limit_rows)
 
+    def _get(self, key: str) -> bytes | None:
+        """An object's bytes, or None when it does not exist; :class:`S3ReadRefused` when the
+        user may not read it (S3 answers 403 for a missing key, too, without ``s3:ListBucket``)."""
+        s3 = self.stack.client("s3")
+        try:
+            return bytes(s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
+        except Exception as exc:  # moto and AWS differ on the exception class of a 404
+            if "NoSuchKey" in str(exc) or "404" in str(exc):
+                return None
+            if _refused(exc):
+                raise S3ReadRefused(f"your AWS identity may not read s3://{self.stack.bucket}/{key} "
+                                    "(s3:GetObject on it and s3:ListBucket on its prefix are needed)") from exc
+            raise
+
+    def _list(self, prefix: str, delimiter: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every object (key, size, modified) under ``prefix``, and the folders one level down."""
+        paginator = self.stack.client("s3").get_paginator("list_objects_v2")
+        kwargs: dict[str, Any] = {"Bucket": self.stack.bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        objects: list[dict[str, Any]] = []
+        folders: list[str] = []
+        try:
+            for page in paginator.paginate(**kwargs):
+                objects += page.get("Contents", [])
+                folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        except Exception as exc:
+            if _refused(exc):
+                raise S3ReadRefused(f"your AWS identity may not list s3://{self.stack.bucket}/{prefix} "
+                                    "(s3:ListBucket with this prefix is needed)") from exc
+            raise
+        return objects, folders
+
+    def monitor_report(self, name: str, report_key: str | None = None) -> tuple[str, dict[str, Any] | None]:
+        """A monitor report (``latest.json`` unless ``report_key``) and its key; None when there is
+        none. A report that is not JSON or not of a schema this UI reads is an UnreadableReport naming it."""
+        key = report_key or monitoring.latest_report_key(name)
+        data = self._get(key)
+        if data is None:
+            return key, None
+        try:
+            report = json.loads(data)
+        except ValueError as exc:
+            raise monitoring.UnreadableReport(f"{key}: not JSON ({exc})") from exc
+        return key, monitoring.check_report(key, report)
+
+    def monitor_report_keys(self, name: str) -> list[str]:
+        """The dated monitor reports of a model, newest first."""
+        objects, _ = self._list(monitoring.reports_prefix(name))
+        return sorted((o["Key"] for o in objects if o["Key"].endswith(".json")), reverse=True)
+
+    def capture_days(self, name: str) -> list[date]:
+        """The days that have capture files (``capture/<model>/dt=YYYY-MM-DD/``), oldest first."""
+        _, folders = self._list(monitoring.capture_prefix(name), delimiter="/")
+        return sorted(day for day in map(monitoring.day_of_partition, folders) if day is not None)
+
+    def captures(self, name: str, days: list[date], limit: int = 50_000, workers: int = 16) -> monitoring.Captures:
+        """The capture records of ``days``, newest files first, at most ``limit`` records (then
+        ``truncated``). Firehose leaves many small files, so ``workers`` of them are fetched at once."""
+        listed: list[dict[str, Any]] = []
+        for day in days:
+            listed += self._list(monitoring.capture_day_prefix(name, day))[0]
+        listed.sort(key=lambda o: (o["LastModified"], o["Key"]), reverse=True)
+        found = monitoring.Captures()
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # boto3 clients are thread-safe
+            for start in range(0, len(listed), workers):
+                batch = [o["Key"] for o in listed[start:start + workers]]
+                for key, data in zip(batch, pool.map(self._get, batch), strict=True):
+                    if data is not None:
+                        found.extend(monitoring.parse_capture_file(key, data))
+                if len(found.records) >= limit:
+                    found.truncated = start + workers < len(listed) or len(found.records) > limit
+                    del found.records[limit:]
+                    break
+        return found
+
     def read_config(self, dataset: str) -> DatasetConfig:
         return self.stack.read_config(dataset)
 
@@ -231,6 +309,15 @@ class Console:
         response = self.stack.client("s3").put_object(Bucket=self.stack.bucket, Key=key, Body=data,
                                                       ContentType="text/csv")
         return {"bucket": self.stack.bucket, "key": key, "version_id": response.get("VersionId")}
+
+
+class S3ReadRefused(PermissionError):
+    """S3 refused a read the UI needs; the message names the object or prefix and the action."""
+
+
+def _refused(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("AccessDenied", "403", "InvalidAccessKeyId", "ExpiredToken")
 
 
 def _quote(name: str) -> str:

@@ -334,7 +334,43 @@ def predict(stack: Stack, name: str, body: str, version: int | None, alias: str 
         payload = json.loads(body)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from exc
-    status, response = stack.predict(name, payload, version, alias)
+    answer = stack.predict_request(name, payload, version, alias)
+    emit_json(answer.body)
+    if answer.request_id and sys.stderr.isatty():
+        # For a person at a terminal, on stderr (stdout stays the response's JSON, for scripts):
+        # the id `stepml feedback --request-id` names.
+        click.echo(f"request id: {answer.request_id}", err=True)
+    if answer.status >= 400:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--request-id", help="The prediction's request id (its response's apigw-requestid header).")
+@click.option("--row", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The record's position in that request.")
+@click.option("--actual", help="The true value: a class label, or a number for a regression.")
+@click.option("--file", "labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A CSV of labels (header request_id,row,actual; row optional), uploaded under feedback/NAME/.")
+@click.pass_obj
+def feedback(stack: Stack, name: str, request_id: str | None, row: int, actual: str | None,
+             labels: Path | None) -> None:
+    """Send the true value of a served prediction of model NAME (one label, or a CSV of them)."""
+    if labels is not None:
+        if request_id or actual:
+            raise click.UsageError("give --file, or --request-id with --actual, not both")
+        key, count = stack.upload_feedback(name, labels)
+        console.print(f"{count} label(s) of {name} uploaded to s3://{stack.bucket}/{key}")
+        return
+    if not request_id or actual is None:
+        raise click.UsageError("give --request-id and --actual (or --file labels.csv)")
+    value: Any = actual
+    try:
+        number = float(actual)
+        value = int(number) if number.is_integer() and "." not in actual and "e" not in actual.lower() else number
+    except ValueError:
+        pass
+    status, response = stack.feedback(name, {"request_id": request_id, "row": row, "actual": value})
     emit_json(response)
     if status >= 400:
         sys.exit(1)

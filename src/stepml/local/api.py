@@ -418,6 +418,10 @@ class HttpApiServer:
             except Exception:  # an API Gateway answers 500, it does not hang up
                 logger.exception("invoking %s failed", route.function)
                 response = _json_response(500, {"message": "Internal Server Error"})
+            # As on AWS, the apigw-requestid header is the request id the function saw (the key a
+            # client sends feedback with).
+            self._respond(request, response, started, function, raw_path, event["requestContext"]["requestId"])
+            return
         self._respond(request, response, started, function, raw_path)
 
     def _respond(
@@ -427,13 +431,14 @@ class HttpApiServer:
         started: float,
         function: str | None,
         raw_path: str,
+        request_id: str | None = None,
     ) -> None:
         request.send_response(response.status)
         for name, value in response.headers:
             if name not in ("content-length", "connection", "transfer-encoding"):
                 request.send_header(name, value)
         request.send_header("content-length", str(len(response.body)))
-        request.send_header("apigw-requestid", uuid.uuid4().hex[:16])
+        request.send_header("apigw-requestid", request_id or base64.b32encode(uuid.uuid4().bytes)[:16].decode())
         if request.close_connection:
             request.send_header("connection", "close")
         request.end_headers()

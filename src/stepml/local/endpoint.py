@@ -41,7 +41,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stepml.local import events, iam, lambda_runner, persistence, run_events, s3_conditions
+from stepml.local import (
+    events,
+    firehose,
+    iam,
+    lambda_runner,
+    persistence,
+    run_events,
+    s3_conditions,
+)
 from stepml.local.api import HttpApiServer
 from stepml.local.api_auth import IamAuthorizer
 from stepml.local.lambda_runner import Invocation
@@ -161,6 +169,8 @@ class LocalStack:
         self._started = False
         self._kept_buckets: list[str] = []
         self._kept_machines: dict[str, persistence.ExecutionArchive] = {}  # by ARN
+        #: The template's Firehose delivery streams (capture), run by stepml.local.firehose.
+        self.delivery_streams: list[firehose.LocalDeliveryStream] = []
         self._progress: persistence.ProgressWriter | None = None
         #: What the start found in ``data_dir``: object keys and runs (executions) restored.
         self.restored = {"objects": 0, "runs": 0}
@@ -206,6 +216,8 @@ class LocalStack:
             if self._progress is not None:
                 self._progress.stop()
                 self._progress = None
+            firehose.unregister(self.delivery_streams)
+            self.delivery_streams = []
             persistence.unregister(self._kept_buckets, list(self._kept_machines))
             self._kept_buckets, self._kept_machines = [], {}
             if self._port is not None:
@@ -227,6 +239,7 @@ class LocalStack:
             else:
                 # The reverse of the install order: patches of the same method chain.
                 persistence.uninstall()
+                firehose.uninstall()
                 iam.uninstall()
                 s3_conditions.uninstall()
                 run_events.uninstall()
@@ -387,6 +400,7 @@ class LocalStack:
             {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": True}},
         )
         lambda_runner.install()
+        firehose.install()
         events.install()
         run_events.install()
         s3_conditions.install()
@@ -440,6 +454,8 @@ class LocalStack:
             raise LocalStackError(f"{self.template_path} does not translate: {exc}") from exc
         localize_outputs(cfn, self._api.url)
         localize_api_ids(cfn)
+        # moto's CloudFormation creates no delivery stream or subscription filter: made after it.
+        detached = firehose.detach(cfn, stack_name=self.stack_name, region=self.region, account_id=ACCOUNT_ID)
         if self.data_dir is not None:
             self._keep_physical_names(cfn)
 
@@ -467,6 +483,7 @@ class LocalStack:
         self._apply_bucket_properties()
         self._create_alarms()
         self._apply_queue_policies()
+        self._attach_delivery_streams(detached)
         if self.data_dir is not None:
             self._restore_state(cfn)
         self._api.throttle = self._stage_throttle(cfn) if self.strict else None
@@ -747,6 +764,34 @@ class LocalStack:
                 attributes[f"{logical_id}.QueueName"] = name
                 attributes[f"{logical_id}.Arn"] = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
         return refs, attributes
+
+    def _attach_delivery_streams(self, detached: Mapping[str, dict[str, Any]]) -> None:
+        """The template's Firehose delivery streams and log subscription filters (the capture
+        path), run by :mod:`stepml.local.firehose`; refused with the reason AWS would give."""
+        if not detached:
+            return
+        refs, attributes = self._template_references()
+        from moto.iam.models import iam_backends
+
+        roles = iam_backends[ACCOUNT_ID][iam.PARTITION]
+        for logical_id, resource in self._deployed_template_resources().items():
+            physical = self._resources.get(logical_id)
+            if physical and resource.get("Type") == "AWS::IAM::Role":
+                attributes[f"{logical_id}.Arn"] = roles.get_role(physical).arn
+            elif physical and resource.get("Type") == "AWS::Logs::LogGroup":
+                attributes[f"{logical_id}.Arn"] = f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{physical}:*"
+
+        def s3_for_role(role_arn: str) -> Any:
+            credentials = self.role_credentials(role_arn, "firehose.amazonaws.com")
+            return _client("s3", self.endpoint_url, self.region, credentials=credentials)
+
+        try:
+            self.delivery_streams = firehose.attach(
+                detached, resolve=lambda node: resolve(node, refs, attributes), stack_name=self.stack_name,
+                region=self.region, account_id=ACCOUNT_ID, clients=self.client, s3_for_role=s3_for_role,
+            )
+        except firehose.FirehoseEmulationError as exc:
+            raise LocalStackError(str(exc)) from exc
 
     def _apply_queue_policies(self) -> None:
         """The template's SQS queue policies (moto's CloudFormation skips them)."""

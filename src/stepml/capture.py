@@ -1,0 +1,171 @@
+"""Inference capture: one JSON log line per prediction request, the audit trail of what was served.
+
+The prediction function writes the record to stdout as a single line; CloudWatch Logs hands the
+lines that carry ``"stepml_capture"`` to a Firehose delivery stream (a subscription filter), which
+writes them to ``capture/<model>/dt=YYYY-MM-DD/`` in the data bucket (template.yaml). No S3 call
+is made inside the request: building the record costs one ``json.dumps``.
+
+What is kept follows the version's ``capture`` setting (:data:`MODES`, from the dataset config,
+carried in the version's ``meta.json``):
+
+``full``    the rows as sent, the outputs, the probabilities
+``hashed``  instead of the rows, the SHA-256 of each row's canonical JSON (:func:`row_hash`); the
+            warnings and error messages, which quote input values, are reduced to counts
+``off``     no record at all
+
+The record's fields are the shared capture format (issue #17); :func:`read_records` reads a
+delivered file back (plain or gzip-compressed newline-delimited JSON).
+
+Standard library only: the inference function's cold start imports this module.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+#: The schema version every record carries under this key; a line without it is not a capture.
+MARKER = "stepml_capture"
+SCHEMA_VERSION = 1
+CaptureMode = Literal["full", "hashed", "off"]
+MODES: tuple[str, ...] = get_args(CaptureMode)
+#: The mode of a version whose config names none (and of versions trained before capture existed).
+DEFAULT_MODE: CaptureMode = "full"
+#: CloudWatch Logs keeps at most 256 KB of one log event (Lambda truncates a longer line, and a
+#: truncated line is no JSON): a record above this keeps row hashes instead of the rows, then
+#: drops the probabilities, and says so in its ``warnings``.
+MAX_LINE_BYTES = 250_000
+
+
+def mode_of(meta: Mapping[str, Any]) -> CaptureMode:
+    """The capture mode of a registered version (its ``meta.json``)."""
+    mode = (meta.get("config") or {}).get("capture", DEFAULT_MODE)
+    return mode if mode in MODES else DEFAULT_MODE
+
+
+def caller_of(event: Mapping[str, Any]) -> str | None:
+    """Who called, as API Gateway authorized them: an IAM ARN (SigV4) or ``jwt:<sub>`` (JWT API)."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    iam = authorizer.get("iam") or {}
+    if iam.get("userArn"):
+        return str(iam["userArn"])
+    sub = ((authorizer.get("jwt") or {}).get("claims") or {}).get("sub")
+    return f"jwt:{sub}" if sub else None
+
+
+def canonical_json(row: Any) -> str:
+    """One row as canonical JSON: keys sorted, no spaces, non-ASCII kept as UTF-8."""
+    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def row_hash(row: Any) -> str:
+    """The SHA-256 (hex) of a row's canonical JSON: equal rows hash equal, whatever their key order."""
+    return hashlib.sha256(canonical_json(row).encode("utf-8")).hexdigest()
+
+
+#: The formatted second of the last :func:`timestamp` (formatting a date costs ~5-20 us; a warm
+#: function serves many requests a second).
+_second: tuple[int, str] = (-1, "")
+
+
+def timestamp(now: datetime | None = None) -> str:
+    """UTC, to the millisecond, as the capture format writes it: ``2026-11-26T18:40:01.123Z``."""
+    global _second
+    if now is not None:
+        return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    clock = time.time()
+    whole = int(clock)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole)))
+    return f"{_second[1]}{int((clock - whole) * 1000):03d}Z"
+
+
+def record(
+    *,
+    event: Mapping[str, Any],
+    model: str,
+    version: int,
+    alias: str | None,
+    task: str,
+    mode: CaptureMode,
+    rows: list[Any] | None,
+    result: Mapping[str, Any] | None,
+    latency_ms: float,
+    status: int,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The capture record of one request (``mode`` full or hashed). ``rows``: the records as sent
+    (None when the body could not be read); ``result``: the prediction (None for a failed request)."""
+    per_row = (result or {}).get("warnings") or []
+    if mode == "hashed":
+        # Warnings and error messages quote the values they are about: hashed keeps neither.
+        warnings = [f"row {index}: {len(row)} warning(s), not kept in hashed mode (they quote input values)"
+                    for index, row in enumerate(per_row) if row]
+        error = None if error is None else f"HTTP {status}: message not kept in hashed mode (it may quote input values)"
+    else:
+        warnings = [f"row {index}: {warning}" for index, row in enumerate(per_row) for warning in row]
+    out: dict[str, Any] = {
+        MARKER: SCHEMA_VERSION,
+        "time": timestamp(now),
+        "request_id": (event.get("requestContext") or {}).get("requestId"),
+        "caller": caller_of(event),
+        "model": model,
+        "version": version,
+        "alias": alias,
+        "task": task,
+        "mode": mode,
+        "inputs": rows if mode == "full" and rows is not None else None,
+        "input_hashes": [row_hash(row) for row in rows] if mode == "hashed" and rows is not None else None,
+        "outputs": list((result or {}).get("predictions") or []),
+        "probabilities": (result or {}).get("probabilities"),
+        "warnings": warnings,
+        "latency_ms": round(latency_ms, 3),
+        "status": status,
+    }
+    if error is not None:
+        out["error"] = error
+    return out
+
+
+def line(capture: dict[str, Any]) -> str:
+    """The record as one log line, bounded by :data:`MAX_LINE_BYTES` (see there)."""
+    text = json.dumps(capture, separators=(",", ":"), default=str)
+    if len(text) <= MAX_LINE_BYTES // 4 or len(text.encode("utf-8")) <= MAX_LINE_BYTES:
+        return text
+    if capture.get("inputs") is not None:
+        capture = {**capture, "mode": "hashed", "input_hashes": [row_hash(row) for row in capture["inputs"]],
+                   "inputs": None,
+                   "warnings": [*capture["warnings"], "inputs too large to capture: stored as row hashes"]}
+        text = json.dumps(capture, separators=(",", ":"), default=str)
+        if len(text.encode("utf-8")) <= MAX_LINE_BYTES:
+            return text
+    capture = {**capture, "probabilities": None,
+               "warnings": [*capture["warnings"], "probabilities too large to capture: dropped"]}
+    return json.dumps(capture, separators=(",", ":"), default=str)
+
+
+def read_records(data: bytes) -> Iterator[dict[str, Any]]:
+    """The capture records of one delivered file: newline-delimited JSON, gzip-compressed or not
+    (by its magic number); lines that are not capture records are skipped."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    for raw in data.splitlines():
+        text = raw.strip()
+        if not text.startswith(b"{"):
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value.get(MARKER) is not None:
+            yield value
+
+
+__all__ = ["DEFAULT_MODE", "MARKER", "MODES", "CaptureMode", "caller_of", "line", "mode_of", "read_records",
+           "record", "row_hash"]

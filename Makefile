@@ -170,3 +170,8 @@ bench-inference: venv  ## warm p50/p99, throughput, cold start, RSS, package siz
 .PHONY: bench-local-api
 bench-local-api: venv  ## single-row predict p50/p99 (keep-alive, new connection), 64 concurrent clients -> bench/results/local_api.json
 	$(BIN)/python bench/bench_local_api.py --output bench/results/local_api.json
+
+# --- Monitor benchmark: the label-free accuracy estimate against the true accuracy --------------
+.PHONY: bench-monitor
+bench-monitor: venv  ## Adult: estimated vs true accuracy on held-out and shifted traffic -> bench/results/monitor.json
+	$(BIN)/python bench/bench_monitor.py --output bench/results/monitor.json

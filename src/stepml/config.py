@@ -27,6 +27,11 @@ Example (all keys, with their defaults where they have one)::
       budget_seconds: 120       # Optuna search on a validation split carved from training rows
     capture: full               # what the prediction API records of each request: full | hashed | off
                                 # (stepml.capture; kept in each version's meta.json)
+    monitoring:                 # when `stepml monitor` (and the scheduled run) raise an alarm
+      psi_threshold: 0.2        # a feature's or the prediction's PSI above this is drift
+      accuracy_drop: 0.05       # classifiers: estimated/true accuracy this far under the test's
+      rmse_increase: 0.10       # regressors: true RMSE this much (relative) over the test's
+      min_rows: 100             # fewer captured rows than this raise no alarm
 
 The test set is chosen by exactly one of three designs, in this order: ``split.test_file`` (a
 second CSV with the same columns, stored in the data bucket under ``data/`` — not ``raw/``, so that
@@ -115,6 +120,19 @@ class TuneConfig(_Strict):
     budget_seconds: int = Field(..., ge=5, le=MAX_TUNE_SECONDS)
 
 
+class MonitoringConfig(_Strict):
+    """When a monitor run raises an alarm (:mod:`stepml.monitoring`)."""
+
+    #: a feature's (or the prediction's) PSI above this is drift
+    psi_threshold: float = Field(0.2, gt=0)
+    #: classifiers: an estimated or true accuracy this far below the test accuracy is an alarm
+    accuracy_drop: float = Field(0.05, gt=0, le=1)
+    #: regressors: a true RMSE this much (relative) above the test RMSE is an alarm
+    rmse_increase: float = Field(0.10, gt=0)
+    #: fewer captured rows (or labelled rows, for the true metric) than this raise no alarm
+    min_rows: int = Field(100, ge=1)
+
+
 class DatasetConfig(_Strict):
     """The effective config of one dataset (file values over defaults)."""
 
@@ -132,6 +150,7 @@ class DatasetConfig(_Strict):
     max_regression_vs_champion: float | None = Field(None, ge=0)
     tune: TuneConfig | None = None
     capture: CaptureMode = DEFAULT_MODE
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @field_validator("recipe", mode="before")
     @classmethod
@@ -233,6 +252,7 @@ def _describe(exc: ValidationError) -> str:
         (): sorted(DatasetConfig.model_fields),
         ("split",): sorted(SplitConfig.model_fields),
         ("tune",): sorted(TuneConfig.model_fields),
+        ("monitoring",): sorted(MonitoringConfig.model_fields),
     }
     problems = []
     for error in exc.errors():
@@ -325,7 +345,7 @@ def load_config(store: Any, dataset: str) -> DatasetConfig:
     found = store.head(key)
     if found is None:
         return DatasetConfig()
-    source = f"s3://{store.bucket}/{key}"
+    source = f"s3://{store.bucket}/{key}" if hasattr(store, "bucket") else key  # a DirectoryStore has none
     check_config_size(found.size, source)
     return parse_config(store.get_bytes(key), source)
 
@@ -336,4 +356,6 @@ def dump_config(config: DatasetConfig) -> str:
 
     values = config.model_dump(mode="json", exclude_none=True)
     values = {k: v for k, v in values.items() if v not in ([], {})}
+    if values.get("monitoring") == MonitoringConfig().model_dump(mode="json"):
+        del values["monitoring"]  # the defaults: not worth a section in every written config
     return yaml.safe_dump(values, sort_keys=False)

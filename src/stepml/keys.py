@@ -10,6 +10,7 @@
 ``deliveries/<dataset>/<sha256>.json``   which run took each delivered upload (at-least-once events)
 ``models/<dataset>/version-<n>/…``       registered versions (visible once meta.json exists)
 ``models/<dataset>/version-<n>/claim.json`` the run that reserved version n
+``models/<dataset>/version-<n>/profile.json`` its reference profile (training data, test predictions)
 ``models/<dataset>/version-<n>/meta.json``  the version's metadata, written last
 ``models/<dataset>/runs/<run>.json``       the version a run registered (a retried run reuses it)
 ``models/<dataset>/aliases/<alias>.json`` aliases such as ``champion``, with their recent history
@@ -126,6 +127,8 @@ MODELS_PREFIX = "models/"
 VERSION_META = "meta.json"
 #: The run that reserved a version number.
 VERSION_CLAIM = "claim.json"
+#: A version's reference profile (stepml.profile): what the monitor compares traffic with.
+VERSION_PROFILE = "profile.json"
 _VERSION_FOLDER = re.compile(r"^models/[^/]+/version-(\d+)/$")
 
 
@@ -221,4 +224,26 @@ def dataset_prefixes(dataset: str) -> list[str]:
         models_prefix(dataset),
         capture_prefix(dataset),
         feedback_prefix(dataset),
+        f"{MONITORING_PREFIX}{dataset}/",
     ]
+
+
+# -- monitoring (issue #17): captured traffic, fed-back labels, monitor reports ------------------
+
+#: Monitor reports (capture and feedback prefixes: above).
+MONITORING_PREFIX = "monitoring/"
+
+
+def capture_day_prefix(model: str, day: str) -> str:
+    """The captures of ``model`` on ``day`` (``YYYY-MM-DD``, UTC): ``capture/<model>/dt=<day>/``."""
+    return f"{CAPTURE_PREFIX}{model}/dt={day}/"
+
+
+def monitoring_report(model: str, stamp: str) -> str:
+    """One monitor report, named by when it was made (``YYYYMMDDTHHMMSSZ``)."""
+    return f"{MONITORING_PREFIX}{model}/reports/{stamp}.json"
+
+
+def monitoring_latest(model: str) -> str:
+    """A copy of the newest monitor report of ``model``."""
+    return f"{MONITORING_PREFIX}{model}/latest.json"

@@ -74,13 +74,16 @@ class Settings:
     #: boto3 keyword arguments with keys: only for the offline stack's administrator (tests, demo).
     credentials: Mapping[str, str] | None = None
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for ``service``, aimed at the offline endpoint when one is set."""
+    def client(self, service: str, config: Any = None) -> Any:
+        """A boto3 client for ``service``, aimed at the offline endpoint when one is set
+        (``config``: a ``botocore.config.Config``, e.g. a longer read timeout)."""
         # imported lazily: clients are never created at import time. Any: the boto3 stubs type a
         # client by a literal service name, and ``service`` is any name.
         boto3: Any = importlib.import_module("boto3")
 
         kwargs: dict[str, Any] = {"region_name": self.region}
+        if config is not None:
+            kwargs["config"] = config
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         if self.credentials:

@@ -114,6 +114,33 @@ class Stack:
     def registry(self) -> ModelRegistry:
         return ModelRegistry(self.store)
 
+    def monitor(self, name: str, since: str | None = None) -> dict[str, Any]:
+        """Run the stack's monitor function for model ``name`` now (as its schedule does for every
+        champion): the report is written, metrics emitted and alarms published. Returns the report."""
+        from botocore.config import Config
+
+        from stepml import errors
+
+        function = self.outputs.get("MonitorFunctionName")
+        if not function:
+            raise ConfigError(f"the stack {self.stack_name!r} has no MonitorFunctionName output: deploy this version")
+        event: dict[str, Any] = {"model": keys.check_dataset_name(name)}
+        if since:
+            event["since"] = since
+        client = self.settings_for("unused").client(
+            "lambda", Config(read_timeout=360, connect_timeout=10, retries={"total_max_attempts": 1})
+        )
+        response = client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            # The handler's own error class (NotFoundError, DataError...) and message, not a traceback.
+            kind = getattr(errors, str(payload.get("errorType")), None)
+            message = str(payload.get("errorMessage") or payload)
+            if isinstance(kind, type) and issubclass(kind, errors.StepmlError):
+                raise kind(message)
+            raise errors.StepmlError(f"the monitor function failed: {payload.get('errorType')}: {message}")
+        return dict(payload["reports"][0])
+
     def info(self) -> dict[str, Any]:
         return {
             "stack_name": self.stack_name,

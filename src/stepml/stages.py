@@ -269,8 +269,13 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     champion = registry.get_version(dataset, champion_version) if champion_version else None
     gate = decide(evaluation, config, champion)
     meta["gate"] = gate
+    with span("profile"):
+        profile = _reference_profile(pipeline, train_frame, test_frame, schema, task, evaluation["metrics"])
+    # profile.json is registered as an artifact: written (and checksummed) before meta.json, so a
+    # visible version always has the reference the monitor compares traffic with.
+    artifacts = {**staged, keys.VERSION_PROFILE: json.dumps(profile, sort_keys=True).encode()}
     with span("register"):
-        version = registry.register_version(dataset, run_id, staged, meta)["version"]
+        version = registry.register_version(dataset, run_id, artifacts, meta)["version"]
     return {
         "dataset": dataset,
         "run_id": run_id,
@@ -291,6 +296,21 @@ def promote(state: RegisteredRun, settings: Settings) -> PromotedRun:
     result = registry.promote_if_better(state["dataset"], state["version"], config, actor=state["run_id"])
     gate: Any = result  # the gate's decision, with ``promoted`` and ``version``
     return {**state, "promoted": result["promoted"], "decision": result["reason"], "gate": gate}
+
+
+def _reference_profile(pipeline: Any, train_frame: Any, test_frame: Any, schema: list[dict[str, Any]], task: str,
+                       metrics: dict[str, Any]) -> dict[str, Any]:
+    """The version's reference profile (:mod:`stepml.profile`): training values, test predictions."""
+    from stepml.preprocessing import to_model_frame
+    from stepml.profile import build_profile
+
+    features = to_model_frame(test_frame, schema)
+    predicted = pipeline.predict(features)
+    confidence = None
+    if task == "classification":
+        confidence = float(pipeline.predict_proba(features).max(axis=1).mean())
+    columns = {f["name"]: train_frame[f["name"]].tolist() for f in schema}
+    return cast("dict[str, Any]", _finite(build_profile(columns, schema, task, predicted.tolist(), metrics, confidence)))
 
 
 def _library_versions() -> dict[str, str]:

@@ -272,14 +272,18 @@ def test_every_alarm_the_operators_need_exists_and_notifies(template: dict[str, 
     assert ("AWS/ApiGateway", "5xx", api) in watched
     latency = next(p for p in alarms.values() if p.get("MetricName") == "Latency")
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "ApiLatencyAlarmMs"}
-    failed = next(p for p in alarms.values() if "Metrics" in p)
+    failed = alarms["PipelineFailedAlarm"]
     stats = {q["MetricStat"]["Metric"]["MetricName"] for q in failed["Metrics"] if "MetricStat" in q}
     assert stats == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
     dlq = str({"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]})
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq) in watched
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}], name
-    assert len(alarms) == 2 * len(functions) + 4
+    # the monitor's drift figures, over every model (a Metrics Insights query each)
+    insights = sorted(q["Expression"] for p in alarms.values() for q in p.get("Metrics", []) if "SELECT" in q.get("Expression", ""))
+    assert insights == ["SELECT MAX(MaxFeaturePSI) FROM SCHEMA(stepml, model, service, stage)",
+                        "SELECT MAX(PredictionPSI) FROM SCHEMA(stepml, model, service, stage)"]
+    assert len(alarms) == 2 * len(functions) + 6
 
 
 def test_both_rules_retry_then_dead_letter(template: dict[str, Any]) -> None:

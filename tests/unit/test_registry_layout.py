@@ -18,9 +18,11 @@ from tests.conftest import ROOT
 WRITES = {
     "ValidateFunction": [keys.delivery("shop", "0" * 64), keys.validation_report("shop", "run-1")],
     "EvaluateFunction": [keys.version_file("shop", 3, keys.VERSION_CLAIM), keys.run_registration("shop", "run-1"),
-                         keys.version_file("shop", 3, "model.onnx"), keys.version_file("shop", 3, keys.VERSION_META)],
+                         keys.version_file("shop", 3, "model.onnx"), keys.version_file("shop", 3, keys.VERSION_PROFILE),
+                         keys.version_file("shop", 3, keys.VERSION_META)],
     "PromoteFunction": [keys.alias("shop", "champion"), keys.alias_history_batch("shop", "champion", 4)],
     "RegistryFunction": [keys.alias("shop", "champion"), keys.alias_history_batch("shop", "champion", 4)],
+    "MonitorFunction": [keys.monitoring_report("shop", "20261126T180000Z"), keys.monitoring_latest("shop")],
 }
 #: The keys each function reads there.
 READS = {
@@ -28,6 +30,10 @@ READS = {
                          keys.version_file("shop", 2, keys.VERSION_META)],
     "InferenceFunction": [keys.alias("shop", "champion"), keys.version_file("shop", 2, "model.onnx")],
     "RegistryFunction": [keys.alias_history_batch("shop", "champion", 0), keys.version_file("shop", 2, keys.VERSION_META)],
+    "MonitorFunction": [keys.alias("shop", "champion"), keys.version_file("shop", 2, keys.VERSION_META),
+                        keys.version_file("shop", 2, keys.VERSION_PROFILE), keys.config("shop"),
+                        keys.capture_day_prefix("shop", "2026-11-26") + "part-0.gz",
+                        keys.feedback_prefix("shop") + "dt=2026-11-26/x.jsonl", keys.feedback_prefix("shop") + "bulk.csv"],
 }
 
 
@@ -77,3 +83,8 @@ def test_layout_keys_parse_back() -> None:
     # Archived history lives beside the alias object but is not an alias
     assert keys.alias_from_key("shop", keys.alias_history_batch("shop", "champion", 0)) is None
     assert keys.deliveries_prefix("shop") in keys.dataset_prefixes("shop")
+
+
+def test_the_monitor_writes_only_its_reports(template) -> None:
+    # It reads captures, feedback and the registry; it writes under monitoring/ and nowhere else.
+    assert _allowed(template, "MonitorFunction", "s3:PutObject") == [f"{keys.MONITORING_PREFIX}*"]

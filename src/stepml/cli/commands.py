@@ -30,6 +30,7 @@ from stepml.cli.render import (
     may_be_missing,
     metric,
     print_history,
+    print_monitor_report,
     print_run,
     print_versions,
 )
@@ -320,6 +321,20 @@ def models_diff(stack: Stack, name: str, first: int, second: int, as_json: bool)
     for key in ("recipe", "train_rows", "test_rows"):
         if diff["other"][key]["a"] != diff["other"][key]["b"]:
             console.print(f"{key}: {diff['other'][key]['a']} → {diff['other'][key]['b']}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--since", help="The window: a duration back from now (90m, 24h, 7d) or an ISO time.  [default: 24h]")
+@click.option("--json", "as_json", is_flag=True, help="The report as monitoring/<name>/latest.json holds it.")
+@click.pass_obj
+def monitor(stack: Stack, name: str, since: str | None, as_json: bool) -> None:
+    """Run the monitor for model NAME now: drift, volume, latency, estimated vs true performance."""
+    report = stack.monitor(name, since)
+    if as_json:
+        emit_json(report)
+    else:
+        print_monitor_report(report)
 
 
 @main.command()

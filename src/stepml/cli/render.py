@@ -109,3 +109,53 @@ def print_versions(name: str, versions: list[ListedVersion]) -> None:
             f"{meta['train_rows']:,}", str(meta.get("registered", "")),
         )
     console.print(table)
+
+
+def _figure(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def print_monitor_report(report: dict[str, Any]) -> None:
+    """A monitor report (``stepml monitor``): volume, latency, features worst first, performance,
+    alarms."""
+    window, volume, latency = report["window"], report["volume"], report["latency_ms"]
+    console.print(f"[bold]{report['model']}[/bold] champion version {report['champion_version']}, "
+                  f"{window['start']} to {window['end']}")
+    console.print(f"Traffic: {volume['requests']} requests, {volume['rows']} rows, {volume['errors']} errors; "
+                  f"latency p50 {_figure(latency['p50'])} ms, p99 {_figure(latency['p99'])} ms")
+    if report.get("insufficient_data"):
+        console.print("[yellow]Too few rows in the window for drift alarms (monitoring.min_rows).[/yellow]")
+    if report.get("note"):
+        console.print(f"[yellow]{report['note']}[/yellow]")
+    if report["features"]:
+        table = Table(title="Features, worst first")
+        for column in ("feature", "kind", "PSI", "distance", "missing", "unseen", "out of range", "drift"):
+            table.add_column(column, justify="left" if column in ("feature", "kind") else "right")
+        for feature in report["features"]:
+            table.add_row(
+                feature["name"], feature["kind"], _figure(feature["psi"]),
+                f"{_figure(feature['distance'])} ({'W' if feature['distance_name'] == 'wasserstein' else 'JS'})",
+                _figure(feature["missing_rate"]["current"]), _figure(feature["unseen_rate"]),
+                _figure(feature["out_of_range_rate"]),
+                "[red]DRIFT[/red]" if feature["drifted"] else "ok",
+            )
+        console.print(table)
+    prediction = report["prediction"]
+    console.print(f"Prediction PSI: {_figure(prediction.get('psi'))}"
+                  f"{' [red]DRIFT[/red]' if prediction.get('drifted') else ''}")
+    performance = report["performance"]
+    table = Table(title=f"Performance ({performance['metric']})")
+    for column in ("version", "test (reference)", "estimated", "true", "labelled rows"):
+        table.add_column(column, justify="right")
+    for version, figures in performance["by_version"].items():
+        reference = performance["reference"] if version == str(report["champion_version"]) else None
+        table.add_row(version, _figure(reference), _figure(figures["estimated"]), _figure(figures["true"]),
+                      str(figures["labelled_rows"]))
+    console.print(table)
+    alarms = report["alarms"]
+    if not alarms:
+        console.print("[green]No alarms.[/green]")
+    for alarm in alarms:
+        console.print(f"[red]ALARM[/red] {alarm['kind']}: {alarm['message']}")
+    for problem in report.get("problems", []):
+        console.print(f"[yellow]skipped:[/yellow] {problem}")

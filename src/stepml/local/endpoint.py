@@ -482,6 +482,7 @@ class LocalStack:
         self._create_executing_state_machines(cfn)
         self._apply_bucket_properties()
         self._create_alarms()
+        self._create_schedules(cfn)
         self._apply_queue_policies()
         self._attach_delivery_streams(detached)
         if self.data_dir is not None:
@@ -827,6 +828,36 @@ class LocalStack:
                     query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
             cloudwatch.put_metric_alarm(AlarmName=f"{self.stack_name}-{logical_id}", **properties)
 
+    def _create_schedules(self, cfn: Mapping[str, Any]) -> None:
+        """The template's EventBridge Scheduler schedules (SAM's ``ScheduleV2`` events), which
+        moto's CloudFormation skips, created in moto's Scheduler so that ``get-schedule`` shows
+        them offline. They are not run: nothing fires on a schedule locally (README)."""
+        refs, attributes = self._template_references()
+        for logical_id, resource in cfn["Resources"].items():
+            physical = self._resources.get(logical_id)
+            if physical is None:
+                continue
+            if resource.get("Type") == "AWS::Lambda::Function":
+                attributes[f"{logical_id}.Arn"] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{physical}"
+            elif resource.get("Type") == "AWS::IAM::Role":
+                attributes[f"{logical_id}.Arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
+        scheduler = self.client("scheduler")
+        for logical_id, resource in cfn["Resources"].items():
+            if resource.get("Type") != "AWS::Scheduler::Schedule":
+                continue
+            properties = resolve(resource.get("Properties") or {}, refs, attributes)
+            target = properties["Target"]
+            for number in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
+                if number in target.get("RetryPolicy", {}):
+                    target["RetryPolicy"][number] = int(target["RetryPolicy"][number])
+            scheduler.create_schedule(
+                Name=properties.get("Name") or f"{self.stack_name}-{logical_id}",
+                ScheduleExpression=properties["ScheduleExpression"],
+                FlexibleTimeWindow=properties["FlexibleTimeWindow"],
+                Target=target,
+                **({"Description": properties["Description"]} if "Description" in properties else {}),
+            )
+
     def _lambda_client(self, function: str) -> Any:
         """The function's Lambda client: waits as long as the function may run, never retries.
 
@@ -1081,6 +1112,7 @@ _emulated_filter = _DropMessages(
     "No Moto CloudFormation support for AWS::ApiGatewayV2::",
     "No Moto CloudFormation support for AWS::CloudWatch::Alarm",
     "No Moto CloudFormation support for AWS::SQS::QueuePolicy",
+    "No Moto CloudFormation support for AWS::Scheduler::Schedule",
     "No Moto CloudFormation support for AWS::S3::BucketPolicy",
 )
 # moto's ASL interpreter logs an ERROR with the repr of the state for every failed execution: the
@@ -1104,8 +1136,10 @@ def _quiet_moto_server_logs() -> None:
     warnings.filterwarnings(
         "ignore", message=r"Tried to parse AWS::ApiGatewayV2::", category=UserWarning
     )
-    # Bucket policies and alarms are applied by _apply_bucket_properties and _create_alarms.
-    for emulated in ("AWS::S3::BucketPolicy", "AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy"):
+    # Bucket policies, alarms and schedules are applied by _apply_bucket_properties, _create_alarms
+    # and _create_schedules.
+    for emulated in ("AWS::S3::BucketPolicy", "AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy",
+                     "AWS::Scheduler::Schedule"):
         warnings.filterwarnings(
             "ignore", message=rf"Tried to parse {emulated}", category=UserWarning
         )

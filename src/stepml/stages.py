@@ -234,8 +234,7 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
     integrity.verify(staged, state["artifacts"], state.get("artifact_sha256"))
     pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
-    # the training rows only for the baseline (majority class / mean): their target is enough
-    train_frame = _read_split(store, state["train_key"], schema, columns=[state["target"]])
+    train_frame = _read_split(store, state["train_key"], schema)
     test_frame = _read_split(store, state["test_key"], schema)
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     with span("evaluate"):

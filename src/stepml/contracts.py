@@ -89,6 +89,8 @@ class ValidatedRun(TypedDict):
     columns: int
     warnings: int
     report_key: str
+    #: the upload as Validate parsed it (Parquet, :mod:`stepml.tables`): Preprocess reads it
+    table_key: str
 
 
 class PreprocessedRun(ValidatedRun):

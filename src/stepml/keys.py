@@ -4,7 +4,8 @@
 ``config/<dataset>.yaml``               optional per-dataset config
 ``data/<…>.csv``                          other inputs a run reads (``split.test_file``): no run starts
 ``runs/<dataset>/<run>/validation.json`` the validation report of one run
-``preprocessed/<dataset>/<run>/…``       cleaned train/test splits and their schema
+``preprocessed/<dataset>/<run>/…``       the upload as Validate parsed it, the cleaned train/test
+                                         splits (Parquet) and their schema
 ``staging/<dataset>/<run>/…``            a trained pipeline before it is registered
 ``deliveries/<dataset>/<sha256>.json``   which run took each delivered upload (at-least-once events)
 ``models/<dataset>/version-<n>/…``       registered versions (visible once meta.json exists)
@@ -95,6 +96,12 @@ def run_prefix(dataset: str, run_id: str) -> str:
 
 def validation_report(dataset: str, run_id: str) -> str:
     return f"runs/{dataset}/{run_id}/validation.json"
+
+
+def parsed_upload(dataset: str, run_id: str) -> str:
+    """The upload as Validate parsed it, typed and columnar (Parquet): later stages read it, not the
+    CSV. Scratch, like the splits: it expires with ``preprocessed/`` (template.yaml's lifecycle)."""
+    return preprocessed(dataset, run_id, "upload.parquet")
 
 
 def preprocessed(dataset: str, run_id: str, name: str) -> str:

@@ -36,11 +36,14 @@ def clean(
     if ids is None:
         ids = identifier_columns(frame, target, config, dates)
     excluded += [c for c in ids if c in frame.columns and c not in dates]
-    frame = frame.drop(columns=excluded)
-    frame = frame[frame[target].notna()]
+    kept = [c for c in frame.columns if c not in set(excluded)]
+    rows = frame[target].notna()
     if recipes.get(config.recipe).complete_rows_only:
-        frame = frame.dropna()
-    return frame.reset_index(drop=True)
+        rows &= frame[kept].notna().all(axis=1)
+    # one copy of the kept rows and columns (a copy per step is a copy of the table each)
+    cleaned = frame.loc[rows.to_numpy(), kept]
+    cleaned.reset_index(drop=True, inplace=True)
+    return cleaned
 
 
 def split(
@@ -84,7 +87,10 @@ def split(
     train, test = train_test_split(
         cleaned, test_size=test_size, random_state=config.split.seed, stratify=stratify
     )
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    del cleaned, stratify
+    train.reset_index(drop=True, inplace=True)
+    test.reset_index(drop=True, inplace=True)
+    return train, test
 
 
 def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:

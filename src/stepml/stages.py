@@ -53,6 +53,7 @@ def parse_upload_event(event: dict[str, Any]) -> UploadSource:
 
 def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun | DuplicateRun:
     """Stage 1: check the uploaded CSV, save its validation report, describe it."""
+    from stepml import tables
     from stepml.validation import read_table, validate
 
     source = parse_upload_event(payload.get("event") or payload)
@@ -71,7 +72,9 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
     location = f"s3://{source['bucket']}/{source['key']}"
     with span("read"):
         data = store.get_bytes(source["key"], source["version_id"])
+        digest, size = sha256(data), len(data)
         frame, notes = read_table(data, location)
+        del data  # the parsed table is all the later stages need (peak memory)
     with span("validate"):
         report = validate(frame, config, location)
     report["warnings"] = [*notes, *report["warnings"]]  # how the file was read comes first
@@ -80,13 +83,17 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
         raise DataError(f"config split.test_file names s3://{store.bucket}/{test_file}, which does not exist")
     report_key = keys.validation_report(dataset, run_id)
     store.put_json(report_key, {**report, "run_id": run_id, "config": config.to_dict()})
+    # Parsed once: the typed table goes on as Parquet, so no later stage parses the CSV again.
+    table_key = keys.parsed_upload(dataset, run_id)
+    with span("write table"):
+        store.put_bytes(table_key, tables.to_parquet(frame), content_type=tables.CONTENT_TYPE)
 
     return {
         "dataset": dataset,
         "run_id": run_id,
         "duplicate": False,
         "execution_arn": payload.get("execution_arn"),
-        "source": {**source, "sha256": sha256(data), "size": len(data)},
+        "source": {**source, "sha256": digest, "size": size},
         "config": config.to_dict(),
         "target": report["target"],
         "task": report["task"],
@@ -95,11 +102,13 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
         "columns": len(report["columns"]),
         "warnings": len(report["warnings"]),
         "report_key": report_key,
+        "table_key": table_key,
     }
 
 
 def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     """Stage 2: clean the upload and write the train/test splits and the feature schema."""
+    from stepml import tables
     from stepml.preprocessing import feature_schema, ignored_columns, split
     from stepml.validation import read_csv
 
@@ -107,7 +116,11 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     config = DatasetConfig.from_dict(state["config"])
     source = state["source"]
     location = f"s3://{source['bucket']}/{source['key']}"
-    frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
+    table_key = state.get("table_key")
+    if table_key:
+        frame = tables.read_parquet(store.get_bytes(table_key), f"s3://{store.bucket}/{table_key}")
+    else:  # a run that a Validate from before the Parquet handoff started: parse its upload
+        frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
     dataset, run_id, target, task = state["dataset"], state["run_id"], state["target"], state["task"]
     test_frame = None
     if config.split.test_file is not None:
@@ -126,11 +139,12 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     if task == "classification" and train[target].nunique() < 2:
         raise DataError(f"{location}: after cleaning, target {target!r} has a single class in the training rows")
     schema = feature_schema(train, target)
-    train_key = keys.preprocessed(dataset, run_id, "train.csv")
-    test_key = keys.preprocessed(dataset, run_id, "test.csv")
+    train_key = keys.preprocessed(dataset, run_id, "train.parquet")
+    test_key = keys.preprocessed(dataset, run_id, "test.parquet")
     schema_key = keys.preprocessed(dataset, run_id, "schema.json")
-    store.put_bytes(train_key, train.to_csv(index=False).encode(), content_type="text/csv")
-    store.put_bytes(test_key, test.to_csv(index=False).encode(), content_type="text/csv")
+    with span("write splits"):
+        store.put_bytes(train_key, tables.to_parquet(train), content_type=tables.CONTENT_TYPE)
+        store.put_bytes(test_key, tables.to_parquet(test), content_type=tables.CONTENT_TYPE)
     store.put_json(schema_key, schema)
     given = len(frame) + (0 if test_frame is None else len(test_frame))
     # The upload's columns that are not model inputs (the API accepts and ignores them in a
@@ -142,15 +156,18 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
             "dropped_rows": given - len(train) - len(test)}
 
 
-def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]]) -> Any:
-    import pandas as pd
+def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
+    """A split as Preprocess wrote it (Parquet), or only its ``columns``; text and date features as
+    text, as the schema says (a ``split.test_file`` column may hold only numbers where the upload's
+    holds text)."""
+    from stepml import tables
 
-    from stepml.columns import MISSING_MARKERS
-
-    text_columns = {f["name"]: str for f in schema if f["kind"] in ("categorical", "date")}
-    return pd.read_csv(
-        io.BytesIO(store.get_bytes(key)), dtype=text_columns, na_values=MISSING_MARKERS, keep_default_na=False
-    )
+    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}", columns)
+    for feature in schema:
+        name = feature["name"]
+        if feature["kind"] in ("categorical", "date") and name in frame.columns and frame[name].dtype != object:
+            frame[name] = tables.as_text(frame[name])
+    return frame
 
 
 def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:

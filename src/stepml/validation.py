@@ -316,7 +316,9 @@ def _line(index: Any) -> int:
 
 
 def _check_blocking(frame: pd.DataFrame, target: str, config: DatasetConfig, source: str) -> None:
-    failures = _failures(blocking_schema(frame, target, config), frame)
+    schema = blocking_schema(frame, target, config)
+    # only the columns the schema checks: pandera copies and coerces what it is given
+    failures = _failures(schema, frame[list(schema.columns)])
     if failures.empty:
         return
     problems = []
@@ -346,9 +348,13 @@ def _check_finite(frame: pd.DataFrame, columns: list[str], source: str) -> None:
         if pd.api.types.is_float_dtype(series):
             infinite = series[np.isinf(series.to_numpy())]
         elif numbers_expected(series):
-            # pandas reads a number beyond the float range (1e400) as text, not as infinity
-            text = series.dropna().astype(str)
-            infinite = text[pd.to_numeric(text, errors="coerce").isna() & text.map(_overflows)]
+            # pandas reads a number beyond the float range (1e400) as text, not as infinity;
+            # each distinct value is judged once (a text column repeats its values)
+            values = series.dropna()
+            distinct = pd.Series(values.unique())
+            text = distinct.astype(str)
+            overflowing = distinct[(pd.to_numeric(text, errors="coerce").isna() & text.map(_overflows)).to_numpy()]
+            infinite = values[values.isin(overflowing)].astype(str)
         else:
             continue
         if infinite.empty:
@@ -425,17 +431,30 @@ def _date_warnings(name: str, series: pd.Series, found: dateparts.DateFormat) ->
     return messages
 
 
+class _Counts:
+    """Missing and distinct values per column, and incomplete rows: counted once per upload (each
+    count is a pass over a column; the report and the warnings use them several times)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        absent = frame.isna()
+        self.missing = {name: int(n) for name, n in absent.sum().items()}
+        self.rows_with_missing = int(absent.any(axis=1).sum())
+        del absent
+        self.unique = {name: int(frame[name].nunique(dropna=True)) for name in frame.columns}
+
+
 def _warnings(
-    frame: pd.DataFrame, target: str, features: list[str], kept: tuple[str, ...], dates: list[str]
+    frame: pd.DataFrame, target: str, features: list[str], kept: tuple[str, ...], dates: list[str],
+    counts: _Counts,
 ) -> tuple[list[str], int]:
     """Readable warnings, in column order, and the number of duplicate rows."""
     messages: list[str] = []
     for name in features:
         series = frame[name]
-        unique = int(series.nunique(dropna=True))
+        unique = counts.unique[name]
         if unique <= 1:
             messages.append(f"column {name!r} is constant: it cannot help the model")
-        missing = int(series.isna().sum())
+        missing = counts.missing[name]
         if missing:
             messages.append(f"column {name!r} has {missing} missing value(s)")
         categorical = column_kind(series) == "categorical" and name not in dates
@@ -510,12 +529,13 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         only = f" (left out as identifiers: {', '.join(ids)}; keep_columns trains on them)" if ids else ""
         raise DataError(f"{source} has no feature columns besides the target {target!r}{only}")
 
-    warnings, duplicates = _warnings(frame, target, features, config.keep_columns, dates)
+    counts = _Counts(frame)
+    warnings, duplicates = _warnings(frame, target, features, config.keep_columns, dates, counts)
     for name in ids:
         kind = "integers" if column_kind(frame[name]) == "numeric" else "text"
         warnings.append(
             f"column {name!r} is unique per row ({kind}, a different value in each of "
-            f"{int(frame[name].notna().sum())} rows): an identifier, not a feature, so it is left out "
+            f"{len(frame) - counts.missing[name]} rows): an identifier, not a feature, so it is left out "
             "of training (list it in keep_columns to train on it)"
         )
     formats = {}
@@ -532,14 +552,14 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         column: dict[str, Any] = {
             "name": name,
             "kind": column_kind(frame[name]),
-            "missing": int(frame[name].isna().sum()),
-            "unique": int(frame[name].nunique(dropna=True)),
+            "missing": counts.missing[name],
+            "unique": counts.unique[name],
             "role": _role(name, target, config, dates, ids),
         }
         if name in formats:  # trained on as these parts, read with this format
             column.update(kind="date", format=formats[name].format, parts=list(formats[name].parts))
         columns.append(column)
-    missing_target = int(y.isna().sum())
+    missing_target = counts.missing[target]
     if missing_target:
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")
     minority: dict[str, float] = {}
@@ -578,7 +598,7 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         "minority_classes": minority,
         "target_distribution": distribution,
         "duplicate_rows": duplicates,
-        "rows_with_missing": int(frame.isna().any(axis=1).sum()),
+        "rows_with_missing": counts.rows_with_missing,
         "dropped_columns": dropped,
         "warnings": warnings,
     }

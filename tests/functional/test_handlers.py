@@ -68,6 +68,19 @@ def test_pipeline_stages_chain_like_their_sample_events(adult_upload, invoke, s3
     assert workclass["missing"] > 0  # '?' was read as missing
 
 
+def test_preprocess_reads_the_parsed_table_not_the_csv_and_a_state_from_before_still_runs(adult_upload, invoke, s3) -> None:
+    # Given the Adult sample upload validated: its parsed table is in S3 as Parquet
+    validated = invoke("validate", with_upload(load_event("validate"), adult_upload))
+    table = s3.get_object(Bucket=EVENT_BUCKET, Key=validated["table_key"])["Body"].read()
+    assert validated["table_key"].startswith("preprocessed/adult/") and table[:4] == b"PAR1"
+    # When Preprocess runs on that state, Then its splits are Parquet too
+    preprocessed = invoke("preprocess", validated)
+    assert preprocessed["train_key"].endswith("train.parquet") and preprocessed["test_key"].endswith("test.parquet")
+    # And a state a Validate from before the handoff wrote (no table_key) parses the upload instead
+    older = {k: v for k, v in validated.items() if k != "table_key"}
+    assert invoke("preprocess", older)["train_rows"] == preprocessed["train_rows"]
+
+
 def test_validate_rejects_a_csv_without_the_configured_target(adult_upload, invoke, s3) -> None:
     s3.put_object(Bucket=EVENT_BUCKET, Key="config/adult.yaml", Body=b"target: salary\n")
     with pytest.raises(DataError, match="no target column 'salary'.*income"):

@@ -166,3 +166,22 @@ def test_another_target_transform_is_an_export_error_not_a_wrong_graph() -> None
     model.fit(np.arange(20.0).reshape(-1, 1), np.arange(20.0))
     with pytest.raises(ModelExportError, match="log1p and expm1"):
         target_transform.unwrap(model)
+
+
+def test_a_large_table_chooses_on_a_sample_with_capped_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a table "large" for auto (the thresholds scaled down so the test stays fast) whose
+    # validation loss keeps falling, as Adult's does at 336k rows
+    monkeypatch.setattr(auto_selection, "LARGE_TABLE_ROWS", 1000)
+    monkeypatch.setattr(auto_selection, "LARGE_FITTING_ROWS", 600)
+    monkeypatch.setattr(auto_selection, "LARGE_VALIDATION_ROWS", 150)
+    monkeypatch.setattr(auto_selection, "MAX_ROUNDS_LARGE", 60)
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.uniform(-3, 3, 1500), "b": rng.uniform(-3, 3, 1500)})
+    frame["y"] = np.sin(frame["a"]) * 10 + frame["b"] ** 2
+    config = DatasetConfig.from_dict({"target": "y"})
+    # When the rounds are chosen
+    choice = auto_selection.choose(frame, "y", feature_schema(frame, "y"), "regression", config)
+    # Then the validation fit saw the sample only and stopped at the cap, scaled for the final fit
+    assert choice.validation_rows == 150
+    assert choice.candidates["none"]["rounds"] <= 60
+    assert choice.params["max_iter"] <= round(60 * auto_selection.ROUNDS_SCALE)

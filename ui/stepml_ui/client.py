@@ -7,7 +7,6 @@ and recorded exactly like those from any other client.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import urllib.parse
@@ -206,25 +205,22 @@ class Console:
             raise
         return json.loads(body.read())
 
-    def held_out_rows(self, name: str, version: int, limit_bytes: int = 65536) -> pd.DataFrame | None:
-        """The first rows of a version's hold-out split (from its lineage), as realistic examples;
-        None when the split is gone or the version has no lineage."""
-        import pandas as pd
+    def held_out_rows(self, name: str, version: int, limit_rows: int = 500) -> pd.DataFrame | None:
+        """The first rows of a version's hold-out split (from its lineage, Parquet), as realistic
+        examples; None when the split is gone or the version has no lineage."""
+        from stepml import tables
 
         answer = self.request("GET", f"/models/{_quote(name)}/versions/{version}")
         lineage = self.lineage(name, version) if answer.ok and isinstance(answer.body, dict) else None
         if not lineage or not lineage.get("run_id"):
             return None
-        key = keys.preprocessed(answer.body.get("dataset") or name, lineage["run_id"], "test.csv")
+        key = keys.preprocessed(answer.body.get("dataset") or name, lineage["run_id"], "test.parquet")
         try:
-            head = self.stack.client("s3").get_object(Bucket=self.stack.bucket, Key=key,
-                                                      Range=f"bytes=0-{limit_bytes - 1}")["Body"].read()
+            data = self.stack.client("s3").get_object(Bucket=self.stack.bucket, Key=key)["Body"].read()
+            frame = tables.read_parquet(data, key)
         except Exception:  # noqa: BLE001 - examples are a convenience: no split, no examples
             return None
-        text = head.decode("utf-8", errors="replace")
-        complete = text[: text.rfind("\n") + 1] if len(head) >= limit_bytes else text
-        categorical = {f["name"]: str for f in answer.body.get("schema", []) if f.get("kind") in ("categorical", "date")}
-        return pd.read_csv(io.StringIO(complete), dtype=categorical, keep_default_na=False, na_values=[""])
+        return frame.head(limit_rows)
 
     def _get(self, key: str) -> bytes | None:
         """An object's bytes, or None when it does not exist; :class:`S3ReadRefused` when the

@@ -239,9 +239,14 @@ def capture_day_prefix(model: str, day: str) -> str:
     return f"{CAPTURE_PREFIX}{model}/dt={day}/"
 
 
+def monitoring_reports_prefix(model: str) -> str:
+    """The dated monitor reports of ``model``."""
+    return f"{MONITORING_PREFIX}{model}/reports/"
+
+
 def monitoring_report(model: str, stamp: str) -> str:
     """One monitor report, named by when it was made (``YYYYMMDDTHHMMSSZ``)."""
-    return f"{MONITORING_PREFIX}{model}/reports/{stamp}.json"
+    return f"{monitoring_reports_prefix(model)}{stamp}.json"
 
 
 def monitoring_latest(model: str) -> str:

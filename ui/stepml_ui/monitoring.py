@@ -18,11 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-#: Where the capture path and the monitor write (issue #17's layout).
-CAPTURE_PREFIX = "capture/{model}/"
-MONITORING_PREFIX = "monitoring/{model}/"
-LATEST_REPORT = "monitoring/{model}/latest.json"
-REPORTS_PREFIX = "monitoring/{model}/reports/"
+from stepml import keys
+
 #: The capture and report schema versions this page reads.
 CAPTURE_SCHEMA = 1
 REPORT_SCHEMA = 1
@@ -33,20 +30,21 @@ AUDIT_COLUMNS = ["time", "caller", "version", "rows", "outputs", "latency ms", "
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+# Where the capture path and the monitor write: stepml.keys knows the layout.
 def capture_prefix(model: str) -> str:
-    return CAPTURE_PREFIX.format(model=model)
+    return keys.capture_prefix(model)
 
 
 def capture_day_prefix(model: str, day: date) -> str:
-    return f"{capture_prefix(model)}dt={day.isoformat()}/"
+    return keys.capture_day_prefix(model, day.isoformat())
 
 
 def latest_report_key(model: str) -> str:
-    return LATEST_REPORT.format(model=model)
+    return keys.monitoring_latest(model)
 
 
 def reports_prefix(model: str) -> str:
-    return REPORTS_PREFIX.format(model=model)
+    return keys.monitoring_reports_prefix(model)
 
 
 def day_of_partition(prefix: str) -> date | None:

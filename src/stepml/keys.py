@@ -4,6 +4,8 @@
 ``config/<dataset>.yaml``               optional per-dataset config
 ``data/<…>.csv``                          other inputs a run reads (``split.test_file``): no run starts
 ``runs/<dataset>/<run>/validation.json`` the validation report of one run
+``runs/<dataset>/<run>/spark-result.json`` the Spark job's run state (the Spark path only)
+``glue/stepml_spark_job.py``, ``glue/stepml.zip`` the Glue job's script and library (make deploy)
 ``preprocessed/<dataset>/<run>/…``       cleaned train/test splits and their schema
 ``staging/<dataset>/<run>/…``            a trained pipeline before it is registered
 ``deliveries/<dataset>/<sha256>.json``   which run took each delivered upload (at-least-once events)
@@ -91,6 +93,16 @@ def run_prefix(dataset: str, run_id: str) -> str:
 
 def validation_report(dataset: str, run_id: str) -> str:
     return f"runs/{dataset}/{run_id}/validation.json"
+
+
+def spark_result(dataset: str, run_id: str) -> str:
+    """The run state the Spark job writes for "Read Spark result" (the same TrainedRun Train returns)."""
+    return f"runs/{dataset}/{run_id}/spark-result.json"
+
+
+#: Where ``make deploy`` puts the Glue job's script and the stepml package it imports.
+GLUE_SCRIPT = "glue/stepml_spark_job.py"
+GLUE_LIBRARY = "glue/stepml.zip"
 
 
 def preprocessed(dataset: str, run_id: str, name: str) -> str:

@@ -197,7 +197,7 @@ def test_the_same_event_delivered_twice_trains_once(local_stack) -> None:
 
     assert second["status"] == "SUCCEEDED"
     states = [s["name"] for s in client_stack(local_stack).run(again["executionArn"])["states"]]
-    assert states == ["Validate dataset", "Already processed?", "Skip duplicate delivery"]
+    assert states == ["Claim upload", "Already processed?", "Skip duplicate delivery"]
     assert [v["version"] for v in client_stack(local_stack).models("twice")] == [1]
 
 

@@ -41,7 +41,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from stepml.local import events, glue_runner, iam, lambda_runner, persistence, run_events, s3_conditions
+from stepml.local import (
+    events,
+    glue_runner,
+    iam,
+    lambda_runner,
+    persistence,
+    run_events,
+    s3_conditions,
+)
 from stepml.local.api import HttpApiServer
 from stepml.local.api_auth import IamAuthorizer
 from stepml.local.lambda_runner import Invocation

@@ -137,6 +137,19 @@ def _as_dict(self: Any) -> dict[str, Any]:
 _original_status: Any = None
 _original_as_dict: Any = None
 _original_integration: Any = None
+_original_sdk_task: Any = None
+
+
+def _sdk_task_with_text_bodies(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+    """``arn:aws:states:::aws-sdk:*`` as AWS answers it: a streamed body (S3 GetObject's ``Body``)
+    becomes its text. moto's interpreter hands the stream object on, and the next intrinsic
+    (``States.StringToJson($.Body)`` in "Read Spark result") fails on it."""
+    _original_sdk_task(self, env, *args, **kwargs)
+    response = env.stack.pop()
+    if isinstance(response, dict):
+        response = {key: value.read().decode("utf-8") if hasattr(value, "read") else value
+                    for key, value in response.items()}
+    env.stack.append(response)
 
 
 def _glue_sync(self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any],
@@ -145,7 +158,9 @@ def _glue_sync(self: Any, env: Any, resource_runtime_part: Any, normalised_param
     it calls ``interrupt_all`` on a callback endpoint that only ``.waitForTaskToken`` creates;
     LocalStack fixed it in PR 13706). Polls GetJobRun until the run ends, as its own code does:
     a FAILED, TIMEOUT or ERROR run raises States.TaskFailed with the run as the cause."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
+    )
 
     if self.resource.condition != ResourceCondition.Sync:
         _original_integration(self, env, resource_runtime_part, normalised_parameters, state_credentials)
@@ -164,8 +179,11 @@ def _glue_sync(self: Any, env: Any, resource_runtime_part: Any, normalised_param
 
 def install() -> None:
     """Wrap moto's Glue job runs (idempotent)."""
-    global _original_start, _original_status, _original_as_dict, _original_integration
+    global _original_start, _original_status, _original_as_dict, _original_integration, _original_sdk_task
     from moto.glue.models import FakeJob, FakeJobRun
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue import (
         StateTaskServiceGlue,
     )
@@ -173,6 +191,8 @@ def install() -> None:
     with _lock:
         if _original_start is not None:
             return
+        _original_sdk_task = StateTaskServiceAwsSdk._eval_service_task
+        StateTaskServiceAwsSdk._eval_service_task = _sdk_task_with_text_bodies  # type: ignore[method-assign]
         _original_integration = StateTaskServiceGlue._eval_integration_pattern
         StateTaskServiceGlue._eval_integration_pattern = _glue_sync  # type: ignore[method-assign]
         _original_start = FakeJob.start_job_run
@@ -184,8 +204,11 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    global _original_start, _original_status, _original_as_dict, _original_integration
+    global _original_start, _original_status, _original_as_dict, _original_integration, _original_sdk_task
     from moto.glue.models import FakeJob, FakeJobRun
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue import (
         StateTaskServiceGlue,
     )
@@ -193,11 +216,12 @@ def uninstall() -> None:
     with _lock:
         if _original_start is None:
             return
+        StateTaskServiceAwsSdk._eval_service_task = _original_sdk_task  # type: ignore[method-assign]
         StateTaskServiceGlue._eval_integration_pattern = _original_integration  # type: ignore[method-assign]
         FakeJob.start_job_run = _original_start  # type: ignore[method-assign]
         FakeJobRun.status = _original_status  # type: ignore[method-assign]
         FakeJobRun.as_dict = _original_as_dict  # type: ignore[method-assign]
-        _original_start = _original_status = _original_as_dict = _original_integration = None
+        _original_start = _original_status = _original_as_dict = _original_integration = _original_sdk_task = None
         _jobs.clear()
 
 

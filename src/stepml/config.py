@@ -8,6 +8,8 @@ Example (all keys, with their defaults where they have one)::
     id_columns: [customer_id]   # identifiers: kept out of training, reported as ids
     keep_columns: [store_no]    # train on these although they look like ids (see below)
     recipe: auto                # auto | seed-a | seed-b (stepml.recipes)
+    engine: auto                # auto | lambda | spark (stepml.engines): auto lets the upload's
+                                # size decide (template parameter SparkThresholdBytes)
     params:                     # passed to the recipe's estimator (unknown names are an error)
       learning_rate: 0.05
     split:
@@ -56,7 +58,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from stepml import keys, recipes
+from stepml import engines, keys, recipes
 from stepml.capture import DEFAULT_MODE, MODES, CaptureMode
 from stepml.contracts import TASKS, Task
 from stepml.errors import ConfigError
@@ -142,6 +144,7 @@ class DatasetConfig(_Strict):
     id_columns: tuple[str, ...] = ()
     keep_columns: tuple[str, ...] = ()
     recipe: str = recipes.DEFAULT_RECIPE
+    engine: engines.EngineChoice = "auto"
     params: dict[str, Any] = Field(default_factory=dict)
     split: SplitConfig = Field(default_factory=SplitConfig)
     primary_metric: str | None = None
@@ -198,6 +201,12 @@ class DatasetConfig(_Strict):
             raise ValueError(f"the target {self.target!r} cannot be in keep_columns (it is never a feature)")
         if self.tune is not None and not recipes.RECIPES[self.recipe].tunable:
             raise ValueError(f"tune works with recipe {' or '.join(recipes.tunable())} only")
+        try:
+            engines.resolve(self.engine, self.recipe)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("config ")) from None
+        if self.engine == "spark" and self.tune is not None:
+            raise ValueError("tune runs on engine lambda only (the Spark job trains with the recipe's settings)")
         return self
 
     # -- derived values -------------------------------------------------------------------------
@@ -266,8 +275,9 @@ def _describe(exc: ValidationError) -> str:
             names = allowed.get(parent)
             hint = f"; allowed: {', '.join(names)}" if names else ""
             problems.append(f"unknown key {key!r}{hint}")
-        elif error["type"] == "literal_error" and path and path[-1] in ("task", "recipe", "capture"):
-            choices = {"task": TASKS, "capture": MODES}.get(path[-1]) or recipes.names()
+        elif error["type"] == "literal_error" and path and path[-1] in ("task", "recipe", "engine", "capture"):
+            choices = {"task": TASKS, "recipe": recipes.names(), "engine": engines.ENGINE_CHOICES,
+                       "capture": MODES}[path[-1]]
             problems.append(f"{key!r} must be one of {', '.join(choices)}, got {_quoted(error['input'])}")
         else:
             message = error["msg"].removeprefix("Value error, ")

@@ -62,8 +62,30 @@ class UploadSource(TypedDict):
     sha256: NotRequired[str]
 
 
+class UploadLimits(TypedDict):
+    """The template's upload limits (SparkThresholdBytes, MaxUploadBytes), in bytes."""
+
+    spark_threshold_bytes: int
+    max_upload_bytes: int
+
+
+class ClaimedRun(TypedDict):
+    """The run state after "Claim upload": what "Which engine?" routes on."""
+
+    dataset: str
+    run_id: str
+    duplicate: Literal[False]
+    execution_arn: str | None
+    source: UploadSource
+    #: the effective config, as :meth:`stepml.config.DatasetConfig.to_dict` writes it
+    config: dict[str, Any]
+    #: ``lambda`` or ``spark`` when the config or recipe decides, ``auto`` when the size may
+    engine: str
+    limits: UploadLimits
+
+
 class DuplicateRun(TypedDict):
-    """Validate's answer to a delivery of an object version already trained on."""
+    """Claim's (or Validate's) answer to a delivery of an object version already trained on."""
 
     dataset: str
     run_id: str

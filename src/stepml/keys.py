@@ -6,6 +6,9 @@
 ``runs/<dataset>/<run>/validation.json`` the validation report of one run
 ``preprocessed/<dataset>/<run>/…``       the upload as Validate parsed it, the cleaned train/test
                                          splits (Parquet) and their schema
+``runs/<dataset>/<run>/spark-result.json`` the Spark job's run state (the Spark path only)
+``glue/stepml_spark_job.py``, ``glue/stepml.zip`` the Glue job's script and library (make deploy)
+``preprocessed/<dataset>/<run>/…``       cleaned train/test splits and their schema
 ``staging/<dataset>/<run>/…``            a trained pipeline before it is registered
 ``deliveries/<dataset>/<sha256>.json``   which run took each delivered upload (at-least-once events)
 ``models/<dataset>/version-<n>/…``       registered versions (visible once meta.json exists)
@@ -102,6 +105,14 @@ def parsed_upload(dataset: str, run_id: str) -> str:
     """The upload as Validate parsed it, typed and columnar (Parquet): later stages read it, not the
     CSV. Scratch, like the splits: it expires with ``preprocessed/`` (template.yaml's lifecycle)."""
     return preprocessed(dataset, run_id, "upload.parquet")
+def spark_result(dataset: str, run_id: str) -> str:
+    """The run state the Spark job writes for "Read Spark result" (the same TrainedRun Train returns)."""
+    return f"runs/{dataset}/{run_id}/spark-result.json"
+
+
+#: Where ``make deploy`` puts the Glue job's script and the stepml package it imports.
+GLUE_SCRIPT = "glue/stepml_spark_job.py"
+GLUE_LIBRARY = "glue/stepml.zip"
 
 
 def preprocessed(dataset: str, run_id: str, name: str) -> str:

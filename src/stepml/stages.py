@@ -18,6 +18,7 @@ from stepml import __version__, integrity, keys, recipes
 from stepml.config import DatasetConfig, load_config
 from stepml.contracts import (
     AutoChoiceSummary,
+    ClaimedRun,
     DuplicateRun,
     Feature,
     NewVersion,
@@ -48,6 +49,43 @@ def parse_upload_event(event: dict[str, Any]) -> UploadSource:
         "version_id": obj.get("version-id") or obj.get("versionId"),
         "etag": str(obj.get("etag") or obj.get("eTag") or "").strip('"') or None,
         "size": obj.get("size"),
+    }
+
+
+def claim_upload(payload: dict[str, Any], settings: Settings) -> ClaimedRun | DuplicateRun:
+    """Stage 0: claim the uploaded object version for this run and say which engine may train it.
+
+    Reads no data (the CSV may be far larger than this function's memory): the event, the
+    delivery claim, the dataset's config and, when the event lacks it, the object's size. The
+    state machine's "Which engine?" then compares the size with ``limits`` (:mod:`stepml.engines`).
+    """
+    from stepml import engines
+    from stepml.deliveries import claim_delivery
+
+    limits = engines.Limits.from_state(payload.get("limits"))
+    source = parse_upload_event(payload.get("event") or payload)
+    dataset = keys.dataset_from_raw_key(source["key"])
+    run_id = payload.get("run_id") or f"manual-{int(time.time())}"
+    store = S3Store(settings)
+    earlier = claim_delivery(store, dataset, dict(source), run_id)
+    if earlier is not None:
+        return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
+                "source": source}
+    config = load_config(store, dataset)
+    if not isinstance(source["size"], int):
+        found = store.head(source["key"])
+        if found is None:
+            raise DataError(f"s3://{source['bucket']}/{source['key']} no longer exists: nothing to train on")
+        source["size"] = found.size
+    return {
+        "dataset": dataset,
+        "run_id": run_id,
+        "duplicate": False,
+        "execution_arn": payload.get("execution_arn"),
+        "source": source,
+        "config": config.to_dict(),
+        "engine": engines.resolve(config.engine, config.recipe),
+        "limits": {"spark_threshold_bytes": limits.spark_threshold_bytes, "max_upload_bytes": limits.max_upload_bytes},
     }
 
 
@@ -342,4 +380,4 @@ def _finite(value: Any) -> Any:
     return value
 
 
-__all__ = ["evaluate_and_register", "parse_upload_event", "preprocess", "promote", "train", "validate_upload"]
+__all__ = ["claim_upload", "evaluate_and_register", "parse_upload_event", "preprocess", "promote", "train", "validate_upload"]

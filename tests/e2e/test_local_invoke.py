@@ -102,7 +102,15 @@ def check_promote(payload: dict[str, Any]) -> None:
 
 
 #: The documented result of each events/ file (README, "stepml local invoke on a fresh machine").
+def check_claim(payload: dict[str, Any]) -> None:
+    # the sample upload is small and its config names no engine: the size decides (auto)
+    assert payload["duplicate"] is False and payload["engine"] == "auto"
+    assert payload["limits"] == {"spark_threshold_bytes": 300000000, "max_upload_bytes": 10000000000}
+    assert payload["source"]["size"] < payload["limits"]["spark_threshold_bytes"]
+
+
 DOCUMENTED: dict[str, Callable[[dict[str, Any]], None]] = {
+    "claim": check_claim,
     "validate": lambda payload: assert_is_next_event(payload, "preprocess"),
     "preprocess": lambda payload: assert_is_next_event(payload, "train"),
     "train": lambda payload: assert_is_next_event(payload, "verify"),

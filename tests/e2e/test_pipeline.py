@@ -59,7 +59,7 @@ def test_adult_upload_becomes_a_served_model(local_stack, adult_csv) -> None:
     assert output["version"] == 1 and output["promoted"] is True
     run = stack.run(execution["executionArn"])
     assert [s["name"] for s in run["states"]] == [
-        "Validate dataset", "Already processed?", "Preprocess data", "Train model", "Verify ONNX export",
+        "Claim upload", "Already processed?", "Which engine?", "Validate dataset", "Preprocess data", "Train model", "Verify ONNX export",
         "Evaluate and register", "Quality gate", "Promote to champion"]
     assert all(s["status"] == "SUCCEEDED" for s in run["states"])
     versions = stack.models("adult-e2e")
@@ -197,7 +197,7 @@ def test_the_same_event_delivered_twice_trains_once(local_stack) -> None:
 
     assert second["status"] == "SUCCEEDED"
     states = [s["name"] for s in client_stack(local_stack).run(again["executionArn"])["states"]]
-    assert states == ["Validate dataset", "Already processed?", "Skip duplicate delivery"]
+    assert states == ["Claim upload", "Already processed?", "Skip duplicate delivery"]
     assert [v["version"] for v in client_stack(local_stack).models("twice")] == [1]
 
 

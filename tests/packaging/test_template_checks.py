@@ -20,7 +20,7 @@ import stepml.errors
 
 ASL = Path("statemachine") / "pipeline.asl.json"
 # AWS's own error names: Step Functions', and Lambda's for a stopped environment.
-AWS_ERROR_PREFIXES = ("States.", "Lambda.", "Sandbox.", "Runtime.")
+AWS_ERROR_PREFIXES = ("States.", "Lambda.", "Sandbox.", "Runtime.", "Glue.")
 RunTool = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -179,7 +179,7 @@ def test_the_limits_the_state_machine_reports_are_the_functions_own(template: di
                     f"{properties.get(limit, defaults.get(limit))}"
                 )
                 checked += 1
-    assert checked == 12, "every pipeline function's MemorySize and Timeout is substituted"
+    assert checked == 14, "every pipeline function's MemorySize and Timeout is substituted"
 
 
 def test_the_data_bucket_outlives_the_stack_and_refuses_plain_http(template: dict[str, Any]) -> None:

@@ -27,7 +27,8 @@ def test_an_absent_config_means_auto_with_a_seeded_random_split() -> None:
     config = parse_config("")
     assert config.recipe == "auto" and config.split.test_size == 0.2 and config.split.seed == 42
     assert config.metric_for("classification") == "accuracy" and config.metric_for("regression") == "rmse"
-    assert dump_config(config) == "recipe: auto\nsplit:\n  test_size: 0.2\n  seed: 42\n  stratify: true\nmin_rows: 20\ncapture: full\n"
+    assert dump_config(config) == (
+        "recipe: auto\nengine: auto\nsplit:\n  test_size: 0.2\n  seed: 42\n  stratify: true\nmin_rows: 20\ncapture: full\n")
 
 
 @pytest.mark.parametrize(("text", "mode"), [("capture: off", "off"), ("capture: 'off'", "off"),

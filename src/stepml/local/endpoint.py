@@ -44,6 +44,7 @@ from typing import Any, Self
 from stepml.local import (
     events,
     firehose,
+    glue_runner,
     iam,
     lambda_runner,
     persistence,
@@ -245,6 +246,7 @@ class LocalStack:
                 run_events.uninstall()
                 events.uninstall()
                 lambda_runner.uninstall()
+                glue_runner.uninstall()
             if self.data_dir is not None:
                 self.data_dir.release()
             self._started = False
@@ -401,6 +403,7 @@ class LocalStack:
         )
         lambda_runner.install()
         firehose.install()
+        glue_runner.install()
         events.install()
         run_events.install()
         s3_conditions.install()
@@ -456,6 +459,7 @@ class LocalStack:
         localize_api_ids(cfn)
         # moto's CloudFormation creates no delivery stream or subscription filter: made after it.
         detached = firehose.detach(cfn, stack_name=self.stack_name, region=self.region, account_id=ACCOUNT_ID)
+        self._name_glue_jobs(cfn)
         if self.data_dir is not None:
             self._keep_physical_names(cfn)
 
@@ -479,6 +483,7 @@ class LocalStack:
         }
         self._register_functions()
         self._check_reserved_concurrency()
+        self._create_glue_jobs()
         self._create_executing_state_machines(cfn)
         self._apply_bucket_properties()
         self._create_alarms()
@@ -807,6 +812,59 @@ class LocalStack:
                 sqs.set_queue_attributes(
                     QueueUrl=queue, Attributes={"Policy": json.dumps(properties["PolicyDocument"])}
                 )
+
+    def _name_glue_jobs(self, cfn: dict[str, Any]) -> None:
+        """Name each Glue job (``<stack>-<logical id>``) and write that name wherever the template
+        refers to it: moto's CloudFormation skips the resource, so its ``Ref`` would be None in the
+        state machine's substitutions and in policies."""
+        names = {logical_id: f"{self.stack_name}-{logical_id}" for logical_id, resource in cfn["Resources"].items()
+                 if resource.get("Type") == "AWS::Glue::Job"}
+        for logical_id, name in names.items():
+            cfn["Resources"][logical_id].setdefault("Properties", {}).setdefault("Name", name)
+
+        def named(node: Any) -> Any:
+            if isinstance(node, dict):
+                if set(node) == {"Ref"} and node["Ref"] in names:
+                    return names[node["Ref"]]
+                if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+                    text = node["Fn::Sub"]
+                    for logical_id, name in names.items():
+                        text = text.replace("${" + logical_id + "}", name)
+                    return {"Fn::Sub": text}
+                return {key: named(value) for key, value in node.items()}
+            if isinstance(node, list):
+                return [named(value) for value in node]
+            return node
+
+        cfn["Resources"] = named(cfn["Resources"])
+
+    def _create_glue_jobs(self) -> None:
+        """The template's Glue jobs, which moto's CloudFormation skips, created as AWS would (named
+        ``<stack>-<logical id>``); each run executes the job's script with local PySpark
+        (:mod:`stepml.local.glue_runner`), with its role's credentials."""
+        assert self.template is not None
+        glue = self.client("glue")
+        refs, attributes = self._template_references()
+        for logical_id, resource in self._deployed_template_resources().items():
+            if resource.get("Type") == "AWS::IAM::Role" and logical_id in self._resources:
+                attributes[f"{logical_id}.Arn"] = f"arn:{iam.PARTITION}:iam::{ACCOUNT_ID}:role/{self._resources[logical_id]}"
+        for logical_id, resource in self._deployed_template_resources().items():
+            if resource.get("Type") != "AWS::Glue::Job":
+                continue
+            properties = resolve(resource.get("Properties") or {}, refs, attributes)
+            name = properties.pop("Name", None) or f"{self.stack_name}-{logical_id}"
+            tags = properties.pop("Tags", None) or {}
+            for number in ("NumberOfWorkers", "Timeout", "MaxRetries"):
+                if number in properties:
+                    properties[number] = int(properties[number])
+            glue.create_job(Name=name, Tags=tags, **properties)
+            self._resources[logical_id] = name
+            glue_runner.register(glue_runner.JobSpec(
+                name=name, role_arn=properties["Role"], endpoint_url=self.endpoint_url, region=self.region,
+                credentials=(lambda arn, service: self.role_credentials(arn, service).environment())
+                if self.strict else None,
+                timeout_minutes=int(properties.get("Timeout") or 2880),
+            ))
 
     def _create_alarms(self) -> None:
         """The template's CloudWatch alarms, which moto's CloudFormation skips, created as AWS

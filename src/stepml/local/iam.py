@@ -344,7 +344,7 @@ def _raise_denied(
 
 #: moto's service names whose IAM prefix differs, and the services that answer in JSON.
 _SERVICE_PREFIX = {"awslambda": "lambda", "stepfunctions": "states"}
-_JSON_SERVICES = {"awslambda", "stepfunctions", "logs", "events", "firehose", "kinesis"}
+_JSON_SERVICES = {"awslambda", "stepfunctions", "logs", "events", "firehose", "kinesis", "glue"}
 
 
 def _lambda_resource(self: Any) -> str:
@@ -376,8 +376,17 @@ def _resource_named_by(*params: str) -> Callable[[Any], str]:
     return determine_resource
 
 
+def _glue_job_resource(self: Any) -> str:
+    """The ARN a Glue job-run call acts on: the job named by ``JobName`` (else ``*``)."""
+    name = self._get_param("JobName")
+    if isinstance(name, str) and name:
+        return f"arn:{PARTITION}:glue:{self.region}:{self.current_account}:job/{name}"
+    return "*"
+
+
 #: moto's response classes that would check every call against ``*``, and the resource they act on.
 _RESOURCE_OF = {
+    ("moto.glue.responses", "GlueResponse"): _glue_job_resource,
     ("moto.stepfunctions.responses", "StepFunctionResponse"): _resource_named_by("executionArn", "stateMachineArn"),
     ("moto.sns.responses", "SNSResponse"): _resource_named_by("TopicArn", "TargetArn"),
 }

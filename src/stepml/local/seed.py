@@ -49,6 +49,9 @@ PIPELINE = (
     "PromoteFunction",
 )
 
+#: Functions that run before the pipeline's stages and need only the upload (no earlier stage).
+UPLOAD_ONLY = ("ClaimFunction",)
+
 #: The run id used when the event names none (an HTTP API request for a model).
 SEED_RUN_ID = "local-invoke-seed"
 
@@ -129,6 +132,8 @@ def seed_for_event(
         return event
     if function in PIPELINE:
         earlier = PIPELINE[: PIPELINE.index(function)]
+    elif function in UPLOAD_ONLY:
+        earlier = ()
     else:
         earlier = PIPELINE  # a function serving models (API): it needs a champion
     seeding.dataset = dataset

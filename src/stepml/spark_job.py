@@ -1,0 +1,300 @@
+"""The Spark path: one AWS Glue job (Spark 3.5) in place of Validate → Preprocess → Train.
+
+The state machine's "Train on Spark" starts it with the upload's bucket, key, version, dataset and
+run id (``--stepml_*`` arguments). It
+
+1. reads the CSV with Spark (every column as text) and counts its rows;
+2. validates a random sample of at most :data:`SAMPLE_ROWS` rows with stepml's own validation
+   (the same report JSON, with ``rows`` the whole upload's count and ``sampled_rows``), so a bad
+   target or config fails here with the Lambda path's words;
+3. drops rows without a target and splits the rest at random (``split.test_size``, ``split.seed``)
+   with Spark;
+4. fits the recipe's column transformer on a training sample (ordinal or one-hot codes, imputation:
+   small learned state), applies it to every training row on the executors, and trains XGBoost
+   across them with ``xgboost.spark.SparkXGBRegressor``;
+5. puts the booster behind the fitted transformer as a scikit-learn Pipeline and stages it exactly
+   as Train does (``model.joblib``, the two-block ``model.onnx``, scikit-learn's reference outputs),
+   with bounded samples of the splits for Evaluate, and writes the run state Train would have
+   returned at :func:`stepml.keys.spark_result`. Verify → Evaluate → Gate → Promote take it from
+   there unchanged.
+
+A :class:`~stepml.errors.StepmlError` ends the job FAILED; its ``Type: message`` is the job run's
+ErrorMessage, which the state machine turns into the run's cause.
+
+Not yet on this path: classification targets (XGBoost's classifier numbers the classes 0..K-1,
+which the registry's pipeline must map back to the user's labels), ``split.test_rows`` /
+``split.test_file`` and ``tune``: each is a ConfigError naming itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from stepml import integrity, keys, recipes
+from stepml.config import DatasetConfig, load_config
+from stepml.errors import ConfigError, DataError, StepmlError
+from stepml.settings import Settings, load_settings
+from stepml.storage import S3Store
+
+#: The most rows validated, used to fit the column transformer, and handed to Evaluate per split.
+SAMPLE_ROWS = 50_000
+#: XGBoost's settings on Spark where the config's ``params`` name none (the auto recipe's spirit:
+#: many shallow-ish rounds at a small learning rate).
+SPARK_XGBOOST_PARAMS: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.1, "max_depth": 6}
+#: The line prefix the job writes its error under (the offline runner reads it back).
+ERROR_MARKER = "stepml-error: "
+
+
+@dataclass(frozen=True)
+class JobArguments:
+    bucket: str
+    key: str
+    version_id: str | None
+    dataset: str
+    run_id: str
+    execution_arn: str | None = None
+
+
+def parse_arguments(argv: list[str]) -> JobArguments:
+    """The ``--stepml_*`` arguments; Glue's own (``--JOB_ID``, ``--job-bookmark-option``...) are ignored."""
+    parser = argparse.ArgumentParser(prog="stepml.spark_job")
+    for name in ("bucket", "key", "dataset", "run_id"):
+        parser.add_argument(f"--stepml_{name}", required=True)
+    parser.add_argument("--stepml_version_id", default="")
+    parser.add_argument("--stepml_execution_arn", default="")
+    known, _ = parser.parse_known_args(argv)
+    version = known.stepml_version_id
+    return JobArguments(bucket=known.stepml_bucket, key=known.stepml_key,
+                        version_id=None if version in ("", "null", "None") else version,
+                        dataset=known.stepml_dataset, run_id=known.stepml_run_id,
+                        execution_arn=known.stepml_execution_arn or None)
+
+
+def spark_session() -> Any:
+    """Glue's session on AWS; ``local[2]`` where no cluster is configured (offline)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("stepml")
+    if not os.environ.get("SPARK_MASTER") and "GLUE_VERSION" not in os.environ and "--JOB_ID" not in sys.argv:
+        builder = builder.master("local[2]").config("spark.ui.enabled", "false") \
+            .config("spark.sql.shuffle.partitions", "4")
+    return builder.getOrCreate()
+
+
+def _spark35_compatible_xgboost() -> None:
+    """Let xgboost 3.x's Spark estimator run on Spark 3.5 (Glue 5.x).
+
+    It calls ``DataFrame.mapInPandas(..., profile=...)``, a keyword PySpark 4 added for stage-level
+    scheduling; for CPU training it always passes ``profile=None`` ("CPU training doesn't require
+    stage-level scheduling", xgboost.spark.core), which on Spark 3.5 means leaving it out.
+    """
+    import inspect
+
+    from pyspark.sql.pandas.map_ops import PandasMapOpsMixin
+
+    original = PandasMapOpsMixin.mapInPandas
+    if "profile" in inspect.signature(original).parameters:
+        return
+
+    def map_in_pandas(self: Any, func: Any, schema: Any, barrier: bool = False, profile: Any = None) -> Any:
+        if profile is not None:
+            raise ConfigError("XGBoost asked Spark for stage-level scheduling (GPU training), which needs Spark 4")
+        return original(self, func, schema, barrier)
+
+    PandasMapOpsMixin.mapInPandas = map_in_pandas  # type: ignore[method-assign]
+
+
+def _check_config(config: DatasetConfig, source: str) -> None:
+    if config.split.test_rows is not None or config.split.test_file is not None:
+        raise ConfigError(f"{source}: split.test_rows and split.test_file are not on the Spark path yet; "
+                          "use split.test_size (or engine: lambda)")
+    if config.tune is not None:
+        raise ConfigError(f"{source}: tune runs on engine lambda only")
+    if config.recipe not in ("auto", "seed-b"):
+        raise ConfigError(f"{source}: the Spark path trains recipe auto or seed-b, not {config.recipe!r}")
+
+
+def _input_path(spark: Any, store: S3Store, args: JobArguments, workdir: str) -> str:
+    """Where Spark reads the upload: S3 itself on a cluster, a local copy in local mode (one
+    machine; Spark's s3a connector is not in PyPI's pyspark)."""
+    if not spark.sparkContext.master.startswith("local"):
+        return f"s3://{args.bucket}/{args.key}"
+    path = os.path.join(workdir, "upload.csv")
+    with open(path, "wb") as out:
+        out.write(store.get_bytes(args.key, args.version_id))
+    return path
+
+
+def _typed(frame: Any, location: str) -> Any:
+    """A text sample, parsed as the Lambda path parses an upload (stepml.validation.read_table)."""
+    from stepml.validation import read_table
+
+    return read_table(frame.to_csv(index=False).encode(), location)
+
+
+def _sample(table: Any, rows: int, total: int, seed: int) -> Any:
+    fraction = min(1.0, 1.2 * rows / max(total, 1))
+    return table.sample(fraction=fraction, seed=seed).limit(rows).toPandas()
+
+
+def train_on_spark(spark: Any, args: JobArguments, settings: Settings) -> dict[str, Any]:
+    """Validate, split and train the upload; stage the model as Train does; return Train's state."""
+    import joblib
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
+    from xgboost import XGBRegressor
+    from xgboost.spark import SparkXGBRegressor
+
+    from stepml import onnx_export
+    from stepml.onnx_verify import reference_key
+    from stepml.preprocessing import clean, feature_schema, ignored_columns, to_model_frame
+    from stepml.validation import validate
+
+    store = S3Store(settings)
+    dataset, run_id = args.dataset, args.run_id
+    location = f"s3://{args.bucket}/{args.key}"
+    config = load_config(store, dataset)
+    _check_config(config, f"s3://{args.bucket}/{keys.config(dataset)}")
+    seed = config.split.seed
+    with tempfile.TemporaryDirectory() as workdir:
+        table = spark.read.csv(_input_path(spark, store, args, workdir), header=True, inferSchema=False)
+        rows = table.count()
+        frame, notes = _typed(_sample(table, SAMPLE_ROWS, rows, seed), location)
+        report = validate(frame, config, location)
+        report["warnings"] = [*notes, *report["warnings"]]
+        report.update({"rows": rows, "sampled_rows": len(frame), "engine": "spark"})
+        report_key = keys.validation_report(dataset, run_id)
+        store.put_json(report_key, {**report, "run_id": run_id, "config": config.to_dict()})
+        target, task = report["target"], report["task"]
+        if task != "regression":
+            raise ConfigError(
+                f"{location}: target {target!r} is a {task} target; the Spark path trains regression "
+                "targets only for now (XGBoost's classifier numbers the classes 0..K-1): use engine: lambda"
+            )
+
+        # Clean and split on the executors: rows without a target go; a random hold-out.
+        labelled = table.where(F.col(target).isNotNull() & (F.trim(F.col(target)) != ""))
+        train, test = labelled.randomSplit([1 - config.split.test_size, config.split.test_size], seed=seed)
+        train, test = train.cache(), test.cache()
+        train_rows, test_rows = train.count(), test.count()
+        if train_rows < config.min_rows or test_rows < 2:
+            raise DataError(f"{location}: only {train_rows} training and {test_rows} test rows remain after "
+                            f"cleaning; at least {config.min_rows} and 2 are needed")
+        train_sample = clean(_typed(_sample(train, SAMPLE_ROWS, train_rows, seed), location)[0], target, config)
+        test_sample = clean(_typed(_sample(test, SAMPLE_ROWS, test_rows, seed), location)[0], target, config)
+        schema = feature_schema(train_sample, target)
+
+        # The column transformer: fitted on the sample, applied to every training row.
+        pipeline = recipes.build_pipeline(schema, task, config.model_copy(update={"recipe": "auto"})
+                                          if config.recipe != "seed-b" else config)
+        pipeline = pipeline[:-1]
+        columns = pipeline.fit(to_model_frame(train_sample, schema))
+        width = len(columns.transform(to_model_frame(train_sample.head(1), schema))[0])
+        names = [f"f{i}" for i in range(width)]
+        text_columns = [f["name"] for f in schema if f["kind"] in ("categorical", "date")]
+        label = "stepml_label"
+
+        def transform(chunks: Any) -> Any:
+            import pandas as pd
+
+            from stepml.columns import MISSING_MARKERS
+
+            for chunk in chunks:
+                typed = pd.read_csv(io.StringIO(chunk.to_csv(index=False)), dtype=dict.fromkeys(text_columns, str),
+                                    na_values=MISSING_MARKERS, keep_default_na=False)
+                values = columns.transform(to_model_frame(typed, schema))
+                out = pd.DataFrame(values, columns=names).astype("float64")
+                out[label] = pd.to_numeric(typed[target], errors="coerce").to_numpy()
+                yield out
+
+        output_schema = ", ".join(f"{name} double" for name in [*names, label])
+        encoded = train.mapInPandas(transform, schema=output_schema).where(F.col(label).isNotNull())
+        features = VectorAssembler(inputCols=names, outputCol="features", handleInvalid="keep").transform(encoded)
+        params = {**SPARK_XGBOOST_PARAMS, **config.params}
+        workers = max(1, min(int(spark.sparkContext.defaultParallelism), encoded.rdd.getNumPartitions()))
+        _spark35_compatible_xgboost()
+        started = time.perf_counter()
+        try:
+            model = SparkXGBRegressor(features_col="features", label_col=label, num_workers=workers,
+                                      missing=float("nan"), random_state=seed, **params).fit(features)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"config params: XGBoost on Spark refused them ({exc})") from None
+        seconds = time.perf_counter() - started
+
+    # The registry's artifact: the fitted transformer + the booster, as one scikit-learn Pipeline.
+    from sklearn.pipeline import Pipeline
+
+    regressor = XGBRegressor(**params)
+    regressor._Booster = model.get_booster()
+    fitted = Pipeline([*columns.steps, ("model", regressor)])
+    onnx_model = onnx_export.export(fitted, schema, task)
+    reference = onnx_export.reference(fitted, test_sample, schema, task)
+    buffer = io.BytesIO()
+    joblib.dump(fitted, buffer, compress=3)
+    staged = {"model.joblib": buffer.getvalue(), "model.onnx": onnx_model}
+    artifacts = {name: keys.staging(dataset, run_id, name) for name in staged}
+    for name, data in staged.items():
+        store.put_bytes(artifacts[name], data)
+    reference_at = reference_key(dataset, run_id)
+    store.put_bytes(reference_at, json.dumps(reference).encode(), content_type="application/json")
+    split_keys = {name: keys.preprocessed(dataset, run_id, name) for name in ("train.csv", "test.csv", "schema.json")}
+    store.put_bytes(split_keys["train.csv"], train_sample.to_csv(index=False).encode(), content_type="text/csv")
+    store.put_bytes(split_keys["test.csv"], test_sample.to_csv(index=False).encode(), content_type="text/csv")
+    store.put_json(split_keys["schema.json"], schema)
+    ignored_key = keys.preprocessed(dataset, run_id, "ignored.json")
+    store.put_json(ignored_key, ignored_columns(frame, schema, target, config))
+    found = store.head(args.key)
+    return {
+        "dataset": dataset,
+        "run_id": run_id,
+        "duplicate": False,
+        "execution_arn": args.execution_arn,
+        "engine": "spark",
+        "source": {"bucket": args.bucket, "key": args.key, "version_id": args.version_id,
+                   "etag": found.etag.strip('"') if found else None, "size": found.size if found else None},
+        "config": config.to_dict(),
+        "target": target,
+        "task": task,
+        "primary_metric": report["primary_metric"],
+        "rows": rows,
+        "columns": len(report["columns"]),
+        "warnings": len(report["warnings"]),
+        "report_key": report_key,
+        "train_key": split_keys["train.csv"],
+        "test_key": split_keys["test.csv"],
+        "schema_key": split_keys["schema.json"],
+        "ignored_key": ignored_key,
+        "train_rows": train_rows,
+        "test_rows": test_rows,
+        "dropped_rows": rows - train_rows - test_rows,
+        "artifacts": artifacts,
+        "artifact_sha256": integrity.digests(staged),
+        "onnx_reference_key": reference_at,
+        "train_seconds": round(seconds, 3),
+        "model_bytes": len(onnx_model),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    settings = load_settings({**os.environ, "STEPML_BUCKET": args.bucket})
+    spark = spark_session()
+    state = train_on_spark(spark, args, settings)
+    S3Store(settings).put_json(keys.spark_result(args.dataset, args.run_id), state)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except StepmlError as error:
+        # Glue makes the exception its run's ErrorMessage; offline, the runner reads this line.
+        print(f"{ERROR_MARKER}{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        raise

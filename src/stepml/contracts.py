@@ -166,6 +166,17 @@ class TrainedRun(PreprocessedRun):
     model_bytes: int  # the ONNX graph's size (a Train metric)
     tuning: NotRequired[TuningSummary]
     auto_choice: NotRequired[AutoChoiceSummary]
+    # Trained on Spark: the job's own assessment (stepml.stages.assess) and its SHA-256
+    assessment_key: NotRequired[str]
+    assessment_sha256: NotRequired[dict[str, str]]
+
+
+class Assessment(TypedDict):
+    """What Evaluate learns from a fitted pipeline (:func:`stepml.stages.assess`)."""
+
+    evaluation: dict[str, Any]
+    schema: list[dict[str, Any]]
+    profile: dict[str, Any]
 
 
 class GateDecision(TypedDict):

@@ -251,6 +251,13 @@ def train_on_spark(spark: Any, args: JobArguments, settings: Settings) -> dict[s
     store.put_json(split_keys["schema.json"], schema)
     ignored_key = keys.preprocessed(dataset, run_id, "ignored.json")
     store.put_json(ignored_key, ignored_columns(frame, schema, target, config))
+    # Evaluate's work on the fitted pipeline happens here, where XGBoost is installed: the Lambda
+    # layer has no XGBoost, so Evaluate registers from this assessment and never unpickles the model.
+    from stepml.stages import assess
+
+    assessment = json.dumps(assess(fitted, train_sample, test_sample, schema, task, target, config)).encode()
+    assessment_key = keys.staging(dataset, run_id, "assessment.json")
+    store.put_bytes(assessment_key, assessment, content_type="application/json")
     found = store.head(args.key)
     return {
         "dataset": dataset,
@@ -278,6 +285,8 @@ def train_on_spark(spark: Any, args: JobArguments, settings: Settings) -> dict[s
         "artifacts": artifacts,
         "artifact_sha256": integrity.digests(staged),
         "onnx_reference_key": reference_at,
+        "assessment_key": assessment_key,
+        "assessment_sha256": integrity.digests({"assessment.json": assessment}),
         "train_seconds": round(seconds, 3),
         "model_bytes": len(onnx_model),
     }

@@ -17,6 +17,7 @@ from typing import Any, cast
 from stepml import __version__, integrity, keys, recipes
 from stepml.config import DatasetConfig, load_config
 from stepml.contracts import (
+    Assessment,
     AutoChoiceSummary,
     ClaimedRun,
     DuplicateRun,
@@ -261,29 +262,48 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     return trained
 
 
+def assess(pipeline: Any, train_frame: Any, test_frame: Any, schema: list[dict[str, Any]], task: str,
+           target: str, config: DatasetConfig) -> Assessment:
+    """What Evaluate learns from the fitted pipeline: hold-out metrics, the schema with what may be
+    served missing, and the reference profile. The Spark job computes it where its model's library
+    lives (the Lambda layer has no XGBoost) and hands it over (``assessment_key``)."""
+    from stepml.evaluation import evaluate
+    from stepml.onnx_export import with_nullable
+
+    with span("evaluate"):
+        evaluation = _finite(
+            evaluate(pipeline, train_frame, test_frame, target, schema, task, primary_metric=config.metric_for(task))
+        )
+    with span("profile"):
+        profile = _reference_profile(pipeline, train_frame, test_frame, schema, task, evaluation["metrics"])
+    return {"evaluation": evaluation, "schema": with_nullable(schema, pipeline, config.recipe), "profile": profile}
+
+
 def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRun:
     """Stage 4: hold-out metrics, a new registry version (a candidate), and the gate's verdict."""
-    import joblib
-
-    from stepml.evaluation import evaluate
     from stepml.gate import decide
-    from stepml.onnx_export import with_nullable
     from stepml.registry import CHAMPION, ModelRegistry
 
     dataset, run_id, task = state["dataset"], state["run_id"], state["task"]
     store = S3Store(settings)
-    schema = store.get_json(state["schema_key"])
     staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
     integrity.verify(staged, state["artifacts"], state.get("artifact_sha256"))
-    pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
-    train_frame = _read_split(store, state["train_key"], schema)
-    test_frame = _read_split(store, state["test_key"], schema)
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
-    with span("evaluate"):
-        evaluation = _finite(
-            evaluate(pipeline, train_frame, test_frame, state["target"], schema, task,
-                     primary_metric=config.metric_for(task))
-        )
+    if state.get("assessment_key"):
+        # Trained on Spark: assessed by the job itself; the pipeline is never unpickled here.
+        written = store.get_bytes(state["assessment_key"])
+        integrity.verify({"assessment.json": written}, {"assessment.json": state["assessment_key"]},
+                         state.get("assessment_sha256"))
+        assessment = cast("Assessment", json.loads(written))
+    else:
+        import joblib
+
+        schema = store.get_json(state["schema_key"])
+        pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
+        train_frame = _read_split(store, state["train_key"], schema)
+        test_frame = _read_split(store, state["test_key"], schema)
+        assessment = assess(pipeline, train_frame, test_frame, schema, task, state["target"], config)
+    evaluation, profile = assessment["evaluation"], assessment["profile"]
     meta: NewVersion = {
         "dataset": dataset,
         "task": task,
@@ -291,7 +311,7 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
         "recipe": config.recipe,
         "config": state["config"],
         # what serving may take missing: learned from the fitted pipeline, recorded with the version
-        "schema": cast("list[Feature]", with_nullable(schema, pipeline, config.recipe)),
+        "schema": cast("list[Feature]", assessment["schema"]),
         "ignored_columns": store.get_json(state["ignored_key"]) if state.get("ignored_key") else [],
         "evaluation": evaluation,
         "train_rows": state["train_rows"],
@@ -312,8 +332,6 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     meta["gate"] = gate
     if "auto_choice" in state:
         meta["auto_choice"] = state["auto_choice"]
-    with span("profile"):
-        profile = _reference_profile(pipeline, train_frame, test_frame, schema, task, evaluation["metrics"])
     # profile.json is registered as an artifact: written (and checksummed) before meta.json, so a
     # visible version always has the reference the monitor compares traffic with.
     artifacts = {**staged, keys.VERSION_PROFILE: json.dumps(profile, sort_keys=True).encode()}

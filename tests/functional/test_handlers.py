@@ -211,3 +211,33 @@ def test_evaluate_refuses_a_staged_model_changed_after_train(invoke, s3) -> None
     unchecked = {k: v for k, v in state.items() if k != STATE_KEY}
     with pytest.raises(ArtifactIntegrityError, match="carries no artifact_sha256"):
         invoke("evaluate", unchecked)
+
+
+def test_evaluate_registers_a_spark_trained_model_from_its_assessment_without_unpickling_it(invoke, s3) -> None:
+    # Given a state as the Spark job hands it over: its pickle needs XGBoost, which the Lambda layer
+    # lacks - here it is not a pickle at all, so loading it would fail - and the job's own assessment
+    state = load_event("evaluate")
+    staged = {"model.joblib": b"an XGBoost pipeline the layer could not unpickle", "model.onnx": b"its graph"}
+    for name, data in staged.items():
+        s3.put_object(Bucket=EVENT_BUCKET, Key=state["artifacts"][name], Body=data)
+    schema = [{"name": "size", "kind": "numeric", "dtype": "float64", "nullable": True, "required": False}]
+    evaluation = {"primary_metric": "rmse", "higher_is_better": False, "metrics": {"rmse": 12.5, "r2": 0.97},
+                  "baseline": {"rmse": 80.0, "r2": 0.0}, "test_rows": 600, "train_rows": 2400}
+    assessment = json.dumps({"evaluation": evaluation, "schema": schema,
+                             "profile": {"schema": 1, "rows": 3, "features": [], "metrics": evaluation["metrics"]}}).encode()
+    key = state["artifacts"]["model.joblib"].rsplit("/", 1)[0] + "/assessment.json"
+    s3.put_object(Bucket=EVENT_BUCKET, Key=key, Body=assessment)
+    s3.put_object(Bucket=EVENT_BUCKET, Key=state["ignored_key"], Body=b"[]")
+    state.update({STATE_KEY: digests(staged), "assessment_key": key, "config": {**state["config"], "engine": "spark"},
+                  "assessment_sha256": digests({"assessment.json": assessment}), "task": "regression"})
+
+    # When Evaluate runs, Then it registers a version from the assessment, with its profile
+    result = invoke("evaluate", state)
+    assert result["version"] == 1 and result["metrics"] == {"rmse": 12.5, "r2": 0.97}
+    meta = json.loads(s3.get_object(Bucket=EVENT_BUCKET, Key="models/adult/version-1/meta.json")["Body"].read())
+    assert meta["schema"] == schema and "profile.json" in meta["artifacts"]
+
+    # And an assessment changed after the job wrote it is refused like a changed model
+    s3.put_object(Bucket=EVENT_BUCKET, Key=key, Body=assessment.replace(b"12.5", b"1.5"))
+    with pytest.raises(ArtifactIntegrityError, match="changed after"):
+        invoke("evaluate", {**state, "run_id": "another-run"})

@@ -23,12 +23,12 @@ ROUTE = ["Claim upload", "Already processed?", "Which engine?"]
 @pytest.fixture(scope="module")
 def small_limits_stack() -> Iterator[LocalStack]:
     parameters = {"SparkThresholdBytes": str(THRESHOLD), "MaxUploadBytes": str(MAXIMUM)}
-    with LocalStack(project_root=ROOT, port=0, api_port=0, parameters=parameters) as stack:
+    with LocalStack(project_root=ROOT, port=0, api_port=0, parameters=parameters, stack_name="stepml-engines") as stack:
         yield stack
 
 
 def states(stack: LocalStack, execution: dict) -> list[str]:
-    client = Stack(endpoint_url=stack.endpoint_url, credentials=stack.admin_credentials.client_kwargs())
+    client = Stack(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url, credentials=stack.admin_credentials.client_kwargs())
     return [s["name"] for s in client.run(execution["executionArn"])["states"]]
 
 
@@ -113,7 +113,7 @@ def test_an_upload_over_the_threshold_trains_through_glue_registers_a_verified_v
     taken = states(small_limits_stack, execution)
     assert taken[:6] == [*ROUTE, "Train on Spark", "Read Spark result", "Verify ONNX export"]
     assert "Validate dataset" not in taken and "Train model" not in taken
-    client = Stack(endpoint_url=small_limits_stack.endpoint_url, credentials=small_limits_stack.admin_credentials.client_kwargs())
+    client = Stack(stack_name=small_limits_stack.stack_name, endpoint_url=small_limits_stack.endpoint_url, credentials=small_limits_stack.admin_credentials.client_kwargs())
     [version] = client.models("sparkprice")
     assert version["evaluation"]["metrics"]["r2"] > 0.9
     assert version["lineage"]["execution_arn"] == execution["executionArn"]

@@ -132,7 +132,7 @@ def test_the_templates_alarms_exist_offline_and_notify_the_topic(local_stack: Lo
         AlarmNames=[f"stepml-{name}" for name in logical]
     )["MetricAlarms"]
     names = {a["AlarmName"] for a in alarms}
-    assert len(alarms) == len(logical) == 26
+    assert len(alarms) == len(logical) == 28
     assert {"stepml-NotifyFunctionErrorsAlarm", "stepml-ApiLatencyAlarm", "stepml-PipelineFailedAlarm",
             "stepml-EventsDeadLetterAlarm"} <= names
     assert all(a["AlarmActions"] == [local_stack.outputs["NotificationTopicArn"]] for a in alarms)

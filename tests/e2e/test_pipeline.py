@@ -132,9 +132,12 @@ def test_bad_uploads_fail_with_a_readable_cause(local_stack, dataset, body, conf
 
 
 def test_a_transient_error_is_retried_then_succeeds(local_stack) -> None:
-    # S3 answers SlowDown to Preprocess's first write: the handler raises TransientError and the
-    # state machine retries the task.
-    with s3_put_fault(lambda key: key.startswith("preprocessed/retry/"), "SlowDown", 503, times=1) as refused:
+    # S3 answers SlowDown to Preprocess's first write (a split; Validate's parsed table lives beside
+    # them): the handler raises TransientError and the state machine retries the task.
+    def is_split(key: str) -> bool:
+        return key.startswith("preprocessed/retry/") and not key.endswith("/upload.parquet")
+
+    with s3_put_fault(is_split, "SlowDown", 503, times=1) as refused:
         since = upload(local_stack, "raw/retry/data.csv", synthetic_csv(300, 2))
         execution = wait_for_execution(local_stack, since=since, key="raw/retry/data.csv")
 

@@ -210,10 +210,17 @@ def test_the_glue_internals_the_offline_spark_path_relies_on_exist() -> None:
         state_task_service_glue,
     )
 
+    from stepml.local import glue_runner
+
+    # moto's own methods, also after a local stack in this process installed the wrappers
+    start = glue_runner._original_start or FakeJob.start_job_run
+    status = glue_runner._original_status or inspect.getattr_static(FakeJobRun, "status")
+    as_dict = glue_runner._original_as_dict or FakeJobRun.as_dict
+    sdk_task = glue_runner._original_sdk_task or state_task_service_aws_sdk.StateTaskServiceAwsSdk._eval_service_task
     # glue_runner wraps a job's start and reads/sets a run's state and ErrorMessage
-    assert "self.job_runs.append(fake_job_run)" in inspect.getsource(FakeJob.start_job_run)
-    assert isinstance(inspect.getattr_static(FakeJobRun, "status"), property)
-    assert '"JobRunState": self.status' in inspect.getsource(FakeJobRun.as_dict)
+    assert "self.job_runs.append(fake_job_run)" in inspect.getsource(start)
+    assert isinstance(status, property)
+    assert '"JobRunState": self.status' in inspect.getsource(as_dict)
     # the .sync crash it works around (LocalStack PR 13706): when moto fixes it, drop _glue_sync
     source = inspect.getsource(state_task_service_callback.StateTaskServiceCallback._eval_integration_pattern)
     assert "callback_endpoint.interrupt_all()" in source
@@ -221,5 +228,4 @@ def test_the_glue_internals_the_offline_spark_path_relies_on_exist() -> None:
     for name in ("_build_sync_resolver", "_eval_sync", "_eval_integration_pattern"):
         assert hasattr(glue, name), name
     # aws-sdk results are pushed unconverted (an S3 body stays a stream)
-    sdk = inspect.getsource(state_task_service_aws_sdk.StateTaskServiceAwsSdk._eval_service_task)
-    assert "env.stack.append(response)" in sdk
+    assert "env.stack.append(response)" in inspect.getsource(sdk_task)

@@ -53,6 +53,24 @@ def parse_upload_event(event: dict[str, Any]) -> UploadSource:
     }
 
 
+def _claim(payload: dict[str, Any], settings: Settings) -> tuple[UploadSource, str, str, S3Store, DuplicateRun | None]:
+    """The upload the event names, its dataset, the run id, the store, and - when another run
+    already took that object version (EventBridge is at-least-once: train once) - the duplicate's
+    answer. "Claim upload" and Validate both claim; the same run claiming again is no duplicate."""
+    from stepml.deliveries import claim_delivery
+
+    source = parse_upload_event(payload.get("event") or payload)
+    dataset = keys.dataset_from_raw_key(source["key"])
+    run_id = payload.get("run_id") or f"manual-{int(time.time())}"
+    store = S3Store(settings)
+    earlier = claim_delivery(store, dataset, dict(source), run_id)
+    duplicate: DuplicateRun | None = None
+    if earlier is not None:
+        duplicate = {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
+                     "source": source}
+    return source, dataset, run_id, store, duplicate
+
+
 def claim_upload(payload: dict[str, Any], settings: Settings) -> ClaimedRun | DuplicateRun:
     """Stage 0: claim the uploaded object version for this run and say which engine may train it.
 
@@ -61,17 +79,11 @@ def claim_upload(payload: dict[str, Any], settings: Settings) -> ClaimedRun | Du
     state machine's "Which engine?" then compares the size with ``limits`` (:mod:`stepml.engines`).
     """
     from stepml import engines
-    from stepml.deliveries import claim_delivery
 
     limits = engines.Limits.from_state(payload.get("limits"))
-    source = parse_upload_event(payload.get("event") or payload)
-    dataset = keys.dataset_from_raw_key(source["key"])
-    run_id = payload.get("run_id") or f"manual-{int(time.time())}"
-    store = S3Store(settings)
-    earlier = claim_delivery(store, dataset, dict(source), run_id)
-    if earlier is not None:
-        return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
-                "source": source}
+    source, dataset, run_id, store, duplicate = _claim(payload, settings)
+    if duplicate is not None:
+        return duplicate
     config = load_config(store, dataset)
     if not isinstance(source["size"], int):
         found = store.head(source["key"])
@@ -93,20 +105,12 @@ def claim_upload(payload: dict[str, Any], settings: Settings) -> ClaimedRun | Du
 def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun | DuplicateRun:
     """Stage 1: check the uploaded CSV, save its validation report, describe it."""
     from stepml import tables
+    from stepml.registry import sha256
     from stepml.validation import read_table, validate
 
-    source = parse_upload_event(payload.get("event") or payload)
-    dataset = keys.dataset_from_raw_key(source["key"])
-    run_id = payload.get("run_id") or f"manual-{int(time.time())}"
-    store = S3Store(settings)
-    from stepml.deliveries import claim_delivery
-    from stepml.registry import sha256
-
-    earlier = claim_delivery(store, dataset, dict(source), run_id)
-    if earlier is not None:
-        # The same object version delivered twice (EventBridge is at-least-once): train once.
-        return {"dataset": dataset, "run_id": run_id, "duplicate": True, "original_run": earlier.get("run_id"),
-                "source": source}
+    source, dataset, run_id, store, duplicate = _claim(payload, settings)
+    if duplicate is not None:
+        return duplicate
     config = load_config(store, dataset)
     location = f"s3://{source['bucket']}/{source['key']}"
     with span("read"):

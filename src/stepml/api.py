@@ -17,6 +17,7 @@ Lambda's 6 MB: a 422 lists its first problems and counts the rest.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,7 @@ from stepml.inputs import (
 from stepml.keys import DATASET_NAME
 from stepml.registry import CHAMPION
 from stepml.routes import INFERENCE_FUNCTION, ROUTES, routes_of
-from stepml.serving import ModelServer
+from stepml.serving import LoadedModel, ModelServer
 
 logger = logging.getLogger("stepml.api")
 
@@ -84,13 +85,14 @@ def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | N
     resolvable = False
     payload: Any = None
     result: dict[str, Any] | None = None
+    loaded: LoadedModel | None = None
     error: str | None = None
     try:
         _model_name(params)
         version = parse_version(query.get("version"))
         resolvable = True
         payload = parse_body(request_body(event))
-        result = server.predict(name, payload, version, alias)
+        loaded, result = server.serve(name, payload, version, alias)
         answer = response(200, result)
     except RequestError as exc:
         answer, error = error_response(exc), str(exc)
@@ -98,13 +100,14 @@ def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | N
         answer, error = response(404, {"message": str(exc)}), str(exc)
     if emit is None or not resolvable:
         return answer
-    try:
-        loaded = server.model(name, result["version"] if result else version, None if result else alias)
-    except StepmlError:  # no such model, version or alias: nothing to file the record under
-        return answer
-    except Exception:  # an S3 failure while resolving it: capture never changes the answer
-        logger.warning("no capture record: model %r could not be resolved", name, exc_info=True)
-        return answer
+    if loaded is None:  # refused: which version would have answered, if any
+        try:
+            loaded = server.model(name, version, alias)
+        except StepmlError:  # no such model, version or alias: nothing to file the record under
+            return answer
+        except Exception:  # an S3 failure while resolving it: capture never changes the answer
+            logger.warning("no capture record: model %r could not be resolved", name, exc_info=True)
+            return answer
     mode = capture.mode_of(loaded.meta)
     if mode != "off":
         try:  # the records as sent (after the request's own checks, which decide its answer)
@@ -120,7 +123,13 @@ def _captured_predict(event: dict[str, Any], server: ModelServer, emit: Emit | N
     return answer
 
 
-def handle(event: dict[str, Any], server: ModelServer, emit: Emit | None = print) -> dict[str, Any]:
+def log_line(text: str) -> None:
+    """Write ``text`` to stdout as one line in one write (``print`` makes two: the text, then the
+    newline, each a system call when stdout is unbuffered, as the capture line's stdout may be)."""
+    sys.stdout.write(text + "\n")
+
+
+def handle(event: dict[str, Any], server: ModelServer, emit: Emit | None = log_line) -> dict[str, Any]:
     """Route one request; bad input is a 4xx with a readable message, never a 5xx. A prediction
     request also writes its capture record with ``emit`` (one line; None: no capture)."""
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """What the prediction and registry functions share at the HTTP edge: the request body of an API
 Gateway HTTP API (payload format 2.0) event, and responses that stay inside Lambda's limits.
 
-Pure Python (the inference function's cold start imports it).
+The standard library and orjson only (the inference function's cold start imports it).
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+
+import orjson
 
 from stepml.errors import RequestError
 
@@ -29,10 +31,25 @@ def request_body(event: dict[str, Any]) -> str | bytes | None:
     return body
 
 
+def dumps(body: Any, default: Any = None) -> str:
+    """``body`` as ASCII JSON text. orjson writes it in ~1 us where ``json`` takes ~8 (a warm
+    prediction is ~150 us); what orjson cannot write as ASCII (a type it does not know, text
+    beyond ASCII, which Lambda's response would escape up to 12-fold) goes through ``json``, so
+    the 2-fold escaping bound below holds. orjson writes NaN as null where ``json`` refuses it."""
+    if default is None:
+        try:
+            raw: bytes | None = orjson.dumps(body)
+        except TypeError:  # a type orjson does not write (numpy scalars, ...)
+            raw = None
+        if raw is not None and raw.isascii():
+            return raw.decode("ascii")
+    return json.dumps(body, allow_nan=False, default=default)
+
+
 def response(status: int, body: Any, default: Any = None) -> dict[str, Any]:
     """The API Gateway response; one that would break Lambda's response limit is a 413 instead
     (Lambda would turn it into an error, and API Gateway into a 500)."""
-    text = json.dumps(body, allow_nan=False, default=default)
+    text = dumps(body, default)
     # Escaping the body into the payload at most doubles it: only a large body needs measuring.
     if len(text) > (MAX_RESPONSE_BYTES - _ENVELOPE_BYTES) // 2:
         size = len(json.dumps(text))

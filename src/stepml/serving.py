@@ -172,6 +172,12 @@ class ModelServer:
         self, name: str, payload: Any, version: int | None = None, alias: str | None = None
     ) -> dict[str, Any]:
         """Predictions (original labels), class probabilities and per-row warnings."""
+        return self.serve(name, payload, version, alias)[1]
+
+    def serve(
+        self, name: str, payload: Any, version: int | None = None, alias: str | None = None
+    ) -> tuple[LoadedModel, dict[str, Any]]:
+        """:meth:`predict`, with the loaded version that answered (its meta, for the capture record)."""
         loaded = self.model(name, version, alias)
         schema = loaded.schema
         rows, warnings = check_records(records_from(payload), loaded.contract)
@@ -194,7 +200,7 @@ class ModelServer:
         result["warnings"] = warnings
         if self.on_predicted is not None:
             self.on_predicted(name, int(loaded.meta["version"]), len(result["predictions"]))
-        return result
+        return loaded, result
 
 
 __all__ = ["LoadedModel", "ModelServer", "NotFoundError", "parse_version"]

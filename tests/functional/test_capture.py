@@ -147,3 +147,20 @@ def test_delivered_files_read_back_plain_or_gzipped() -> None:
     lines = b'{"stepml_capture": 1, "model": "a"}\nnot json\n{"other": 1}\n{"stepml_capture": 1, "model": "b"}\n'
     assert [r["model"] for r in capture.read_records(lines)] == ["a", "b"]
     assert [r["model"] for r in capture.read_records(gzip.compress(lines))] == ["a", "b"]
+
+
+def test_rows_orjson_cannot_write_are_still_captured_as_sent(server: ModelServer) -> None:
+    # orjson refuses integers beyond 64 bits; the standard library writes them: the record is kept.
+    huge = {**record(), "age": 10**30}
+    status, lines = _send(server, _event("full", huge))
+    assert len(lines) == 1 and lines[0]["inputs"] == [huge] and lines[0]["status"] == status
+
+
+def test_the_default_emit_writes_one_line_per_request_to_stdout(
+    server: ModelServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handle(_event("full", {"instances": [record(), record()]}), server)
+    handle(_event("quiet", record()), server)
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and len(out.splitlines()) == 1
+    assert json.loads(out)["model"] == "full" and len(json.loads(out)["inputs"]) == 2

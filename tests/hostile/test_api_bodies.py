@@ -248,6 +248,21 @@ def test_a_response_too_large_for_lambda_is_a_413(monkeypatch) -> None:
     # Escaping the body into the payload counts: 3,000 quotes are 6,000 characters there, 12,000 once escaped
     assert httpapi.response(200, {"predictions": ['"' * 3_000]})["statusCode"] == 413
     assert httpapi.response(200, {"predictions": ["x" * 4_000]})["statusCode"] == 200
+    # Text beyond ASCII is written escaped (6 characters each, 7 once escaped again), so the bound holds
+    assert httpapi.response(200, {"predictions": ["é" * 1_300]})["statusCode"] == 413
+    assert httpapi.response(200, {"predictions": ["é" * 1_100]})["statusCode"] == 200
+
+
+def test_response_bodies_are_ascii_json_whichever_writer_wrote_them() -> None:
+    import numpy as np
+
+    from stepml import httpapi
+
+    for body in ({"predictions": ["<=50K", 1.5e-07, 12345678901234567890123]}, {"labels": ["Ünïcode ✓"]},
+                 {"numpy": np.float64(0.25)}):
+        text = httpapi.response(200, body)["body"]
+        assert text.isascii() and json.loads(text) == {k: [*v] if isinstance(v, list) else float(v)
+                                                       for k, v in body.items()}
 
 
 def _records(count: int) -> list[dict[str, Any]]:

@@ -88,3 +88,28 @@ def test_refused_reads_name_the_object_and_the_missing_action(stack: LocalStack,
     # and a capture object is not readable at all
     with pytest.raises(refused, match=rf"may not read s3://{stack.bucket}/capture/adult/dt=2026-11-26/part-1.gz"):
         console._get("capture/adult/dt=2026-11-26/part-1.gz")
+
+
+def test_the_stacks_monitor_reader_policy_reads_reports_and_captures_and_nothing_else(
+    stack: LocalStack, console_class: Any
+) -> None:
+    """The template's MonitorReaderPolicy, as CloudFormation created it, is all the Monitor page
+    needs; its listing is bounded to the two prefixes by an ``s3:prefix`` condition, evaluated."""
+    console_type, refused = console_class
+    policy = stack.outputs["MonitorReaderPolicyArn"]
+    credentials = iam.create_user(ACCOUNT_ID, stack.region, "monitor-reader", policy).client_kwargs()
+    console = console_type(Stack(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url,
+                                 credentials=dict(credentials)))
+    assert console.monitor_report("adult")[1] == REPORT
+    assert console.monitor_report_keys("adult") == ["monitoring/adult/reports/20261126T180000Z.json"]
+    assert console.capture_days("adult") == [date(2026, 11, 26)]
+    assert [r["request_id"] for r in console.captures("adult", [date(2026, 11, 26)]).records] == ["r1"]
+    # the rest of the bucket: neither listed (with or without a prefix) nor read
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=stack.endpoint_url, region_name=stack.region, **credentials)
+    for prefix in ("raw/", "models/", ""):
+        with pytest.raises(s3.exceptions.ClientError, match="AccessDenied"):
+            s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix)
+    with pytest.raises(s3.exceptions.ClientError, match="AccessDenied"):
+        s3.get_object(Bucket=stack.bucket, Key="config/adult.yaml")

@@ -27,6 +27,7 @@ import configparser
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -187,17 +188,48 @@ def _check_action_permitted(request: Any, resource: str, response: Any) -> None:
 
 
 def _evaluate(request: Any, action: str, resource: str) -> Any:
-    """The caller's identity policies on ``action``/``resource``: PERMITTED, DENIED or NEUTRAL."""
-    from moto.iam.access_control import IAMPolicy, PermissionResult
+    """The caller's identity policies on ``action``/``resource``: PERMITTED, DENIED or NEUTRAL.
+
+    moto matches each statement's action and resource; a statement's ``Condition`` is evaluated
+    here against the request (:func:`request_condition_values`): moto passes no request values to
+    identity policies, so it read an Allow whose condition it could not check as an explicit Deny.
+    A condition that does not hold leaves its statement out, as on AWS; an operator this emulator
+    does not know holds for a Deny and not for an Allow (the stricter reading of both)."""
+    from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
 
     outcome = PermissionResult.NEUTRAL
+    values: Mapping[str, str] | None = None
     for policy in request._access_key.collect_policies():
-        result = IAMPolicy(_policy_source(policy)).is_action_permitted(action, resource)
-        if result == PermissionResult.DENIED:
-            return result
-        if result == PermissionResult.PERMITTED:
+        statements = IAMPolicy(_policy_source(policy))._policy_json.get("Statement") or []
+        for statement in statements if isinstance(statements, list) else [statements]:
+            conditions = statement.get("Condition")
+            bare = {key: value for key, value in statement.items() if key != "Condition"}
+            result = IAMPolicyStatement(bare).is_action_permitted(action, resource)
+            if result == PermissionResult.NEUTRAL:
+                continue
+            if conditions:
+                if values is None:
+                    values = request_condition_values(request)
+                if not _conditions_hold(conditions, values, unknown_holds=statement.get("Effect") == "Deny"):
+                    continue
+            if result == PermissionResult.DENIED:
+                return result
             outcome = result
     return outcome
+
+
+def request_condition_values(request: Any) -> dict[str, str]:
+    """The condition keys this emulator knows for a request: ``aws:SecureTransport`` (see
+    :data:`LOCAL_CONDITION_VALUES`) and, on an S3 listing, ``s3:prefix`` and ``s3:delimiter`` (absent
+    when the request has none, as on AWS: a ``StringLike s3:prefix`` condition then does not hold)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    values = dict(LOCAL_CONDITION_VALUES)
+    query = parse_qs(urlsplit(str(getattr(request, "_path", ""))).query, keep_blank_values=True)
+    for parameter in ("prefix", "delimiter"):
+        if parameter in query:
+            values[f"s3:{parameter}"] = query[parameter][0]
+    return values
 
 
 #: The local endpoint listens on the loopback interface only: a request that reaches it never
@@ -237,21 +269,35 @@ def bucket_policy_denies(
     return False
 
 
+def _like(actual: str, patterns: list[str]) -> bool:
+    """IAM's ``StringLike``: ``*`` any run of characters, ``?`` one character, nothing else special."""
+    return any(re.fullmatch(".*".join(".".join(re.escape(part) for part in piece.split("?"))
+                                      for piece in pattern.split("*")), actual, re.DOTALL)
+               for pattern in patterns)
+
+
 #: Condition operators evaluated locally: the value compared, and how.
 _CONDITION_TESTS: dict[str, Callable[[str, list[str]], bool]] = {
     "Bool": lambda actual, expected: actual.lower() in [e.lower() for e in expected],
     "StringEquals": lambda actual, expected: actual in expected,
     "StringNotEquals": lambda actual, expected: actual not in expected,
+    "StringLike": _like,
+    "StringNotLike": lambda actual, expected: not _like(actual, expected),
+    "ArnEquals": lambda actual, expected: actual in expected,
+    "ArnLike": _like,
 }
 
 
-def _conditions_hold(conditions: Mapping[str, Any], values: Mapping[str, str]) -> bool:
-    """Every operator's every key holds (AWS: AND across them, OR across a key's values). An
-    operator this emulator does not know holds: for a Deny, the stricter reading."""
+def _conditions_hold(conditions: Mapping[str, Any], values: Mapping[str, str], unknown_holds: bool = True) -> bool:
+    """Every operator's every key holds (AWS: AND across them, OR across a key's values); a key the
+    request does not carry does not hold. An operator this emulator does not know holds when
+    ``unknown_holds`` (for a Deny: the stricter reading), else not (for an Allow)."""
     for operator, keys in conditions.items():
         test = _CONDITION_TESTS.get(operator)
         if test is None:
-            continue
+            if unknown_holds:
+                continue
+            return False
         for key, expected in keys.items():
             wanted = [str(e) for e in (expected if isinstance(expected, list) else [expected])]
             if key not in values or not test(values[key], wanted):
@@ -384,8 +430,20 @@ def _glue_job_resource(self: Any) -> str:
     return "*"
 
 
+def _stack_resource(self: Any) -> str:
+    """The ARN a CloudFormation call acts on: the stack named by ``StackName`` (else ``*``); a
+    stack named, not given by id, is ``stack/<name>/*``, which a policy on the stack's id matches."""
+    name = self._get_param("StackName")
+    if isinstance(name, str) and name:
+        if name.startswith("arn:"):
+            return name
+        return f"arn:{PARTITION}:cloudformation:{self.region}:{self.current_account}:stack/{name}/*"
+    return "*"
+
+
 #: moto's response classes that would check every call against ``*``, and the resource they act on.
 _RESOURCE_OF = {
+    ("moto.cloudformation.responses", "CloudFormationResponse"): _stack_resource,
     ("moto.glue.responses", "GlueResponse"): _glue_job_resource,
     ("moto.stepfunctions.responses", "StepFunctionResponse"): _resource_named_by("executionArn", "stateMachineArn"),
     ("moto.sns.responses", "SNSResponse"): _resource_named_by("TopicArn", "TargetArn"),

@@ -5,12 +5,12 @@ Labels arrive two ways:
 
 * ``POST /models/{name}/feedback`` with ``{"request_id": "…", "row": 0, "actual": <value>}`` or
   ``{"items": [{…}, …]}`` (at most :data:`MAX_ITEMS`), checked whole before anything is written,
-  stored as one JSON-lines object ``feedback/<model>/dt=YYYY-MM-DD/<uuid>.jsonl`` of
+  stored as one JSON-lines object ``feedback/<model>/dt=YYYY-MM-DD/<time>-<uuid>.jsonl`` of
   ``{"request_id", "row", "actual", "time", "caller"}``;
 * a CSV with the header ``request_id,row,actual`` (``row`` optional, default 0) uploaded under
   ``feedback/<model>/`` (``stepml feedback NAME --file labels.csv`` checks it first).
 
-:func:`read_labels` reads both back. Standard library only.
+The monitor reads both back (:func:`stepml.monitoring.load_feedback`). Standard library only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import io
 import json
 import math
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,7 +122,8 @@ def store_items(store: Any, model: str, items: list[dict[str, Any]], caller: str
     now = now or datetime.now(UTC)
     when = timestamp(now)
     lines = "".join(json.dumps({**item, "time": when, "caller": caller}, ensure_ascii=False) + "\n" for item in items)
-    key = keys.feedback_batch(model, now.strftime("%Y-%m-%d"), str(uuid.uuid4()))
+    # The id starts with the time, so a day's batches list in the order they arrived (the later label wins).
+    key = keys.feedback_batch(model, now.strftime("%Y-%m-%d"), f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4()}")
     store.put_bytes(key, lines.encode("utf-8"), content_type="application/x-ndjson", if_none_match=True)
     return key
 
@@ -160,30 +160,6 @@ def check_csv(data: bytes, source: str = "labels.csv") -> int:
     return count
 
 
-def _csv_labels(data: bytes) -> Iterator[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
-    for row in reader:
-        if not (row.get("request_id") or "").strip():
-            continue
-        actual = (row.get("actual") or "").strip()
-        position = (row.get("row") or "0").strip() or "0"
-        yield {"request_id": row["request_id"].strip(), "row": int(position) if position.isdigit() else 0,
-               "actual": actual, "time": None, "caller": None}
-
-
-def read_labels(store: Any, model: str) -> Iterator[dict[str, Any]]:
-    """Every label stored for ``model``: the API's JSON lines and the uploaded CSVs. A CSV's
-    ``actual`` is text (``"52000.5"``, ``">50K"``): compare it as the model's task reads it."""
-    for key in store.list_keys(keys.feedback_prefix(model)):
-        data = store.get_bytes(key)
-        if key.endswith(".jsonl"):
-            for line in data.decode("utf-8").splitlines():
-                if line.strip():
-                    yield json.loads(line)
-        elif key.lower().endswith(".csv"):
-            yield from _csv_labels(data)
-
-
 def accept(store: Any, model: str, body: Any, caller: str | None) -> dict[str, Any]:
     """Check and store one feedback request's labels; what the API answers."""
     items = parse_items(body)
@@ -191,4 +167,4 @@ def accept(store: Any, model: str, body: Any, caller: str | None) -> dict[str, A
     return {"model": model, "accepted": len(items)}
 
 
-__all__ = ["MAX_ITEMS", "accept", "check_csv", "parse_items", "read_labels", "store_items"]
+__all__ = ["MAX_ITEMS", "accept", "check_csv", "parse_items", "store_items"]

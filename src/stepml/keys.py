@@ -19,7 +19,7 @@
 ``models/<dataset>/aliases/<alias>.json`` aliases such as ``champion``, with their recent history
 ``models/<dataset>/aliases/<alias>/history/<batch>.json`` older history entries, archived in batches
 ``capture/<model>/dt=YYYY-MM-DD/…``      prediction capture records (written by Firehose, stepml.capture)
-``feedback/<model>/dt=YYYY-MM-DD/<uuid>.jsonl`` labels sent to the API (stepml.feedback)
+``feedback/<model>/dt=YYYY-MM-DD/<time>-<uuid>.jsonl`` labels sent to the API (stepml.feedback)
 ``feedback/<model>/<file>.csv``          labels uploaded in bulk (request_id,row,actual)
 """
 
@@ -206,7 +206,8 @@ def feedback_prefix(model: str) -> str:
 
 
 def feedback_batch(model: str, day: str, batch_id: str) -> str:
-    """One batch of labels sent to the API: ``feedback/<model>/dt=<YYYY-MM-DD>/<id>.jsonl``."""
+    """One batch of labels sent to the API: ``feedback/<model>/dt=<YYYY-MM-DD>/<id>.jsonl`` (the id
+    starts with the time it arrived, so a listing is in arrival order)."""
     return f"{feedback_prefix(model)}dt={day}/{batch_id}.jsonl"
 
 

@@ -195,9 +195,12 @@ def _feedback_entry(request_id: Any, row: Any, actual: Any) -> tuple[str, int, A
 
 
 def load_feedback(store: Store, model: str, problems: list[str]) -> dict[tuple[str, int], Any]:
-    """Every label fed back for ``model``, by (request_id, row); a later file's label wins."""
+    """Every label fed back for ``model``, by (request_id, row). A label given again replaces the
+    earlier one: the API's batches are read in the order they arrived (their keys start with the
+    day and the time), then the uploaded CSVs by name, so a bulk file corrects the API's labels."""
     labels: dict[tuple[str, int], Any] = {}
-    for key in store.list_keys(keys.feedback_prefix(model)):
+    prefix = keys.feedback_prefix(model)
+    for key in sorted(store.list_keys(prefix), key=lambda key: (not key[len(prefix):].startswith("dt="), key)):
         if not key.endswith((".jsonl", ".csv", ".jsonl.gz")):
             continue
         for request_id, row, actual in parse_feedback(store.get_bytes(key), key, problems):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from stepml import capture, feedback, registry
+from stepml import capture, monitoring, registry
 from stepml.client import ApiClient, signed_headers
 from stepml.errors import RequestError
 from stepml.local import LocalStack, firehose, iam
@@ -136,11 +136,14 @@ def test_feedback_lands_under_the_model_and_reads_back(stack: LocalStack, consum
     status, body, _ = _post(stack, "/models/adult/feedback", {"request_id": "a", "actual": 1, "extra": 2}, consumer)
     assert status == 422 and body["errors"][0]["field"] == "extra"
     assert _post(stack, "/models/nosuch/feedback", {"request_id": "a", "actual": 1}, consumer)[0] == 404
-    labels = list(feedback.read_labels(_store(stack), "adult"))
-    assert sorted((label["request_id"], label["actual"]) for label in labels) == sorted(
-        [(request_id, ">50K"), (request_id, "<=50K"), ("other", 3)])
-    assert {label["caller"] for label in labels} == {CONSUMER}
-    assert all(label["time"].endswith("Z") for label in labels)
+    store = _store(stack)
+    stored = [json.loads(line) for key in store.list_keys("feedback/adult/")
+              for line in store.get_bytes(key).decode().splitlines()]
+    assert {label["caller"] for label in stored} == {CONSUMER} and len(stored) == 3
+    assert all(label["time"].endswith("Z") for label in stored)
+    problems: list[str] = []
+    assert sorted(monitoring.load_feedback(store, "adult", problems).items()) == sorted(
+        [((request_id, 0), "<=50K"), (("other", 0), 3)]) and problems == []  # the row's second label won
 
 
 def test_a_label_csv_is_checked_then_uploaded_and_read_back(stack: LocalStack, tmp_path: Path) -> None:
@@ -155,5 +158,4 @@ def test_a_label_csv_is_checked_then_uploaded_and_read_back(stack: LocalStack, t
     good.write_text("request_id,actual\nr1,>50K\nr2,<=50K\n")
     key, count = user.upload_feedback("quiet", good)
     assert (key, count) == ("feedback/quiet/labels.csv", 2)
-    assert [(label["request_id"], label["row"], label["actual"]) for label in feedback.read_labels(user.store, "quiet")] == [
-        ("r1", 0, ">50K"), ("r2", 0, "<=50K")]
+    assert monitoring.load_feedback(user.store, "quiet", []) == {("r1", 0): ">50K", ("r2", 0): "<=50K"}

@@ -95,7 +95,7 @@ def test_the_stacks_monitor_reader_policy_reads_reports_and_captures_and_nothing
 ) -> None:
     """The template's MonitorReaderPolicy, as CloudFormation created it, is all the Monitor page
     needs; its listing is bounded to the two prefixes by an ``s3:prefix`` condition, evaluated."""
-    console_type, refused = console_class
+    console_type, _ = console_class
     policy = stack.outputs["MonitorReaderPolicyArn"]
     credentials = iam.create_user(ACCOUNT_ID, stack.region, "monitor-reader", policy).client_kwargs()
     console = console_type(Stack(stack_name=stack.stack_name, endpoint_url=stack.endpoint_url,

@@ -291,3 +291,19 @@ def test_unreadable_capture_lines_and_records_are_skipped_and_named(tmp_path: Pa
     assert report["problems"] == [f"{key} line 1: not JSON", f"{key} line 2: not JSON",
                                   (f"{key}: request 'broken' skipped: probabilities holds a row that is not "
                                   "{class: number}")]
+
+
+def test_a_label_given_again_replaces_the_earlier_one_in_arrival_order_then_bulk_files(tmp_path: Path) -> None:
+    from stepml import feedback
+
+    store = DirectoryStore(tmp_path)
+    start = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    # ten corrections of one label within one day: their uuids sort at random, their times do not
+    for minute in range(10):
+        feedback.store_items(store, MODEL, [{"request_id": "r1", "row": 0, "actual": minute}], None,
+                             now=start + timedelta(minutes=minute))
+    feedback.store_items(store, MODEL, [{"request_id": "r2", "row": 0, "actual": "api"}], None, now=start)
+    assert monitoring.load_feedback(store, MODEL, []) == {("r1", 0): 9, ("r2", 0): "api"}
+    # a bulk file uploaded under feedback/<model>/ corrects the API's labels, whatever its name
+    store.put_bytes(f"{keys.feedback_prefix(MODEL)}a-corrections.csv", b"request_id,row,actual\nr2,0,bulk\n")
+    assert monitoring.load_feedback(store, MODEL, []) == {("r1", 0): 9, ("r2", 0): "bulk"}

@@ -132,9 +132,12 @@ def test_the_templates_alarms_exist_offline_and_notify_the_topic(local_stack: Lo
         AlarmNames=[f"stepml-{name}" for name in logical]
     )["MetricAlarms"]
     names = {a["AlarmName"] for a in alarms}
-    assert len(alarms) == len(logical) == 28
-    assert {"stepml-NotifyFunctionErrorsAlarm", "stepml-ApiLatencyAlarm", "stepml-PipelineFailedAlarm",
-            "stepml-EventsDeadLetterAlarm"} <= names
+    assert len(alarms) == len(logical)
+    # every function's errors and throttles, and the stack-wide ones
+    functions = [k for k, r in local_stack.template.resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    assert {f"stepml-{f}{kind}Alarm" for f in functions for kind in ("Errors", "Throttles")} <= names
+    assert {"stepml-ApiLatencyAlarm", "stepml-ApiServerErrorsAlarm", "stepml-PipelineFailedAlarm",
+            "stepml-EventsDeadLetterAlarm", "stepml-MonitorFeatureDriftAlarm", "stepml-MonitorPredictionDriftAlarm"} <= names
     assert all(a["AlarmActions"] == [local_stack.outputs["NotificationTopicArn"]] for a in alarms)
     errors = next(a for a in alarms if a["AlarmName"] == "stepml-TrainFunctionErrorsAlarm")
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": local_stack.function_name("TrainFunction")}]

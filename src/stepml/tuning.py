@@ -261,7 +261,7 @@ def _search_family(
     if len(completed) < 2 or linear_output(default_penalty) is None:
         return None
     best = min(completed, key=lambda t: (t.value, t.number))
-    weight = float(best.params["linear_weight"])
+    weight = round(float(best.params["linear_weight"]), 2)  # Optuna's steps carry float noise (0.6000000000000001)
     family = (model_family.TREES if weight == 0 else model_family.LINEAR if weight == 1
               else model_family.BLEND)
     trees_loss = completed[0].value

@@ -112,3 +112,15 @@ def test_a_blend_weight_outside_zero_and_one_is_refused() -> None:
     config, train, _, schema = _prepared(_smooth(120), "later", "regression")
     with pytest.raises(ValueError, match="linear_weight must be between 0 and 1"):
         fit(train, "later", schema, "regression", config, family=model_family.BLEND, linear_weight=1.0)
+
+
+@pytest.mark.parametrize(("small", "floor"), [(True, tuning.SMALL_TABLE_MIN_LEAF), (False, 5)])
+def test_small_tables_let_the_search_try_leaves_of_a_row(small: bool, floor: int) -> None:
+    optuna = pytest.importorskip("optuna")
+    # Given one trial of a search
+    trial = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0)).ask()
+    # When the search space is drawn for a small (or a large) table
+    tuning.search_space(trial, small=small)
+    # Then a small table's leaves may hold a single row; a large one's at least 5
+    assert trial.distributions["min_samples_leaf"].low == floor
+    assert floor == 1 if small else floor == 5

@@ -272,14 +272,14 @@ def _search_family(
     weight = round(float(best.params["linear_weight"]), 2)  # Optuna's steps carry float noise (0.6000000000000001)
     family = (model_family.TREES if weight == 0 else model_family.LINEAR if weight == 1
               else model_family.BLEND)
-    trees_loss = completed[0].value
+    # the enqueued trees-alone trial is the first; every completed trial has its (finite) loss
+    losses = {"trees": float(completed[0].value or 0.0), family: float(best.value or 0.0)}
     return {
         "family": family,
         "linear_params": {} if family == model_family.TREES else {penalty: float(best.params[penalty])},
         "linear_weight": weight,
         "family_trials": len(completed),
-        "family_losses": {"trees": float(trees_loss) if trees_loss is not None else float("nan"),
-                          family: float(best.value) if best.value is not None else float("nan")},
+        "family_losses": losses,
     }
 
 

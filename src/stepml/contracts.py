@@ -139,6 +139,13 @@ class TuningSummary(TypedDict):
     validation_rows: int
     best_params: dict[str, Any]
     ensemble: list[dict[str, Any]]
+    # on tables the model families suit (stepml.tuning's family phase): trees, linear or blend, the
+    # linear model's penalty, its weight in the blend, and the validation losses it was chosen by
+    family: NotRequired[str]
+    linear_params: NotRequired[dict[str, Any]]
+    linear_weight: NotRequired[float]
+    family_trials: NotRequired[int]
+    family_losses: NotRequired[dict[str, float]]
 
 
 class AutoChoiceSummary(TypedDict):

@@ -59,14 +59,15 @@ def suits(train: pd.DataFrame, schema: list[dict[str, Any]]) -> bool:
 
 
 def linear_estimator(config: DatasetConfig, task: str, params: dict[str, Any] | None = None) -> Any:
-    """The untrained linear model: RidgeCV, or LogisticRegression (classes weighted as the
-    recipe's trees weight them; ``params``: its chosen ``C``)."""
-    from sklearn.linear_model import LogisticRegression, RidgeCV
+    """The untrained linear model: RidgeCV (``Ridge`` when ``params`` fix its ``alpha``, as
+    :mod:`stepml.tuning` does), or LogisticRegression (classes weighted as the recipe's trees
+    weight them; ``params``: its chosen ``C``)."""
+    from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 
     from stepml.recipes import CLASS_WEIGHTED_METRICS
 
     if task == "regression":
-        return RidgeCV(alphas=RIDGE_ALPHAS)
+        return Ridge(**params) if params else RidgeCV(alphas=RIDGE_ALPHAS)
     weights = "balanced" if config.metric_for(task) in CLASS_WEIGHTED_METRICS else None
     return LogisticRegression(max_iter=LOGISTIC_MAX_ITER, class_weight=weights, **(params or {}))
 
@@ -96,12 +97,14 @@ def _linear_parts(schema: list[dict[str, Any]]) -> list[tuple[str, Any, list[str
 def build_pipeline(
     schema: list[dict[str, Any]], task: str, config: DatasetConfig, family: str,
     trees: Pipeline | None = None, features: pd.DataFrame | None = None,
-    linear_params: dict[str, Any] | None = None,
+    linear_params: dict[str, Any] | None = None, linear_weight: float | None = None,
 ) -> Pipeline:
     """The untrained pipeline of ``family``; ``trees``: the recipe's untrained pipeline (returned
-    as it is for :data:`TREES`); ``features``: the training rows' model frame (a blend's members
+    as it is for :data:`TREES`; a voting ensemble of boosters, as :mod:`stepml.tuning` fits, joins
+    a blend member by member); ``features``: the training rows' model frame (a blend's members
     pick their columns by position, which the one-hot encoder's categories decide);
-    ``linear_params``: the linear model's chosen settings (:func:`compare`)."""
+    ``linear_params``: the linear model's chosen settings (:func:`compare`); ``linear_weight``:
+    the linear model's share of a blend (None: an even average of the trees and the line)."""
     from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import VotingClassifier, VotingRegressor
@@ -121,16 +124,29 @@ def build_pipeline(
         remainder="drop",
     )
     spans = clone(columns).fit(features).output_indices_
-    models = {"trees": trees.named_steps["model"], "linear": linear_estimator(config, task, linear_params)}
+    boosters = trees.named_steps["model"]
+    # a tuned ensemble's boosters become members of their own (a voting estimator inside another
+    # does not convert to ONNX), sharing the trees' share of the blend evenly
+    named = ([(f"trees{index}", model) for index, (_, model) in enumerate(boosters.estimators)]
+             if isinstance(boosters, (VotingClassifier, VotingRegressor)) else [("trees", boosters)])
+    models = {"trees": named, "linear": [("linear", linear_estimator(config, task, linear_params))]}
     members = []
     for member, listed in parts.items():
         positions = [i for name, _, _ in listed for i in range(*spans[f"{member}_{name}"].indices(10**9))]
-        select = ColumnTransformer([("keep", "passthrough", positions)], remainder="drop")
-        members.append((member, Pipeline([("select", select), ("model", models[member])])))
+        for label, model in models[member]:
+            select = ColumnTransformer([("keep", "passthrough", positions)], remainder="drop")
+            members.append((label, Pipeline([("select", select), ("model", model)])))
+    weights = None
+    if linear_weight is not None:
+        if not 0.0 < linear_weight < 1.0:
+            raise ValueError(f"a blend's linear_weight must be between 0 and 1 (exclusive), got {linear_weight}")
+        # an array: skl2onnx normalises it with .sum()
+        weights = np.array([(1.0 - linear_weight) / len(named)] * len(named) + [linear_weight])
     if task == "classification":
         # flatten_transform=False: skl2onnx converts only the unflattened soft-voting layout
-        return Pipeline([("columns", columns), ("model", VotingClassifier(members, voting="soft", flatten_transform=False))])
-    return Pipeline([("columns", columns), ("model", VotingRegressor(members))])
+        voting = VotingClassifier(members, voting="soft", weights=weights, flatten_transform=False)
+        return Pipeline([("columns", columns), ("model", voting)])
+    return Pipeline([("columns", columns), ("model", VotingRegressor(members, weights=weights))])
 
 
 def compare(
@@ -173,7 +189,7 @@ def compare(
                 if list(linear.classes_) != list(classes):  # a class missing from the fitting rows
                     return TREES, {}, {}
                 probabilities = linear.predict_proba(validating)
-                loss = _loss(task, y_val, probabilities, classes, config)
+                loss = validation_loss(task, y_val, probabilities, classes, config)
                 if loss < best_loss:
                     best_loss, chosen, outputs[LINEAR] = loss, params, probabilities
     except (ValueError, TypeError, ArithmeticError) as exc:
@@ -181,14 +197,14 @@ def compare(
         return TREES, {}, {}
     if blend:
         outputs[BLEND] = (outputs[TREES] + outputs[LINEAR]) / 2
-    scores = {family: _score(task, metric, y_val, output, classes) for family, output in outputs.items()}
-    losses = {family: _loss(task, y_val, output, classes, config) for family, output in outputs.items()}
+    scores = {family: validation_score(task, metric, y_val, output, classes) for family, output in outputs.items()}
+    losses = {family: validation_loss(task, y_val, output, classes, config) for family, output in outputs.items()}
     sign = 1.0 if higher_is_better else -1.0
     best = max(outputs, key=lambda family: (sign * scores[family], -losses[family], -FAMILIES.index(family)))
     return best, {family: round(float(score), 6) for family, score in scores.items()}, chosen
 
 
-def _score(task: str, metric: str, y_val: np.ndarray, output: np.ndarray, classes: np.ndarray | None) -> float:
+def validation_score(task: str, metric: str, y_val: np.ndarray, output: np.ndarray, classes: np.ndarray | None) -> float:
     from stepml.evaluation import metric_value
 
     if task == "classification":
@@ -197,7 +213,7 @@ def _score(task: str, metric: str, y_val: np.ndarray, output: np.ndarray, classe
     return float(metric_value(task, metric, y_val, output))
 
 
-def _loss(task: str, y_val: np.ndarray, output: np.ndarray, classes: np.ndarray | None, config: DatasetConfig) -> float:
+def validation_loss(task: str, y_val: np.ndarray, output: np.ndarray, classes: np.ndarray | None, config: DatasetConfig) -> float:
     """The smooth loss that breaks a tie of the primary metric (on 30 rows accuracy often ties):
     log loss (class-weighted when the classes are), or squared error."""
     if task == "regression":

@@ -41,11 +41,13 @@ def fit(
     target_transform: str | None = None,
     family: str = "trees",
     linear_params: dict[str, Any] | None = None,
+    linear_weight: float | None = None,
 ) -> Pipeline:
     """Fit the recipe on the training split (``params`` override ``config.params``; ``ensemble``:
     see :func:`build_pipeline`; ``target_transform``: a regression fitted on the transformed target,
     see :mod:`stepml.target_transform`; ``family``: the trees, or a linear model or blend for the
-    auto recipe, see :mod:`stepml.model_family`, with ``linear_params``)."""
+    auto recipe, see :mod:`stepml.model_family`, with ``linear_params`` and a blend's
+    ``linear_weight``)."""
     keep_rows = recipes.get(config.recipe).training_rows
     if keep_rows is not None:
         train = keep_rows(train, target, schema, task)
@@ -54,7 +56,8 @@ def fit(
     if family != "trees":
         from stepml import model_family
 
-        pipeline = model_family.build_pipeline(schema, task, config, family, pipeline, features, linear_params)
+        pipeline = model_family.build_pipeline(schema, task, config, family, pipeline, features, linear_params,
+                                               linear_weight)
     if target_transform is not None:
         from stepml import target_transform as transforms
 
@@ -129,7 +132,11 @@ def fit_recorded(
     if config.tune is None:
         return Fitted(fit(train, target, schema, task, config))
     result = tune(train, target, schema, task, config)
-    pipeline = fit(train, target, schema, task, config, params=result["best_params"], ensemble=result["ensemble"])
+    # the family phase's choice (stepml.tuning): the trees, the linear model, or a weighted blend
+    family = result.get("family", "trees")
+    pipeline = fit(train, target, schema, task, config, params=result["best_params"], ensemble=result["ensemble"],
+                   family=family, linear_params=result.get("linear_params"),
+                   linear_weight=result.get("linear_weight") if family == "blend" else None)
     return Fitted(pipeline, tuning=result)
 
 

@@ -22,6 +22,16 @@ two averaged 0.8727-0.8738; ranked by accuracy instead of loss, three averaged 0
 California RMSE 44,203-44,667 $ after 5-36 trials. The ONNX model holds every member: Adult's
 three members are ~2,300 trees, single-row ONNX inference ~4x the defaults' 400 trees.
 
+On tables where the ``auto`` recipe compares model families (:func:`stepml.model_family.suits`,
+no ``params`` fixed) the search goes on past the trees, on the same validation rows: a second,
+short Optuna study searches the linear model's regularisation (ridge ``alpha`` or logistic ``C``,
+out of :data:`LINEAR_PENALTIES`) and its weight in a blend with the averaged boosters (0: the
+trees alone, 1: the linear model alone, in steps of :data:`WEIGHT_STEP`), minimising the same
+validation loss. Its first trial is the trees alone, so a blend is kept only when it validates
+better. The family phase has :data:`FAMILY_SHARE` of the budget (its trials reuse one linear fit
+per penalty, so they cost milliseconds); the model is still one pipeline, a weighted
+``VotingRegressor`` / soft ``VotingClassifier`` that skl2onnx converts in float64.
+
 Optuna runs trials one at a time (``n_jobs=1``): the estimator already uses the cores through
 threads, and process-based parallelism is unavailable on Lambda. The budget is checked between
 trials, so a run can overrun it by about one trial.
@@ -37,7 +47,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
-from stepml import recipes
+from stepml import model_family, recipes
 from stepml.config import DatasetConfig
 from stepml.contracts import TuningSummary
 from stepml.errors import ConfigError
@@ -59,17 +69,33 @@ PATIENCE = 100
 #: unscaled, with 3,000 rounds at most; California RMSE 44,198-44,311 $ scaled, 44,310-44,488
 #: unscaled).
 ROUNDS_SCALE = 1 / (1 - VALIDATION_SIZE)
+#: Fewest rows a leaf may hold in the search on small tables. Five rows of 130 (a quarterly series'
+#: 33 years) is a leaf four years wide; the validation loss, not a floor, should say how fine the
+#: trees may cut (macrodata's tuned RMSE 0.399 with leaves of at least 5, 0.356 from 1; AutoGluon's
+#: forests and CatBoost also grow leaves of a row or two).
+SMALL_TABLE_MIN_LEAF = 1
+#: Share of the budget the family phase (linear penalty and blend weight) may take.
+FAMILY_SHARE = 0.15
+#: Most trials of the family phase: two parameters, a few dozen trials settle them.
+FAMILY_TRIALS = 60
+#: The linear model's penalties searched: ridge ``alpha`` or logistic ``C``, on standardised features.
+LINEAR_PENALTIES = tuple(float(value) for value in np.logspace(-3, 3, 13))
+#: The blend weights searched are multiples of this (coarse: on a few hundred validation rows a
+#: finer weight only fits their noise).
+WEIGHT_STEP = 0.1
 
 
-def search_space(trial: Any) -> dict[str, Any]:
-    """HistGradientBoosting parameters worth searching, with ranges that suit 1k-1M rows.
+def search_space(trial: Any, small: bool = False) -> dict[str, Any]:
+    """HistGradientBoosting parameters worth searching, with ranges that suit 1k-1M rows; on a
+    ``small`` table (at most :data:`stepml.model_family.MAX_TRAINING_ROWS` training rows) leaves
+    may hold down to :data:`SMALL_TABLE_MIN_LEAF` row(s).
 
     ``max_iter`` is not among them: each trial's early stopping chooses it.
     """
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 15, 127, log=True),
-        "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 100, log=True),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", SMALL_TABLE_MIN_LEAF if small else 5, 100, log=True),
         "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
         "max_features": trial.suggest_float("max_features", 0.5, 1.0),
     }
@@ -110,9 +136,12 @@ def tune(
     y_fit, y_val = labels(fitting[target]).to_numpy(), labels(validation[target]).to_numpy()
     fixed = dict(config.params)
     fixed_rounds = fixed.get("max_iter")
+    small = len(train) <= model_family.MAX_TRAINING_ROWS
+    families = not fixed and model_family.suits(train, schema)
+    outputs: dict[int, np.ndarray] = {}  # each trial's validation predictions, for the family phase
 
     def objective(trial: Any) -> float:
-        model = estimator(config, task, {**search_space(trial), **fixed})
+        model = estimator(config, task, {**search_space(trial, small), **fixed})
         if fixed_rounds is None:
             model.set_params(max_iter=MAX_ROUNDS, n_iter_no_change=PATIENCE)
         else:  # boost exactly the rounds the user fixed
@@ -126,7 +155,10 @@ def tune(
             model.fit(x_fit, y_fit, X_val=x_val, y_val=y_val, sample_weight_val=weights)
             losses = -np.asarray(model.validation_score_)  # after 0, 1, 2, ... rounds
             rounds = len(losses) - 1 if fixed_rounds is not None else max(1, int(np.argmin(losses)))
-            trial.set_user_attr("score", _metric_after(model, rounds, x_val, y_val, task, metric))
+            score, output = _metric_after(model, rounds, x_val, y_val, task, metric)
+            trial.set_user_attr("score", score)
+            if families:
+                outputs[trial.number] = output
         trial.set_user_attr("max_iter", fixed_rounds if fixed_rounds is not None else round(rounds * ROUNDS_SCALE))
         return float(losses[rounds])
 
@@ -135,7 +167,8 @@ def tune(
                 "max_leaf_nodes", "min_samples_leaf")}
     study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0})
     started = time.perf_counter()
-    study.optimize(objective, timeout=config.tune.budget_seconds, n_trials=None, n_jobs=1, catch=(ValueError,))
+    trees_budget = config.tune.budget_seconds * (1 - FAMILY_SHARE if families else 1)
+    study.optimize(objective, timeout=trees_budget, n_trials=None, n_jobs=1, catch=(ValueError,))
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         raise ConfigError("config tune: no trial completed within budget_seconds; raise the budget")
@@ -148,7 +181,7 @@ def tune(
             chosen.append(trial)
         if len(ensemble) == ENSEMBLE_SIZE:
             break
-    return {
+    summary: TuningSummary = {
         "trials": len(completed),
         "seconds": round(time.perf_counter() - started, 1),
         "metric": metric,
@@ -159,13 +192,106 @@ def tune(
         "best_params": ensemble[0],
         "ensemble": ensemble,
     }
+    if families:
+        trees_output = np.mean([outputs[trial.number] for trial in chosen], axis=0)
+        classes = np.unique(y_fit) if task == "classification" else None
+        remaining = max(1.0, config.tune.budget_seconds - (time.perf_counter() - started))
+        family = _search_family(study_seed=config.split.seed, timeout=remaining, schema=schema, task=task,
+                                config=config, fitting=fitting, validation=validation, y_fit=y_fit,
+                                y_val=y_val, trees_output=trees_output, classes=classes)
+        if family is not None:
+            summary["family"], summary["linear_params"] = family["family"], family["linear_params"]
+            summary["linear_weight"], summary["family_trials"] = family["linear_weight"], family["family_trials"]
+            summary["family_losses"] = family["family_losses"]
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    return summary
 
 
-def _metric_after(model: Any, rounds: int, x_val: np.ndarray, y_val: np.ndarray, task: str, metric: str) -> float:
-    """The primary metric of ``model``'s first ``rounds`` rounds on the validation split."""
+def _search_family(
+    study_seed: int, timeout: float, schema: list[dict[str, Any]], task: str, config: DatasetConfig,
+    fitting: pd.DataFrame, validation: pd.DataFrame, y_fit: np.ndarray, y_val: np.ndarray,
+    trees_output: np.ndarray, classes: np.ndarray | None,
+) -> dict[str, Any] | None:
+    """The family phase (module docstring): the linear model's penalty and its blend weight with
+    the trees' averaged validation predictions ``trees_output``, by validation loss. None when the
+    linear model cannot be fitted here (or misses a class): the trees are kept."""
+    import logging
+    import warnings
+
+    import optuna
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    features, validating = to_model_frame(fitting, schema), to_model_frame(validation, schema)
+    penalty = "alpha" if task == "regression" else "C"
+    linear_outputs: dict[float, np.ndarray | None] = {}
+
+    def linear_output(value: float) -> np.ndarray | None:
+        if value not in linear_outputs:
+            pipeline = model_family.build_pipeline(schema, task, config, model_family.LINEAR,
+                                                   linear_params={penalty: value})
+            try:
+                # one BLAS thread (see model_family.compare); lbfgs stopping at max_iter is fine here
+                with warnings.catch_warnings(), threadpool_limits(limits=1):
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    pipeline.fit(features, y_fit)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                logging.getLogger(__name__).info("linear family not fitted", extra={"reason": str(exc)[:300]})
+                linear_outputs[value] = None
+            else:
+                if task == "regression":
+                    linear_outputs[value] = pipeline.predict(validating)
+                else:
+                    same = classes is not None and list(pipeline.classes_) == list(classes)
+                    linear_outputs[value] = pipeline.predict_proba(validating) if same else None
+        return linear_outputs[value]
+
+    def blended(weight: float, value: float) -> np.ndarray | None:
+        line = linear_output(value)
+        return None if line is None else (1 - weight) * trees_output + weight * line
+
+    def objective(trial: Any) -> float:
+        weight = trial.suggest_float("linear_weight", 0.0, 1.0, step=WEIGHT_STEP)
+        value = trial.suggest_categorical(penalty, LINEAR_PENALTIES)
+        output = trees_output if weight == 0 else blended(weight, value)
+        if output is None:
+            raise optuna.TrialPruned
+        return model_family.validation_loss(task, y_val, output, classes, config)
+
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=study_seed))
+    default_penalty = 1.0
+    study.enqueue_trial({"linear_weight": 0.0, penalty: default_penalty})  # the trees alone: kept on a tie
+    study.enqueue_trial({"linear_weight": 0.5, penalty: default_penalty})
+    study.enqueue_trial({"linear_weight": 1.0, penalty: default_penalty})
+    study.optimize(objective, n_trials=3, n_jobs=1, catch=())  # the three enqueued: whatever the time left
+    study.optimize(objective, timeout=timeout, n_trials=FAMILY_TRIALS - 3, n_jobs=1, catch=())
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(completed) < 2 or linear_output(default_penalty) is None:
+        return None
+    best = min(completed, key=lambda t: (t.value, t.number))
+    weight = round(float(best.params["linear_weight"]), 2)  # Optuna's steps carry float noise (0.6000000000000001)
+    family = (model_family.TREES if weight == 0 else model_family.LINEAR if weight == 1
+              else model_family.BLEND)
+    # the enqueued trees-alone trial is the first; every completed trial has its (finite) loss
+    losses = {"trees": float(completed[0].value or 0.0), family: float(best.value or 0.0)}
+    return {
+        "family": family,
+        "linear_params": {} if family == model_family.TREES else {penalty: float(best.params[penalty])},
+        "linear_weight": weight,
+        "family_trials": len(completed),
+        "family_losses": losses,
+    }
+
+
+def _metric_after(
+    model: Any, rounds: int, x_val: np.ndarray, y_val: np.ndarray, task: str, metric: str
+) -> tuple[float, np.ndarray]:
+    """The primary metric of ``model``'s first ``rounds`` rounds on the validation split, and its
+    predictions there (class probabilities, or values)."""
     stages = model.staged_predict_proba(x_val) if task == "classification" else model.staged_predict(x_val)
     for _ in range(rounds):
         output = next(stages)
     if task == "classification":
-        return metric_value(task, metric, y_val, model.classes_[np.argmax(output, axis=1)], output, model.classes_)
-    return metric_value(task, metric, y_val, output)
+        predicted = model.classes_[np.argmax(output, axis=1)]
+        return metric_value(task, metric, y_val, predicted, output, model.classes_), output
+    return metric_value(task, metric, y_val, output), output

@@ -214,8 +214,13 @@ def test_a_tuned_classifier_averages_its_best_trials_and_exports(six_trials) -> 
 
     pipeline, result = fit_with_config(frame, "y", schema, "classification", tuned)
 
+    # a line in x and colour: the family phase gives the logistic model a share of the vote
+    assert result["family"] == "blend" and 0 < result["linear_weight"] < 1
     model = pipeline.named_steps["model"]
-    assert [m.get_params()["max_iter"] for _, m in model.estimators] == [p["max_iter"] for p in result["ensemble"]]
+    # the boosters, alone or beside the linear model in a blend (a member pipeline each, then)
+    boosters = [m.named_steps["model"] if hasattr(m, "named_steps") else m for _, m in model.estimators]
+    boosters = [m for m in boosters if type(m).__name__ == "HistGradientBoostingClassifier"]
+    assert [m.get_params()["max_iter"] for m in boosters] == [p["max_iter"] for p in result["ensemble"]]
     assert len(result["ensemble"]) == 3 and result["metric"] == "accuracy"
     assert result["validation_losses"] == sorted(result["validation_losses"])  # ranked by log-loss
     assert all(0.5 < s <= 1 for s in result["validation_scores"])

@@ -1,0 +1,126 @@
+"""``tune`` searches the model families too: after the boosters, the linear model's penalty and
+its weight in a blend, on the same validation rows; the winner is still one pipeline the two-block
+ONNX graph serves exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stepml import model_family, tuning
+from stepml.config import DatasetConfig
+from stepml.evaluation import metric_value
+from stepml.onnx_export import export, verify
+from stepml.preprocessing import feature_schema, split, to_model_frame
+from stepml.training import fit, fit_recorded
+
+BUDGET = 5  # seconds: a few booster trials, then the family phase's cached linear fits
+
+
+def _smooth(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A target that is a straight line in three numbers plus a region's offset (a few missing)."""
+    rng = np.random.default_rng(seed)
+    now, a, b = rng.uniform(1, 7, rows), rng.normal(0, 1, rows), rng.normal(0, 1, rows)
+    region = rng.choice(["north", "south", "east"], rows)
+    offset = pd.Series(region).map({"north": 0.3, "south": -0.2, "east": 0.0}).to_numpy()
+    later = 0.95 * now + 0.2 * a - 0.1 * b + offset + rng.normal(0, 0.02, rows)
+    a[rng.random(rows) < 0.05] = np.nan
+    return pd.DataFrame({"now": now, "a": a, "b": b, "region": region, "later": later})
+
+
+def _checkerboard(rows: int = 500, seed: int = 1) -> pd.DataFrame:
+    """A class that is the XOR of two thresholds: trees draw it, no line can."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0, 1, rows), rng.uniform(0, 1, rows)
+    return pd.DataFrame({"x": x, "y": y, "label": np.where((x > 0.5) ^ (y > 0.5), "in", "out")})
+
+
+def _prepared(frame: pd.DataFrame, target: str, task: str, **extra: Any) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    config = DatasetConfig.from_dict({"target": target, "tune": {"budget_seconds": BUDGET}, **extra})
+    train, test = split(frame, target, task, config)
+    return config, train, test, feature_schema(train, target)
+
+
+def test_tune_finds_the_line_in_a_smooth_regression_and_the_graph_serves_it() -> None:
+    # Given 300 rows whose target is a line in its features
+    config, train, test, schema = _prepared(_smooth(), "later", "regression")
+    # When tune searches the boosters, then the ridge penalty and the blend weight
+    fitted = fit_recorded(train, "later", schema, "regression", config)
+    summary = fitted.tuning
+    assert summary is not None
+    # Then it left the trees for the line (alone, or carrying most of a blend), by validation loss
+    assert summary["family"] in (model_family.LINEAR, model_family.BLEND)
+    assert summary["linear_weight"] >= 0.5 and "alpha" in summary["linear_params"]
+    assert summary["family_losses"][summary["family"]] < summary["family_losses"]["trees"]
+    # And the test rows say it was right: far better than the tuned trees alone
+    y_test = test["later"].to_numpy()
+    tuned = metric_value("regression", "rmse", y_test, fitted.pipeline.predict(to_model_frame(test, schema)))
+    trees = fit(train, "later", schema, "regression", config, params=summary["best_params"],
+                ensemble=summary["ensemble"])
+    trees_rmse = metric_value("regression", "rmse", y_test, trees.predict(to_model_frame(test, schema)))
+    assert tuned < trees_rmse / 2
+    # And the ONNX graph answers what scikit-learn answers, rows with a missing value included
+    result = verify(export(fitted.pipeline, schema, "regression"), fitted.pipeline, test, schema, "regression")
+    assert result.divergent_rows == 0 and result.rows_with_missing > 0
+    assert result.max_abs_difference < 1e-6
+
+
+def test_a_tuned_weighted_blend_of_several_boosters_serves_exactly() -> None:
+    # Given a two-class version of the smooth table and a tuned ensemble of two boosters
+    frame = _smooth(260)
+    frame["later"] = np.where(frame["later"] > frame["later"].median(), "high", "low")
+    config, train, test, schema = _prepared(frame, "later", "classification")
+    ensemble = [{"max_iter": 40, "max_leaf_nodes": 15}, {"max_iter": 60, "max_leaf_nodes": 31}]
+    # When the blend gives the logistic model 0.7 of the vote
+    pipeline = fit(train, "later", schema, "classification", config, params=ensemble[0], ensemble=ensemble,
+                   family=model_family.BLEND, linear_params={"C": 10.0}, linear_weight=0.7)
+    voting = pipeline.named_steps["model"]
+    # Then each booster is a member of its own beside the linear model, sharing the trees' 0.3
+    assert [name for name, _ in voting.estimators] == ["trees0", "trees1", "linear"]
+    np.testing.assert_allclose(voting.weights, [0.15, 0.15, 0.7])
+    features = pipeline.named_steps["columns"].transform(to_model_frame(test, schema))
+    members = voting.named_estimators_
+    expected = sum(w * members[n].predict_proba(features) for n, w in zip(members, voting.weights, strict=True))
+    np.testing.assert_allclose(pipeline.predict_proba(to_model_frame(test, schema)), expected)
+    # And the two-block ONNX graph agrees on every held-out row
+    result = verify(export(pipeline, schema, "classification"), pipeline, test, schema, "classification")
+    assert result.divergent_rows == 0 and result.max_abs_difference < 1e-6
+
+
+def test_tune_keeps_the_trees_on_a_checkerboard() -> None:
+    # Given classes no line can separate
+    config, train, _, schema = _prepared(_checkerboard(), "label", "classification")
+    # When tune searches
+    summary = fit_recorded(train, "label", schema, "classification", config).tuning
+    # Then the linear model gets little or no weight (trees alone, or a small share in a blend)
+    assert summary is not None and summary["family"] in (model_family.TREES, model_family.BLEND)
+    assert summary["linear_weight"] <= 0.3
+
+
+def test_fixed_params_skip_the_family_phase() -> None:
+    # Given a config that fixes a booster parameter (the user asked for those trees)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression", params={"max_leaf_nodes": 15})
+    # Then tune searches the boosters only, as before
+    summary = tuning.tune(train, "later", schema, "regression", config)
+    assert "family" not in summary
+
+
+def test_a_blend_weight_outside_zero_and_one_is_refused() -> None:
+    config, train, _, schema = _prepared(_smooth(120), "later", "regression")
+    with pytest.raises(ValueError, match="linear_weight must be between 0 and 1"):
+        fit(train, "later", schema, "regression", config, family=model_family.BLEND, linear_weight=1.0)
+
+
+@pytest.mark.parametrize(("small", "floor"), [(True, tuning.SMALL_TABLE_MIN_LEAF), (False, 5)])
+def test_small_tables_let_the_search_try_leaves_of_a_row(small: bool, floor: int) -> None:
+    optuna = pytest.importorskip("optuna")
+    # Given one trial of a search
+    trial = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0)).ask()
+    # When the search space is drawn for a small (or a large) table
+    tuning.search_space(trial, small=small)
+    # Then a small table's leaves may hold a single row; a large one's at least 5
+    assert trial.distributions["min_samples_leaf"].low == floor
+    assert floor == 1 if small else floor == 5

@@ -75,7 +75,9 @@ def spark_metrics(dataset: Any, params: dict[str, Any]) -> dict[str, Any]:
     metrics = {k: round(v, 4) for k, v in assessment["evaluation"]["metrics"].items()}
     return {"metrics": metrics, "seconds": round(seconds, 1), "fit_seconds": state["train_seconds"],
             "rounds": state["auto_choice"]["rounds"], "train_rows": state["train_rows"],
-            "test_rows": state["test_rows"], "params": {**spark_job.SPARK_XGBOOST_PARAMS, **params}}
+            "test_rows": state["test_rows"],
+            "params": {**spark_job.SPARK_XGBOOST_PARAMS, **params,
+                       **({"n_estimators": state["auto_choice"]["rounds"]} if state["auto_choice"]["rounds"] else {})}}
 
 
 def main() -> None:
@@ -103,7 +105,7 @@ def main() -> None:
             table.add_row(name, f"{row['train_rows']:,}", f"{row['test_rows']:,}", str(row["rounds"]),
                           *(f"{row['metrics'].get(m, float('nan')):.4f}" for m in spark["metrics"]),
                           f"{row['seconds']}")
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     console.print(table)
     result: dict[str, Any] = {"measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                               "dataset": dataset.name, "split": dataset.config["split"], "spark": spark, "auto": auto}

@@ -244,12 +244,13 @@ def _spark_arguments(features: Any, label: str, spark: Any, seed: int) -> dict[s
     return arguments
 
 
-def _fit_params(config: DatasetConfig, encoded: Any, names: list[str], label: str, task: str,
+def _fit_params(config: DatasetConfig, encoded: Any, names: list[str], label: str, classes: int | None,
                 seed: int) -> tuple[dict[str, Any], int | None, int]:
     """XGBoost's parameters for the final fit, the rounds chosen and the validation rows.
 
     As the auto recipe does (:mod:`stepml.auto_selection`): unless ``params`` fix the rounds, a
-    fifth of (a sample of at most :data:`VALIDATION_FIT_ROWS`) encoded training rows is held out,
+    fifth of (a sample of at most :data:`VALIDATION_FIT_ROWS`) encoded training rows is held out
+    (``classes``: a classification's number of classes; each must be among the rest),
     the booster boosts on the rest until the held-out loss has not fallen for ``PATIENCE`` rounds,
     and the final fit on every training row boosts the best round x ``ROUNDS_SCALE``. The sample
     is small enough for the driver: this fit is plain XGBoost there, not a second Spark job.
@@ -271,8 +272,10 @@ def _fit_params(config: DatasetConfig, encoded: Any, names: list[str], label: st
     if held_out.sum() < 10 or (~held_out).sum() < 10:
         return params, None, 0
     x, y = frame[names].to_numpy(), frame[label].to_numpy()
+    if classes is not None and len(np.unique(y[~held_out])) < classes:
+        return params, None, 0  # a class too rare for the sample: the defaults' rounds, as auto does
     weights = frame[WEIGHT].to_numpy() if WEIGHT in frame.columns else np.ones(len(frame))
-    model = (XGBClassifier if task == "classification" else XGBRegressor)(
+    model = (XGBRegressor if classes is None else XGBClassifier)(
         **{**params, "n_estimators": MAX_ROUNDS}, early_stopping_rounds=PATIENCE, random_state=seed,
         missing=float("nan"), tree_method="hist", n_jobs=2)
     try:
@@ -370,7 +373,7 @@ def train_on_spark(spark: Any, args: JobArguments, settings: Settings) -> dict[s
         _spark35_compatible_xgboost()
         estimator = SparkXGBClassifier if codes is not None else SparkXGBRegressor
         started = time.perf_counter()
-        params, rounds, validation_rows = _fit_params(config, encoded, names, label, task, seed)
+        params, rounds, validation_rows = _fit_params(config, encoded, names, label, None if codes is None else len(codes.labels), seed)
         try:
             model = estimator(**_spark_arguments(features, label, spark, seed), **params).fit(features)
         except (ValueError, TypeError) as exc:

@@ -32,12 +32,17 @@ def states(stack: LocalStack, execution: dict) -> list[str]:
     return [s["name"] for s in client.run(execution["executionArn"])["states"]]
 
 
-def run(stack: LocalStack, dataset: str, body: bytes, config: bytes | None = None) -> dict:
+#: Seconds a run that trains on Spark may take: a JVM start, the Spark jobs and XGBoost took
+#: 1-2 min on 2 busy cores, 4-6 min when the machine was shared by five test runs.
+SPARK_RUN_SECONDS = 600.0
+
+
+def run(stack: LocalStack, dataset: str, body: bytes, config: bytes | None = None, timeout: float = 300.0) -> dict:
     if config is not None:
         stack.client("s3").put_object(Bucket=stack.bucket, Key=f"config/{dataset}.yaml", Body=config)
     key = f"raw/{dataset}/data.csv"
     since = upload(stack, key, body)
-    return wait_for_execution(stack, since=since, key=key)
+    return wait_for_execution(stack, since=since, key=key, timeout=timeout)
 
 
 def test_a_small_upload_trains_on_lambda(small_limits_stack) -> None:
@@ -107,7 +112,7 @@ def test_an_upload_over_the_threshold_trains_through_glue_registers_a_verified_v
     body = regression_csv(3000, 8)
     assert THRESHOLD < len(body) < MAXIMUM
 
-    execution = run(small_limits_stack, "sparkprice", body)
+    execution = run(small_limits_stack, "sparkprice", body, timeout=SPARK_RUN_SECONDS)
 
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     taken = states(small_limits_stack, execution)
@@ -153,7 +158,7 @@ def test_a_classification_trained_on_spark_answers_in_the_users_labels_with_prob
     # XGBoost and come back as the user's labels from the registry and the API. The first 300
     # rows are the test set (split.test_rows), as on the Lambda path.
     execution = run(small_limits_stack, "sparklevel", classification_csv(1500, 10),
-                    config=b"target: level\nengine: spark\nsplit:\n  test_rows: 300\n")
+                    config=b"target: level\nengine: spark\nsplit:\n  test_rows: 300\n", timeout=SPARK_RUN_SECONDS)
 
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     taken = states(small_limits_stack, execution)

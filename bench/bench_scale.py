@@ -120,11 +120,11 @@ class SparkJobWatch(threading.Thread):
         self.peak_mb = 0.0
         self.first: float | None = None
         self.last: float | None = None
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
         me = os.getpid()
-        while not self._stop.is_set():
+        while not self._done.is_set():
             tree = _children()
             descendants, todo = [], list(tree.get(me, []))
             while todo:
@@ -142,10 +142,10 @@ class SparkJobWatch(threading.Thread):
                     total += _rss_mb(pid)
                     todo.extend(tree.get(pid, []))
                 self.peak_mb = max(self.peak_mb, total)
-            self._stop.wait(POLL_SECONDS)
+            self._done.wait(POLL_SECONDS)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join()
 
 

@@ -135,9 +135,14 @@ def _input_path(spark: Any, store: S3Store, key: str, version_id: str | None, wo
     (one machine; Spark's s3a connector is not in PyPI's pyspark)."""
     if not spark.sparkContext.master.startswith("local"):
         return f"s3://{store.bucket}/{key}"
+    import shutil
+
+    if store.head(key) is None:
+        raise DataError(f"s3://{store.bucket}/{key} does not exist")
     path = os.path.join(workdir, f"{len(os.listdir(workdir))}.csv")
-    with open(path, "wb") as out:
-        out.write(store.get_bytes(key, version_id))
+    request = {"Bucket": store.bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+    with open(path, "wb") as out:  # streamed: a large upload is never whole in the driver's memory
+        shutil.copyfileobj(store.client.get_object(**request)["Body"], out, 1 << 20)
     return path
 
 

@@ -146,6 +146,17 @@ bench: bench-models bench-inference bench-local-api bench-stage-memory  ## the b
 bench-stage-memory: venv  ## peak MB per stage for Adult-like uploads, largest upload each MemorySize takes -> bench/results/stage_memory.json
 	$(BIN)/python bench/bench_stage_memory.py --output bench/results/stage_memory.json
 
+# --- Scale: both engines from 50k to 10M rows ------------------------------------------------------
+# SCALE_SIZES narrows the sweep (e.g. make bench-scale SCALE_SIZES="50000 200000"); the whole one
+# takes hours on 2 cores. Needs Java (make java) and the seed datasets (STEPML_DATA_DIR).
+SCALE_SIZES ?= 50000 200000 500000 2000000 10000000
+.PHONY: bench-scale bench-spark-quality
+bench-scale: venv java  ## Lambda vs Spark path per stage (s, peak MB), rows/s, where each stops, implied SparkThresholdBytes -> bench/results/scale.json
+	$(BIN)/python bench/bench_scale.py --sizes $(SCALE_SIZES) --output bench/results/scale.json
+
+bench-spark-quality: venv java  ## Adult (official split) through the Spark path vs auto: accuracy gap -> bench/results/spark_quality.json
+	$(BIN)/python bench/bench_spark_quality.py --output bench/results/spark_quality.json
+
 # --- Model benchmark: recipes x seed datasets ---------------------------------------------------
 # AutoGluon is the reference `auto` is measured against: bench-only, in its own .venv-autogluon
 # (its pins clash with the project's), pinned by constraints-autogluon.txt; never in a Lambda layer.

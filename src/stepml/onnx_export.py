@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from stepml import target_transform
+from stepml import labelled_classifier, target_transform
 from stepml.dateparts import model_features
 from stepml.errors import ModelExportError
 from stepml.onnx_model import (
@@ -288,6 +288,7 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     _register_converters()
     preprocessing, estimator = _split_pipeline(pipeline)
     estimator, inverse = target_transform.unwrap(estimator)  # a log-target model: its inner regressor
+    estimator, labels = labelled_classifier.unwrap(estimator)  # a booster of class codes: its labels
     initial_types = [
         (f["name"], DoubleTensorType([None, 1]) if f["kind"] == "numeric" else StringTensorType([None, 1]))
         for f in schema
@@ -333,7 +334,8 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
     if inverse is not None:
         metadata[target_transform.META_TARGET_TRANSFORM] = inverse
     if task == "classification":
-        metadata[META_CLASSES] = json.dumps([_plain(c) for c in estimator.classes_])
+        classes = estimator.classes_ if labels is None else labels
+        metadata[META_CLASSES] = json.dumps([_plain(c) for c in classes])
     onnx.helper.set_model_props(merged, metadata)
     onnx.checker.check_model(merged)
     return merged.SerializeToString()

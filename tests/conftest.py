@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,52 @@ def head_bytes(path: Path, rows: int) -> bytes:
     with path.open("rb") as handle:
         lines = [next(handle) for _ in range(rows + 1)]
     return b"".join(lines)
+
+
+# -- pytest-xdist: `make test` runs the suite on two workers (`-n 2 --dist loadfile`) -------------
+#
+# With ``--dist loadfile`` a test file is one unit of work, so its module-scoped fixtures (an
+# offline stack, the SAM build, a moto server) are made once, on one worker. Files that share an
+# expensive session fixture form one unit together, so it is made once too. Units are handed out
+# in collection order (browser, e2e, functional, hostile, packaging, unit: the long ones first).
+
+#: Folders whose files share one session fixture: the browser tier's trained stack, its Chromium
+#: and its `stepml ui` server.
+SHARED_FOLDERS = ("tests/browser/",)
+
+#: Lines the workers' tests report for the terminal summary (tests/packaging: sizes, scans),
+#: gathered by the controller as each worker finishes.
+_worker_summaries: dict[str, list[str]] = {}
+
+
+def xdist_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its shared folder, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return next((folder for folder in SHARED_FOLDERS if path.startswith(folder)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, each folder of :data:`SHARED_FOLDERS` one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    for title, lines in getattr(node, "workeroutput", {}).get("stepml_summaries", {}).items():
+        _worker_summaries.setdefault(title, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for title, lines in _worker_summaries.items():
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)

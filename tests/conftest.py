@@ -58,40 +58,54 @@ def head_bytes(path: Path, rows: int) -> bytes:
     return b"".join(lines)
 
 
-# -- pytest-xdist: `make test` runs the suite on two workers (`-n 2 --dist loadfile`) -------------
+# -- pytest-xdist: `make test` runs the suite on two workers (`-n 2`, addopts `--dist loadgroup`) --
 #
-# With ``--dist loadfile`` a test file is one unit of work, so its module-scoped fixtures (an
-# offline stack, the SAM build, a moto server) are made once, on one worker. Files that share an
-# expensive session fixture form one unit together, so it is made once too. Units are handed out
-# in collection order (browser, e2e, functional, hostile, packaging, unit: the long ones first).
+# A test file is one unit of work, so its module-scoped fixtures (an offline stack, the SAM build,
+# a moto server) are made once, on one worker. Tests that use one of SHARED_FIXTURES form one unit
+# across files (xdist_group): the session fixture is made once, and those tests run in the order
+# they run without workers. Units are handed out in collection order (browser, e2e, functional,
+# hostile, packaging, unit: the long ones first).
 
-#: Folders whose files share one session fixture: the browser tier's trained stack, its Chromium
-#: and its `stepml ui` server.
-SHARED_FOLDERS = ("tests/browser/",)
+#: Expensive session fixtures → the group of the tests that use them.
+SHARED_FIXTURES = {
+    "local_stack": "local_stack",  # tests/e2e: the offline stack named "stepml"
+    "offline_stack": "browser",  # tests/browser: the trained stack, `stepml ui` and Chromium
+    "ui_url": "browser",
+    "browser": "browser",
+}
 
 #: Lines the workers' tests report for the terminal summary (tests/packaging: sizes, scans),
 #: gathered by the controller as each worker finishes.
 _worker_summaries: dict[str, list[str]] = {}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the mark into "@group"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        groups = {SHARED_FIXTURES[name] for name in getattr(item, "fixturenames", ()) if name in SHARED_FIXTURES}
+        if groups:
+            item.add_marker(pytest.mark.xdist_group("+".join(sorted(groups))))
+
+
 def xdist_unit(nodeid: str) -> str:
-    """The unit of work a test belongs to: its shared folder, else its file."""
-    path = nodeid.split("::", 1)[0]
-    return next((folder for folder in SHARED_FOLDERS if path.startswith(folder)), path)
+    """The unit of work a test belongs to: its group (xdist's ``@group`` suffix), else its file."""
+    if "@" in nodeid:
+        return nodeid.rsplit("@", 1)[1]
+    return nodeid.split("::", 1)[0]
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadfile``, each folder of :data:`SHARED_FOLDERS` one unit."""
-    if config.getvalue("dist") != "loadfile":
+    """``--dist loadgroup`` with files, not single tests, as the units of tests without a group."""
+    if config.getvalue("dist") != "loadgroup":
         return None
-    from xdist.scheduler import LoadFileScheduling
+    from xdist.scheduler import LoadScopeScheduling
 
-    class SharedFixtureScheduling(LoadFileScheduling):
+    class FileOrGroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_unit(nodeid)
 
-    return SharedFixtureScheduling(config, log)
+    return FileOrGroupScheduling(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)

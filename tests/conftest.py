@@ -58,20 +58,26 @@ def head_bytes(path: Path, rows: int) -> bytes:
     return b"".join(lines)
 
 
-# -- pytest-xdist: `make test` runs the suite on two workers (`-n 2`, addopts `--dist loadgroup`) --
+# -- pytest-xdist: `make test` runs the suite on two workers (`-n 2`, addopts `--dist loadfile`) ---
 #
 # A test file is one unit of work, so its module-scoped fixtures (an offline stack, the SAM build,
-# a moto server) are made once, on one worker. Tests that use one of SHARED_FIXTURES form one unit
-# across files (xdist_group): the session fixture is made once, and those tests run in the order
-# they run without workers. Units are handed out in collection order (browser, e2e, functional,
-# hostile, packaging, unit: the long ones first).
+# a moto server) are made once, on one worker. The files of one SHARED_UNITS entry are one unit
+# together: the session fixture they share is made once, and they run in their usual order. Units
+# are handed out in collection order (browser, e2e, functional, hostile, packaging, unit: the long
+# ones first).
 
-#: Expensive session fixtures → the group of the tests that use them.
-SHARED_FIXTURES = {
-    "local_stack": "local_stack",  # tests/e2e: the offline stack named "stepml"
-    "offline_stack": "browser",  # tests/browser: the trained stack, `stepml ui` and Chromium
-    "ui_url": "browser",
-    "browser": "browser",
+#: Files (or folders) that share an expensive session fixture → their unit's name.
+SHARED_UNITS = {
+    # the browser tier's trained stack, `stepml ui` and Chromium
+    "tests/browser/": "browser",
+    # tests/e2e's `local_stack` (the offline stack named "stepml"). It must be the first stack of
+    # its worker's process: a stack started after another one in the process was stopped refuses
+    # its administrator's keys (test_smoke after test_local_invoke's own stack).
+    **dict.fromkeys(
+        [f"tests/e2e/test_{name}.py" for name in
+         ("cli", "monitor", "notifications", "pipeline", "real_datasets", "smoke", "strict_stack")],
+        "local_stack",
+    ),
 }
 
 #: Lines the workers' tests report for the terminal summary (tests/packaging: sizes, scans),
@@ -79,33 +85,24 @@ SHARED_FIXTURES = {
 _worker_summaries: dict[str, list[str]] = {}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the mark into "@group"
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        groups = {SHARED_FIXTURES[name] for name in getattr(item, "fixturenames", ()) if name in SHARED_FIXTURES}
-        if groups:
-            item.add_marker(pytest.mark.xdist_group("+".join(sorted(groups))))
-
-
 def xdist_unit(nodeid: str) -> str:
-    """The unit of work a test belongs to: its group (xdist's ``@group`` suffix), else its file."""
-    if "@" in nodeid:
-        return nodeid.rsplit("@", 1)[1]
-    return nodeid.split("::", 1)[0]
+    """The unit of work a test belongs to: its SHARED_UNITS entry, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return next((unit for prefix, unit in SHARED_UNITS.items() if path.startswith(prefix)), path)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` with files, not single tests, as the units of tests without a group."""
-    if config.getvalue("dist") != "loadgroup":
+    """``--dist loadfile``, with each SHARED_UNITS group of files as one unit."""
+    if config.getvalue("dist") != "loadfile":
         return None
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.scheduler import LoadFileScheduling
 
-    class FileOrGroupScheduling(LoadScopeScheduling):
+    class SharedFixtureScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_unit(nodeid)
 
-    return FileOrGroupScheduling(config, log)
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,63 @@ def head_bytes(path: Path, rows: int) -> bytes:
     with path.open("rb") as handle:
         lines = [next(handle) for _ in range(rows + 1)]
     return b"".join(lines)
+
+
+# -- pytest-xdist: `make test` runs the suite on two workers (`-n 2`, addopts `--dist loadfile`) ---
+#
+# A test file is one unit of work, so its module-scoped fixtures (an offline stack, the SAM build,
+# a moto server) are made once, on one worker. The files of one SHARED_UNITS entry are one unit
+# together: the session fixture they share is made once, and they run in their usual order. Units
+# are handed out in collection order (browser, e2e, functional, hostile, packaging, unit: the long
+# ones first).
+
+#: Files (or folders) that share an expensive session fixture → their unit's name.
+SHARED_UNITS = {
+    # the browser tier's trained stack, `stepml ui` and Chromium
+    "tests/browser/": "browser",
+    # tests/e2e's `local_stack` (the offline stack named "stepml"). It must be the first stack of
+    # its worker's process: a stack started after another one in the process was stopped refuses
+    # its administrator's keys (test_smoke after test_local_invoke's own stack).
+    **dict.fromkeys(
+        [f"tests/e2e/test_{name}.py" for name in
+         ("cli", "monitor", "notifications", "pipeline", "real_datasets", "smoke", "strict_stack")],
+        "local_stack",
+    ),
+}
+
+#: Lines the workers' tests report for the terminal summary (tests/packaging: sizes, scans),
+#: gathered by the controller as each worker finishes.
+_worker_summaries: dict[str, list[str]] = {}
+
+
+def xdist_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its SHARED_UNITS entry, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return next((unit for prefix, unit in SHARED_UNITS.items() if path.startswith(prefix)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, with each SHARED_UNITS group of files as one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    for title, lines in getattr(node, "workeroutput", {}).get("stepml_summaries", {}).items():
+        _worker_summaries.setdefault(title, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for title, lines in _worker_summaries.items():
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -26,8 +26,15 @@ LAMBDA_PYTHON = (3, 12)
 _summary_lines: list[str] = []
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # On an xdist worker, hand the lines to the controller (tests/conftest.py prints them there).
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and _summary_lines:
+        workeroutput.setdefault("stepml_summaries", {})["stepml packaging"] = list(_summary_lines)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _summary_lines:
+    if _summary_lines and not hasattr(terminalreporter.config, "workerinput"):
         terminalreporter.section("stepml packaging")
         for line in _summary_lines:
             terminalreporter.write_line(line)

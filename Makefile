@@ -29,9 +29,9 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-# Two pytest-xdist workers (CI has 2 cores; much of the suite waits on subprocesses and servers).
-# Which tests run together: tests/conftest.py. TEST_WORKERS=0 runs everything in this process.
-TEST_WORKERS ?= 2
+# pytest-xdist workers: 0 (one process) until a full two-worker run has passed; `make test
+# TEST_WORKERS=2` tries two (what runs together: tests/conftest.py).
+TEST_WORKERS ?= 0
 
 test: venv browser java tools checkov-venv  ## everything: unit, functional, end-to-end, template checks and scans, the SAM build
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)

@@ -535,11 +535,13 @@ def duplicate_rows(frame: pd.DataFrame) -> int:
     memory holds two numbers per row, not one per cell as ``DataFrame.duplicated`` does.
     """
     groups = np.zeros(len(frame), dtype=np.int64)
+    distinct = 1 if len(frame) else 0
     for name in frame.columns:
         codes, uniques = pd.factorize(frame[name], use_na_sentinel=False)
-        groups, _ = pd.factorize(groups * len(uniques) + codes)  # < rows * rows: fits 64 bits
+        groups, found = pd.factorize(groups * len(uniques) + codes)  # < rows * rows: fits 64 bits
+        distinct = len(found)
         del codes
-    return int(len(frame) - (groups.max() + 1)) if len(frame) else 0
+    return len(frame) - distinct
 
 
 def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[str, Any]:

@@ -31,6 +31,17 @@ def clean(
     a short test split, may be too short to tell); found on ``frame`` when not given.
     The other recipes keep incomplete rows: their pipelines impute.
     """
+    rows, kept = _kept(frame, target, config, ids)
+    # one copy of the kept rows and columns (a copy per step is a copy of the table each)
+    cleaned = frame.loc[rows, kept]
+    cleaned.reset_index(drop=True, inplace=True)
+    return cleaned
+
+
+def _kept(
+    frame: pd.DataFrame, target: str, config: DatasetConfig, ids: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Which rows (a mask) and columns :func:`clean` keeps."""
     excluded = [c for c in config.excluded_columns if c in frame.columns]
     dates = date_columns(frame, exclude=(target, *excluded))
     if ids is None:
@@ -40,10 +51,7 @@ def clean(
     rows = frame[target].notna()
     if recipes.get(config.recipe).complete_rows_only:
         rows &= frame[kept].notna().all(axis=1)
-    # one copy of the kept rows and columns (a copy per step is a copy of the table each)
-    cleaned = frame.loc[rows.to_numpy(), kept]
-    cleaned.reset_index(drop=True, inplace=True)
-    return cleaned
+    return rows.to_numpy(), kept
 
 
 def split(
@@ -75,19 +83,27 @@ def split(
         if rows >= len(frame):
             raise DataError(f"config split.test_rows is {rows} but the upload has only {len(frame)} rows")
         return clean(frame.iloc[rows:], target, config, ids), clean(frame.iloc[:rows], target, config, ids)
-    cleaned = clean(frame, target, config, ids)
+    # The split is drawn over the kept rows' positions, and each side copied once from ``frame``:
+    # the same rows, in the same order, as splitting a cleaned copy, without that third copy.
+    mask, kept = _kept(frame, target, config, ids)
+    positions = np.flatnonzero(mask)
+    labels = frame[target].to_numpy()[positions]
     stratify = None
     test_size: float | int = config.split.test_size
-    if config.split.stratify and task == "classification" and cleaned[target].value_counts().min() >= 2:
+    counts = pd.Series(labels).value_counts()
+    if config.split.stratify and task == "classification" and counts.min() >= 2:
         # A stratified split puts at least one row of every class on each side: with many classes
         # and few rows, hold out one row per class even where test_size would give fewer (every
         # class has two rows, so the training side keeps one of each too).
-        test_size = max(math.ceil(test_size * len(cleaned)), cleaned[target].nunique())
-        stratify = cleaned[target]
-    train, test = train_test_split(
-        cleaned, test_size=test_size, random_state=config.split.seed, stratify=stratify
+        test_size = max(math.ceil(test_size * len(positions)), len(counts))
+        stratify = labels
+    train_rows, test_rows = train_test_split(
+        positions, test_size=test_size, random_state=config.split.seed, stratify=stratify
     )
-    del cleaned, stratify
+    del labels, stratify, positions
+    columns = [frame.columns.get_loc(c) for c in kept]
+    train = frame.iloc[train_rows, columns]
+    test = frame.iloc[test_rows, columns]
     train.reset_index(drop=True, inplace=True)
     test.reset_index(drop=True, inplace=True)
     return train, test

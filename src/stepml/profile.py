@@ -36,8 +36,21 @@ def is_missing(value: Any) -> bool:
     return isinstance(value, str) and value.strip() == ""
 
 
+def _numeric_column(values: Any) -> bool:
+    """A pandas Series (or numpy array) of numbers, not booleans: counted vectorised."""
+    dtype = getattr(values, "dtype", None)
+    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+
+
+def _text_column(values: Any) -> bool:
+    """A pandas Series of objects (text, missing values): counted vectorised."""
+    return getattr(values, "dtype", None) == object and hasattr(values, "value_counts")
+
+
 def as_numbers(values: Iterable[Any]) -> np.ndarray:
     """Present values as floats; text that is not a number becomes NaN (counted as missing)."""
+    if _numeric_column(values):
+        return np.asarray(values, dtype="float64")
     out = []
     for value in values:
         if is_missing(value) or isinstance(value, bool):
@@ -72,22 +85,43 @@ def numeric_frequencies(numbers: np.ndarray, edges: Sequence[float]) -> list[flo
     return [float(c) / present.size for c in counts]
 
 
+def _present_text_counts(values: Any) -> tuple[dict[str, int], int]:
+    """How often each present value occurs, as ``str`` gives it, and how many are missing
+    (:func:`is_missing`); a pandas Series of objects is counted vectorised."""
+    if _text_column(values):
+        present = values.dropna()
+        text = present.astype(str)
+        blank = text.str.strip() == ""
+        counts = text[~blank].value_counts(sort=False)
+        return {str(k): int(v) for k, v in counts.items()}, len(values) - len(present) + int(blank.sum())
+    counted: Counter[str] = Counter()
+    missing = 0
+    for value in values:
+        if is_missing(value):
+            missing += 1
+        else:
+            counted[str(value)] += 1
+    return dict(counted), missing
+
+
 def categorical_frequencies(values: Iterable[Any], categories: Sequence[str]) -> list[float]:
     """The share of present values per category (``categories`` ends in :data:`OTHER`)."""
     known = {c: i for i, c in enumerate(categories)}
     other = known.get(OTHER, len(categories) - 1)
     counts = [0] * len(categories)
-    total = 0
-    for value in values:
-        if is_missing(value):
-            continue
-        counts[known.get(str(value), other)] += 1
-        total += 1
+    found, _ = _present_text_counts(values)
+    for value, count in found.items():
+        counts[known.get(value, other)] += count
+    total = sum(found.values())
     return [c / total if total else 0.0 for c in counts]
 
 
 def missing_rate(values: Sequence[Any]) -> float:
-    return sum(1 for v in values if is_missing(v)) / len(values) if len(values) else 0.0
+    if not len(values):
+        return 0.0
+    if _numeric_column(values):
+        return float(np.isnan(np.asarray(values, dtype="float64")).mean())
+    return _present_text_counts(values)[1] / len(values)
 
 
 def describe_numeric(name: str, values: Sequence[Any]) -> dict[str, Any]:
@@ -106,7 +140,7 @@ def describe_numeric(name: str, values: Sequence[Any]) -> dict[str, Any]:
 
 
 def describe_categorical(name: str, values: Sequence[Any]) -> dict[str, Any]:
-    counts = Counter(str(v) for v in values if not is_missing(v))
+    counts, _ = _present_text_counts(values)
     top = [c for c, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_CATEGORIES]]
     categories = [*top, OTHER]
     return {
@@ -133,7 +167,7 @@ def describe_feature(entry: dict[str, Any], values: Sequence[Any]) -> dict[str, 
     if entry["kind"] == "numeric":
         return describe_numeric(entry["name"], values)
     if entry["kind"] == "date":
-        return {**describe_numeric(entry["name"], date_numbers(values)), "date": True}
+        return {**describe_numeric(entry["name"], date_numbers(list(values))), "date": True}
     return describe_categorical(entry["name"], values)
 
 
@@ -150,7 +184,8 @@ def build_profile(
     Parameters
     ----------
     columns
-        The training split's values of each schema feature, by name (missing as None/NaN).
+        The training split's values of each schema feature, by name (missing as None/NaN): lists,
+        or the split's pandas columns (counted vectorised, to the same profile).
     schema
         The version's features (``schema.json``).
     task

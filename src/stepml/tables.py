@@ -47,7 +47,6 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
     :func:`read_parquet`, each distinct value one shared ``str``: a column of repeated values then
     costs a pointer per row in memory, as pandas' CSV parser gives it, instead of a string per row.
     """
-    frame = frame.reset_index(drop=True)
     columns = {}
     text_columns = []
     for name in frame.columns:
@@ -57,8 +56,9 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
                 series = as_text(series)  # a column of strings (the usual case) is written as it is
             series = series.astype("category")
             text_columns.append(str(name))
-        columns[str(name)] = series
-    typed = pd.DataFrame(columns, index=frame.index)
+        columns[str(name)] = series.array  # the values, without the index: no copy of the numbers
+    # a view of the table's numbers and the text's categories, not a copy (peak memory)
+    typed = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)), copy=False)
     buffer = io.BytesIO()
     typed.to_parquet(buffer, engine=ENGINE, compression=COMPRESSION, index=False,
                      custom_metadata={TEXT_COLUMNS: json.dumps(text_columns)})

@@ -306,18 +306,19 @@ class ImportGuard:
         """Drop from ``sys.modules`` what was imported before the guard and is refused now (the
         worker's own package, in a function without it), so that importing it fails as on AWS.
         Returns the names dropped."""
-        dropped = [
-            name
-            for name, module in list(sys.modules.items())
-            # only modules loaded from a file: not __main__, not the modules extensions make
-            # for themselves (Cython's shared ``_cython_3_*``)
-            if getattr(getattr(module, "__spec__", None), "has_location", False)
-            and not self.policy.permits(name)
-        ]
+        dropped: list[str] = []
+        for name, module in list(sys.modules.items()):
+            spec: Any = getattr(module, "__spec__", None)
+            # Judged by the name it was imported as: compiled extensions also enter themselves
+            # under short aliases (scikit-learn's ``_loss`` is ``sklearn._loss._loss``, and
+            # pickles name it so); modules made by extensions (Cython's ``_cython_3_*``) and
+            # ``__main__`` have no file and stay.
+            if getattr(spec, "has_location", False) and not self.policy.permits(spec.name):
+                dropped.append(name)
         for name in dropped:
-            module = sys.modules.pop(name, None)
+            forgotten = sys.modules.pop(name)
             parent, _, child = name.rpartition(".")
-            if parent and module is not None and getattr(sys.modules.get(parent), child, None) is module:
+            if parent and getattr(sys.modules.get(parent), child, None) is forgotten:
                 delattr(sys.modules[parent], child)
         return dropped
 

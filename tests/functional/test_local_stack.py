@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import textwrap
 import time
 import urllib.error
@@ -30,11 +31,17 @@ Globals:
   Function:
     Runtime: python3.12
     Timeout: 30
+    # The handlers import stepml: as on AWS, only a layer that ships it lets them.
+    Layers: [!Ref MLLayer]
     Environment:
       Variables:
         STEPML_BUCKET: !Ref DataBucket
         SHARED: from-globals
 Resources:
+  MLLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: layer/
   DataBucket:
     Type: AWS::S3::Bucket
     Properties:
@@ -190,7 +197,9 @@ HANDLERS = {
 
 
 def write_project(root: Path) -> Path:
-    """A minimal SAM project: the template above, its ASL file and three tiny handlers."""
+    """A minimal SAM project: the template above, its ASL file, three tiny handlers and the
+    project's ML layer (its Makefile and requirements: what the functions may import)."""
+    shutil.copytree(Path(__file__).resolve().parents[2] / "layer", root / "layer")
     (root / "statemachine").mkdir(parents=True)
     (root / "template.yaml").write_text(TEMPLATE)
     (root / "statemachine" / "pipeline.asl.json").write_text(json.dumps(DEFINITION, indent=2))

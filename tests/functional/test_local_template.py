@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stepml.local.template import SamTemplate, localize_outputs
+from stepml.local.template import LayerSpec, SamTemplate, localize_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,25 @@ def test_every_function_has_a_code_folder_and_handler(template: SamTemplate) -> 
         assert spec.code_dir.is_dir(), f"{logical_id}: {spec.code_dir}"
         assert spec.module_file.is_file(), f"{logical_id}: {spec.module_file}"
         assert spec.code_dir.is_relative_to(ROOT)
+
+
+def test_functions_carry_their_layers_with_the_layers_folders(template: SamTemplate, tmp_path: Path) -> None:
+    functions = template.functions()
+
+    assert functions["InferenceFunction"].layers == (LayerSpec("InferenceLayer", ROOT / "layer-inference"),)
+    assert functions["TrainFunction"].layers == (LayerSpec("MLLayer", ROOT / "layer"),)
+    # Globals' layers come first, as SAM merges them; an ARN's contents are unknown offline.
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "template.yaml").write_text(
+        "Globals:\n  Function:\n    Layers: [arn:aws:lambda:us-east-1:123456789012:layer:shared:3]\n"
+        "Resources:\n  Own:\n    Type: AWS::Serverless::LayerVersion\n    Properties: {ContentUri: own/}\n"
+        "  Fn:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {CodeUri: fn/, Handler: app.handler, Layers: [!Ref Own]}\n"
+    )
+    assert SamTemplate(tmp_path / "template.yaml").functions()["Fn"].layers == (
+        LayerSpec("arn:aws:lambda:us-east-1:123456789012:layer:shared:3"),
+        LayerSpec("Own", tmp_path / "own"),
+    )
 
 
 def test_http_routes_come_from_httpapi_events(template: SamTemplate) -> None:

@@ -14,6 +14,9 @@ What a handler sees matches AWS where it matters to this project:
   concurrent invocation, kept warm, with the function's environment only — its template variables,
   Lambda's reserved ``AWS_*`` variables and its **role's temporary credentials** (key, secret and
   session token from ``sts:AssumeRole`` on the function's role, as CloudFormation created it);
+* it imports only what its package holds on AWS: the standard library, the runtime's boto3, its
+  code folder and its ``Layers`` (:mod:`stepml.local.imports`); anything else is
+  ``No module named '…'`` — at init, ``Runtime.ImportModuleError``;
 * the function's configuration is enforced as deployed: ``Timeout``, ``MemorySize`` (peak resident
   memory), ``EphemeralStorage`` (its ``/tmp``), and Lambda's 6 MB limits on the request and the
   response of a synchronous invocation;
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepml.local.imports import ImportPolicyError, code_policy, layers_policy
 from stepml.local.template import FunctionSpec
 from stepml.local.worker import EnvironmentPool, ExecutionEnvironment, Limits
 
@@ -239,7 +243,8 @@ def run_handler(
     """Call the function's handler with ``event`` in an environment of its own; never raises.
 
     With ``pool``, a warm environment of the function is reused (or started); without, a one-off
-    environment runs the call and is stopped after it.
+    environment runs the call and is stopped after it. With ``limits.enforced``, a spec whose
+    ``layers`` are known imports only what its runtime, layers and code folder hold.
     """
     request_id = str(uuid.uuid4())
     limits = limits or Limits(memory_mb=spec.memory_size, timeout_s=float(spec.timeout))
@@ -273,6 +278,7 @@ def run_handler(
             code_changed = spec.module_file.stat().st_mtime
 
             def create() -> ExecutionEnvironment:
+                imports = layers_policy(spec.layers) if limits.enforced else None
                 return ExecutionEnvironment(
                     function_name=function_name,
                     code_dir=spec.code_dir,
@@ -280,37 +286,49 @@ def run_handler(
                     env=env,
                     limits=limits,
                     root=environments_root(),
+                    imports=imports,
+                    own_imports=code_policy(spec.code_dir) if imports is not None else None,
                 )
 
-            environment = own_pool.acquire(create, fresh_after=code_changed)
             try:
-                outcome = environment.invoke(
-                    event_json,
-                    request_id,
-                    {
-                        "function_name": function_name,
-                        "invoked_function_arn": function_arn,
-                        "memory_limit_in_mb": limits.memory_mb,
-                        "timeout_seconds": limits.timeout_s,
-                        "aws_request_id": request_id,
-                    },
-                )
-            finally:
-                own_pool.release(environment)
+                environment = own_pool.acquire(create, fresh_after=code_changed)
+            except ImportPolicyError as exc:  # a layer folder that went away while the stack runs
                 if pool is None:
                     own_pool.close()
-            payload, errored = outcome.payload, outcome.errored
-            outcome_lines, max_memory_mb, stopped = outcome.log_lines, outcome.max_memory_mb, outcome.stopped
-            if not errored and limits.enforced:
-                size = len(json.dumps(payload).encode("utf-8"))
-                if size > MAX_RESPONSE_BYTES:
-                    payload = _runtime_error(
-                        "Function.ResponseSizeTooLarge",
-                        "Response payload size exceeded maximum allowed payload size "
-                        f"({MAX_RESPONSE_BYTES} bytes).",
+                module = spec.handler.rpartition(".")[0]
+                payload = _runtime_error(
+                    "Runtime.ImportModuleError", f"Unable to import module '{module}': {exc}", request_id
+                )
+                errored = True
+            else:
+                try:
+                    outcome = environment.invoke(
+                        event_json,
                         request_id,
+                        {
+                            "function_name": function_name,
+                            "invoked_function_arn": function_arn,
+                            "memory_limit_in_mb": limits.memory_mb,
+                            "timeout_seconds": limits.timeout_s,
+                            "aws_request_id": request_id,
+                        },
                     )
-                    errored = True
+                finally:
+                    own_pool.release(environment)
+                    if pool is None:
+                        own_pool.close()
+                payload, errored = outcome.payload, outcome.errored
+                outcome_lines, max_memory_mb, stopped = outcome.log_lines, outcome.max_memory_mb, outcome.stopped
+                if not errored and limits.enforced:
+                    size = len(json.dumps(payload).encode("utf-8"))
+                    if size > MAX_RESPONSE_BYTES:
+                        payload = _runtime_error(
+                            "Function.ResponseSizeTooLarge",
+                            "Response payload size exceeded maximum allowed payload size "
+                            f"({MAX_RESPONSE_BYTES} bytes).",
+                            request_id,
+                        )
+                        errored = True
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     record = {
         "event": "lambda.invoke",
@@ -357,7 +375,22 @@ def register(
     ``credentials(role_arn, "lambda.amazonaws.com")`` gives the role's temporary credentials for
     each function's environments; ``strict`` enforces the function's limits; ``dead_letter_arn``
     is the SQS queue of its failed asynchronous invocations.
+
+    Raises :class:`~stepml.local.imports.ImportPolicyError` when one of the function's layers
+    cannot be read (its ``ContentUri`` folder, its requirements files).
     """
+    if strict:
+        unknown = [layer.name for layer in spec.layers or () if layer.content_dir is None]
+        if spec.layers is not None and layers_policy(spec.layers) is None:
+            logger.warning(
+                json.dumps(
+                    {
+                        "event": "lambda.imports_not_checked",
+                        "function": spec.logical_id,
+                        "reason": f"the contents of its layers {unknown} are unknown offline",
+                    }
+                )
+            )
     previous = _registry.get((account_id, region, function_name))
     if previous is not None:
         previous.pool.close()

@@ -53,6 +53,16 @@ class HttpRoute:
 
 
 @dataclass(frozen=True)
+class LayerSpec:
+    """One entry of a function's ``Layers``: a layer of this template, or one from elsewhere."""
+
+    name: str  # the template's logical id, or the layer's ARN as written
+    #: The layer's ``ContentUri`` folder (absolute); None for a layer the template does not build
+    #: (an ARN, a ``Fn::If``...), whose contents are unknown offline.
+    content_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """Where a function's code lives and how to call it, from its template resource."""
 
@@ -63,6 +73,9 @@ class FunctionSpec:
     timeout: int = 3
     memory_size: int = 128
     routes: tuple[HttpRoute, ...] = ()
+    #: Its ``Layers`` (the Globals' first, as SAM merges them); None when not known (a spec made
+    #: by hand): then what it may import is not checked (:mod:`stepml.local.imports`).
+    layers: tuple[LayerSpec, ...] | None = None
 
     @property
     def module_file(self) -> Path:
@@ -226,8 +239,24 @@ class SamTemplate:
                 timeout=int(properties.get("Timeout", 3)),
                 memory_size=int(properties.get("MemorySize", 128)),
                 routes=tuple(self._http_routes(logical_id, own, self._default_authorizer())),
+                layers=tuple(
+                    self._layer(entry)
+                    for entry in [*(defaults.get("Layers") or []), *(own.get("Layers") or [])]
+                ),
             )
         return specs
+
+    def _layer(self, entry: Any) -> LayerSpec:
+        """A ``Layers`` entry: ``!Ref`` to a layer of this template (with a local ``ContentUri``), or
+        anything else (an ARN), whose contents the template does not say."""
+        if isinstance(entry, dict) and set(entry) == {"Ref"}:
+            name = str(entry["Ref"])
+            resource = self.resources.get(name) or {}
+            content = (resource.get("Properties") or {}).get("ContentUri")
+            if resource.get("Type") == LAYER_TYPE and isinstance(content, str) and not content.startswith("s3://"):
+                return LayerSpec(name=name, content_dir=(self.base_dir / content).resolve())
+            return LayerSpec(name=name)
+        return LayerSpec(name=entry if isinstance(entry, str) else json.dumps(entry))
 
     def _default_authorizer(self) -> str:
         """The implicit HTTP API's ``Auth.DefaultAuthorizer`` (Globals), else ``NONE``."""

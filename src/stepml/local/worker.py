@@ -10,6 +10,11 @@ invocation at a time, kept warm between invocations, and stopped when it passes 
   milliseconds plus the handler module's own import — the offline stand-in for a cold start;
 * its ``os.environ`` is the function's environment only, its working directory the function's
   code folder (``LAMBDA_TASK_ROOT``), ``TMPDIR`` a folder of its own;
+* it can import only what the function's package holds on AWS — the standard library, the
+  runtime's boto3, its code folder and its layers (:mod:`stepml.local.imports`): each set of layers
+  has a fork server of its own, which installs the import guard *before* it preloads the libraries
+  of those layers, so the preloaded modules are those the layers provide, imported as they would be
+  without the virtualenv's other packages; a function's environments fork from its layers' server;
 * its stdout/stderr go to a log file the parent reads after each invocation (the function's
   CloudWatch log stream);
 * the parent watches it while it runs: past ``Timeout`` it is killed (``Sandbox.Timedout``), when
@@ -22,6 +27,7 @@ invocation at a time, kept warm between invocations, and stopped when it passes 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import logging
@@ -36,13 +42,17 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from stepml.local.imports import ImportPolicy, active_guard
+
 logger = logging.getLogger("stepml_local.lambda")
 
-#: Modules the fork server imports once, so that each new environment starts warm on libraries.
+#: Modules a fork server imports once, so that each new environment starts warm on libraries (a
+#: layer set's server imports those its layers hold).
 PRELOAD = (
     "stepml.local.worker",
     "json",
@@ -57,6 +67,7 @@ PRELOAD = (
     "aws_lambda_powertools",
     "aws_xray_sdk.core",
     "stepml.stages",
+    "stepml.serving",
 )
 
 #: Lambda's limit on an environment's init phase.
@@ -82,13 +93,29 @@ def _preparation_data(original: Any) -> Any:
         if getattr(_starting, "environment", False):
             data.pop("init_main_from_path", None)
             data.pop("init_main_from_name", None)
+        server = getattr(_starting, "server", None)
+        if name == "ignore" and server is not None:
+            # ForkServer.ensure_running asks for this to start its server: the server runs
+            # ``main_path`` as its __main__ before it preloads anything — the layer set's guard.
+            data["main_path"] = server.bootstrap
         return dict(data)
 
     return get_preparation_data
 
 
+def _connect_to_new_process(original: Any) -> Any:
+    """``multiprocessing.forkserver.connect_to_new_process`` that asks the fork server of the
+    environment being started (:func:`_layer_server`), else multiprocessing's own."""
+
+    def connect_to_new_process(fds: list[int]) -> Any:
+        server = getattr(_starting, "server", None)
+        return original(fds) if server is None else server.connect_to_new_process(fds)
+
+    return connect_to_new_process
+
+
 def _fork_context() -> Any:
-    """The multiprocessing context whose fork server starts every environment (created once)."""
+    """The multiprocessing context whose fork servers start every environment (created once)."""
     global _context
     with _context_lock:
         if _context is None:
@@ -101,10 +128,52 @@ def _fork_context() -> Any:
                     wrapper = _preparation_data(spawn.get_preparation_data)
                     wrapper.__wrapped_by_stepml__ = True  # type: ignore[attr-defined]
                     spawn.get_preparation_data = wrapper
+                if not hasattr(forkserver.connect_to_new_process, "__wrapped_by_stepml__"):
+                    connect = _connect_to_new_process(forkserver.connect_to_new_process)
+                    connect.__wrapped_by_stepml__ = True  # type: ignore[attr-defined]
+                    forkserver.connect_to_new_process = connect
             else:  # pragma: no cover - not Linux
                 context = multiprocessing.get_context("spawn")
             _context = context
         return _context
+
+
+class _LayerForkServer(forkserver.ForkServer):
+    """The fork server of the functions with one set of layers: its ``bootstrap`` file installs
+    that set's import guard, then it preloads what the layers hold of :data:`PRELOAD`."""
+
+    def __init__(self, policy: ImportPolicy, bootstrap: Path) -> None:
+        super().__init__()
+        self.policy = policy
+        self.bootstrap = str(bootstrap)
+        self.set_forkserver_preload(["__main__", *(name for name in PRELOAD if policy.permits(name))])
+
+
+_layer_servers: dict[ImportPolicy, _LayerForkServer] = {}
+
+_BOOTSTRAP = """\
+# The fork server of the Lambda functions whose runtime and layers provide the modules below
+# (written by stepml.local.worker). The worker itself is imported first (standard library only),
+# then every later import is checked.
+import stepml.local.worker
+from stepml.local.imports import ImportGuard, ImportPolicy
+
+ImportGuard(ImportPolicy(modules=frozenset({modules!r}), distributions=frozenset({distributions!r}))).install()
+"""
+
+
+def _layer_server(policy: ImportPolicy, root: Path) -> _LayerForkServer:
+    """The fork server of the environments whose runtime + layers hold ``policy`` (one per set)."""
+    _fork_context()
+    text = _BOOTSTRAP.format(modules=sorted(policy.modules), distributions=sorted(policy.distributions))
+    bootstrap = root / f"forkserver-{hashlib.sha256(text.encode()).hexdigest()[:16]}.py"
+    with _context_lock:
+        if not bootstrap.is_file():  # (re)started servers read it again
+            bootstrap.write_text(text, encoding="utf-8")
+        server = _layer_servers.get(policy)
+        if server is None or server.bootstrap != str(bootstrap):
+            server = _layer_servers[policy] = _LayerForkServer(policy, bootstrap)
+        return server
 
 
 @dataclass(frozen=True)
@@ -163,10 +232,44 @@ class LambdaContext:
 # -- the child: one execution environment ---------------------------------------------------------
 
 
+def _load_handler(handler: str) -> tuple[Any, dict[str, Any] | None]:
+    """Import ``module.function``: the function, or the init error the Python runtime reports."""
+    module_name, _, attribute = handler.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        return None, {
+            "errorType": "Runtime.UserCodeSyntaxError",
+            "errorMessage": f"Syntax error in module '{module_name}': {exc}",
+        }
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported this way
+        return None, {
+            "errorType": "Runtime.ImportModuleError",
+            "errorMessage": f"Unable to import module '{module_name}': {exc}",
+        }
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        return None, {
+            "errorType": "Runtime.HandlerNotFound",
+            "errorMessage": f"Handler '{attribute}' missing on module '{module_name}'",
+        }
+    return function, None
+
+
 def _serve(
-    conn: Connection, code_dir: str, handler: str, env: dict[str, str], log_path: str
+    conn: Connection,
+    code_dir: str,
+    handler: str,
+    env: dict[str, str],
+    log_path: str,
+    own_imports: ImportPolicy | None = None,
 ) -> None:
-    """The body of an environment process: import the handler, then answer invocations."""
+    """The body of an environment process: import the handler, then answer invocations.
+
+    ``own_imports`` (what the function's code folder provides) is given when the environment was
+    forked from its layers' server: the guard admits it, and forgets what was imported before the
+    guard and is refused now.
+    """
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
@@ -184,27 +287,19 @@ def _serve(
     os.chdir(code_dir)
     sys.path.insert(0, code_dir)
 
-    module_name, _, attribute = handler.rpartition(".")
-    function: Any = None
-    init_error: dict[str, Any] | None = None
-    try:
-        module = importlib.import_module(module_name)
-        function = getattr(module, attribute, None)
-        if not callable(function):
-            init_error = {
-                "errorType": "Runtime.HandlerNotFound",
-                "errorMessage": f"Handler '{attribute}' missing on module '{module_name}'",
-            }
-    except SyntaxError as exc:
-        init_error = {
-            "errorType": "Runtime.UserCodeSyntaxError",
-            "errorMessage": f"Syntax error in module '{module_name}': {exc}",
+    guard = active_guard()
+    if guard is not None:
+        guard.allow(own_imports or ImportPolicy(frozenset()))
+        guard.forget_refused()
+    if own_imports is not None and guard is None:  # never silently unguarded
+        function: Any = None
+        init_error: dict[str, Any] | None = {
+            "errorType": "Runtime.Unknown",
+            "errorMessage": "stepml local: the import guard of this function's layers is not "
+            "installed in its environment",
         }
-    except Exception as exc:  # noqa: BLE001 - any import failure is reported this way
-        init_error = {
-            "errorType": "Runtime.ImportModuleError",
-            "errorMessage": f"Unable to import module '{module_name}': {exc}",
-        }
+    else:
+        function, init_error = _load_handler(handler)
     if init_error is not None:
         print(f"[ERROR] {init_error['errorType']}: {init_error['errorMessage']}", flush=True)
 
@@ -286,7 +381,11 @@ class ExecutionEnvironment:
         env: Mapping[str, str],
         limits: Limits,
         root: Path,
+        imports: ImportPolicy | None = None,
+        own_imports: ImportPolicy | None = None,
     ) -> None:
+        """``imports``: what the runtime and the function's layers provide (None: imports are not
+        checked); ``own_imports``: what its code folder provides."""
         self.function_name = function_name
         self.limits = limits
         self.folder = Path(tempfile.mkdtemp(prefix=f"{function_name[:40]}-", dir=root))
@@ -299,18 +398,28 @@ class ExecutionEnvironment:
         environment.update({"TMPDIR": str(self.tmp_dir), "TMP": str(self.tmp_dir), "TEMP": str(self.tmp_dir)})
         environment.setdefault("HOME", str(self.tmp_dir))
         context = _fork_context()
+        server = _layer_server(imports, root) if imports is not None else None
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child_conn, str(code_dir), handler, environment, str(self.log_path)),
+            args=(
+                child_conn,
+                str(code_dir),
+                handler,
+                environment,
+                str(self.log_path),
+                None if imports is None else own_imports or ImportPolicy(frozenset()),
+            ),
             name=f"lambda:{function_name}",
             daemon=True,
         )
         _starting.environment = True
+        _starting.server = server
         try:
             self._process.start()
         finally:
             _starting.environment = False
+            _starting.server = None
         child_conn.close()
         self.invocations = 0
         self.started_at = time.time()

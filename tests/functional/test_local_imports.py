@@ -156,7 +156,9 @@ assert callable(real_app.lambda_handler)
 
 
 def lambda_handler(event, context):
-    return sorted({{name.partition(".")[0] for name, module in sys.modules.items()
+    # By the name each module was imported as: compiled extensions also enter sys.modules under
+    # short aliases (scipy's ``_ni_label``, scikit-learn's ``_loss``), which are not packages.
+    return sorted({{module.__spec__.name.partition(".")[0] for module in list(sys.modules.values())
                    if getattr(getattr(module, "__spec__", None), "has_location", False)}})
 """
 

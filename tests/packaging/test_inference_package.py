@@ -40,7 +40,8 @@ def test_inference_function_uses_only_the_inference_layer_and_serves_every_route
 def test_inference_layer_pins_equal_constraints(project_root: Path, pins) -> None:
     layer = pins.read(project_root / "layer-inference" / "requirements.txt")
     constraints = pins.read(project_root / "constraints.txt")
-    assert set(layer) == {"numpy", "onnxruntime", "aws-lambda-powertools", "typing-extensions", "aws-xray-sdk", "wrapt"}
+    assert set(layer) == {"numpy", "onnxruntime", "orjson", "aws-lambda-powertools", "typing-extensions", "aws-xray-sdk",
+                          "wrapt"}
     assert {name: constraints.get(name) for name in layer} == layer
 
 

@@ -215,7 +215,7 @@ class InputContract:
     def build(
         cls, schema: Iterable[Mapping[str, Any]], ignored: Iterable[str] = (), refusal: str = MISSING_REQUIRED
     ) -> InputContract:
-        fields = {str(spec["name"]): {**spec, "nullable": nullable(spec)} for spec in schema}
+        fields = {str(spec["name"]): _prepared(spec) for spec in schema}
         unused = frozenset(ignored) - set(fields)
         longest = max((len(str(c)) for spec in fields.values() for c in spec.get("categories") or ()), default=0)
         return cls(
@@ -254,12 +254,24 @@ class _Problems:
 BOOLEAN_CATEGORIES = {"true": "True", "false": "False"}
 
 
+def _prepared(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema entry as the per-request check reads it: ``nullable`` resolved, and for a categorical
+    feature its categories as a set (``category_set``) and whether it is a true/false column
+    (``boolean``) - worked out once per loaded version, not per value."""
+    categories = frozenset(spec.get("categories") or ())
+    return {
+        **spec,
+        "nullable": nullable(spec),
+        "category_set": categories,
+        "boolean": bool(categories) and categories <= set(BOOLEAN_CATEGORIES.values()),
+    }
+
+
 def _boolean_category(spec: Mapping[str, Any], value: Any) -> str | None:
     """A true/false feature's value as training saw it: JSON ``true`` and the CSV's spellings
     (``"true"``, ``"TRUE"``, ``"True"``) all become the category ``"True"``; None when ``spec`` is not a
-    boolean column or ``value`` is not a boolean."""
-    categories = spec.get("categories")
-    if not categories or not set(categories) <= set(BOOLEAN_CATEGORIES.values()):
+    boolean column (see :func:`_prepared`) or ``value`` is not a boolean."""
+    if not spec["boolean"]:
         return None
     if isinstance(value, bool):
         return "True" if value else "False"
@@ -355,7 +367,7 @@ def check_records(
                 if not text.isascii() and not is_unicode(text):
                     problems.add(index, name, "not valid Unicode text: it holds a lone surrogate (\\ud800-\\udfff)")
                     continue
-                if spec.get("categories") and text not in spec["categories"]:
+                if spec["category_set"] and text not in spec["category_set"]:
                     row_warnings.append(f"{name}={quoted(text)} {UNSEEN_CATEGORY}")
                 row[name] = text
         rows.append(row)

@@ -253,3 +253,27 @@ def test_features_beyond_float32_precision_take_scikit_learns_branch(task: str) 
     assert result.divergent_rows == 0
     assert result.class_mismatches == 0
     assert result.max_abs_difference <= result.tolerance
+
+
+def test_the_export_leaves_no_node_that_only_moves_data_and_answers_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from stepml import onnx_export
+
+    # Given the default recipe's kind of pipeline: numbers imputed, categories ordinal-encoded
+    pipeline, test = _fitted("classification", HistGradientBoostingClassifier(max_iter=20), "ordinal")
+    # When it is exported with and without folding
+    folded = export(pipeline, SCHEMA, "classification")
+    monkeypatch.setattr(onnx_export, "_fold", lambda model: None)
+    unfolded = export(pipeline, SCHEMA, "classification")
+    # Then the folded graph has no Identity, no Reshape after an encoder, no Split joined again ...
+    ops = [node.op_type for node in onnx.load_from_string(folded).graph.node]
+    before = [node.op_type for node in onnx.load_from_string(unfolded).graph.node]
+    assert {"Identity", "Reshape"} <= set(before) and not {"Identity", "Reshape"} & set(ops)
+    assert ops.count("Split") == before.count("Split") - 1 and len(ops) < len(before)
+    # ... and both give the very same probabilities on rows with missing and unseen values
+    feeds = onnx_model.feeds({f["name"]: test[f["name"]].to_numpy() for f in SCHEMA}, SCHEMA)
+    answers = [ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds) for model in (folded, unfolded)]
+    for got, expected in zip(*answers, strict=True):
+        np.testing.assert_array_equal(got, expected)

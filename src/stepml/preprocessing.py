@@ -208,6 +208,10 @@ def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.Data
                 columns[dateparts.derived_name(entry["name"], part)] = derived[:, index]
         elif entry["kind"] == "numeric":
             columns[entry["name"]] = pd.to_numeric(series, errors="coerce").astype("float64")
+        elif isinstance(series.dtype, pd.CategoricalDtype):
+            # each category's text once, then picked by code (-1, missing, picks the last)
+            text = np.asarray([str(c) for c in series.cat.categories] + [MISSING_CATEGORY], dtype=object)
+            columns[entry["name"]] = pd.Series(text[series.cat.codes.to_numpy()], index=frame.index)
         else:
             columns[entry["name"]] = series.map(lambda v: MISSING_CATEGORY if pd.isna(v) else str(v)).astype(
                 "object"

@@ -161,7 +161,7 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     location = f"s3://{source['bucket']}/{source['key']}"
     table_key = state.get("table_key")
     if table_key:
-        frame = tables.read_parquet(store.get_bytes(table_key), f"s3://{store.bucket}/{table_key}")
+        frame = tables.read_parquet(store.get_bytes(table_key), f"s3://{store.bucket}/{table_key}", text="category")
     else:  # a run that a Validate from before the Parquet handoff started: parse its upload
         frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
     dataset, run_id, target, task = state["dataset"], state["run_id"], state["target"], state["task"]
@@ -202,14 +202,19 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
     """A split as Preprocess wrote it (Parquet), or only its ``columns``; text and date features as
     text, as the schema says (a ``split.test_file`` column may hold only numbers where the upload's
-    holds text)."""
+    holds text). Text features stay categories (a code per cell); the rest of the text (the target)
+    is objects, as the estimators and metrics read labels."""
     from stepml import tables
 
-    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}", columns)
-    for feature in schema:
-        name = feature["name"]
-        if feature["kind"] in ("categorical", "date") and name in frame.columns and frame[name].dtype != object:
-            frame[name] = tables.as_text(frame[name])
+    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}", columns, text="category")
+    features = {f["name"]: f["kind"] for f in schema}
+    for name in frame.columns:
+        kind = features.get(name)
+        if kind in ("categorical", "date"):
+            if not tables.is_text(frame[name]) and frame[name].dtype != object:
+                frame[name] = tables.as_text(frame[name])
+        elif tables.is_text(frame[name]):
+            frame[name] = frame[name].astype(object)
     return frame
 
 

@@ -221,8 +221,10 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
     The result is the table one ``read_csv`` call gives a file that fits one parser chunk: a column
     of numbers in every chunk is numbers (integers and floats join as floats), a column with text
     in any chunk is all text, as written (pandas' own chunked read would leave numbers parsed in
-    the other chunks, a column of both kinds). Text is held as categories while reading: peak
-    memory is about the table plus one chunk, not the parser's buffers for the whole file.
+    the other chunks, a column of both kinds). Text is held as categories of its strings, while
+    reading and after (:func:`stepml.tables.is_text`; a code per cell, each distinct string once):
+    peak memory is about the table plus one chunk, not the parser's buffers for the whole file, and
+    the table a fraction of the same text as objects. The checks read it as they read text.
     """
     options: dict[str, Any] = {
         "na_values": MISSING_MARKERS,
@@ -255,7 +257,7 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
         if all(_is_text([part]) for part in parts):
             from pandas.api.types import union_categoricals
 
-            columns[name] = pd.Series(union_categoricals(parts).astype(object), name=name)
+            columns[name] = pd.Series(union_categoricals(parts), name=name)
         else:  # numbers, booleans: their common type, as pandas joins its own chunks
             columns[name] = pd.concat(parts, ignore_index=True)
         del parts
@@ -374,8 +376,11 @@ def _line(index: Any) -> int:
 
 def _check_blocking(frame: pd.DataFrame, target: str, config: DatasetConfig, source: str) -> None:
     schema = blocking_schema(frame, target, config)
-    # only the columns the schema checks: pandera copies and coerces what it is given
-    failures = _failures(schema, frame[list(schema.columns)])
+    # only the columns the schema checks: pandera copies and coerces what it is given (as text:
+    # pandas turns no category into a number)
+    checked = frame[list(schema.columns)]
+    checked = checked.astype({c: object for c in checked.columns if isinstance(checked[c].dtype, pd.CategoricalDtype)})
+    failures = _failures(schema, checked)
     if failures.empty:
         return
     problems = []
@@ -575,6 +580,8 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
             f"{source} has {len(frame)} data rows; at least {config.min_rows} are needed (config min_rows)"
         )
     y = frame[target]
+    if isinstance(y.dtype, pd.CategoricalDtype):
+        y = y.astype(object)  # one column: its counts (and their order in the report) as text gives them
     if y.isna().all():
         raise DataError(f"{source}: target column {target!r} has no values (all missing)")
     task = infer_task(y, config)

@@ -60,15 +60,18 @@ def split(
     task: str,
     config: DatasetConfig,
     test_frame: pd.DataFrame | None = None,
+    ids: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cleaned training and test sets, chosen as ``config.split`` says.
 
     ``test_frame`` (the parsed ``split.test_file``) is the test set as given; else the first
     ``split.test_rows`` rows of ``frame`` are; else a random ``split.test_size`` hold-out of the
     cleaned rows with ``split.seed``, stratified for classification when ``split.stratify`` and every
-    class has two rows. Id-like columns are found once, on ``frame`` (the whole upload).
+    class has two rows. Id-like columns are found once, on ``frame`` (the whole upload), unless
+    given (``ids``: :func:`stepml.columns.identifier_columns` of ``frame``).
     """
-    ids = identifier_columns(frame, target, config)
+    if ids is None:
+        ids = identifier_columns(frame, target, config)
     if test_frame is not None:
         missing = [c for c in frame.columns if c not in test_frame.columns]
         if missing:
@@ -87,7 +90,7 @@ def split(
     # the same rows, in the same order, as splitting a cleaned copy, without that third copy.
     mask, kept = _kept(frame, target, config, ids)
     positions = np.flatnonzero(mask)
-    labels = frame[target].to_numpy()[positions]
+    labels = _split_labels(frame[target], positions)
     stratify = None
     test_size: float | int = config.split.test_size
     counts = pd.Series(labels).value_counts()
@@ -101,12 +104,27 @@ def split(
         positions, test_size=test_size, random_state=config.split.seed, stratify=stratify
     )
     del labels, stratify, positions
-    columns = [frame.columns.get_loc(c) for c in kept]
-    train = frame.iloc[train_rows, columns]
-    test = frame.iloc[test_rows, columns]
-    train.reset_index(drop=True, inplace=True)
-    test.reset_index(drop=True, inplace=True)
-    return train, test
+    return _rows(frame, train_rows, kept), _rows(frame, test_rows, kept)
+
+
+def _rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """``frame.iloc[positions][columns]`` numbered from 0: each column taken once, on its own
+    (``iloc`` on rows and columns took the rows of a whole block first, then the columns again)."""
+    taken = {name: frame[name].array.take(positions) for name in columns}
+    return pd.DataFrame(taken, index=pd.RangeIndex(len(positions)), columns=columns, copy=False)
+
+
+def _split_labels(target: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """The target at ``positions``, as the split stratifies it. A text target (categories) gives
+    each class's rank among the classes sorted as text: the classes ``train_test_split`` finds, in
+    the order it finds them, so the same rows on each side as the labels themselves would give,
+    without a string per row."""
+    if isinstance(target.dtype, pd.CategoricalDtype):
+        categories = target.cat.categories.to_numpy(dtype=object)
+        rank = np.empty(len(categories), dtype=np.int64)
+        rank[np.argsort(categories, kind="stable")] = np.arange(len(categories))
+        return rank[target.cat.codes.to_numpy()[positions]]
+    return target.to_numpy()[positions]
 
 
 def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
@@ -162,12 +180,14 @@ def _date_entry(name: str, series: pd.Series, found: dateparts.DateFormat) -> di
 
 
 def ignored_columns(
-    frame: pd.DataFrame, schema: list[dict[str, Any]], target: str, config: DatasetConfig
+    frame: pd.DataFrame, schema: list[dict[str, Any]], target: str, config: DatasetConfig,
+    ids: Sequence[str] | None = None,
 ) -> list[dict[str, str]]:
     """The upload's columns that are not model inputs, each with why: a prediction request may carry
-    them (a row as it stands in the CSV) and the API ignores them."""
+    them (a row as it stands in the CSV) and the API ignores them. ``ids``: the id-like columns of
+    ``frame`` when already found (:func:`stepml.columns.identifier_columns`)."""
     features = {f["name"] for f in schema}
-    ids = set(identifier_columns(frame, target, config))
+    ids = set(identifier_columns(frame, target, config) if ids is None else ids)
     ignored = []
     for name in map(str, frame.columns):
         if name in features:

@@ -31,6 +31,7 @@ from stepml.contracts import (
     ValidatedRun,
 )
 from stepml.errors import DataError
+from stepml.memory import return_large_frees_to_the_system
 from stepml.observability import span
 from stepml.settings import Settings
 from stepml.storage import S3Store
@@ -104,6 +105,7 @@ def claim_upload(payload: dict[str, Any], settings: Settings) -> ClaimedRun | Du
 
 def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun | DuplicateRun:
     """Stage 1: check the uploaded CSV, save its validation report, describe it."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     from stepml import tables
     from stepml.registry import sha256
     from stepml.validation import read_table, validate
@@ -151,7 +153,9 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
 
 def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     """Stage 2: clean the upload and write the train/test splits and the feature schema."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     from stepml import tables
+    from stepml.columns import identifier_columns
     from stepml.preprocessing import feature_schema, ignored_columns, split
     from stepml.validation import read_csv
 
@@ -169,8 +173,9 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     if config.split.test_file is not None:
         test_location = f"s3://{source['bucket']}/{config.split.test_file}"
         test_frame = read_csv(store.get_bytes(config.split.test_file), test_location)
+    ids = identifier_columns(frame, target, config)  # found once, on the whole upload
     with span("split"):
-        train, test = split(frame, target, task, config, test_frame)
+        train, test = split(frame, target, task, config, test_frame, ids=ids)
     for name, part in (("training", train), ("test", test)):
         if len(part) < 2 or (name == "training" and len(part) < config.min_rows):
             needed = config.min_rows if name == "training" else 2
@@ -189,14 +194,16 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
         store.put_bytes(train_key, tables.to_parquet(train), content_type=tables.CONTENT_TYPE)
         store.put_bytes(test_key, tables.to_parquet(test), content_type=tables.CONTENT_TYPE)
     store.put_json(schema_key, schema)
+    train_rows, test_rows = len(train), len(test)
+    del train, test  # written: the upload's own columns are all that is read below
     given = len(frame) + (0 if test_frame is None else len(test_frame))
     # The upload's columns that are not model inputs (the API accepts and ignores them in a
     # request): one per column, so it goes through S3 - a wide upload would outgrow the state.
     ignored_key = keys.preprocessed(dataset, run_id, "ignored.json")
-    store.put_json(ignored_key, ignored_columns(frame, schema, target, config))
+    store.put_json(ignored_key, ignored_columns(frame, schema, target, config, ids))
     return {**state, "train_key": train_key, "test_key": test_key, "schema_key": schema_key,
-            "ignored_key": ignored_key, "train_rows": len(train), "test_rows": len(test),
-            "dropped_rows": given - len(train) - len(test)}
+            "ignored_key": ignored_key, "train_rows": train_rows, "test_rows": test_rows,
+            "dropped_rows": given - train_rows - test_rows}
 
 
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
@@ -220,6 +227,7 @@ def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], columns:
 
 def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     """Stage 3: fit the recipe's pipeline on the training split; stage its artifacts."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     import joblib
 
     from stepml.training import fit_recorded
@@ -304,6 +312,7 @@ def assess(pipeline: Any, train_frame: Any, test_frame: Any, schema: list[dict[s
 
 def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRun:
     """Stage 4: hold-out metrics, a new registry version (a candidate), and the gate's verdict."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     from stepml.gate import decide
     from stepml.registry import CHAMPION, ModelRegistry
 

@@ -235,6 +235,14 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
     }
     pieces: dict[str, list[pd.Series]] = {}
     names: list[str] = []
+    # The columns that are text in the first chunk are parsed as categories from the start: the
+    # parser then makes one string per distinct value, not one per cell (a chunk's cells as strings
+    # were most of the parse's peak). A column text only in later chunks is read again below.
+    head = pd.read_csv(io.BytesIO(data), nrows=CHUNK_ROWS, **options)
+    text_first = [str(n) for n, s in head.items() if _is_text([_compact(s)])]
+    if len(set(map(str, head.columns))) == head.shape[1] and len(head) == CHUNK_ROWS and text_first:
+        options = {**options, "dtype": dict.fromkeys(text_first, "category")}
+    del head
     with pd.read_csv(io.BytesIO(data), chunksize=CHUNK_ROWS, **options) as reader:
         for chunk in reader:
             names = names or list(chunk.columns)
@@ -247,7 +255,8 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
     if texts:  # text in some chunks, numbers in others: read those columns again, all as text
         for name in texts:
             pieces[name] = []
-        with pd.read_csv(io.BytesIO(data), chunksize=CHUNK_ROWS, usecols=texts, dtype=str, **options) as reader:
+        again = {k: v for k, v in options.items() if k != "dtype"}
+        with pd.read_csv(io.BytesIO(data), chunksize=CHUNK_ROWS, usecols=texts, dtype=str, **again) as reader:
             for chunk in reader:
                 for name, series in chunk.items():
                     pieces[str(name)].append(_compact(series))

@@ -197,3 +197,21 @@ def test_duplicate_rows_of_categories_are_counted_as_of_objects() -> None:
         rows = int(rng.integers(0, 40))
         frame = pd.DataFrame({"b": pd.Categorical(rng.choice(["x", "y", None], rows)), "c": rng.integers(0, 2, rows)})
         assert validation.duplicate_rows(frame) == int(_as_objects(frame).duplicated().sum())
+
+
+@pytest.mark.parametrize("config", [{"target": "income"}, {"target": "income", "split": {"stratify": False}}])
+def test_a_text_target_held_as_categories_splits_into_the_same_rows(config: dict) -> None:
+    # Given an upload whose text (the target too) is categories, classes in no sorted order
+    frame = _adult_like(700)
+    frame["income"] = np.random.default_rng(3).choice(["zeta", "<=50K", "Alpha", ">50K"], 700, p=[.1, .5, .1, .3])
+    frame.loc[::13, "income"] = None
+    parsed, _ = validation.read_table(frame.to_csv(index=False).encode(), "s3://b/raw/a/data.csv")
+    # (categories in the order later chunks bring them, not sorted)
+    parsed["income"] = parsed["income"].cat.reorder_categories(["zeta", ">50K", "Alpha", "<=50K"])
+    settings = DatasetConfig.from_dict(config)
+    # When it is split, stratified by the classes' codes
+    train, test = split(parsed, "income", "classification", settings)
+    # Then the sides hold the rows the labels as text put there
+    want_train, want_test = split(_as_objects(parsed), "income", "classification", settings)
+    pd.testing.assert_frame_equal(_as_objects(train), want_train)
+    pd.testing.assert_frame_equal(_as_objects(test), want_test)

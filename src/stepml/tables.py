@@ -46,9 +46,9 @@ TEXT_COLUMNS = "stepml.text_columns"
 def to_parquet(frame: pd.DataFrame) -> bytes:
     """``frame`` (string column names, any index) as Parquet bytes; its index is not kept.
 
-    Text columns are written dictionary-encoded (as categories) and read back as text by
-    :func:`read_parquet`, each distinct value one shared ``str``: a column of repeated values then
-    costs a pointer per row in memory, as pandas' CSV parser gives it, instead of a string per row.
+    Text columns (objects, or categories of strings as Validate parses them) are written
+    dictionary-encoded (as categories) and read back by :func:`read_parquet` as categories, or as
+    objects with each distinct value one shared ``str``: a pointer per row instead of a string.
     """
     columns = {}
     text_columns = []

@@ -209,7 +209,10 @@ def build_profile(
     rows = len(next(iter(columns.values()))) if columns else 0
     features = [describe_feature(entry, columns[entry["name"]]) for entry in schema]
     if task == "classification":
-        prediction = describe_categorical("prediction", [str(p) for p in predictions])
+        import pandas as pd
+
+        # as text, counted vectorised (a list of labels is counted one by one)
+        prediction = describe_categorical("prediction", pd.Series([str(p) for p in predictions], dtype=object))
         if confidence is not None:
             prediction["confidence"] = float(confidence)
     else:

@@ -58,3 +58,16 @@ def test_a_regression_is_predicted_once_with_no_probabilities() -> None:
     outputs = predict(pipeline, features, "regression")
     assert outputs.probabilities is None
     np.testing.assert_array_equal(outputs.predicted, pipeline.predict(features))
+
+
+def test_the_confusion_matrix_counts_what_scikit_learns_counts() -> None:
+    from sklearn.metrics import confusion_matrix
+
+    from stepml.evaluation import _confusion_matrix
+
+    rng = np.random.default_rng(4)
+    for labels in (["no", "yes"], ["b", "a", "c"]):
+        # a label outside the model's classes on either side is not counted, as scikit-learn does
+        truth = pd.Series(rng.choice([*labels, "other"], 300)).astype(str)
+        predicted = pd.Series(rng.choice(labels, 300)).astype(str)
+        assert _confusion_matrix(truth, predicted, labels) == confusion_matrix(truth, predicted, labels=labels).tolist()

@@ -35,7 +35,17 @@ def clean(
     # one copy of the kept rows and columns (a copy per step is a copy of the table each)
     cleaned = frame.loc[rows, kept]
     cleaned.reset_index(drop=True, inplace=True)
-    return cleaned
+    return _only_present_categories(cleaned)
+
+
+def _only_present_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text column's categories cut to the values its rows hold: a part of a
+    table then counts its classes and values as the same text as objects would (a category no row
+    holds would count 0)."""
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].cat.remove_unused_categories()
+    return frame
 
 
 def _kept(
@@ -113,7 +123,8 @@ def _rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.
     """``frame.iloc[positions][columns]`` numbered from 0: each column taken once, on its own
     (``iloc`` on rows and columns took the rows of a whole block first, then the columns again)."""
     taken = {name: frame[name].array.take(positions) for name in columns}
-    return pd.DataFrame(taken, index=pd.RangeIndex(len(positions)), columns=columns, copy=False)
+    return _only_present_categories(
+        pd.DataFrame(taken, index=pd.RangeIndex(len(positions)), columns=columns, copy=False))
 
 
 def _split_labels(target: pd.Series, positions: np.ndarray) -> np.ndarray:

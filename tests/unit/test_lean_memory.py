@@ -215,3 +215,16 @@ def test_a_text_target_held_as_categories_splits_into_the_same_rows(config: dict
     want_train, want_test = split(_as_objects(parsed), "income", "classification", settings)
     pd.testing.assert_frame_equal(_as_objects(train), want_train)
     pd.testing.assert_frame_equal(_as_objects(test), want_test)
+
+
+def test_each_side_of_a_split_counts_only_the_classes_its_rows_hold() -> None:
+    # Given a text target with a class whose only rows are the first ones (the test rows)
+    frame = _adult_like(200)
+    frame.loc[:4, "income"] = "rare"
+    parsed, _ = validation.read_table(frame.to_csv(index=False).encode(), "s3://b/raw/a/data.csv")
+    for config in ({"target": "income", "split": {"test_rows": 5}}, {"target": "income"}):
+        train, test = split(parsed, "income", "classification", DatasetConfig.from_dict(config))
+        # Then a side's class counts are those of its own rows, as with text as objects
+        for side in (train, test):
+            assert side["income"].value_counts().to_dict() == _as_objects(side)["income"].value_counts().to_dict()
+            assert side["income"].value_counts().min() >= 1

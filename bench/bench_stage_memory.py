@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from stepml import datasets  # noqa: E402
+from stepml import datasets, keys  # noqa: E402
 from stepml.local import LocalStack  # noqa: E402
 
 STAGES = ("ValidateFunction", "PreprocessFunction", "TrainFunction", "VerifyFunction",
@@ -105,9 +105,22 @@ def run_once(stack: LocalStack, peaks: _Peaks, rows: int) -> dict[str, Any]:
                                       "seconds": round(record["duration_ms"] / 1000, 2)}
     csv_mb = round(len(body) / 1e6, 2)
     print(f"{rows:>9,} rows {csv_mb:>7.1f} MB  {status}  "
-          + "  ".join(f"{k.removesuffix('Function')} {v['peak_mb']:.0f} MB" for k, v in stages.items()),
+          + "  ".join(f"{k.removesuffix('Function')} {v['peak_mb']:.0f} MB {v['seconds']:.0f} s"
+                      for k, v in stages.items()),
           flush=True)
-    return {"rows": rows, "csv_mb": csv_mb, "status": status, "stages": stages}
+    run = {"rows": rows, "csv_mb": csv_mb, "status": status, "stages": stages,
+           "upload_to_end_s": round((executions[0]["stopDate"] - executions[0]["startDate"]).total_seconds(), 2)}
+    # the fit's own seconds (recorded with the version): the rest of the run is the stages around it
+    metas = [k["Key"] for k in s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"models/{dataset}/").get("Contents", [])
+             if k["Key"].endswith("/" + keys.VERSION_META)]
+    if status == "SUCCEEDED" and metas:
+        fit_s = json.loads(s3.get_object(Bucket=stack.bucket, Key=sorted(metas)[-1])["Body"].read())["train_seconds"]
+        total = sum(v["seconds"] for v in stages.values())
+        run.update(fit_seconds=fit_s, stage_seconds=round(total, 2),
+                   outside_fit_share=round((total - fit_s) / total, 3))
+        print(f"{'':>9}  upload -> end {run['upload_to_end_s']:.1f} s; stages {total:.1f} s, the fit {fit_s:.1f} s: "
+              f"{run['outside_fit_share']:.0%} of the stages' time is outside the fit", flush=True)
+    return run
 
 
 def fit(runs: list[dict[str, Any]], limits: dict[str, int]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ def distinct_text(series: pd.Series) -> pd.Series:
     value once, weighted by its count, costs the same as judging every cell, far faster.
     """
     counts = series.value_counts(dropna=True, sort=False)
+    counts = counts[counts > 0]  # a category no row holds (categories list every value once seen)
     text = pd.Index(counts.index.astype(str)).str.strip()
     return pd.Series(counts.to_numpy(), index=text).groupby(level=0, sort=False).sum()
 

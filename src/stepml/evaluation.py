@@ -9,6 +9,7 @@ pairs for a chart.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,26 @@ PRIMARY_METRIC = {task: (name, METRICS[task][name]) for task, name in DEFAULT_ME
 SAMPLE_POINTS = 200
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """A pipeline's outputs on a split: predicted labels (or values) and, for a classifier, its
+    class probabilities (columns in ``pipeline.classes_`` order)."""
+
+    predicted: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+def predict(pipeline: Pipeline, features: pd.DataFrame, task: str) -> Predictions:
+    """The pipeline's outputs on ``features`` (:func:`stepml.preprocessing.to_model_frame`), each
+    computed once: a classifier's labels are its most probable classes, as its ``predict`` would
+    give them (every recipe's classifier predicts the argmax of its probabilities), without running
+    the model a second time."""
+    if task == "classification":
+        probabilities = pipeline.predict_proba(features)
+        return Predictions(np.asarray(pipeline.classes_)[np.argmax(probabilities, axis=1)], probabilities)
+    return Predictions(np.asarray(pipeline.predict(features)))
+
+
 def evaluate(
     pipeline: Pipeline,
     train: pd.DataFrame,
@@ -33,6 +54,7 @@ def evaluate(
     schema: list[dict[str, Any]],
     task: str,
     primary_metric: str | None = None,
+    predictions: Predictions | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``pipeline`` and of the trivial baseline on the test split.
 
@@ -41,14 +63,17 @@ def evaluate(
     ``higher_is_better``, ``metrics``, ``baseline``, ``test_rows``, ``train_rows``; for
     classification ``labels`` and ``confusion_matrix`` (rows: true label, columns: predicted, in
     ``labels`` order); for regression ``predicted_vs_actual`` ``{"actual": [...], "predicted":
-    [...]}``.
+    [...]}``. ``predictions``: the pipeline's outputs on ``test`` (:func:`predict`), when the caller
+    has them already; computed here otherwise.
     """
-    features = to_model_frame(test, schema)
+    if predictions is None:
+        predictions = predict(pipeline, to_model_frame(test, schema), task)
+    predicted = predictions.predicted
     if task == "classification":
         y_true = class_labels(test[target])
         y_train = class_labels(train[target])
-        predicted = pipeline.predict(features)
-        probabilities = pipeline.predict_proba(features)
+        probabilities = predictions.probabilities
+        assert probabilities is not None  # predict() gives a classifier's
         model = _classification_metrics(y_true, predicted, probabilities, pipeline.classes_)
         majority = y_train.value_counts().idxmax()
         prior = y_train.value_counts(normalize=True).reindex(pipeline.classes_, fill_value=0).to_numpy()
@@ -60,13 +85,12 @@ def evaluate(
         )
         extra: dict[str, Any] = {
             "labels": [_plain(c) for c in pipeline.classes_],
-            "confusion_matrix": skm.confusion_matrix(
-                y_true.astype(str), pd.Series(predicted).astype(str), labels=[str(c) for c in pipeline.classes_]
-            ).tolist(),
+            "confusion_matrix": _confusion_matrix(
+                y_true.astype(str), pd.Series(predicted).astype(str), [str(c) for c in pipeline.classes_]
+            ),
         }
     else:
         y_true = test[target].astype(float)
-        predicted = pipeline.predict(features)
         model = _regression_metrics(y_true, predicted)
         baseline = _regression_metrics(y_true, np.full(len(y_true), float(train[target].mean())))
         extra = {"predicted_vs_actual": _sample(y_true.to_numpy(), np.asarray(predicted, dtype=float))}
@@ -111,6 +135,18 @@ def _sample(actual: np.ndarray, predicted: np.ndarray) -> dict[str, list[float]]
         "actual": [float(f"{v:.6g}") for v in actual[chosen]],
         "predicted": [float(f"{v:.6g}") for v in predicted[chosen]],
     }
+
+
+def _confusion_matrix(y_true: pd.Series, predicted: pd.Series, labels: list[str]) -> list[list[int]]:
+    """``sklearn.metrics.confusion_matrix(y_true, predicted, labels=labels)`` as lists, counted on the
+    labels' codes (sorting the texts of a large test split took seconds); a row whose true or
+    predicted label is not in ``labels`` is not counted, as there."""
+    true_codes = pd.Categorical(y_true, categories=labels).codes.astype(np.int64)
+    predicted_codes = pd.Categorical(predicted, categories=labels).codes.astype(np.int64)
+    counted = (true_codes >= 0) & (predicted_codes >= 0)
+    size = len(labels)
+    cells = np.bincount(true_codes[counted] * size + predicted_codes[counted], minlength=size * size)
+    return cells.reshape(size, size).tolist()
 
 
 def _classification_metrics(

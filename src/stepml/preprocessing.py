@@ -35,7 +35,17 @@ def clean(
     # one copy of the kept rows and columns (a copy per step is a copy of the table each)
     cleaned = frame.loc[rows, kept]
     cleaned.reset_index(drop=True, inplace=True)
-    return cleaned
+    return _only_present_categories(cleaned)
+
+
+def _only_present_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text column's categories cut to the values its rows hold: a part of a
+    table then counts its classes and values as the same text as objects would (a category no row
+    holds would count 0)."""
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].cat.remove_unused_categories()
+    return frame
 
 
 def _kept(
@@ -60,15 +70,18 @@ def split(
     task: str,
     config: DatasetConfig,
     test_frame: pd.DataFrame | None = None,
+    ids: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cleaned training and test sets, chosen as ``config.split`` says.
 
     ``test_frame`` (the parsed ``split.test_file``) is the test set as given; else the first
     ``split.test_rows`` rows of ``frame`` are; else a random ``split.test_size`` hold-out of the
     cleaned rows with ``split.seed``, stratified for classification when ``split.stratify`` and every
-    class has two rows. Id-like columns are found once, on ``frame`` (the whole upload).
+    class has two rows. Id-like columns are found once, on ``frame`` (the whole upload), unless
+    given (``ids``: :func:`stepml.columns.identifier_columns` of ``frame``).
     """
-    ids = identifier_columns(frame, target, config)
+    if ids is None:
+        ids = identifier_columns(frame, target, config)
     if test_frame is not None:
         missing = [c for c in frame.columns if c not in test_frame.columns]
         if missing:
@@ -87,7 +100,9 @@ def split(
     # the same rows, in the same order, as splitting a cleaned copy, without that third copy.
     mask, kept = _kept(frame, target, config, ids)
     positions = np.flatnonzero(mask)
-    labels = frame[target].to_numpy()[positions]
+    if len(frame) < np.iinfo(np.int32).max:
+        positions = positions.astype(np.int32)  # half the memory of the split's own index arrays
+    labels = _split_labels(frame[target], positions)
     stratify = None
     test_size: float | int = config.split.test_size
     counts = pd.Series(labels).value_counts()
@@ -101,12 +116,28 @@ def split(
         positions, test_size=test_size, random_state=config.split.seed, stratify=stratify
     )
     del labels, stratify, positions
-    columns = [frame.columns.get_loc(c) for c in kept]
-    train = frame.iloc[train_rows, columns]
-    test = frame.iloc[test_rows, columns]
-    train.reset_index(drop=True, inplace=True)
-    test.reset_index(drop=True, inplace=True)
-    return train, test
+    return _rows(frame, train_rows, kept), _rows(frame, test_rows, kept)
+
+
+def _rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """``frame.iloc[positions][columns]`` numbered from 0: each column taken once, on its own
+    (``iloc`` on rows and columns took the rows of a whole block first, then the columns again)."""
+    taken = {name: frame[name].array.take(positions) for name in columns}
+    return _only_present_categories(
+        pd.DataFrame(taken, index=pd.RangeIndex(len(positions)), columns=columns, copy=False))
+
+
+def _split_labels(target: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """The target at ``positions``, as the split stratifies it. A text target (categories) gives
+    each class's rank among the classes sorted as text: the classes ``train_test_split`` finds, in
+    the order it finds them, so the same rows on each side as the labels themselves would give,
+    without a string per row."""
+    if isinstance(target.dtype, pd.CategoricalDtype):
+        categories = target.cat.categories.to_numpy(dtype=object)
+        rank = np.empty(len(categories), dtype=np.min_scalar_type(max(len(categories) - 1, 0)))
+        rank[np.argsort(categories, kind="stable")] = np.arange(len(categories))  # one byte a row, mostly
+        return rank[target.cat.codes.to_numpy()[positions]]
+    return target.to_numpy()[positions]
 
 
 def feature_schema(train: pd.DataFrame, target: str) -> list[dict[str, Any]]:
@@ -162,12 +193,14 @@ def _date_entry(name: str, series: pd.Series, found: dateparts.DateFormat) -> di
 
 
 def ignored_columns(
-    frame: pd.DataFrame, schema: list[dict[str, Any]], target: str, config: DatasetConfig
+    frame: pd.DataFrame, schema: list[dict[str, Any]], target: str, config: DatasetConfig,
+    ids: Sequence[str] | None = None,
 ) -> list[dict[str, str]]:
     """The upload's columns that are not model inputs, each with why: a prediction request may carry
-    them (a row as it stands in the CSV) and the API ignores them."""
+    them (a row as it stands in the CSV) and the API ignores them. ``ids``: the id-like columns of
+    ``frame`` when already found (:func:`stepml.columns.identifier_columns`)."""
     features = {f["name"] for f in schema}
-    ids = set(identifier_columns(frame, target, config))
+    ids = set(identifier_columns(frame, target, config) if ids is None else ids)
     ignored = []
     for name in map(str, frame.columns):
         if name in features:
@@ -208,6 +241,10 @@ def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.Data
                 columns[dateparts.derived_name(entry["name"], part)] = derived[:, index]
         elif entry["kind"] == "numeric":
             columns[entry["name"]] = pd.to_numeric(series, errors="coerce").astype("float64")
+        elif isinstance(series.dtype, pd.CategoricalDtype):
+            # each category's text once, then picked by code (-1, missing, picks the last)
+            text = np.asarray([str(c) for c in series.cat.categories] + [MISSING_CATEGORY], dtype=object)
+            columns[entry["name"]] = pd.Series(text[series.cat.codes.to_numpy()], index=frame.index)
         else:
             columns[entry["name"]] = series.map(lambda v: MISSING_CATEGORY if pd.isna(v) else str(v)).astype(
                 "object"

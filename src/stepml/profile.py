@@ -88,6 +88,14 @@ def numeric_frequencies(numbers: np.ndarray, edges: Sequence[float]) -> list[flo
 def _present_text_counts(values: Any) -> tuple[dict[str, int], int]:
     """How often each present value occurs, as ``str`` gives it, and how many are missing
     (:func:`is_missing`); a pandas Series of objects is counted vectorised."""
+    dtype = getattr(values, "dtype", None)
+    if hasattr(values, "cat") and getattr(dtype, "name", None) == "category":
+        # text held as categories (the stages read splits so): counted by code, each text once
+        counts = values.value_counts(dropna=True, sort=False)
+        text = counts.index.astype(str)
+        blank = (text.str.strip() == "") | (counts.to_numpy() == 0)
+        found = {str(k): int(v) for k, v in zip(text[~blank], counts.to_numpy()[~blank], strict=True)}
+        return found, len(values) - sum(found.values())
     if _text_column(values):
         present = values.dropna()
         text = present.astype(str)
@@ -201,7 +209,10 @@ def build_profile(
     rows = len(next(iter(columns.values()))) if columns else 0
     features = [describe_feature(entry, columns[entry["name"]]) for entry in schema]
     if task == "classification":
-        prediction = describe_categorical("prediction", [str(p) for p in predictions])
+        import pandas as pd
+
+        # as text, counted vectorised (a list of labels is counted one by one)
+        prediction = describe_categorical("prediction", pd.Series([str(p) for p in predictions], dtype=object))
         if confidence is not None:
             prediction["confidence"] = float(confidence)
     else:

@@ -31,6 +31,7 @@ from stepml.contracts import (
     ValidatedRun,
 )
 from stepml.errors import DataError
+from stepml.memory import return_large_frees_to_the_system
 from stepml.observability import span
 from stepml.settings import Settings
 from stepml.storage import S3Store
@@ -104,6 +105,7 @@ def claim_upload(payload: dict[str, Any], settings: Settings) -> ClaimedRun | Du
 
 def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun | DuplicateRun:
     """Stage 1: check the uploaded CSV, save its validation report, describe it."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     from stepml import tables
     from stepml.registry import sha256
     from stepml.validation import read_table, validate
@@ -151,7 +153,9 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
 
 def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     """Stage 2: clean the upload and write the train/test splits and the feature schema."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     from stepml import tables
+    from stepml.columns import identifier_columns
     from stepml.preprocessing import feature_schema, ignored_columns, split
     from stepml.validation import read_csv
 
@@ -161,7 +165,7 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     location = f"s3://{source['bucket']}/{source['key']}"
     table_key = state.get("table_key")
     if table_key:
-        frame = tables.read_parquet(store.get_bytes(table_key), f"s3://{store.bucket}/{table_key}")
+        frame = tables.read_parquet(store.get_bytes(table_key), f"s3://{store.bucket}/{table_key}", text="category")
     else:  # a run that a Validate from before the Parquet handoff started: parse its upload
         frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
     dataset, run_id, target, task = state["dataset"], state["run_id"], state["target"], state["task"]
@@ -169,8 +173,9 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     if config.split.test_file is not None:
         test_location = f"s3://{source['bucket']}/{config.split.test_file}"
         test_frame = read_csv(store.get_bytes(config.split.test_file), test_location)
+    ids = identifier_columns(frame, target, config)  # found once, on the whole upload
     with span("split"):
-        train, test = split(frame, target, task, config, test_frame)
+        train, test = split(frame, target, task, config, test_frame, ids=ids)
     for name, part in (("training", train), ("test", test)):
         if len(part) < 2 or (name == "training" and len(part) < config.min_rows):
             needed = config.min_rows if name == "training" else 2
@@ -189,32 +194,40 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
         store.put_bytes(train_key, tables.to_parquet(train), content_type=tables.CONTENT_TYPE)
         store.put_bytes(test_key, tables.to_parquet(test), content_type=tables.CONTENT_TYPE)
     store.put_json(schema_key, schema)
+    train_rows, test_rows = len(train), len(test)
+    del train, test  # written: the upload's own columns are all that is read below
     given = len(frame) + (0 if test_frame is None else len(test_frame))
     # The upload's columns that are not model inputs (the API accepts and ignores them in a
     # request): one per column, so it goes through S3 - a wide upload would outgrow the state.
     ignored_key = keys.preprocessed(dataset, run_id, "ignored.json")
-    store.put_json(ignored_key, ignored_columns(frame, schema, target, config))
+    store.put_json(ignored_key, ignored_columns(frame, schema, target, config, ids))
     return {**state, "train_key": train_key, "test_key": test_key, "schema_key": schema_key,
-            "ignored_key": ignored_key, "train_rows": len(train), "test_rows": len(test),
-            "dropped_rows": given - len(train) - len(test)}
+            "ignored_key": ignored_key, "train_rows": train_rows, "test_rows": test_rows,
+            "dropped_rows": given - train_rows - test_rows}
 
 
 def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
     """A split as Preprocess wrote it (Parquet), or only its ``columns``; text and date features as
     text, as the schema says (a ``split.test_file`` column may hold only numbers where the upload's
-    holds text)."""
+    holds text). Text features stay categories (a code per cell); the rest of the text (the target)
+    is objects, as the estimators and metrics read labels."""
     from stepml import tables
 
-    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}", columns)
-    for feature in schema:
-        name = feature["name"]
-        if feature["kind"] in ("categorical", "date") and name in frame.columns and frame[name].dtype != object:
-            frame[name] = tables.as_text(frame[name])
+    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}", columns, text="category")
+    features = {f["name"]: f["kind"] for f in schema}
+    for name in frame.columns:
+        kind = features.get(name)
+        if kind in ("categorical", "date"):
+            if not tables.is_text(frame[name]) and frame[name].dtype != object:
+                frame[name] = tables.as_text(frame[name])
+        elif tables.is_text(frame[name]):
+            frame[name] = frame[name].astype(object)
     return frame
 
 
 def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     """Stage 3: fit the recipe's pipeline on the training split; stage its artifacts."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     import joblib
 
     from stepml.training import fit_recorded
@@ -280,20 +293,26 @@ def assess(pipeline: Any, train_frame: Any, test_frame: Any, schema: list[dict[s
     lives (the Lambda layer has no XGBoost) and hands it over (``assessment_key``)."""
     from threadpoolctl import threadpool_limits
 
-    from stepml.evaluation import evaluate
+    from stepml.evaluation import evaluate, predict
     from stepml.onnx_export import with_nullable
+    from stepml.preprocessing import to_model_frame
 
-    with span("evaluate"), threadpool_limits(limits=recipes.OPENMP_THREADS, user_api="openmp"):
-        evaluation = _finite(
-            evaluate(pipeline, train_frame, test_frame, target, schema, task, primary_metric=config.metric_for(task))
-        )
-    with span("profile"), threadpool_limits(limits=recipes.OPENMP_THREADS, user_api="openmp"):
-        profile = _reference_profile(pipeline, train_frame, test_frame, schema, task, evaluation["metrics"])
+    with span("predict"), threadpool_limits(limits=recipes.OPENMP_THREADS, user_api="openmp"):
+        # once: the metrics and the profile read the same outputs (the model's run on the test
+        # split was most of Evaluate's time, and it ran four times)
+        predictions = predict(pipeline, to_model_frame(test_frame, schema), task)
+    with span("evaluate"):
+        evaluation = _finite(evaluate(pipeline, train_frame, test_frame, target, schema, task,
+                                      primary_metric=config.metric_for(task), predictions=predictions))
+    with span("profile"):
+        profile = _reference_profile(pipeline, train_frame, test_frame, schema, task, evaluation["metrics"],
+                                     predictions)
     return {"evaluation": evaluation, "schema": with_nullable(schema, pipeline, config.recipe), "profile": profile}
 
 
 def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRun:
     """Stage 4: hold-out metrics, a new registry version (a candidate), and the gate's verdict."""
+    return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     from stepml.gate import decide
     from stepml.registry import CHAMPION, ModelRegistry
 
@@ -373,16 +392,19 @@ def promote(state: RegisteredRun, settings: Settings) -> PromotedRun:
 
 
 def _reference_profile(pipeline: Any, train_frame: Any, test_frame: Any, schema: list[dict[str, Any]], task: str,
-                       metrics: dict[str, Any]) -> dict[str, Any]:
-    """The version's reference profile (:mod:`stepml.profile`): training values, test predictions."""
+                       metrics: dict[str, Any], predictions: Any = None) -> dict[str, Any]:
+    """The version's reference profile (:mod:`stepml.profile`): training values, test predictions
+    (``predictions``: :func:`stepml.evaluation.predict`'s on the test split, computed when not given)."""
+    from stepml.evaluation import predict
     from stepml.preprocessing import to_model_frame
     from stepml.profile import build_profile
 
-    features = to_model_frame(test_frame, schema)
-    predicted = pipeline.predict(features)
+    if predictions is None:
+        predictions = predict(pipeline, to_model_frame(test_frame, schema), task)
+    predicted = predictions.predicted
     confidence = None
-    if task == "classification":
-        confidence = float(pipeline.predict_proba(features).max(axis=1).mean())
+    if predictions.probabilities is not None:
+        confidence = float(predictions.probabilities.max(axis=1).mean())
     # the columns themselves: the profile counts them vectorised (a list of Python objects per
     # column was ~30 bytes a cell: 700 MB for 1.6M training rows)
     columns = {f["name"]: train_frame[f["name"]] for f in schema}

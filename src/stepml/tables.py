@@ -8,7 +8,10 @@ also has pyarrow (the local venv) reads and writes exactly what Lambda does. Not
 
 Text columns are written as text: a CSV column that pandas read as objects holds strings, or, in a
 column mixing kinds, numbers and booleans next to them; each value is written as the text ``str``
-gives it (what a CSV round trip used to give the stages), missing values stay missing.
+gives it (what a CSV round trip used to give the stages), missing values stay missing. Validate's
+parse holds text as categories of strings (:func:`stepml.validation.read_table`): those are text
+too, and the stages read text back as categories (``text="category"``): one small code per cell
+instead of a pointer to a string, a quarter of a text column's memory at most.
 """
 
 from __future__ import annotations
@@ -43,15 +46,20 @@ TEXT_COLUMNS = "stepml.text_columns"
 def to_parquet(frame: pd.DataFrame) -> bytes:
     """``frame`` (string column names, any index) as Parquet bytes; its index is not kept.
 
-    Text columns are written dictionary-encoded (as categories) and read back as text by
-    :func:`read_parquet`, each distinct value one shared ``str``: a column of repeated values then
-    costs a pointer per row in memory, as pandas' CSV parser gives it, instead of a string per row.
+    Text columns (objects, or categories of strings as Validate parses them) are written
+    dictionary-encoded (as categories) and read back by :func:`read_parquet` as categories, or as
+    objects with each distinct value one shared ``str``: a pointer per row instead of a string.
     """
     columns = {}
     text_columns = []
     for name in frame.columns:
         series = frame[name]
-        if series.dtype == object:
+        if is_text(series):
+            # categories no row uses (a split's other side) are not written: what is read back
+            # counts only the values that are there, as objects do
+            series = series.cat.remove_unused_categories()
+            text_columns.append(str(name))
+        elif series.dtype == object:
             if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
                 series = as_text(series)  # a column of strings (the usual case) is written as it is
             series = series.astype("category")
@@ -65,11 +73,19 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def read_parquet(data: bytes, source: str, columns: list[str] | None = None) -> pd.DataFrame:
+def is_text(series: pd.Series) -> bool:
+    """A column of text held as categories (a code per cell, each distinct string once)."""
+    dtype = series.dtype
+    return isinstance(dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(dtype.categories) in ("string", "empty")
+
+
+def read_parquet(data: bytes, source: str, columns: list[str] | None = None, text: str = "object") -> pd.DataFrame:
     """The table in Parquet ``data`` (written by :func:`to_parquet`), or only its ``columns``;
     ``source`` names it in errors.
 
-    Text columns come back as objects (missing values NaN, as pandas' CSV parser gives them).
+    Text columns come back as objects (``text="object"``; missing values NaN, as pandas' CSV
+    parser gives them), or as categories of those strings (``text="category"``: what the stages
+    read, a small code per cell; only the values present are categories).
     """
     import fastparquet
 
@@ -80,7 +96,7 @@ def read_parquet(data: bytes, source: str, columns: list[str] | None = None) -> 
     except Exception as exc:  # fastparquet's and thrift's own error classes
         raise DataError(f"{source} is not a readable Parquet table: {exc}"[:500]) from exc
     for name in frame.columns:
-        if name in text_columns:
+        if name in text_columns and text == "object":
             frame[name] = frame[name].astype(object)
         elif isinstance(frame[name].dtype, pd.CategoricalDtype):
             # fastparquet sets a category column's labels after building the frame: the frame's own
@@ -89,4 +105,4 @@ def read_parquet(data: bytes, source: str, columns: list[str] | None = None) -> 
     return frame
 
 
-__all__ = ["CONTENT_TYPE", "ENGINE", "as_text", "read_parquet", "to_parquet"]
+__all__ = ["CONTENT_TYPE", "ENGINE", "as_text", "is_text", "read_parquet", "to_parquet"]

@@ -221,8 +221,10 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
     The result is the table one ``read_csv`` call gives a file that fits one parser chunk: a column
     of numbers in every chunk is numbers (integers and floats join as floats), a column with text
     in any chunk is all text, as written (pandas' own chunked read would leave numbers parsed in
-    the other chunks, a column of both kinds). Text is held as categories while reading: peak
-    memory is about the table plus one chunk, not the parser's buffers for the whole file.
+    the other chunks, a column of both kinds). Text is held as categories of its strings, while
+    reading and after (:func:`stepml.tables.is_text`; a code per cell, each distinct string once):
+    peak memory is about the table plus one chunk, not the parser's buffers for the whole file, and
+    the table a fraction of the same text as objects. The checks read it as they read text.
     """
     options: dict[str, Any] = {
         "na_values": MISSING_MARKERS,
@@ -233,6 +235,14 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
     }
     pieces: dict[str, list[pd.Series]] = {}
     names: list[str] = []
+    # The columns that are text in the first chunk are parsed as categories from the start: the
+    # parser then makes one string per distinct value, not one per cell (a chunk's cells as strings
+    # were most of the parse's peak). A column text only in later chunks is read again below.
+    head = pd.read_csv(io.BytesIO(data), nrows=CHUNK_ROWS, **options)
+    text_first = [str(n) for n, s in head.items() if _is_text([_compact(s)])]
+    if len(set(map(str, head.columns))) == head.shape[1] and len(head) == CHUNK_ROWS and text_first:
+        options = {**options, "dtype": dict.fromkeys(text_first, "category")}
+    del head
     with pd.read_csv(io.BytesIO(data), chunksize=CHUNK_ROWS, **options) as reader:
         for chunk in reader:
             names = names or list(chunk.columns)
@@ -245,7 +255,8 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
     if texts:  # text in some chunks, numbers in others: read those columns again, all as text
         for name in texts:
             pieces[name] = []
-        with pd.read_csv(io.BytesIO(data), chunksize=CHUNK_ROWS, usecols=texts, dtype=str, **options) as reader:
+        again = {k: v for k, v in options.items() if k != "dtype"}
+        with pd.read_csv(io.BytesIO(data), chunksize=CHUNK_ROWS, usecols=texts, dtype=str, **again) as reader:
             for chunk in reader:
                 for name, series in chunk.items():
                     pieces[str(name)].append(_compact(series))
@@ -255,7 +266,7 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
         if all(_is_text([part]) for part in parts):
             from pandas.api.types import union_categoricals
 
-            columns[name] = pd.Series(union_categoricals(parts).astype(object), name=name)
+            columns[name] = pd.Series(union_categoricals(parts), name=name)
         else:  # numbers, booleans: their common type, as pandas joins its own chunks
             columns[name] = pd.concat(parts, ignore_index=True)
         del parts
@@ -374,8 +385,11 @@ def _line(index: Any) -> int:
 
 def _check_blocking(frame: pd.DataFrame, target: str, config: DatasetConfig, source: str) -> None:
     schema = blocking_schema(frame, target, config)
-    # only the columns the schema checks: pandera copies and coerces what it is given
-    failures = _failures(schema, frame[list(schema.columns)])
+    # only the columns the schema checks: pandera copies and coerces what it is given (as text:
+    # pandas turns no category into a number)
+    checked = frame[list(schema.columns)]
+    checked = checked.astype({c: object for c in checked.columns if isinstance(checked[c].dtype, pd.CategoricalDtype)})
+    failures = _failures(schema, checked)
     if failures.empty:
         return
     problems = []
@@ -575,6 +589,8 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
             f"{source} has {len(frame)} data rows; at least {config.min_rows} are needed (config min_rows)"
         )
     y = frame[target]
+    if isinstance(y.dtype, pd.CategoricalDtype):
+        y = y.astype(object)  # one column: its counts (and their order in the report) as text gives them
     if y.isna().all():
         raise DataError(f"{source}: target column {target!r} has no values (all missing)")
     task = infer_task(y, config)

@@ -32,6 +32,10 @@ def _one_read(data: bytes) -> pd.DataFrame:
                        skipinitialspace=True, encoding="utf-8", index_col=False)
 
 
+def _as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+
+
 def _adult_like(rows: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame({
@@ -51,8 +55,10 @@ def test_a_chunked_parse_gives_the_table_one_read_gives(monkeypatch: pytest.Monk
     monkeypatch.setattr(validation, "CHUNK_ROWS", chunk_rows)
     # When it is parsed in chunks of any size
     parsed, _ = validation.read_table(data, "s3://b/raw/mixed/data.csv")
-    # Then it is the table a single read_csv gives: dtypes, values and missing values alike
-    pd.testing.assert_frame_equal(parsed, _one_read(data))
+    # Then it is the table a single read_csv gives: dtypes, values and missing values alike, its
+    # text held as categories of the same strings
+    assert [c for c in parsed.columns if isinstance(parsed[c].dtype, pd.CategoricalDtype)] == ["kind", "when", "note"]
+    pd.testing.assert_frame_equal(_as_objects(parsed), _one_read(data))
     assert parsed["kind"].tolist()[4] == "12"  # text as written, wherever the chunk boundary falls
 
 
@@ -138,3 +144,87 @@ def test_parity_is_checked_on_a_seeded_sample_of_a_large_test_split(monkeypatch:
     assert len(sample) == 100 and sample.index.is_monotonic_increasing
     assert sample.index.equals(onnx_export.parity_rows(large, 42).index)
     assert not sample.index.equals(onnx_export.parity_rows(large, 7).index)
+
+
+TABLES = {
+    "adult-like": (_adult_like(300).to_csv(index=False), {"target": "income"}),
+    "mixed": (MIXED + "".join(f"{i},x,True,2020-01-0{i % 9 + 1},{i},w\n" for i in range(7, 80)), {"target": "amount"}),
+    "ids and typos": ("key,n,label\n" + "".join(f"k{i},{i if i % 40 else 'oops'},{'ab'[i % 2]}\n"
+                                                   for i in range(120)), {"target": "label"}),
+}
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_text_held_as_categories_gives_the_report_text_as_objects_gives(name: str) -> None:
+    # Given an upload as Validate parses it (text as categories) and the same table as objects
+    csv, config = TABLES[name]
+    parsed, _ = validation.read_table(csv.encode(), "s3://b/raw/t/data.csv")
+    assert any(isinstance(parsed[c].dtype, pd.CategoricalDtype) for c in parsed.columns)
+    settings = DatasetConfig.from_dict(config)
+    # When each is validated, the reports (or the refusals) are the same, word for word
+    outcomes = []
+    for frame in (parsed, _as_objects(parsed)):
+        try:
+            outcomes.append(json.dumps(validation.validate(frame, settings, "s3://b/raw/t/data.csv"), sort_keys=True))
+        except Exception as exc:  # noqa: BLE001 - the refusal is what is compared
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_model_sees_the_same_features_and_the_profile_counts_the_same_from_categories() -> None:
+    from stepml.preprocessing import to_model_frame
+
+    # Given a split read back with text as categories (some categories unused by its rows)
+    frame = _adult_like(500)
+    frame.loc[::9, "workclass"] = "  "
+    parsed, _ = validation.read_table(frame.to_csv(index=False).encode(), "s3://b/raw/a/data.csv")
+    part = parsed.iloc[::3].reset_index(drop=True)
+    schema = feature_schema(_as_objects(part), "income")
+    # Then the model's input frame is the one objects give (dtypes, values, the missing marker)
+    pd.testing.assert_frame_equal(to_model_frame(part, schema), to_model_frame(_as_objects(part), schema))
+    # and the reference profile is the same
+    profiles = [json.dumps(build_profile({f["name"]: t[f["name"]] for f in schema}, schema, "classification",
+                                         ["<=50K"], {"accuracy": 0.8}), sort_keys=True)
+                for t in (part, _as_objects(part))]
+    assert profiles[0] == profiles[1]
+    # and the schema Preprocess records is the same
+    assert feature_schema(part, "income") == schema
+
+
+def test_duplicate_rows_of_categories_are_counted_as_of_objects() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(30):
+        rows = int(rng.integers(0, 40))
+        frame = pd.DataFrame({"b": pd.Categorical(rng.choice(["x", "y", None], rows)), "c": rng.integers(0, 2, rows)})
+        assert validation.duplicate_rows(frame) == int(_as_objects(frame).duplicated().sum())
+
+
+@pytest.mark.parametrize("config", [{"target": "income"}, {"target": "income", "split": {"stratify": False}}])
+def test_a_text_target_held_as_categories_splits_into_the_same_rows(config: dict) -> None:
+    # Given an upload whose text (the target too) is categories, classes in no sorted order
+    frame = _adult_like(700)
+    frame["income"] = np.random.default_rng(3).choice(["zeta", "<=50K", "Alpha", ">50K"], 700, p=[.1, .5, .1, .3])
+    frame.loc[::13, "income"] = None
+    parsed, _ = validation.read_table(frame.to_csv(index=False).encode(), "s3://b/raw/a/data.csv")
+    # (categories in the order later chunks bring them, not sorted)
+    parsed["income"] = parsed["income"].cat.reorder_categories(["zeta", ">50K", "Alpha", "<=50K"])
+    settings = DatasetConfig.from_dict(config)
+    # When it is split, stratified by the classes' codes
+    train, test = split(parsed, "income", "classification", settings)
+    # Then the sides hold the rows the labels as text put there
+    want_train, want_test = split(_as_objects(parsed), "income", "classification", settings)
+    pd.testing.assert_frame_equal(_as_objects(train), want_train)
+    pd.testing.assert_frame_equal(_as_objects(test), want_test)
+
+
+def test_each_side_of_a_split_counts_only_the_classes_its_rows_hold() -> None:
+    # Given a text target with a class whose only rows are the first ones (the test rows)
+    frame = _adult_like(200)
+    frame.loc[:4, "income"] = "rare"
+    parsed, _ = validation.read_table(frame.to_csv(index=False).encode(), "s3://b/raw/a/data.csv")
+    for config in ({"target": "income", "split": {"test_rows": 5}}, {"target": "income"}):
+        train, test = split(parsed, "income", "classification", DatasetConfig.from_dict(config))
+        # Then a side's class counts are those of its own rows, as with text as objects
+        for side in (train, test):
+            assert side["income"].value_counts().to_dict() == _as_objects(side)["income"].value_counts().to_dict()
+            assert side["income"].value_counts().min() >= 1

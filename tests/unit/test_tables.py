@@ -11,8 +11,8 @@ from stepml.errors import DataError
 from stepml.validation import read_table
 
 
-def _round_trip(frame: pd.DataFrame) -> pd.DataFrame:
-    return tables.read_parquet(tables.to_parquet(frame), "s3://bucket/runs/x/upload.parquet")
+def _round_trip(frame: pd.DataFrame, text: str = "object") -> pd.DataFrame:
+    return tables.read_parquet(tables.to_parquet(frame), "s3://bucket/runs/x/upload.parquet", text=text)
 
 
 def test_dtypes_survive_categories_nullable_ints_dates_and_booleans() -> None:
@@ -30,17 +30,24 @@ def test_dtypes_survive_categories_nullable_ints_dates_and_booleans() -> None:
         },
         index=[7, 3, 9, 1],  # a split's shuffled index is not kept
     )
-    # When it goes through Parquet
-    back = _round_trip(frame)
-    # Then every column keeps its dtype and its values, missing ones included
-    assert back.dtypes.to_dict() == frame.dtypes.to_dict()
+    # When it goes through Parquet, read as the stages read it (text as categories)
+    back = _round_trip(frame, text="category")
+    # Then every column keeps its dtype and its values, missing ones included; text is categories
+    # of its strings, whether it was written as objects or as categories
+    assert back.dtypes.drop(["workclass", "joined"]).to_dict() == frame.dtypes.drop(["workclass", "joined"]).to_dict()
+    assert back["workclass"].dtype == "category" and back["joined"].dtype == "category"
     assert list(back.index) == [0, 1, 2, 3]
     assert list(back["grade"].cat.categories) == ["low", "high"]
     assert back["children"].isna().tolist() == [False, True, False, False]
     assert back["children"].dropna().tolist() == [1, 3, 0]
     assert back["joined"].dropna().tolist() == ["2024-01-02", "2024-03-04", "not a date"]
     assert back["joined"].isna().tolist() == [False, True, False, False]
-    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_categorical=True)
+    pd.testing.assert_frame_equal(back.drop(columns=["workclass", "joined"]),
+                                  frame.drop(columns=["workclass", "joined"]).reset_index(drop=True),
+                                  check_categorical=True)
+    assert back["workclass"].astype(object).equals(frame["workclass"].reset_index(drop=True))
+    # read as objects (the UI's examples), text is the strings again
+    assert _round_trip(frame)["grade"].tolist() == ["low", np.nan, "high", "low"]
 
 
 def test_repeated_text_is_one_shared_string_per_distinct_value() -> None:
@@ -68,11 +75,11 @@ def test_an_uploaded_csv_reads_back_as_validate_parsed_it() -> None:
            b"38,Private,,True,<=50K\n")
     frame, _ = read_table(csv, "s3://bucket/raw/adult/a.csv")
     # When Preprocess reads it from Parquet instead of parsing the CSV again
-    back = _round_trip(frame)
+    back = _round_trip(frame, text="category")
     # Then it is the same table: numbers as numbers, '?' missing, booleans as booleans
     assert back.dtypes.to_dict() == frame.dtypes.to_dict()
     assert back.isna().equals(frame.isna())
-    assert back["workclass"].fillna("missing").tolist() == ["State-gov", "missing", "Private"]
+    assert back["workclass"].astype(object).fillna("missing").tolist() == ["State-gov", "missing", "Private"]
     assert back["fnlwgt"].tolist()[:2] == [77516.0, 83311.0]
 
 

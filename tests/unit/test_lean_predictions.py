@@ -1,0 +1,73 @@
+"""Evaluate runs the model once on the test split: the labels it derives from the probabilities are
+the ones the pipeline's own ``predict`` gives, for every recipe's classifier."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stepml.config import DatasetConfig
+from stepml.evaluation import evaluate, predict
+from stepml.preprocessing import feature_schema, to_model_frame
+from stepml.training import fit
+
+
+def _table(rows: int, classes: list[str], seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    kind = rng.choice(["a", "b", "c", None], rows)
+    label = np.asarray(classes)[(np.digitize(x + rng.normal(scale=0.8, size=rows), [-0.5, 0.5]) % len(classes))]
+    return pd.DataFrame({"x": x, "z": rng.integers(0, 9, rows), "kind": kind, "y": label})
+
+
+@pytest.mark.parametrize("classes", [["no", "yes"], ["low", "mid", "high"]])
+@pytest.mark.parametrize(("recipe", "family"), [("auto", "trees"), ("auto", "linear"), ("auto", "blend"),
+                                                ("seed-a", "trees")])
+def test_the_labels_derived_from_the_probabilities_are_the_pipelines_predictions(
+        recipe: str, family: str, classes: list[str]) -> None:
+    # Given a classifier of each recipe and model family, fitted on a small table
+    frame = _table(240, classes)
+    if recipe == "seed-a":
+        frame = frame.dropna()
+    train, test = frame.iloc[:180].reset_index(drop=True), frame.iloc[180:].reset_index(drop=True)
+    schema = feature_schema(train, "y")
+    config = DatasetConfig.from_dict({"target": "y", "recipe": recipe, "params": {"max_iter": 30}}
+                                     if recipe == "auto" else {"target": "y", "recipe": recipe})
+    pipeline = fit(train, "y", schema, "classification", config, family=family)
+    features = to_model_frame(test, schema)
+    # When Evaluate predicts the test split once
+    outputs = predict(pipeline, features, "classification")
+    # Then the labels are the pipeline's predict(), the probabilities its predict_proba()
+    assert outputs.predicted.tolist() == pipeline.predict(features).tolist()
+    np.testing.assert_array_equal(outputs.probabilities, pipeline.predict_proba(features))
+    # and the metrics from them are those evaluate() computes by itself
+    once = evaluate(pipeline, train, test, "y", schema, "classification", predictions=outputs)
+    assert json.dumps(once, sort_keys=True) == json.dumps(
+        evaluate(pipeline, train, test, "y", schema, "classification"), sort_keys=True)
+
+
+def test_a_regression_is_predicted_once_with_no_probabilities() -> None:
+    frame = _table(200, ["a", "b"]).drop(columns="y").assign(y=lambda t: t["x"] * 3 + t["z"])
+    schema = feature_schema(frame, "y")
+    pipeline = fit(frame, "y", schema, "regression",
+                   DatasetConfig.from_dict({"target": "y", "params": {"max_iter": 30}}))
+    features = to_model_frame(frame, schema)
+    outputs = predict(pipeline, features, "regression")
+    assert outputs.probabilities is None
+    np.testing.assert_array_equal(outputs.predicted, pipeline.predict(features))
+
+
+def test_the_confusion_matrix_counts_what_scikit_learns_counts() -> None:
+    from sklearn.metrics import confusion_matrix
+
+    from stepml.evaluation import _confusion_matrix
+
+    rng = np.random.default_rng(4)
+    for labels in (["no", "yes"], ["b", "a", "c"]):
+        # a label outside the model's classes on either side is not counted, as scikit-learn does
+        truth = pd.Series(rng.choice([*labels, "other"], 300)).astype(str)
+        predicted = pd.Series(rng.choice(labels, 300)).astype(str)
+        assert _confusion_matrix(truth, predicted, labels) == confusion_matrix(truth, predicted, labels=labels).tolist()

@@ -200,7 +200,7 @@ def ignored_columns(
     them (a row as it stands in the CSV) and the API ignores them. ``ids``: the id-like columns of
     ``frame`` when already found (:func:`stepml.columns.identifier_columns`)."""
     features = {f["name"] for f in schema}
-    ids = set(identifier_columns(frame, target, config) if ids is None else ids)
+    id_like = set(identifier_columns(frame, target, config) if ids is None else ids)
     ignored = []
     for name in map(str, frame.columns):
         if name in features:
@@ -211,7 +211,7 @@ def ignored_columns(
             reason = "drop_columns"
         elif name in config.id_columns:
             reason = "id_columns"
-        elif name in ids:
+        elif name in id_like:
             reason = "id"
         else:
             reason = "not a model input"

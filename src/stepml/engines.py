@@ -3,8 +3,8 @@
 ``lambda``
     The pipeline's own functions (Validate → Preprocess → Train, each one Lambda). Every recipe
     the Lambda layer holds (:attr:`stepml.recipes.Recipe.in_lambda_layer`). One function's memory
-    caps the upload: peak memory is about 6.4x the CSV (issue #16), so Validate's 2048 MB stops
-    near 300 MB of CSV.
+    caps the upload: Preprocess's 2048 MB take Adult-like CSVs up to ~770 MB (measured, issue
+    #16), hence the template's ``SparkThresholdBytes`` of 600 MB.
 ``spark``
     One AWS Glue job (Spark 3.5): gradient-boosted trees trained across the job's workers with
     XGBoost's Spark estimator. The recipes that train gradient-boosted trees (``auto``,

@@ -105,7 +105,7 @@ def check_promote(payload: dict[str, Any]) -> None:
 def check_claim(payload: dict[str, Any]) -> None:
     # the sample upload is small and its config names no engine: the size decides (auto)
     assert payload["duplicate"] is False and payload["engine"] == "auto"
-    assert payload["limits"] == {"spark_threshold_bytes": 300000000, "max_upload_bytes": 10000000000}
+    assert payload["limits"] == {"spark_threshold_bytes": 600000000, "max_upload_bytes": 10000000000}
     assert payload["source"]["size"] < payload["limits"]["spark_threshold_bytes"]
 
 

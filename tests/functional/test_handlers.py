@@ -127,9 +127,10 @@ def metric(documents: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def test_inference_handler_serves_the_sample_request_after_a_retried_evaluate(adult_upload, invoke, s3, capsys) -> None:
-    # Powertools' Logger keeps the stream it found first (an earlier test's captured stdout).
+    # Powertools' Logger keeps the stream it found first (an earlier test's captured stdout, maybe
+    # closed by now: assigned, not setStream(), which would flush the old one first).
     for handler in logging.getLogger("stepml").handlers:
-        handler.setStream(sys.stdout)  # type: ignore[attr-defined]
+        handler.stream = sys.stdout  # type: ignore[attr-defined]
     state = validated = invoke("validate", with_upload(load_event("validate"), adult_upload))
     for stage in ("preprocess", "train", "verify"):
         state = invoke(stage, state)

@@ -84,26 +84,33 @@ def per_feature_onnx(model: bytes) -> bytes:
     """``model`` as exports made it before the input blocks: one ``[rows, 1]`` input per feature.
 
     Undoes the export's block inputs (the Split / Identity nodes in front of the graph), so the
-    tests can serve a version registered by an older stepml.
+    tests can serve a version registered by an older stepml. A node the export's folding left
+    reading a whole block (e.g. the numbers' IsNaN) reads it joined again from the features.
     """
+    import json
+
     import onnx
     from onnx import helper
 
-    from stepml.onnx_model import NUMERIC_INPUT, TEXT_INPUT
+    from stepml.onnx_model import META_INPUTS, NUMERIC_INPUT, TEXT_INPUT
 
     loaded = onnx.load_from_string(model)
     graph = loaded.graph
     blocks = {i.name: i.type.tensor_type.elem_type for i in graph.input}
     assert set(blocks) <= {NUMERIC_INPUT, TEXT_INPUT}
-    front = [node for node in graph.node if node.input and node.input[0] in blocks]
-    inputs = [
-        helper.make_tensor_value_info(name, blocks[node.input[0]], [None, 1]) for node in front for name in node.output
-    ]
+    features = json.loads(next(p.value for p in loaded.metadata_props if p.key == META_INPUTS))
+    front = [node for node in graph.node if node.op_type in ("Split", "Identity") and node.input[0] in blocks]
     for node in front:
         graph.node.remove(node)
     for initializer in [i for i in graph.initializer if i.name.endswith("_sizes")]:
         graph.initializer.remove(initializer)
+    read = {name for node in graph.node for name in node.input}
+    for block in reversed([b for b in blocks if b in read]):
+        graph.node.insert(0, helper.make_node("Concat", features[block], [block], axis=1, name=f"{block}_joined"))
     del graph.input[:]
-    graph.input.extend(inputs)
+    graph.input.extend(
+        helper.make_tensor_value_info(name, element, [None, 1]) for block, element in blocks.items()
+        for name in features[block]
+    )
     onnx.checker.check_model(loaded)
     return loaded.SerializeToString()

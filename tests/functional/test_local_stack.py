@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from stepml.local import LocalStack, LocalStackError, invoke_function
+from stepml.stack import Stack
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -498,3 +499,21 @@ def test_a_second_stack_with_the_same_name_is_refused(stack: LocalStack, project
         LocalStack(project, port=0, api_port=0, stack_name="stepml-functional").start()
     # The refused stack cleaned up after itself; the running one still serves.
     assert stack.client("s3").head_bucket(Bucket=stack.bucket)
+
+
+def test_a_stack_started_here_leaves_the_processs_default_credentials_to_the_environment(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a process whose boto3 default session has read no credentials yet, and an environment
+    # naming credentials of the caller's own (the fake ones every test gets)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    # When a stack starts in it, and then the environment names that stack's administrator (as
+    # `stepml smoke` run in-process by click's CliRunner gets it)
+    with LocalStack(project, port=0, api_port=0, stack_name="stepml-default-chain") as started:
+        for name, value in started.client_environment().items():
+            monkeypatch.setenv(name, value)
+
+        # Then a default-chain client made now signs as the administrator, not as whoever the
+        # environment named while the stack deployed (that was InvalidClientTokenId)
+        found = Stack(stack_name="stepml-default-chain", endpoint_url=started.endpoint_url).outputs
+        assert found == started.outputs

@@ -32,6 +32,9 @@ Globals:
   Function:
     Runtime: python3.12
     Timeout: 30
+    # Room for the environment's Python: an environment starts from its fork server's preloaded
+    # libraries (~135 MB resident), over the default 128 MB, and the limit is enforced.
+    MemorySize: 512
     # The handlers import stepml: as on AWS, only a layer that ships it lets them.
     Layers: [!Ref MLLayer]
     Environment:
@@ -268,6 +271,7 @@ def test_csv_upload_runs_the_state_machine_with_aws_shaped_event(stack: LocalSta
 
 def test_handlers_get_their_own_environment_not_the_process_one(stack: LocalStack) -> None:
     execution = upload_and_wait(stack, "raw/env/f.csv")
+    assert execution["status"] == "SUCCEEDED", execution
     output = json.loads(execution["output"])
 
     assert output["env"] == {

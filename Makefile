@@ -29,7 +29,7 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-# pytest-xdist workers: 0 (one process) until a full two-worker run has passed; `make test
+# pytest-xdist workers: 0 (one process) until two full two-worker runs have passed; `make test
 # TEST_WORKERS=2` tries two (what runs together: tests/conftest.py).
 TEST_WORKERS ?= 0
 

@@ -70,9 +70,8 @@ def head_bytes(path: Path, rows: int) -> bytes:
 SHARED_UNITS = {
     # the browser tier's trained stack, `stepml ui` and Chromium
     "tests/browser/": "browser",
-    # tests/e2e's `local_stack` (the offline stack named "stepml"). It must be the first stack of
-    # its worker's process: a stack started after another one in the process was stopped refuses
-    # its administrator's keys (test_smoke after test_local_invoke's own stack).
+    # tests/e2e's `local_stack` (the offline stack named "stepml"), started once per worker that
+    # runs these files
     **dict.fromkeys(
         [f"tests/e2e/test_{name}.py" for name in
          ("cli", "monitor", "notifications", "pipeline", "real_datasets", "smoke", "strict_stack")],

@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from stepml.local import LocalStack, LocalStackError, invoke_function
+from stepml.stack import Stack
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -31,6 +32,9 @@ Globals:
   Function:
     Runtime: python3.12
     Timeout: 30
+    # Room for the environment's Python: an environment starts from its fork server's preloaded
+    # libraries (~135 MB resident), over the default 128 MB, and the limit is enforced.
+    MemorySize: 512
     # The handlers import stepml: as on AWS, only a layer that ships it lets them.
     Layers: [!Ref MLLayer]
     Environment:
@@ -267,6 +271,7 @@ def test_csv_upload_runs_the_state_machine_with_aws_shaped_event(stack: LocalSta
 
 def test_handlers_get_their_own_environment_not_the_process_one(stack: LocalStack) -> None:
     execution = upload_and_wait(stack, "raw/env/f.csv")
+    assert execution["status"] == "SUCCEEDED", execution
     output = json.loads(execution["output"])
 
     assert output["env"] == {
@@ -498,3 +503,21 @@ def test_a_second_stack_with_the_same_name_is_refused(stack: LocalStack, project
         LocalStack(project, port=0, api_port=0, stack_name="stepml-functional").start()
     # The refused stack cleaned up after itself; the running one still serves.
     assert stack.client("s3").head_bucket(Bucket=stack.bucket)
+
+
+def test_a_stack_started_here_leaves_the_processs_default_credentials_to_the_environment(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a process whose boto3 default session has read no credentials yet, and an environment
+    # naming credentials of the caller's own (the fake ones every test gets)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    # When a stack starts in it, and then the environment names that stack's administrator (as
+    # `stepml smoke` run in-process by click's CliRunner gets it)
+    with LocalStack(project, port=0, api_port=0, stack_name="stepml-default-chain") as started:
+        for name, value in started.client_environment().items():
+            monkeypatch.setenv(name, value)
+
+        # Then a default-chain client made now signs as the administrator, not as whoever the
+        # environment named while the stack deployed (that was InvalidClientTokenId)
+        found = Stack(stack_name="stepml-default-chain", endpoint_url=started.endpoint_url).outputs
+        assert found == started.outputs

@@ -1086,25 +1086,31 @@ def _client(
 
     Signed with ``credentials`` (the stack's administrator); without, with the caller's own
     (boto3's default chain), falling back to fake keys when there are none.
+
+    The caller's own credentials are read by a session of this client's own, never by boto3's
+    default session: that one keeps the first credentials it resolves for the whole process, so a
+    stack deployed under one identity would sign every later default-chain client in the process
+    (the CLI run in-process, a handler's :class:`~stepml.settings.Settings`) with it, long after the
+    environment named another (a later stack's administrator got ``InvalidClientTokenId``).
     """
     import boto3
     from botocore.exceptions import ProfileNotFound
 
+    if credentials is not None:
+        return boto3.client(  # type: ignore[call-overload,unused-ignore]
+            service, endpoint_url=endpoint_url, region_name=region, config=config,
+            **credentials.client_kwargs(),
+        )
+    session: Any = boto3.session.Session()
     try:
-        found = credentials is None and boto3.session.Session().get_credentials() is not None
+        found = session.get_credentials() is not None
     except ProfileNotFound:  # AWS_PROFILE names a profile this stack has yet to write
         found = False
-    if credentials is not None:
-        keys = credentials.client_kwargs()
-    elif found:
-        keys = {}
-    else:
-        keys = {
-            "aws_access_key_id": FAKE_ACCESS_KEY_ID,
-            "aws_secret_access_key": FAKE_SECRET_ACCESS_KEY,
-        }
+    if found:
+        return session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)
     return boto3.client(  # type: ignore[call-overload,unused-ignore]
-        service, endpoint_url=endpoint_url, region_name=region, config=config, **keys
+        service, endpoint_url=endpoint_url, region_name=region, config=config,
+        aws_access_key_id=FAKE_ACCESS_KEY_ID, aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
     )
 
 

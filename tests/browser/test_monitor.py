@@ -10,6 +10,7 @@ one caller's requests.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,18 @@ def grid(table: Any) -> list[dict[str, str]]:
         cells = [cell.text_content() or "" for cell in row.locator("[role=gridcell]").all()]
         if cells:
             rows.append(dict(zip(header, cells, strict=False)))
+    return rows
+
+
+def grid_once(table: Any, shows: Any, timeout: float = 30.0) -> list[dict[str, str]]:
+    """:func:`grid`, read again until ``shows(rows)`` holds or ``timeout`` seconds pass: the grid's
+    accessible table can lag the caption by a render (it listed every caller once, on a busy CI
+    machine, after the caption already counted only the chosen one)."""
+    deadline = time.monotonic() + timeout
+    rows = grid(table)
+    while not shows(rows) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        rows = grid(table)
     return rows
 
 
@@ -110,7 +123,7 @@ def test_the_audit_trail_filters_by_caller_and_time(page: Any, ui_url: str, moni
     expect(audit_caption(page)).to_contain_text(f"{bobs:,} of {len(captures):,} captured requests")
     audit = page.get_by_test_id("stDataFrame").last
     expect(audit.locator("[role=gridcell]").first).to_be_attached()
-    rows = grid(audit)
+    rows = grid_once(audit, lambda rows: bool(rows) and {r["caller"] for r in rows} == {BOB})
     assert rows and {r["caller"] for r in rows} == {BOB}, rows
     assert [r["time"] for r in rows] == sorted((r["time"] for r in rows), reverse=True)
     newest = max((c for c in captures if c["caller"] == BOB), key=lambda c: c["time"])

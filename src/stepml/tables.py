@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Literal
 
 import pandas as pd
 
@@ -79,7 +80,8 @@ def is_text(series: pd.Series) -> bool:
     return isinstance(dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(dtype.categories) in ("string", "empty")
 
 
-def read_parquet(data: bytes, source: str, columns: list[str] | None = None, text: str = "object") -> pd.DataFrame:
+def read_parquet(data: bytes, source: str, columns: list[str] | None = None,
+                 text: Literal["object", "category"] = "object") -> pd.DataFrame:
     """The table in Parquet ``data`` (written by :func:`to_parquet`), or only its ``columns``;
     ``source`` names it in errors.
 

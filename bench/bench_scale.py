@@ -281,6 +281,23 @@ def measure(stack: LocalStack, peaks: _Peaks, folder: Path, sizes: list[int], en
     return runs
 
 
+def merged(runs: list[dict[str, Any]], earlier: list[Path], limits: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    """This run's results and those of earlier result files, one per (engine, rows) - the newest
+    wins - ordered by engine then rows. A run without its own date takes its file's."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in earlier:
+        saved = json.loads(path.read_text())
+        for run in saved["runs"]:
+            run.setdefault("measured", saved["measured"])
+            if run["engine"] == "lambda":
+                run["stops"] = stops(run, limits)
+            by_key[(run["engine"], run["rows"])] = run
+    for run in runs:
+        by_key[(run["engine"], run["rows"])] = {**run, "measured": now}
+    return [by_key[key] for key in sorted(by_key, key=lambda k: (k[0] != "lambda", k[1]))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="rows per upload")
@@ -288,6 +305,9 @@ def main() -> None:
     parser.add_argument("--spark-driver-memory", default="4g",
                         help="the local Spark JVM's heap (local mode: driver and executors in one JVM)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/scale.json")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], metavar="JSON",
+                        help="earlier results of this bench (e.g. a 10M Spark run) to keep beside this run's: "
+                             "a (engine, rows) measured now replaces theirs; each run keeps its date")
     args = parser.parse_args()
     if "STEPML_DATA_DIR" not in os.environ:
         parser.error("set STEPML_DATA_DIR to the folder holding adult.csv (e.g. ../shared/datasets)")
@@ -303,6 +323,7 @@ def main() -> None:
         project.mkdir()
         with LocalStack(roomy_project(project), port=0, api_port=0, stack_name="stepml-scale") as stack:
             runs = measure(stack, peaks, Path(folder), args.sizes, args.engines, limits)
+    runs = merged(runs, args.merge, limits)
     threshold = implied_threshold([r for r in runs if r["engine"] == "lambda" and r["status"] == "SUCCEEDED"], limits)
     print_tables(runs, threshold)
     args.output.parent.mkdir(parents=True, exist_ok=True)

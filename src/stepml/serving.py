@@ -60,6 +60,8 @@ class LoadedModel:
     inputs: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Feeds]
     #: What a request may carry (prepared once: the check runs on every request).
     contract: InputContract
+    #: ``(output names, feeds) -> outputs``: the session's run (see :func:`_runner`).
+    run: Callable[[list[str], Feeds], list[Any]]
 
 
 def _session(model_bytes: bytes) -> Any:
@@ -71,6 +73,18 @@ def _session(model_bytes: bytes) -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def _runner(session: Any) -> Callable[[list[str], Feeds], list[Any]]:
+    """``session.run`` without the Python wrapper's per-call checks of the feeds' names (~10 us of a
+    ~70 us single-row run, measured on Adult): the feeds come from the model's own input builder,
+    made from the session's input names, and onnxruntime's C++ checks names, types and shapes again.
+    The public ``run`` where onnxruntime has no such binding."""
+    inner = getattr(session, "_sess", None)
+    if inner is None or not callable(getattr(inner, "run", None)):
+        return session.run  # type: ignore[no-any-return]
+    run = inner.run
+    return lambda outputs, feeds: run(outputs, feeds, None)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -135,7 +149,7 @@ class ModelServer:
             loaded = LoadedModel(
                 meta=meta, session=session, classes=model_classes(metadata), schema=schema,
                 inputs=input_builder([i.name for i in session.get_inputs()]),
-                contract=InputContract.build(schema, ignored, missing_refusal(recipe)),
+                contract=InputContract.build(schema, ignored, missing_refusal(recipe)), run=_runner(session),
             )
             with self._lock:
                 self._models[key] = loaded
@@ -187,7 +201,7 @@ class ModelServer:
         inputs = loaded.inputs(rows, schema)
         result: dict[str, Any] = {"model": name, "version": loaded.meta["version"]}
         if loaded.classes is not None:
-            probabilities = loaded.session.run([PROBABILITIES], inputs)[0]
+            probabilities = loaded.run([PROBABILITIES], inputs)[0]
             classes = loaded.classes
             result["predictions"] = [classes[i] for i in probabilities.argmax(axis=1).tolist()]
             result["probabilities"] = [
@@ -195,7 +209,7 @@ class ModelServer:
                 for row in np.round(probabilities.astype(np.float64), 6).tolist()
             ]
         else:
-            values = loaded.session.run([PREDICTION], inputs)[0].reshape(-1)
+            values = loaded.run([PREDICTION], inputs)[0].reshape(-1)
             result["predictions"] = values.astype(np.float64).tolist()
         result["warnings"] = warnings
         if self.on_predicted is not None:

@@ -277,3 +277,20 @@ def test_the_export_leaves_no_node_that_only_moves_data_and_answers_as_before(mo
     answers = [ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds) for model in (folded, unfolded)]
     for got, expected in zip(*answers, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_serving_runs_the_session_through_its_direct_binding_with_the_same_answers() -> None:
+    """serving._runner skips the Python wrapper's feed checks: same outputs as ``session.run``, and
+    a feed the graph does not take is still refused (by onnxruntime's own checks)."""
+    from stepml.serving import _runner, _session
+
+    pipeline, test = _fitted("classification", HistGradientBoostingClassifier(max_iter=20), "ordinal")
+    session = _session(export(pipeline, SCHEMA, "classification"))
+    run = _runner(session)
+    assert run is not session.run  # this onnxruntime has the binding: the fast path is the one tested
+    features = preprocessing.to_model_frame(test, SCHEMA)
+    inputs = onnx_model.feeds({f["name"]: features[f["name"]].to_numpy() for f in SCHEMA}, SCHEMA)
+    np.testing.assert_array_equal(run([onnx_model.PROBABILITIES], inputs)[0],
+                                  session.run([onnx_model.PROBABILITIES], inputs)[0])
+    with pytest.raises(Exception, match="stepml_numeric"):
+        run([onnx_model.PROBABILITIES], {"stepml_categorical": inputs["stepml_categorical"]})

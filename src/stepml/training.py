@@ -73,7 +73,15 @@ def fit(
         with threadpool_limits(limits=OPENMP_THREADS), warnings.catch_warnings():
             # a linear model (model_family) warns when lbfgs stops at max_iter
             warnings.simplefilter("ignore", ConvergenceWarning)
-            pipeline.fit(features, y)
+            if family == "trees":
+                # Pipeline.fit, a step at a time (the same fitted steps), so that the model frame is
+                # freed once the column transformer has made the matrix the model is fitted on
+                matrix = pipeline.named_steps["columns"].fit_transform(features, y)
+                del features
+                pipeline.named_steps["model"].fit(matrix, y)
+                del matrix
+            else:
+                pipeline.fit(features, y)
     except (ValueError, TypeError, ArithmeticError) as exc:
         # Validation refuses what it knows to be untrainable; anything left is still a problem of
         # this data with this recipe, not a crash: say so in the pipeline's words, not a library's.

@@ -240,7 +240,7 @@ def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.Data
             for index, part in enumerate(entry["parts"]):
                 columns[dateparts.derived_name(entry["name"], part)] = derived[:, index]
         elif entry["kind"] == "numeric":
-            columns[entry["name"]] = pd.to_numeric(series, errors="coerce").astype("float64")
+            columns[entry["name"]] = pd.to_numeric(series, errors="coerce").astype("float64", copy=False)
         elif isinstance(series.dtype, pd.CategoricalDtype):
             columns[entry["name"]] = _category_text(series)
         else:
@@ -250,6 +250,15 @@ def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.Data
     # each column its own block (copy=False): joining them into one block of objects and one of
     # floats cost 440 MB in passing at 1.6M rows (Train's peak), and a copy of every column after
     return pd.DataFrame(columns, index=frame.index, copy=False)
+
+
+def numbers_as_floats(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> None:
+    """Hold ``frame``'s numeric features as the model reads them (float64, unreadable values NaN),
+    in place and a column at a time: :func:`to_model_frame` then shares these columns instead of
+    copying them (77 MB at 1.6M rows and six numbers, in Train's peak)."""
+    for entry in schema:
+        if entry["kind"] == "numeric" and frame[entry["name"]].dtype != np.float64:
+            frame[entry["name"]] = pd.to_numeric(frame[entry["name"]], errors="coerce").astype("float64")
 
 
 def _category_text(series: pd.Series) -> pd.Series:

@@ -116,7 +116,8 @@ def fit_columns(columns: Any, features: pd.DataFrame, y: Any = None) -> np.ndarr
     """
     if len(features) < CHUNKED_ROWS:
         return np.asarray(columns.fit_transform(features, y))
-    columns.fit(features.iloc[:CHUNK_ROWS], None if y is None else y[:CHUNK_ROWS])
+    head = None if y is None else (y.iloc[:CHUNK_ROWS] if hasattr(y, "iloc") else y[:CHUNK_ROWS])
+    columns.fit(features.iloc[:CHUNK_ROWS], head)
     widths = [len(transformer.get_feature_names_out(names)) for _, transformer, names in _fitted(columns)]
     for _, transformer, names in _fitted(columns):
         # its columns as a view (features[names] would copy them first: 77 MB more at the peak)

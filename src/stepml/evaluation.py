@@ -152,9 +152,16 @@ def _confusion_matrix(y_true: pd.Series, predicted: pd.Series, labels: list[str]
 def _classification_metrics(
     y_true: pd.Series, predicted: Any, probabilities: np.ndarray, classes: np.ndarray
 ) -> dict[str, float]:
+    # Each label's text as a small code numbered in the texts' sorted order, which is the order
+    # scikit-learn's metrics give the texts themselves: the same values, without sorting the
+    # split's strings once per metric (8 s of Evaluate at 400k test rows)
     true_text = y_true.astype(str).to_numpy()
     predicted_text = pd.Series(predicted).astype(str).to_numpy()
-    class_text = [str(c) for c in classes]
+    texts = sorted({*pd.unique(true_text), *pd.unique(predicted_text), *(str(c) for c in classes)})
+    true_text, predicted_text = (pd.Categorical(t, categories=texts).codes.astype(np.intp)
+                                 for t in (true_text, predicted_text))
+    code = {text: index for index, text in enumerate(texts)}
+    class_text = [code[str(c)] for c in classes]
     result = {
         "accuracy": float(skm.accuracy_score(true_text, predicted_text)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(true_text, predicted_text)),

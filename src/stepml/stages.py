@@ -230,6 +230,7 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     return_large_frees_to_the_system()  # peak memory: the data, not freed copies of it
     import joblib
 
+    from stepml.preprocessing import numbers_as_floats
     from stepml.training import fit_recorded
 
     dataset, run_id, task = state["dataset"], state["run_id"], state["task"]
@@ -240,6 +241,7 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     schema = store.get_json(state["schema_key"])
     with span("load"):
         frame = _read_split(store, state["train_key"], schema)
+        numbers_as_floats(frame, schema)  # as the model reads them: shared with its input, not copied
     started = time.perf_counter()
     with span("fit"):
         fitted = fit_recorded(frame, state["target"], schema, task, config)

@@ -15,6 +15,7 @@ from stepml.columns import MISSING_MARKERS
 from stepml.config import DatasetConfig
 from stepml.preprocessing import clean, feature_schema, split
 from stepml.profile import build_profile
+from stepml.recipes import build_pipeline
 
 MIXED = (
     "id,kind,flag,when,amount,note\n"
@@ -180,8 +181,14 @@ def test_the_model_sees_the_same_features_and_the_profile_counts_the_same_from_c
     parsed, _ = validation.read_table(frame.to_csv(index=False).encode(), "s3://b/raw/a/data.csv")
     part = parsed.iloc[::3].reset_index(drop=True)
     schema = feature_schema(_as_objects(part), "income")
-    # Then the model's input frame is the one objects give (dtypes, values, the missing marker)
-    pd.testing.assert_frame_equal(to_model_frame(part, schema), to_model_frame(_as_objects(part), schema))
+    # Then the model's input frame holds the values objects give (the missing marker too), text
+    # still as categories (a code per cell), and the column transformer makes the same matrix of it
+    lean, plain = to_model_frame(part, schema), to_model_frame(_as_objects(part), schema)
+    pd.testing.assert_frame_equal(lean.astype(object), plain.astype(object))
+    assert isinstance(lean["workclass"].dtype, pd.CategoricalDtype)
+    columns = build_pipeline(schema, "classification", DatasetConfig.from_dict({"target": "income"}))
+    matrices = [columns.named_steps["columns"].fit_transform(f) for f in (lean, plain)]
+    np.testing.assert_array_equal(matrices[0], matrices[1])
     # and the reference profile is the same
     profiles = [json.dumps(build_profile({f["name"]: t[f["name"]] for f in schema}, schema, "classification",
                                          ["<=50K"], {"accuracy": 0.8}), sort_keys=True)

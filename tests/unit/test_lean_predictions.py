@@ -71,3 +71,30 @@ def test_the_confusion_matrix_counts_what_scikit_learns_counts() -> None:
         truth = pd.Series(rng.choice([*labels, "other"], 300)).astype(str)
         predicted = pd.Series(rng.choice(labels, 300)).astype(str)
         assert _confusion_matrix(truth, predicted, labels) == confusion_matrix(truth, predicted, labels=labels).tolist()
+
+
+@pytest.mark.parametrize("classes", [["<=50K", ">50K"], [2, 10, 3], ["b", "a", "c", "d"]])
+def test_the_metrics_counted_on_label_codes_are_scikit_learns_on_the_labels_text(classes: list) -> None:
+    import sklearn.metrics as skm
+
+    from stepml.evaluation import metric_value
+
+    # Given true and predicted labels (a class never predicted) and probabilities
+    rng = np.random.default_rng(3)
+    ordered = np.unique(np.asarray(classes))
+    y_true = rng.choice(ordered, 300)
+    predicted = rng.choice(ordered[:-1], 300)
+    probabilities = rng.dirichlet(np.ones(len(ordered)), 300)
+    text, guessed = y_true.astype(str), predicted.astype(str)
+    labels = [str(c) for c in ordered]
+    # When Evaluate scores them, Then each metric is the one scikit-learn gives on their text
+    assert metric_value("classification", "accuracy", y_true, predicted, probabilities, ordered) == \
+        skm.accuracy_score(text, guessed)
+    assert metric_value("classification", "balanced_accuracy", y_true, predicted, probabilities, ordered) == \
+        skm.balanced_accuracy_score(text, guessed)
+    f1 = (skm.f1_score(text, guessed, pos_label=labels[1], zero_division=0) if len(labels) == 2
+          else skm.f1_score(text, guessed, average="macro", zero_division=0))
+    assert metric_value("classification", "f1", y_true, predicted, probabilities, ordered) == f1
+    if len(labels) == 2:
+        assert metric_value("classification", "roc_auc", y_true, predicted, probabilities, ordered) == \
+            skm.roc_auc_score(text == labels[1], probabilities[:, 1])

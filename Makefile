@@ -29,9 +29,9 @@ venv: $(STAMP)
 demo: venv  ## run the whole pipeline offline on Adult and print a prediction
 	$(BIN)/stepml demo
 
-# pytest-xdist workers: 0 (one process) until two full two-worker runs have passed; `make test
-# TEST_WORKERS=2` tries two (what runs together: tests/conftest.py).
-TEST_WORKERS ?= 0
+# pytest-xdist workers (what runs together: tests/conftest.py); `make test TEST_WORKERS=0` runs the
+# suite in one process.
+TEST_WORKERS ?= 2
 
 test: venv browser java tools checkov-venv  ## everything: unit, functional, end-to-end, template checks and scans, the SAM build
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)

@@ -98,3 +98,26 @@ def test_the_metrics_counted_on_label_codes_are_scikit_learns_on_the_labels_text
     if len(labels) == 2:
         assert metric_value("classification", "roc_auc", y_true, predicted, probabilities, ordered) == \
             skm.roc_auc_score(text == labels[1], probabilities[:, 1])
+
+
+def test_a_test_split_over_the_scored_rows_is_scored_on_its_seeded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepml import stages
+
+    # Given a classifier and a test split larger than Evaluate scores
+    frame = _table(600, ["no", "yes"], seed=3)
+    train, test = frame.iloc[:300].reset_index(drop=True), frame.iloc[300:].reset_index(drop=True)
+    schema = feature_schema(train, "y")
+    config = DatasetConfig.from_dict({"target": "y", "params": {"max_iter": 30}, "split": {"seed": 7}})
+    pipeline = fit(train, "y", schema, "classification", config)
+    monkeypatch.setattr(stages, "SCORED_ROWS", 120)
+    # When Evaluate assesses it
+    evaluation = stages.assess(pipeline, train, test, schema, "classification", "y", config)["evaluation"]
+    # Then it says how many rows it scored of how many, and its metrics are those of that sample
+    assert (evaluation["test_rows"], evaluation["scored_rows"]) == (300, 120)
+    sample = test.sample(n=120, random_state=7).sort_index()
+    assert evaluation["metrics"] == evaluate(pipeline, train, sample, "y", schema, "classification")["metrics"]
+    assert sum(map(sum, evaluation["confusion_matrix"])) == 120
+    # and a split within the bound is scored whole, with no scored_rows
+    monkeypatch.setattr(stages, "SCORED_ROWS", 300)
+    whole = stages.assess(pipeline, train, test, schema, "classification", "y", config)["evaluation"]
+    assert whole["test_rows"] == 300 and "scored_rows" not in whole

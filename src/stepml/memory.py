@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 
 #: ``mallopt``'s parameter number for the mmap threshold (glibc's malloc.h).
 M_MMAP_THRESHOLD = -3
@@ -35,3 +36,15 @@ def return_large_frees_to_the_system() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+def release_garbage() -> int:
+    """Free now what only reference cycles keep alive (Python's cyclic collector otherwise runs when
+    its counters say, which can be in the middle of a stage's data): called at each data stage's
+    start and where a stage is about to make its biggest copies. Returns the objects collected.
+
+    Measured (Preprocess's work on a 2M-row upload in a plain process): 668 MB peak without it, 586 MB
+    with a collection at the start, 609 MB with one just before the split; after an earlier 49k-row
+    run in the same process (a warm Lambda environment) 731 MB without, 612 MB with both.
+    """
+    return gc.collect()

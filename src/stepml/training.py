@@ -121,7 +121,7 @@ def fit_columns(columns: Any, features: pd.DataFrame, y: Any = None) -> np.ndarr
     widths = [len(transformer.get_feature_names_out(names)) for _, transformer, names in _fitted(columns)]
     for _, transformer, names in _fitted(columns):
         # its columns as a view (features[names] would copy them first: 77 MB more at the peak)
-        transformer.fit(pd.DataFrame({name: features[name] for name in names}, copy=False), y)
+        _fit_all_rows(transformer, pd.DataFrame({name: features[name] for name in names}, copy=False), y)
     refitted = [len(transformer.get_feature_names_out(names)) for _, transformer, names in _fitted(columns)]
     if refitted != widths or columns.sparse_output_:
         # fit_transform starts again from the unfitted transformers it was given
@@ -134,6 +134,37 @@ def fit_columns(columns: Any, features: pd.DataFrame, y: Any = None) -> np.ndarr
         matrix[start:start + len(part)] = part
     assert matrix is not None
     return matrix
+
+
+def _fit_all_rows(transformer: Any, frame: pd.DataFrame, y: Any) -> None:
+    """``transformer.fit(frame, y)`` on a transformer already fitted on a slice of the rows, with a
+    median SimpleImputer (the recipes' first numeric step) fitted a column at a time.
+
+    SimpleImputer's median (``np.ma.median``) sorts a filled copy of its whole input and keeps the
+    sort's indices: at 1.6M rows and six numbers it peaked at 320 MB over its 77 MB input, Train's
+    peak. A median is a column's own: each column's, computed alone by the same imputer, is the one
+    the whole table gives (the same values, bit for bit), in a sixth of that. The imputer keeps what
+    it learned from the slice (feature names, dtype) but the statistics; a Pipeline's later steps
+    are then fitted on its output as ``Pipeline.fit`` does.
+    """
+    from sklearn.base import clone
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    steps = [step for _, step in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+    imputer = steps[0]
+    if not (isinstance(imputer, SimpleImputer) and imputer.strategy == "median" and not imputer.add_indicator
+            and all(hasattr(step, "fit_transform") for step in steps)):
+        transformer.fit(frame, y)
+        return
+    medians = [clone(imputer).fit(frame[[name]]).statistics_[0] for name in frame.columns]
+    imputer.statistics_ = np.asarray(medians, dtype=imputer.statistics_.dtype)
+    if len(steps) == 1:
+        return
+    data = imputer.transform(frame)
+    for step in steps[1:-1]:
+        data = step.fit_transform(data, y)
+    steps[-1].fit(data, y)
 
 
 def _fitted(columns: Any) -> list[tuple[str, Any, list[str]]]:

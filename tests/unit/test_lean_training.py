@@ -127,3 +127,25 @@ def test_text_categories_reach_the_model_as_their_text_and_missing_as_the_marker
     # a code per cell where the text is unambiguous; objects where two categories read alike
     assert isinstance(features["a"].dtype, pd.CategoricalDtype) and features["a"].cat.codes.dtype == np.int8
     assert features["clash"].dtype == object and features["marker"].dtype == object
+
+
+def test_the_median_imputer_fitted_a_column_at_a_time_learns_the_whole_tables_medians(small_chunks: None) -> None:
+    # Given numbers with missing values, an even count of present ones, and a column missing everywhere
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.normal(size=400), "b": rng.integers(0, 50, 400).astype(float),
+                          "gone": np.full(400, np.nan), "y": rng.choice(["p", "q"], 400)})
+    frame.loc[::3, "a"] = np.nan
+    frame.loc[:150, "b"] = 1e6  # the first chunk's median is not the table's
+    schema = feature_schema(frame, "y")
+    features = to_model_frame(frame, schema)
+    config = DatasetConfig.from_dict({"target": "y"})
+    plain, lean = (build_pipeline(schema, "classification", config).named_steps["columns"] for _ in range(2))
+    expected = plain.fit_transform(features)
+    # When the chunked path fits the imputer column by column
+    matrix = training.fit_columns(lean, features)
+    # Then it learned exactly the medians of all the rows, and the matrices are equal
+    learned = [t for name, t, _ in lean.transformers_ if name == "numeric"][0].steps[0][1].statistics_
+    whole = [t for name, t, _ in plain.transformers_ if name == "numeric"][0].steps[0][1].statistics_
+    np.testing.assert_array_equal(learned, whole)
+    assert learned[1] == np.median(frame["b"]) != np.median(frame["b"][:64])
+    np.testing.assert_array_equal(matrix, expected)

@@ -43,3 +43,28 @@ def test_freed_columns_leave_the_process_only_with_the_threshold_fixed() -> None
     # Then with glibc's own (raised) threshold they stay resident; with it fixed they are returned
     assert _released_mb("default") < 16
     assert _released_mb("fixed") >= 56
+
+
+def test_release_garbage_frees_an_array_that_only_a_reference_cycle_keeps() -> None:
+    import gc
+    import weakref
+
+    import numpy as np
+
+    from stepml.memory import release_garbage
+
+    class Holder:
+        pass
+
+    gc.disable()  # the collector must not run on its own between the cycle's making and the call
+    try:
+        holder = Holder()
+        holder.me = holder  # a cycle: reference counting alone never frees it
+        holder.data = np.zeros(1000)
+        alive = weakref.ref(holder)
+        del holder
+        assert alive() is not None
+        assert release_garbage() >= 1
+        assert alive() is None
+    finally:
+        gc.enable()

@@ -144,8 +144,8 @@ def test_the_median_imputer_fitted_a_column_at_a_time_learns_the_whole_tables_me
     # When the chunked path fits the imputer column by column
     matrix = training.fit_columns(lean, features)
     # Then it learned exactly the medians of all the rows, and the matrices are equal
-    learned = [t for name, t, _ in lean.transformers_ if name == "numeric"][0].steps[0][1].statistics_
-    whole = [t for name, t, _ in plain.transformers_ if name == "numeric"][0].steps[0][1].statistics_
+    learned = next(t for name, t, _ in lean.transformers_ if name == "numeric").steps[0][1].statistics_
+    whole = next(t for name, t, _ in plain.transformers_ if name == "numeric").steps[0][1].statistics_
     np.testing.assert_array_equal(learned, whole)
     assert learned[1] == np.median(frame["b"]) != np.median(frame["b"][:64])
     np.testing.assert_array_equal(matrix, expected)

@@ -26,6 +26,9 @@ from tests.conftest import ROOT, head_bytes
 
 playwright = pytest.importorskip("playwright.sync_api", reason="the browser tier needs the 'ui' extra")
 pytest.importorskip("streamlit", reason="the browser tier needs the 'ui' extra")
+# an assertion waits as long as an action does: on two loaded cores a rerun that calls the API can
+# take longer than Playwright's 5 s default
+playwright.expect.set_options(timeout=30_000)
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

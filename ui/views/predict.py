@@ -105,9 +105,14 @@ def show_result(answer: ApiResponse) -> None:
         st.warning(warning)
 
 
-def submit(values: dict[str, Any] | None = None, raw: str | None = None) -> None:
-    """Send the form (or the raw JSON) and keep the answer for this rerun and the next ones."""
-    if raw is not None:
+def submit(raw_key: str | None = None) -> None:
+    """Send the form (or the raw JSON) and keep the answer for this rerun and the next ones.
+
+    The raw body is read from the session when the button is pressed, not bound when the button
+    was drawn: a body edited and sent before the edit's rerun finished would otherwise send the
+    previous text."""
+    if raw_key is not None:
+        raw = str(st.session_state.get(raw_key) or "")
         try:
             body = json.loads(raw)
         except ValueError as exc:
@@ -216,8 +221,9 @@ with single:
             st.code(json.dumps(answer.body, indent=2), language="json")
     with st.expander("Send raw JSON"):
         example = json.dumps(forms.record(schema, {f["name"]: forms.default_value(f) for f in schema}), indent=2)
-        raw = st.text_area("Request body", example, height=240, key=f"raw:{name}:{choice}")
-        st.button("Send JSON", on_click=submit, kwargs={"raw": raw}, key=f"send_raw:{name}:{choice}")
+        raw_key = f"raw:{name}:{choice}"
+        st.text_area("Request body", example, height=240, key=raw_key)
+        st.button("Send JSON", on_click=submit, kwargs={"raw_key": raw_key}, key=f"send_raw:{name}:{choice}")
 
 with batch:
     st.caption(f"Score every row of a CSV with the model's columns; requests of {BATCH_SIZE} rows.")

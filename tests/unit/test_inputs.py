@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stepml.errors import RequestError
 from stepml.inputs import (
@@ -122,3 +124,33 @@ def test_an_unknown_field_named_instances_says_what_a_batch_is() -> None:
     with pytest.raises(RequestError) as raised:
         check_records(records_from({"instances": {"age": 30, "job": "a"}}), SCHEMA)
     assert raised.value.details[0] == {"row": 0, "field": "instances", "message": BATCH_HINT}
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _JSON_VALUES, min_size=1, max_size=6), st.booleans())
+def test_a_body_parses_to_what_the_standard_parser_reads(record: dict[str, object], ascii_only: bool) -> None:
+    # the duplicate-key check and the NaN refusal change nothing else: the values are exactly the
+    # standard library's (a faster parser must pass this too: orjson reads 2**64 as a float)
+    body = json.dumps(record, ensure_ascii=ascii_only)
+    expected = repr(json.loads(body))  # repr: 2**70 == float(2**70), but a category's text differs
+    assert repr(parse_body(body)) == expected
+    assert repr(parse_body(body.encode("utf-8", "surrogatepass"))) == expected
+
+
+@pytest.mark.parametrize("body", ['{"age": 123456789012345678901234567890}', '{"job": 18446744073709551616}',
+                                  '{"job": -9223372036854775809}', '{"job": "\\ud800"}',
+                                  '{"a": 1e400}', '{"a": -0.0, "b": 5e-324}'])
+def test_numbers_and_text_that_other_parsers_read_differently_are_read_as_the_standard_parser_reads_them(body: str) -> None:
+    assert repr(parse_body(body)) == repr(json.loads(body))
+
+
+def test_a_key_sent_twice_is_still_refused() -> None:
+    with pytest.raises(RequestError, match="twice|more than once|duplicate"):
+        parse_body('{"age": 1, "job": "a", "age": 2}')

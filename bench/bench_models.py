@@ -266,13 +266,33 @@ def side_by_side(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             ours, theirs = entry["auto"]["metric"], entry["autogluon"]["metric"]
             entry["auto_gap"] = round(ours / theirs - 1, 4) if entry["metric"] in ("rmse", "mae") else round(ours - theirs, 4)
             entry["auto_time_share"] = round(entry["auto"]["train_seconds"] / max(entry["autogluon"]["train_seconds"], 1e-9), 3)
+            entry["targets"] = model_quality_targets(entry)
     return found
+
+
+#: The model-quality targets, against AutoGluon on the same split: ``auto`` within this many
+#: accuracy points (classification) or this share of RMSE/MAE (regression)...
+AUTO_WITHIN = {"accuracy": 0.005, "error": 0.03}
+#: ...in at most this share of AutoGluon's fit time; ``tune`` at least level with AutoGluon.
+AUTO_TIME_SHARE = 0.1
+
+
+def model_quality_targets(entry: dict[str, Any]) -> dict[str, bool]:
+    """Which targets one dataset's side-by-side entry meets (``tune_level`` only when tune ran)."""
+    error = entry["metric"] in ("rmse", "mae")
+    bound = AUTO_WITHIN["error" if error else "accuracy"]
+    met = {"auto_within": entry["auto_gap"] <= bound if error else entry["auto_gap"] >= -bound,
+           "auto_time": entry["auto_time_share"] <= AUTO_TIME_SHARE}
+    if "auto+tune" in entry:
+        tuned, theirs = entry["auto+tune"]["metric"], entry["autogluon"]["metric"]
+        met["tune_level"] = tuned <= theirs if error else tuned >= theirs
+    return met
 
 
 def comparison_table(summary: dict[str, dict[str, Any]]) -> Table:
     out = Table(title="auto, auto+tune and AutoGluon (medium_quality) on the same splits")
     for column in ("dataset", "metric", "auto", "auto+tune", "AutoGluon", "auto gap", "fit s auto / tune / AG",
-                   "1-row ms auto / tune / AG"):
+                   "1-row ms auto / tune / AG", "targets missed"):
         out.add_column(column, justify="left" if column in ("dataset", "metric") else "right")
     for name, entry in summary.items():
         def value(recipe: str, key: str, spec: str, entry: dict[str, Any] = entry) -> str:
@@ -284,7 +304,8 @@ def comparison_table(summary: dict[str, dict[str, Any]]) -> Table:
         out.add_row(name, entry["metric"], value("auto", "metric", spec), value("auto+tune", "metric", spec),
                     value("autogluon", "metric", spec), gap_text,
                     " / ".join(value(r, "train_seconds", ".1f") for r in REAL_RECIPES),
-                    " / ".join(value(r, "predict_row_ms", ".2f") for r in REAL_RECIPES))
+                    " / ".join(value(r, "predict_row_ms", ".2f") for r in REAL_RECIPES),
+                    ", ".join(name for name, met in entry.get("targets", {}).items() if not met) or "-")
     return out
 
 

@@ -21,12 +21,13 @@ boosts at most :data:`MAX_ROUNDS_LARGE` rounds, so that Train fits in Lambda's 1
   transform is kept when its predictions, back on the target's scale, score better on the
   validation split by the run's primary metric (RMSE by default).
 
-* **the learning rate, by the cost of a round**: when a round grows trees over at least
-  :data:`FAST_RATE_ROW_TREES` rows (the training rows times the trees a round grows: one per
-  class for three or more classes, else one) the booster learns at :data:`FAST_LEARNING_RATE`
-  (0.1) instead of the recipe's 0.05: about half the rounds, so half the fit time, where fits are
-  long (nyc_weather: 21k rows x 3 classes; flights: 262k rows). Below it, where a fit takes
-  seconds, the slower rate's small gain is kept (Adult's ROC AUC, digits' accuracy).
+* **faster, larger rounds where rounds are costly**: when a round grows trees over at least
+  :data:`COSTLY_ROUND_ROW_TREES` rows (the training rows times the trees a round grows: one per
+  class for three or more classes, else one) both fits use :data:`COSTLY_ROUND_PARAMS`
+  (learning rate 0.1 instead of 0.05, 63 leaves instead of 31): fewer rounds, each drawing more
+  of a large table's detail (nyc_weather: 21k rows x 3 classes; flights: 262k rows). Below it,
+  where a fit takes seconds, the recipe's settings keep their small gain (Adult's ROC AUC,
+  digits' accuracy).
 
 The final model is then one ordinary fit of the recipe's pipeline with those rounds (and the
 transform), so it exports and serves as before. Parameters the user fixed in ``config.params``
@@ -69,14 +70,15 @@ LARGE_TABLE_ROWS = 100_000
 LARGE_FITTING_ROWS = 80_000
 LARGE_VALIDATION_ROWS = 20_000
 MAX_ROUNDS_LARGE = 500
-#: Rows x trees per round from which the booster learns at :data:`FAST_LEARNING_RATE` (unless the
-#: config fixes ``learning_rate`` or the rounds). Measured in bench/bench_models.py at 0.05 -> 0.1
-#: (2 idle cores): nyc_weather (20,892 rows x 3 classes) 0.6132 -> 0.6090 accuracy, fit 26.6 ->
-#: 14.0 s; flights (261,910 rows) RMSE 7.76 -> 6.14, 38.5 -> 33.7 s. Under it the slower rate's
-#: gain is kept: Adult (32,561 rows) 0.8725 -> 0.8716 accuracy and ROC AUC under its 0.927 bound
-#: at 0.1, for a 5 s fit; randhie 3.824 -> 3.831 RMSE; digits (1,438 rows x 10) 0.9806 -> 0.9757.
-FAST_RATE_ROW_TREES = 40_000
-FAST_LEARNING_RATE = 0.1
+#: Rows x trees per round from which the booster uses :data:`COSTLY_ROUND_PARAMS` (each unless the
+#: config fixes it, and only when the rounds are chosen). Measured in bench/bench_models.py, 2 idle
+#: cores, recipe settings -> rate 0.1 -> rate 0.1 and 63 leaves: nyc_weather (20,892 rows x 3
+#: classes) 0.6132 / 0.6090 / 0.6148 accuracy, fit 26.6 / 15.4 / 9.1 s; flights (261,910 rows) RMSE
+#: 7.76 / 6.14 / 5.20 (AutoGluon medium, 60 s: 5.16), 38.5 / 34.4 / 39.8 s. Under it the recipe's
+#: settings are kept: Adult (32,561 rows) at rate 0.1 fell 0.8725 -> 0.8716 accuracy and under its
+#: 0.927 ROC AUC bound for a 5 s fit; digits (1,438 rows x 10) 0.9806 -> 0.9757.
+COSTLY_ROUND_ROW_TREES = 40_000
+COSTLY_ROUND_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "max_leaf_nodes": 63}
 
 
 @dataclass(frozen=True)
@@ -95,14 +97,14 @@ class AutoChoice:
     families: dict[str, float] = field(default_factory=dict)
     #: the linear model's settings chosen on the validation split (the logistic model's ``C``)
     linear_params: dict[str, Any] = field(default_factory=dict)
-    #: the booster's learning rate when chosen by a round's cost (None: the recipe's or the config's)
-    learning_rate: float | None = None
+    #: the booster settings chosen by a round's cost (:data:`COSTLY_ROUND_PARAMS`; empty: the recipe's)
+    booster_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "target_transform": self.target_transform, "family": self.family,
                 "validation_rows": self.validation_rows, "candidates": self.candidates,
                 "families": self.families, "linear_params": self.linear_params,
-                "learning_rate": self.learning_rate}
+                "booster_params": self.booster_params}
 
 
 def choose(
@@ -123,12 +125,11 @@ def choose(
     if (len(train) < MIN_TRAINING_ROWS or (not choose_rounds and len(transforms) == 1)
             or isinstance(fixed.get("class_weight"), dict)):
         return AutoChoice(fixed, None, None, 0)
-    learning_rate = None
     class_count = int(train[target].nunique()) if task == "classification" else 1
     trees_per_round = class_count if class_count > 2 else 1
-    if choose_rounds and "learning_rate" not in fixed and len(train) * trees_per_round >= FAST_RATE_ROW_TREES:
-        learning_rate = FAST_LEARNING_RATE
-    booster = fixed if learning_rate is None else {**fixed, "learning_rate": learning_rate}
+    costly = choose_rounds and len(train) * trees_per_round >= COSTLY_ROUND_ROW_TREES
+    booster_params = {k: v for k, v in COSTLY_ROUND_PARAMS.items() if k not in fixed} if costly else {}
+    booster = {**fixed, **booster_params}
     stratify = train[target] if task == "classification" and train[target].value_counts().min() >= 2 else None
     max_rounds = MAX_ROUNDS
     if len(train) > LARGE_TABLE_ROWS:
@@ -178,12 +179,11 @@ def choose(
     if choose_rounds and family != model_family.LINEAR:
         chosen_rounds = max(MIN_ROUNDS, round(rounds * ROUNDS_SCALE))
         params["max_iter"] = chosen_rounds
-        if learning_rate is not None:
-            params["learning_rate"] = learning_rate
+        params.update(booster_params)
     else:
-        learning_rate = None
+        booster_params = {}
     return AutoChoice(params, transform, chosen_rounds, len(validation), candidates, family, families,
-                      linear_params if family != model_family.TREES else {}, learning_rate)
+                      linear_params if family != model_family.TREES else {}, booster_params)
 
 
 def _validation_fit(

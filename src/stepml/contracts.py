@@ -161,7 +161,7 @@ class AutoChoiceSummary(TypedDict):
     candidates: dict[str, dict[str, float]]
     families: dict[str, float]
     linear_params: dict[str, Any]
-    learning_rate: NotRequired[float | None]  # chosen by a round's cost (None: the recipe's)
+    booster_params: NotRequired[dict[str, Any]]  # chosen by a round's cost (empty: the recipe's)
 
 
 class TrainedRun(PreprocessedRun):

@@ -194,49 +194,51 @@ def _smooth(rows: int, seed: int = 6) -> pd.DataFrame:
     return frame
 
 
-def test_a_table_from_the_size_threshold_learns_at_the_faster_rate_in_both_fits(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the size threshold scaled down so the test stays fast
-    monkeypatch.setattr(auto_selection, "FAST_RATE_ROW_TREES", 800)
+def test_a_table_from_the_cost_threshold_boosts_faster_larger_rounds_in_both_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the cost threshold scaled down so the test stays fast
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 800)
     config = DatasetConfig.from_dict({"target": "y", "params": {"min_samples_leaf": 20}})
     small, large = _smooth(799), _smooth(800)
     # When auto chooses on a table just under it and one at it
     below = auto_selection.choose(small, "y", feature_schema(small, "y"), "regression", config)
     at = auto_selection.choose(large, "y", feature_schema(large, "y"), "regression", config)
-    # Then only the larger one learns at 0.1 (the recipe's 0.05 otherwise), recorded with the choice,
-    # and the final fit gets that rate with rounds chosen at it: fewer than at the slower rate
-    assert "learning_rate" not in below.params and below.to_dict()["learning_rate"] is None
-    assert at.params["learning_rate"] == at.to_dict()["learning_rate"] == auto_selection.FAST_LEARNING_RATE
-    monkeypatch.setattr(auto_selection, "FAST_RATE_ROW_TREES", 10**9)
+    # Then only the larger one gets rate 0.1 and 63 leaves (the recipe's 0.05 and 31 otherwise),
+    # recorded with the choice, and its rounds are chosen at that rate: fewer than at the recipe's
+    assert below.to_dict()["booster_params"] == {} and "learning_rate" not in below.params
+    assert at.to_dict()["booster_params"] == auto_selection.COSTLY_ROUND_PARAMS == {"learning_rate": 0.1, "max_leaf_nodes": 63}
+    assert at.params["learning_rate"] == 0.1 and at.params["max_leaf_nodes"] == 63
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 10**9)
     slow = auto_selection.choose(large, "y", feature_schema(large, "y"), "regression", config)
     assert at.rounds is not None and slow.rounds is not None and at.rounds < slow.rounds
-    # and the pipeline Train fits (on the 640 training rows of an 80/20 split) boosts at that rate
-    monkeypatch.setattr(auto_selection, "FAST_RATE_ROW_TREES", 600)
+    # and the pipeline Train fits (on the 640 training rows of an 80/20 split) boosts with them
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 600)
     pipeline, _, _ = _fitted(large, "y", "regression", params={"min_samples_leaf": 20})
-    assert pipeline.steps[-1][1].learning_rate == auto_selection.FAST_LEARNING_RATE != AUTO_PARAMS["learning_rate"]
+    booster = pipeline.steps[-1][1]
+    assert (booster.learning_rate, booster.max_leaf_nodes) == (0.1, 63) != (AUTO_PARAMS["learning_rate"], AUTO_PARAMS["max_leaf_nodes"])
 
 
-def test_a_learning_rate_or_rounds_the_user_fixed_are_not_replaced_by_the_size_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auto_selection, "FAST_RATE_ROW_TREES", 100)
+def test_settings_or_rounds_the_user_fixed_are_not_replaced_by_the_cost_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 100)
     frame = _smooth(600)
     schema = feature_schema(frame, "y")
     rate = auto_selection.choose(frame, "y", schema, "regression", DatasetConfig.from_dict(
         {"target": "y", "params": {"learning_rate": 0.03}}))
-    assert rate.params["learning_rate"] == 0.03 and rate.learning_rate is None
+    assert rate.params["learning_rate"] == 0.03 and rate.booster_params == {"max_leaf_nodes": 63}
     rounds = auto_selection.choose(frame, "y", schema, "regression", DatasetConfig.from_dict(
         {"target": "y", "params": {"max_iter": 50}}))
-    assert "learning_rate" not in rounds.params and rounds.learning_rate is None
+    assert "learning_rate" not in rounds.params and rounds.booster_params == {}
 
 
 def test_a_multiclass_round_costs_a_tree_per_class(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given 300 training rows and a threshold of 900 row-trees per round
-    monkeypatch.setattr(auto_selection, "FAST_RATE_ROW_TREES", 900)
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 900)
     rng = np.random.default_rng(7)
     frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
     config = DatasetConfig.from_dict({"target": "label", "params": {"min_samples_leaf": 20}})
-    rates = {}
+    costly = {}
     for classes in (2, 3):
         labelled = frame.assign(label=pd.cut(frame["a"] + rng.normal(0, 0.5, 300), classes, labels=False).astype(str))
         choice = auto_selection.choose(labelled, "label", feature_schema(labelled, "label"), "classification", config)
-        rates[classes] = choice.learning_rate
-    # Then two classes (one tree a round: 300) keep the recipe's rate, three (900) learn faster
-    assert rates == {2: None, 3: auto_selection.FAST_LEARNING_RATE}
+        costly[classes] = bool(choice.booster_params)
+    # Then two classes (one tree a round: 300) keep the recipe's settings, three (900) do not
+    assert costly == {2: False, 3: True}

@@ -153,5 +153,6 @@ def test_models_show_describes_the_choice() -> None:
     trees = {**choice, "family": "trees", "rounds": 100, "target_transform": "log1p", "families": {}, "linear_params": {}}
     assert describe_auto_choice(trees, "rmse").endswith("model: trees, 100 boosting rounds, target fitted as log1p")  # type: ignore[arg-type]
     # a rate chosen by the round's cost is said; an older version's choice (no key) reads as before
-    fast = {**trees, "learning_rate": 0.1, "target_transform": None}
-    assert describe_auto_choice(fast, "rmse").endswith("model: trees, 100 boosting rounds, learning rate 0.1")  # type: ignore[arg-type]
+    fast = {**trees, "booster_params": {"learning_rate": 0.1, "max_leaf_nodes": 63}, "target_transform": None}
+    assert describe_auto_choice(fast, "rmse").endswith(  # type: ignore[arg-type]
+        "model: trees, 100 boosting rounds, learning rate 0.1, max leaf nodes 63")

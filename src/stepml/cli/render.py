@@ -72,8 +72,8 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
     if family != "linear":
         rounds = choice.get("rounds")
         parts.append(f"{rounds} boosting rounds" if rounds is not None else "the recipe's default rounds")
-        if choice.get("learning_rate") is not None:
-            parts.append(f"learning rate {choice['learning_rate']:g}")
+        if choice.get("booster_params"):
+            parts.append(", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in choice["booster_params"].items()))
     if family != "trees" and choice.get("linear_params"):
         parts.append("linear " + ", ".join(f"{key}={value:g}" for key, value in choice["linear_params"].items()))
     if choice.get("target_transform"):

@@ -162,6 +162,7 @@ class AutoChoiceSummary(TypedDict):
     families: dict[str, float]
     linear_params: dict[str, Any]
     booster_params: NotRequired[dict[str, Any]]  # chosen by a round's cost (empty: the recipe's)
+    folds: NotRequired[int]  # 1: one validation split; more: cross-validated (validation_rows: all training rows)
 
 
 class TrainedRun(PreprocessedRun):

@@ -4,7 +4,8 @@ Boosted trees draw a relation as steps. On a few hundred rows a smooth or monoto
 year's rate from this year's, a tumour's class from a dozen correlated measurements) is drawn
 better by a straight line: the trees' steps are as wide as their 20-row leaves. So on tables of at
 most :data:`MAX_TRAINING_ROWS` training rows the ``auto`` recipe (:mod:`stepml.auto_selection`)
-also fits, on the same fifth of the training rows it holds out to choose the boosting rounds:
+also fits, on the same rows it holds out to choose the boosting rounds (a fifth, or each fold of
+a small table's cross-validation):
 
 * ``linear``: median-imputed, standardised numbers and one-hot text into ``RidgeCV`` (regression:
   its penalty chosen by efficient leave-one-out on the rows it is fitted on) or
@@ -103,7 +104,7 @@ def build_pipeline(
     as it is for :data:`TREES`; a voting ensemble of boosters, as :mod:`stepml.tuning` fits, joins
     a blend member by member); ``features``: the training rows' model frame (a blend's members
     pick their columns by position, which the one-hot encoder's categories decide);
-    ``linear_params``: the linear model's chosen settings (:func:`compare`); ``linear_weight``:
+    ``linear_params``: the linear model's chosen settings (:func:`choose_family`); ``linear_weight``:
     the linear model's share of a blend (None: an even average of the trees and the line)."""
     from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
@@ -149,20 +150,14 @@ def build_pipeline(
     return Pipeline([("columns", columns), ("model", VotingRegressor(members, weights=weights))])
 
 
-def compare(
-    schema: list[dict[str, Any]], task: str, config: DatasetConfig, metric: str, higher_is_better: bool,
-    fitting: pd.DataFrame, validation: pd.DataFrame, y_fit: np.ndarray, y_val: np.ndarray,
-    trees_output: np.ndarray, classes: np.ndarray | None, blend: bool = True,
-) -> tuple[str, dict[str, float], dict[str, Any]]:
-    """The family whose validation predictions score best, each family's score, and the linear
-    model's chosen settings (``{"C": ...}`` for the logistic model).
-
-    ``trees_output``: the trees' validation predictions (class probabilities over ``classes``, or
-    values on the target's scale). The linear model is fitted here on ``fitting`` (on the target as
-    it is). ``blend``: offer the blend (not for trees fitted on a log target: a blend's member
-    cannot carry the transform into the ONNX graph). If the linear model cannot be fitted, or
-    missed a class, the trees are kept.
-    """
+def linear_outputs(
+    schema: list[dict[str, Any]], task: str, config: DatasetConfig, fitting: pd.DataFrame,
+    validation: pd.DataFrame, y_fit: np.ndarray, classes: np.ndarray | None,
+) -> list[tuple[dict[str, Any], np.ndarray]] | None:
+    """The linear model fitted on ``fitting`` (on the target as it is) and its predictions for
+    ``validation``, once per setting: ``[(settings, predictions)]`` (each value of
+    :data:`LOGISTIC_CS` for classification, class probabilities over ``classes``; one RidgeCV for
+    regression). None when it cannot be fitted or missed one of ``classes``: the trees are kept."""
     import logging
     import warnings
 
@@ -171,32 +166,50 @@ def compare(
 
     from stepml.preprocessing import to_model_frame
 
-    features, validating = to_model_frame(fitting, schema), to_model_frame(validation, schema)
-    outputs = {TREES: trees_output}
-    chosen: dict[str, Any] = {}
     settings: list[dict[str, Any]] = [{}] if task == "regression" else [{"C": c} for c in LOGISTIC_CS]
-    best_loss = np.inf
+    outputs: list[tuple[dict[str, Any], np.ndarray]] = []
     try:
         # one BLAS thread: lbfgs with several threads on a busy 2-core machine is 10x slower
         with warnings.catch_warnings(), threadpool_limits(limits=1):
             warnings.simplefilter("ignore", ConvergenceWarning)
+            pipeline = build_pipeline(schema, task, config, LINEAR)
+            columns, model = pipeline.named_steps["columns"], pipeline.named_steps["model"]
+            x_fit = columns.fit_transform(to_model_frame(fitting, schema))
+            x_val = columns.transform(to_model_frame(validation, schema))
+            if task == "regression":
+                return [({}, np.asarray(model.fit(x_fit, y_fit).predict(x_val), dtype=float))]
+            assert classes is not None
+            # each C starts from the last one's coefficients (the same optimum, fewer lbfgs steps)
+            model.set_params(warm_start=True)
             for params in settings:
-                linear = build_pipeline(schema, task, config, LINEAR, linear_params=params).fit(features, y_fit)
-                if task == "regression":
-                    outputs[LINEAR] = linear.predict(validating)
-                    break
-                assert classes is not None
-                if list(linear.classes_) != list(classes):  # a class missing from the fitting rows
-                    return TREES, {}, {}
-                probabilities = linear.predict_proba(validating)
-                loss = validation_loss(task, y_val, probabilities, classes, config)
-                if loss < best_loss:
-                    best_loss, chosen, outputs[LINEAR] = loss, params, probabilities
+                model.set_params(**params).fit(x_fit, y_fit)
+                if list(model.classes_) != list(classes):  # a class missing from the fitting rows
+                    return None
+                outputs.append((params, model.predict_proba(x_val)))
     except (ValueError, TypeError, ArithmeticError) as exc:
         logging.getLogger(__name__).info("linear family not fitted", extra={"reason": str(exc)[:300]})
-        return TREES, {}, {}
+        return None
+    return outputs
+
+
+def choose_family(
+    task: str, config: DatasetConfig, metric: str, higher_is_better: bool, y_val: np.ndarray,
+    trees_output: np.ndarray, linear: list[tuple[dict[str, Any], np.ndarray]], classes: np.ndarray | None,
+    blend: bool = True,
+) -> tuple[str, dict[str, float], dict[str, Any]]:
+    """The family whose validation predictions score best, each family's score, and the linear
+    model's chosen settings (``{"C": ...}`` for the logistic model: the lowest validation log loss).
+
+    ``y_val``: the validation rows' target (all training rows' when the choice is cross-validated:
+    then each prediction below is out of fold); ``trees_output``: the trees' predictions for them
+    (class probabilities over ``classes``, or values on the target's scale); ``linear``: the linear
+    model's, a setting at a time (:func:`linear_outputs`). ``blend``: offer the blend (not for
+    trees fitted on a log target: a blend's member cannot carry the transform into the ONNX graph).
+    """
+    chosen, linear_output = min(linear, key=lambda pair: validation_loss(task, y_val, pair[1], classes, config))
+    outputs = {TREES: trees_output, LINEAR: linear_output}
     if blend:
-        outputs[BLEND] = (outputs[TREES] + outputs[LINEAR]) / 2
+        outputs[BLEND] = (trees_output + linear_output) / 2
     scores = {family: validation_score(task, metric, y_val, output, classes) for family, output in outputs.items()}
     losses = {family: validation_loss(task, y_val, output, classes, config) for family, output in outputs.items()}
     sign = 1.0 if higher_is_better else -1.0

@@ -151,10 +151,11 @@ def test_a_classification_gets_its_rounds_from_the_validation_split() -> None:
     train, _ = split(frame, "label", "classification", config)
     # When the choice is made
     choice = auto_selection.choose(train, "label", feature_schema(train, "label"), "classification", config)
-    # Then rounds come from early stopping, with no target transform, scored on the held-out fifth
+    # Then rounds come from early stopping, with no target transform, scored out of fold on every
+    # training row (240 rows: a small table's choice is cross-validated)
     assert choice.target_transform is None
     assert choice.params["max_iter"] == choice.rounds < AUTO_PARAMS["max_iter"]
-    assert choice.validation_rows == 48
+    assert (choice.validation_rows, choice.folds) == (240, auto_selection.FOLDS)
     assert set(choice.candidates) == {"none"}
 
 
@@ -242,3 +243,68 @@ def test_a_multiclass_round_costs_a_tree_per_class(monkeypatch: pytest.MonkeyPat
         costly[classes] = bool(choice.booster_params)
     # Then two classes (one tree a round: 300) keep the recipe's settings, three (900) do not
     assert costly == {2: False, 3: True}
+
+
+def _labelled(rows: int, seed: int = 8, rare: int = 0) -> pd.DataFrame:
+    """Two numbers and a three-class label that follows them; ``rare``: rows of a fourth class."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    frame["label"] = np.select([frame["a"] + frame["b"] > 0.7, frame["a"] + frame["b"] < -0.7], ["up", "down"], "flat")
+    frame.loc[frame.index[:rare], "label"] = "rare"
+    return frame
+
+
+def test_a_small_tables_folds_hold_out_every_row_once_and_fit_every_class() -> None:
+    # Given a small three-class table
+    train = _labelled(400)
+    config = DatasetConfig.from_dict({"target": "label"})
+    # When its folds are drawn
+    folds = auto_selection._folds(train, "label", "classification", config, trees_per_round=3)
+    # Then there are FOLDS of them, their validation rows are the training rows, each once, and
+    # no fold validates on a row it fits, or fits without a class
+    assert len(folds) == auto_selection.FOLDS
+    held_out = np.concatenate([validation.index.to_numpy() for _, validation in folds])
+    assert sorted(held_out) == sorted(train.index) and len(set(held_out)) == len(train)
+    for fitting, validation in folds:
+        assert not set(fitting.index) & set(validation.index)
+        assert set(fitting["label"]) == {"up", "down", "flat"}
+    # and the same seed draws the same folds
+    again = auto_selection._folds(train, "label", "classification", config, trees_per_round=3)
+    assert all(a[1].index.equals(b[1].index) for a, b in zip(folds, again, strict=True))
+
+
+@pytest.mark.parametrize(("why", "rows", "rare", "trees_per_round"), [
+    ("too many rows", 400, 0, 3),
+    ("rounds too costly", 300, 0, 30),
+    ("a class of fewer rows than folds", 300, 4, 4),
+])
+def test_other_tables_choose_on_one_held_out_fifth(
+    monkeypatch: pytest.MonkeyPatch, why: str, rows: int, rare: int, trees_per_round: int
+) -> None:
+    # Given the thresholds scaled down so the tables stay small: 350 rows, 3,000 row-trees a round
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 350)
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROW_TREES", 3_000)
+    train = _labelled(rows, rare=rare)
+    config = DatasetConfig.from_dict({"target": "label"})
+    # When its folds are drawn
+    folds = auto_selection._folds(train, "label", "classification", config, trees_per_round)
+    # Then there is one split, holding out a fifth
+    assert len(folds) == 1, why
+    assert len(folds[0][1]) == round(rows * 0.2)
+
+
+def test_a_cross_validated_choice_scores_every_candidate_on_all_its_out_of_fold_rows() -> None:
+    # Given a small regression table where a straight line is the truth
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"a": rng.uniform(0, 10, 200), "b": rng.normal(size=200)})
+    frame["y"] = 3 * frame["a"] + rng.normal(0, 1, 200)
+    config = DatasetConfig.from_dict({"target": "y"})
+    # When auto chooses
+    choice = auto_selection.choose(frame, "y", feature_schema(frame, "y"), "regression", config)
+    # Then it was cross-validated over all 200 rows, the line validated best and was chosen, and
+    # each family's score is that of predictions for all 200 rows (an RMSE near the noise's 1.0
+    # for the line, one fold's lucky rows could not make it)
+    assert (choice.folds, choice.validation_rows) == (auto_selection.FOLDS, 200)
+    assert choice.family == "linear" and choice.rounds is None
+    assert 0.8 < choice.families["linear"] < 1.2 < choice.families["trees"]
+    assert choice.to_dict()["folds"] == auto_selection.FOLDS

@@ -156,3 +156,6 @@ def test_models_show_describes_the_choice() -> None:
     fast = {**trees, "booster_params": {"learning_rate": 0.1, "max_leaf_nodes": 63}, "target_transform": None}
     assert describe_auto_choice(fast, "rmse").endswith(  # type: ignore[arg-type]
         "model: trees, 100 boosting rounds, learning rate 0.1, max leaf nodes 63")
+    # a cross-validated choice says so, and that every training row was predicted out of fold
+    folded = {**choice, "validation_rows": 240, "folds": 5}
+    assert "on 5-fold cross-validation (240 rows, each out of fold): model: linear" in describe_auto_choice(folded, "rmse")  # type: ignore[arg-type]

@@ -78,7 +78,10 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
         parts.append("linear " + ", ".join(f"{key}={value:g}" for key, value in choice["linear_params"].items()))
     if choice.get("target_transform"):
         parts.append(f"target fitted as {choice['target_transform']}")
-    line = "auto recipe's choice on " + f"{choice.get('validation_rows', 0):,} validation rows: " + ", ".join(parts)
+    folds = choice.get("folds", 1)
+    rows = f"{choice.get('validation_rows', 0):,}"
+    where = f"{folds}-fold cross-validation ({rows} rows, each out of fold)" if folds > 1 else f"{rows} validation rows"
+    line = f"auto recipe's choice on {where}: " + ", ".join(parts)
     families = choice["families"]
     if families:
         # the registry's JSON may come back with its keys sorted: trees, linear, blend (the tie order)

@@ -61,6 +61,12 @@ def main(request_path: str) -> None:
         "fit_seconds": fit_seconds,
         "best_model": predictor.model_best,
         "models": len(predictor.model_names()),
+        # each model's validation score, and its test score (what AutoGluon leans on, for reading)
+        "leaderboard": [
+            {key: (round(value, 6) if isinstance(value, float) else value) for key, value in row.items()}
+            for row in predictor.leaderboard(test, silent=True)[["model", "score_val", "score_test", "fit_time"]]
+            .to_dict("records")
+        ],
         "predictions": predicted.tolist(),
     }
     if request["task"] == "classification":

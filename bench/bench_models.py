@@ -221,7 +221,8 @@ def autogluon(train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, m
             "predict_row_ms": round(result["predict_row_ms"], 3), "model_bytes": model_bytes,
             "autogluon": {"version": result["autogluon"], "presets": args.autogluon_presets,
                           "time_limit": args.autogluon_seconds, "num_cpus": args.autogluon_cpus,
-                          "best_model": result["best_model"], "models": result["models"]}}
+                          "best_model": result["best_model"], "models": result["models"],
+                          "leaderboard": result.get("leaderboard", [])}}
 
 
 def _round(name: str, value: float) -> float:

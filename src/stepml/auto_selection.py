@@ -21,8 +21,10 @@ sample of them and boosts at most :data:`MAX_ROUNDS_LARGE` rounds, so that Train
   rows than the validation fit saw), instead of a fixed 400: a 150-row table stops early rather
   than memorising its rows, a large one boosts longer.
 * **a model family** (tables of at most :data:`~stepml.model_family.MAX_TRAINING_ROWS` training
-  rows and :data:`~stepml.model_family.MAX_ONE_HOT_COLUMNS` categories, no ``params`` fixed): the trees, a regularised linear model, or the blend of both (not
-  offered with a log target), whichever validates best (:mod:`stepml.model_family`).
+  rows and :data:`~stepml.model_family.MAX_ONE_HOT_COLUMNS` categories, no ``params`` fixed): the
+  trees, a regularised linear model, the blend of both (not offered with a log target), or (at
+  most :data:`~stepml.model_family.FOREST_MAX_ROWS` rows) a forest of extremely randomised trees,
+  whichever validates best (:mod:`stepml.model_family`).
 * **a log target** (regression): when the target is non-negative and right-skewed
   (:func:`stepml.target_transform.suits`), the booster is also fitted on ``log1p(y)``; the
   transform is kept when its predictions, back on the target's scale, score better on the
@@ -50,6 +52,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
+from threadpoolctl import threadpool_limits
 
 from stepml import model_family, target_transform
 from stepml.config import METRICS, DatasetConfig
@@ -162,6 +165,7 @@ def choose(
     y_checked: list[np.ndarray] = []
     trees: dict[str | None, tuple[list[int], list[np.ndarray]]] = {transform: ([], []) for transform in transforms}
     linear: list[list[tuple[dict[str, Any], np.ndarray]]] | None = [] if compare_families else None
+    forest: list[np.ndarray] | None = [] if compare_families and len(train) <= model_family.FOREST_MAX_ROWS else None
     classes: np.ndarray | None = None
     for fitting, validation in folds:
         columns = build_pipeline(schema, task, config).named_steps["columns"]
@@ -186,6 +190,9 @@ def choose(
         if linear is not None:
             outputs = model_family.linear_outputs(schema, task, config, fitting, validation, y_fit, classes)
             linear = None if outputs is None else [*linear, outputs]
+        if forest is not None:
+            grown = model_family.forest_output(config, task, x_fit, y_fit, x_val, classes)
+            forest = None if grown is None else [*forest, grown]
         y_checked.append(y_val)
     y_val = np.concatenate(y_checked)
     candidates: dict[str, dict[str, float]] = {}
@@ -208,19 +215,21 @@ def choose(
         stacked = [(settings, np.concatenate([fold[index][1] for fold in linear]))
                    for index, (settings, _) in enumerate(linear[0])]
         family, families, linear_params = model_family.choose_family(
-            task, config, metric, higher_is_better, y_val, output, stacked, classes, blend=transform is None)
-        if family == model_family.LINEAR:
-            transform = None  # the linear model is fitted on the target as it is
+            task, config, metric, higher_is_better, y_val, output, stacked, classes, blend=transform is None,
+            forest=np.concatenate(forest) if forest else None)
+        if family in (model_family.LINEAR, model_family.FOREST):
+            transform = None  # fitted on the target as it is
     params = dict(fixed)
     chosen_rounds = None
-    if choose_rounds and family != model_family.LINEAR:
+    if choose_rounds and family in (model_family.TREES, model_family.BLEND):
         chosen_rounds = max(MIN_ROUNDS, round(rounds * ROUNDS_SCALE))
         params["max_iter"] = chosen_rounds
         params.update(booster_params)
     else:
         booster_params = {}
     return AutoChoice(params, transform, chosen_rounds, len(y_val), candidates, family, families,
-                      linear_params if family != model_family.TREES else {}, booster_params, len(folds))
+                      linear_params if family in (model_family.LINEAR, model_family.BLEND) else {}, booster_params,
+                      len(folds))
 
 
 def _folds(
@@ -257,8 +266,6 @@ def _validation_fit(
 ) -> tuple[int, np.ndarray, np.ndarray | None]:
     """Fit the recipe's booster on the fitting rows; (its best round, its validation predictions
     there — class probabilities, or values on the target's own scale — and the classes)."""
-    from threadpoolctl import threadpool_limits
-
     model = estimator(config, task, fixed)
     if choose_rounds:
         model.set_params(max_iter=max_rounds, early_stopping=True, n_iter_no_change=patience, tol=0.0)

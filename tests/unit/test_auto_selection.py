@@ -126,7 +126,8 @@ def test_early_stopping_boosts_more_rounds_where_the_validation_loss_keeps_falli
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"a": rng.uniform(-3, 3, 1000), "b": rng.uniform(-3, 3, 1000)})
     frame["y"] = np.sin(frame["a"]) * 10 + frame["b"] ** 2
-    config = DatasetConfig.from_dict({"target": "y"})
+    # (a fixed booster parameter keeps the trees: the forest family would win this noiseless curve)
+    config = DatasetConfig.from_dict({"target": "y", "params": {"min_samples_leaf": 20}})
     # When the rounds are chosen on its validation split
     choice = auto_selection.choose(frame, "y", feature_schema(frame, "y"), "regression", config)
     # Then the final fit boosts beyond the old fixed 400 rounds
@@ -179,7 +180,7 @@ def test_a_large_table_chooses_on_a_sample_with_capped_rounds(monkeypatch: pytes
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"a": rng.uniform(-3, 3, 1500), "b": rng.uniform(-3, 3, 1500)})
     frame["y"] = np.sin(frame["a"]) * 10 + frame["b"] ** 2
-    config = DatasetConfig.from_dict({"target": "y"})
+    config = DatasetConfig.from_dict({"target": "y", "params": {"min_samples_leaf": 20}})  # the trees
     # When the rounds are chosen
     choice = auto_selection.choose(frame, "y", feature_schema(frame, "y"), "regression", config)
     # Then the validation fit saw the sample only and stopped at the cap, scaled for the final fit

@@ -159,3 +159,67 @@ def test_models_show_describes_the_choice() -> None:
     # a cross-validated choice says so, and that every training row was predicted out of fold
     folded = {**choice, "validation_rows": 240, "folds": 5}
     assert "on 5-fold cross-validation (240 rows, each out of fold): model: linear" in describe_auto_choice(folded, "rmse")  # type: ignore[arg-type]
+
+
+def _wavy(rows: int = 200, seed: int = 2) -> pd.DataFrame:
+    """A level that rises and falls with time (three waves), two unrelated numbers and a text column."""
+    rng = np.random.default_rng(seed)
+    time = rng.uniform(0, 20, rows)
+    frame = pd.DataFrame({"time": time, "noise": rng.normal(0, 1, rows), "other": rng.uniform(0, 1, rows),
+                          "site": rng.choice(["a", "b"], rows)})
+    frame["level"] = 3 * np.sin(time) + rng.normal(0, 0.1, rows)
+    frame.loc[frame.sample(frac=0.05, random_state=0).index, "noise"] = np.nan  # imputed inside the graph
+    return frame
+
+
+def test_a_wave_on_a_few_hundred_rows_gets_the_forest_and_the_graph_serves_it() -> None:
+    # Given 200 rows whose target rises and falls with time: no line, and the booster's 20-row
+    # leaves draw its waves as coarse steps
+    config, train, test, schema = _prepared(_wavy(), "level", "regression")
+    # When the auto recipe fits it
+    fitted = fit_recorded(train, "level", schema, "regression", config)
+    # Then its cross-validation chose the forest, which scored best of the four, without rounds
+    choice = fitted.auto_choice
+    assert choice is not None and choice["family"] == model_family.FOREST and choice["folds"] == auto_selection.FOLDS
+    scores = choice["families"]
+    assert set(scores) == set(model_family.FAMILIES) and scores[model_family.FOREST] == min(scores.values())
+    assert choice["rounds"] is None and choice["linear_params"] == {}
+    model = fitted.pipeline.named_steps["model"]
+    assert type(model).__name__ == "ExtraTreesRegressor" and model.n_estimators == model_family.FOREST_TREES
+    # And it predicts the held-out rows better than the booster alone
+    trees = fit(train, "level", schema, "regression", config)
+    features, y_test = to_model_frame(test, schema), test["level"].to_numpy()
+    forest_rmse = metric_value("regression", "rmse", y_test, fitted.pipeline.predict(features))
+    assert forest_rmse < 0.8 * metric_value("regression", "rmse", y_test, trees.predict(features))
+    # And the ONNX graph (the forest compares float32, as scikit-learn's trees do) answers what
+    # scikit-learn answers on every row, those with a missing value included
+    graph = export(fitted.pipeline, schema, "regression")
+    result = verify(graph, fitted.pipeline, test, schema, "regression")
+    assert result.divergent_rows == 0 and result.rows_with_missing > 0
+    served = _onnx_outputs(graph, test, schema, fitted.pipeline, "regression").ravel()
+    np.testing.assert_allclose(served, fitted.pipeline.predict(features), rtol=1e-5, atol=1e-5)
+    # And `stepml models show` says what was chosen
+    assert f"model: forest, {model_family.FOREST_TREES} extremely randomised trees" in describe_auto_choice(
+        choice, "rmse")  # type: ignore[arg-type]
+
+
+def test_a_forest_classifier_is_one_pipeline_that_onnx_serves_exactly() -> None:
+    # Given three classes of the wave, text, numbers and missing values
+    frame = _wavy()
+    frame["level"] = np.where(frame["level"] > 1, "high", np.where(frame["level"] < -1, "low", "middle"))
+    config, train, test, schema = _prepared(frame, "level", "classification")
+    # When the forest family is fitted
+    pipeline = fit(train, "level", schema, "classification", config, family=model_family.FOREST)
+    assert type(pipeline.named_steps["model"]).__name__ == "ExtraTreesClassifier"
+    # Then the graph's classes and probabilities are scikit-learn's on every row
+    result = verify(export(pipeline, schema, "classification"), pipeline, test, schema, "classification")
+    assert result.divergent_rows == 0 and result.rows_with_missing > 0 and result.max_abs_difference < 1e-5
+
+
+def test_tables_above_the_forests_limit_are_not_offered_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the forest's row limit below the table's 160 training rows
+    monkeypatch.setattr(model_family, "FOREST_MAX_ROWS", 100)
+    config, train, _, schema = _prepared(_wavy(), "level", "regression")
+    # Then the other families are compared, the forest is not
+    choice = auto_selection.choose(train, "level", schema, "regression", config)
+    assert set(choice.families) == {model_family.TREES, model_family.LINEAR, model_family.BLEND}

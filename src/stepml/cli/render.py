@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stepml.contracts import AutoChoiceSummary, Feature, HistoryPage, ListedVersion
+from stepml.model_family import FOREST_TREES
 from stepml.runs import run_outcome
 from stepml.stack import Stack
 
@@ -69,7 +70,9 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
     """One line on what the auto recipe chose on its validation split (a version's ``auto_choice``)."""
     family = choice["family"]
     parts = [f"model: {family}"]
-    if family != "linear":
+    if family == "forest":
+        parts.append(f"{FOREST_TREES} extremely randomised trees")
+    elif family != "linear":
         rounds = choice.get("rounds")
         parts.append(f"{rounds} boosting rounds" if rounds is not None else "the recipe's default rounds")
         if choice.get("booster_params"):
@@ -85,8 +88,8 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
     families = choice["families"]
     if families:
         # the registry's JSON may come back with its keys sorted: trees, linear, blend (the tie order)
-        ordered = sorted(families, key=lambda name: ("trees", "linear", "blend").index(name)
-                         if name in ("trees", "linear", "blend") else 3)
+        known = ("trees", "linear", "blend", "forest")
+        ordered = sorted(families, key=lambda name: known.index(name) if name in known else len(known))
         scores = ", ".join(f"{name} {metric(families[name])}" for name in ordered)
         line += f" (validation {primary_metric or 'score'}: {scores})"
     return line

@@ -61,7 +61,7 @@ def test_pipeline_stages_chain_like_their_sample_events(adult_upload, invoke, s3
     # And so does what the auto recipe chose on its validation split (the family that scored best)
     assert meta["auto_choice"] == load_event("evaluate")["auto_choice"]
     choice = outputs["train"]["auto_choice"]
-    assert choice["validation_rows"] == 320 and set(choice["families"]) == {"trees", "linear", "blend"}
+    assert choice["validation_rows"] == 320 and set(choice["families"]) == {"trees", "linear", "blend", "forest"}
     assert choice["families"][choice["family"]] == max(choice["families"].values())
     report = json.loads(s3.get_object(Bucket=EVENT_BUCKET, Key=outputs["validate"]["report_key"])["Body"].read())
     workclass = next(c for c in report["columns"] if c["name"] == "workclass")

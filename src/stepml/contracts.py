@@ -146,6 +146,9 @@ class TuningSummary(TypedDict):
     linear_weight: NotRequired[float]
     family_trials: NotRequired[int]
     family_losses: NotRequired[dict[str, float]]
+    # the forest's primary metric on the validation rows, and the searched model's (the better is kept)
+    forest_score: NotRequired[float]
+    searched_score: NotRequired[float]
 
 
 class AutoChoiceSummary(TypedDict):

@@ -30,7 +30,9 @@ trees alone, 1: the linear model alone, in steps of :data:`WEIGHT_STEP`), minimi
 validation loss. Its first trial is the trees alone, so a blend is kept only when it validates
 better. The family phase has :data:`FAMILY_SHARE` of the budget (its trials reuse one linear fit
 per penalty, so they cost milliseconds); the model is still one pipeline, a weighted
-``VotingRegressor`` / soft ``VotingClassifier`` that skl2onnx converts in float64.
+``VotingRegressor`` / soft ``VotingClassifier`` that skl2onnx converts in float64. Last, on at most
+:data:`~stepml.model_family.FOREST_MAX_ROWS` rows, the ``auto`` recipe's forest is fitted on the
+same rows and replaces the searched model when its primary metric there is better.
 
 Optuna runs trials one at a time (``n_jobs=1``): the estimator already uses the cores through
 threads, and process-based parallelism is unavailable on Lambda. The budget is checked between
@@ -48,7 +50,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
 from stepml import model_family, recipes
-from stepml.config import DatasetConfig
+from stepml.config import METRICS, DatasetConfig
 from stepml.contracts import TuningSummary
 from stepml.errors import ConfigError
 from stepml.evaluation import metric_value
@@ -203,6 +205,9 @@ def tune(
             summary["family"], summary["linear_params"] = family["family"], family["linear_params"]
             summary["linear_weight"], summary["family_trials"] = family["linear_weight"], family["family_trials"]
             summary["family_losses"] = family["family_losses"]
+        if len(train) <= model_family.FOREST_MAX_ROWS:
+            _offer_forest(summary, config, task, metric, x_fit, y_fit, x_val, y_val, classes,
+                          trees_output if family is None else family["output"])
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -231,7 +236,7 @@ def _search_family(
             pipeline = model_family.build_pipeline(schema, task, config, model_family.LINEAR,
                                                    linear_params={penalty: value})
             try:
-                # one BLAS thread (see model_family.compare); lbfgs stopping at max_iter is fine here
+                # one BLAS thread (see model_family.linear_outputs); lbfgs stopping at max_iter is fine here
                 with warnings.catch_warnings(), threadpool_limits(limits=1):
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     pipeline.fit(features, y_fit)
@@ -274,13 +279,35 @@ def _search_family(
               else model_family.BLEND)
     # the enqueued trees-alone trial is the first; every completed trial has its (finite) loss
     losses = {"trees": float(completed[0].value or 0.0), family: float(best.value or 0.0)}
+    output = trees_output if weight == 0 else blended(weight, float(best.params[penalty]))
     return {
         "family": family,
         "linear_params": {} if family == model_family.TREES else {penalty: float(best.params[penalty])},
         "linear_weight": weight,
         "family_trials": len(completed),
         "family_losses": losses,
+        "output": output,
     }
+
+
+def _offer_forest(
+    summary: TuningSummary, config: DatasetConfig, task: str, metric: str, x_fit: np.ndarray, y_fit: np.ndarray,
+    x_val: np.ndarray, y_val: np.ndarray, classes: np.ndarray | None, searched: np.ndarray,
+) -> None:
+    """After the search, the ``auto`` recipe's forest (:mod:`stepml.model_family`) on the same
+    validation rows: it replaces the searched model when it scores better by the primary metric
+    (ranked by it, not by the loss: a forest's fully grown trees give a class probability 0 that
+    log loss punishes without bound). ``searched``: the searched model's validation predictions."""
+    forest = model_family.forest_output(config, task, x_fit, y_fit, x_val, classes)
+    if forest is None:
+        return
+    higher_is_better = METRICS[task][metric]
+    forest_score = model_family.validation_score(task, metric, y_val, forest, classes)
+    searched_score = model_family.validation_score(task, metric, y_val, searched, classes)
+    summary["forest_score"], summary["searched_score"] = forest_score, searched_score
+    if (forest_score > searched_score) if higher_is_better else (forest_score < searched_score):
+        summary["family"], summary["linear_params"] = model_family.FOREST, {}
+        summary.pop("linear_weight", None)
 
 
 def _metric_after(

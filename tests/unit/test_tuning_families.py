@@ -124,3 +124,39 @@ def test_small_tables_let_the_search_try_leaves_of_a_row(small: bool, floor: int
     # Then a small table's leaves may hold a single row; a large one's at least 5
     assert trial.distributions["min_samples_leaf"].low == floor
     assert floor == 1 if small else floor == 5
+
+
+def _wavy(rows: int = 200, seed: int = 2) -> pd.DataFrame:
+    """A level that rises and falls with time (three waves), an unrelated number (a few missing)."""
+    rng = np.random.default_rng(seed)
+    time = rng.uniform(0, 20, rows)
+    noise = rng.normal(0, 1, rows)
+    noise[rng.random(rows) < 0.05] = np.nan
+    return pd.DataFrame({"time": time, "noise": noise, "level": 3 * np.sin(time) + rng.normal(0, 0.1, rows)})
+
+
+def test_tune_keeps_the_forest_when_it_validates_better_than_the_search() -> None:
+    # Given 200 rows whose target rises and falls with time (the booster's leaves draw steps)
+    config, train, test, schema = _prepared(_wavy(), "level", "regression")
+    # When tune has searched the boosters and the families
+    fitted = fit_recorded(train, "level", schema, "regression", config)
+    summary = fitted.tuning
+    assert summary is not None
+    # Then the forest, fitted last on the same validation rows, scored better and replaced them
+    assert summary["forest_score"] < summary["searched_score"]
+    assert summary["family"] == model_family.FOREST and summary["linear_params"] == {}
+    assert type(fitted.pipeline.named_steps["model"]).__name__ == "ExtraTreesRegressor"
+    # And the ONNX graph answers what scikit-learn answers
+    result = verify(export(fitted.pipeline, schema, "regression"), fitted.pipeline, test, schema, "regression")
+    assert result.divergent_rows == 0 and result.rows_with_missing > 0
+
+
+def test_tune_keeps_its_search_where_the_forest_validates_worse() -> None:
+    # Given the line: the searched model (the linear family) beats the forest on the validation rows
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    fitted = fit_recorded(train, "later", schema, "regression", config)
+    summary = fitted.tuning
+    assert summary is not None
+    # Then the search's choice stands, and both scores are recorded
+    assert summary["searched_score"] < summary["forest_score"]
+    assert summary["family"] != model_family.FOREST

@@ -135,8 +135,10 @@ def _wavy(rows: int = 200, seed: int = 2) -> pd.DataFrame:
     return pd.DataFrame({"time": time, "noise": noise, "level": 3 * np.sin(time) + rng.normal(0, 0.1, rows)})
 
 
-def test_tune_keeps_the_forest_when_it_validates_better_than_the_search() -> None:
-    # Given 200 rows whose target rises and falls with time (the booster's leaves draw steps)
+def test_tune_keeps_the_forest_when_it_validates_better_than_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given 200 rows whose target rises and falls with time, and a search held to the recipe's
+    # settings (20-row leaves, which draw the waves as steps; a real search may find small leaves)
+    monkeypatch.setattr(tuning, "search_space", lambda trial, small=False: {})
     config, train, test, schema = _prepared(_wavy(), "level", "regression")
     # When tune has searched the boosters and the families
     fitted = fit_recorded(train, "level", schema, "regression", config)
@@ -149,6 +151,18 @@ def test_tune_keeps_the_forest_when_it_validates_better_than_the_search() -> Non
     # And the ONNX graph answers what scikit-learn answers
     result = verify(export(fitted.pipeline, schema, "regression"), fitted.pipeline, test, schema, "regression")
     assert result.divergent_rows == 0 and result.rows_with_missing > 0
+
+
+def test_tune_keeps_whichever_of_its_search_and_the_forest_validated_better() -> None:
+    # Given the waves and a real search (which may find leaves small enough to draw them)
+    config, train, _, schema = _prepared(_wavy(), "level", "regression")
+    fitted = fit_recorded(train, "level", schema, "regression", config)
+    summary = fitted.tuning
+    assert summary is not None
+    # Then both scores are recorded and the better one's model is the one fitted
+    forest_won = summary["forest_score"] < summary["searched_score"]
+    assert (summary.get("family") == model_family.FOREST) == forest_won
+    assert (type(fitted.pipeline.named_steps["model"]).__name__ == "ExtraTreesRegressor") == forest_won
 
 
 def test_tune_keeps_its_search_where_the_forest_validates_worse() -> None:

@@ -213,10 +213,11 @@ def choose(
     family: str = model_family.TREES
     families: dict[str, float] = {}
     linear_params: dict[str, Any] = {}
-    if linear:
-        # each setting's predictions, fold after fold, as the trees' are stacked
+    if linear or forest:
+        # each setting's predictions, fold after fold, as the trees' are stacked (none: the linear
+        # model could not be fitted, and the forest is compared with the trees alone)
         stacked = [(settings, np.concatenate([fold[index][1] for fold in linear]))
-                   for index, (settings, _) in enumerate(linear[0])]
+                   for index, (settings, _) in enumerate(linear[0])] if linear else []
         family, families, linear_params = model_family.choose_family(
             task, config, metric, higher_is_better, y_val, output, stacked, classes, blend=transform is None,
             forest=np.concatenate(forest) if forest else None)

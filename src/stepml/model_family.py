@@ -252,12 +252,16 @@ def choose_family(
     (class probabilities over ``classes``, or values on the target's scale); ``linear``: the linear
     model's, a setting at a time (:func:`linear_outputs`). ``blend``: offer the blend (not for
     trees fitted on a log target: a blend's member cannot carry the transform into the ONNX graph).
-    ``forest``: the forest's predictions (:func:`forest_output`; None: not offered).
+    ``forest``: the forest's predictions (:func:`forest_output`; None: not offered). An empty
+    ``linear`` (the linear model could not be fitted) offers neither it nor the blend.
     """
-    chosen, linear_output = min(linear, key=lambda pair: validation_loss(task, y_val, pair[1], classes, config))
-    outputs = {TREES: trees_output, LINEAR: linear_output}
-    if blend:
-        outputs[BLEND] = (trees_output + linear_output) / 2
+    outputs = {TREES: trees_output}
+    chosen: dict[str, Any] = {}
+    if linear:
+        chosen, linear_output = min(linear, key=lambda pair: validation_loss(task, y_val, pair[1], classes, config))
+        outputs[LINEAR] = linear_output
+        if blend:
+            outputs[BLEND] = (trees_output + linear_output) / 2
     if forest is not None:
         outputs[FOREST] = forest
     scores = {family: validation_score(task, metric, y_val, output, classes) for family, output in outputs.items()}

@@ -223,3 +223,14 @@ def test_tables_above_the_forests_limit_are_not_offered_it(monkeypatch: pytest.M
     # Then the other families are compared, the forest is not
     choice = auto_selection.choose(train, "level", schema, "regression", config)
     assert set(choice.families) == {model_family.TREES, model_family.LINEAR, model_family.BLEND}
+
+
+def test_the_forest_is_still_offered_when_the_linear_model_cannot_be_fitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the wave, and a linear model that cannot be fitted on it (linear_outputs says so with None)
+    config, train, _, schema = _prepared(_wavy(), "level", "regression")
+    monkeypatch.setattr(model_family, "linear_outputs", lambda *args, **kwargs: None)
+    # When auto chooses
+    choice = auto_selection.choose(train, "level", schema, "regression", config)
+    # Then the forest is compared with the trees alone, and wins as it does beside the linear model
+    assert set(choice.families) == {model_family.TREES, model_family.FOREST}
+    assert choice.family == model_family.FOREST and choice.linear_params == {}

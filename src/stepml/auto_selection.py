@@ -11,7 +11,8 @@ too few rows to choose on (a 1,169-row table's fifth holds 4 rows of its rarest 
 done :data:`FOLDS` times, on the folds of a cross-validation: every training row is predicted once
 by fits that did not see it, the candidates below are scored on all those predictions, and the
 rounds are the folds' best rounds averaged (each fold stops after :data:`FOLD_PATIENCE` rounds
-without improvement). Above :data:`LARGE_TABLE_ROWS` training rows the validation fit runs on a
+without improvement) and scaled by FOLDS / (FOLDS - 1) (the final fit sees half as many rows again
+as each fold's fit). Above :data:`LARGE_TABLE_ROWS` training rows the validation fit runs on a
 sample of them and boosts at most :data:`MAX_ROUNDS_LARGE` rounds, so that Train fits in Lambda's
 15 minutes. Read off the validation predictions:
 
@@ -101,11 +102,16 @@ COSTLY_ROUND_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "max_leaf_nodes": 6
 #: rarest class: one split's balanced accuracy picked the linear model (0.757 vs the trees'
 #: 0.717) that scored 0.710 on the test rows where the blend scored 0.780. The folds cost about
 #: FOLDS times the one split's fits: digits (1,438 rows x 10 classes = 14,380 row-trees) 9.4 ->
-#: 30.9 s, for 0.9806 -> 0.9920 balanced accuracy (the forest won on all its rows, where one
-#: split had it tied with the blend).
+#: 30.9 s on five folds, for 0.9806 -> 0.9920 balanced accuracy (the forest won on all its rows,
+#: where one split had it tied with the blend). Three folds instead of five (bench/bench_models.py,
+#: the 11 cross-validated tables, one run each): fit time 0.43-0.66 of five folds' (iris 2.0 ->
+#: 0.8 s, digits 37.2 -> 21.7 s, with :data:`~stepml.model_family.FOREST_CHOICE_TREES` 50), the same
+#: test score on 6, better on 3 (iris 0.900 -> 0.967, penguins 0.879 -> 0.924, anes96 0.878 ->
+#: 0.894 accuracy), a little worse on 2 (diabetes RMSE 53.90 -> 54.18, seattle_weather 0.771 ->
+#: 0.768): a third of the rows predicted by each fold is still every row predicted once.
 CROSS_VALIDATION_ROWS = 1_500
 CROSS_VALIDATION_ROW_TREES = 15_000
-FOLDS = 5
+FOLDS = 3
 
 
 @dataclass(frozen=True)
@@ -226,7 +232,10 @@ def choose(
     params = dict(fixed)
     chosen_rounds = None
     if choose_rounds and family in (model_family.TREES, model_family.BLEND):
-        chosen_rounds = max(MIN_ROUNDS, round(rounds * ROUNDS_SCALE))
+        # the final fit sees every training row: a quarter more than one split's fitting rows, and
+        # FOLDS / (FOLDS - 1) times a fold's (half as many again for three folds)
+        scale = ROUNDS_SCALE if len(folds) == 1 else len(folds) / (len(folds) - 1)
+        chosen_rounds = max(MIN_ROUNDS, round(rounds * scale))
         params["max_iter"] = chosen_rounds
         params.update(booster_params)
     else:

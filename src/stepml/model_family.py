@@ -62,9 +62,10 @@ FOREST_MAX_ROWS = 3_000
 FOREST_TREES = 200
 #: Trees of the forests fitted only to choose (each fold's, tune's validation fit); the final fit
 #: grows :data:`FOREST_TREES`. Measured on the 12 bench tables of at most 3,000 rows: the same
-#: family and test score on all 12 as with 200; on Adult-like text-heavy rows the fold forests
-#: were half of a 1,000-row table's choice (a tree costs ~1.3 ms of joblib and Python there).
-FOREST_CHOICE_TREES = 100
+#: family and test score on all 12 with 100 as with 200, and with 50 as with 100 (three folds);
+#: a tree costs ~1-3 ms of joblib and Python even on 100 rows (on Adult-like text-heavy rows the
+#: 100-tree fold forests were half of a 1,000-row table's choice; 50 saves 0.2-0.8 s a small table).
+FOREST_CHOICE_TREES = 50
 
 
 def suits(train: pd.DataFrame, schema: list[dict[str, Any]]) -> bool:

@@ -158,6 +158,11 @@ def test_a_classification_gets_its_rounds_from_the_validation_split() -> None:
     assert choice.params["max_iter"] == choice.rounds < AUTO_PARAMS["max_iter"]
     assert (choice.validation_rows, choice.folds) == (240, auto_selection.FOLDS)
     assert set(choice.candidates) == {"none"}
+    # and the folds' mean best round is scaled up by how many more rows the final fit sees than a
+    # fold's fit (FOLDS / (FOLDS - 1)), not by one held-out fifth's 1.25
+    folds_best = choice.candidates["none"]["rounds"]
+    scale = auto_selection.FOLDS / (auto_selection.FOLDS - 1)
+    assert choice.rounds == max(auto_selection.MIN_ROUNDS, round(folds_best * scale))
 
 
 def test_another_target_transform_is_an_export_error_not_a_wrong_graph() -> None:
@@ -277,7 +282,7 @@ def test_a_small_tables_folds_hold_out_every_row_once_and_fit_every_class() -> N
 @pytest.mark.parametrize(("why", "rows", "rare", "trees_per_round"), [
     ("too many rows", 400, 0, 3),
     ("rounds too costly", 300, 0, 30),
-    ("a class of fewer rows than folds", 300, 4, 4),
+    ("a class of fewer rows than folds", 300, auto_selection.FOLDS - 1, 4),
 ])
 def test_other_tables_choose_on_one_held_out_fifth(
     monkeypatch: pytest.MonkeyPatch, why: str, rows: int, rare: int, trees_per_round: int

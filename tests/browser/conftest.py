@@ -155,3 +155,27 @@ def settle(page: Any, timeout: float = 60_000) -> None:
     both on its root element; before the first run the state is 'initial')."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout)
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+
+
+def grid(table: Any) -> list[dict[str, str]]:
+    """The rows an st.dataframe shows, read from its grid's accessible table (header → cell; the
+    table holds the raw values, not the formatted ones the canvas draws)."""
+    header = [cell.text_content() or "" for cell in table.locator("[role=columnheader]").all()]
+    rows = []
+    for row in table.locator("[role=row]").all():
+        cells = [cell.text_content() or "" for cell in row.locator("[role=gridcell]").all()]
+        if cells:
+            rows.append(dict(zip(header, cells, strict=False)))
+    return rows
+
+
+def grid_once(table: Any, shows: Any, timeout: float = 30.0) -> list[dict[str, str]]:
+    """:func:`grid`, read again until ``shows(rows)`` holds or ``timeout`` seconds pass: the grid's
+    accessible table can lag the caption by a render (it listed every caller once, on a busy CI
+    machine, after the caption already counted only the chosen one)."""
+    deadline = time.monotonic() + timeout
+    rows = grid(table)
+    while not shows(rows) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        rows = grid(table)
+    return rows

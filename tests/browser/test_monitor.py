@@ -10,14 +10,13 @@ one caller's requests.
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import settle
+from tests.browser.conftest import grid, grid_once, settle
 from tests.browser.monitor_data import BOB, DRIFTED_FEATURE, seed_monitoring
 
 pytestmark = pytest.mark.slow
@@ -33,30 +32,6 @@ def monitored(offline_stack: dict[str, Any]) -> dict[str, Any]:
 def metric(page: Any, label: str) -> Any:
     labelled = page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
     return page.get_by_test_id("stMetric").filter(has=labelled).get_by_test_id("stMetricValue")
-
-
-def grid(table: Any) -> list[dict[str, str]]:
-    """The rows an st.dataframe shows, read from its grid's accessible table (header → cell; the
-    table holds the raw values, not the formatted ones the canvas draws)."""
-    header = [cell.text_content() or "" for cell in table.locator("[role=columnheader]").all()]
-    rows = []
-    for row in table.locator("[role=row]").all():
-        cells = [cell.text_content() or "" for cell in row.locator("[role=gridcell]").all()]
-        if cells:
-            rows.append(dict(zip(header, cells, strict=False)))
-    return rows
-
-
-def grid_once(table: Any, shows: Any, timeout: float = 30.0) -> list[dict[str, str]]:
-    """:func:`grid`, read again until ``shows(rows)`` holds or ``timeout`` seconds pass: the grid's
-    accessible table can lag the caption by a render (it listed every caller once, on a busy CI
-    machine, after the caption already counted only the chosen one)."""
-    deadline = time.monotonic() + timeout
-    rows = grid(table)
-    while not shows(rows) and time.monotonic() < deadline:
-        time.sleep(0.25)
-        rows = grid(table)
-    return rows
 
 
 def audit_caption(page: Any) -> Any:

@@ -1,4 +1,5 @@
-"""The web UI in a real browser, against the offline stack with Adult trained (versions 1 and 2).
+"""The web UI in a real browser, against the offline stack with Adult trained (versions 1 and 2;
+the Models page's account of the auto recipe's choice also trains a small auto model of its own).
 
 Given the app started with `stepml ui` on the offline stack, When a user works each page in
 headless Chromium, Then they see what the HTTP API and the AWS APIs say.
@@ -15,10 +16,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import settle
+from tests.browser.conftest import grid_once, settle, train
+from tests.conftest import head_bytes
 
 pytestmark = pytest.mark.slow
 
+#: A model trained by the auto recipe: the session's 'adult' versions are seed-a's, which record no choice.
+AUTO_MODEL = "adult-auto"
 ADULT_FIELDS = ["age", "workclass", "fnlwgt", "education", "educational-num", "marital-status",
                 "occupation", "relationship", "race", "gender", "capital-gain", "capital-loss",
                 "hours-per-week", "native-country"]
@@ -42,6 +46,34 @@ def field_labels(offline_stack: dict[str, Any]) -> dict[str, str]:
     assert answer.ok, answer.message
     features = answer.body["features"]
     return {f["name"]: f"{f['name']} *" if f.get("required", True) else f["name"] for f in features}
+
+
+@pytest.fixture(scope="module")
+def auto_version(offline_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Version 1 of a model the auto recipe trained on Adult's first 1,000 rows (its fits take seconds)."""
+    from stepml.config import DatasetConfig
+
+    stack = offline_stack["stack"]
+    csv = tmp_path_factory.mktemp("auto") / "adult.csv"
+    csv.write_bytes(head_bytes(offline_stack["csv"], 1000))
+    stack.write_config(AUTO_MODEL, DatasetConfig(target="income", recipe="auto"))
+    train(stack, csv, AUTO_MODEL)
+    return dict(stack.version(AUTO_MODEL, 1))
+
+
+def open_models_page(page: Any, ui_url: str, model: str, timeout: float = 30.0) -> None:
+    """The Models page of ``model``, opened again until its picker shows it: the UI caches the
+    model names for a few seconds, and falls back to the first model (rewriting ?model=) meanwhile."""
+    picker = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Model", exact=True))
+    deadline = time.monotonic() + timeout
+    while True:
+        page.goto(f"{ui_url}/models?model={model}")
+        settle(page)
+        picked = picker.locator("input").first.input_value()
+        if picked == model or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert picked == model, picked
 
 
 def test_stepml_ui_started_from_a_script_serves_and_opens_the_browser(ui_url: str, opened_urls: Path) -> None:
@@ -194,3 +226,33 @@ def test_promote_and_rollback_change_the_champion(
     expect(page.get_by_text(f"champion is now version {before}")).to_be_visible()
     expect(metric(page, "Champion")).to_have_text(f"version {before}")
     assert champion_from_api(offline_stack) == before
+
+
+def test_the_models_page_says_what_auto_chose_and_how_each_family_scored(
+    page: Any, ui_url: str, auto_version: dict[str, Any]
+) -> None:
+    from stepml.cli.render import describe_auto_choice
+
+    # Given a version the auto recipe trained, whose metadata records its choice
+    chosen = auto_version["auto_choice"]
+    primary = auto_version["evaluation"]["primary_metric"]
+    # When the user opens its model's page
+    open_models_page(page, ui_url, AUTO_MODEL)
+    # Then the Versions table's model column names the family the recipe chose
+    versions = page.get_by_test_id("stDataFrame").first
+    rows = grid_once(versions, lambda rows: any(r.get("version") == "1" for r in rows))
+    row = next(r for r in rows if r.get("version") == "1")
+    assert row["model"].split(", ")[0] == chosen["family"], row
+    # And Side by side says the choice in the words of `stepml models show`
+    expect(page.get_by_text(describe_auto_choice(chosen, primary), exact=True)).to_be_visible()
+    # And charts each family's validation score, the chosen family's bar alone in colour
+    how = "cross-validation" if chosen.get("folds", 1) > 1 else "one validation split"
+    chart = page.locator('[data-testid="stVegaLiteChart"]').filter(has_text=how)
+    expect(chart).to_be_visible()
+    bars = chart.locator("g.mark-rect.role-mark path")
+    expect(bars).to_have_count(len(chosen["families"]))
+    coloured = [bar.get_attribute("aria-label") or "" for bar in bars.all() if bar.get_attribute("fill") == "#e4572e"]
+    assert len(coloured) == 1 and f"family: {chosen['family']}" in coloured[0], coloured
+    # each a bar one can see in the version's narrow column, not a hairline
+    boxes = [bar.bounding_box() for bar in bars.all()]
+    assert all(box is not None and box["height"] >= 10 and box["width"] >= 2 for box in boxes), boxes

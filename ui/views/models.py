@@ -7,8 +7,11 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
+from stepml_ui import choice
 from stepml_ui.client import ApiResponse
 from stepml_ui.page import console, pick_model
+
+from stepml.cli.render import describe_auto_choice
 
 st.title("Models")
 st.caption("Every successful run registers a version; the quality gate decides which one is champion.")
@@ -70,6 +73,7 @@ for meta in reversed(versions):
         "registered": meta.get("registered"),
         metric or "primary": (evaluation.get("metrics") or {}).get(metric),
         "baseline": (evaluation.get("baseline") or {}).get(metric),
+        "model": choice.summary(meta.get("auto_choice")),
         "train rows": meta.get("train_rows"),
         "test rows": meta.get("test_rows"),
         "gate": gate_text(meta),
@@ -78,7 +82,10 @@ for meta in reversed(versions):
     })
 st.subheader("Versions")
 st.dataframe(pd.DataFrame(rows), hide_index=True,
-             column_config={"run": st.column_config.TextColumn("run", help="Open it on the Runs page")})
+             column_config={"run": st.column_config.TextColumn("run", help="Open it on the Runs page"),
+                            "model": st.column_config.TextColumn(
+                                "model", help="What the auto recipe chose before its final fit (empty for other "
+                                              "recipes); Side by side shows how each family scored")})
 
 st.subheader("Promote or roll back")
 promote_column, rollback_column = st.columns(2)
@@ -156,6 +163,26 @@ def _cell(value: Any) -> str:
     return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def show_auto_choice(auto_choice: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    """The auto recipe's choice in words, and each family's validation score, the chosen one coloured."""
+    metric_name = evaluation.get("primary_metric")
+    st.text(describe_auto_choice(auto_choice, metric_name))
+    scores = choice.family_scores(auto_choice)
+    if scores.empty:
+        return
+    chart = alt.Chart(scores).mark_bar().encode(
+        # not stacked: stacked bars would start at zero, where families a point apart look alike
+        x=alt.X("score:Q", title=choice.score_axis_title(metric_name, choice.higher_is_better(evaluation)),
+                scale=alt.Scale(domain=list(choice.score_domain(scores)), nice=False), stack=None),
+        y=alt.Y("family:N", title=None, sort=list(scores["family"])),
+        color=alt.condition(alt.datum.chosen, alt.value("#e4572e"), alt.value("#b0bec5")),
+        tooltip=["family", alt.Tooltip("score:Q", format=".4f"), "chosen"],
+    ).properties(title=alt.TitleParams(choice.validation_title(auto_choice),
+                                       subtitle=f"chosen: {auto_choice.get('family')} (in colour)"),
+                 height=alt.Step(28))  # a row per family: a fixed height drew them as hairlines
+    st.altair_chart(chart, width="stretch")
+
+
 st.subheader("Side by side")
 all_numbers = [int(m["version"]) for m in versions]
 chosen = st.multiselect("Versions", all_numbers, default=all_numbers[-3:], key=f"compare:{name}")
@@ -170,6 +197,7 @@ if chosen:
             table[metric][f"baseline v{number}"] = (evaluation.get("baseline") or {}).get(metric)
         for key in ("train_rows", "test_rows", "recipe", "train_seconds"):
             table.setdefault(key.replace("_", " "), {})[column] = by_number[number].get(key)
+        table.setdefault("model", {})[column] = choice.summary(by_number[number].get("auto_choice"))
     shown = {metric: {column: _cell(value) for column, value in values.items()} for metric, values in table.items()}
     st.dataframe(pd.DataFrame(shown).T.fillna(""), width="stretch")
     matrices = st.columns(len(chosen))
@@ -185,6 +213,10 @@ if chosen:
                 text = base.mark_text(fontSize=14).encode(text="rows:Q")
                 st.altair_chart((heat + text).properties(title=f"v{number} confusion matrix (hold-out)", height=220),
                                 width="stretch")
+            auto_choice = by_number[number].get("auto_choice")
+            if auto_choice:
+                with st.expander(f"v{number}: how auto chose", expanded=True):
+                    show_auto_choice(auto_choice, evaluation)
             with st.expander(f"v{number} lineage"):
                 lineage = by_number[number].get("lineage") or {}
                 st.json(lineage)

@@ -154,7 +154,7 @@ class TuningSummary(TypedDict):
 class AutoChoiceSummary(TypedDict):
     """What the ``auto`` recipe chose on its validation split (:class:`stepml.auto_selection.AutoChoice`):
     the final fit's boosting rounds (None: the recipe's default, or a linear model), the target
-    transform, the model family (``trees``, ``linear`` or ``blend``, :mod:`stepml.model_family`),
+    transform, the model family (``trees``, ``linear``, ``blend`` or ``forest``, :mod:`stepml.model_family`),
     how many rows validated, and each candidate's validation score by the primary metric."""
 
     rounds: int | None

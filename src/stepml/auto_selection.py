@@ -165,7 +165,7 @@ def choose(
     costly = choose_rounds and len(train) * trees_per_round >= COSTLY_ROUND_ROW_TREES
     booster_params = {k: v for k, v in COSTLY_ROUND_PARAMS.items() if k not in fixed} if costly else {}
     booster = {**fixed, **booster_params}
-    folds = _folds(train, target, task, config, trees_per_round)
+    folds = choice_folds(train, target, task, config, trees_per_round)
     max_rounds = MAX_ROUNDS_LARGE if len(train) > LARGE_TABLE_ROWS else MAX_ROUNDS
     compare_families = not fixed and model_family.suits(train, schema)
     metric = config.metric_for(task)
@@ -245,7 +245,7 @@ def choose(
                       len(folds))
 
 
-def _folds(
+def choice_folds(
     train: pd.DataFrame, target: str, task: str, config: DatasetConfig, trees_per_round: int
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """(fitting rows, validation rows) of each fold the choice is made on: :data:`FOLDS`

@@ -218,3 +218,25 @@ def test_a_larger_table_tunes_on_one_held_out_fifth() -> None:
     summary = tuning.tune(train, "later", schema, "regression", config)
     # Then the trials were scored on one split's fifth
     assert summary["folds"] == 1 and summary["validation_rows"] == round(len(train) * tuning.VALIDATION_SIZE)
+
+
+@pytest.mark.parametrize("costly", [True, False])
+def test_the_first_trial_is_what_auto_fits_where_rounds_are_costly(monkeypatch: pytest.MonkeyPatch, costly: bool) -> None:
+    from stepml import auto_selection
+    from stepml.recipes import AUTO_PARAMS
+
+    # Given the cost threshold below (or above) the line's 240 training rows, and the boosters'
+    # parameters recorded as the trials create them
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 100 if costly else 10**9)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    created: list[dict[str, Any]] = []
+    original = tuning.estimator
+    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
+        config, task, params))
+    # When tune searches
+    tuning.tune(train, "later", schema, "regression", config)
+    # Then its first trial is auto's faster, larger rounds there, else the recipe's defaults
+    first = created[0]
+    expected = auto_selection.COSTLY_ROUND_PARAMS if costly else {
+        "learning_rate": AUTO_PARAMS["learning_rate"], "max_leaf_nodes": AUTO_PARAMS["max_leaf_nodes"]}
+    assert {name: first[name] for name in expected} == expected

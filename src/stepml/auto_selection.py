@@ -160,12 +160,10 @@ def choose(
     if (len(train) < MIN_TRAINING_ROWS or (not choose_rounds and len(transforms) == 1)
             or isinstance(fixed.get("class_weight"), dict)):
         return AutoChoice(fixed, None, None, 0)
-    class_count = int(train[target].nunique()) if task == "classification" else 1
-    trees_per_round = class_count if class_count > 2 else 1
-    costly = choose_rounds and len(train) * trees_per_round >= COSTLY_ROUND_ROW_TREES
+    costly = choose_rounds and costly_rounds(train, target, task)
     booster_params = {k: v for k, v in COSTLY_ROUND_PARAMS.items() if k not in fixed} if costly else {}
     booster = {**fixed, **booster_params}
-    folds = _folds(train, target, task, config, trees_per_round)
+    folds = choice_folds(train, target, task, config, trees_per_round(train, target, task))
     max_rounds = MAX_ROUNDS_LARGE if len(train) > LARGE_TABLE_ROWS else MAX_ROUNDS
     compare_families = not fixed and model_family.suits(train, schema)
     metric = config.metric_for(task)
@@ -245,7 +243,19 @@ def choose(
                       len(folds))
 
 
-def _folds(
+def trees_per_round(train: pd.DataFrame, target: str, task: str) -> int:
+    """The trees a boosting round grows on ``train``: one per class for three or more classes, else one."""
+    class_count = int(train[target].nunique()) if task == "classification" else 1
+    return class_count if class_count > 2 else 1
+
+
+def costly_rounds(train: pd.DataFrame, target: str, task: str) -> bool:
+    """Whether a round grows trees over at least :data:`COSTLY_ROUND_ROW_TREES` rows (the training
+    rows times :func:`trees_per_round`), where the booster uses :data:`COSTLY_ROUND_PARAMS`."""
+    return len(train) * trees_per_round(train, target, task) >= COSTLY_ROUND_ROW_TREES
+
+
+def choice_folds(
     train: pd.DataFrame, target: str, task: str, config: DatasetConfig, trees_per_round: int
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """(fitting rows, validation rows) of each fold the choice is made on: :data:`FOLDS`

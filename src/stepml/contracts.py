@@ -139,6 +139,9 @@ class TuningSummary(TypedDict):
     validation_rows: int
     best_params: dict[str, Any]
     ensemble: list[dict[str, Any]]
+    # how many folds the trials were scored on (1: one validation split; more: the auto recipe's
+    # cross-validation folds, whose validation rows are every training row)
+    folds: NotRequired[int]
     # on tables the model families suit (stepml.tuning's family phase): trees, linear or blend, the
     # linear model's penalty, its weight in the blend, and the validation losses it was chosen by
     family: NotRequired[str]

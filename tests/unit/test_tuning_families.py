@@ -174,3 +174,69 @@ def test_tune_keeps_its_search_where_the_forest_validates_worse() -> None:
     # Then the search's choice stands, and both scores are recorded
     assert summary["searched_score"] < summary["forest_score"]
     assert summary["family"] != model_family.FOREST
+
+
+def test_tune_scores_a_small_tables_trials_on_autos_folds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepml import auto_selection
+
+    # Given the 240 training rows of the line (a small table: auto cross-validates its choice), and
+    # each trial's folds recorded as the booster is fitted
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    fitted_rows: list[int] = []
+    original = tuning.estimator
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        model = original(*args, **kwargs)
+        fit_model = model.fit
+
+        def fit_counted(x: Any, *rest: Any, **named: Any) -> Any:
+            fitted_rows.append(len(x))
+            return fit_model(x, *rest, **named)
+
+        model.fit = fit_counted
+        return model
+
+    monkeypatch.setattr(tuning, "estimator", recording)
+    # When tune searches
+    summary = tuning.tune(train, "later", schema, "regression", config)
+    # Then every trial fitted the booster once per fold, on the folds' fitting rows (two thirds)
+    folds = auto_selection.choice_folds(train, "later", "regression", config, trees_per_round=1)
+    assert summary["folds"] == len(folds) == auto_selection.FOLDS
+    assert len(fitted_rows) == summary["trials"] * len(folds)
+    assert sorted(set(fitted_rows)) == sorted({len(fitting) for fitting, _ in folds})
+    # and it was scored on every training row, each predicted by the fold that did not fit it
+    assert summary["validation_rows"] == len(train)
+    # and the best trial's loss is the pooled out-of-fold error: the line's noise (0.02), not a
+    # single split's luck
+    assert 0 < summary["validation_losses"][0] < 0.05
+
+
+def test_a_larger_table_tunes_on_one_held_out_fifth() -> None:
+    # Given 1,600 rows (over auto's cross-validation limit)
+    config, train, _, schema = _prepared(_smooth(2000), "later", "regression")
+    # When tune searches
+    summary = tuning.tune(train, "later", schema, "regression", config)
+    # Then the trials were scored on one split's fifth
+    assert summary["folds"] == 1 and summary["validation_rows"] == round(len(train) * tuning.VALIDATION_SIZE)
+
+
+@pytest.mark.parametrize("costly", [True, False])
+def test_the_first_trial_is_what_auto_fits_where_rounds_are_costly(monkeypatch: pytest.MonkeyPatch, costly: bool) -> None:
+    from stepml import auto_selection
+    from stepml.recipes import AUTO_PARAMS
+
+    # Given the cost threshold below (or above) the line's 240 training rows, and the boosters'
+    # parameters recorded as the trials create them
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 100 if costly else 10**9)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    created: list[dict[str, Any]] = []
+    original = tuning.estimator
+    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
+        config, task, params))
+    # When tune searches
+    tuning.tune(train, "later", schema, "regression", config)
+    # Then its first trial is auto's faster, larger rounds there, else the recipe's defaults
+    first = created[0]
+    expected = auto_selection.COSTLY_ROUND_PARAMS if costly else {
+        "learning_rate": AUTO_PARAMS["learning_rate"], "max_leaf_nodes": AUTO_PARAMS["max_leaf_nodes"]}
+    assert {name: first[name] for name in expected} == expected

@@ -255,6 +255,8 @@ class NewVersion(TypedDict):
     gate: NotRequired[GateDecision]
     #: the auto recipe's validation choices (rounds, target transform, model family), when it made them
     auto_choice: NotRequired[AutoChoiceSummary]
+    #: what ``tune`` searched and kept (trials, folds, the averaged parameter sets, family), when it ran
+    tuning: NotRequired[TuningSummary]
 
 
 class VersionMeta(NewVersion):

@@ -384,6 +384,8 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     meta["gate"] = gate
     if "auto_choice" in state:
         meta["auto_choice"] = state["auto_choice"]
+    if "tuning" in state:  # what tune searched and kept (a few hundred bytes; no trial list)
+        meta["tuning"] = state["tuning"]
     # profile.json is registered as an artifact: written (and checksummed) before meta.json, so a
     # visible version always has the reference the monitor compares traffic with.
     artifacts = {**staged, keys.VERSION_PROFILE: json.dumps(profile, sort_keys=True).encode()}

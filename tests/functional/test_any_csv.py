@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stepml.auto_selection import FOLDS
+from stepml.cli.render import describe_tuning, metric
 from stepml.errors import ConfigError, DataError
 from tests.functional.conftest import EVENT_BUCKET
 
@@ -160,6 +162,14 @@ def test_tuning_searches_within_its_budget(s3, invoke) -> None:
     assert tuning["validation_losses"] == sorted(tuning["validation_losses"])
     assert all(isinstance(p["max_iter"], int) and p["max_iter"] >= 1 for p in tuning["ensemble"])
     assert result["metrics"]["rmse"] < result["baseline"]["rmse"]
+    # scored on auto's folds (192 training rows: a small table), every training row once
+    assert tuning["folds"] == FOLDS and tuning["validation_rows"] == trained["train_rows"]
+    # and recorded with the version, which `stepml models show` describes
+    assert meta(s3, "houses")["tuning"] == tuning
+    line = describe_tuning(tuning)
+    assert line.startswith(f"tune: {tuning['trials']} trials in {tuning['seconds']} s on {FOLDS}-fold cross-validation")
+    assert line.endswith(f"; validation rmse: best trial {metric(tuning['validation_score'])}, searched model "
+                         f"{metric(tuning['searched_score'])}, forest {metric(tuning['forest_score'])}")
 
 
 GOOD = "a,b,y\n" + "".join(f"{i},{i % 7},{'yes' if i % 3 else 'no'}\n" for i in range(40))

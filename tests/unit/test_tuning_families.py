@@ -240,3 +240,23 @@ def test_the_first_trial_is_what_auto_fits_where_rounds_are_costly(monkeypatch: 
     expected = auto_selection.COSTLY_ROUND_PARAMS if costly else {
         "learning_rate": AUTO_PARAMS["learning_rate"], "max_leaf_nodes": AUTO_PARAMS["max_leaf_nodes"]}
     assert {name: first[name] for name in expected} == expected
+
+
+def test_models_show_describes_what_tune_kept() -> None:
+    from stepml.cli.render import describe_tuning
+
+    # Given tune's summaries: three boosters on one split, a blend on folds, and the forest
+    base: dict[str, Any] = {"trials": 19, "seconds": 61.2, "metric": "accuracy", "validation_score": 0.8812,
+                            "validation_scores": [0.8812], "validation_losses": [0.28], "validation_rows": 6513,
+                            "best_params": {}, "ensemble": [{}, {}, {}]}
+    blend = {**base, "folds": 3, "validation_rows": 481, "family": "blend", "linear_params": {"C": 0.1},
+             "linear_weight": 0.3, "forest_score": 0.61, "searched_score": 0.64}
+    forest = {**base, "family": model_family.FOREST, "linear_params": {}, "forest_score": 0.9, "searched_score": 0.85}
+    # Then each line says where the trials were scored and what was kept
+    assert describe_tuning(base) == ("tune: 19 trials in 61.2 s on 6,513 validation rows; kept the average of its 3 "
+                                     "best boosters; validation accuracy: best trial 0.8812")  # type: ignore[arg-type]
+    assert describe_tuning(blend) == (  # type: ignore[arg-type]
+        "tune: 19 trials in 61.2 s on 3-fold cross-validation (481 rows, each out of fold); kept the average of its "
+        "3 best boosters blended with the linear model (C=0.1, weight 0.3); validation accuracy: best trial 0.8812, "
+        "searched model 0.6400, forest 0.6100")
+    assert f"kept the forest ({model_family.FOREST_TREES} extremely randomised trees)" in describe_tuning(forest)  # type: ignore[arg-type]

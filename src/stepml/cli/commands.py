@@ -26,6 +26,7 @@ from stepml.cli.render import (
     STATUS_STYLE,
     console,
     describe_auto_choice,
+    describe_tuning,
     emit_json,
     follow,
     may_be_missing,
@@ -245,6 +246,9 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
     choice = meta.get("auto_choice")
     if choice:  # the auto recipe's validation choices (versions of other recipes, or older ones, have none)
         console.print(describe_auto_choice(choice, evaluation.get("primary_metric")), markup=False)
+    tuning = meta.get("tuning")
+    if tuning:  # what tune searched and kept (recorded with versions registered since tune's folds)
+        console.print(describe_tuning(tuning), markup=False)
     gate = meta.get("gate")
     if gate:  # versions registered before the gate's verdict was recorded have none
         verdict = "passed" if gate.get("passed") else "not passed (kept as a candidate)"

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stepml.contracts import AutoChoiceSummary, Feature, HistoryPage, ListedVersion
+from stepml.contracts import AutoChoiceSummary, Feature, HistoryPage, ListedVersion, TuningSummary
 from stepml.model_family import FOREST_TREES
 from stepml.runs import run_outcome
 from stepml.stack import Stack
@@ -92,6 +92,28 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
         ordered = sorted(families, key=lambda name: known.index(name) if name in known else len(known))
         scores = ", ".join(f"{name} {metric(families[name])}" for name in ordered)
         line += f" (validation {primary_metric or 'score'}: {scores})"
+    return line
+
+
+def describe_tuning(tuning: TuningSummary) -> str:
+    """One line on what ``tune`` searched and kept (a version's ``tuning``)."""
+    folds = tuning.get("folds", 1)
+    rows = f"{tuning['validation_rows']:,}"
+    where = f"{folds}-fold cross-validation ({rows} rows, each out of fold)" if folds > 1 else f"{rows} validation rows"
+    line = f"tune: {tuning['trials']} trials in {tuning['seconds']} s on {where}"
+    boosters = len(tuning["ensemble"])
+    family = tuning.get("family", "trees")
+    if family == "forest":
+        kept = f"the forest ({FOREST_TREES} extremely randomised trees), which validated better than the search"
+    else:
+        kept = f"the average of its {boosters} best boosters" if boosters > 1 else "its best booster"
+        if family in ("linear", "blend") and tuning.get("linear_params"):
+            settings = ", ".join(f"{key}={value:g}" for key, value in tuning["linear_params"].items())
+            kept = (f"the linear model ({settings})" if family == "linear"
+                    else f"{kept} blended with the linear model ({settings}, weight {tuning.get('linear_weight', 0):g})")
+    line += f"; kept {kept}; validation {tuning['metric']}: best trial {metric(tuning['validation_score'])}"
+    if "forest_score" in tuning and "searched_score" in tuning:
+        line += f", searched model {metric(tuning['searched_score'])}, forest {metric(tuning['forest_score'])}"
     return line
 
 

@@ -93,3 +93,17 @@ def test_the_chart_title_says_cross_validation_or_one_split() -> None:
     # and a version recorded before folds existed was chosen on one split
     older = {key: value for key, value in CHOSEN_TREES.items() if key != "folds"}
     assert choice.validation_title(older) == "one validation split (600 rows)"
+
+
+@pytest.mark.parametrize(("tuning", "expected"), [
+    ({"ensemble": [{}, {}, {}]}, "tuned: 3 boosters"),
+    ({"ensemble": [{}], "family": "trees"}, "tuned: 1 booster"),
+    ({"ensemble": [{}, {}], "family": "blend"}, "tuned: blend of 2 boosters and the linear model"),
+    ({"ensemble": [{}, {}, {}], "family": "forest"}, "tuned: forest"),
+    ({"ensemble": [{}, {}, {}], "family": "linear"}, "tuned: linear"),
+    (None, ""),
+])
+def test_a_tuned_versions_cell_says_what_tune_kept(tuning: dict | None, expected: str) -> None:
+    # Given a version trained with tune (its summary in the metadata; no auto_choice), Then its
+    # cell names what the search kept
+    assert choice.tuned_summary(tuning) == expected

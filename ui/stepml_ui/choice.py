@@ -37,6 +37,18 @@ def summary(choice: Mapping[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
+def tuned_summary(tuning: Mapping[str, Any] | None) -> str:
+    """A few words for a tuned version's table cell ("tuned: blend of 3 boosters and the linear
+    model"); empty when ``tune`` did not run (or the version predates its record)."""
+    if not tuning:
+        return ""
+    family = str(tuning.get("family") or TREES)
+    boosters = len(tuning.get("ensemble") or [])
+    trees = f"{boosters} boosters" if boosters > 1 else "1 booster"
+    kept = {"forest": "forest", "linear": "linear", "blend": f"blend of {trees} and the linear model"}.get(family, trees)
+    return f"tuned: {kept}"
+
+
 def higher_is_better(evaluation: Mapping[str, Any]) -> bool:
     """Whether the version's primary metric rewards larger values: as its evaluation recorded it,
     else as the metric's definition says (RMSE and MAE are errors; unknown metrics are scores)."""

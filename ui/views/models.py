@@ -11,7 +11,7 @@ from stepml_ui import choice
 from stepml_ui.client import ApiResponse
 from stepml_ui.page import console, pick_model
 
-from stepml.cli.render import describe_auto_choice
+from stepml.cli.render import describe_auto_choice, describe_tuning
 
 st.title("Models")
 st.caption("Every successful run registers a version; the quality gate decides which one is champion.")
@@ -73,7 +73,7 @@ for meta in reversed(versions):
         "registered": meta.get("registered"),
         metric or "primary": (evaluation.get("metrics") or {}).get(metric),
         "baseline": (evaluation.get("baseline") or {}).get(metric),
-        "model": choice.summary(meta.get("auto_choice")),
+        "model": choice.summary(meta.get("auto_choice")) or choice.tuned_summary(meta.get("tuning")),
         "train rows": meta.get("train_rows"),
         "test rows": meta.get("test_rows"),
         "gate": gate_text(meta),
@@ -197,7 +197,8 @@ if chosen:
             table[metric][f"baseline v{number}"] = (evaluation.get("baseline") or {}).get(metric)
         for key in ("train_rows", "test_rows", "recipe", "train_seconds"):
             table.setdefault(key.replace("_", " "), {})[column] = by_number[number].get(key)
-        table.setdefault("model", {})[column] = choice.summary(by_number[number].get("auto_choice"))
+        table.setdefault("model", {})[column] = (choice.summary(by_number[number].get("auto_choice"))
+                                                 or choice.tuned_summary(by_number[number].get("tuning")))
     shown = {metric: {column: _cell(value) for column, value in values.items()} for metric, values in table.items()}
     st.dataframe(pd.DataFrame(shown).T.fillna(""), width="stretch")
     matrices = st.columns(len(chosen))
@@ -217,6 +218,10 @@ if chosen:
             if auto_choice:
                 with st.expander(f"v{number}: how auto chose", expanded=True):
                     show_auto_choice(auto_choice, evaluation)
+            tuning = by_number[number].get("tuning")
+            if tuning:
+                with st.expander(f"v{number}: what tune kept", expanded=True):
+                    st.text(describe_tuning(tuning))
             with st.expander(f"v{number} lineage"):
                 lineage = by_number[number].get("lineage") or {}
                 st.json(lineage)

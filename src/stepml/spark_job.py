@@ -263,8 +263,7 @@ def _fit_params(config: DatasetConfig, encoded: Any, names: list[str], label: st
     import numpy as np
     from xgboost import XGBClassifier, XGBRegressor
 
-    from stepml.auto_selection import MIN_ROUNDS, PATIENCE
-    from stepml.tuning import ROUNDS_SCALE, VALIDATION_SIZE
+    from stepml.auto_selection import MIN_ROUNDS, PATIENCE, ROUNDS_SCALE, VALIDATION_SIZE
 
     params = {**SPARK_XGBOOST_PARAMS, **config.params}
     if "n_estimators" in config.params:

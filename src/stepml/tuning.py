@@ -60,14 +60,22 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
 from stepml import model_family, recipes
+
+# VALIDATION_SIZE and ROUNDS_SCALE are shared with the auto recipe's choice (and the Spark job)
+from stepml.auto_selection import (
+    COSTLY_ROUND_PARAMS,
+    ROUNDS_SCALE,
+    VALIDATION_SIZE,
+    choice_folds,
+    costly_rounds,
+    trees_per_round,
+)
 from stepml.config import METRICS, DatasetConfig
 from stepml.contracts import TuningSummary
 from stepml.errors import ConfigError
 from stepml.preprocessing import class_labels, to_model_frame
 from stepml.recipes import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
 
-#: Share of the training rows held out for scoring trials.
-VALIDATION_SIZE = 0.2
 #: How many of the best trials the tuned model averages (see the module docstring).
 ENSEMBLE_SIZE = 3
 #: Most boosting rounds a trial fits; it stops earlier after PATIENCE rounds without a lower loss.
@@ -75,11 +83,6 @@ ENSEMBLE_SIZE = 3
 #: 3,000 rounds at small learning rates, for an 18 MB model; capped, the search favours faster rates.
 MAX_ROUNDS = 1000
 PATIENCE = 100
-#: The final fit sees 1 / (1 - VALIDATION_SIZE) times a trial's rows, so it boosts that many more
-#: rounds (measured on prefixes of one search: Adult accuracy 0.8730-0.8741 scaled, 0.8725-0.8742
-#: unscaled, with 3,000 rounds at most; California RMSE 44,198-44,311 $ scaled, 44,310-44,488
-#: unscaled).
-ROUNDS_SCALE = 1 / (1 - VALIDATION_SIZE)
 #: Fewest rows a leaf may hold in the search on small tables. Five rows of 130 (a quarterly series'
 #: 33 years) is a leaf four years wide; the validation loss, not a floor, should say how fine the
 #: trees may cut (macrodata's tuned RMSE 0.399 with leaves of at least 5, 0.356 from 1; AutoGluon's
@@ -184,8 +187,6 @@ def tune(
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.split.seed))
     defaults = {name: value for name, value in AUTO_PARAMS.items() if name in ("learning_rate",
                 "max_leaf_nodes", "min_samples_leaf")}
-    from stepml.auto_selection import COSTLY_ROUND_PARAMS, costly_rounds
-
     if costly_rounds(train, target, task):
         # the first trial is what auto fits there: faster, larger rounds (nyc_weather, 21k rows x 3
         # classes, 60 s: 0.6180 -> 0.6198 test accuracy, AutoGluon medium's)
@@ -357,8 +358,6 @@ def _splits(
     folds on a small table (:func:`stepml.auto_selection.choice_folds`: one split's hundred-odd
     validation rows let more trials overfit them), else one split holding out
     :data:`VALIDATION_SIZE` of the training rows."""
-    from stepml.auto_selection import choice_folds, trees_per_round
-
     folds = choice_folds(train, target, task, config, trees_per_round(train, target, task))
     if len(folds) > 1:
         return folds

@@ -236,10 +236,7 @@ def choose(
     params = dict(fixed)
     chosen_rounds = None
     if choose_rounds and family in (model_family.TREES, model_family.BLEND):
-        # the final fit sees every training row: a quarter more than one split's fitting rows, and
-        # FOLDS / (FOLDS - 1) times a fold's (half as many again for three folds)
-        scale = ROUNDS_SCALE if len(folds) == 1 else len(folds) / (len(folds) - 1)
-        chosen_rounds = max(MIN_ROUNDS, round(rounds * scale))
+        chosen_rounds = max(MIN_ROUNDS, round(rounds * rounds_scale(len(folds))))
         params["max_iter"] = chosen_rounds
         params.update(booster_params)
     else:
@@ -247,6 +244,13 @@ def choose(
     return AutoChoice(params, transform, chosen_rounds, len(y_val), candidates, family, families,
                       linear_params if family in (model_family.LINEAR, model_family.BLEND) else {}, booster_params,
                       len(folds))
+
+
+def rounds_scale(folds: int) -> float:
+    """How many times a validation fit's rows the final fit sees (it boosts that many times the
+    best round): :data:`ROUNDS_SCALE` for one held-out split, FOLDS / (FOLDS - 1) for a fold's
+    fitting rows (half as many again for three folds)."""
+    return ROUNDS_SCALE if folds == 1 else folds / (folds - 1)
 
 
 def trees_per_round(train: pd.DataFrame, target: str, task: str) -> int:

@@ -64,10 +64,11 @@ from stepml import model_family, recipes
 # VALIDATION_SIZE and ROUNDS_SCALE are shared with the auto recipe's choice (and the Spark job)
 from stepml.auto_selection import (
     COSTLY_ROUND_PARAMS,
-    ROUNDS_SCALE,
+    ROUNDS_SCALE,  # noqa: F401  (re-exported: the module docstring and callers name it here)
     VALIDATION_SIZE,
     choice_folds,
     costly_rounds,
+    rounds_scale,
     trees_per_round,
 )
 from stepml.config import METRICS, DatasetConfig
@@ -143,9 +144,7 @@ def tune(
     folds = [_Fold.of(fitting, validation, schema, task, config, target, labels)
              for fitting, validation in _splits(train, target, task, config)]
     y_val = np.concatenate([fold.y_val for fold in folds])  # every fold's validation rows, in fold order
-    # the final fit sees every training row: 1 / (1 - VALIDATION_SIZE) times one split's fitting
-    # rows, FOLDS / (FOLDS - 1) times a fold's
-    scale = ROUNDS_SCALE if len(folds) == 1 else len(folds) / (len(folds) - 1)
+    scale = rounds_scale(len(folds))
     fixed = dict(config.params)
     fixed_rounds = fixed.get("max_iter")
     small = len(train) <= model_family.MAX_TRAINING_ROWS

@@ -66,6 +66,11 @@ def metric(value: Any) -> str:
     return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
+def validated_on(folds: int, rows: int) -> str:
+    """Where a choice was scored: k-fold cross-validation (every row out of fold) or one split."""
+    return f"{folds}-fold cross-validation ({rows:,} rows, each out of fold)" if folds > 1 else f"{rows:,} validation rows"
+
+
 def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) -> str:
     """One line on what the auto recipe chose on its validation split (a version's ``auto_choice``)."""
     family = choice["family"]
@@ -81,9 +86,7 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
         parts.append("linear " + ", ".join(f"{key}={value:g}" for key, value in choice["linear_params"].items()))
     if choice.get("target_transform"):
         parts.append(f"target fitted as {choice['target_transform']}")
-    folds = choice.get("folds", 1)
-    rows = f"{choice.get('validation_rows', 0):,}"
-    where = f"{folds}-fold cross-validation ({rows} rows, each out of fold)" if folds > 1 else f"{rows} validation rows"
+    where = validated_on(choice.get("folds", 1), choice.get("validation_rows", 0))
     line = f"auto recipe's choice on {where}: " + ", ".join(parts)
     families = choice["families"]
     if families:
@@ -97,9 +100,7 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
 
 def describe_tuning(tuning: TuningSummary) -> str:
     """One line on what ``tune`` searched and kept (a version's ``tuning``)."""
-    folds = tuning.get("folds", 1)
-    rows = f"{tuning['validation_rows']:,}"
-    where = f"{folds}-fold cross-validation ({rows} rows, each out of fold)" if folds > 1 else f"{rows} validation rows"
+    where = validated_on(tuning.get("folds", 1), tuning["validation_rows"])
     line = f"tune: {tuning['trials']} trials in {tuning['seconds']} s on {where}"
     boosters = len(tuning["ensemble"])
     family = tuning.get("family", "trees")

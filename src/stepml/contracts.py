@@ -152,6 +152,8 @@ class TuningSummary(TypedDict):
     # the forest's primary metric on the validation rows, and the searched model's (the better is kept)
     forest_score: NotRequired[float]
     searched_score: NotRequired[float]
+    # the forest's trees when it was kept (stepml.model_family.keep_node_budget may keep fewer than it grew)
+    forest_trees: NotRequired[int]
 
 
 class AutoChoiceSummary(TypedDict):
@@ -169,6 +171,7 @@ class AutoChoiceSummary(TypedDict):
     linear_params: dict[str, Any]
     booster_params: NotRequired[dict[str, Any]]  # chosen by a round's cost (empty: the recipe's)
     folds: NotRequired[int]  # 1: one validation split; more: cross-validated (validation_rows: all training rows)
+    forest_trees: NotRequired[int]  # the forest's trees (family forest; fewer past the node budget)
 
 
 class TrainedRun(PreprocessedRun):

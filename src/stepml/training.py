@@ -53,9 +53,9 @@ def fit(
         train = keep_rows(train, target, schema, task)
     pipeline = build_pipeline(schema, task, config, params, ensemble)
     features = to_model_frame(train, schema)
-    if family != "trees":
-        from stepml import model_family
+    from stepml import model_family
 
+    if family != "trees":
         pipeline = model_family.build_pipeline(schema, task, config, family, pipeline, features, linear_params,
                                                linear_weight)
     if target_transform is not None:
@@ -82,6 +82,8 @@ def fit(
                 del matrix
             else:
                 pipeline.fit(features, y)
+                if family == "forest":  # a graph the API loads within its cold start
+                    model_family.keep_node_budget(pipeline.named_steps["model"])
     except (ValueError, TypeError, ArithmeticError) as exc:
         # Validation refuses what it knows to be untrainable; anything left is still a problem of
         # this data with this recipe, not a crash: say so in the pipeline's words, not a library's.
@@ -213,7 +215,10 @@ def fit_recorded(
         pipeline = fit(train, target, schema, task, config, params=choice.params,
                        target_transform=choice.target_transform, family=choice.family,
                        linear_params=choice.linear_params)
-        return Fitted(pipeline, auto_choice=choice.to_dict())
+        recorded = choice.to_dict()
+        if choice.family == "forest":  # how many trees it kept (stepml.model_family.keep_node_budget)
+            recorded["forest_trees"] = len(pipeline.named_steps["model"].estimators_)
+        return Fitted(pipeline, auto_choice=recorded)
     if config.tune is None:
         return Fitted(fit(train, target, schema, task, config))
     result = tune(train, target, schema, task, config)
@@ -222,6 +227,8 @@ def fit_recorded(
     pipeline = fit(train, target, schema, task, config, params=result["best_params"], ensemble=result["ensemble"],
                    family=family, linear_params=result.get("linear_params"),
                    linear_weight=result.get("linear_weight") if family == "blend" else None)
+    if family == "forest":
+        result["forest_trees"] = len(pipeline.named_steps["model"].estimators_)
     return Fitted(pipeline, tuning=result)
 
 

@@ -203,6 +203,50 @@ def test_a_wave_on_a_few_hundred_rows_gets_the_forest_and_the_graph_serves_it() 
         choice, "rmse")  # type: ignore[arg-type]
 
 
+def test_a_forest_past_its_node_budget_keeps_its_first_trees_and_says_how_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the wave (fully grown trees on 160 noisy rows: ~300 nodes each, 200 trees ~60k nodes)
+    # and a node budget a sixth of that
+    monkeypatch.setattr(model_family, "FOREST_MAX_NODES", 10_000)
+    config, train, test, schema = _prepared(_wavy(), "level", "regression")
+    # When the auto recipe fits it (and chooses the forest, as above)
+    fitted = fit_recorded(train, "level", schema, "regression", config)
+    model = fitted.pipeline.named_steps["model"]
+    kept = len(model.estimators_)
+    # Then it keeps the most of the trees it grew that the budget holds: one more would pass it
+    columns = fitted.pipeline.named_steps["columns"]
+    grown = model_family.forest_estimator(config, "regression").fit(
+        columns.transform(to_model_frame(train, schema)), train["level"].to_numpy())
+    nodes = np.cumsum([tree.tree_.node_count for tree in grown.estimators_])
+    assert 1 < kept < model_family.FOREST_TREES and model.n_estimators == kept
+    assert nodes[kept - 1] <= 10_000 < nodes[kept]
+    # And it is a forest of those trees: its predictions are their average, in scikit-learn and in
+    # the ONNX graph alike
+    matrix = fitted.pipeline.named_steps["columns"].transform(to_model_frame(test, schema))
+    average = np.mean([tree.predict(matrix) for tree in model.estimators_], axis=0)
+    np.testing.assert_allclose(fitted.pipeline.predict(to_model_frame(test, schema)), average, rtol=1e-9)
+    graph = export(fitted.pipeline, schema, "regression")
+    assert verify(graph, fitted.pipeline, test, schema, "regression").divergent_rows == 0
+    # And the version's record and `stepml models show` say how many trees it kept
+    choice = fitted.auto_choice
+    assert choice is not None and choice["forest_trees"] == kept
+    assert f"model: forest, {kept} extremely randomised trees" in describe_auto_choice(choice, "rmse")  # type: ignore[arg-type]
+
+
+def test_the_largest_noisy_table_offered_the_forest_keeps_at_least_the_trees_it_was_chosen_with() -> None:
+    # Given a regression table of pure noise at the forest's row limit (each fully grown tree holds
+    # about two nodes per row: 200 of them would be ~1.2M nodes)
+    rng = np.random.default_rng(7)
+    rows = model_family.FOREST_MAX_ROWS
+    frame = pd.DataFrame({f"x{i}": rng.normal(0, 1, rows) for i in range(4)} | {"y": rng.normal(0, 1, rows)})
+    config = DatasetConfig.from_dict({"target": "y"})
+    # When the forest family is fitted on all of it
+    pipeline = fit(frame, "y", feature_schema(frame, "y"), "regression", config, family=model_family.FOREST)
+    model = pipeline.named_steps["model"]
+    # Then it kept no fewer trees than the forests auto validated it with, and at most the budget's nodes
+    assert model_family.FOREST_CHOICE_TREES <= len(model.estimators_) < model_family.FOREST_TREES
+    assert sum(tree.tree_.node_count for tree in model.estimators_) <= model_family.FOREST_MAX_NODES
+
+
 def test_a_forest_classifier_is_one_pipeline_that_onnx_serves_exactly() -> None:
     # Given three classes of the wave, text, numbers and missing values
     frame = _wavy()

@@ -76,7 +76,7 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
     family = choice["family"]
     parts = [f"model: {family}"]
     if family == "forest":
-        parts.append(f"{FOREST_TREES} extremely randomised trees")
+        parts.append(f"{choice.get('forest_trees', FOREST_TREES)} extremely randomised trees")
     elif family != "linear":
         rounds = choice.get("rounds")
         parts.append(f"{rounds} boosting rounds" if rounds is not None else "the recipe's default rounds")
@@ -105,7 +105,8 @@ def describe_tuning(tuning: TuningSummary) -> str:
     boosters = len(tuning["ensemble"])
     family = tuning.get("family", "trees")
     if family == "forest":
-        kept = f"the forest ({FOREST_TREES} extremely randomised trees), which validated better than the search"
+        trees = tuning.get("forest_trees", FOREST_TREES)
+        kept = f"the forest ({trees} extremely randomised trees), which validated better than the search"
     else:
         kept = f"the average of its {boosters} best boosters" if boosters > 1 else "its best booster"
         if family in ("linear", "blend") and tuning.get("linear_params"):

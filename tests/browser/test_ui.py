@@ -231,7 +231,7 @@ def test_promote_and_rollback_change_the_champion(
 def test_the_models_page_says_what_auto_chose_and_how_each_family_scored(
     page: Any, ui_url: str, auto_version: dict[str, Any]
 ) -> None:
-    from stepml.cli.render import describe_auto_choice
+    from stepml.describe import describe_auto_choice
 
     # Given a version the auto recipe trained, whose metadata records its choice
     chosen = auto_version["auto_choice"]

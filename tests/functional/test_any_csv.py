@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from stepml.auto_selection import FOLDS
-from stepml.cli.render import describe_tuning, metric
+from stepml.describe import describe_tuning, metric
 from stepml.errors import ConfigError, DataError
 from tests.functional.conftest import EVENT_BUCKET
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from stepml import auto_selection, model_family
-from stepml.cli.render import describe_auto_choice
 from stepml.config import DatasetConfig
+from stepml.describe import describe_auto_choice
 from stepml.evaluation import metric_value
 from stepml.onnx_export import export, reference, verify
 from stepml.onnx_model import feeds

@@ -243,7 +243,7 @@ def test_the_first_trial_is_what_auto_fits_where_rounds_are_costly(monkeypatch: 
 
 
 def test_models_show_describes_what_tune_kept() -> None:
-    from stepml.cli.render import describe_tuning
+    from stepml.describe import describe_tuning
 
     # Given tune's summaries: three boosters on one split, a blend on folds, and the forest
     base: dict[str, Any] = {"trials": 19, "seconds": 61.2, "metric": "accuracy", "validation_score": 0.8812,

@@ -4,7 +4,7 @@ A version's ``auto_choice`` (:class:`stepml.contracts.AutoChoiceSummary`) names 
 its boosting rounds and target transform, and each family's validation score by the version's
 primary metric. Pure functions (no Streamlit): a short summary for the versions table and a
 chart-ready frame of the families' scores, with its titles. The full one-line description is the
-CLI's (:func:`stepml.cli.render.describe_auto_choice`), so both say the same.
+CLI's (:func:`stepml.describe.describe_auto_choice`), so both say the same.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from stepml_ui import choice
 from stepml_ui.client import ApiResponse
 from stepml_ui.page import console, pick_model
 
-from stepml.cli.render import describe_auto_choice, describe_tuning
+from stepml.describe import describe_auto_choice, describe_tuning
 
 st.title("Models")
 st.caption("Every successful run registers a version; the quality gate decides which one is champion.")

@@ -25,8 +25,6 @@ from stepml.cli.browser import browser_url, open_when_serving, streamlit_command
 from stepml.cli.render import (
     STATUS_STYLE,
     console,
-    describe_auto_choice,
-    describe_tuning,
     emit_json,
     follow,
     may_be_missing,
@@ -38,6 +36,7 @@ from stepml.cli.render import (
 )
 from stepml.config import TASKS, DatasetConfig, dump_config
 from stepml.dateparts import describe as describe_date_format
+from stepml.describe import describe_auto_choice, describe_tuning
 from stepml.errors import GateRefused, StepmlError
 from stepml.stack import LOCAL_ENDPOINT, Stack
 

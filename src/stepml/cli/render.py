@@ -15,8 +15,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stepml.contracts import AutoChoiceSummary, Feature, HistoryPage, ListedVersion, TuningSummary
-from stepml.model_family import FOREST_TREES
+from stepml.contracts import Feature, HistoryPage, ListedVersion
+from stepml.describe import metric
 from stepml.runs import run_outcome
 from stepml.stack import Stack
 
@@ -60,63 +60,6 @@ def print_run(run: dict[str, Any]) -> None:
     # Rich markup off for the text: a cause may hold brackets ([...]) that are not markup.
     console.print(f"[{style}]{outcome['outcome'].replace('_', ' ')}[/{style}]: ", end="")
     console.print(outcome["summary"], markup=False, highlight=False)
-
-
-def metric(value: Any) -> str:
-    return "" if value is None else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
-
-
-def validated_on(folds: int, rows: int) -> str:
-    """Where a choice was scored: k-fold cross-validation (every row out of fold) or one split."""
-    return f"{folds}-fold cross-validation ({rows:,} rows, each out of fold)" if folds > 1 else f"{rows:,} validation rows"
-
-
-def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) -> str:
-    """One line on what the auto recipe chose on its validation split (a version's ``auto_choice``)."""
-    family = choice["family"]
-    parts = [f"model: {family}"]
-    if family == "forest":
-        parts.append(f"{choice.get('forest_trees', FOREST_TREES)} extremely randomised trees")
-    elif family != "linear":
-        rounds = choice.get("rounds")
-        parts.append(f"{rounds} boosting rounds" if rounds is not None else "the recipe's default rounds")
-        if choice.get("booster_params"):
-            parts.append(", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in choice["booster_params"].items()))
-    if family != "trees" and choice.get("linear_params"):
-        parts.append("linear " + ", ".join(f"{key}={value:g}" for key, value in choice["linear_params"].items()))
-    if choice.get("target_transform"):
-        parts.append(f"target fitted as {choice['target_transform']}")
-    where = validated_on(choice.get("folds", 1), choice.get("validation_rows", 0))
-    line = f"auto recipe's choice on {where}: " + ", ".join(parts)
-    families = choice["families"]
-    if families:
-        # the registry's JSON may come back with its keys sorted: trees, linear, blend (the tie order)
-        known = ("trees", "linear", "blend", "forest")
-        ordered = sorted(families, key=lambda name: known.index(name) if name in known else len(known))
-        scores = ", ".join(f"{name} {metric(families[name])}" for name in ordered)
-        line += f" (validation {primary_metric or 'score'}: {scores})"
-    return line
-
-
-def describe_tuning(tuning: TuningSummary) -> str:
-    """One line on what ``tune`` searched and kept (a version's ``tuning``)."""
-    where = validated_on(tuning.get("folds", 1), tuning["validation_rows"])
-    line = f"tune: {tuning['trials']} trials in {tuning['seconds']} s on {where}"
-    boosters = len(tuning["ensemble"])
-    family = tuning.get("family", "trees")
-    if family == "forest":
-        trees = tuning.get("forest_trees", FOREST_TREES)
-        kept = f"the forest ({trees} extremely randomised trees), which validated better than the search"
-    else:
-        kept = f"the average of its {boosters} best boosters" if boosters > 1 else "its best booster"
-        if family in ("linear", "blend") and tuning.get("linear_params"):
-            settings = ", ".join(f"{key}={value:g}" for key, value in tuning["linear_params"].items())
-            kept = (f"the linear model ({settings})" if family == "linear"
-                    else f"{kept} blended with the linear model ({settings}, weight {tuning.get('linear_weight', 0):g})")
-    line += f"; kept {kept}; validation {tuning['metric']}: best trial {metric(tuning['validation_score'])}"
-    if "forest_score" in tuning and "searched_score" in tuning:
-        line += f", searched model {metric(tuning['searched_score'])}, forest {metric(tuning['forest_score'])}"
-    return line
 
 
 def may_be_missing(spec: Feature) -> str:

@@ -266,12 +266,13 @@ def costly_rounds(train: pd.DataFrame, target: str, task: str) -> bool:
 
 
 def choice_folds(
-    train: pd.DataFrame, target: str, task: str, config: DatasetConfig, trees_per_round: int
+    train: pd.DataFrame, target: str, task: str, config: DatasetConfig, round_trees: int
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """(fitting rows, validation rows) of each fold the choice is made on: :data:`FOLDS`
     cross-validation folds on a small table (stratified: every class in each fold's fitting
     rows), else one split holding out :data:`VALIDATION_SIZE` of the rows (a
-    sample of a large table's)."""
+    sample of a large table's). ``round_trees``: the trees a boosting round grows
+    (:func:`trees_per_round`)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     seed = config.split.seed
@@ -283,7 +284,7 @@ def choice_folds(
             stratify=stratify,
         )
         return [(fitting, validation)]
-    if (len(train) < CROSS_VALIDATION_ROWS and len(train) * trees_per_round <= CROSS_VALIDATION_ROW_TREES
+    if (len(train) < CROSS_VALIDATION_ROWS and len(train) * round_trees <= CROSS_VALIDATION_ROW_TREES
             and smallest_class >= FOLDS):
         splitter = (StratifiedKFold(FOLDS, shuffle=True, random_state=seed) if task == "classification"
                     else KFold(FOLDS, shuffle=True, random_state=seed))
@@ -311,10 +312,17 @@ def _validation_fit(
                   y_val=target_transform.forward(y_val, transform), sample_weight_val=weights)
         losses = -np.asarray(model.validation_score_)  # after 0, 1, 2, ... rounds
         rounds = max(1, int(np.argmin(losses))) if choose_rounds else len(losses) - 1
-        if task == "classification":
-            for _, probabilities in zip(range(rounds), model.staged_predict_proba(x_val), strict=False):
-                pass
-            return rounds, probabilities, model.classes_
-        for _, values in zip(range(rounds), model.staged_predict(x_val), strict=False):
-            pass
-    return rounds, target_transform.inverse(values, transform), None
+        output = output_after(model, rounds, x_val, task)
+    if task == "classification":
+        return rounds, output, model.classes_
+    return rounds, target_transform.inverse(output, transform), None
+
+
+def output_after(model: Any, rounds: int, x_val: np.ndarray, task: str) -> np.ndarray:
+    """A fitted booster's predictions for ``x_val`` after its first ``rounds`` rounds (class
+    probabilities, or values on the scale it was fitted on): its best round, where early stopping
+    boosted on past it."""
+    stages = model.staged_predict_proba(x_val) if task == "classification" else model.staged_predict(x_val)
+    for _ in range(rounds):
+        output = next(stages)
+    return np.asarray(output)

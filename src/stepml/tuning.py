@@ -68,6 +68,7 @@ from stepml.auto_selection import (
     VALIDATION_SIZE,
     choice_folds,
     costly_rounds,
+    output_after,
     rounds_scale,
     trees_per_round,
 )
@@ -169,7 +170,7 @@ def tune(
                 model.fit(fold.x_fit, fold.y_fit, X_val=fold.x_val, y_val=fold.y_val, sample_weight_val=weights)
                 losses = -np.asarray(model.validation_score_)  # after 0, 1, 2, ... rounds
                 rounds = len(losses) - 1 if fixed_rounds is not None else max(1, int(np.argmin(losses)))
-                fold_outputs.append(_output_after(model, rounds, fold.x_val, task))
+                fold_outputs.append(output_after(model, rounds, fold.x_val, task))
             fold_rounds.append(rounds)
             fold_losses.append(float(losses[rounds]))
         output = np.concatenate(fold_outputs)
@@ -339,15 +340,6 @@ def _offer_forest(
     if (forest_score > searched_score) if higher_is_better else (forest_score < searched_score):
         summary["family"], summary["linear_params"] = model_family.FOREST, {}
         summary.pop("linear_weight", None)
-
-
-def _output_after(model: Any, rounds: int, x_val: np.ndarray, task: str) -> np.ndarray:
-    """``model``'s predictions after its first ``rounds`` rounds on the validation rows (class
-    probabilities, or values)."""
-    stages = model.staged_predict_proba(x_val) if task == "classification" else model.staged_predict(x_val)
-    for _ in range(rounds):
-        output = next(stages)
-    return np.asarray(output)
 
 
 def _splits(

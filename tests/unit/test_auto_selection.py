@@ -265,7 +265,7 @@ def test_a_small_tables_folds_hold_out_every_row_once_and_fit_every_class() -> N
     train = _labelled(400)
     config = DatasetConfig.from_dict({"target": "label"})
     # When its folds are drawn
-    folds = auto_selection.choice_folds(train, "label", "classification", config, trees_per_round=3)
+    folds = auto_selection.choice_folds(train, "label", "classification", config, round_trees=3)
     # Then there are FOLDS of them, their validation rows are the training rows, each once, and
     # no fold validates on a row it fits, or fits without a class
     assert len(folds) == auto_selection.FOLDS
@@ -275,7 +275,7 @@ def test_a_small_tables_folds_hold_out_every_row_once_and_fit_every_class() -> N
         assert not set(fitting.index) & set(validation.index)
         assert set(fitting["label"]) == {"up", "down", "flat"}
     # and the same seed draws the same folds
-    again = auto_selection.choice_folds(train, "label", "classification", config, trees_per_round=3)
+    again = auto_selection.choice_folds(train, "label", "classification", config, round_trees=3)
     assert all(a[1].index.equals(b[1].index) for a, b in zip(folds, again, strict=True))
 
 

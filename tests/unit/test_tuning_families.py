@@ -200,7 +200,7 @@ def test_tune_scores_a_small_tables_trials_on_autos_folds(monkeypatch: pytest.Mo
     # When tune searches
     summary = tuning.tune(train, "later", schema, "regression", config)
     # Then every trial fitted the booster once per fold, on the folds' fitting rows (two thirds)
-    folds = auto_selection.choice_folds(train, "later", "regression", config, trees_per_round=1)
+    folds = auto_selection.choice_folds(train, "later", "regression", config, round_trees=1)
     assert summary["folds"] == len(folds) == auto_selection.FOLDS
     assert len(fitted_rows) == summary["trials"] * len(folds)
     assert sorted(set(fitted_rows)) == sorted({len(fitting) for fitting, _ in folds})

@@ -39,6 +39,10 @@ sample of them and boosts at most :data:`MAX_ROUNDS_LARGE` rounds, so that Train
   where a fit takes seconds, the recipe's settings keep their small gain (Adult's ROC AUC,
   digits' accuracy).
 
+* **bins as many as the values**: when every column of the booster's matrix holds fewer than
+  :data:`DEFAULT_BINS` distinct values (small integers, codes, categories), both fits use that
+  many bins (:func:`exact_bins`): the very trees 255 bins grow, with narrower histograms.
+
 The final model is then one ordinary fit of the recipe's pipeline with those rounds (and the
 transform), so it exports and serves as before. Parameters the user fixed in ``config.params``
 are respected: a fixed ``max_iter`` (or ``early_stopping``) leaves the rounds alone.
@@ -116,6 +120,10 @@ COSTLY_ROUND_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "max_leaf_nodes": 6
 #: 0.894 accuracy), a little worse on 2 (diabetes RMSE 53.90 -> 54.18, seattle_weather 0.771 ->
 #: 0.768): a third of the rows predicted by each fold is still every row predicted once.
 CROSS_VALIDATION_ROWS = 1_500
+#: HistGradientBoosting's default and largest ``max_bins``; :func:`exact_bins` chooses fewer when
+#: every column holds fewer distinct values (looked for first in a sample of this many rows).
+DEFAULT_BINS = 255
+EXACT_BINS_SAMPLE = 20_000
 CROSS_VALIDATION_ROW_TREES = 15_000
 FOLDS = 3
 
@@ -136,7 +144,8 @@ class AutoChoice:
     families: dict[str, float] = field(default_factory=dict)
     #: the linear model's settings chosen on the validation split (the logistic model's ``C``)
     linear_params: dict[str, Any] = field(default_factory=dict)
-    #: the booster settings chosen by a round's cost (:data:`COSTLY_ROUND_PARAMS`; empty: the recipe's)
+    #: the booster settings chosen by a round's cost (:data:`COSTLY_ROUND_PARAMS`) and by the columns'
+    #: distinct values (``max_bins``, :func:`exact_bins`); empty: the recipe's
     booster_params: dict[str, Any] = field(default_factory=dict)
     #: how many folds the choice was made on (1: one validation split; :data:`FOLDS`: cross-validated)
     folds: int = 1
@@ -168,6 +177,8 @@ def choose(
         return AutoChoice(fixed, None, None, 0)
     costly = choose_rounds and costly_rounds(train, target, task)
     booster_params = {k: v for k, v in COSTLY_ROUND_PARAMS.items() if k not in fixed} if costly else {}
+    if "max_bins" not in fixed and (bins := exact_bins(train, schema, task, config)) is not None:
+        booster_params["max_bins"] = bins
     booster = {**fixed, **booster_params}
     folds = choice_folds(train, target, task, config, trees_per_round(train, target, task))
     max_rounds = MAX_ROUNDS_LARGE if len(train) > LARGE_TABLE_ROWS else MAX_ROUNDS
@@ -244,6 +255,30 @@ def choose(
     return AutoChoice(params, transform, chosen_rounds, len(y_val), candidates, family, families,
                       linear_params if family in (model_family.LINEAR, model_family.BLEND) else {}, booster_params,
                       len(folds))
+
+
+def exact_bins(train: pd.DataFrame, schema: list[dict[str, Any]], task: str, config: DatasetConfig) -> int | None:
+    """The booster's ``max_bins`` that bins ``train``'s columns exactly as the default 255 does,
+    when every column holds fewer distinct values (None when one holds more: 255 stays).
+
+    HistGradientBoosting gives each distinct value a bin of its own when a column has at most
+    ``max_bins`` of them (quantiles only beyond), so any ``max_bins`` at least the most distinct
+    values of any column grows the very same trees; but every node's histograms are
+    ``max_bins`` wide in every column, so a table of small integers (digits' 64 pixels of 17 levels,
+    codes, counts, categories) pays for 255 bins it never fills. Two bins more than the most
+    distinct values: a fold's column transformer may add one (a median imputed, an unknown code).
+    Measured (digits, 958 rows, 100 rounds of 10 trees): 17 bins 2.6-3.0 s, 255 bins 4.4-5.5 s, the
+    same probabilities."""
+    columns = build_pipeline(schema, task, config).named_steps["columns"]
+    # a sample first: on a large table one column past the limit is found without all its rows
+    for rows in ([train.sample(EXACT_BINS_SAMPLE, random_state=0)] if len(train) > EXACT_BINS_SAMPLE else []) + [train]:
+        matrix = np.asarray(columns.fit_transform(to_model_frame(rows, schema)), dtype=float)
+        most = 0
+        for column in matrix.T:
+            most = max(most, len(np.unique(column[~np.isnan(column)])))
+            if most + 2 >= DEFAULT_BINS:
+                return None
+    return max(2, most + 2)
 
 
 def rounds_scale(folds: int) -> float:

@@ -169,7 +169,7 @@ class AutoChoiceSummary(TypedDict):
     candidates: dict[str, dict[str, float]]
     families: dict[str, float]
     linear_params: dict[str, Any]
-    booster_params: NotRequired[dict[str, Any]]  # chosen by a round's cost (empty: the recipe's)
+    booster_params: NotRequired[dict[str, Any]]  # chosen by a round's cost, max_bins by the columns' values (empty: the recipe's)
     folds: NotRequired[int]  # 1: one validation split; more: cross-validated (validation_rows: all training rows)
     forest_trees: NotRequired[int]  # the forest's trees (family forest; fewer past the node budget)
 

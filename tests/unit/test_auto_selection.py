@@ -9,14 +9,15 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from stepml import auto_selection, target_transform
 from stepml.config import DatasetConfig
 from stepml.errors import ModelExportError
 from stepml.onnx_export import export, verify
-from stepml.preprocessing import feature_schema, split
+from stepml.preprocessing import class_labels, feature_schema, split, to_model_frame
 from stepml.recipes import AUTO_PARAMS
-from stepml.training import fit_with_config
+from stepml.training import fit_recorded, fit_with_config
 
 
 def _skewed_prices(rows: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -234,6 +235,32 @@ def test_settings_or_rounds_the_user_fixed_are_not_replaced_by_the_cost_rule(mon
     rounds = auto_selection.choose(frame, "y", schema, "regression", DatasetConfig.from_dict(
         {"target": "y", "params": {"max_iter": 50}}))
     assert "learning_rate" not in rounds.params and rounds.booster_params == {}
+
+
+def test_a_table_of_few_values_boosts_with_as_many_bins_and_grows_the_same_trees() -> None:
+    # Given 400 rows of small integers (a 0-16 pixel, a 0-5 count) and a class that follows them
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame({"pixel": rng.integers(0, 17, 400), "count": rng.integers(0, 6, 400)})
+    frame["label"] = np.where(frame["pixel"] + 2 * frame["count"] + rng.normal(0, 3, 400) > 13, "yes", "no")
+    schema = feature_schema(frame, "label")
+    config = DatasetConfig.from_dict({"target": "label"})
+    # Then the booster needs 17 bins for its columns (and two to spare for a fold's imputed median or
+    # unknown code), where a continuous column would need 255
+    assert auto_selection.exact_bins(frame, schema, "classification", config) == 19
+    wide = frame.assign(measure=rng.normal(0, 1, 400))
+    assert auto_selection.exact_bins(wide, feature_schema(wide, "label"), "classification", config) is None
+    # When auto chooses and fits the trees (a fixed param: no other family), it boosts with them,
+    # and records them with its choice
+    trees_only = DatasetConfig.from_dict({"target": "label", "params": {"min_samples_leaf": 20}})
+    fitted = fit_recorded(frame, "label", schema, "classification", trees_only)
+    pipeline, choice = fitted.pipeline, fitted.auto_choice
+    assert choice is not None and choice["booster_params"]["max_bins"] == 19
+    assert pipeline.steps[-1][1].max_bins == 19
+    # And the trees are those 255 bins grow: the same predictions on every row
+    default = clone(pipeline).set_params(model__max_bins=auto_selection.DEFAULT_BINS)
+    features = to_model_frame(frame, schema)
+    default.fit(features, class_labels(frame["label"]))
+    np.testing.assert_array_equal(pipeline.predict_proba(features), default.predict_proba(features))
 
 
 def test_a_multiclass_round_costs_a_tree_per_class(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -192,9 +192,10 @@ def choose(
     forest: list[np.ndarray] | None = [] if compare_families and len(train) <= model_family.FOREST_MAX_ROWS else None
     classes: np.ndarray | None = None
     for fitting, validation in folds:
+        # the model frames once: the booster's columns and the linear model's are both made of them
+        features, validating = to_model_frame(fitting, schema), to_model_frame(validation, schema)
         columns = build_pipeline(schema, task, config).named_steps["columns"]
-        x_fit = columns.fit_transform(to_model_frame(fitting, schema))
-        x_val = columns.transform(to_model_frame(validation, schema))
+        x_fit, x_val = columns.fit_transform(features), columns.transform(validating)
         y_fit, y_val = labels(fitting[target]).to_numpy(), labels(validation[target]).to_numpy()
         for transform in transforms:
             try:
@@ -212,7 +213,7 @@ def choose(
             trees[transform][0].append(rounds)
             trees[transform][1].append(output)
         if linear is not None:
-            outputs = model_family.linear_outputs(schema, task, config, fitting, validation, y_fit, classes)
+            outputs = model_family.linear_outputs(schema, task, config, features, validating, y_fit, classes)
             linear = None if outputs is None else [*linear, outputs]
         if forest is not None:
             grown = model_family.forest_output(config, task, x_fit, y_fit, x_val, classes)

@@ -223,11 +223,12 @@ def build_pipeline(
 
 
 def linear_outputs(
-    schema: list[dict[str, Any]], task: str, config: DatasetConfig, fitting: pd.DataFrame,
-    validation: pd.DataFrame, y_fit: np.ndarray, classes: np.ndarray | None,
+    schema: list[dict[str, Any]], task: str, config: DatasetConfig, features: pd.DataFrame,
+    validating: pd.DataFrame, y_fit: np.ndarray, classes: np.ndarray | None,
 ) -> list[tuple[dict[str, Any], np.ndarray]] | None:
-    """The linear model fitted on ``fitting`` (on the target as it is) and its predictions for
-    ``validation``, once per setting: ``[(settings, predictions)]`` (each value of
+    """The linear model fitted on the fitting rows' model frame ``features``
+    (:func:`stepml.preprocessing.to_model_frame`; on the target as it is) and its predictions for
+    the validation rows' ``validating``, once per setting: ``[(settings, predictions)]`` (each value of
     :data:`LOGISTIC_CS` for classification, class probabilities over ``classes``; one RidgeCV for
     regression). None when it cannot be fitted or missed one of ``classes``: the trees are kept."""
     import logging
@@ -235,8 +236,6 @@ def linear_outputs(
 
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
-
-    from stepml.preprocessing import to_model_frame
 
     settings: list[dict[str, Any]] = [{}] if task == "regression" else [{"C": c} for c in LOGISTIC_CS]
     outputs: list[tuple[dict[str, Any], np.ndarray]] = []
@@ -246,8 +245,7 @@ def linear_outputs(
             warnings.simplefilter("ignore", ConvergenceWarning)
             pipeline = build_pipeline(schema, task, config, LINEAR)
             columns, model = pipeline.named_steps["columns"], pipeline.named_steps["model"]
-            x_fit = columns.fit_transform(to_model_frame(fitting, schema))
-            x_val = columns.transform(to_model_frame(validation, schema))
+            x_fit, x_val = columns.fit_transform(features), columns.transform(validating)
             if task == "regression":
                 return [({}, np.asarray(model.fit(x_fit, y_fit).predict(x_val), dtype=float))]
             assert classes is not None

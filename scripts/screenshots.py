@@ -1,6 +1,7 @@
 """`make screenshots`: PNGs of every page of the web UI, for the README.
 
-Starts the offline stack, trains Adult twice on a small slice (seed-a recipe, so it takes seconds),
+Starts the offline stack, trains Adult twice on a small slice (the seed-a recipe, then the default
+auto recipe, whose choice the Models page charts; each takes seconds),
 uploads a broken CSV (for a failed run), seeds six hours of captured traffic and a monitor
 report (the Monitor page), starts `stepml ui` and photographs each page in headless
 Chromium into docs/screenshots/.
@@ -81,6 +82,8 @@ def main() -> None:
         stack = Stack(endpoint_url=local.endpoint_url, credentials=local.admin_credentials.client_kwargs())
         stack.write_config("adult", DatasetConfig(target="income", recipe="seed-a"))
         first = _train(stack, folder / "first" / "adult.csv", "adult")
+        # the second version on the default recipe: the Models page shows what auto chose, and why
+        stack.write_config("adult", DatasetConfig(target="income"))
         _train(stack, folder / "second" / "adult.csv", "adult")
         _train(stack, folder / "broken" / "adult.csv", "broken")
         # Six hours of production traffic with a drifted feature, feedback and the monitor's report

@@ -56,6 +56,10 @@ AUTOGLUON_METRIC = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accur
                     "r2": "r2"}
 #: One-row predictions timed through onnxruntime; the median is reported.
 LATENCY_CALLS = 200
+#: A recipe's fit under this many seconds is timed this many times (the same fit: seeded), and its
+#: median reported: a 1-2 s fit moved by a third from one run to the next on these hosts.
+REFIT_UNDER_SECONDS = 10.0
+FIT_TIMINGS = 3
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,14 @@ def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namesp
     fitted = fit_recorded(train, target, schema, task, config)
     pipeline, tuning = fitted.pipeline, fitted.tuning
     seconds = time.perf_counter() - started
+    if seconds < REFIT_UNDER_SECONDS and "tune" not in settings:
+        # a fit of a second or two moves by a third with the host's load: the median of three
+        refits = [seconds]
+        for _ in range(FIT_TIMINGS - 1):
+            started = time.perf_counter()
+            fit_recorded(train, target, schema, task, config)
+            refits.append(time.perf_counter() - started)
+        seconds = statistics.median(refits)
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer, compress=3)
     evaluation = evaluate(pipeline, train, test, target, schema, task, config.metric_for(task))

@@ -152,7 +152,7 @@ def tune(
     small = len(train) <= model_family.MAX_TRAINING_ROWS
     families = not fixed and model_family.suits(train, schema)
     # the same trees as 255 bins grow, faster where every column has fewer values (auto does the same)
-    bins = None if "max_bins" in fixed else exact_bins(train, schema, task, config)
+    bins = None if "max_bins" in fixed else exact_bins(train, schema)
     binning = {} if bins is None else {"max_bins": bins}
     outputs: dict[int, np.ndarray] = {}  # each trial's validation predictions, for the family phase
 

@@ -238,17 +238,21 @@ def test_settings_or_rounds_the_user_fixed_are_not_replaced_by_the_cost_rule(mon
 
 
 def test_a_table_of_few_values_boosts_with_as_many_bins_and_grows_the_same_trees() -> None:
-    # Given 400 rows of small integers (a 0-16 pixel, a 0-5 count) and a class that follows them
+    # Given 400 rows of small integers (a 0-16 pixel, a 0-5 count, each missing in some rows), a
+    # four-colour text column with missing cells, and a class that follows them
     rng = np.random.default_rng(11)
-    frame = pd.DataFrame({"pixel": rng.integers(0, 17, 400), "count": rng.integers(0, 6, 400)})
-    frame["label"] = np.where(frame["pixel"] + 2 * frame["count"] + rng.normal(0, 3, 400) > 13, "yes", "no")
+    frame = pd.DataFrame({"pixel": rng.integers(0, 17, 400).astype(float), "count": rng.integers(0, 6, 400).astype(float),
+                          "colour": rng.choice(["red", "green", "blue", "grey", None], 400)})
+    shade = frame["colour"].map({"red": 3, "green": -3}).fillna(0)
+    frame["label"] = np.where(frame["pixel"] + 2 * frame["count"] + shade + rng.normal(0, 3, 400) > 13, "yes", "no")
+    frame.loc[rng.random(400) < 0.05, "pixel"] = np.nan
+    frame.loc[rng.random(400) < 0.05, "count"] = np.nan
     schema = feature_schema(frame, "label")
-    config = DatasetConfig.from_dict({"target": "label"})
-    # Then the booster needs 17 bins for its columns (and two to spare for a fold's imputed median or
-    # unknown code), where a continuous column would need 255
-    assert auto_selection.exact_bins(frame, schema, "classification", config) == 19
+    # Then the booster needs 17 bins for its columns (and two to spare for a fit's imputed median or
+    # the code of missing or unseen text), where a continuous column would need 255
+    assert auto_selection.exact_bins(frame, schema) == 19
     wide = frame.assign(measure=rng.normal(0, 1, 400))
-    assert auto_selection.exact_bins(wide, feature_schema(wide, "label"), "classification", config) is None
+    assert auto_selection.exact_bins(wide, feature_schema(wide, "label")) is None
     # When auto chooses and fits the trees (a fixed param: no other family), it boosts with them,
     # and records them with its choice
     trees_only = DatasetConfig.from_dict({"target": "label", "params": {"min_samples_leaf": 20}})
@@ -261,6 +265,8 @@ def test_a_table_of_few_values_boosts_with_as_many_bins_and_grows_the_same_trees
     features = to_model_frame(frame, schema)
     default.fit(features, class_labels(frame["label"]))
     np.testing.assert_array_equal(pipeline.predict_proba(features), default.predict_proba(features))
+    # And the ONNX graph serves them as they are
+    assert verify(export(pipeline, schema, "classification"), pipeline, frame, schema, "classification").divergent_rows == 0
 
 
 def test_a_multiclass_round_costs_a_tree_per_class(monkeypatch: pytest.MonkeyPatch) -> None:

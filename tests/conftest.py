@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,27 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def local_state_outside_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """`stepml local up` keeps its state in the user's state directory by default: never in tests."""
     monkeypatch.setenv("STEPML_LOCAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "stepml-local-state"))
+
+
+@contextlib.contextmanager
+def fresh_mock_aws() -> Iterator[None]:
+    """moto's ``mock_aws()`` as a process that never started a LocalStack has it.
+
+    A LocalStack turns on moto's AWS managed policies for its whole process
+    (``MOTO_IAM_LOAD_MANAGED_POLICIES``), and the session-scoped stacks of tests/e2e and
+    tests/browser run until the session ends. With it on, every ``mock_aws()`` loads the ~1,000
+    policies again when moto first looks up the caller's account: seconds per test, for tests that
+    use none of them (and pass without them when run alone). Usable as a decorator too.
+    """
+    from moto import mock_aws
+
+    kept = os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
+    try:
+        with mock_aws():
+            yield
+    finally:
+        if kept is not None:
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = kept
 
 
 def seed_dataset(name: str) -> Path:

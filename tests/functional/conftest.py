@@ -11,9 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from tests.conftest import ROOT, head_bytes
+from tests.conftest import ROOT, fresh_mock_aws, head_bytes
 
 EVENT_BUCKET = "stepml-databucket-example"
 
@@ -45,7 +44,7 @@ class FakeContext:
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A moto S3 with the bucket the sample events name; handlers are told it by env var."""
     monkeypatch.setenv("STEPML_BUCKET", EVENT_BUCKET)
-    with mock_aws():
+    with fresh_mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=EVENT_BUCKET)
         client.put_bucket_versioning(Bucket=EVENT_BUCKET, VersioningConfiguration={"Status": "Enabled"})

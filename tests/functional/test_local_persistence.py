@@ -13,7 +13,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.s3.models import s3_backends
 
 from stepml.local.persistence import (
@@ -24,6 +23,7 @@ from stepml.local.persistence import (
     ExecutionArchive,
 )
 from stepml.runs import run_outcome, summarize_history
+from tests.conftest import fresh_mock_aws
 
 ACCOUNT = "123456789012"
 BUCKET = "stepml-databucket-test"
@@ -44,7 +44,7 @@ def _sync_all(mirror: BucketMirror, bucket) -> None:
 
 def test_every_version_and_its_metadata_come_back_after_a_restart(tmp_path: Path) -> None:
     mirror = BucketMirror(BUCKET, tmp_path)
-    with mock_aws():
+    with fresh_mock_aws():
         s3, bucket = _bucket()
         first = s3.put_object(Bucket=BUCKET, Key="config/shop.yaml", Body=b"target: a\n",
                               ContentType="application/yaml", Metadata={"by": "me"})
@@ -54,7 +54,7 @@ def test_every_version_and_its_metadata_come_back_after_a_restart(tmp_path: Path
         _sync_all(mirror, bucket)
         before = s3.list_object_versions(Bucket=BUCKET)
 
-    with mock_aws():  # a restart: moto starts empty
+    with fresh_mock_aws():  # a restart: moto starts empty
         s3, bucket = _bucket()
         assert mirror.restore(bucket, ACCOUNT, "us-east-1") == 2
         after = s3.list_object_versions(Bucket=BUCKET)
@@ -78,7 +78,7 @@ def test_every_version_and_its_metadata_come_back_after_a_restart(tmp_path: Path
 
 def test_a_conditional_write_that_lost_changes_nothing_on_disk(tmp_path: Path) -> None:
     mirror = BucketMirror(BUCKET, tmp_path)
-    with mock_aws():
+    with fresh_mock_aws():
         s3, bucket = _bucket()
         s3.put_object(Bucket=BUCKET, Key="models/shop/aliases/champion.json", Body=b'{"version": 1}')
         mirror.sync_key(bucket, "models/shop/aliases/champion.json")
@@ -94,7 +94,7 @@ def test_a_kill_mid_write_leaves_the_object_whole_or_absent(tmp_path: Path) -> N
     """A kill between writing an object's content and its record, or half-way through a file:
     the restart serves the last complete state, and the leftovers are cleared."""
     mirror = BucketMirror(BUCKET, tmp_path)
-    with mock_aws():
+    with fresh_mock_aws():
         s3, bucket = _bucket()
         s3.put_object(Bucket=BUCKET, Key="models/shop/version-1/meta.json", Body=b'{"version": 1}')
         _sync_all(mirror, bucket)
@@ -104,7 +104,7 @@ def test_a_kill_mid_write_leaves_the_object_whole_or_absent(tmp_path: Path) -> N
     orphan = tmp_path / "blobs" / ("0" * 64)
     orphan.write_bytes(b"model bytes whose record was never written")
 
-    with mock_aws():
+    with fresh_mock_aws():
         s3, bucket = _bucket()
         assert mirror.restore(bucket, ACCOUNT, "us-east-1") == 1
         body = s3.get_object(Bucket=BUCKET, Key="models/shop/version-1/meta.json")["Body"].read()
@@ -212,7 +212,7 @@ def test_a_bucket_being_restored_answers_only_once_it_is_filled(tmp_path: Path) 
 
     from stepml.local import persistence
 
-    with mock_aws():
+    with fresh_mock_aws():
         s3, _ = _bucket()
         s3.put_object(Bucket=BUCKET, Key="models/shop/version-1/meta.json", Body=b"{}")
         persistence.install()

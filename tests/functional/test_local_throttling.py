@@ -24,7 +24,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from stepml.local import lambda_runner
 from stepml.local.api import HttpApiServer
@@ -35,6 +34,7 @@ from stepml.local.throttle import (
     TokenBucket,
     stage_throttle,
 )
+from tests.conftest import fresh_mock_aws
 from tests.functional.test_local_lambda_runner import make_function
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -144,7 +144,7 @@ def lambda_handler(event, context):
 def held_function(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
     """A function with reserved concurrency 1 run by the local runner, in moto (in-process)."""
     spec = make_function(tmp_path, "held", HELD_HANDLER.format(folder=str(tmp_path)))
-    with mock_aws():
+    with fresh_mock_aws():
         iam = boto3.client("iam", region_name=REGION)
         role = iam.create_role(
             RoleName="held-role",

@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from stepml import keys, registry
 from stepml.deliveries import claim_delivery, delivery_key
@@ -19,6 +18,7 @@ from stepml.errors import ConfigError, NotFoundError
 from stepml.registry import ARCHIVE_BATCH, HISTORY_KEPT, ModelRegistry
 from stepml.settings import Settings
 from stepml.storage import DirectoryStore, PreconditionFailed, S3Store
+from tests.conftest import fresh_mock_aws
 
 BUCKET = "registry-test-bucket"
 
@@ -30,7 +30,7 @@ def store():
     from stepml.local import s3_conditions
 
     s3_conditions.install()
-    with mock_aws():
+    with fresh_mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         # Versioned, as the data bucket is (template.yaml). Unversioned, moto closes an object's

@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from stepml import registry
 from stepml.api import handle as handle_predict
@@ -20,6 +19,7 @@ from stepml.registry_api import handle as handle_registry
 from stepml.serving import ModelServer
 from stepml.settings import Settings
 from stepml.storage import S3Store
+from tests.conftest import fresh_mock_aws
 from tests.functional.inference_models import classifier_onnx, regressor_onnx
 from tests.functional.test_inference_api import register
 
@@ -32,7 +32,7 @@ LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 @pytest.fixture(scope="module")
 def api_aws() -> Iterator[Any]:
     """One moto S3 per test module (starting it is the slow part); each test gets its own bucket."""
-    with mock_aws():
+    with fresh_mock_aws():
         yield boto3.client("s3", region_name="us-east-1")
 
 

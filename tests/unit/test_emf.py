@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from stepml.local import emf
+from tests.conftest import fresh_mock_aws
 
 
 def powertools_line(capsys: pytest.CaptureFixture[str], stage: str, **values: float) -> str:
@@ -57,7 +57,7 @@ def test_a_document_cloudwatch_would_refuse_gives_no_metric(capsys, change: Any,
     assert emf.metric_data([json.dumps(document)]) == [], why
 
 
-@mock_aws
+@fresh_mock_aws()
 def test_published_metrics_answer_get_metric_statistics(capsys, monkeypatch) -> None:
     from moto.cloudwatch.models import cloudwatch_backends
 

@@ -1,4 +1,5 @@
-"""`make test`'s two workers: files sharing an expensive session fixture stay one unit of work."""
+"""`make test`'s two workers: files sharing an expensive session fixture stay one unit of work, and
+in-process moto starts as fast after a LocalStack as before one."""
 
 from __future__ import annotations
 
@@ -24,3 +25,16 @@ def test_other_files_are_units_of_their_own_and_the_browser_tier_is_one() -> Non
     assert xdist_unit("tests/browser/test_ui.py::test_x") == xdist_unit("tests/browser/test_monitor.py::test_y")
     assert xdist_unit("tests/e2e/test_engines.py::test_x[a]") == "tests/e2e/test_engines.py"
     assert xdist_unit("tests/unit/test_gate.py::test_x") != xdist_unit("tests/unit/test_emf.py::test_x")
+
+
+def test_in_process_moto_is_entered_through_fresh_mock_aws() -> None:
+    # Given the test files (tests/conftest.py holds fresh_mock_aws itself)
+    direct = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("*.py")
+        if path != ROOT / "tests" / "conftest.py"
+        and re.search(r"^\s*from moto import .*\bmock_aws\b|\bmoto\.mock_aws\b", path.read_text(), re.MULTILINE)
+    )
+    # Then none enters moto's mock_aws() directly: on a worker where a LocalStack ran before, each
+    # would load moto's ~1,000 AWS managed policies again (seconds per test; minutes per run)
+    assert direct == []

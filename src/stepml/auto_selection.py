@@ -120,11 +120,11 @@ COSTLY_ROUND_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "max_leaf_nodes": 6
 #: 0.894 accuracy), a little worse on 2 (diabetes RMSE 53.90 -> 54.18, seattle_weather 0.771 ->
 #: 0.768): a third of the rows predicted by each fold is still every row predicted once.
 CROSS_VALIDATION_ROWS = 1_500
+CROSS_VALIDATION_ROW_TREES = 15_000
+FOLDS = 3
 #: HistGradientBoosting's default and largest ``max_bins``; :func:`exact_bins` chooses fewer when
 #: every column holds fewer distinct values.
 DEFAULT_BINS = 255
-CROSS_VALIDATION_ROW_TREES = 15_000
-FOLDS = 3
 
 
 @dataclass(frozen=True)

@@ -216,8 +216,8 @@ def fit_recorded(
                        target_transform=choice.target_transform, family=choice.family,
                        linear_params=choice.linear_params)
         recorded = choice.to_dict()
-        if choice.family == "forest":  # how many trees it kept (stepml.model_family.keep_node_budget)
-            recorded["forest_trees"] = len(pipeline.named_steps["model"].estimators_)
+        if choice.family == "forest":
+            recorded["forest_trees"] = _forest_trees(pipeline)
         return Fitted(pipeline, auto_choice=recorded)
     if config.tune is None:
         return Fitted(fit(train, target, schema, task, config))
@@ -228,8 +228,13 @@ def fit_recorded(
                    family=family, linear_params=result.get("linear_params"),
                    linear_weight=result.get("linear_weight") if family == "blend" else None)
     if family == "forest":
-        result["forest_trees"] = len(pipeline.named_steps["model"].estimators_)
+        result["forest_trees"] = _forest_trees(pipeline)
     return Fitted(pipeline, tuning=result)
+
+
+def _forest_trees(pipeline: Pipeline) -> int:
+    """How many trees a fitted forest kept (:func:`stepml.model_family.keep_node_budget`)."""
+    return len(pipeline.named_steps["model"].estimators_)
 
 
 def fit_with_config(

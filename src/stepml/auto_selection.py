@@ -355,7 +355,6 @@ def output_after(model: Any, rounds: int, x_val: np.ndarray, task: str) -> np.nd
     """A fitted booster's predictions for ``x_val`` after its first ``rounds`` rounds (class
     probabilities, or values on the scale it was fitted on): its best round, where early stopping
     boosted on past it."""
-    stages = model.staged_predict_proba(x_val) if task == "classification" else model.staged_predict(x_val)
-    for _ in range(rounds):
-        output = next(stages)
-    return np.asarray(output)
+    if task == "classification":
+        return np.asarray(model.predict_proba(x_val, rounds=rounds))
+    return np.asarray(model.predict(x_val, rounds=rounds))

@@ -141,14 +141,14 @@ class Recipe:
 
 
 def _auto_estimator(config: DatasetConfig, task: str) -> Any:
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from stepml.booster import BoostedTreesClassifier, BoostedTreesRegressor
 
     defaults = {**AUTO_PARAMS, "random_state": config.split.seed}
     if task == "classification":
         if config.metric_for(task) in CLASS_WEIGHTED_METRICS:
             defaults["class_weight"] = "balanced"
-        return HistGradientBoostingClassifier(**defaults)
-    return HistGradientBoostingRegressor(**defaults)
+        return BoostedTreesClassifier(**defaults)
+    return BoostedTreesRegressor(**defaults)
 
 
 def _forest_estimator(config: DatasetConfig, task: str) -> Any:

@@ -176,20 +176,20 @@ def _fitted(columns: Any) -> list[tuple[str, Any, list[str]]]:
 
 
 def _encode_class_weight(model: Any, y: pd.Series) -> None:
-    """Key a ``class_weight`` mapping by the codes HistGradientBoostingClassifier weights.
+    """Key a ``class_weight`` mapping by the classes as the booster sees them.
 
-    scikit-learn (1.7) applies the mapping to the labels after encoding them as 0..K-1, so
-    ``{high: 2}`` as documented ("{class_label: weight}") fails with "classes [0.0, 1.0] are not
-    in class_weight". Translate the user's labels to those codes (sorted labels, as its encoder).
+    A config's mapping comes from YAML or JSON, whose keys may be text where the labels are
+    numbers (``{"1": 3}`` for the label 1): each key is matched to the label it spells, and keys
+    that name no label are dropped (validation has already refused them).
     """
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from stepml.booster import BoostedTreesClassifier
 
     members = [model] if not hasattr(model, "estimators") else [m for _, m in model.estimators]
-    codes = {str(label): index for index, label in enumerate(np.unique(y))}
+    labels = {str(label): label for label in np.unique(y)}
     for member in members:
         weights = member.get_params().get("class_weight")
-        if isinstance(member, HistGradientBoostingClassifier) and isinstance(weights, dict):
-            member.set_params(class_weight={codes[str(k)]: v for k, v in weights.items() if str(k) in codes})
+        if isinstance(member, BoostedTreesClassifier) and isinstance(weights, dict):
+            member.set_params(class_weight={labels[str(k)]: v for k, v in weights.items() if str(k) in labels})
 
 
 @dataclass(frozen=True)

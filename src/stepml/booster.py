@@ -35,11 +35,23 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 #: LightGBM's most leaves a tree may have (HistGradientBoosting's ``max_leaf_nodes=None``).
 MAX_LEAVES = 131_072
 #: OpenMP threads a fit uses (see :data:`stepml.recipes.OPENMP_THREADS` for why one).
 THREADS = 1
+
+
+def _constraints(hgb: Any, names: list[str]) -> dict[str, Any]:
+    """HistGradientBoosting's own declared constraints for the parameters kept (what
+    :func:`stepml.recipes.check_params` checks a config's ``params`` against)."""
+    return {name: hgb._parameter_constraints[name] for name in names if name in hgb._parameter_constraints}
+
+
+#: LightGBM's objective for each of HistGradientBoostingRegressor's losses.
+REGRESSION_OBJECTIVES = {"squared_error": "regression", "absolute_error": "regression_l1", "gamma": "gamma",
+                         "poisson": "poisson", "quantile": "quantile"}
 
 
 class _BoostedTrees(BaseEstimator):
@@ -96,14 +108,20 @@ class _BoostedTrees(BaseEstimator):
             "verbose": -1,
         }
         if self._classifier:
-            return lightgbm.LGBMClassifier(class_weight=getattr(self, "class_weight", None), **settings)
-        return lightgbm.LGBMRegressor(**settings)
+            return lightgbm.LGBMClassifier(class_weight=self._code_weights(), **settings)
+        loss = getattr(self, "loss", "squared_error")
+        if loss == "quantile":
+            settings["alpha"] = self.quantile
+        return lightgbm.LGBMRegressor(objective=REGRESSION_OBJECTIVES[loss], **settings)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, X_val: Any = None, y_val: Any = None,
             sample_weight_val: Any = None) -> Any:
         import lightgbm
+        from sklearn.utils.validation import check_X_y
 
-        X, y = np.asarray(X), np.asarray(y)
+        self._validate_params()  # scikit-learn's check of every parameter against its constraints
+        # as HistGradientBoosting checks them: missing features are fine, a target must be finite
+        X, y = check_X_y(X, y, dtype="numeric", ensure_all_finite="allow-nan", y_numeric=not self._classifier)
         model = self._lightgbm()
         if not self.early_stopping:
             model.fit(X, y, sample_weight=sample_weight)
@@ -112,7 +130,7 @@ class _BoostedTrees(BaseEstimator):
                 X, X_val, y, y_val, sample_weight = self._held_out(X, y, sample_weight)
             losses: dict[str, Any] = {}
             model.fit(
-                X, y, sample_weight=sample_weight, eval_set=[(np.asarray(X_val), np.asarray(y_val))],
+                X, y, sample_weight=sample_weight, eval_X=(np.asarray(X_val),), eval_y=(np.asarray(y_val),),
                 eval_sample_weight=None if sample_weight_val is None else [np.asarray(sample_weight_val)],
                 callbacks=[lightgbm.early_stopping(int(self.n_iter_no_change), first_metric_only=True,
                                                    verbose=False, min_delta=max(float(self.tol), 0.0)),
@@ -146,14 +164,21 @@ class _BoostedTrees(BaseEstimator):
         return np.asarray(self.model_.predict(np.asarray(X), num_iteration=self._rounds(rounds)))
 
 
+_SHARED = ["learning_rate", "max_iter", "max_leaf_nodes", "max_depth", "min_samples_leaf", "l2_regularization",
+           "max_features", "max_bins", "early_stopping", "validation_fraction", "n_iter_no_change", "tol",
+           "random_state"]
+
+
 class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
     """LightGBM's classifier under HistGradientBoostingClassifier's parameter names (module docstring)."""
 
     _classifier = True
+    _parameter_constraints = _constraints(HistGradientBoostingClassifier, [*_SHARED, "loss", "class_weight"])
 
     def __init__(
         self,
         *,
+        loss: str = "log_loss",
         learning_rate: float = 0.1,
         max_iter: int = 100,
         max_leaf_nodes: int | None = 31,
@@ -175,18 +200,71 @@ class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
             max_bins=max_bins, early_stopping=early_stopping, validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change, tol=tol, random_state=random_state,
         )
+        #: only the log loss (HistGradientBoostingClassifier's only one)
+        self.loss = loss
         #: "balanced", ``{class: weight}`` or None: weighs each class's rows in the training loss
         self.class_weight = class_weight
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, X_val: Any = None, y_val: Any = None,
             sample_weight_val: Any = None) -> BoostedTreesClassifier:
-        super().fit(X, y, sample_weight, X_val, y_val, sample_weight_val)
-        self.classes_ = np.asarray(self.model_.classes_)
+        # LightGBM is fitted on the codes 0..K-1 of the sorted labels (its validation set too, which
+        # it would not encode itself); classes_ are the labels, as scikit-learn's classifiers have them
+        self.classes_ = np.unique(np.asarray(y))
+        codes = np.searchsorted(self.classes_, np.asarray(y))
+        val_codes = None if y_val is None else self._codes(np.asarray(y_val))
+        super().fit(X, codes, sample_weight, X_val, val_codes, sample_weight_val)
         return self
+
+    def _codes(self, labels: np.ndarray) -> np.ndarray:
+        codes = np.searchsorted(self.classes_, labels)
+        if np.any(codes >= len(self.classes_)) or np.any(self.classes_[np.minimum(codes, len(self.classes_) - 1)] != labels):
+            raise ValueError("y_val holds a class that the training rows do not")
+        return codes
+
+    def _code_weights(self) -> Any:
+        """``class_weight`` for LightGBM: a mapping keyed by the labels becomes one keyed by their codes."""
+        if not isinstance(self.class_weight, dict):
+            return self.class_weight
+        index = {label: code for code, label in enumerate(self.classes_.tolist())}
+        return {index[label]: weight for label, weight in self.class_weight.items() if label in index}
+
+    def predict(self, X: Any, rounds: int | None = None) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X, rounds), axis=1)]
 
     def predict_proba(self, X: Any, rounds: int | None = None) -> np.ndarray:
         return np.asarray(self.model_.predict_proba(np.asarray(X), num_iteration=self._rounds(rounds)))
 
 
 class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
-    """LightGBM's regressor under HistGradientBoostingRegressor's parameter names (module docstring)."""
+    """LightGBM's regressor under HistGradientBoostingRegressor's parameter names (module docstring);
+    ``loss`` is one of :data:`REGRESSION_OBJECTIVES` (``quantile``: the ``quantile`` to fit)."""
+
+    _parameter_constraints = _constraints(HistGradientBoostingRegressor, [*_SHARED, "loss", "quantile"])
+
+    def __init__(
+        self,
+        *,
+        loss: str = "squared_error",
+        quantile: float | None = None,
+        learning_rate: float = 0.1,
+        max_iter: int = 100,
+        max_leaf_nodes: int | None = 31,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 20,
+        l2_regularization: float = 0.0,
+        max_features: float = 1.0,
+        max_bins: int = 255,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-7,
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(
+            learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes, max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization, max_features=max_features,
+            max_bins=max_bins, early_stopping=early_stopping, validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change, tol=tol, random_state=random_state,
+        )
+        self.loss = loss
+        self.quantile = quantile

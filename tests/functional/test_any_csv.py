@@ -188,7 +188,7 @@ GOOD = "a,b,y\n" + "".join(f"{i},{i % 7},{'yes' if i % 3 else 'no'}\n" for i in 
         ),
         (b"a,b\n1,2\n1,2,3,4\n", None, DataError, "not a well-formed CSV.*line 3"),
         (b"a;b;y\n1;2;x\n", None, DataError, "semicolons"),
-        (GOOD.encode(), "params: {n_trees: 5}\n", ConfigError, "params has parameter.*n_trees.*HistGradientBoostingClassifier"),
+        (GOOD.encode(), "params: {n_trees: 5}\n", ConfigError, "params has parameter.*n_trees.*BoostedTreesClassifier"),
         (GOOD.encode(), "primary_metric: rmse\n", ConfigError, "primary_metric 'rmse' does not apply to classification"),
         (GOOD.encode(), "recipe: seed-b\n", ConfigError, "seed-b.*regression recipe"),
         (GOOD.encode(), "split: {test_file: data/demo/missing.csv}\n", DataError, "test_file.*does not exist"),

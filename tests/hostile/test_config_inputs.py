@@ -102,7 +102,7 @@ REFUSED: list[Any] = [
     pytest.param(BASE, "recipe: seed-a\ntune: {budget_seconds: 10}\n", "ConfigError", "tune works with recipe auto only",
                  id="tune-seed-a"),
     pytest.param(BASE, "tune: {budget_seconds: 100000}\n", "ConfigError", "'tune.budget_seconds'", id="tune-too-long"),
-    pytest.param(BASE, "params: {n_trees: 5}\n", "ConfigError", "n_trees.*HistGradientBoostingClassifier",
+    pytest.param(BASE, "params: {n_trees: 5}\n", "ConfigError", "n_trees.*BoostedTreesClassifier",
                  id="params-unknown"),
     pytest.param(BASE, "params: {learning_rate: -1}\n", "ConfigError",
                  "params.learning_rate must be a float in the range \\(0.0, inf\\).*got -1", id="learning-rate-negative"),
@@ -124,7 +124,7 @@ REFUSED: list[Any] = [
     pytest.param(NUMBERS, "task: regression\nrecipe: seed-a\nparams: {n_estimators: 0}\n", "ConfigError",
                  "params.n_estimators must be .*RandomForestRegressor", id="seed-a-no-trees"),
     pytest.param(NUMBERS, "task: regression\nparams: {loss: log_loss}\n", "ConfigError",
-                 "params.loss must be .*HistGradientBoostingRegressor", id="regression-wrong-loss"),
+                 "params.loss must be .*BoostedTreesRegressor", id="regression-wrong-loss"),
 ]
 
 
@@ -172,7 +172,7 @@ def test_an_unusual_but_valid_config_passes_validation(s3, invoke, config: str, 
 
 @pytest.mark.parametrize("weights", ["{high: 2, low: 1}", "{'low': 0.5}"])
 def test_class_weight_by_label_trains(s3, invoke, weights: str) -> None:
-    """scikit-learn's HistGradientBoostingClassifier weights encoded labels; the labels work."""
+    """A class_weight keyed by the labels (as text in YAML) weighs those classes."""
     outcome = run(s3, invoke, BASE, f"params: {{max_iter: 30, class_weight: {weights}}}\n")
 
     assert_trained(s3, outcome)

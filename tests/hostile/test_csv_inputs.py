@@ -305,7 +305,7 @@ def test_a_table_that_slips_past_validation_still_fails_training_in_the_pipeline
     from tests.hostile.data_runs import RAW
 
     frame = pd.DataFrame({"x": [float(i) for i in range(30)], "y": [1.0] * 29 + [float("inf")]})
-    with pytest.raises(DataError, match="auto recipe's HistGradientBoostingRegressor could not be fitted on the 30 "
+    with pytest.raises(DataError, match="auto recipe's BoostedTreesRegressor could not be fitted on the 30 "
                                         "training rows \\(target 'y'\\)") as caught:
         fit(frame, "y", feature_schema(frame, "y"), "regression", DatasetConfig(params={"max_iter": 5}))
     assert not RAW.search(str(caught.value))

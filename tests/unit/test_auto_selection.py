@@ -51,7 +51,7 @@ def test_a_skewed_price_is_fitted_in_log_space_and_served_on_its_own_scale(price
     # When the auto recipe fits it
     pipeline, test, schema = price_model
     # Then the validation split chose the log target: the pipeline's model is log1p/expm1-wrapped
-    assert pipeline.steps[-1][1].regressor_.__class__.__name__ == "HistGradientBoostingRegressor"
+    assert pipeline.steps[-1][1].regressor_.__class__.__name__ == "BoostedTreesRegressor"
     assert pipeline.steps[-1][1].func is np.log1p
     # And the exported graph answers in currency, as scikit-learn does, on every test row
     model = export(pipeline, schema, "regression")

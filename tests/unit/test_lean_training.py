@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
 
 from stepml import training
+from stepml.booster import BoostedTreesClassifier
 from stepml.config import DatasetConfig
 from stepml.preprocessing import MISSING_CATEGORY, feature_schema, numbers_as_floats, to_model_frame
 from stepml.recipes import build_pipeline
@@ -84,7 +84,7 @@ def test_the_fitted_pipeline_predicts_as_a_plain_pipeline_fit_and_the_frame_is_f
     reference = build_pipeline(schema, "classification", config).fit(to_model_frame(frame, schema), frame["y"])
     # When Train fits it (the model frame watched: is it alive when the booster is fitted?)
     seen: dict[str, Any] = {}
-    fit_columns, booster_fit = training.fit_columns, HistGradientBoostingClassifier.fit
+    fit_columns, booster_fit = training.fit_columns, BoostedTreesClassifier.fit
 
     def watched_columns(columns: Any, features: pd.DataFrame, y: Any = None) -> np.ndarray:
         seen["frame"] = weakref.ref(features)
@@ -95,7 +95,7 @@ def test_the_fitted_pipeline_predicts_as_a_plain_pipeline_fit_and_the_frame_is_f
         return booster_fit(self, X, y, **kwargs)
 
     monkeypatch.setattr(training, "fit_columns", watched_columns)
-    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", watched_fit)
+    monkeypatch.setattr(BoostedTreesClassifier, "fit", watched_fit)
     pipeline = training.fit(frame, "y", schema, "classification", config)
     # Then the model frame was gone before the booster's fit, and the model is the same
     assert seen["alive at the fit"] is False

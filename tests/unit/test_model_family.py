@@ -84,7 +84,7 @@ def test_a_checkerboard_keeps_the_trees() -> None:
     assert choice.family == model_family.TREES
     assert choice.families[model_family.TREES] > choice.families[model_family.LINEAR] + 0.2
     pipeline = fit_recorded(train, "label", schema, "classification", config).pipeline
-    assert type(pipeline.named_steps["model"]).__name__ == "HistGradientBoostingClassifier"
+    assert type(pipeline.named_steps["model"]).__name__ == "BoostedTreesClassifier"
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

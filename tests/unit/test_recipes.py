@@ -219,7 +219,7 @@ def test_a_tuned_classifier_averages_its_best_trials_and_exports(six_trials) -> 
     model = pipeline.named_steps["model"]
     # the boosters, alone or beside the linear model in a blend (a member pipeline each, then)
     boosters = [m.named_steps["model"] if hasattr(m, "named_steps") else m for _, m in model.estimators]
-    boosters = [m for m in boosters if type(m).__name__ == "HistGradientBoostingClassifier"]
+    boosters = [m for m in boosters if type(m).__name__ == "BoostedTreesClassifier"]
     assert [m.get_params()["max_iter"] for m in boosters] == [p["max_iter"] for p in result["ensemble"]]
     assert len(result["ensemble"]) == 3 and result["metric"] == "accuracy"
     assert result["validation_losses"] == sorted(result["validation_losses"])  # ranked by log-loss

@@ -122,7 +122,7 @@ COSTLY_ROUND_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "max_leaf_nodes": 6
 CROSS_VALIDATION_ROWS = 1_500
 CROSS_VALIDATION_ROW_TREES = 15_000
 FOLDS = 3
-#: HistGradientBoosting's default and largest ``max_bins``; :func:`exact_bins` chooses fewer when
+#: The booster's default and largest ``max_bins``; :func:`exact_bins` chooses fewer when
 #: every column holds fewer distinct values.
 DEFAULT_BINS = 255
 
@@ -261,7 +261,8 @@ def exact_bins(train: pd.DataFrame, schema: list[dict[str, Any]]) -> int | None:
     """The booster's ``max_bins`` that bins ``train``'s columns exactly as the default 255 does,
     when every feature holds fewer distinct values (None when one holds more: 255 stays).
 
-    HistGradientBoosting gives each distinct value a bin of its own when a column has at most
+    The booster (:mod:`stepml.booster`: LightGBM with one row per bin at least, as scikit-learn's
+    HistGradientBoosting) gives each distinct value a bin of its own when a column has at most
     ``max_bins`` of them (quantiles only beyond), so any ``max_bins`` at least the most distinct
     values of any column grows the very same trees; but every node's histograms are
     ``max_bins`` wide in every column, so a table of small integers (digits' 64 pixels of 17 levels,
@@ -338,7 +339,7 @@ def _validation_fit(
         model.set_params(max_iter=max_rounds, early_stopping=True, n_iter_no_change=patience, tol=0.0)
     else:  # the user's rounds: only the transform is compared
         model.set_params(early_stopping=True, n_iter_no_change=model.max_iter, tol=0.0)
-    # HistGradientBoosting weights classes in its training loss only; weigh the validation loss alike
+    # the booster weights classes in its training loss only; weigh the validation loss alike
     weights = None if getattr(model, "class_weight", None) is None else compute_sample_weight(model.class_weight, y_val)
     with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
         model.fit(x_fit, target_transform.forward(y_fit, transform), X_val=x_val,

@@ -19,13 +19,14 @@ The recipes:
 
 ``auto`` (default)
     Median imputation, ordinal codes for text (trees split codes well; one-hot would only widen
-    the matrix), scikit-learn ``HistGradientBoosting`` at learning rate 0.05, its rounds (and a
+    the matrix), gradient-boosted trees (LightGBM under HistGradientBoosting's parameter names,
+    :mod:`stepml.booster`) at learning rate 0.05, its rounds (and a
     log target for a skewed regression) chosen on a validation split by
     :mod:`stepml.auto_selection` (400 rounds where it cannot choose); on small tables that split
     may prefer a regularised linear model, or its blend with the trees (:mod:`stepml.model_family`).
-    Chosen by measurement over LightGBM and other settings (bench/results/models.json): it meets the
-    targets with no extra library in the Lambda layer (LightGBM needs the system's libgomp, absent
-    from the Lambda runtime) and converts with skl2onnx directly. Classes are weighted
+    LightGBM replaced scikit-learn's HistGradientBoosting by measurement (bench/results/models.json:
+    the same kind of trees, fitted in 0.3-0.9x of the time); the Lambda layer ships the libgomp it
+    needs, which the Lambda runtime lacks. Classes are weighted
     (``class_weight="balanced"``) when the primary metric is balanced accuracy or F1, the metrics
     that reward the minority class; accuracy and ROC AUC are best served unweighted. Balanced
     accuracy is also the default metric when a class is under 10 % of the rows and the config
@@ -40,7 +41,7 @@ The recipes:
     0..K-1, which would make the pipeline's classes differ from the user's). Needs ``xgboost``; where
     it is not installed (the Lambda layer leaves it out for size) the run fails with a ConfigError.
 
-Training runs in threads only (forests' ``n_jobs`` threads; HistGradientBoosting's OpenMP, held to
+Training runs in threads only (forests' ``n_jobs`` threads; the booster's OpenMP, held to
 :data:`OPENMP_THREADS`): no process pools, which need /dev/shm, absent on Lambda.
 
 This module imports only the standard library at load time (scikit-learn, pandas and the
@@ -76,7 +77,8 @@ AUTO_PARAMS: dict[str, Any] = {
 CLASS_WEIGHTED_METRICS = ("balanced_accuracy", "f1")
 #: Rows outside [Q1 - k*IQR, Q3 + k*IQR] in any numeric column are outliers (seed B).
 IQR_FACTOR = 1.5
-#: OpenMP threads while fitting. HistGradientBoosting with two OpenMP threads is ~1.5x faster on an
+#: OpenMP threads while fitting (the booster's own: :data:`stepml.booster.THREADS`). Measured with
+#: scikit-learn's HistGradientBoosting, the booster before LightGBM: two OpenMP threads were ~1.5x faster on an
 #: idle 2-core machine but 10-40x *slower* on a busy one (spin-waiting threads: Adult 98 s vs 8 s
 #: measured here; a 150-row iris fit 5-10 s vs 0.2 s), and the offline stack runs several
 #: executions in threads of one process. One thread keeps every default fit well within 60 s.
@@ -255,13 +257,14 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         Recipe(
             name="auto",
-            summary="median imputation, ordinal codes, HistGradientBoosting, rounds by early stopping (log target when skewed; "
+            summary="median imputation, ordinal codes, LightGBM, rounds by early stopping (log target when skewed; "
                     "a linear model or blend on small tables when it validates better); tunable",
-            estimator_name="HistGradientBoosting",
+            estimator_name="LightGBM",
             tasks=TASKS,
             make_estimator=_auto_estimator,
             columns=_ordinal_imputed,
             tunable=True,
+            libraries=("lightgbm",),
         ),
         Recipe(
             name="seed-a",

@@ -5,7 +5,7 @@ serving cannot drift apart. What the pipeline holds for each ``config.recipe`` (
 defaults, column transformer, training-row filter) is the recipe's, in :mod:`stepml.recipes`;
 this module fits it (tuning first when ``config.tune`` asks, :mod:`stepml.tuning`).
 
-Training runs in threads only (forests' ``n_jobs`` threads; HistGradientBoosting's OpenMP, held to
+Training runs in threads only (forests' ``n_jobs`` threads; the booster's OpenMP, held to
 :data:`stepml.recipes.OPENMP_THREADS`): no process pools, which need /dev/shm, absent on Lambda.
 """
 

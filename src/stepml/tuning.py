@@ -103,7 +103,7 @@ WEIGHT_STEP = 0.1
 
 
 def search_space(trial: Any, small: bool = False) -> dict[str, Any]:
-    """HistGradientBoosting parameters worth searching, with ranges that suit 1k-1M rows; on a
+    """The booster's parameters worth searching (HistGradientBoosting's names, :mod:`stepml.booster`), with ranges that suit 1k-1M rows; on a
     ``small`` table (at most :data:`stepml.model_family.MAX_TRAINING_ROWS` training rows) leaves
     may hold down to :data:`SMALL_TABLE_MIN_LEAF` row(s).
 
@@ -166,7 +166,7 @@ def tune(
             else:  # boost exactly the rounds the user fixed
                 model.set_params(n_iter_no_change=fixed_rounds)
             model.set_params(early_stopping=True, tol=0.0)
-            # HistGradientBoosting weights classes in the training loss only; weigh the validation loss alike
+            # the booster weights classes in the training loss only; weigh the validation loss alike
             weights = None if getattr(model, "class_weight", None) is None else compute_sample_weight(
                 model.class_weight, fold.y_val
             )

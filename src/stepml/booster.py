@@ -18,7 +18,8 @@ HistGradientBoosting's behaviour where the code relies on it:
   ``n_iter_no_change`` rounds without a validation loss lower by ``tol``, and
   ``validation_score_`` holds minus that loss after 0, 1, 2, ... rounds (round 0, before any tree,
   is ``-inf``: a best round is at least 1). Without ``X_val`` a stratified ``validation_fraction``
-  of the rows is held out, as HistGradientBoosting does.
+  of the rows is held out, as HistGradientBoosting does. Unlike it, the model then keeps the trees
+  up to its best round only (LightGBM's way): ``n_iter_`` is that round.
 * ``predict`` / ``predict_proba`` take ``rounds``: the predictions after the first ``rounds``
   rounds (a best round where early stopping boosted on past it).
 * Each distinct value of a column gets its own bin up to ``max_bins`` (LightGBM's

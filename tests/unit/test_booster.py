@@ -1,0 +1,97 @@
+"""stepml.booster: LightGBM under HistGradientBoosting's parameter names and behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from stepml.booster import BoostedTreesClassifier, BoostedTreesRegressor
+from stepml.config import DatasetConfig
+from stepml.errors import ConfigError
+from stepml.recipes import check_params
+
+
+def _classes(rows: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 4))
+    score = x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 1, rows)
+    return x, np.where(score > 1, "high", np.where(score > -1, "mid", "low"))
+
+
+def test_it_takes_and_clones_histgradientboostings_parameter_names() -> None:
+    model = BoostedTreesClassifier(max_iter=7, max_leaf_nodes=15, min_samples_leaf=5, l2_regularization=0.5,
+                                   max_bins=63, max_features=0.8, class_weight="balanced", random_state=3)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params()
+    x, y = _classes()
+    fitted = copy.fit(x, y)
+    settings = fitted.model_.get_params()
+    assert (settings["n_estimators"], settings["num_leaves"], settings["min_child_samples"]) == (7, 15, 5)
+    assert (settings["reg_lambda"], settings["max_bin"], settings["feature_fraction_bynode"]) == (0.5, 63, 0.8)
+    assert fitted.n_iter_ == 7
+
+
+def test_a_config_param_out_of_its_range_is_refused_with_histgradientboostings_words() -> None:
+    config = DatasetConfig.from_dict({"target": "y", "params": {"learning_rate": -1, "max_leaf_nodes": 1}})
+    with pytest.raises(ConfigError, match="params.learning_rate must be .*BoostedTreesClassifier.*params.max_leaf_nodes"):
+        check_params(config, "classification")
+    wrong_loss = DatasetConfig.from_dict({"target": "y", "params": {"loss": "hinge"}})
+    with pytest.raises(ConfigError, match="params.loss must be .*BoostedTreesRegressor"):
+        check_params(wrong_loss, "regression")
+
+
+def test_early_stopping_reads_the_validation_loss_after_every_round_and_predicts_at_any_round() -> None:
+    # Given labels as text and a separate validation set
+    x, y = _classes(900)
+    model = BoostedTreesClassifier(max_iter=500, learning_rate=0.1, early_stopping=True, n_iter_no_change=15, tol=0.0,
+                                   random_state=0)
+    model.fit(x[:600], y[:600], X_val=x[600:], y_val=y[600:])
+    # Then the curve has one loss per round boosted plus round 0, which is never the best: it
+    # stopped 15 rounds past its best, and the model keeps the trees up to its best round
+    losses = -model.validation_score_
+    assert np.isinf(losses[0])
+    best = int(np.argmin(losses))
+    assert best >= 1 and len(losses) - 1 - best == 15 and model.n_iter_ == best
+    # and its predictions after the best round are LightGBM's there, with the labels as classes
+    assert list(model.classes_) == ["high", "low", "mid"]
+    proba = model.predict_proba(x[600:], rounds=best)
+    np.testing.assert_allclose(proba, model.model_.predict_proba(x[600:], num_iteration=best))
+    validation_loss = -np.mean(np.log(proba[np.arange(300), np.searchsorted(model.classes_, y[600:])]))
+    assert validation_loss == pytest.approx(losses[best], rel=1e-6)
+    assert set(model.predict(x[600:])) <= {"high", "low", "mid"}
+
+
+def test_early_stopping_without_a_validation_set_holds_out_a_fraction() -> None:
+    x, y = _classes(1000)
+    model = BoostedTreesClassifier(max_iter=300, early_stopping=True, validation_fraction=0.2, random_state=0).fit(x, y)
+    assert model.n_iter_ == int(np.argmax(model.validation_score_)) < len(model.validation_score_) - 1 < 300
+
+
+def test_a_class_weight_keyed_by_labels_weighs_those_classes() -> None:
+    x, y = _classes(900, seed=2)
+    plain = BoostedTreesClassifier(max_iter=30, random_state=0).fit(x, y)
+    weighted = BoostedTreesClassifier(max_iter=30, class_weight={"low": 5.0}, random_state=0).fit(x, y)
+    assert np.mean(weighted.predict(x) == "low") > np.mean(plain.predict(x) == "low") + 0.05
+
+
+def test_a_target_that_cannot_be_fitted_is_a_value_error() -> None:
+    x = np.arange(30.0).reshape(-1, 1)
+    with pytest.raises(ValueError, match="infinity"):
+        BoostedTreesRegressor(max_iter=5).fit(x, [1.0] * 29 + [np.inf])
+    with pytest.raises(ValueError, match="class that the training rows do not"):
+        BoostedTreesClassifier(max_iter=5, early_stopping=True).fit(x, ["a", "b"] * 15, X_val=x[:2], y_val=["a", "c"])
+
+
+@pytest.mark.parametrize(("loss", "objective"), [("squared_error", "regression"), ("absolute_error", "regression_l1"),
+                                                 ("poisson", "poisson")])
+def test_a_regression_loss_is_lightgbms_objective(loss: str, objective: str) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 3))
+    y = np.exp(0.5 * x[:, 0] + rng.normal(0, 0.3, 400))
+    model = BoostedTreesRegressor(loss=loss, max_iter=40, random_state=0).fit(x, y)
+    assert model.model_.get_params()["objective"] == objective
+    predictions = model.predict(x)
+    assert np.corrcoef(predictions, y)[0, 1] > 0.7
+    if loss == "poisson":
+        assert predictions.min() > 0

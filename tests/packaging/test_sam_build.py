@@ -2,8 +2,9 @@
 
 The build runs on a copy of the project (so the checkout's .aws-sam is left alone) into a temporary
 build directory. Its output is then checked as Lambda would see it: sizes against the 250 MB
-unzipped limit, and imports on a bare python3.12 whose only paths are the function's folder
-(/var/task), the layer's python/ folder (/opt/python) and the boto3 the runtime ships.
+unzipped limit, every shared library's NEEDED entries against what Lambda's loader finds
+(tests/lambda_libraries.py), and imports on a bare python3.12 whose only paths are the function's
+folder (/var/task), the layer's python/ folder (/opt/python) and the boto3 the runtime ships.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.lambda_libraries import shared_objects, unresolved_libraries
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +76,13 @@ class Build:
     @property
     def function_globals(self) -> dict[str, Any]:
         return self.template.get("Globals", {}).get("Function", {})
+
+    def layers(self) -> list[str]:
+        return sorted(
+            name
+            for name, res in self.resources.items()
+            if res["Type"] == "AWS::Serverless::LayerVersion"
+        )
 
     def functions(self) -> list[str]:
         return sorted(
@@ -224,6 +234,40 @@ def test_layer_is_slimmed_but_keeps_what_numpy_needs(build: Build) -> None:
     assert not (site / "boto3").exists() and not (site / "botocore").exists()
 
 
+def test_every_shared_library_resolves_as_lambdas_loader_would(
+    build: Build, report: Callable[[str], None]
+) -> None:
+    # Given every ELF shared object in the built layers and functions
+    problems: list[str] = []
+    checked = 0
+    for layer in build.layers():
+        root = build.out / layer
+        checked += len(shared_objects(root))
+        # a layer alone: its own lib/ (/opt/lib) and $ORIGIN RPATHs, or the runtime's libraries
+        problems += [f"{layer}/{problem}" for problem in unresolved_libraries(root)]
+    for function in build.functions():
+        root = build.out / function
+        checked += len(shared_objects(root))
+        # a function: its lib/ (/var/task/lib) and its layers' lib/ (merged at /opt/lib)
+        layer_libs = [build.out / layer / "lib" for layer in build.layers_of(function)]
+        problems += [f"{function}/{problem}" for problem in unresolved_libraries(root, layer_libs)]
+    report(f"NEEDED check: {checked} shared objects in {build.layers()} and the functions")
+    # Then each NEEDED library is in the package or in the Lambda python3.12 runtime, with the
+    # symbol versions asked: LightGBM's libgomp.so.1 comes from the MLLayer's lib/
+    assert not problems, "unresolved on Lambda:\n" + "\n".join(problems)
+    libgomp = build.out / LAYER / "lib" / "libgomp.so.1"
+    assert libgomp.is_file() and not libgomp.is_symlink(), "MLLayer must ship lib/libgomp.so.1"
+    assert (build.out / LAYER / "python" / "lightgbm" / "lib" / "lib_lightgbm.so").is_file()
+
+
+def test_layer_slims_onnx_and_onnxmltools_to_what_stepml_uses(build: Build) -> None:
+    site = build.out / LAYER / "python"
+    assert not (site / "onnx" / "backend" / "test").exists()
+    converters = {p.name for p in (site / "onnxmltools" / "convert").iterdir() if p.is_dir()}
+    assert "lightgbm" in converters and "common" in converters
+    assert not {"coreml", "sparkml", "h2o", "libsvm"} & converters
+
+
 # --- on a bare python3.12, as Lambda runs it -----------------------------------------------------
 
 _PROBE = textwrap.dedent(
@@ -261,8 +305,20 @@ _ML_SMOKE = textwrap.dedent(
         ])),
         ("model", HistGradientBoostingClassifier(max_iter=20)),
     ]).fit(frame, target)
+    # the auto recipe's booster and its export (stepml.onnx_export's calls)
+    import lightgbm, onnxmltools
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    numbers = rng.normal(size=(200, 3))
+    booster = lightgbm.LGBMClassifier(n_estimators=10, num_leaves=7, verbose=-1)
+    booster.fit(numbers, (numbers[:, 0] > 0).astype(int))
+    exported = convert_lightgbm(booster, initial_types=[("features", FloatTensorType([None, 3]))],
+                                target_opset=15, zipmap=False)
+    libgomp = sorted({line.split()[-1] for line in open("/proc/self/maps") if "libgomp" in line})
     RESULT = {"accuracy": float(model.score(frame, target)), "sklearn": sklearn.__version__,
-              "pandas": pd.__version__, "numpy": np.__version__, "stepml": stepml.__file__}
+              "pandas": pd.__version__, "numpy": np.__version__, "stepml": stepml.__file__,
+              "lightgbm": float(booster.score(numbers, (numbers[:, 0] > 0).astype(int))),
+              "onnx_nodes": len(exported.graph.node), "libgomp": libgomp}
     """
 )
 
@@ -320,14 +376,26 @@ def bare_python(lambda_python: str, tmp_path_factory: pytest.TempPathFactory) ->
     return _run
 
 
-def test_layer_alone_runs_pandas_and_scikit_learn(build: Build, bare_python: BarePython) -> None:
-    # Given only the layer on a python3.12 that sees no site-packages
+def test_layer_alone_runs_pandas_scikit_learn_and_lightgbm(
+    build: Build, bare_python: BarePython
+) -> None:
+    # Given only the layer on a python3.12 that sees no site-packages, with the layer's lib/ on
+    # LD_LIBRARY_PATH as Lambda puts /opt/lib there
     layer = build.out / LAYER / "python"
-    # When stepml, pandas and scikit-learn are imported and a small pipeline is fitted
-    probe = bare_python(_PROBE.format(imports=_ML_SMOKE), [layer])
-    # Then it all came from the layer, and the model learned something
-    assert probe["result"]["stepml"].startswith(str(layer))
-    assert probe["result"]["accuracy"] > 0.8
+    lib = build.out / LAYER / "lib"
+    # When stepml, pandas and scikit-learn are imported and a small pipeline is fitted, and a small
+    # LightGBM classifier is fitted and exported with onnxmltools
+    probe = bare_python(_PROBE.format(imports=_ML_SMOKE), [layer], {"LD_LIBRARY_PATH": str(lib)})
+    # Then it all came from the layer, and the models learned something
+    result = probe["result"]
+    assert result["stepml"].startswith(str(layer))
+    assert result["accuracy"] > 0.8 and result["lightgbm"] > 0.8 and result["onnx_nodes"] >= 1
+    # and lib_lightgbm.so's libgomp.so.1 is the layer's copy (scikit-learn's own vendored one may
+    # be loaded too, from scikit_learn.libs). This host has a system libgomp, so the import alone
+    # would pass without the layer's: that it is missing on Lambda is what
+    # test_every_shared_library_resolves_as_lambdas_loader_would checks from the files.
+    assert str((lib / "libgomp.so.1").resolve()) in result["libgomp"]
+    assert all(path.startswith(str((build.out / LAYER).resolve())) for path in result["libgomp"])
 
 
 _TUNE_SMOKE = textwrap.dedent(

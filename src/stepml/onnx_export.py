@@ -726,7 +726,9 @@ def parity_rows(frame: Any, seed: int) -> Any:
 
 def reference(pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str) -> dict[str, Any]:
     """What :func:`stepml.onnx_verify.compare` checks the ONNX graph against: the split's feature
-    values (JSON-able, None for missing) and scikit-learn's outputs on them.
+    values (JSON-able, None for missing), scikit-learn's outputs on them, and whether the graph
+    computes in float64 as the estimator does (``exact``: :func:`compares_in_float64`; then no row
+    may diverge).
 
     Computed where scikit-learn runs (the Train stage); the comparison itself needs only numpy and
     onnxruntime, so it runs in its own light function (the Lambda layer cannot hold both stacks).
@@ -744,7 +746,18 @@ def reference(pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str
         expected = np.asarray(pipeline.predict_proba(features), dtype=np.float64)
     else:
         expected = np.asarray(pipeline.predict(features), dtype=np.float64).reshape(-1, 1)
-    return {"task": task, "columns": columns, "expected": expected.tolist()}
+    return {"task": task, "columns": columns, "expected": expected.tolist(), "exact": _exact(pipeline)}
+
+
+def _exact(pipeline: Any) -> bool:
+    """Whether the exported graph of ``pipeline`` computes in float64 as it does (:func:`compares_in_float64`
+    of the estimator the converters see)."""
+    try:
+        _, estimator = _split_pipeline(pipeline)
+        estimator, _ = target_transform.unwrap(estimator)
+    except ModelExportError:  # export refuses it anyway
+        return False
+    return compares_in_float64(labelled_classifier.unwrap(estimator)[0])
 
 
 def _is_missing(value: Any) -> bool:

@@ -5,20 +5,30 @@ The pipeline is converted in two parts joined by a cast:
 * the preprocessing steps (``ColumnTransformer``, imputers, encoders, scalers) with float64 inputs,
   so imputation and scaling are computed exactly as scikit-learn computes them;
 * a ``Cast`` to the precision the estimator's trees compare in, then the estimator, converted by
-  the library that knows it (skl2onnx for scikit-learn's forests and HistGradientBoosting,
-  onnxmltools for LightGBM and XGBoost). scikit-learn's forests and XGBoost compare float32
-  features (skl2onnx adjusts the forests' thresholds), so they get float32 and match exactly once
-  the cast comes after the float64 preprocessing (float32 scaling flips splits).
-  HistGradientBoosting compares float64 features with float64 thresholds: it gets float64 and its
-  thresholds, leaf values and base values are written as the double ``*_as_tensor`` attributes of
-  ai.onnx.ml 3 (skl2onnx writes them as float32 attributes, onnxruntime runs the double ones), so
-  no row takes another branch. Before, a value lying between a threshold and its float32 rounding
-  did: on a small numeric regression (10 features, 350 rows) a prediction moved by 1.4 (2.8 in a
-  user's report), 50-100x the tolerance; on Unix timestamps (float32 holds them to 128 s) most
-  rows moved. LightGBM, outside the recipes,
-  still compares in float32 (its converter writes float32 thresholds), so :func:`verify` tolerates
-  at most :data:`~stepml.onnx_verify.MAX_DIVERGENT_SHARE` of the rows (at least one) beyond
-  tolerance and reports how many.
+  the library that knows it (skl2onnx for scikit-learn's models, onnxmltools for XGBoost, this
+  module for LightGBM). scikit-learn's forests and XGBoost compare float32 features (skl2onnx
+  adjusts the forests' thresholds), so they get float32 and match once the cast comes after the
+  float64 preprocessing (float32 scaling flips splits); :func:`verify` still tolerates at most
+  :data:`~stepml.onnx_verify.MAX_DIVERGENT_SHARE` of their rows (at least one) beyond tolerance.
+  HistGradientBoosting and LightGBM compare float64 features with float64 thresholds: they get
+  float64, and no row may diverge (:func:`compares_in_float64`; linear models and blends of them
+  compute in float64 too). A value lying between a threshold and its float32 rounding otherwise
+  takes the other branch: on a small numeric regression (10 features, 350 rows) a prediction
+  moved by 1.4 (2.8 in a user's report), 50-100x the tolerance; on Unix timestamps (float32 holds
+  them to 128 s) most rows moved.
+
+  - HistGradientBoosting: skl2onnx's converter, its thresholds, leaf values and base values written
+    as the double ``*_as_tensor`` attributes of ai.onnx.ml 3 (:class:`_ExactTreesContainer`);
+    onnxruntime sums them in double and returns float32 scores.
+  - LightGBM (the ``auto`` recipe's :mod:`stepml.booster`, a plain LightGBM model): onnxmltools'
+    converter writes float32 thresholds, so :func:`_convert_booster` writes the graph from
+    LightGBM's own dump instead: one ai.onnx.ml 5 ``TreeEnsemble`` (:func:`_booster_trees`:
+    ``x <= threshold`` goes left, a missing value LightGBM's way), whose scores are float64 (ai.onnx.ml
+    3's tree operators return float32), then the sigmoid or softmax in float64. onnxruntime then
+    answers LightGBM's probabilities and values to ~1e-15 relative. It is registered with
+    skl2onnx, so a blend's voting ensemble converts it as a member; the graph holding it imports
+    ai.onnx.ml 5 (whose deprecated ``TreeEnsembleClassifier``/``Regressor`` it then cannot hold:
+    no forest beside a booster).
 
 Three gaps of skl2onnx are closed here: its ``SimpleImputer`` converter emits onnxruntime's
 ``Imputer`` op, which has no float64 kernel (we emit ``IsNaN`` + ``Where``), and its
@@ -444,6 +454,9 @@ def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:
     options = {id(estimator): {"zipmap": False}} if task == "classification" else None
     model = convert_sklearn(estimator, initial_types=initial_types, target_opset=TARGET_OPSET, options=options)
     if _holds_lightgbm(estimator):  # its trees are ai.onnx.ml 5's TreeEnsemble (_convert_booster)
+        if any(node.op_type in _SCORE_OUTPUT for node in model.graph.node):
+            raise ModelExportError("cannot export LightGBM beside another tree model (ai.onnx.ml 5 has "
+                                   "no TreeEnsembleClassifier / TreeEnsembleRegressor)")
         for entry in model.opset_import:
             if entry.domain == "ai.onnx.ml":
                 entry.version = BOOSTER_ML_OPSET

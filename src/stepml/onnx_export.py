@@ -5,20 +5,30 @@ The pipeline is converted in two parts joined by a cast:
 * the preprocessing steps (``ColumnTransformer``, imputers, encoders, scalers) with float64 inputs,
   so imputation and scaling are computed exactly as scikit-learn computes them;
 * a ``Cast`` to the precision the estimator's trees compare in, then the estimator, converted by
-  the library that knows it (skl2onnx for scikit-learn's forests and HistGradientBoosting,
-  onnxmltools for LightGBM and XGBoost). scikit-learn's forests and XGBoost compare float32
-  features (skl2onnx adjusts the forests' thresholds), so they get float32 and match exactly once
-  the cast comes after the float64 preprocessing (float32 scaling flips splits).
-  HistGradientBoosting compares float64 features with float64 thresholds: it gets float64 and its
-  thresholds, leaf values and base values are written as the double ``*_as_tensor`` attributes of
-  ai.onnx.ml 3 (skl2onnx writes them as float32 attributes, onnxruntime runs the double ones), so
-  no row takes another branch. Before, a value lying between a threshold and its float32 rounding
-  did: on a small numeric regression (10 features, 350 rows) a prediction moved by 1.4 (2.8 in a
-  user's report), 50-100x the tolerance; on Unix timestamps (float32 holds them to 128 s) most
-  rows moved. LightGBM, outside the recipes,
-  still compares in float32 (its converter writes float32 thresholds), so :func:`verify` tolerates
-  at most :data:`~stepml.onnx_verify.MAX_DIVERGENT_SHARE` of the rows (at least one) beyond
-  tolerance and reports how many.
+  the library that knows it (skl2onnx for scikit-learn's models, onnxmltools for XGBoost, this
+  module for LightGBM). scikit-learn's forests and XGBoost compare float32 features (skl2onnx
+  adjusts the forests' thresholds), so they get float32 and match once the cast comes after the
+  float64 preprocessing (float32 scaling flips splits); :func:`verify` still tolerates at most
+  :data:`~stepml.onnx_verify.MAX_DIVERGENT_SHARE` of their rows (at least one) beyond tolerance.
+  HistGradientBoosting and LightGBM compare float64 features with float64 thresholds: they get
+  float64, and no row may diverge (:func:`compares_in_float64`; linear models and blends of them
+  compute in float64 too). A value lying between a threshold and its float32 rounding otherwise
+  takes the other branch: on a small numeric regression (10 features, 350 rows) a prediction
+  moved by 1.4 (2.8 in a user's report), 50-100x the tolerance; on Unix timestamps (float32 holds
+  them to 128 s) most rows moved.
+
+  - HistGradientBoosting: skl2onnx's converter, its thresholds, leaf values and base values written
+    as the double ``*_as_tensor`` attributes of ai.onnx.ml 3 (:class:`_ExactTreesContainer`);
+    onnxruntime sums them in double and returns float32 scores.
+  - LightGBM (the ``auto`` recipe's :mod:`stepml.booster`, a plain LightGBM model): onnxmltools'
+    converter writes float32 thresholds, so :func:`_convert_booster` writes the graph from
+    LightGBM's own dump instead: one ai.onnx.ml 5 ``TreeEnsemble`` (:func:`_booster_trees`:
+    ``x <= threshold`` goes left, a missing value LightGBM's way), whose scores are float64 (ai.onnx.ml
+    3's tree operators return float32), then the sigmoid or softmax in float64. onnxruntime then
+    answers LightGBM's probabilities and values to ~1e-15 relative. It is registered with
+    skl2onnx, so a blend's voting ensemble converts it as a member; the graph holding it imports
+    ai.onnx.ml 5 (whose deprecated ``TreeEnsembleClassifier``/``Regressor`` it then cannot hold:
+    no forest beside a booster).
 
 Three gaps of skl2onnx are closed here: its ``SimpleImputer`` converter emits onnxruntime's
 ``Imputer`` op, which has no float64 kernel (we emit ``IsNaN`` + ``Where``), and its
@@ -111,6 +121,33 @@ def _register_converters() -> None:
         register_converter(
             alias, _with_exact_trees(registered._fct), options=registered._options, overwrite=True
         )
+    # LightGBM (the boosters, and a plain LightGBM model): its trees in float64 (_convert_booster),
+    # registered with skl2onnx so that a voting ensemble converts them as members too
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    from stepml.booster import BoostedTreesClassifier, BoostedTreesRegressor
+
+    classifier_options = {"zipmap": [True, False, "columns"], "nocl": [False], "output_class_labels": [False]}
+    boosters: list[tuple[Any, str, Any, Any]] = [
+        (BoostedTreesClassifier, "StepmlBoostedTreesClassifier", calculate_linear_classifier_output_shapes,
+         classifier_options),
+        (BoostedTreesRegressor, "StepmlBoostedTreesRegressor", calculate_linear_regressor_output_shapes, None),
+    ]
+    try:
+        import lightgbm
+
+        boosters += [
+            (lightgbm.LGBMClassifier, "StepmlLGBMClassifier", calculate_linear_classifier_output_shapes,
+             classifier_options),
+            (lightgbm.LGBMRegressor, "StepmlLGBMRegressor", calculate_linear_regressor_output_shapes, None),
+        ]
+    except ImportError:  # pragma: no cover - lightgbm is installed wherever a booster was fitted
+        pass
+    for model, alias, shapes, options in boosters:
+        update_registered_converter(model, alias, shapes, _convert_booster, options=options)
     _registered = True
 
 
@@ -169,6 +206,178 @@ def _with_exact_trees(convert: Any) -> Any:
     return convert_with_exact_trees
 
 
+
+#: ai.onnx.ml's ``TreeEnsemble`` (opset 5): double thresholds and leaf weights, and, unlike
+#: ``TreeEnsembleRegressor``/``Classifier`` (whose outputs are float32), scores of its input's type.
+BOOSTER_ML_OPSET = 5
+#: LightGBM objectives whose raw score is the prediction (the boosters' own is ``regression``, L2).
+_IDENTITY_OBJECTIVES = ("regression", "huber", "fair", "quantile", "mape")
+
+
+def _lightgbm_model(estimator: Any) -> tuple[Any, int | None]:
+    """The fitted ``lightgbm`` model behind a booster, and the rounds its ``predict`` uses."""
+    from stepml.booster import BoostedTreesClassifier, BoostedTreesRegressor
+
+    if isinstance(estimator, (BoostedTreesClassifier, BoostedTreesRegressor)):
+        return estimator.model_, int(estimator.n_iter_)
+    best = getattr(estimator, "best_iteration_", None)  # a plain LGBMModel predicts with its best round
+    return estimator, int(best) if best else None
+
+
+def _booster_trees(model: Any, rounds: int | None) -> tuple[dict[str, Any], int, str]:
+    """The attributes of one ai.onnx.ml 5 ``TreeEnsemble`` that sums the raw scores of LightGBM's
+    trees (first ``rounds`` rounds; None: all), the trees per round (one per class for multiclass),
+    and the objective.
+
+    Thresholds and leaf values are LightGBM's doubles, from its JSON dump (printed to round-trip).
+    A split sends ``x <= threshold`` left, as LightGBM's does; a missing value goes where LightGBM
+    sends it: its default side when the split learnt one (``missing_type`` NaN), else where 0.0
+    goes (LightGBM reads NaN as 0.0 when its training column had none).
+    """
+    from onnx import numpy_helper
+
+    dump = model.booster_.dump_model(num_iteration=rounds)
+    objective = str(dump.get("objective", ""))
+    if dump.get("average_output"):
+        raise ModelExportError("cannot export a LightGBM random forest (boosting 'rf') to ONNX")
+    per_round = int(dump["num_tree_per_iteration"])
+    feature: list[int] = []
+    split: list[float] = []
+    missing_left: list[int] = []
+    true_id: list[int] = []
+    true_leaf: list[int] = []
+    false_id: list[int] = []
+    false_leaf: list[int] = []
+    leaf_target: list[int] = []
+    leaf_weight: list[float] = []
+    roots: list[int] = []
+
+    def add_leaf(node: dict[str, Any], target: int) -> int:
+        leaf_target.append(target)
+        leaf_weight.append(float(node["leaf_value"]))
+        return len(leaf_weight) - 1
+
+    def add_split(feature_id: int, threshold: float, missing_goes_left: bool) -> int:
+        feature.append(feature_id)
+        split.append(threshold)
+        missing_left.append(int(missing_goes_left))
+        for side in (true_id, true_leaf, false_id, false_leaf):
+            side.append(0)
+        return len(feature) - 1
+
+    for index, tree in enumerate(dump["tree_info"]):
+        target = index % per_round
+        root = tree["tree_structure"]
+        roots.append(len(feature))  # the root is the first split placed
+        if "split_feature" not in root:  # a tree of one leaf: a split whose both sides reach it
+            placed = add_split(0, 0.0, False)
+            true_id[placed] = false_id[placed] = add_leaf(root, target)
+            true_leaf[placed] = false_leaf[placed] = 1
+            continue
+        # depth first; each child's index is written into its parent's slot once it is placed
+        pending: list[tuple[dict[str, Any], list[int] | None, int]] = [(root, None, 0)]
+        while pending:
+            node, slots, parent = pending.pop()
+            if "split_feature" not in node:
+                assert slots is not None
+                slots[parent] = add_leaf(node, target)
+                (true_leaf if slots is true_id else false_leaf)[parent] = 1
+                continue
+            if node["decision_type"] != "<=" or node["missing_type"] not in ("None", "NaN"):
+                raise ModelExportError(
+                    f"cannot export a LightGBM split of type {node['decision_type']!r} with missing values "
+                    f"{node['missing_type']!r} to ONNX (only numeric splits, zero_as_missing off)"
+                )
+            threshold = float(node["threshold"])
+            left = bool(node["default_left"]) if node["missing_type"] == "NaN" else 0.0 <= threshold
+            placed = add_split(int(node["split_feature"]), threshold, left)
+            if slots is not None:
+                slots[parent] = placed
+            pending.append((node["right_child"], false_id, placed))
+            pending.append((node["left_child"], true_id, placed))
+    attributes = {
+        "n_targets": per_round,
+        "aggregate_function": 1,  # SUM
+        "post_transform": 0,  # NONE: the sigmoid / softmax follow in float64
+        "tree_roots": roots,
+        "nodes_featureids": feature,
+        "nodes_splits": numpy_helper.from_array(np.asarray(split, dtype=np.float64)),
+        "nodes_modes": numpy_helper.from_array(np.zeros(len(feature), dtype=np.uint8)),  # BRANCH_LEQ
+        "nodes_missing_value_tracks_true": missing_left,
+        "nodes_truenodeids": true_id,
+        "nodes_trueleafs": true_leaf,
+        "nodes_falsenodeids": false_id,
+        "nodes_falseleafs": false_leaf,
+        "leaf_targetids": leaf_target,
+        "leaf_weights": numpy_helper.from_array(np.asarray(leaf_weight, dtype=np.float64)),
+    }
+    return attributes, per_round, objective
+
+
+def _convert_booster(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx converter of :class:`~stepml.booster.BoostedTreesClassifier` /
+    ``BoostedTreesRegressor`` (and a plain LightGBM model): LightGBM's trees in float64 (one
+    ai.onnx.ml 5 ``TreeEnsemble``, :func:`_booster_trees`), then its link in float64: a sigmoid
+    (binary), a softmax (multiclass) or none (regression)."""
+    from onnx import TensorProto
+
+    estimator = operator.raw_operator
+    model, rounds = _lightgbm_model(estimator)
+    attributes, per_round, objective = _booster_trees(model, rounds)
+    features = operator.inputs[0].full_name
+    if operator.inputs[0].type.to_onnx_type().tensor_type.elem_type != TensorProto.DOUBLE:
+        cast = scope.get_unique_variable_name("features_double")
+        container.add_node("Cast", [features], [cast], name=scope.get_unique_operator_name("Cast"),
+                           to=TensorProto.DOUBLE)
+        features = cast
+
+    def name(kind: str) -> str:
+        return scope.get_unique_variable_name(kind)
+
+    raw = name("raw_scores")
+    # skl2onnx refuses to write ai.onnx.ml 5 into a model: the node is declared at 3 and
+    # _convert_estimator raises the model's ai.onnx.ml version to 5 once converted
+    container.add_node("TreeEnsemble", [features], [raw], name=scope.get_unique_operator_name("TreeEnsemble"),
+                       op_domain="ai.onnx.ml", op_version=TARGET_OPSET["ai.onnx.ml"], **attributes)
+    if not hasattr(estimator, "classes_"):
+        if not objective.startswith(_IDENTITY_OBJECTIVES):
+            raise ModelExportError(f"cannot export a LightGBM regressor of objective {objective!r} to ONNX")
+        container.add_node("Identity", [raw], [operator.outputs[0].full_name],
+                           name=scope.get_unique_operator_name("Identity"))
+        return
+    probabilities = operator.outputs[1].full_name
+    if objective.startswith("binary") and per_round == 1:
+        scale = next((float(p.split(":")[1]) for p in objective.split() if p.startswith("sigmoid:")), 1.0)
+        if scale != 1.0:
+            scaled = name("scaled_scores")
+            factor = name("sigmoid_scale")
+            container.add_initializer(factor, TensorProto.DOUBLE, [], [scale])
+            container.add_node("Mul", [raw, factor], [scaled], name=scope.get_unique_operator_name("Mul"))
+            raw = scaled
+        positive, negative, one = name("positive"), name("negative"), name("one")
+        container.add_node("Sigmoid", [raw], [positive], name=scope.get_unique_operator_name("Sigmoid"))
+        container.add_initializer(one, TensorProto.DOUBLE, [], [1.0])
+        container.add_node("Sub", [one, positive], [negative], name=scope.get_unique_operator_name("Sub"))
+        container.add_node("Concat", [negative, positive], [probabilities],
+                           name=scope.get_unique_operator_name("Concat"), axis=1)
+    elif objective.startswith("multiclass") and not objective.startswith("multiclassova"):
+        container.add_node("Softmax", [raw], [probabilities], name=scope.get_unique_operator_name("Softmax"),
+                           axis=1)
+    else:
+        raise ModelExportError(f"cannot export a LightGBM classifier of objective {objective!r} to ONNX")
+    # the label: the most probable class (ties: the first, as numpy's argmax)
+    classes = list(estimator.classes_)
+    best, table = name("best_class"), name("classes")
+    if all(isinstance(c, str) for c in classes):
+        container.add_initializer(table, TensorProto.STRING, [len(classes)], [c.encode() for c in classes])
+    else:
+        container.add_initializer(table, TensorProto.INT64, [len(classes)], [int(c) for c in classes])
+    container.add_node("ArgMax", [probabilities], [best], name=scope.get_unique_operator_name("ArgMax"),
+                       axis=1, keepdims=0)
+    container.add_node("Gather", [table, best], [operator.outputs[0].full_name],
+                       name=scope.get_unique_operator_name("Gather"), axis=0)
+
+
 def _split_pipeline(pipeline: Any) -> tuple[Any, Any]:
     from sklearn.pipeline import Pipeline
 
@@ -184,10 +393,10 @@ def _split_pipeline(pipeline: Any) -> tuple[Any, Any]:
 
 def compares_in_float64(estimator: Any) -> bool:
     """Whether the estimator's trees compare float64 features with float64 thresholds:
-    scikit-learn's HistGradientBoosting (alone or every member of a voting ensemble). Forests and
-    XGBoost compare float32 features, LightGBM's ONNX converter only writes float32 thresholds.
-    A linear model (:mod:`stepml.model_family`) computes in float64 as scikit-learn does; a
-    member pipeline (a blend's) counts as its estimator."""
+    scikit-learn's HistGradientBoosting and LightGBM (the boosters of :mod:`stepml.booster`, a
+    plain LightGBM model), alone or every member of a voting ensemble. Forests and XGBoost compare
+    float32 features. A linear model (:mod:`stepml.model_family`) computes in float64 as
+    scikit-learn does; a member pipeline (a blend's) counts as its estimator."""
     from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         HistGradientBoostingRegressor,
@@ -201,8 +410,30 @@ def compares_in_float64(estimator: Any) -> bool:
         return all(compares_in_float64(member) for member in estimator.estimators_)
     if isinstance(estimator, Pipeline):
         return compares_in_float64(estimator.steps[-1][1])
-    return isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
-                                  LogisticRegression, Ridge, RidgeCV))
+    return _is_lightgbm(estimator) or isinstance(
+        estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor, LogisticRegression, Ridge, RidgeCV)
+    )
+
+
+def _is_lightgbm(estimator: Any) -> bool:
+    """A booster of :mod:`stepml.booster` or a plain LightGBM model (converted by :func:`_convert_booster`)."""
+    from stepml.booster import BoostedTreesClassifier, BoostedTreesRegressor
+
+    return isinstance(estimator, (BoostedTreesClassifier, BoostedTreesRegressor)) or (
+        type(estimator).__module__.startswith("lightgbm") and hasattr(estimator, "booster_")
+    )
+
+
+def _holds_lightgbm(estimator: Any) -> bool:
+    """Whether the estimator is, or a voting ensemble's member (pipeline) holds, a LightGBM model."""
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(estimator, (VotingClassifier, VotingRegressor)):
+        return any(_holds_lightgbm(member) for member in estimator.estimators_)
+    if isinstance(estimator, Pipeline):
+        return _holds_lightgbm(estimator.steps[-1][1])
+    return _is_lightgbm(estimator)
 
 
 def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:
@@ -212,27 +443,24 @@ def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:
 
     tensor_type = DoubleTensorType if compares_in_float64(estimator) else FloatTensorType
     initial_types = [("features", tensor_type([None, n_features]))]
-    module = type(estimator).__module__
-    if module.startswith(("lightgbm", "xgboost")):
+    if type(estimator).__module__.startswith("xgboost"):
+        from onnxmltools import convert_xgboost
         from onnxmltools.convert.common.data_types import FloatTensorType as MlFloatTensorType
 
         initial_types = [("features", MlFloatTensorType([None, n_features]))]
-    if module.startswith("lightgbm"):
-        from onnxmltools import convert_lightgbm
-
-        return convert_lightgbm(
-            estimator, initial_types=initial_types, target_opset=TARGET_OPSET[""], zipmap=False
-        )
-    if module.startswith("xgboost"):
-        from onnxmltools import convert_xgboost
-
         return convert_xgboost(estimator, initial_types=initial_types, target_opset=TARGET_OPSET[""])
     from skl2onnx import convert_sklearn
 
     options = {id(estimator): {"zipmap": False}} if task == "classification" else None
-    return convert_sklearn(
-        estimator, initial_types=initial_types, target_opset=TARGET_OPSET, options=options
-    )
+    model = convert_sklearn(estimator, initial_types=initial_types, target_opset=TARGET_OPSET, options=options)
+    if _holds_lightgbm(estimator):  # its trees are ai.onnx.ml 5's TreeEnsemble (_convert_booster)
+        if any(node.op_type in _SCORE_OUTPUT for node in model.graph.node):
+            raise ModelExportError("cannot export LightGBM beside another tree model (ai.onnx.ml 5 has "
+                                   "no TreeEnsembleClassifier / TreeEnsembleRegressor)")
+        for entry in model.opset_import:
+            if entry.domain == "ai.onnx.ml":
+                entry.version = BOOSTER_ML_OPSET
+    return model
 
 
 def _rename_outputs(model: Any, task: str) -> None:
@@ -511,7 +739,9 @@ def parity_rows(frame: Any, seed: int) -> Any:
 
 def reference(pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str) -> dict[str, Any]:
     """What :func:`stepml.onnx_verify.compare` checks the ONNX graph against: the split's feature
-    values (JSON-able, None for missing) and scikit-learn's outputs on them.
+    values (JSON-able, None for missing), scikit-learn's outputs on them, and whether the graph
+    computes in float64 as the estimator does (``exact``: :func:`compares_in_float64`; then no row
+    may diverge).
 
     Computed where scikit-learn runs (the Train stage); the comparison itself needs only numpy and
     onnxruntime, so it runs in its own light function (the Lambda layer cannot hold both stacks).
@@ -529,7 +759,18 @@ def reference(pipeline: Any, frame: Any, schema: list[dict[str, Any]], task: str
         expected = np.asarray(pipeline.predict_proba(features), dtype=np.float64)
     else:
         expected = np.asarray(pipeline.predict(features), dtype=np.float64).reshape(-1, 1)
-    return {"task": task, "columns": columns, "expected": expected.tolist()}
+    return {"task": task, "columns": columns, "expected": expected.tolist(), "exact": _exact(pipeline)}
+
+
+def _exact(pipeline: Any) -> bool:
+    """Whether the exported graph of ``pipeline`` computes in float64 as it does (:func:`compares_in_float64`
+    of the estimator the converters see)."""
+    try:
+        _, estimator = _split_pipeline(pipeline)
+        estimator, _ = target_transform.unwrap(estimator)
+    except ModelExportError:  # export refuses it anyway
+        return False
+    return compares_in_float64(labelled_classifier.unwrap(estimator)[0])
 
 
 def _is_missing(value: Any) -> bool:

@@ -32,7 +32,9 @@ from stepml.storage import S3Store
 PROBABILITY_TOLERANCE = 1e-4
 #: Largest relative difference allowed between ONNX and scikit-learn regression values.
 REGRESSION_RTOL = 1e-4
-#: Share of rows that may differ more (float32 thresholds, LightGBM only: see :mod:`stepml.onnx_export`).
+#: Share of rows that may differ more when the model's trees compare in float32 (XGBoost, the forests:
+#: see :mod:`stepml.onnx_export`). A reference marked ``exact`` (trees in float64: HistGradientBoosting,
+#: LightGBM; linear models) allows none.
 MAX_DIVERGENT_SHARE = 0.001
 
 
@@ -65,7 +67,8 @@ def compare(model_bytes: bytes, reference: dict[str, Any], schema: list[dict[str
     A row diverges when a probability (classification) or the value (regression) differs by more
     than the tolerance, or the class differs where scikit-learn's top two probabilities are not
     within tolerance of each other. Raises :class:`ModelExportError` naming the first divergent
-    row when more than :func:`allowed_divergent_rows` do.
+    row when more than :func:`allowed_divergent_rows` do: none when the reference is ``exact``
+    (:func:`stepml.onnx_export.reference`).
     """
     import onnxruntime as ort
 
@@ -102,11 +105,12 @@ def compare(model_bytes: bytes, reference: dict[str, Any], schema: list[dict[str
         rows=rows, rows_with_missing=missing, max_abs_difference=float(difference.max()),
         tolerance=tolerance, class_mismatches=int(flipped.sum()), divergent_rows=int(divergent.sum()),
     )
-    if result.divergent_rows > allowed_divergent_rows(rows):
+    allowed = allowed_divergent_rows(rows, exact=bool(reference.get("exact", False)))
+    if result.divergent_rows > allowed:
         row = int(np.flatnonzero(divergent)[0])
         raise ModelExportError(
             f"the ONNX model disagrees with scikit-learn on {result.divergent_rows} of {rows} hold-out "
-            f"rows (at most {allowed_divergent_rows(rows)} may differ; {result.class_mismatches} "
+            f"rows (at most {allowed} may differ; {result.class_mismatches} "
             f"predict another class); largest difference {result.max_abs_difference:.6g}, tolerance "
             f"{tolerance:.3g}; e.g. row {row}: scikit-learn {np.round(expected[row], 6).tolist()}, "
             f"ONNX {np.round(got[row], 6).tolist()}"
@@ -114,9 +118,10 @@ def compare(model_bytes: bytes, reference: dict[str, Any], schema: list[dict[str
     return result
 
 
-def allowed_divergent_rows(rows: int) -> int:
-    """How many rows of a split may diverge: float32 thresholds (see :mod:`stepml.onnx_export`)."""
-    return max(1, int(rows * MAX_DIVERGENT_SHARE))
+def allowed_divergent_rows(rows: int, exact: bool = False) -> int:
+    """How many rows of a split may diverge: none for a model that compares in float64 (``exact``),
+    else a share for float32 thresholds (see :mod:`stepml.onnx_export`)."""
+    return 0 if exact else max(1, int(rows * MAX_DIVERGENT_SHARE))
 
 
 def verify_export(state: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def test_onnx_matches_scikit_learn_including_missing_and_unseen_values(task: str
     assert result.rows == len(test)
     assert result.rows_with_missing > 30
     assert result.class_mismatches == 0
-    if compares_in_float64(estimator):  # HistGradientBoosting: float64 thresholds, every row agrees
+    if compares_in_float64(estimator):  # HistGradientBoosting, LightGBM: float64 thresholds, every row agrees
         assert result.divergent_rows == 0 and result.max_abs_difference <= result.tolerance
     else:
         assert result.max_abs_difference <= result.tolerance or result.divergent_rows <= 1
@@ -221,9 +221,10 @@ def _recipe_fitted(frame: pd.DataFrame, target: str, task: str) -> tuple[Pipelin
 
 
 def test_the_default_recipe_on_a_small_numeric_regression_exports_exactly() -> None:
-    """The reported case: 10 numeric features, ~350 training rows, ``auto`` (HistGradientBoosting).
-    With float32 thresholds one test row differed by 1.44 (scikit-learn 179.31, ONNX 177.86), 50x
-    the tolerance, let through only as the split's one allowed divergent row."""
+    """The reported case: 10 numeric features, ~350 training rows, ``auto`` (then
+    HistGradientBoosting, now LightGBM). With float32 thresholds one test row differed by 1.44
+    (scikit-learn 179.31, ONNX 177.86), 50x the tolerance, let through only as the split's one
+    allowed divergent row."""
     from sklearn.datasets import load_diabetes
 
     # Given scikit-learn's diabetes table (442 rows, 10 numeric features) trained with the auto recipe
@@ -294,3 +295,21 @@ def test_serving_runs_the_session_through_its_direct_binding_with_the_same_answe
                                   session.run([onnx_model.PROBABILITIES], inputs)[0])
     with pytest.raises(Exception, match="stepml_numeric"):
         run([onnx_model.PROBABILITIES], {"stepml_categorical": inputs["stepml_categorical"]})
+
+
+def test_an_exact_reference_lets_no_row_diverge() -> None:
+    """A graph that computes in float64 (here HistGradientBoosting) is verified with no divergent
+    row allowed; one in float32 keeps the tolerance of :data:`~stepml.onnx_verify.MAX_DIVERGENT_SHARE`."""
+    from stepml.onnx_export import reference
+    from stepml.onnx_verify import compare
+
+    pipeline, test = _fitted("regression", HistGradientBoostingRegressor(max_iter=20), "ordinal")
+    model = export(pipeline, SCHEMA, "regression")
+    checked = reference(pipeline, test, SCHEMA, "regression")
+    assert checked["exact"] is True
+    checked["expected"][7][0] += 1000.0  # one row off
+    with pytest.raises(ModelExportError, match=r"disagrees with scikit-learn on 1 of 300 hold-out rows \(at most 0"):
+        compare(model, checked, SCHEMA)
+    assert compare(model, {**checked, "exact": False}, SCHEMA).divergent_rows == 1  # float32's allowance
+    forest, _ = _fitted("regression", RandomForestRegressor(n_estimators=3, random_state=0), "ordinal")
+    assert reference(forest, test, SCHEMA, "regression")["exact"] is False

@@ -203,9 +203,9 @@ def test_every_function_of_the_template_imports_under_its_own_layers(tmp_path: P
 
 
 @pytest.mark.parametrize(("layer", "present", "absent"), [
-    (ML_LAYER, {"pandas", "sklearn", "scipy", "optuna", "skl2onnx", "lightgbm", "onnxmltools", "fastparquet", "stepml",
+    (ML_LAYER, {"pandas", "sklearn", "scipy", "optuna", "skl2onnx", "lightgbm", "fastparquet", "stepml",
                 "boto3", "yaml"},
-     {"xgboost", "onnxruntime", "pyarrow", "moto", "pyspark", "sqlalchemy"}),
+     {"xgboost", "onnxmltools", "onnxruntime", "pyarrow", "moto", "pyspark", "sqlalchemy"}),
     (INFERENCE_LAYER, {"numpy", "onnxruntime", "orjson", "aws_lambda_powertools", "stepml", "boto3", "dateutil"},
      {"pandas", "sklearn", "scipy", "joblib", "skl2onnx", "yaml", "pydantic"}),
 ])

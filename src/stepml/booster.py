@@ -40,6 +40,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 #: LightGBM's most leaves a tree may have (HistGradientBoosting's ``max_leaf_nodes=None``).
 MAX_LEAVES = 131_072
+#: Rows above which ``early_stopping="auto"`` stops early (HistGradientBoosting's rule).
+AUTO_EARLY_STOPPING_ROWS = 10_000
 #: OpenMP threads a fit uses (see :data:`stepml.recipes.OPENMP_THREADS` for why one).
 THREADS = 1
 
@@ -69,7 +71,7 @@ class _BoostedTrees(BaseEstimator):
         l2_regularization: float = 0.0,
         max_features: float = 1.0,
         max_bins: int = 255,
-        early_stopping: bool = False,
+        early_stopping: bool | str = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-7,
@@ -124,7 +126,9 @@ class _BoostedTrees(BaseEstimator):
         # as HistGradientBoosting checks them: missing features are fine, a target must be finite
         X, y = check_X_y(X, y, dtype="numeric", ensure_all_finite="allow-nan", y_numeric=not self._classifier)
         model = self._lightgbm()
-        if not self.early_stopping:
+        # "auto", as HistGradientBoosting reads it: early stopping on more than 10,000 rows
+        stopping = len(X) > AUTO_EARLY_STOPPING_ROWS if self.early_stopping == "auto" else bool(self.early_stopping)
+        if not stopping:
             model.fit(X, y, sample_weight=sample_weight)
         else:
             if X_val is None:
@@ -188,7 +192,7 @@ class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
         l2_regularization: float = 0.0,
         max_features: float = 1.0,
         max_bins: int = 255,
-        early_stopping: bool = False,
+        early_stopping: bool | str = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-7,
@@ -255,7 +259,7 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
         l2_regularization: float = 0.0,
         max_features: float = 1.0,
         max_bins: int = 255,
-        early_stopping: bool = False,
+        early_stopping: bool | str = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-7,

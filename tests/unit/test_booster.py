@@ -68,6 +68,15 @@ def test_early_stopping_without_a_validation_set_holds_out_a_fraction() -> None:
     assert model.n_iter_ == int(np.argmax(model.validation_score_)) < len(model.validation_score_) - 1 < 300
 
 
+def test_early_stopping_auto_stops_only_above_ten_thousand_rows_as_histgradientboosting() -> None:
+    x, y = _classes(1000)
+    assert BoostedTreesClassifier(max_iter=300, early_stopping="auto", random_state=0).fit(x, y).n_iter_ == 300
+    rng = np.random.default_rng(3)
+    wide = rng.normal(size=(10_001, 2))
+    noise = rng.normal(size=10_001) > 0  # nothing to learn: the held-out loss stops it early
+    assert BoostedTreesClassifier(max_iter=300, early_stopping="auto", random_state=0).fit(wide, noise).n_iter_ < 300
+
+
 def test_a_class_weight_keyed_by_labels_weighs_those_classes() -> None:
     x, y = _classes(900, seed=2)
     plain = BoostedTreesClassifier(max_iter=30, random_state=0).fit(x, y)

@@ -32,7 +32,7 @@ the ONNX export converts it (:mod:`stepml.onnx_export`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -59,37 +59,13 @@ REGRESSION_OBJECTIVES = {"squared_error": "regression", "absolute_error": "regre
 
 class _BoostedTrees(BaseEstimator):
     _classifier = False
+    _parameter_constraints: ClassVar[dict[str, Any]] = {}
 
-    def __init__(
-        self,
-        *,
-        learning_rate: float = 0.1,
-        max_iter: int = 100,
-        max_leaf_nodes: int | None = 31,
-        max_depth: int | None = None,
-        min_samples_leaf: int = 20,
-        l2_regularization: float = 0.0,
-        max_features: float = 1.0,
-        max_bins: int = 255,
-        early_stopping: bool | str = False,
-        validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
-        tol: float = 1e-7,
-        random_state: int | None = None,
-    ) -> None:
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.max_leaf_nodes = max_leaf_nodes
-        self.max_depth = max_depth
-        self.min_samples_leaf = min_samples_leaf
-        self.l2_regularization = l2_regularization
-        self.max_features = max_features
-        self.max_bins = max_bins
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
+    def _keep(self, parameters: dict[str, Any]) -> None:
+        """Store each ``__init__`` parameter as an attribute of its name (scikit-learn's convention)."""
+        for name, value in parameters.items():
+            if name != "self":
+                setattr(self, name, value)
 
     def _lightgbm(self) -> Any:
         import lightgbm
@@ -169,17 +145,10 @@ class _BoostedTrees(BaseEstimator):
         return np.asarray(self.model_.predict(np.asarray(X), num_iteration=self._rounds(rounds)))
 
 
-_SHARED = ["learning_rate", "max_iter", "max_leaf_nodes", "max_depth", "min_samples_leaf", "l2_regularization",
-           "max_features", "max_bins", "early_stopping", "validation_fraction", "n_iter_no_change", "tol",
-           "random_state"]
-
-
 class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
     """LightGBM's classifier under HistGradientBoostingClassifier's parameter names (module docstring)."""
 
     _classifier = True
-    _parameter_constraints = _constraints(HistGradientBoostingClassifier, [*_SHARED, "loss", "class_weight"])
-
     def __init__(
         self,
         *,
@@ -199,16 +168,7 @@ class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
         random_state: int | None = None,
         class_weight: Any = None,
     ) -> None:
-        super().__init__(
-            learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes, max_depth=max_depth,
-            min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization, max_features=max_features,
-            max_bins=max_bins, early_stopping=early_stopping, validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change, tol=tol, random_state=random_state,
-        )
-        #: only the log loss (HistGradientBoostingClassifier's only one)
-        self.loss = loss
-        #: "balanced", ``{class: weight}`` or None: weighs each class's rows in the training loss
-        self.class_weight = class_weight
+        self._keep(locals())
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, X_val: Any = None, y_val: Any = None,
             sample_weight_val: Any = None) -> BoostedTreesClassifier:
@@ -244,8 +204,6 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
     """LightGBM's regressor under HistGradientBoostingRegressor's parameter names (module docstring);
     ``loss`` is one of :data:`REGRESSION_OBJECTIVES` (``quantile``: the ``quantile`` to fit)."""
 
-    _parameter_constraints = _constraints(HistGradientBoostingRegressor, [*_SHARED, "loss", "quantile"])
-
     def __init__(
         self,
         *,
@@ -265,11 +223,11 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
         tol: float = 1e-7,
         random_state: int | None = None,
     ) -> None:
-        super().__init__(
-            learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes, max_depth=max_depth,
-            min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization, max_features=max_features,
-            max_bins=max_bins, early_stopping=early_stopping, validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change, tol=tol, random_state=random_state,
-        )
-        self.loss = loss
-        self.quantile = quantile
+        self._keep(locals())
+
+
+# HistGradientBoosting's own constraints of the parameters each booster takes
+BoostedTreesClassifier._parameter_constraints = _constraints(
+    HistGradientBoostingClassifier, BoostedTreesClassifier._get_param_names())
+BoostedTreesRegressor._parameter_constraints = _constraints(
+    HistGradientBoostingRegressor, BoostedTreesRegressor._get_param_names())

@@ -24,7 +24,8 @@ HistGradientBoosting's behaviour where the code relies on it:
   rounds (a best round where early stopping boosted on past it).
 * Each distinct value of a column gets its own bin up to ``max_bins`` (LightGBM's
   ``min_data_in_bin`` = 1; its default 3 merges rare values), one thread
-  (:data:`~stepml.recipes.OPENMP_THREADS`), deterministic.
+  (:data:`~stepml.recipes.OPENMP_THREADS`), deterministic, histograms built row by row
+  (:data:`ROW_WISE`).
 
 The fitted LightGBM model is :attr:`model_` (``lightgbm.LGBMClassifier`` / ``LGBMRegressor``):
 the ONNX export converts it (:mod:`stepml.onnx_export`).
@@ -42,8 +43,18 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 MAX_LEAVES = 131_072
 #: Rows above which ``early_stopping="auto"`` stops early (HistGradientBoosting's rule).
 AUTO_EARLY_STOPPING_ROWS = 10_000
-#: OpenMP threads a fit uses (see :data:`stepml.recipes.OPENMP_THREADS` for why one).
+#: OpenMP threads a fit uses (see :data:`stepml.recipes.OPENMP_THREADS` for why one). Measured with
+#: LightGBM too (nyc_weather, 200 rounds): 2.7 s on one thread, 2.6 s on two, and 31 s each when
+#: two such fits ran at once on the 2 cores (spin-waiting threads, as HistGradientBoosting's did).
 THREADS = 1
+#: LightGBM's histograms row by row (``force_row_wise``) rather than column by column: with
+#: ``deterministic`` one of the two must be fixed (LightGBM's auto-choice times both, so a fit could
+#: differ from run to run), and on one thread row-wise was as fast or faster on the bench's tables
+#: (200 rounds, best of 3: randhie_raw 0.56x, seattle_weather 0.73x, digits 0.79x, nyc_weather 0.80x,
+#: flights 0.92x, california_housing 0.97x the column-wise time); ``auto``'s fits in
+#: bench/bench_models.py: the same models, nyc_weather 10.6 -> 8.0 s, flights 40.4 -> 34.5 s,
+#: seattle_weather 2.1 -> 1.6 s.
+ROW_WISE = True
 
 
 def _constraints(hgb: Any, names: list[str]) -> dict[str, Any]:
@@ -83,7 +94,8 @@ class _BoostedTrees(BaseEstimator):
             "random_state": self.random_state,
             "n_jobs": THREADS,
             "deterministic": True,
-            "force_col_wise": True,
+            "force_row_wise": ROW_WISE,
+            "force_col_wise": not ROW_WISE,
             "verbose": -1,
         }
         if self._classifier:

@@ -33,15 +33,18 @@ sample of them and boosts at most :data:`MAX_ROUNDS_LARGE` rounds, so that Train
 
 * **faster, larger rounds where rounds are costly**: when a round grows trees over at least
   :data:`COSTLY_ROUND_ROW_TREES` rows (the training rows times the trees a round grows: one per
-  class for three or more classes, else one) both fits use :data:`COSTLY_ROUND_PARAMS`
-  (learning rate 0.1 instead of 0.05, 63 leaves instead of 31): fewer rounds, each drawing more
-  of a large table's detail (nyc_weather: 21k rows x 3 classes; flights: 262k rows). Below it,
-  where a fit takes seconds, the recipe's settings keep their small gain (Adult's ROC AUC,
-  digits' accuracy).
+  class for three or more classes, else one; times :data:`FOLDS` when the choice is
+  cross-validated, as it boosts each round on every fold) both fits use
+  :data:`COSTLY_ROUND_PARAMS` (learning rate 0.2 instead of 0.05, 63 leaves instead of 31):
+  fewer rounds, each drawing more of a large table's detail (nyc_weather: 21k rows x 3 classes;
+  flights: 262k rows; digits: 1,438 rows x 10 classes x 3 folds). Below it, where a fit takes
+  seconds, the recipe's settings keep their small gain (Adult's ROC AUC).
 
-* **bins as many as the values**: when every column of the booster's matrix holds fewer than
-  :data:`DEFAULT_BINS` distinct values (small integers, codes, categories), both fits use that
-  many bins (:func:`exact_bins`): the very trees 255 bins grow, with narrower histograms.
+* **bins as many as the values, and as the rows**: when every column of the booster's matrix
+  holds fewer than :data:`DEFAULT_BINS` distinct values (small integers, codes, categories), both
+  fits use that many bins (:func:`exact_bins`): the very trees 255 bins grow, with narrower
+  histograms; and a small table's booster has no more than one bin per :data:`ROWS_PER_BIN`
+  training rows (:func:`booster_bins`).
 
 The final model is then one ordinary fit of the recipe's pipeline with those rounds (and the
 transform), so it exports and serves as before. Parameters the user fixed in ``config.params``
@@ -95,15 +98,20 @@ LARGE_TABLE_ROWS = 100_000
 LARGE_FITTING_ROWS = 80_000
 LARGE_VALIDATION_ROWS = 20_000
 MAX_ROUNDS_LARGE = 500
-#: Rows x trees per round from which the booster uses :data:`COSTLY_ROUND_PARAMS` (each unless the
-#: config fixes it, and only when the rounds are chosen). Measured in bench/bench_models.py, 2 idle
-#: cores, recipe settings -> rate 0.1 -> rate 0.1 and 63 leaves: nyc_weather (20,892 rows x 3
-#: classes) 0.6132 / 0.6090 / 0.6148 accuracy, fit 26.6 / 15.4 / 9.1 s; flights (261,910 rows) RMSE
-#: 7.76 / 6.14 / 5.20 (AutoGluon medium, 60 s: 5.16), 38.5 / 34.4 / 39.8 s. Under it the recipe's
-#: settings are kept: Adult (32,561 rows) at rate 0.1 fell 0.8725 -> 0.8716 accuracy and under its
-#: 0.927 ROC AUC bound for a 5 s fit; digits (1,438 rows x 10) 0.9806 -> 0.9757.
+#: Rows x trees per round (x :data:`FOLDS` for a cross-validated choice) from which the booster
+#: uses :data:`COSTLY_ROUND_PARAMS` (each unless the config fixes it, and only when the rounds are
+#: chosen). Measured in bench/bench_models.py, 2 idle cores, with scikit-learn's HistGradientBoosting,
+#: recipe settings -> rate 0.1 -> rate 0.1 and 63 leaves: nyc_weather (20,892 rows x 3 classes)
+#: 0.6132 / 0.6090 / 0.6148 accuracy, fit 26.6 / 15.4 / 9.1 s; flights (261,910 rows) RMSE 7.76 /
+#: 6.14 / 5.20, 38.5 / 34.4 / 39.8 s. With LightGBM, rate 0.1 -> 0.15 -> 0.2 (63 leaves):
+#: nyc_weather 0.6200 / 0.6159 / 0.6157 accuracy (AutoGluon medium, 60 s: 0.6198), fit 8.0 / 6.0 /
+#: 4.7 s; flights RMSE 4.17 -> 3.86 (AutoGluon 6.37; its rounds hit :data:`MAX_ROUNDS_LARGE` at
+#: either rate), 34.5 -> 30.8 s; 127 leaves at rate 0.2: nyc_weather 0.6090. Counting the folds:
+#: digits (1,438 rows x 10 classes x 3 folds) 6.8-7.4 -> 4.1 s, the same choice (the forest) and
+#: test score. Under it the recipe's settings are kept: Adult (32,561 rows) at rate 0.1 fell
+#: 0.8725 -> 0.8716 accuracy and under its 0.927 ROC AUC bound for a 5 s fit.
 COSTLY_ROUND_ROW_TREES = 40_000
-COSTLY_ROUND_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "max_leaf_nodes": 63}
+COSTLY_ROUND_PARAMS: dict[str, Any] = {"learning_rate": 0.2, "max_leaf_nodes": 63}
 #: Tables with fewer training rows than this, whose rounds grow at most
 #: :data:`CROSS_VALIDATION_ROW_TREES` rows x trees (see :data:`COSTLY_ROUND_ROW_TREES`) and whose
 #: every class has :data:`FOLDS` rows, choose on :data:`FOLDS`-fold cross-validation instead of one
@@ -125,6 +133,16 @@ FOLDS = 3
 #: The booster's default and largest ``max_bins``; :func:`exact_bins` chooses fewer when
 #: every column holds fewer distinct values.
 DEFAULT_BINS = 255
+#: A small table's booster has at most one bin per this many training rows (:func:`booster_bins`),
+#: and at least :data:`MIN_BINS`. On a few hundred rows each distinct value was its own bin: a
+#: split is searched over every bin of every column, so a 303-row fold of 30 continuous columns
+#: cost ~1 ms a round (LightGBM, one thread; 63 bins: 0.3 ms). Its leaves hold 20 rows at least,
+#: so a cut placed to within 4 rows is as fine as they can use. Measured (bench/bench_models.py,
+#: the 13 tables of at most 5,093 rows; one bin per 4 / 8 / 16 rows): breast_cancer fit 1.6 ->
+#: 1.0 / 0.8 / 0.8 s; test scores at 4 the same on 11, penguins 0.909 -> 0.924 accuracy, diabetes
+#: RMSE 54.10 -> 54.49 (AutoGluon 56.64); at 8 and 16 iris fell 0.967 -> 0.867.
+ROWS_PER_BIN = 4
+MIN_BINS = 16
 
 
 @dataclass(frozen=True)
@@ -176,7 +194,7 @@ def choose(
         return AutoChoice(fixed, None, None, 0)
     costly = choose_rounds and costly_rounds(train, target, task)
     booster_params = {k: v for k, v in COSTLY_ROUND_PARAMS.items() if k not in fixed} if costly else {}
-    if "max_bins" not in fixed and (bins := exact_bins(train, schema)) is not None:
+    if "max_bins" not in fixed and (bins := booster_bins(train, schema)) is not None:
         booster_params["max_bins"] = bins
     booster = {**fixed, **booster_params}
     folds = choice_folds(train, target, task, config, trees_per_round(train, target, task))
@@ -257,6 +275,14 @@ def choose(
                       len(folds))
 
 
+def booster_bins(train: pd.DataFrame, schema: list[dict[str, Any]]) -> int | None:
+    """The booster's ``max_bins`` on ``train`` when fewer than :data:`DEFAULT_BINS` (None: 255):
+    as many as the columns' distinct values (:func:`exact_bins`), and no more than one per
+    :data:`ROWS_PER_BIN` training rows (at least :data:`MIN_BINS`)."""
+    bins = min(exact_bins(train, schema) or DEFAULT_BINS, max(MIN_BINS, len(train) // ROWS_PER_BIN))
+    return bins if bins < DEFAULT_BINS else None
+
+
 def exact_bins(train: pd.DataFrame, schema: list[dict[str, Any]]) -> int | None:
     """The booster's ``max_bins`` that bins ``train``'s columns exactly as the default 255 does,
     when every feature holds fewer distinct values (None when one holds more: 255 stays).
@@ -295,8 +321,19 @@ def trees_per_round(train: pd.DataFrame, target: str, task: str) -> int:
 
 def costly_rounds(train: pd.DataFrame, target: str, task: str) -> bool:
     """Whether a round grows trees over at least :data:`COSTLY_ROUND_ROW_TREES` rows (the training
-    rows times :func:`trees_per_round`), where the booster uses :data:`COSTLY_ROUND_PARAMS`."""
-    return len(train) * trees_per_round(train, target, task) >= COSTLY_ROUND_ROW_TREES
+    rows times :func:`trees_per_round`, times :data:`FOLDS` when the choice is cross-validated: it
+    boosts each round on every fold), where the booster uses :data:`COSTLY_ROUND_PARAMS`."""
+    trees = trees_per_round(train, target, task)
+    folds = FOLDS if cross_validated(train, target, task, trees) else 1
+    return len(train) * trees * folds >= COSTLY_ROUND_ROW_TREES
+
+
+def cross_validated(train: pd.DataFrame, target: str, task: str, round_trees: int) -> bool:
+    """Whether the choice on ``train`` is made on :data:`FOLDS` cross-validation folds (a small
+    table whose every class has FOLDS rows) rather than one held-out split (:func:`choice_folds`)."""
+    smallest_class = int(train[target].value_counts().min()) if task == "classification" else len(train)
+    return (len(train) < CROSS_VALIDATION_ROWS and len(train) * round_trees <= CROSS_VALIDATION_ROW_TREES
+            and smallest_class >= FOLDS)
 
 
 def choice_folds(
@@ -318,8 +355,7 @@ def choice_folds(
             stratify=stratify,
         )
         return [(fitting, validation)]
-    if (len(train) < CROSS_VALIDATION_ROWS and len(train) * round_trees <= CROSS_VALIDATION_ROW_TREES
-            and smallest_class >= FOLDS):
+    if cross_validated(train, target, task, round_trees):
         splitter = (StratifiedKFold(FOLDS, shuffle=True, random_state=seed) if task == "classification"
                     else KFold(FOLDS, shuffle=True, random_state=seed))
         return [(train.iloc[fit], train.iloc[check]) for fit, check in splitter.split(train, train[target])]

@@ -66,9 +66,9 @@ from stepml.auto_selection import (
     COSTLY_ROUND_PARAMS,
     ROUNDS_SCALE,  # noqa: F401  (re-exported: the module docstring and callers name it here)
     VALIDATION_SIZE,
+    booster_bins,
     choice_folds,
     costly_rounds,
-    exact_bins,
     output_after,
     rounds_scale,
     trees_per_round,
@@ -151,8 +151,9 @@ def tune(
     fixed_rounds = fixed.get("max_iter")
     small = len(train) <= model_family.MAX_TRAINING_ROWS
     families = not fixed and model_family.suits(train, schema)
-    # the same trees as 255 bins grow, faster where every column has fewer values (auto does the same)
-    bins = None if "max_bins" in fixed else exact_bins(train, schema)
+    # as auto bins: the same trees as 255 bins grow where every column has fewer values, and no
+    # more bins than a quarter of a small table's rows
+    bins = None if "max_bins" in fixed else booster_bins(train, schema)
     binning = {} if bins is None else {"max_bins": bins}
     outputs: dict[int, np.ndarray] = {}  # each trial's validation predictions, for the family phase
 

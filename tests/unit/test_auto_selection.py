@@ -202,19 +202,27 @@ def _smooth(rows: int, seed: int = 6) -> pd.DataFrame:
     return frame
 
 
+def _cost_params(booster_params: dict[str, Any]) -> dict[str, Any]:
+    """The booster settings chosen by a round's cost (``max_bins`` is chosen by the rows and values)."""
+    return {name: value for name, value in booster_params.items() if name != "max_bins"}
+
+
 def test_a_table_from_the_cost_threshold_boosts_faster_larger_rounds_in_both_fits(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the cost threshold scaled down so the test stays fast
+    # Given the cost threshold scaled down so the test stays fast, chosen on one split (a
+    # cross-validated choice counts its folds: the next test)
     monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 800)
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 100)
     config = DatasetConfig.from_dict({"target": "y", "params": {"min_samples_leaf": 20}})
     small, large = _smooth(799), _smooth(800)
     # When auto chooses on a table just under it and one at it
     below = auto_selection.choose(small, "y", feature_schema(small, "y"), "regression", config)
     at = auto_selection.choose(large, "y", feature_schema(large, "y"), "regression", config)
-    # Then only the larger one gets rate 0.1 and 63 leaves (the recipe's 0.05 and 31 otherwise),
+    # Then only the larger one gets rate 0.2 and 63 leaves (the recipe's 0.05 and 31 otherwise),
     # recorded with the choice, and its rounds are chosen at that rate: fewer than at the recipe's
-    assert below.to_dict()["booster_params"] == {} and "learning_rate" not in below.params
-    assert at.to_dict()["booster_params"] == auto_selection.COSTLY_ROUND_PARAMS == {"learning_rate": 0.1, "max_leaf_nodes": 63}
-    assert at.params["learning_rate"] == 0.1 and at.params["max_leaf_nodes"] == 63
+    assert _cost_params(below.to_dict()["booster_params"]) == {} and "learning_rate" not in below.params
+    assert _cost_params(at.to_dict()["booster_params"]) == auto_selection.COSTLY_ROUND_PARAMS == {
+        "learning_rate": 0.2, "max_leaf_nodes": 63}
+    assert at.params["learning_rate"] == 0.2 and at.params["max_leaf_nodes"] == 63
     monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 10**9)
     slow = auto_selection.choose(large, "y", feature_schema(large, "y"), "regression", config)
     assert at.rounds is not None and slow.rounds is not None and at.rounds < slow.rounds
@@ -222,7 +230,7 @@ def test_a_table_from_the_cost_threshold_boosts_faster_larger_rounds_in_both_fit
     monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 600)
     pipeline, _, _ = _fitted(large, "y", "regression", params={"min_samples_leaf": 20})
     booster = pipeline.steps[-1][1]
-    assert (booster.learning_rate, booster.max_leaf_nodes) == (0.1, 63) != (AUTO_PARAMS["learning_rate"], AUTO_PARAMS["max_leaf_nodes"])
+    assert (booster.learning_rate, booster.max_leaf_nodes) == (0.2, 63) != (AUTO_PARAMS["learning_rate"], AUTO_PARAMS["max_leaf_nodes"])
 
 
 def test_settings_or_rounds_the_user_fixed_are_not_replaced_by_the_cost_rule(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,10 +239,10 @@ def test_settings_or_rounds_the_user_fixed_are_not_replaced_by_the_cost_rule(mon
     schema = feature_schema(frame, "y")
     rate = auto_selection.choose(frame, "y", schema, "regression", DatasetConfig.from_dict(
         {"target": "y", "params": {"learning_rate": 0.03}}))
-    assert rate.params["learning_rate"] == 0.03 and rate.booster_params == {"max_leaf_nodes": 63}
+    assert rate.params["learning_rate"] == 0.03 and _cost_params(rate.booster_params) == {"max_leaf_nodes": 63}
     rounds = auto_selection.choose(frame, "y", schema, "regression", DatasetConfig.from_dict(
         {"target": "y", "params": {"max_iter": 50}}))
-    assert "learning_rate" not in rounds.params and rounds.booster_params == {}
+    assert "learning_rate" not in rounds.params and _cost_params(rounds.booster_params) == {}
 
 
 def test_a_table_of_few_values_boosts_with_as_many_bins_and_grows_the_same_trees() -> None:
@@ -270,8 +278,9 @@ def test_a_table_of_few_values_boosts_with_as_many_bins_and_grows_the_same_trees
 
 
 def test_a_multiclass_round_costs_a_tree_per_class(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given 300 training rows and a threshold of 900 row-trees per round
+    # Given 300 training rows and a threshold of 900 row-trees per round, chosen on one split
     monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 900)
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 100)
     rng = np.random.default_rng(7)
     frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
     config = DatasetConfig.from_dict({"target": "label", "params": {"min_samples_leaf": 20}})
@@ -279,9 +288,46 @@ def test_a_multiclass_round_costs_a_tree_per_class(monkeypatch: pytest.MonkeyPat
     for classes in (2, 3):
         labelled = frame.assign(label=pd.cut(frame["a"] + rng.normal(0, 0.5, 300), classes, labels=False).astype(str))
         choice = auto_selection.choose(labelled, "label", feature_schema(labelled, "label"), "classification", config)
-        costly[classes] = bool(choice.booster_params)
+        costly[classes] = bool(_cost_params(choice.booster_params))
     # Then two classes (one tree a round: 300) keep the recipe's settings, three (900) do not
     assert costly == {2: False, 3: True}
+
+
+def test_a_cross_validated_choice_counts_its_folds_in_a_rounds_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given 300 rows of three classes (900 row-trees a round), chosen on three folds, and a
+    # threshold of 2,000 row-trees: above one fit's round, under the three folds' rounds
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 2_000)
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    frame["label"] = pd.cut(frame["a"] + rng.normal(0, 0.5, 300), 3, labels=False).astype(str)
+    config = DatasetConfig.from_dict({"target": "label", "params": {"min_samples_leaf": 20}})
+    choice = auto_selection.choose(frame, "label", feature_schema(frame, "label"), "classification", config)
+    # Then the choice is cross-validated and boosts the faster, larger rounds
+    assert choice.folds == auto_selection.FOLDS
+    assert {k: choice.booster_params[k] for k in auto_selection.COSTLY_ROUND_PARAMS} == auto_selection.COSTLY_ROUND_PARAMS
+    # And on one split (more rows than cross-validation takes) the same rows per round are not costly
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 100)
+    single = auto_selection.choose(frame, "label", feature_schema(frame, "label"), "classification", config)
+    assert single.folds == 1 and "learning_rate" not in single.booster_params
+
+
+def test_a_small_tables_booster_has_a_bin_per_four_rows_at_most() -> None:
+    # Given continuous columns (every value distinct) on 200 rows, and on 2,000
+    rng = np.random.default_rng(3)
+    small = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200), "y": rng.normal(size=200)})
+    large = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000), "y": rng.normal(size=2000)})
+    # Then the small one's booster gets 50 bins, the large one the default 255 (None), a tiny one
+    # the floor, and a table of few values as many bins as they need
+    assert auto_selection.booster_bins(small, feature_schema(small, "y")) == 200 // auto_selection.ROWS_PER_BIN == 50
+    assert auto_selection.booster_bins(large, feature_schema(large, "y")) is None
+    tiny = small.head(40)
+    assert auto_selection.booster_bins(tiny, feature_schema(tiny, "y")) == auto_selection.MIN_BINS
+    coded = small.assign(a=rng.integers(0, 5, 200), b=rng.integers(0, 3, 200))
+    assert auto_selection.booster_bins(coded, feature_schema(coded, "y")) == 5 + 2
+    # And auto's choice and final fit boost with them
+    config = DatasetConfig.from_dict({"target": "y"})
+    choice = auto_selection.choose(small, "y", feature_schema(small, "y"), "regression", config)
+    assert choice.booster_params.get("max_bins") == 50
 
 
 def _labelled(rows: int, seed: int = 8, rare: int = 0) -> pd.DataFrame:

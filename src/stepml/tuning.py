@@ -16,8 +16,7 @@ FOLDS / (FOLDS - 1) for the final fit), and its loss is that of all the folds' p
 (every training row, predicted out of fold). One split's 100-odd validation rows are few enough
 that more trials fit their noise (fair_pt, 97 rows: idle tune with more trials scored 0.281 ->
 0.214 balanced accuracy on the test rows); the family phase and the forest's offer below use the
-same folds. Folds fit noise too, given trials enough: a search on folds stops after one trial per
-:data:`ROWS_PER_FOLD_TRIAL` training rows (at least :data:`MIN_FOLD_TRIALS`).
+same folds.
 
 Trials are ranked by that validation loss, not by the primary metric: on a few thousand rows
 accuracy moves in steps of one row and picks winners by noise (Adult, one search ranked by
@@ -92,15 +91,6 @@ PATIENCE = 100
 #: trees may cut (macrodata's tuned RMSE 0.399 with leaves of at least 5, 0.356 from 1; AutoGluon's
 #: forests and CatBoost also grow leaves of a row or two).
 SMALL_TABLE_MIN_LEAF = 1
-#: A search on cross-validation folds (a small table) stops after one trial per this many training
-#: rows (at least :data:`MIN_FOLD_TRIALS`), or at its budget if sooner: each trial is one more
-#: chance to fit the folds' noise. Measured (bench/bench_models.py, 60 s): with LightGBM's faster
-#: trials the searches ran 2-8x the trials they had with HistGradientBoosting, and fair_pt (481
-#: rows, six classes) fell 0.200 -> 0.177 balanced accuracy (20 -> 174 trials; its searched
-#: validation score rose 0.277 -> 0.286), penguins 0.924 -> 0.909 (53 -> 250), anes96 0.889 ->
-#: 0.884 (48 -> 121).
-ROWS_PER_FOLD_TRIAL = 10
-MIN_FOLD_TRIALS = 20
 #: Share of the budget the family phase (linear penalty and blend weight) may take.
 FAMILY_SHARE = 0.15
 #: Most trials of the family phase: two parameters, a few dozen trials settle them.
@@ -209,8 +199,7 @@ def tune(
     study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0})
     started = time.perf_counter()
     trees_budget = config.tune.budget_seconds * (1 - FAMILY_SHARE if families else 1)
-    trials = max(MIN_FOLD_TRIALS, len(train) // ROWS_PER_FOLD_TRIAL) if len(folds) > 1 else None
-    study.optimize(objective, timeout=trees_budget, n_trials=trials, n_jobs=1, catch=(ValueError,))
+    study.optimize(objective, timeout=trees_budget, n_trials=None, n_jobs=1, catch=(ValueError,))
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         raise ConfigError("config tune: no trial completed within budget_seconds; raise the budget")

@@ -211,25 +211,6 @@ def test_tune_scores_a_small_tables_trials_on_autos_folds(monkeypatch: pytest.Mo
     assert 0 < summary["validation_losses"][0] < 0.05
 
 
-def test_a_search_on_folds_stops_after_a_trial_per_ten_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the 240 training rows of the line (searched on folds), a budget it would not use up
-    # in that many trials, and the floor lowered so the test stays short
-    monkeypatch.setattr(tuning, "MIN_FOLD_TRIALS", 2)
-    monkeypatch.setattr(tuning, "ROWS_PER_FOLD_TRIAL", 60)
-    config, train, _, schema = _prepared(_smooth(), "later", "regression")
-    config = DatasetConfig.from_dict({"target": "later", "tune": {"budget_seconds": 120}})
-    # When tune searches
-    summary = tuning.tune(train, "later", schema, "regression", config)
-    # Then it stopped after one trial per 60 rows, long before its budget
-    assert summary["folds"] > 1 and summary["trials"] == len(train) // 60 == 4
-    assert summary["seconds"] < 60
-    # And a search on one split (1,600 rows) is bounded by its budget alone
-    monkeypatch.setattr(tuning, "ROWS_PER_FOLD_TRIAL", 10**6)
-    config, train, _, schema = _prepared(_smooth(2000), "later", "regression")
-    config = DatasetConfig.from_dict({"target": "later", "tune": {"budget_seconds": 5}})
-    assert tuning.tune(train, "later", schema, "regression", config)["trials"] > tuning.MIN_FOLD_TRIALS
-
-
 def test_a_larger_table_tunes_on_one_held_out_fifth() -> None:
     # Given 1,600 rows (over auto's cross-validation limit)
     config, train, _, schema = _prepared(_smooth(2000), "later", "regression")

@@ -39,9 +39,9 @@ def local_state_outside_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: 
 def fresh_mock_aws() -> Iterator[None]:
     """moto's ``mock_aws()`` as a process that never started a LocalStack has it.
 
-    A LocalStack turns on moto's AWS managed policies for its whole process
-    (``MOTO_IAM_LOAD_MANAGED_POLICIES``), and the session-scoped stacks of tests/e2e and
-    tests/browser run until the session ends. With it on, every ``mock_aws()`` loads the ~1,000
+    A LocalStack turns on moto's AWS managed policies in its process while it runs
+    (``MOTO_IAM_LOAD_MANAGED_POLICIES``; the last one to stop turns them off), and the
+    session-scoped stacks of tests/e2e and tests/browser run until the session ends. With it on, every ``mock_aws()`` loads the ~1,000
     policies again when moto first looks up the caller's account: seconds per test, for tests that
     use none of them (and pass without them when run alone). Usable as a decorator too.
     """

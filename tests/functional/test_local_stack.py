@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
 import time
 import urllib.error
@@ -521,3 +523,38 @@ def test_a_stack_started_here_leaves_the_processs_default_credentials_to_the_env
         # environment named while the stack deployed (that was InvalidClientTokenId)
         found = Stack(stack_name="stepml-default-chain", endpoint_url=started.endpoint_url).outputs
         assert found == started.outputs
+
+
+def test_the_last_stack_to_stop_gives_the_process_its_moto_settings_back(project: Path) -> None:
+    # Given a fresh process (this one may run other stacks) whose environment names its own moto port
+    # and none of the settings a stack turns on
+    script = textwrap.dedent(f"""
+        import json, os
+        from stepml.local import LocalStack
+        from stepml.local.endpoint import MOTO_ENVIRONMENT
+        os.environ["MOTO_PORT"] = "5999"
+        for name in MOTO_ENVIRONMENT[1:]:
+            os.environ.pop(name, None)
+        seen = {{}}
+        # When two stacks start, one after the other, and stop in the order they started
+        first = LocalStack({str(project)!r}, port=0, api_port=0, stack_name="stepml-env-one").start()
+        second = LocalStack({str(project)!r}, port=0, api_port=0, stack_name="stepml-env-two").start()
+        seen["running"] = {{name: os.environ.get(name) for name in MOTO_ENVIRONMENT}}
+        first.stop()
+        seen["one_left"] = os.environ.get("MOTO_PORT") == str(second.port)
+        second.stop()
+        seen["after"] = {{name: os.environ.get(name) for name in MOTO_ENVIRONMENT}}
+        print(json.dumps(seen))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("MOTO_IAM_LOAD_MANAGED_POLICIES", "MOTO_PORT")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    # Then while they run, moto is pointed at them and asked for AWS's managed policies
+    assert seen["running"]["MOTO_IAM_LOAD_MANAGED_POLICIES"] == "true"
+    assert seen["running"]["MOTO_PORT"] != "5999"
+    assert seen["one_left"], "the interpreter's MOTO_PORT must follow a stack that still runs"
+    # And once the last one stopped the process has its own settings again
+    assert seen["after"] == {"MOTO_PORT": "5999", "MOTO_IAM_LOAD_MANAGED_POLICIES": None,
+                             "MOTO_LAMBDA_CONCURRENCY_QUOTA": None}

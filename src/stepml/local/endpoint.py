@@ -85,6 +85,21 @@ _LAMBDA_POOL_CONNECTIONS = 64
 #: Stacks running in this process, oldest first (moto's backends and config are process-wide).
 _running: list[LocalStack] = []
 _running_lock = threading.RLock()
+#: The moto settings the first stack of a process sets in its environment (moto reads them there),
+#: and their values before it: the last stack to stop puts them back, so a ``mock_aws()`` after it
+#: runs as in a process that never started one (no managed policies loaded on every first call).
+MOTO_ENVIRONMENT = ("MOTO_PORT", "MOTO_IAM_LOAD_MANAGED_POLICIES", "MOTO_LAMBDA_CONCURRENCY_QUOTA")
+_environment_before: dict[str, str | None] = {}
+
+
+def _restore_environment() -> None:
+    """Put back the moto settings the first stack changed (:data:`MOTO_ENVIRONMENT`)."""
+    for name, value in _environment_before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _environment_before.clear()
 
 
 class LocalStackError(RuntimeError):
@@ -247,6 +262,7 @@ class LocalStack:
                 events.uninstall()
                 lambda_runner.uninstall()
                 glue_runner.uninstall()
+                _restore_environment()
             if self.data_dir is not None:
                 self.data_dir.release()
             self._started = False
@@ -387,6 +403,7 @@ class LocalStack:
         self._moto.start()
         self._port = int(self._moto.get_host_and_port()[1])
         if first:
+            _environment_before.update({name: os.environ.get(name) for name in MOTO_ENVIRONMENT})
             os.environ["MOTO_PORT"] = str(self._port)
             # AWS managed policies (AdministratorAccess, AWSLambdaBasicExecutionRole...) exist in
             # moto's IAM only when asked for, before its backend is created.

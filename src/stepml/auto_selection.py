@@ -192,12 +192,13 @@ def choose(
     if (len(train) < MIN_TRAINING_ROWS or (not choose_rounds and len(transforms) == 1)
             or isinstance(fixed.get("class_weight"), dict)):
         return AutoChoice(fixed, None, None, 0)
-    costly = choose_rounds and costly_rounds(train, target, task)
+    round_trees = trees_per_round(train, target, task)
+    folds = choice_folds(train, target, task, config, round_trees)
+    costly = choose_rounds and costly_rounds(len(train), round_trees, len(folds))
     booster_params = {k: v for k, v in COSTLY_ROUND_PARAMS.items() if k not in fixed} if costly else {}
     if "max_bins" not in fixed and (bins := booster_bins(train, schema)) is not None:
         booster_params["max_bins"] = bins
     booster = {**fixed, **booster_params}
-    folds = choice_folds(train, target, task, config, trees_per_round(train, target, task))
     max_rounds = MAX_ROUNDS_LARGE if len(train) > LARGE_TABLE_ROWS else MAX_ROUNDS
     compare_families = not fixed and model_family.suits(train, schema)
     metric = config.metric_for(task)
@@ -319,43 +320,45 @@ def trees_per_round(train: pd.DataFrame, target: str, task: str) -> int:
     return class_count if class_count > 2 else 1
 
 
-def costly_rounds(train: pd.DataFrame, target: str, task: str) -> bool:
-    """Whether a round grows trees over at least :data:`COSTLY_ROUND_ROW_TREES` rows (the training
-    rows times :func:`trees_per_round`, times :data:`FOLDS` when the choice is cross-validated: it
-    boosts each round on every fold), where the booster uses :data:`COSTLY_ROUND_PARAMS`."""
-    trees = trees_per_round(train, target, task)
-    folds = FOLDS if cross_validated(train, target, task, trees) else 1
-    return len(train) * trees * folds >= COSTLY_ROUND_ROW_TREES
+def costly_rounds(rows: int, round_trees: int, folds: int) -> bool:
+    """Whether a round grows trees over at least :data:`COSTLY_ROUND_ROW_TREES` rows: the training
+    ``rows`` times the trees a round grows (:func:`trees_per_round`) times the ``folds`` the choice
+    boosts each round on (:func:`choice_folds`), where the booster uses :data:`COSTLY_ROUND_PARAMS`."""
+    return rows * round_trees * folds >= COSTLY_ROUND_ROW_TREES
 
 
-def cross_validated(train: pd.DataFrame, target: str, task: str, round_trees: int) -> bool:
-    """Whether the choice on ``train`` is made on :data:`FOLDS` cross-validation folds (a small
-    table whose every class has FOLDS rows) rather than one held-out split (:func:`choice_folds`)."""
-    smallest_class = int(train[target].value_counts().min()) if task == "classification" else len(train)
-    return (len(train) < CROSS_VALIDATION_ROWS and len(train) * round_trees <= CROSS_VALIDATION_ROW_TREES
-            and smallest_class >= FOLDS)
+def smallest_class(train: pd.DataFrame, target: str, task: str) -> int:
+    """The rows of ``train``'s rarest class (classification), else all its rows."""
+    return int(train[target].value_counts().min()) if task == "classification" else len(train)
+
+
+def cross_validated(rows: int, round_trees: int, smallest: int) -> bool:
+    """Whether the choice on a table of ``rows`` training rows (rounds of ``round_trees`` trees; its
+    rarest class of ``smallest`` rows) is made on :data:`FOLDS` cross-validation folds rather than
+    one held-out split (:func:`choice_folds`)."""
+    return rows < CROSS_VALIDATION_ROWS and rows * round_trees <= CROSS_VALIDATION_ROW_TREES and smallest >= FOLDS
 
 
 def choice_folds(
     train: pd.DataFrame, target: str, task: str, config: DatasetConfig, round_trees: int
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """(fitting rows, validation rows) of each fold the choice is made on: :data:`FOLDS`
-    cross-validation folds on a small table (stratified: every class in each fold's fitting
-    rows), else one split holding out :data:`VALIDATION_SIZE` of the rows (a
+    cross-validation folds on a small table (:func:`cross_validated`; stratified: every class in
+    each fold's fitting rows), else one split holding out :data:`VALIDATION_SIZE` of the rows (a
     sample of a large table's). ``round_trees``: the trees a boosting round grows
     (:func:`trees_per_round`)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     seed = config.split.seed
-    smallest_class = int(train[target].value_counts().min()) if task == "classification" else len(train)
-    stratify = train[target] if task == "classification" and smallest_class >= 2 else None
+    smallest = smallest_class(train, target, task)
+    stratify = train[target] if task == "classification" and smallest >= 2 else None
     if len(train) > LARGE_TABLE_ROWS:
         fitting, validation = train_test_split(
             train, train_size=LARGE_FITTING_ROWS, test_size=LARGE_VALIDATION_ROWS, random_state=seed,
             stratify=stratify,
         )
         return [(fitting, validation)]
-    if cross_validated(train, target, task, round_trees):
+    if cross_validated(len(train), round_trees, smallest):
         splitter = (StratifiedKFold(FOLDS, shuffle=True, random_state=seed) if task == "classification"
                     else KFold(FOLDS, shuffle=True, random_state=seed))
         return [(train.iloc[fit], train.iloc[check]) for fit, check in splitter.split(train, train[target])]

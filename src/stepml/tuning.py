@@ -71,6 +71,7 @@ from stepml.auto_selection import (
     costly_rounds,
     output_after,
     rounds_scale,
+    smallest_class,
     trees_per_round,
 )
 from stepml.config import METRICS, DatasetConfig
@@ -192,7 +193,7 @@ def tune(
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.split.seed))
     defaults = {name: value for name, value in AUTO_PARAMS.items() if name in ("learning_rate",
                 "max_leaf_nodes", "min_samples_leaf")}
-    if costly_rounds(train, target, task):
+    if costly_rounds(len(train), trees_per_round(train, target, task), len(folds)):
         # the first trial is what auto fits there: faster, larger rounds (nyc_weather, 21k rows x 3
         # classes, 60 s: 0.6180 -> 0.6198 test accuracy, AutoGluon medium's)
         defaults.update(COSTLY_ROUND_PARAMS)
@@ -357,7 +358,7 @@ def _splits(
     folds = choice_folds(train, target, task, config, trees_per_round(train, target, task))
     if len(folds) > 1:
         return folds
-    stratify = train[target] if task == "classification" and train[target].value_counts().min() >= 2 else None
+    stratify = train[target] if task == "classification" and smallest_class(train, target, task) >= 2 else None
     return [tuple(train_test_split(train, test_size=VALIDATION_SIZE, random_state=config.split.seed,
                                    stratify=stratify))]  # type: ignore[list-item]
 

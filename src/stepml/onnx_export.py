@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -397,22 +398,26 @@ def compares_in_float64(estimator: Any) -> bool:
     plain LightGBM model), alone or every member of a voting ensemble. Forests and XGBoost compare
     float32 features. A linear model (:mod:`stepml.model_family`) computes in float64 as
     scikit-learn does; a member pipeline (a blend's) counts as its estimator."""
-    from sklearn.ensemble import (
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-        VotingClassifier,
-        VotingRegressor,
-    )
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
+
+    in_float64 = (HistGradientBoostingClassifier, HistGradientBoostingRegressor, LogisticRegression, Ridge, RidgeCV)
+    return all(_is_lightgbm(model) or isinstance(model, in_float64) for model in _models_of(estimator))
+
+
+def _models_of(estimator: Any) -> Iterator[Any]:
+    """The models an estimator predicts with: itself, or each voting member's (a member pipeline's
+    last step), however deeply nested."""
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
     from sklearn.pipeline import Pipeline
 
     if isinstance(estimator, (VotingClassifier, VotingRegressor)):
-        return all(compares_in_float64(member) for member in estimator.estimators_)
-    if isinstance(estimator, Pipeline):
-        return compares_in_float64(estimator.steps[-1][1])
-    return _is_lightgbm(estimator) or isinstance(
-        estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor, LogisticRegression, Ridge, RidgeCV)
-    )
+        for member in estimator.estimators_:
+            yield from _models_of(member)
+    elif isinstance(estimator, Pipeline):
+        yield from _models_of(estimator.steps[-1][1])
+    else:
+        yield estimator
 
 
 def _is_lightgbm(estimator: Any) -> bool:
@@ -426,14 +431,7 @@ def _is_lightgbm(estimator: Any) -> bool:
 
 def _holds_lightgbm(estimator: Any) -> bool:
     """Whether the estimator is, or a voting ensemble's member (pipeline) holds, a LightGBM model."""
-    from sklearn.ensemble import VotingClassifier, VotingRegressor
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(estimator, (VotingClassifier, VotingRegressor)):
-        return any(_holds_lightgbm(member) for member in estimator.estimators_)
-    if isinstance(estimator, Pipeline):
-        return _holds_lightgbm(estimator.steps[-1][1])
-    return _is_lightgbm(estimator)
+    return any(_is_lightgbm(model) for model in _models_of(estimator))
 
 
 def _convert_estimator(estimator: Any, n_features: int, task: str) -> Any:

@@ -188,7 +188,8 @@ def choose(
     transforms: list[str | None] = [None]
     if task == "regression" and target_transform.suits(y_all):
         transforms.append(target_transform.LOG1P)
-    # A class_weight mapping is keyed by labels, the booster's by codes (training._encode_class_weight)
+    # A class_weight mapping's keys may be text where the labels are numbers (the booster matches
+    # them; the validation loss's weights would not): the recipe's settings apply
     if (len(train) < MIN_TRAINING_ROWS or (not choose_rounds and len(transforms) == 1)
             or isinstance(fixed.get("class_weight"), dict)):
         return AutoChoice(fixed, None, None, 0)

@@ -199,11 +199,14 @@ class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
         return codes
 
     def _code_weights(self) -> Any:
-        """``class_weight`` for LightGBM: a mapping keyed by the labels becomes one keyed by their codes."""
+        """``class_weight`` for LightGBM: a mapping keyed by the labels becomes one keyed by their
+        codes. A config's mapping comes from YAML or JSON, whose keys may be text where the labels
+        are numbers (``{"1": 3}`` for the label 1): each key is matched to the label it spells, and
+        keys that name no label are dropped (validation has already refused them)."""
         if not isinstance(self.class_weight, dict):
             return self.class_weight
-        index = {label: code for code, label in enumerate(self.classes_.tolist())}
-        return {index[label]: weight for label, weight in self.class_weight.items() if label in index}
+        index = {str(label): code for code, label in enumerate(self.classes_.tolist())}
+        return {index[str(label)]: weight for label, weight in self.class_weight.items() if str(label) in index}
 
     def predict(self, X: Any, rounds: int | None = None) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X, rounds), axis=1)]

@@ -64,8 +64,7 @@ def fit(
         pipeline.steps[-1] = ("model", transforms.wrap(pipeline.steps[-1][1], target_transform))
     y = train[target]
     if task == "classification":
-        y = class_labels(y)
-        _encode_class_weight(pipeline.named_steps["model"], y)
+        y = class_labels(y)  # a class_weight mapping's keys are matched to them by the booster
     from threadpoolctl import threadpool_limits
 
     try:
@@ -173,23 +172,6 @@ def _fitted(columns: Any) -> list[tuple[str, Any, list[str]]]:
     """A fitted ColumnTransformer's own transformers and their columns (not the dropped remainder)."""
     return [(name, transformer, list(names)) for name, transformer, names in columns.transformers_
             if name != "remainder" and transformer not in ("drop", "passthrough") and len(names)]
-
-
-def _encode_class_weight(model: Any, y: pd.Series) -> None:
-    """Key a ``class_weight`` mapping by the classes as the booster sees them.
-
-    A config's mapping comes from YAML or JSON, whose keys may be text where the labels are
-    numbers (``{"1": 3}`` for the label 1): each key is matched to the label it spells, and keys
-    that name no label are dropped (validation has already refused them).
-    """
-    from stepml.booster import BoostedTreesClassifier
-
-    members = [model] if not hasattr(model, "estimators") else [m for _, m in model.estimators]
-    labels = {str(label): label for label in np.unique(y)}
-    for member in members:
-        weights = member.get_params().get("class_weight")
-        if isinstance(member, BoostedTreesClassifier) and isinstance(weights, dict):
-            member.set_params(class_weight={labels[str(k)]: v for k, v in weights.items() if str(k) in labels})
 
 
 @dataclass(frozen=True)

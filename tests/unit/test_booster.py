@@ -84,6 +84,17 @@ def test_a_class_weight_keyed_by_labels_weighs_those_classes() -> None:
     assert np.mean(weighted.predict(x) == "low") > np.mean(plain.predict(x) == "low") + 0.05
 
 
+def test_a_class_weight_keyed_by_text_weighs_the_numeric_labels_it_spells() -> None:
+    # Given numeric labels, and weights as YAML or JSON gives them: text keys, one naming no label
+    x, y = _classes(900, seed=2)
+    numbers = np.where(y == "low", 8, 3)
+    plain = BoostedTreesClassifier(max_iter=30, random_state=0).fit(x, numbers)
+    weighted = BoostedTreesClassifier(max_iter=30, class_weight={"8": 5.0, "7": 2.0}, random_state=0).fit(x, numbers)
+    # Then the label 8 (LightGBM's code 1) is weighed as the key "8" says; the unknown key is ignored
+    assert weighted._code_weights() == {1: 5.0}
+    assert np.mean(weighted.predict(x) == 8) > np.mean(plain.predict(x) == 8) + 0.05
+
+
 def test_a_target_that_cannot_be_fitted_is_a_value_error() -> None:
     x = np.arange(30.0).reshape(-1, 1)
     with pytest.raises(ValueError, match="infinity"):

@@ -213,6 +213,9 @@ def _with_exact_trees(convert: Any) -> Any:
 BOOSTER_ML_OPSET = 5
 #: LightGBM objectives whose raw score is the prediction (the boosters' own is ``regression``, L2).
 _IDENTITY_OBJECTIVES = ("regression", "huber", "fair", "quantile", "mape")
+#: LightGBM objectives fitted on the log of the mean: the prediction is ``exp`` of the raw score
+#: (``loss: poisson`` for counts, ``loss: gamma`` for positive amounts).
+_EXP_OBJECTIVES = ("poisson", "gamma", "tweedie")
 
 
 def _lightgbm_model(estimator: Any) -> tuple[Any, int | None]:
@@ -319,7 +322,7 @@ def _convert_booster(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx converter of :class:`~stepml.booster.BoostedTreesClassifier` /
     ``BoostedTreesRegressor`` (and a plain LightGBM model): LightGBM's trees in float64 (one
     ai.onnx.ml 5 ``TreeEnsemble``, :func:`_booster_trees`), then its link in float64: a sigmoid
-    (binary), a softmax (multiclass) or none (regression)."""
+    (binary), a softmax (multiclass), ``exp`` (poisson, gamma, tweedie) or none (regression)."""
     from onnx import TensorProto
 
     estimator = operator.raw_operator
@@ -341,10 +344,13 @@ def _convert_booster(scope: Any, operator: Any, container: Any) -> None:
     container.add_node("TreeEnsemble", [features], [raw], name=scope.get_unique_operator_name("TreeEnsemble"),
                        op_domain="ai.onnx.ml", op_version=TARGET_OPSET["ai.onnx.ml"], **attributes)
     if not hasattr(estimator, "classes_"):
-        if not objective.startswith(_IDENTITY_OBJECTIVES):
+        if objective.startswith(_EXP_OBJECTIVES):
+            link = "Exp"
+        elif objective.startswith(_IDENTITY_OBJECTIVES):
+            link = "Identity"
+        else:
             raise ModelExportError(f"cannot export a LightGBM regressor of objective {objective!r} to ONNX")
-        container.add_node("Identity", [raw], [operator.outputs[0].full_name],
-                           name=scope.get_unique_operator_name("Identity"))
+        container.add_node(link, [raw], [operator.outputs[0].full_name], name=scope.get_unique_operator_name(link))
         return
     probabilities = operator.outputs[1].full_name
     if objective.startswith("binary") and per_round == 1:

@@ -151,6 +151,19 @@ def test_a_log_target_booster_answers_on_the_targets_scale() -> None:
     _assert_exact(pipeline, test, schema, "regression")
 
 
+@pytest.mark.parametrize("loss", ["poisson", "gamma"])
+def test_a_booster_of_a_log_link_loss_answers_lightgbms_values(loss: str) -> None:
+    # Given a config's `loss: poisson` (counts) or `loss: gamma` (positive amounts): LightGBM fits
+    # the log of the mean, and predicts exp of its trees' sum
+    frame = _precise("regression")
+    frame["target"] = np.round(np.exp(frame["target"] / 20)) if loss == "poisson" else np.exp(frame["target"] / 20)
+    pipeline, test, schema = _fitted(frame, "target", "regression", params={"loss": loss, "max_iter": 60})
+    assert _booster(pipeline).model_.objective_ == loss
+    # When exported, then the graph exponentiates in float64 and matches on every row
+    served = _assert_exact(pipeline, test, schema, "regression")
+    assert served.min() > 0
+
+
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_a_blend_of_the_booster_and_a_linear_model_exports_exactly(task: str) -> None:
     # Given the auto recipe's blend: a soft vote / average of the booster pipeline and a linear one

@@ -113,6 +113,19 @@ class _BoostedTrees(BaseEstimator):
         self._validate_params()  # scikit-learn's check of every parameter against its constraints
         # as HistGradientBoosting checks them: missing features are fine, a target must be finite
         X, y = check_X_y(X, y, dtype="numeric", ensure_all_finite="allow-nan", y_numeric=not self._classifier)
+        try:
+            self._fit_lightgbm(X, y, sample_weight, X_val, y_val, sample_weight_val)
+        except lightgbm.basic.LightGBMError as exc:
+            # what LightGBM refuses mid-fit (a target outside the loss's range, ...) is this data's
+            # problem, as scikit-learn's ValueError is: the caller explains it, not a crash
+            raise ValueError(f"LightGBM: {exc}") from exc
+        self.n_features_in_ = int(X.shape[1])
+        return self
+
+    def _fit_lightgbm(self, X: Any, y: Any, sample_weight: Any, X_val: Any, y_val: Any,
+                      sample_weight_val: Any) -> None:
+        import lightgbm
+
         model = self._lightgbm()
         # "auto", as HistGradientBoosting reads it: early stopping on more than 10,000 rows
         stopping = len(X) > AUTO_EARLY_STOPPING_ROWS if self.early_stopping == "auto" else bool(self.early_stopping)
@@ -133,8 +146,6 @@ class _BoostedTrees(BaseEstimator):
             self.validation_score_ = -np.asarray([np.inf, *curve], dtype=float)
         self.model_ = model
         self.n_iter_ = int(model.booster_.current_iteration())
-        self.n_features_in_ = int(X.shape[1])
-        return self
 
     def _held_out(self, X: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[Any, ...]:
         from sklearn.model_selection import train_test_split

@@ -716,11 +716,36 @@ def check_config_for_task(
 
         classes = sorted(class_labels(frame[target].dropna()).unique().tolist(), key=str)
     check_params(config, task, classes)
+    if task == "regression" and frame is not None and target is not None:
+        _check_loss_target(config, frame, target)
     if config.tune is not None:
         import importlib.util
 
         if importlib.util.find_spec("optuna") is None:
             raise ConfigError("config tune needs the optuna package, which is not installed here; remove tune")
+
+
+#: Losses fitted on the log of the mean (LightGBM refuses a target outside their range mid-fit):
+#: poisson takes counts (non-negative, not all zero), gamma amounts above zero.
+LOG_LINK_LOSSES = {"poisson": "non-negative (counts), not all zero", "gamma": "above zero"}
+
+
+def _check_loss_target(config: DatasetConfig, frame: pd.DataFrame, target: str) -> None:
+    """A ``params.loss`` of :data:`LOG_LINK_LOSSES` needs a target in its range: say which rows are not."""
+    loss = config.params.get("loss")
+    if loss not in LOG_LINK_LOSSES:
+        return
+    values = pd.to_numeric(frame[target], errors="coerce")
+    outside = values[values < 0] if loss == "poisson" else values[values <= 0]
+    if len(outside):
+        examples = ", ".join(f"line {_line(index)}: {value:g}" for index, value in outside.head(EXAMPLES).items())
+        raise ConfigError(
+            f"config params.loss {loss!r} needs a target {LOG_LINK_LOSSES[loss]}, but column {target!r} has "
+            f"{len(outside)} value(s) outside that ({examples}); choose another loss (e.g. squared_error) or fix those rows"
+        )
+    if loss == "poisson" and not (values > 0).any():
+        raise ConfigError(f"config params.loss 'poisson' needs some counts above zero, but column {target!r} is zero "
+                          "on every row")
 
 
 def _role(name: str, target: str, config: DatasetConfig, dates: list[str], ids: list[str]) -> str:

@@ -30,6 +30,11 @@ BASE = csv_text(table()).encode()
 #: A regression table: the same columns with a numeric target.
 NUMBERS = csv_text(table().assign(label=lambda f: f["size"] * 2.5 + 1)).encode()
 
+#: The same numbers shifted below zero on some rows (a loss fitted on the log of the mean refuses them).
+SIGNED = csv_text(table().assign(label=lambda f: f["size"] - 3)).encode()
+#: Counts: what `loss: poisson` is for.
+COUNTS = csv_text(table().assign(label=lambda f: (f["size"] // 2).astype(int))).encode()
+
 BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
 )
@@ -125,6 +130,11 @@ REFUSED: list[Any] = [
                  "params.n_estimators must be .*RandomForestRegressor", id="seed-a-no-trees"),
     pytest.param(NUMBERS, "task: regression\nparams: {loss: log_loss}\n", "ConfigError",
                  "params.loss must be .*BoostedTreesRegressor", id="regression-wrong-loss"),
+    pytest.param(SIGNED, "task: regression\nparams: {loss: poisson}\n", "ConfigError",
+                 "params.loss 'poisson' needs a target non-negative \\(counts\\).*column 'label' has \\d+ value\\(s\\) "
+                 "outside that \\(line \\d+: -", id="poisson-negative-target"),
+    pytest.param(COUNTS, "task: regression\nparams: {loss: gamma}\n", "ConfigError",
+                 "params.loss 'gamma' needs a target above zero.*\\(line \\d+: 0", id="gamma-zero-target"),
 ]
 
 
@@ -174,6 +184,13 @@ def test_an_unusual_but_valid_config_passes_validation(s3, invoke, config: str, 
 def test_class_weight_by_label_trains(s3, invoke, weights: str) -> None:
     """A class_weight keyed by the labels (as text in YAML) weighs those classes."""
     outcome = run(s3, invoke, BASE, f"params: {{max_iter: 30, class_weight: {weights}}}\n")
+
+    assert_trained(s3, outcome)
+
+
+def test_a_count_target_trains_with_the_poisson_loss_and_serves_from_onnx(s3, invoke) -> None:
+    """`loss: poisson` on counts (zeros among them) trains, and its graph (exp of the trees) is verified."""
+    outcome = run(s3, invoke, COUNTS, "task: regression\nparams: {max_iter: 30, loss: poisson}\n")
 
     assert_trained(s3, outcome)
 

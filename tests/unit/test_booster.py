@@ -97,6 +97,9 @@ def test_a_class_weight_keyed_by_text_weighs_the_numeric_labels_it_spells() -> N
 
 def test_a_target_that_cannot_be_fitted_is_a_value_error() -> None:
     x = np.arange(30.0).reshape(-1, 1)
+    # LightGBM's own refusal mid-fit too: the caller explains a ValueError as this data's problem
+    with pytest.raises(ValueError, match="LightGBM: .*negative"):
+        BoostedTreesRegressor(max_iter=5, loss="poisson").fit(x, np.arange(30.0) - 3)
     with pytest.raises(ValueError, match="infinity"):
         BoostedTreesRegressor(max_iter=5).fit(x, [1.0] * 29 + [np.inf])
     with pytest.raises(ValueError, match="class that the training rows do not"):

@@ -95,6 +95,33 @@ def test_a_class_weight_keyed_by_text_weighs_the_numeric_labels_it_spells() -> N
     assert np.mean(weighted.predict(x) == 8) > np.mean(plain.predict(x) == 8) + 0.05
 
 
+def test_many_weighted_classes_at_a_high_rate_boost_without_running_away() -> None:
+    # Given airports' coordinates and their state (vega_datasets: 50+ classes, some of 3 rows), classes
+    # weighted, at auto's rate for costly rounds: near-zero hessians made leaf steps of hundreds
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    spec = importlib.util.find_spec("vega_datasets")  # its data file, without importing the package
+    assert spec is not None and spec.origin is not None
+    airports = pd.read_csv(Path(spec.origin).parent / "_data" / "airports.csv").dropna(subset=["state"])
+    counts = airports["state"].value_counts()
+    airports = airports[airports["state"].isin(counts[counts >= 3].index)]
+    x_fit, x_val, y_fit, y_val = train_test_split(airports[["latitude", "longitude"]].to_numpy(),
+                                                  airports["state"].to_numpy(), test_size=0.2, random_state=0,
+                                                  stratify=airports["state"])
+    model = BoostedTreesClassifier(max_iter=60, learning_rate=0.2, max_leaf_nodes=63, class_weight="balanced",
+                                   early_stopping=True, n_iter_no_change=60, random_state=0)
+    model.fit(x_fit, y_fit, X_val=x_val, y_val=y_val)
+    # Then the validation loss falls well past the first rounds (uncapped: lowest at round 1, then
+    # over 30) and 60 rounds still place nine airports in ten in their state (uncapped: 0.06)
+    losses = -model.validation_score_[1:]
+    assert int(np.argmin(losses)) >= 5 and losses.max() < 5
+    assert np.mean(model.predict(x_val, rounds=60) == y_val) > 0.9
+
+
 def test_a_target_that_cannot_be_fitted_is_a_value_error() -> None:
     x = np.arange(30.0).reshape(-1, 1)
     # LightGBM's own refusal mid-fit too: the caller explains a ValueError as this data's problem

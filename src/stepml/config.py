@@ -26,7 +26,7 @@ Example (all keys, with their defaults where they have one)::
     min_primary_metric: 0.80    # quality gate: the new model must reach this on the test split
     max_regression_vs_champion: 0.01   # quality gate: how much worse than the champion it may be
     tune:
-      budget_seconds: 120       # Optuna search on a validation split carved from training rows
+      budget_seconds: 120       # Optuna search (on a validation split carved from training rows) and the final fit
     capture: full               # what the prediction API records of each request: full | hashed | off
                                 # (stepml.capture; kept in each version's meta.json)
     monitoring:                 # when `stepml monitor` (and the scheduled run) raise an alarm

@@ -142,6 +142,9 @@ class TuningSummary(TypedDict):
     # how many folds the trials were scored on (1: one validation split; more: the auto recipe's
     # cross-validation folds, whose validation rows are every training row)
     folds: NotRequired[int]
+    # the final fit's seconds as the search estimated them (each member's trial time, in
+    # proportion to rows x rounds), which it stopped early enough to leave within the budget
+    final_fit_seconds: NotRequired[float]
     # on tables the model families suit (stepml.tuning's family phase): trees, linear or blend, the
     # linear model's penalty, its weight in the blend, and the validation losses it was chosen by
     family: NotRequired[str]

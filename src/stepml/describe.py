@@ -61,6 +61,8 @@ def describe_tuning(tuning: TuningSummary) -> str:
             settings = ", ".join(f"{key}={value:g}" for key, value in tuning["linear_params"].items())
             kept = (f"the linear model ({settings})" if family == "linear"
                     else f"{kept} blended with the linear model ({settings}, weight {tuning.get('linear_weight', 0):g})")
+    if "final_fit_seconds" in tuning and family in ("trees", "blend"):
+        kept += f" (whose fit the search estimated at {tuning['final_fit_seconds']} s)"
     line += f"; kept {kept}; validation {tuning['metric']}: best trial {metric(tuning['validation_score'])}"
     if "forest_score" in tuning and "searched_score" in tuning:
         line += f", searched model {metric(tuning['searched_score'])}, forest {metric(tuning['forest_score'])}"

@@ -164,6 +164,8 @@ def test_tuning_searches_within_its_budget(s3, invoke) -> None:
     assert result["metrics"]["rmse"] < result["baseline"]["rmse"]
     # scored on auto's folds (192 training rows: a small table), every training row once
     assert tuning["folds"] == FOLDS and tuning["validation_rows"] == trained["train_rows"]
+    # and it estimated the final fit, within the budget's few seconds
+    assert 0 < tuning["final_fit_seconds"] < 5
     # and recorded with the version, which `stepml models show` describes
     assert meta(s3, "houses")["tuning"] == tuning
     line = describe_tuning(tuning)

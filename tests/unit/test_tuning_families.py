@@ -260,3 +260,22 @@ def test_models_show_describes_what_tune_kept() -> None:
         "3 best boosters blended with the linear model (C=0.1, weight 0.3); validation accuracy: best trial 0.8812, "
         "searched model 0.6400, forest 0.6100")
     assert f"kept the forest ({model_family.FOREST_TREES} extremely randomised trees)" in describe_tuning(forest)  # type: ignore[arg-type]
+    # and, where the search estimated its final fit, how long that was to take
+    timed = {**base, "final_fit_seconds": 7.4}
+    assert "kept the average of its 3 best boosters (whose fit the search estimated at 7.4 s); " in describe_tuning(timed)  # type: ignore[arg-type]
+
+
+def test_the_search_leaves_the_final_fit_its_share_of_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a budget that fits many trials of this small table
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    searched = tuning.tune(train, "later", schema, "regression", config)
+    assert searched["trials"] > 3 and 0 < searched["final_fit_seconds"] < BUDGET
+    # When the final fit is estimated to take the whole budget, the search stops after its first
+    # trial (the defaults), leaving the rest to the final fit
+    monkeypatch.setattr(tuning, "final_fit_estimate", lambda seconds, trial, final: float(BUDGET))
+    stopped = tuning.tune(train, "later", schema, "regression", config)
+    assert stopped["trials"] == 1 and stopped["final_fit_seconds"] == BUDGET
+    # and the final fit's estimate follows the trials' rows x rounds: a fit of twice the rows and
+    # rounds a trial boosted takes twice its time
+    monkeypatch.undo()
+    assert tuning.final_fit_estimate(1.5, 10_000, 20_000) == 3.0

@@ -236,13 +236,13 @@ def tune(
                 break
         return ensemble, chosen
 
-    def final_fit_seconds() -> float:
-        return sum(float(trial.user_attrs["final_seconds"]) for trial in best_trials()[1])
+    def final_fit_seconds(chosen: list[Any]) -> float:
+        return sum(float(trial.user_attrs["final_seconds"]) for trial in chosen)
 
     def within_budget(study: Any, trial: Any) -> None:
         # stop before the next trial (about as long as this one) would leave the final fit no time
         last = trial.duration.total_seconds() if trial.duration is not None else 0.0
-        if time.perf_counter() - started + final_fit_seconds() + last > trees_budget:
+        if time.perf_counter() - started + final_fit_seconds(best_trials()[1]) + last > trees_budget:
             study.stop()
 
     study.optimize(objective, timeout=trees_budget, n_trials=None, n_jobs=1, catch=(ValueError,),
@@ -250,6 +250,7 @@ def tune(
     ensemble, chosen = best_trials()
     if not chosen:
         raise ConfigError("config tune: no trial completed within budget_seconds; raise the budget")
+    final_seconds = final_fit_seconds(chosen)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     summary: TuningSummary = {
         "trials": len(completed),
@@ -262,12 +263,12 @@ def tune(
         "best_params": ensemble[0],
         "ensemble": ensemble,
         "folds": len(folds),
-        "final_fit_seconds": round(final_fit_seconds(), 1),
+        "final_fit_seconds": round(final_seconds, 1),
     }
     if families:
         trees_output = np.mean([outputs[trial.number] for trial in chosen], axis=0)
         classes = folds[0].classes
-        remaining = max(1.0, config.tune.budget_seconds - (time.perf_counter() - started) - final_fit_seconds())
+        remaining = max(1.0, config.tune.budget_seconds - (time.perf_counter() - started) - final_seconds)
         family = _search_family(study_seed=config.split.seed, timeout=remaining, schema=schema, task=task,
                                 config=config, folds=folds, y_val=y_val, trees_output=trees_output,
                                 classes=classes)

@@ -177,7 +177,7 @@ $(AUTOGLUON_STAMP): constraints-autogluon.txt
 
 autogluon-venv: $(AUTOGLUON_STAMP)
 
-bench-models: venv autogluon-venv  ## recipes and AutoGluon (AUTOGLUON_SECONDS each) x seed + 24 real datasets -> bench/results/models.json; every held-out row through the API -> bench/results/real_datasets.json
+bench-models: venv autogluon-venv  ## recipes and AutoGluon (AUTOGLUON_SECONDS each) x seed + 30 real datasets -> bench/results/models.json; every held-out row through the API -> bench/results/real_datasets.json
 	$(BIN)/python bench/bench_models.py --autogluon-seconds $(AUTOGLUON_SECONDS) --output bench/results/models.json
 	$(BIN)/python bench/real_datasets.py --output bench/results/real_datasets.json
 

@@ -3,7 +3,7 @@ predict latency and model size, side by side.
 
 Datasets: the two seed datasets (Adult split the official way: its first 16,281 rows are UCI's
 adult.test, the rest adult.data, ``split.test_rows``; California housing 80/20 with seed 42) and
-the 24 real tables of bench/real_datasets.py (each with its own 80/20 hold-out, seed 0, given as
+the 30 real tables of bench/real_datasets.py (each with its own 80/20 hold-out, seed 0, given as
 ``split.test_file``, the config naming only the target). Each recipe runs through the same
 library calls as the pipeline's stages (validate, split, fit, evaluate), with only a config; its
 single-row latency is onnxruntime running the exported graph as serving runs it.

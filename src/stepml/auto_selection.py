@@ -66,7 +66,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 
-from stepml import model_family, target_transform
+from stepml import category_order, model_family, target_transform
 from stepml.config import METRICS, DatasetConfig
 from stepml.preprocessing import class_labels, to_model_frame
 from stepml.recipes import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
@@ -240,9 +240,10 @@ def choose(
     for fitting, validation in folds:
         # the model frames once: the booster's columns and the linear model's are both made of them
         features, validating = to_model_frame(fitting, schema), to_model_frame(validation, schema)
-        columns = build_pipeline(schema, task, config).named_steps["columns"]
-        x_fit, x_val = columns.fit_transform(features), columns.transform(validating)
         y_fit, y_val = labels(fitting[target]).to_numpy(), labels(validation[target]).to_numpy()
+        columns = build_pipeline(schema, task, config).named_steps["columns"]
+        category_order.apply(columns, features, y_fit, task)  # in the order of the fitting rows' target
+        x_fit, x_val = columns.fit_transform(features), columns.transform(validating)
         matrices = (x_fit, y_fit, x_val, y_val)
         for transform in transforms:
             try:

@@ -120,6 +120,9 @@ class Recipe:
     in_lambda_layer:
         Whether the Lambda layer (layer/requirements.txt) holds those libraries; a recipe
         outside it runs locally and in the bench only.
+    target_ordered_categories:
+        Its ordinal codes follow the categories' target on the rows it is fitted on
+        (:mod:`stepml.category_order`), not the alphabet.
     """
 
     name: str
@@ -133,6 +136,7 @@ class Recipe:
     tunable: bool = False
     libraries: tuple[str, ...] = ()
     in_lambda_layer: bool = True
+    target_ordered_categories: bool = False
 
     def missing_libraries(self) -> list[str]:
         """The libraries it needs that are not installed here."""
@@ -257,14 +261,16 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         Recipe(
             name="auto",
-            summary="median imputation, ordinal codes, LightGBM, rounds by early stopping (log target when skewed; "
-                    "a linear model or blend on small tables when it validates better); tunable",
+            summary="median imputation, ordinal codes in the target's order, LightGBM, rounds by early stopping "
+                    "(log target when skewed; a linear model or blend on small tables when it validates better); "
+                    "tunable",
             estimator_name="LightGBM",
             tasks=TASKS,
             make_estimator=_auto_estimator,
             columns=_ordinal_imputed,
             tunable=True,
             libraries=("lightgbm",),
+            target_ordered_categories=True,
         ),
         Recipe(
             name="seed-a",

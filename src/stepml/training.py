@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
-from stepml import recipes
+from stepml import category_order, recipes
 from stepml.config import DatasetConfig
 from stepml.contracts import TuningSummary
 from stepml.errors import DataError
@@ -65,6 +65,8 @@ def fit(
     y = train[target]
     if task == "classification":
         y = class_labels(y)  # a class_weight mapping's keys are matched to them by the booster
+    if recipes.get(config.recipe).target_ordered_categories:
+        category_order.apply(pipeline.named_steps["columns"], features, y, task)
     from threadpoolctl import threadpool_limits
 
     try:

@@ -66,7 +66,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 
-from stepml import model_family, recipes
+from stepml import category_order, model_family, recipes
 
 # VALIDATION_SIZE and ROUNDS_SCALE are shared with the auto recipe's choice (and the Spark job)
 from stepml.auto_selection import (
@@ -424,6 +424,7 @@ class _Fold:
         features, validating = to_model_frame(fitting, schema), to_model_frame(validation, schema)
         columns = build_pipeline(schema, task, config).named_steps["columns"]
         y_fit = labels(fitting[target]).to_numpy()
+        category_order.apply(columns, features, y_fit, task)  # in the order of the fitting rows' target
         return cls(features, validating, columns.fit_transform(features), columns.transform(validating),
                    y_fit, labels(validation[target]).to_numpy(),
                    np.unique(y_fit) if task == "classification" else None)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stepml import training
+from stepml import category_order, training
 from stepml.booster import BoostedTreesClassifier
 from stepml.config import DatasetConfig
 from stepml.preprocessing import MISSING_CATEGORY, feature_schema, numbers_as_floats, to_model_frame
@@ -81,7 +81,10 @@ def test_the_fitted_pipeline_predicts_as_a_plain_pipeline_fit_and_the_frame_is_f
     frame = _table(400)
     schema = feature_schema(frame, "y")
     config = DatasetConfig.from_dict({"target": "y", "params": {"max_iter": 20}})
-    reference = build_pipeline(schema, "classification", config).fit(to_model_frame(frame, schema), frame["y"])
+    reference = build_pipeline(schema, "classification", config)
+    # (its categories in the target's order, as the auto recipe's fit gives them)
+    category_order.apply(reference.named_steps["columns"], to_model_frame(frame, schema), frame["y"], "classification")
+    reference.fit(to_model_frame(frame, schema), frame["y"])
     # When Train fits it (the model frame watched: is it alive when the booster is fitted?)
     seen: dict[str, Any] = {}
     fit_columns, booster_fit = training.fit_columns, BoostedTreesClassifier.fit

@@ -468,3 +468,79 @@ def test_a_smooth_target_on_costly_rounds_gets_the_recipes_finer_rounds() -> Non
     assert fine["score"] < coarse["score"]
     assert "learning_rate" not in choice.booster_params and "learning_rate" not in choice.params
     assert choice.rounds == round(fine["rounds"] * auto_selection.ROUNDS_SCALE)
+
+
+def _panel(people: int = 200, visits: int = 10, seed: int = 11) -> pd.DataFrame:
+    """A panel whose people are not named: each one's level is known only through the few rows
+    sharing their (age, height, weight), as Ecdat's Wages holds 595 people x 7 years."""
+    rng = np.random.default_rng(seed)
+    person = np.repeat(np.arange(people), visits)
+    traits = rng.normal(size=(people, 3))
+    frame = pd.DataFrame({"age": traits[person, 0] + rng.integers(0, visits, len(person)) * 0.01,
+                          "height": traits[person, 1], "weight": traits[person, 2]})
+    frame["y"] = rng.normal(0, 3, people)[person] + frame["age"] + rng.normal(0, 0.3, len(person))
+    return frame
+
+
+def test_small_leaves_are_kept_where_they_validate_clearly_better_and_train_the_final_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a panel of 200 people x 10 rows, each person's level known only through rows sharing
+    # their traits (20-row leaves cannot single out a person of 8 training rows), chosen on one split
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 100)
+    frame = _panel()
+    config = DatasetConfig.from_dict({"target": "y"})
+    # When auto chooses
+    choice = auto_selection.choose(frame, "y", feature_schema(frame, "y"), "regression", config)
+    # Then the leaves of a few rows, split among 70 % of the columns, validated clearly better
+    # (by more than SMALL_LEAF_MARGIN) and are what the final fit uses
+    small, default = choice.candidates["none with small leaves"]["score"], choice.candidates["none"]["score"]
+    assert small < (1 - auto_selection.SMALL_LEAF_MARGIN) * default
+    assert auto_selection.SMALL_LEAF_PARAMS == {"min_samples_leaf": 2, "max_features": 0.7}
+    assert {k: choice.booster_params[k] for k in auto_selection.SMALL_LEAF_PARAMS} == auto_selection.SMALL_LEAF_PARAMS
+    assert choice.params["min_samples_leaf"] == 2 and choice.params["max_features"] == 0.7
+    pipeline, _, _ = _fitted(frame, "y", "regression")
+    booster = pipeline.steps[-1][1]
+    assert (booster.min_samples_leaf, booster.max_features) == (2, 0.7)
+
+
+def test_small_leaves_are_not_tried_where_the_user_fixed_a_leaf_or_the_fit_would_be_costly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 100)
+    frame = _panel()
+    schema = feature_schema(frame, "y")
+    # Given the user's own leaf size
+    fixed = DatasetConfig.from_dict({"target": "y", "params": {"min_samples_leaf": 20}})
+    choice = auto_selection.choose(frame, "y", schema, "regression", fixed)
+    assert "none with small leaves" not in choice.candidates and choice.params["min_samples_leaf"] == 20
+    assert "max_features" not in choice.params
+    # Given a second fit that would boost more row-rounds than FINE_ROW_TREE_ROUNDS
+    monkeypatch.setattr(auto_selection, "FINE_ROW_TREE_ROUNDS", 1_000)
+    choice = auto_selection.choose(frame, "y", schema, "regression", DatasetConfig.from_dict({"target": "y"}))
+    assert list(choice.candidates) == ["none"] and "min_samples_leaf" not in choice.params
+
+
+def test_small_leaves_that_validate_no_better_leave_the_recipes_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a smooth relation drawn in noise (no rows to single out), chosen on one split
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 100)
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.uniform(-3, 3, 1_500), "b": rng.uniform(-3, 3, 1_500)})
+    frame["y"] = np.sin(frame["a"]) + rng.normal(0, 2.0, 1_500)
+    choice = auto_selection.choose(frame, "y", feature_schema(frame, "y"), "regression",
+                                   DatasetConfig.from_dict({"target": "y"}))
+    # Then the small leaves were tried and lost (or tied within the margin): the recipe's stay
+    assert "none with small leaves" in choice.candidates
+    assert not auto_selection.clearly_better(choice.candidates["none with small leaves"]["score"],
+                                             choice.candidates["none"]["score"], higher_is_better=False)
+    assert "min_samples_leaf" not in choice.params and "max_features" not in choice.params
+
+
+@pytest.mark.parametrize(("score", "than", "higher_is_better", "better"), [
+    (98.0, 100.0, False, True),  # RMSE 2 % lower
+    (99.5, 100.0, False, False),  # 0.5 %: within the margin
+    (0.86, 0.85, True, True),  # accuracy: errors 0.14 vs 0.15, 6.7 % fewer
+    (0.8505, 0.85, True, False),  # 0.3 % fewer errors
+    (0.84, 0.85, True, False),  # worse
+])
+def test_clearly_better_asks_for_a_margin_of_the_error(score: float, than: float, higher_is_better: bool,
+                                                       better: bool) -> None:
+    assert auto_selection.clearly_better(score, than, higher_is_better) is better

@@ -7,7 +7,8 @@ booster, with early stopping on the validation split's loss (the loss the booste
 log-loss for classification, class-weighted when classes are, squared error for regression), so
 the number of boosting rounds is not searched but read off each trial's validation curve: the
 round with the lowest loss, after at most :data:`MAX_ROUNDS` and :data:`PATIENCE` rounds without
-improvement. The first trial is the recipe's defaults.
+improvement. The first trial is the recipe's defaults, the second (where rounds are not costly)
+its small leaves (:data:`stepml.auto_selection.SMALL_LEAF_PARAMS`).
 
 On a small table, where the ``auto`` recipe chooses on cross-validation folds
 (:func:`stepml.auto_selection.choice_folds`), the trials are scored on the same folds: each trial
@@ -72,6 +73,7 @@ from stepml import category_order, model_family, recipes
 from stepml.auto_selection import (
     COSTLY_ROUND_PARAMS,
     ROUNDS_SCALE,  # noqa: F401  (re-exported: the module docstring and callers name it here)
+    SMALL_LEAF_PARAMS,
     VALIDATION_SIZE,
     booster_bins,
     choice_folds,
@@ -99,6 +101,8 @@ PATIENCE = 100
 #: trees may cut (macrodata's tuned RMSE 0.399 with leaves of at least 5, 0.356 from 1; AutoGluon's
 #: forests and CatBoost also grow leaves of a row or two).
 SMALL_TABLE_MIN_LEAF = 1
+#: ... and on larger ones.
+LARGE_TABLE_MIN_LEAF = 5
 #: Share of the budget the family phase (linear penalty and blend weight) may take.
 FAMILY_SHARE = 0.15
 #: Most trials of the family phase: two parameters, a few dozen trials settle them.
@@ -117,6 +121,12 @@ def final_fit_estimate(trial_seconds: float, trial_row_rounds: int, final_row_ro
     return trial_seconds * final_row_rounds / max(1, trial_row_rounds)
 
 
+def min_leaf(small: bool) -> int:
+    """The fewest rows a leaf may hold in the search: :data:`SMALL_TABLE_MIN_LEAF` on a ``small``
+    table, else :data:`LARGE_TABLE_MIN_LEAF`."""
+    return SMALL_TABLE_MIN_LEAF if small else LARGE_TABLE_MIN_LEAF
+
+
 def search_space(trial: Any, small: bool = False) -> dict[str, Any]:
     """The booster's parameters worth searching (HistGradientBoosting's names, :mod:`stepml.booster`), with ranges that suit 1k-1M rows; on a
     ``small`` table (at most :data:`stepml.model_family.MAX_TRAINING_ROWS` training rows) leaves
@@ -127,7 +137,7 @@ def search_space(trial: Any, small: bool = False) -> dict[str, Any]:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 15, 127, log=True),
-        "min_samples_leaf": trial.suggest_int("min_samples_leaf", SMALL_TABLE_MIN_LEAF if small else 5, 100, log=True),
+        "min_samples_leaf": trial.suggest_int("min_samples_leaf", min_leaf(small), 100, log=True),
         "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
         "max_features": trial.suggest_float("max_features", 0.5, 1.0),
     }
@@ -214,11 +224,17 @@ def tune(
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.split.seed))
     defaults = {name: value for name, value in AUTO_PARAMS.items() if name in ("learning_rate",
                 "max_leaf_nodes", "min_samples_leaf")}
-    if costly_rounds(len(train), round_trees, len(folds)):
+    costly = costly_rounds(len(train), round_trees, len(folds))
+    if costly:
         # the first trial is what auto fits there: faster, larger rounds (nyc_weather, 21k rows x 3
         # classes, 60 s: 0.6180 -> 0.6198 test accuracy, AutoGluon medium's)
         defaults.update(COSTLY_ROUND_PARAMS)
     study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0})
+    if not costly:
+        # the second: auto's small leaves (stepml.auto_selection.SMALL_LEAF_PARAMS), as few rows
+        # a leaf as the search allows
+        study.enqueue_trial({**defaults, "l2_regularization": 1e-3, **SMALL_LEAF_PARAMS,
+                             "min_samples_leaf": max(SMALL_LEAF_PARAMS["min_samples_leaf"], min_leaf(small))})
     started = time.perf_counter()
     trees_budget = config.tune.budget_seconds * (1 - FAMILY_SHARE if families else 1)
 

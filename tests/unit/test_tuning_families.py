@@ -221,7 +221,7 @@ def test_a_larger_table_tunes_on_one_held_out_fifth() -> None:
 
 
 @pytest.mark.parametrize("costly", [True, False])
-def test_the_first_trial_is_what_auto_fits_where_rounds_are_costly(monkeypatch: pytest.MonkeyPatch, costly: bool) -> None:
+def test_the_first_trials_are_what_auto_fits_where_rounds_are_costly_or_not(monkeypatch: pytest.MonkeyPatch, costly: bool) -> None:
     from stepml import auto_selection
     from stepml.recipes import AUTO_PARAMS
 
@@ -240,6 +240,33 @@ def test_the_first_trial_is_what_auto_fits_where_rounds_are_costly(monkeypatch: 
     expected = auto_selection.COSTLY_ROUND_PARAMS if costly else {
         "learning_rate": AUTO_PARAMS["learning_rate"], "max_leaf_nodes": AUTO_PARAMS["max_leaf_nodes"]}
     assert {name: first[name] for name in expected} == expected
+    # and, where rounds are not costly, its second is auto's small leaves (leaves of 2 rows on this
+    # small table, each split among 70 % of the columns)
+    second = next(params for params in created if params != first)
+    small_leaves = {name: second[name] for name in auto_selection.SMALL_LEAF_PARAMS}
+    if costly:
+        assert small_leaves != auto_selection.SMALL_LEAF_PARAMS
+    else:
+        assert small_leaves == auto_selection.SMALL_LEAF_PARAMS == {"min_samples_leaf": 2, "max_features": 0.7}
+        assert second["learning_rate"] == AUTO_PARAMS["learning_rate"]
+
+
+def test_the_small_leaves_trial_holds_as_few_rows_a_leaf_as_a_large_tables_search_allows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepml import auto_selection
+
+    # Given the line's 240 rows counted as a large table, whose search's leaves hold 5 rows at least
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 10**9)
+    monkeypatch.setattr(model_family, "MAX_TRAINING_ROWS", 100)
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    created: list[dict[str, Any]] = []
+    original = tuning.estimator
+    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
+        config, task, params))
+    tuning.tune(train, "later", schema, "regression", config)
+    # Then the second trial's leaves hold that floor, not auto's 2 rows (out of the search's range)
+    second = next(params for params in created if params != created[0])
+    assert (second["min_samples_leaf"], second["max_features"]) == (tuning.LARGE_TABLE_MIN_LEAF, 0.7) == (5, 0.7)
 
 
 def test_models_show_describes_what_tune_kept() -> None:

@@ -158,8 +158,9 @@ FINE_ROW_TREE_ROUNDS = 8_000_000
 #: as the default (no choice) they cost airports 0.8746 -> 0.8318 balanced accuracy and
 #: randhie_raw 0.9875 -> 0.9589.
 SMALL_LEAF_PARAMS: dict[str, Any] = {"min_samples_leaf": 2, "max_features": 0.7}
-#: Without it California's small leaves won by 0.1 % of the validation RMSE and tested 1.2 %
-#: worse (44,617 -> 45,141); a noisy smooth table's win by as little is no win either.
+#: Without it California's leaves of 3 rows among half the columns won by 0.1 % of the validation
+#: RMSE and tested 1.2 % worse (44,617 -> 45,141); a noisy smooth table's win by as little is no
+#: win either (tests/unit/test_auto_selection.py).
 SMALL_LEAF_MARGIN = 0.01
 #: Tables with fewer training rows than this, whose rounds grow at most
 #: :data:`CROSS_VALIDATION_ROW_TREES` rows x trees (see :data:`COSTLY_ROUND_ROW_TREES`) and whose

@@ -65,6 +65,7 @@ are respected: a fixed ``max_iter`` (or ``early_stopping``) leaves the rounds al
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,39 +308,33 @@ def choose(
             best = (ranked, transform, rounds, output)
     assert best is not None
     _, transform, rounds, output = best
-    if costly and matrices is not None and len(folds) == 1 and fine_rounds_cheap(len(matrices[0]), round_trees, rounds):
-        # the coarse rounds converged fast: the recipe's own, finer rounds on the same split
-        fine = {k: v for k, v in booster.items() if k not in COSTLY_ROUND_PARAMS or k in fixed}
+    # one more fit on the same split, kept when it validates better: the recipe's own, finer rounds
+    # where the coarse ones converged fast, or small leaves where rounds are cheap
+    best_ranked = best[0]
+    second: tuple[str, dict[str, Any], dict[str, Any], Callable[[float], bool]] | None = None
+    if costly and len(folds) == 1 and fine_rounds_cheap(len(folds[0][0]), round_trees, rounds):
+        second = (f"{transform or 'none'} at the recipe's rate",
+                  {k: v for k, v in booster.items() if k not in COSTLY_ROUND_PARAMS or k in fixed},
+                  {k: v for k, v in booster_params.items() if k not in COSTLY_ROUND_PARAMS},
+                  lambda score: (score if higher_is_better else -score) > best_ranked)
+    elif (not costly and len(folds) == 1 and choose_rounds and not any(key in fixed for key in SMALL_LEAF_PARAMS)
+            and second_fit_cheap(len(folds[0][0]), round_trees, rounds)):
+        second = (f"{transform or 'none'} with small leaves", {**booster, **SMALL_LEAF_PARAMS},
+                  {**booster_params, **SMALL_LEAF_PARAMS},
+                  lambda score: clearly_better(score, best_ranked if higher_is_better else -best_ranked,
+                                               higher_is_better))
+    if second is not None and matrices is not None:
+        name, settings, kept_params, wins = second
         try:
-            fine_rounds, fine_output, _, diverging = _validation_fit(
-                config, task, fine, choose_rounds, transform, *matrices, max_rounds, PATIENCE)
+            second_rounds, second_output, _, diverging = _validation_fit(
+                config, task, settings, choose_rounds, transform, *matrices, max_rounds, PATIENCE)
         except (ValueError, TypeError, ArithmeticError):
-            fine_rounds = 0
-        if fine_rounds:
-            score = model_family.validation_score(task, metric, y_val, fine_output, classes)
-            candidates[f"{transform or 'none'} at the recipe's rate"] = {"rounds": fine_rounds, "score": score}
-            if (score if higher_is_better else -score) > best[0]:
-                rounds, output = fine_rounds, fine_output
-                booster_params = {k: v for k, v in booster_params.items() if k not in COSTLY_ROUND_PARAMS}
-                diverged.discard(transform)
-                if diverging:
-                    diverged.add(transform)
-    if (not costly and matrices is not None and len(folds) == 1 and choose_rounds
-            and not any(key in fixed for key in SMALL_LEAF_PARAMS)
-            and second_fit_cheap(len(matrices[0]), round_trees, rounds)):
-        # small leaves, each split among a part of the columns: the same split's fit again
-        small = {**booster, **SMALL_LEAF_PARAMS}
-        try:
-            small_rounds, small_output, _, diverging = _validation_fit(
-                config, task, small, choose_rounds, transform, *matrices, max_rounds, PATIENCE)
-        except (ValueError, TypeError, ArithmeticError):
-            small_rounds = 0
-        if small_rounds:
-            score = model_family.validation_score(task, metric, y_val, small_output, classes)
-            candidates[f"{transform or 'none'} with small leaves"] = {"rounds": small_rounds, "score": score}
-            if clearly_better(score, best[0] if higher_is_better else -best[0], higher_is_better):
-                rounds, output = small_rounds, small_output
-                booster_params = {**booster_params, **SMALL_LEAF_PARAMS}
+            second_rounds = 0
+        if second_rounds:
+            score = model_family.validation_score(task, metric, y_val, second_output, classes)
+            candidates[name] = {"rounds": second_rounds, "score": score}
+            if wins(score):
+                rounds, output, booster_params = second_rounds, second_output, kept_params
                 diverged.discard(transform)
                 if diverging:
                     diverged.add(transform)

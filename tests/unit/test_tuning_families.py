@@ -220,6 +220,17 @@ def test_a_larger_table_tunes_on_one_held_out_fifth() -> None:
     assert summary["folds"] == 1 and summary["validation_rows"] == round(len(train) * tuning.VALIDATION_SIZE)
 
 
+def _trials_boosters(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The parameters of every booster tune creates (each trial's, fold after fold) on the line."""
+    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+    created: list[dict[str, Any]] = []
+    original = tuning.estimator
+    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
+        config, task, params))
+    tuning.tune(train, "later", schema, "regression", config)
+    return created
+
+
 @pytest.mark.parametrize("costly", [True, False])
 def test_the_first_trials_are_what_auto_fits_where_rounds_are_costly_or_not(monkeypatch: pytest.MonkeyPatch, costly: bool) -> None:
     from stepml import auto_selection
@@ -228,13 +239,8 @@ def test_the_first_trials_are_what_auto_fits_where_rounds_are_costly_or_not(monk
     # Given the cost threshold below (or above) the line's 240 training rows, and the boosters'
     # parameters recorded as the trials create them
     monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 100 if costly else 10**9)
-    config, train, _, schema = _prepared(_smooth(), "later", "regression")
-    created: list[dict[str, Any]] = []
-    original = tuning.estimator
-    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
-        config, task, params))
     # When tune searches
-    tuning.tune(train, "later", schema, "regression", config)
+    created = _trials_boosters(monkeypatch)
     # Then its first trial is auto's faster, larger rounds there, else the recipe's defaults
     first = created[0]
     expected = auto_selection.COSTLY_ROUND_PARAMS if costly else {
@@ -258,12 +264,7 @@ def test_the_small_leaves_trial_holds_as_few_rows_a_leaf_as_a_large_tables_searc
     # Given the line's 240 rows counted as a large table, whose search's leaves hold 5 rows at least
     monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 10**9)
     monkeypatch.setattr(model_family, "MAX_TRAINING_ROWS", 100)
-    config, train, _, schema = _prepared(_smooth(), "later", "regression")
-    created: list[dict[str, Any]] = []
-    original = tuning.estimator
-    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
-        config, task, params))
-    tuning.tune(train, "later", schema, "regression", config)
+    created = _trials_boosters(monkeypatch)
     # Then the second trial's leaves hold that floor, not auto's 2 rows (out of the search's range)
     second = next(params for params in created if params != created[0])
     assert (second["min_samples_leaf"], second["max_features"]) == (tuning.LARGE_TABLE_MIN_LEAF, 0.7) == (5, 0.7)

@@ -30,6 +30,8 @@ ENGINE = "fastparquet"
 COMPRESSION = "ZSTD"
 #: Content type of a Parquet object in S3.
 CONTENT_TYPE = "application/vnd.apache.parquet"
+#: The four bytes a Parquet file begins and ends with.
+PARQUET_MAGIC = b"PAR1"
 
 
 def as_text(series: pd.Series) -> pd.Series:
@@ -91,6 +93,10 @@ def read_parquet(data: bytes, source: str, columns: list[str] | None = None,
     """
     import fastparquet
 
+    if (problem := _not_parquet(data)) is not None:
+        # checked here: fastparquet reads a footer whose length it does not check against the
+        # object's, and its compiled metadata parser crashed the process on such bytes (a CSV)
+        raise DataError(f"{source} is not a readable Parquet table: {problem}")
     try:
         table = fastparquet.ParquetFile(io.BytesIO(data))
         frame = table.to_pandas(columns=columns)
@@ -105,6 +111,19 @@ def read_parquet(data: bytes, source: str, columns: list[str] | None = None,
             # dtype record still says 0..n-1 until the column is set again
             frame[name] = frame[name].copy()
     return frame
+
+
+def _not_parquet(data: bytes) -> str | None:
+    """What makes ``data`` no Parquet file at all (None: it has Parquet's frame): the magic
+    ``PAR1`` at both ends, and a footer length that fits between them."""
+    if len(data) < 2 * len(PARQUET_MAGIC) + 4:
+        return f"{len(data)} bytes, too few for a Parquet file"
+    if data[:4] != PARQUET_MAGIC or data[-4:] != PARQUET_MAGIC:
+        return "it does not begin and end with Parquet's magic bytes PAR1"
+    footer = int.from_bytes(data[-8:-4], "little")
+    if footer > len(data) - 2 * len(PARQUET_MAGIC) - 4:
+        return f"its footer claims {footer:,} bytes of a {len(data):,}-byte object"
+    return None
 
 
 __all__ = ["CONTENT_TYPE", "ENGINE", "as_text", "is_text", "read_parquet", "to_parquet"]

@@ -52,6 +52,14 @@ sample of them and boosts at most :data:`MAX_ROUNDS_LARGE` rounds, so that Train
   the columns identify only together (Ecdat's Wages: 595 people x 7 years, no person ID; a
   catalogue of computers' prices) is drawn better by leaves of a few rows.
 
+* **text as the booster's categories where that validates clearly better**: on one held-out
+  split where a text column holds more than :data:`MANY_CATEGORIES` categories of
+  :data:`CATEGORY_ROWS` rows each on average (players, teams, stores) and the fit stays under
+  :data:`CATEGORY_ROW_TREE_ROUNDS`, the booster is fitted again on the best settings so far with
+  the text columns as LightGBM's categories (``categorical_features: from_dtype``: at each node a
+  set of categories goes left) and kept when its validation error is :data:`SMALL_LEAF_MARGIN`
+  lower; otherwise the codes in their target's order stay.
+
 * **bins as many as the values, and as the rows**: when every column of the booster's matrix
   holds fewer than :data:`DEFAULT_BINS` distinct values (small integers, codes, categories), both
   fits use that many bins (:func:`exact_bins`): the very trees 255 bins grow, with narrower
@@ -78,7 +86,14 @@ from threadpoolctl import threadpool_limits
 from stepml import category_order, model_family, target_transform
 from stepml.config import METRICS, DatasetConfig
 from stepml.preprocessing import class_labels, to_model_frame
-from stepml.recipes import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
+from stepml.recipes import (
+    AUTO_PARAMS,
+    FROM_DTYPE,
+    OPENMP_THREADS,
+    build_pipeline,
+    estimator,
+    text_code_columns,
+)
 
 #: Share of the training rows held out to choose on (here, and for :mod:`stepml.tuning`'s trials).
 VALIDATION_SIZE = 0.2
@@ -163,6 +178,27 @@ SMALL_LEAF_PARAMS: dict[str, Any] = {"min_samples_leaf": 2, "max_features": 0.7}
 #: RMSE and tested 1.2 % worse (44,617 -> 45,141); a noisy smooth table's win by as little is no
 #: win either (tests/unit/test_auto_selection.py).
 SMALL_LEAF_MARGIN = 0.01
+#: On one held-out split, when a text column holds more than this many categories, of
+#: :data:`CATEGORY_ROWS` rows each on average (:func:`many_categories`), and a fit stays under
+#: :data:`CATEGORY_ROW_TREE_ROUNDS` (:func:`category_fit_cheap`), the booster is fitted again with
+#: the text columns as its categories (``categorical_features: from_dtype``: LightGBM's splits of
+#: sets of categories, re-ordered by their gradients at each node, :mod:`stepml.booster`) on the
+#: best settings so far, and kept when it validates clearly better (:func:`clearly_better`). The
+#: codes in their target's order (:mod:`stepml.category_order`) are one order for the whole
+#: table; a player's or a store's effect that depends on the other columns needs a different
+#: set at each node. Measured (bench/bench_models.py, auto, every single-split table with text):
+#: plyr's baseball (1,228 player IDs, 127 teams) validation RMSE 2.449 -> 2.315, test 2.284 ->
+#: 2.193 (AutoGluon 2.167), fit 4.6 -> 6.7 s; it lost or tied on the tables whose text has a few
+#: categories (California's 5, diamonds' 8, computers, chile, health_insurance, doctor_contacts,
+#: wages, benefits, medexp: up to +1 s each), on Adult (41 countries: 0.8775 -> 0.8746 validation
+#: accuracy) and on flights (5.91 -> 7.13 RMSE, +14 s); near-unique text (45k film titles: a
+#: 0.85 % gain for +4 s; airports' 2,601 names) is a key, not categories.
+MANY_CATEGORIES = 32
+CATEGORY_ROWS = 10
+#: ... twice :data:`FINE_ROW_TREE_ROUNDS`: a text-heavy table's second fit (baseball: 13,887
+#: fitting rows x 656 rounds = 9.1M, 2.0 s on one thread) is tried; flights' (80,000 x 542 =
+#: 43M, 14 s) is not.
+CATEGORY_ROW_TREE_ROUNDS = 16_000_000
 #: Tables with fewer training rows than this, whose rounds grow at most
 #: :data:`CROSS_VALIDATION_ROW_TREES` rows x trees (see :data:`COSTLY_ROUND_ROW_TREES`) and whose
 #: every class has :data:`FOLDS` rows, choose on :data:`FOLDS`-fold cross-validation instead of one
@@ -323,18 +359,31 @@ def choose(
                   {**booster_params, **SMALL_LEAF_PARAMS},
                   lambda score: clearly_better(score, best_ranked if higher_is_better else -best_ranked,
                                                higher_is_better))
+    settings = booster  # the settings of the best fit so far
     if second is not None and matrices is not None:
-        name, settings, kept_params, wins = second
-        try:
-            second_rounds, second_output, _, diverging = _validation_fit(
-                config, task, settings, choose_rounds, transform, *matrices, max_rounds, PATIENCE)
-        except (ValueError, TypeError, ArithmeticError):
-            second_rounds = 0
-        if second_rounds:
-            score = model_family.validation_score(task, metric, y_val, second_output, classes)
-            candidates[name] = {"rounds": second_rounds, "score": score}
+        name, trial, kept_params, wins = second
+        refit = _second_fit(config, task, trial, choose_rounds, transform, matrices, max_rounds)
+        if refit is not None:
+            score = model_family.validation_score(task, metric, y_val, refit[1], classes)
+            candidates[name] = {"rounds": refit[0], "score": score}
             if wins(score):
-                rounds, output, booster_params = second_rounds, second_output, kept_params
+                (rounds, output, diverging), booster_params, settings = refit, kept_params, trial
+                best_ranked = score if higher_is_better else -score
+                diverged.discard(transform)
+                if diverging:
+                    diverged.add(transform)
+    codes = text_code_columns(columns.transformers)
+    if (matrices is not None and codes and len(folds) == 1 and choose_rounds and "categorical_features" not in fixed
+            and many_categories(train, schema) and category_fit_cheap(len(folds[0][0]), round_trees, rounds)):
+        # then the text columns as the booster's categories, on the best settings so far
+        refit = _second_fit(config, task, {**settings, "categorical_features": codes}, choose_rounds, transform,
+                            matrices, max_rounds)
+        if refit is not None:
+            score = model_family.validation_score(task, metric, y_val, refit[1], classes)
+            candidates[f"{transform or 'none'} with text as categories"] = {"rounds": refit[0], "score": score}
+            if clearly_better(score, best_ranked if higher_is_better else -best_ranked, higher_is_better):
+                rounds, output, diverging = refit
+                booster_params = {**booster_params, "categorical_features": FROM_DTYPE}
                 diverged.discard(transform)
                 if diverging:
                     diverged.add(transform)
@@ -363,6 +412,37 @@ def choose(
     return AutoChoice(params, transform, chosen_rounds, len(y_val), candidates, family, families,
                       linear_params if family in (model_family.LINEAR, model_family.BLEND) else {}, booster_params,
                       len(folds))
+
+
+def _second_fit(
+    config: DatasetConfig, task: str, settings: dict[str, Any], choose_rounds: bool, transform: str | None,
+    matrices: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], max_rounds: int,
+) -> tuple[int, np.ndarray, bool] | None:
+    """Another validation fit on one split's ``matrices`` with ``settings``: (its best round, its
+    validation predictions, whether its curve diverged); None when it could not be fitted."""
+    try:
+        rounds, output, _, diverging = _validation_fit(
+            config, task, settings, choose_rounds, transform, *matrices, max_rounds, PATIENCE)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    return (rounds, output, diverging) if rounds else None
+
+
+def many_categories(train: pd.DataFrame, schema: list[dict[str, Any]]) -> bool:
+    """Whether a text column of ``train`` holds more than :data:`MANY_CATEGORIES` categories of
+    :data:`CATEGORY_ROWS` rows each on average: where the booster's categories are tried."""
+    for spec in schema:
+        if spec["kind"] == "categorical":
+            count = int(train[spec["name"]].nunique(dropna=True))
+            if count > MANY_CATEGORIES and len(train) >= CATEGORY_ROWS * count:
+                return True
+    return False
+
+
+def category_fit_cheap(fitting_rows: int, round_trees: int, rounds: int) -> bool:
+    """Whether the text columns as categories are fitted on a split of ``fitting_rows`` rows (rounds
+    of ``round_trees`` trees, the best so far ``rounds``): :data:`CATEGORY_ROW_TREE_ROUNDS`."""
+    return fitting_rows * round_trees * (rounds + PATIENCE) <= CATEGORY_ROW_TREE_ROUNDS
 
 
 def clearly_better(score: float, than: float, higher_is_better: bool) -> bool:

@@ -26,6 +26,11 @@ HistGradientBoosting's behaviour where the code relies on it:
   ``min_data_in_bin`` = 1; its default 3 merges rare values), one thread
   (:data:`~stepml.recipes.OPENMP_THREADS`), deterministic, histograms built row by row
   (:data:`ROW_WISE`).
+* ``categorical_features`` (indices or a mask of the matrix's columns) are split as LightGBM's
+  categories: a node sends a set of codes left, found by ordering the codes by their rows'
+  gradients at that node (LightGBM's defaults: ``max_cat_threshold`` 32, ``cat_smooth`` 10,
+  ``min_data_per_group`` 100); a code it never saw, a negative one or a missing value goes right.
+  The ONNX export tests set membership (ai.onnx.ml 5's ``BRANCH_MEMBER``).
 * A classifier's leaf moves a score by at most :data:`MAX_LEAF_LOGITS` log-odds a round (before the
   learning rate): with many weighted classes, near-zero hessians made unbounded Newton steps.
 
@@ -138,16 +143,17 @@ class _BoostedTrees(BaseEstimator):
         import lightgbm
 
         model = self._lightgbm()
+        categories = self._categories(int(X.shape[1]))
         # "auto", as HistGradientBoosting reads it: early stopping on more than 10,000 rows
         stopping = len(X) > AUTO_EARLY_STOPPING_ROWS if self.early_stopping == "auto" else bool(self.early_stopping)
         if not stopping:
-            model.fit(X, y, sample_weight=sample_weight)
+            model.fit(X, y, sample_weight=sample_weight, categorical_feature=categories)
         else:
             if X_val is None:
                 X, X_val, y, y_val, sample_weight = self._held_out(X, y, sample_weight)
             losses: dict[str, Any] = {}
             model.fit(
-                X, y, sample_weight=sample_weight, eval_X=(np.asarray(X_val),), eval_y=(np.asarray(y_val),),
+                X, y, sample_weight=sample_weight, categorical_feature=categories, eval_X=(np.asarray(X_val),), eval_y=(np.asarray(y_val),),
                 eval_sample_weight=None if sample_weight_val is None else [np.asarray(sample_weight_val)],
                 callbacks=[lightgbm.early_stopping(int(self.n_iter_no_change), first_metric_only=True,
                                                    verbose=False, min_delta=max(float(self.tol), 0.0)),
@@ -157,6 +163,23 @@ class _BoostedTrees(BaseEstimator):
             self.validation_score_ = -np.asarray([np.inf, *curve], dtype=float)
         self.model_ = model
         self.n_iter_ = int(model.booster_.current_iteration())
+
+    def _categories(self, columns: int) -> list[int] | str:
+        """The columns LightGBM splits as categories: ``categorical_features``' indices (or its
+        boolean mask's); ``"auto"`` (none, for a matrix) when it is None or ``"from_dtype"``, which
+        a matrix has no dtypes for (:func:`stepml.recipes.build_pipeline` replaces it by the
+        indices of the text columns' codes)."""
+        if self.categorical_features is None or isinstance(self.categorical_features, str):
+            return "auto"
+        chosen = np.asarray(self.categorical_features)
+        if chosen.dtype == bool:
+            if len(chosen) != columns:
+                raise ValueError(f"categorical_features' mask has {len(chosen)} entries for {columns} columns")
+            chosen = np.flatnonzero(chosen)
+        indices = [int(index) for index in chosen.ravel()]
+        if any(not 0 <= index < columns for index in indices):
+            raise ValueError(f"categorical_features holds a column index outside 0..{columns - 1}: {indices}")
+        return indices or "auto"
 
     def _held_out(self, X: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[Any, ...]:
         from sklearn.model_selection import train_test_split
@@ -201,6 +224,7 @@ class BoostedTreesClassifier(ClassifierMixin, _BoostedTrees):
         tol: float = 1e-7,
         random_state: int | None = None,
         class_weight: Any = None,
+        categorical_features: Any = None,
     ) -> None:
         self._keep(locals())
 
@@ -259,6 +283,7 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
         n_iter_no_change: int = 10,
         tol: float = 1e-7,
         random_state: int | None = None,
+        categorical_features: Any = None,
     ) -> None:
         self._keep(locals())
 

@@ -216,6 +216,8 @@ _IDENTITY_OBJECTIVES = ("regression", "huber", "fair", "quantile", "mape")
 #: LightGBM objectives fitted on the log of the mean: the prediction is ``exp`` of the raw score
 #: (``loss: poisson`` for counts, ``loss: gamma`` for positive amounts).
 _EXP_OBJECTIVES = ("poisson", "gamma", "tweedie")
+#: ``TreeEnsemble``'s ``nodes_modes``: ``x <= threshold`` is true; ``x`` is one of the node's set.
+BRANCH_LEQ, BRANCH_MEMBER = 0, 6
 
 
 def _lightgbm_model(estimator: Any) -> tuple[Any, int | None]:
@@ -255,14 +257,17 @@ def _booster_trees(model: Any, rounds: int | None) -> tuple[dict[str, Any], int,
     leaf_target: list[int] = []
     leaf_weight: list[float] = []
     roots: list[int] = []
+    modes: list[int] = []
+    members: list[float] = []  # each category split's set, then a NaN
 
     def add_leaf(node: dict[str, Any], target: int) -> int:
         leaf_target.append(target)
         leaf_weight.append(float(node["leaf_value"]))
         return len(leaf_weight) - 1
 
-    def add_split(feature_id: int, threshold: float, missing_goes_left: bool) -> int:
+    def add_split(feature_id: int, threshold: float, missing_goes_left: bool, mode: int) -> int:
         feature.append(feature_id)
+        modes.append(mode)
         split.append(threshold)
         missing_left.append(int(missing_goes_left))
         for side in (true_id, true_leaf, false_id, false_leaf):
@@ -274,7 +279,7 @@ def _booster_trees(model: Any, rounds: int | None) -> tuple[dict[str, Any], int,
         root = tree["tree_structure"]
         roots.append(len(feature))  # the root is the first split placed
         if "split_feature" not in root:  # a tree of one leaf: a split whose both sides reach it
-            placed = add_split(0, 0.0, False)
+            placed = add_split(0, 0.0, False, BRANCH_LEQ)
             true_id[placed] = false_id[placed] = add_leaf(root, target)
             true_leaf[placed] = false_leaf[placed] = 1
             continue
@@ -287,14 +292,19 @@ def _booster_trees(model: Any, rounds: int | None) -> tuple[dict[str, Any], int,
                 slots[parent] = add_leaf(node, target)
                 (true_leaf if slots is true_id else false_leaf)[parent] = 1
                 continue
-            if node["decision_type"] != "<=" or node["missing_type"] not in ("None", "NaN"):
+            if node["decision_type"] == "==":  # a category split: the categories listed go left
+                placed = add_split(int(node["split_feature"]), 0.0, False, BRANCH_MEMBER)
+                members.extend([*(float(code) for code in str(node["threshold"]).split("||")), math.nan])
+            elif node["decision_type"] == "<=" and node["missing_type"] in ("None", "NaN"):
+                threshold = float(node["threshold"])
+                left = bool(node["default_left"]) if node["missing_type"] == "NaN" else 0.0 <= threshold
+                placed = add_split(int(node["split_feature"]), threshold, left, BRANCH_LEQ)
+            else:
                 raise ModelExportError(
                     f"cannot export a LightGBM split of type {node['decision_type']!r} with missing values "
-                    f"{node['missing_type']!r} to ONNX (only numeric splits, zero_as_missing off)"
+                    f"{node['missing_type']!r} to ONNX (only numeric splits, zero_as_missing off, and "
+                    "category splits)"
                 )
-            threshold = float(node["threshold"])
-            left = bool(node["default_left"]) if node["missing_type"] == "NaN" else 0.0 <= threshold
-            placed = add_split(int(node["split_feature"]), threshold, left)
             if slots is not None:
                 slots[parent] = placed
             pending.append((node["right_child"], false_id, placed))
@@ -306,7 +316,7 @@ def _booster_trees(model: Any, rounds: int | None) -> tuple[dict[str, Any], int,
         "tree_roots": roots,
         "nodes_featureids": feature,
         "nodes_splits": numpy_helper.from_array(np.asarray(split, dtype=np.float64)),
-        "nodes_modes": numpy_helper.from_array(np.zeros(len(feature), dtype=np.uint8)),  # BRANCH_LEQ
+        "nodes_modes": numpy_helper.from_array(np.asarray(modes, dtype=np.uint8)),
         "nodes_missing_value_tracks_true": missing_left,
         "nodes_truenodeids": true_id,
         "nodes_trueleafs": true_leaf,
@@ -315,6 +325,8 @@ def _booster_trees(model: Any, rounds: int | None) -> tuple[dict[str, Any], int,
         "leaf_targetids": leaf_target,
         "leaf_weights": numpy_helper.from_array(np.asarray(leaf_weight, dtype=np.float64)),
     }
+    if members:
+        attributes["membership_values"] = numpy_helper.from_array(np.asarray(members, dtype=np.float64))
     return attributes, per_round, objective
 
 

@@ -73,6 +73,11 @@ AUTO_PARAMS: dict[str, Any] = {
     "min_samples_leaf": 20,
     "early_stopping": False,
 }
+#: ``auto``'s ``categorical_features`` that makes its text columns the booster's categories
+#: (LightGBM's own category splits, :mod:`stepml.booster`) rather than ordinal codes it cuts by
+#: threshold: :func:`build_pipeline` replaces it with those columns' indices (as scikit-learn's
+#: HistGradientBoosting reads a DataFrame's category dtype).
+FROM_DTYPE = "from_dtype"
 #: Metrics that reward the minority classes: the auto recipe weights classes when judged by them.
 CLASS_WEIGHTED_METRICS = ("balanced_accuracy", "f1")
 #: Rows outside [Q1 - k*IQR, Q3 + k*IQR] in any numeric column are outliers (seed B).
@@ -432,10 +437,29 @@ def build_pipeline(
     features = model_features(schema)  # a date column is its numeric parts
     numeric = [f["name"] for f in features if f["kind"] == "numeric"]
     categorical = [f["name"] for f in features if f["kind"] == "categorical"]
-    columns = ColumnTransformer(recipe.columns(numeric, categorical), remainder="drop")
+    transformers = recipe.columns(numeric, categorical)
+    columns = ColumnTransformer(transformers, remainder="drop")
     if ensemble and len(ensemble) > 1:
-        return Pipeline([("columns", columns), ("model", _voting(config, task, ensemble))])
-    return Pipeline([("columns", columns), ("model", estimator(config, task, params))])
+        model = _voting(config, task, ensemble)
+        members = [member for _, member in model.estimators]
+    else:
+        model = estimator(config, task, params)
+        members = [model]
+    for member in members:  # "from_dtype": the text columns' codes are the booster's categories
+        if member.get_params(deep=False).get("categorical_features") == FROM_DTYPE:
+            member.set_params(categorical_features=text_code_columns(transformers) or None)
+    return Pipeline([("columns", columns), ("model", model)])
+
+
+def text_code_columns(transformers: Transformers) -> list[int]:
+    """The columns of a ColumnTransformer's output (made of ``transformers``) that hold text
+    columns' ordinal codes: the ordinal encoder's block when it comes first, as ``auto``'s does
+    (none for a recipe that one-hot encodes text)."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    if transformers and transformers[0][0] == "categorical" and isinstance(transformers[0][1], OrdinalEncoder):
+        return list(range(len(transformers[0][2])))
+    return []
 
 
 def _voting(config: DatasetConfig, task: str, ensemble: Sequence[dict[str, Any]]) -> Any:

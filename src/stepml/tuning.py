@@ -8,7 +8,11 @@ log-loss for classification, class-weighted when classes are, squared error for 
 the number of boosting rounds is not searched but read off each trial's validation curve: the
 round with the lowest loss, after at most :data:`MAX_ROUNDS` and :data:`PATIENCE` rounds without
 improvement. The first trial is the recipe's defaults, the second (where rounds are not costly)
-its small leaves (:data:`stepml.auto_selection.SMALL_LEAF_PARAMS`).
+its small leaves (:data:`stepml.auto_selection.SMALL_LEAF_PARAMS`). On one split of a table
+whose text ``auto`` would try as the booster's categories
+(:func:`stepml.auto_selection.many_categories`), that choice is searched too
+(``categorical_features``: ordered codes or ``from_dtype``), its first try the defaults with
+categories.
 
 On a small table, where the ``auto`` recipe chooses on cross-validation folds
 (:func:`stepml.auto_selection.choice_folds`), the trials are scored on the same folds: each trial
@@ -78,6 +82,7 @@ from stepml.auto_selection import (
     booster_bins,
     choice_folds,
     costly_rounds,
+    many_categories,
     output_after,
     rounds_scale,
     smallest_class,
@@ -87,7 +92,14 @@ from stepml.config import METRICS, DatasetConfig
 from stepml.contracts import TuningSummary
 from stepml.errors import ConfigError
 from stepml.preprocessing import class_labels, to_model_frame
-from stepml.recipes import AUTO_PARAMS, OPENMP_THREADS, build_pipeline, estimator
+from stepml.recipes import (
+    AUTO_PARAMS,
+    FROM_DTYPE,
+    OPENMP_THREADS,
+    build_pipeline,
+    estimator,
+    text_code_columns,
+)
 
 #: How many of the best trials the tuned model averages (see the module docstring).
 ENSEMBLE_SIZE = 3
@@ -127,20 +139,25 @@ def min_leaf(small: bool) -> int:
     return SMALL_TABLE_MIN_LEAF if small else LARGE_TABLE_MIN_LEAF
 
 
-def search_space(trial: Any, small: bool = False) -> dict[str, Any]:
+def search_space(trial: Any, small: bool = False, categories: bool = False) -> dict[str, Any]:
     """The booster's parameters worth searching (HistGradientBoosting's names, :mod:`stepml.booster`), with ranges that suit 1k-1M rows; on a
     ``small`` table (at most :data:`stepml.model_family.MAX_TRAINING_ROWS` training rows) leaves
-    may hold down to :data:`SMALL_TABLE_MIN_LEAF` row(s).
+    may hold down to :data:`SMALL_TABLE_MIN_LEAF` row(s). With ``categories`` (a table whose text
+    auto would try as the booster's categories, :func:`stepml.auto_selection.many_categories`),
+    whether the text columns are the booster's categories (``from_dtype``) or ordered codes (None).
 
     ``max_iter`` is not among them: each trial's early stopping chooses it.
     """
-    return {
+    space = {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 15, 127, log=True),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", min_leaf(small), 100, log=True),
         "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
         "max_features": trial.suggest_float("max_features", 0.5, 1.0),
     }
+    if categories:
+        space["categorical_features"] = trial.suggest_categorical("categorical_features", [None, FROM_DTYPE])
+    return space
 
 
 def tune(
@@ -182,10 +199,16 @@ def tune(
     bins = None if "max_bins" in fixed else booster_bins(train, schema)
     binning = {} if bins is None else {"max_bins": bins}
     outputs: dict[int, np.ndarray] = {}  # each trial's validation predictions, for the family phase
+    # the text columns as the booster's categories, searched where auto would try them
+    codes = text_code_columns(build_pipeline(schema, task, config).named_steps["columns"].transformers)
+    categories = (bool(codes) and "categorical_features" not in fixed and len(folds) == 1
+                  and many_categories(train, schema))
 
     def objective(trial: Any) -> float:
         began = time.perf_counter()
-        params = {**search_space(trial, small), **binning, **fixed}
+        params = {**search_space(trial, small, categories), **binning, **fixed}
+        if params.get("categorical_features") == FROM_DTYPE:  # the fits' matrices: the codes' columns
+            params["categorical_features"] = codes or None
         fold_rounds, fold_outputs, fold_losses = [], [], []
         boosted = 0  # rows x rounds the trial's fits boosted
         for fold in folds:
@@ -229,12 +252,18 @@ def tune(
         # the first trial is what auto fits there: faster, larger rounds (nyc_weather, 21k rows x 3
         # classes, 60 s: 0.6180 -> 0.6198 test accuracy, AutoGluon medium's)
         defaults.update(COSTLY_ROUND_PARAMS)
+    if categories:
+        defaults["categorical_features"] = None
     study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0})
     if not costly:
         # the second: auto's small leaves (stepml.auto_selection.SMALL_LEAF_PARAMS), as few rows
         # a leaf as the search allows
         study.enqueue_trial({**defaults, "l2_regularization": 1e-3, **SMALL_LEAF_PARAMS,
                              "min_samples_leaf": max(SMALL_LEAF_PARAMS["min_samples_leaf"], min_leaf(small))})
+    if categories:
+        # then the defaults with the text as the booster's categories, as auto tries them
+        study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0,
+                             "categorical_features": FROM_DTYPE})
     started = time.perf_counter()
     trees_budget = config.tune.budget_seconds * (1 - FAMILY_SHARE if families else 1)
 

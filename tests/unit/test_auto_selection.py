@@ -18,6 +18,7 @@ from stepml.onnx_export import export, verify
 from stepml.preprocessing import class_labels, feature_schema, split, to_model_frame
 from stepml.recipes import AUTO_PARAMS
 from stepml.training import fit_recorded, fit_with_config
+from tests.synthetic import store_sales
 
 
 def _skewed_prices(rows: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -544,3 +545,72 @@ def test_small_leaves_that_validate_no_better_leave_the_recipes_leaves(monkeypat
 def test_clearly_better_asks_for_a_margin_of_the_error(score: float, than: float, higher_is_better: bool,
                                                        better: bool) -> None:
     assert auto_selection.clearly_better(score, than, higher_is_better) is better
+
+
+def test_text_as_the_boosters_categories_is_kept_where_it_validates_clearly_better_and_exports() -> None:
+    # Given stores whose slopes differ, chosen on one split (3,000 rows)
+    frame = store_sales()
+    config = DatasetConfig.from_dict({"target": "sales"})
+    choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
+    # Then the store as the booster's category (sets of stores per split) validated clearly better
+    categories, codes = choice.candidates["none with text as categories"]["score"], choice.candidates["none"]["score"]
+    assert auto_selection.clearly_better(categories, codes, higher_is_better=False) and categories < 0.7 * codes
+    assert choice.family == "trees" and choice.booster_params["categorical_features"] == "from_dtype"
+    # And the final pipeline's booster splits the store's codes (the first column of its matrix) as sets
+    pipeline, test, schema = _fitted(frame, "sales", "regression")
+    booster = pipeline.steps[-1][1]
+    assert booster.categorical_features == [0]
+    pending, splits = [tree["tree_structure"] for tree in booster.model_.booster_.dump_model()["tree_info"]], []
+    while pending:
+        node = pending.pop()
+        if "split_feature" in node:
+            splits.append((node["split_feature"], node["decision_type"]))
+            pending += [node["left_child"], node["right_child"]]
+    assert {kind for feature, kind in splits if feature == 0} == {"=="}
+    # and it exports: the graph answers every test row as the pipeline does
+    model = export(pipeline, schema, "regression")
+    assert verify(model, pipeline, test, schema, "regression").divergent_rows == 0
+
+
+def test_text_as_categories_is_tried_only_on_many_categories_of_many_rows_one_cheap_split_and_unchosen(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = store_sales()
+    config = DatasetConfig.from_dict({"target": "sales"})
+    # Given no text column (the store's number instead)
+    numbered = frame.assign(store=frame["store"].str.removeprefix("store ").astype(int))
+    choice = auto_selection.choose(numbered, "sales", feature_schema(numbered, "sales"), "regression", config)
+    assert not any("categories" in name for name in choice.candidates)
+    # Given the user's own choice of categorical_features
+    fixed = DatasetConfig.from_dict({"target": "sales", "params": {"categorical_features": None}})
+    choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", fixed)
+    assert not any("categories" in name for name in choice.candidates) and choice.params["categorical_features"] is None
+    # Given text of 20 stores (a few categories: their codes in order serve), or of 2,000 (a key:
+    # 1.5 rows each)
+    for count in (20, 2_000):
+        few = store_sales(stores=count)
+        choice = auto_selection.choose(few, "sales", feature_schema(few, "sales"), "regression", config)
+        assert not any("categories" in name for name in choice.candidates)
+    # Given a fit that would boost more than CATEGORY_ROW_TREE_ROUNDS
+    monkeypatch.setattr(auto_selection, "CATEGORY_ROW_TREE_ROUNDS", 1_000)
+    choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
+    assert not any("categories" in name for name in choice.candidates)
+    # Given a table small enough to choose on cross-validation folds
+    monkeypatch.undo()
+    monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 5_000)
+    choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
+    assert choice.folds == auto_selection.FOLDS and not any("categories" in name for name in choice.candidates)
+
+
+def test_text_as_categories_that_validates_no_clearly_better_leaves_the_ordered_codes() -> None:
+    # Given 60 stores that only shift the level (one order of the stores says all there is)
+    rng = np.random.default_rng(3)
+    store, x = rng.integers(0, 60, 3000), rng.normal(0, 1, 3000)
+    frame = pd.DataFrame({"store": [f"store {k}" for k in store], "x": x, "other": rng.normal(0, 1, 3000)})
+    frame["sales"] = rng.normal(0, 1, 60)[store] + np.sin(2 * x) + rng.normal(0, 0.5, 3000)
+    choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression",
+                                   DatasetConfig.from_dict({"target": "sales"}))
+    # Then the categories were tried and won by less than the margin (0.7 % here): the codes stay
+    tried = choice.candidates["none with text as categories"]["score"]
+    assert tried < choice.candidates["none"]["score"]
+    assert not auto_selection.clearly_better(tried, choice.candidates["none"]["score"], higher_is_better=False)
+    assert "categorical_features" not in choice.booster_params and "categorical_features" not in choice.params

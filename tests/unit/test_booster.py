@@ -145,3 +145,53 @@ def test_a_regression_loss_is_lightgbms_objective(loss: str, objective: str) -> 
     assert np.corrcoef(predictions, y)[0, 1] > 0.7
     if loss == "poisson":
         assert predictions.min() > 0
+
+
+def _groups(rows: int = 2000, groups: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``groups`` categories (column 0) whose effect has no order, and a number (column 1)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, groups, rows).astype(float)
+    x = np.c_[codes, rng.normal(size=rows)]
+    return x, rng.normal(0, 3, groups)[codes.astype(int)] + x[:, 1] + rng.normal(0, 0.3, rows)
+
+
+def _split_kinds(model: BoostedTreesRegressor) -> set[tuple[int, str]]:
+    kinds, pending = set(), [tree["tree_structure"] for tree in model.model_.booster_.dump_model()["tree_info"]]
+    while pending:
+        node = pending.pop()
+        if "split_feature" in node:
+            kinds.add((node["split_feature"], node["decision_type"]))
+            pending += [node["left_child"], node["right_child"]]
+    return kinds
+
+
+@pytest.mark.parametrize("chosen", [[0], np.array([True, False])])
+def test_categorical_features_are_split_as_lightgbms_categories(chosen: object) -> None:
+    # Given a column of category codes, named by index or by a boolean mask
+    x, y = _groups()
+    model = BoostedTreesRegressor(max_iter=30, categorical_features=chosen).fit(x, y)
+    # Then column 0 is split by sets of codes ("=="), column 1 by thresholds
+    assert _split_kinds(model) == {(0, "=="), (1, "<=")}
+    assert np.array_equal(clone(model).get_params()["categorical_features"], chosen)  # type: ignore[arg-type]
+    # And a code it never saw, a negative one or a missing one goes where LightGBM sends it
+    odd = np.array([[99.0, 0.0], [-1.0, 0.0], [np.nan, 0.0]])
+    assert np.isfinite(model.predict(odd)).all()
+
+
+@pytest.mark.parametrize("chosen", [None, "from_dtype", []])
+def test_without_categorical_features_codes_are_cut_by_threshold(chosen: object) -> None:
+    # "from_dtype" on a matrix: no dtypes to read (build_pipeline replaces it with the text columns)
+    x, y = _groups()
+    assert _split_kinds(BoostedTreesRegressor(max_iter=30, categorical_features=chosen).fit(x, y)) == {
+        (0, "<="), (1, "<=")}
+
+
+def test_categorical_features_outside_the_matrix_are_a_value_error() -> None:
+    x, y = _groups(rows=200)
+    with pytest.raises(ValueError, match="index outside 0..1"):
+        BoostedTreesRegressor(max_iter=5, categorical_features=[2]).fit(x, y)
+    with pytest.raises(ValueError, match="mask has 3 entries for 2 columns"):
+        BoostedTreesRegressor(max_iter=5, categorical_features=[True, False, True]).fit(x, y)
+    config = DatasetConfig.from_dict({"target": "y", "params": {"categorical_features": "text"}})
+    with pytest.raises(ConfigError, match="params.categorical_features must be"):
+        check_params(config, "regression")

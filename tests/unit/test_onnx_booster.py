@@ -213,6 +213,48 @@ def test_nan_reaching_the_trees_takes_lightgbms_side() -> None:
     np.testing.assert_allclose(served, booster.predict(test), rtol=RTOL, atol=ATOL)
 
 
+def _grouped(task: str, classes: int = 2, rows: int = 2000, seed: int = 5) -> pd.DataFrame:
+    """:func:`_precise`'s table plus a text column of 40 groups whose effects have no order."""
+    frame = _precise("regression", rows=rows, seed=seed)
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 40, rows)
+    signal = frame["target"].to_numpy() + rng.normal(0, 20, 40)[group]
+    frame["group"] = [f"g{code:02d}" for code in group]
+    frame.loc[rng.random(rows) < 0.03, "group"] = None  # missing text: its own code in the encoder
+    if task == "classification":
+        frame["target"] = [f"class {int(k)}" for k in np.digitize(signal, np.quantile(signal, np.linspace(0, 1, classes + 1)[1:-1]))]
+    else:
+        frame["target"] = signal
+    return frame
+
+
+@pytest.mark.parametrize(("task", "classes"), [("classification", 2), ("classification", 3), ("regression", 1)])
+def test_text_as_the_boosters_categories_exports_exactly(task: str, classes: int) -> None:
+    # Given the booster fitted with the text columns as its categories (`categorical_features: from_dtype`)
+    pipeline, test, schema = _fitted(_grouped(task, classes), "target", task,
+                                     params={"categorical_features": "from_dtype", "max_iter": 60})
+    booster = _booster(pipeline)
+    assert booster.categorical_features == [0, 1]  # the codes of `kind` and `group` lead the matrix
+    assert {node["decision_type"] for node in _splits(booster)} == {"==", "<="}
+    # And test rows holding a group it never saw and missing text
+    test = test.copy()
+    test.loc[test.index[::4], "group"] = "a group never seen"
+    test.loc[test.index[1::7], "kind"] = None
+    # When exported, then every row's answer is LightGBM's (set membership in ai.onnx.ml 5)
+    _assert_exact(pipeline, test, schema, task)
+
+
+def test_a_category_split_sends_unseen_negative_and_missing_codes_where_lightgbm_does() -> None:
+    rng = np.random.default_rng(6)
+    codes = rng.integers(0, 30, 1500).astype(float)
+    x = np.c_[codes, rng.normal(0, 1, 1500)]
+    y = rng.normal(0, 3, 30)[codes.astype(int)] + x[:, 1]
+    x[rng.random(1500) < 0.1, 0] = np.nan  # trained with missing codes too
+    booster = BoostedTreesRegressor(max_iter=40, categorical_features=[0]).fit(x, y)
+    test = np.c_[np.r_[np.arange(-3.0, 40.0), [np.nan] * 5], rng.normal(0, 1, 48)]
+    np.testing.assert_allclose(_booster_graph(booster, test), booster.predict(test), rtol=RTOL, atol=ATOL)
+
+
 def _splits(booster: Any) -> list[dict[str, Any]]:
     found, pending = [], [tree["tree_structure"] for tree in booster.model_.booster_.dump_model()["tree_info"]]
     while pending:

@@ -16,6 +16,7 @@ from stepml.evaluation import metric_value
 from stepml.onnx_export import export, verify
 from stepml.preprocessing import feature_schema, split, to_model_frame
 from stepml.training import fit, fit_recorded
+from tests.synthetic import store_sales
 
 BUDGET = 5  # seconds: a few booster trials, then the family phase's cached linear fits
 
@@ -138,7 +139,7 @@ def _wavy(rows: int = 200, seed: int = 2) -> pd.DataFrame:
 def test_tune_keeps_the_forest_when_it_validates_better_than_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given 200 rows whose target rises and falls with time, and a search held to the recipe's
     # settings (20-row leaves, which draw the waves as steps; a real search may find small leaves)
-    monkeypatch.setattr(tuning, "search_space", lambda trial, small=False: {})
+    monkeypatch.setattr(tuning, "search_space", lambda trial, small=False, categories=False: {})
     config, train, test, schema = _prepared(_wavy(), "level", "regression")
     # When tune has searched the boosters and the families
     fitted = fit_recorded(train, "level", schema, "regression", config)
@@ -268,6 +269,29 @@ def test_the_small_leaves_trial_holds_as_few_rows_a_leaf_as_a_large_tables_searc
     # Then the second trial's leaves hold that floor, not auto's 2 rows (out of the search's range)
     second = next(params for params in created if params != created[0])
     assert (second["min_samples_leaf"], second["max_features"]) == (tuning.LARGE_TABLE_MIN_LEAF, 0.7) == (5, 0.7)
+
+
+def test_tune_searches_text_as_the_boosters_categories_where_auto_would_try_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given 60 stores whose response to x is each store's own (auto keeps the store as the
+    # booster's category there: tests/unit/test_auto_selection.py), chosen on one split
+    config, train, _, schema = _prepared(store_sales(), "sales", "regression")
+    created: list[dict[str, Any]] = []
+    original = tuning.estimator
+    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
+        config, task, params))
+    # When tune searches
+    summary = tuning.tune(train, "sales", schema, "regression", config)
+    # Then its first two trials cut the codes, its third splits the store's codes (column 0) as sets
+    assert [params["categorical_features"] for params in created[:3]] == [None, None, [0]]
+    # And its ensemble names the choice as the config would, which the final pipeline resolves
+    assert {params["categorical_features"] for params in summary["ensemble"]} <= {None, "from_dtype"}
+    assert summary["ensemble"][0]["categorical_features"] == "from_dtype"  # clearly the better trial here
+    pipeline = fit(train, "sales", schema, "regression", config, ensemble=summary["ensemble"])
+    members = [member for _, member in pipeline.named_steps["model"].estimators] if len(summary["ensemble"]) > 1 \
+        else [pipeline.named_steps["model"]]
+    assert [member.categorical_features for member in members] == [
+        [0] if params["categorical_features"] else None for params in summary["ensemble"]]
 
 
 def test_models_show_describes_what_tune_kept() -> None:

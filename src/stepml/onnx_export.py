@@ -23,7 +23,8 @@ The pipeline is converted in two parts joined by a cast:
   - LightGBM (the ``auto`` recipe's :mod:`stepml.booster`, a plain LightGBM model): onnxmltools'
     converter writes float32 thresholds, so :func:`_convert_booster` writes the graph from
     LightGBM's own dump instead: one ai.onnx.ml 5 ``TreeEnsemble`` (:func:`_booster_trees`:
-    ``x <= threshold`` goes left, a missing value LightGBM's way), whose scores are float64 (ai.onnx.ml
+    ``x <= threshold`` goes left, a category split's set of codes goes left as set membership, a
+    missing value LightGBM's way), whose scores are float64 (ai.onnx.ml
     3's tree operators return float32), then the sigmoid or softmax in float64. onnxruntime then
     answers LightGBM's probabilities and values to ~1e-15 relative. It is registered with
     skl2onnx, so a blend's voting ensemble converts it as a member; the graph holding it imports
@@ -238,7 +239,12 @@ def _booster_trees(model: Any, rounds: int | None) -> tuple[dict[str, Any], int,
     Thresholds and leaf values are LightGBM's doubles, from its JSON dump (printed to round-trip).
     A split sends ``x <= threshold`` left, as LightGBM's does; a missing value goes where LightGBM
     sends it: its default side when the split learnt one (``missing_type`` NaN), else where 0.0
-    goes (LightGBM reads NaN as 0.0 when its training column had none).
+    goes (LightGBM reads NaN as 0.0 when its training column had none). A category split
+    (``decision_type`` ``==``, :mod:`stepml.booster`'s ``categorical_features``) sends the codes of
+    its set (``threshold`` "3||7||12") left: ``BRANCH_MEMBER``, its sets in ``membership_values``,
+    each followed by a NaN; LightGBM sends any other code, a negative one or a missing value right,
+    and so does the graph (a NaN is in no set). The encoder's codes are whole numbers, which
+    LightGBM would truncate and membership compares exactly: a fraction never reaches the trees.
     """
     from onnx import numpy_helper
 

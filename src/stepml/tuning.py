@@ -10,9 +10,11 @@ round with the lowest loss, after at most :data:`MAX_ROUNDS` and :data:`PATIENCE
 improvement. The first trial is the recipe's defaults, the second (where rounds are not costly)
 its small leaves (:data:`stepml.auto_selection.SMALL_LEAF_PARAMS`). On one split of a table
 whose text ``auto`` would try as the booster's categories
-(:func:`stepml.auto_selection.many_categories`), that choice is searched too
-(``categorical_features``: ordered codes or ``from_dtype``), its first try the defaults with
-categories.
+(:func:`stepml.auto_selection.many_categories`), the third trial is the defaults with the text
+as the booster's categories (``categorical_features: from_dtype``); the trials after it keep
+them when its validation loss was 1 % lower than the first trial's (as ``auto`` decides,
+:func:`stepml.auto_selection.clearly_better`), else the ordered codes: one decision, not a
+dimension of the search, which a few dozen trials would spend half their time exploring.
 
 On a small table, where the ``auto`` recipe chooses on cross-validation folds
 (:func:`stepml.auto_selection.choice_folds`), the trials are scored on the same folds: each trial
@@ -81,6 +83,7 @@ from stepml.auto_selection import (
     VALIDATION_SIZE,
     booster_bins,
     choice_folds,
+    clearly_better,
     costly_rounds,
     many_categories,
     output_after,
@@ -139,25 +142,20 @@ def min_leaf(small: bool) -> int:
     return SMALL_TABLE_MIN_LEAF if small else LARGE_TABLE_MIN_LEAF
 
 
-def search_space(trial: Any, small: bool = False, categories: bool = False) -> dict[str, Any]:
+def search_space(trial: Any, small: bool = False) -> dict[str, Any]:
     """The booster's parameters worth searching (HistGradientBoosting's names, :mod:`stepml.booster`), with ranges that suit 1k-1M rows; on a
     ``small`` table (at most :data:`stepml.model_family.MAX_TRAINING_ROWS` training rows) leaves
-    may hold down to :data:`SMALL_TABLE_MIN_LEAF` row(s). With ``categories`` (a table whose text
-    auto would try as the booster's categories, :func:`stepml.auto_selection.many_categories`),
-    whether the text columns are the booster's categories (``from_dtype``) or ordered codes (None).
+    may hold down to :data:`SMALL_TABLE_MIN_LEAF` row(s).
 
     ``max_iter`` is not among them: each trial's early stopping chooses it.
     """
-    space = {
+    return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 15, 127, log=True),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", min_leaf(small), 100, log=True),
         "l2_regularization": trial.suggest_float("l2_regularization", 1e-3, 10.0, log=True),
         "max_features": trial.suggest_float("max_features", 0.5, 1.0),
     }
-    if categories:
-        space["categorical_features"] = trial.suggest_categorical("categorical_features", [None, FROM_DTYPE])
-    return space
 
 
 def tune(
@@ -203,12 +201,16 @@ def tune(
     codes = text_code_columns(build_pipeline(schema, task, config).named_steps["columns"].transformers)
     categories = (bool(codes) and "categorical_features" not in fixed and len(folds) == 1
                   and many_categories(train, schema))
+    decided: dict[str, Any] = {}  # "categorical_features" of the trials after the categories' own
 
     def objective(trial: Any) -> float:
         began = time.perf_counter()
-        params = {**search_space(trial, small, categories), **binning, **fixed}
-        if params.get("categorical_features") == FROM_DTYPE:  # the fits' matrices: the codes' columns
-            params["categorical_features"] = codes or None
+        params = {**search_space(trial, small), **binning, **fixed}
+        if categories:
+            chosen = trial.user_attrs.get("categorical_features", decided.get("categorical_features"))
+            trial.set_user_attr("categorical_features", chosen)
+            if chosen == FROM_DTYPE:  # the fits' matrices: the codes' columns
+                params["categorical_features"] = codes
         fold_rounds, fold_outputs, fold_losses = [], [], []
         boosted = 0  # rows x rounds the trial's fits boosted
         for fold in folds:
@@ -252,8 +254,6 @@ def tune(
         # the first trial is what auto fits there: faster, larger rounds (nyc_weather, 21k rows x 3
         # classes, 60 s: 0.6180 -> 0.6198 test accuracy, AutoGluon medium's)
         defaults.update(COSTLY_ROUND_PARAMS)
-    if categories:
-        defaults["categorical_features"] = None
     study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0})
     if not costly:
         # the second: auto's small leaves (stepml.auto_selection.SMALL_LEAF_PARAMS), as few rows
@@ -261,9 +261,10 @@ def tune(
         study.enqueue_trial({**defaults, "l2_regularization": 1e-3, **SMALL_LEAF_PARAMS,
                              "min_samples_leaf": max(SMALL_LEAF_PARAMS["min_samples_leaf"], min_leaf(small))})
     if categories:
-        # then the defaults with the text as the booster's categories, as auto tries them
-        study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0,
-                             "categorical_features": FROM_DTYPE})
+        # then the defaults with the text as the booster's categories, as auto tries them; the
+        # trials after it keep them when they validated clearly better than the first trial
+        study.enqueue_trial({**defaults, "l2_regularization": 1e-3, "max_features": 1.0},
+                            user_attrs={"categorical_features": FROM_DTYPE})
     started = time.perf_counter()
     trees_budget = config.tune.budget_seconds * (1 - FAMILY_SHARE if families else 1)
 
@@ -274,6 +275,8 @@ def tune(
         chosen: list[Any] = []
         for trial in sorted(completed, key=lambda t: t.value if t.value is not None else float("inf")):
             params = {**trial.params, "max_iter": trial.user_attrs["max_iter"], **binning, **fixed}
+            if categories:
+                params["categorical_features"] = trial.user_attrs["categorical_features"]
             if params not in ensemble:
                 ensemble.append(params)
                 chosen.append(trial)
@@ -285,6 +288,11 @@ def tune(
         return sum(float(trial.user_attrs["final_seconds"]) for trial in chosen)
 
     def within_budget(study: Any, trial: Any) -> None:
+        if categories and trial.user_attrs.get("categorical_features") == FROM_DTYPE and not decided:
+            first = study.trials[0]
+            better = (trial.value is not None and first.value is not None
+                      and clearly_better(trial.value, first.value, higher_is_better=False))
+            decided["categorical_features"] = FROM_DTYPE if better else None
         # stop before the next trial (about as long as this one) would leave the final fit no time
         last = trial.duration.total_seconds() if trial.duration is not None else 0.0
         if time.perf_counter() - started + final_fit_seconds(best_trials()[1]) + last > trees_budget:

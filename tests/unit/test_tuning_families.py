@@ -282,8 +282,10 @@ def test_tune_searches_text_as_the_boosters_categories_where_auto_would_try_them
         config, task, params))
     # When tune searches
     summary = tuning.tune(train, "sales", schema, "regression", config)
-    # Then its first two trials cut the codes, its third splits the store's codes (column 0) as sets
-    assert [params["categorical_features"] for params in created[:3]] == [None, None, [0]]
+    # Then its first two trials cut the codes, its third splits the store's codes (column 0) as sets,
+    # and, as that validated clearly better, so do all the trials after it
+    chosen = [params.get("categorical_features") for params in created]
+    assert chosen[:3] == [None, None, [0]] and len(chosen) > 3 and all(codes == [0] for codes in chosen[3:])
     # And its ensemble names the choice as the config would, which the final pipeline resolves
     assert {params["categorical_features"] for params in summary["ensemble"]} <= {None, "from_dtype"}
     assert summary["ensemble"][0]["categorical_features"] == "from_dtype"  # clearly the better trial here
@@ -292,6 +294,22 @@ def test_tune_searches_text_as_the_boosters_categories_where_auto_would_try_them
         else [pipeline.named_steps["model"]]
     assert [member.categorical_features for member in members] == [
         [0] if params["categorical_features"] else None for params in summary["ensemble"]]
+
+
+def test_tune_keeps_the_ordered_codes_after_a_categories_trial_that_is_not_clearly_better(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the stores, and the categories' trial judged no clearly better than the first
+    config, train, _, schema = _prepared(store_sales(), "sales", "regression")
+    monkeypatch.setattr(tuning, "clearly_better", lambda score, than, higher_is_better: False)
+    created: list[dict[str, Any]] = []
+    original = tuning.estimator
+    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
+        config, task, params))
+    summary = tuning.tune(train, "sales", schema, "regression", config)
+    # Then only the third trial had the categories; the ensemble names each member's own
+    chosen = [params.get("categorical_features") for params in created]
+    assert chosen[2] == [0] and len(chosen) > 3 and chosen[:2] + chosen[3:] == [None] * (len(chosen) - 1)
+    assert all(params["categorical_features"] in (None, "from_dtype") for params in summary["ensemble"])
 
 
 def test_models_show_describes_what_tune_kept() -> None:

@@ -19,6 +19,14 @@ def validated_on(folds: int, rows: int) -> str:
     return f"{folds}-fold cross-validation ({rows:,} rows, each out of fold)" if folds > 1 else f"{rows:,} validation rows"
 
 
+def _setting(key: str, value: Any) -> str:
+    """A booster setting the choice made, in words (``categorical_features: from_dtype``: the text
+    columns as the booster's categories, :data:`stepml.recipes.FROM_DTYPE`)."""
+    if key == "categorical_features":
+        return "text columns as the booster's categories" if value == "from_dtype" else f"categorical features {value}"
+    return f"{key.replace('_', ' ')} {value:g}" if isinstance(value, (int, float)) else f"{key.replace('_', ' ')} {value}"
+
+
 def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) -> str:
     """One line on what the auto recipe chose on its validation split (a version's ``auto_choice``)."""
     family = choice["family"]
@@ -29,7 +37,7 @@ def describe_auto_choice(choice: AutoChoiceSummary, primary_metric: str | None) 
         rounds = choice.get("rounds")
         parts.append(f"{rounds} boosting rounds" if rounds is not None else "the recipe's default rounds")
         if choice.get("booster_params"):
-            parts.append(", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in choice["booster_params"].items()))
+            parts.append(", ".join(_setting(key, value) for key, value in choice["booster_params"].items()))
     if family != "trees" and choice.get("linear_params"):
         parts.append("linear " + ", ".join(f"{key}={value:g}" for key, value in choice["linear_params"].items()))
     if choice.get("target_transform"):

@@ -156,6 +156,11 @@ def test_models_show_describes_the_choice() -> None:
     fast = {**trees, "booster_params": {"learning_rate": 0.1, "max_leaf_nodes": 63}, "target_transform": None}
     assert describe_auto_choice(fast, "rmse").endswith(  # type: ignore[arg-type]
         "model: trees, 100 boosting rounds, learning rate 0.1, max leaf nodes 63")
+    # and so are small leaves and the text as the booster's categories
+    grouped = {**trees, "booster_params": {"min_samples_leaf": 2, "max_features": 0.7,
+                                           "categorical_features": "from_dtype"}, "target_transform": None}
+    assert describe_auto_choice(grouped, "rmse").endswith(  # type: ignore[arg-type]
+        "100 boosting rounds, min samples leaf 2, max features 0.7, text columns as the booster's categories")
     # a cross-validated choice says so, and that every training row was predicted out of fold
     folded = {**choice, "validation_rows": 240, "folds": 5}
     assert "on 5-fold cross-validation (240 rows, each out of fold): model: linear" in describe_auto_choice(folded, "rmse")  # type: ignore[arg-type]

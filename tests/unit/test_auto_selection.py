@@ -547,8 +547,10 @@ def test_clearly_better_asks_for_a_margin_of_the_error(score: float, than: float
     assert auto_selection.clearly_better(score, than, higher_is_better) is better
 
 
-def test_text_as_the_boosters_categories_is_kept_where_it_validates_clearly_better_and_exports() -> None:
-    # Given stores whose slopes differ, chosen on one split (3,000 rows)
+def test_text_as_the_boosters_categories_is_kept_where_it_validates_clearly_better_and_exports(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given stores whose slopes differ, chosen on one split (3,000 rows, counted as enough here)
+    monkeypatch.setattr(auto_selection, "CATEGORY_MIN_ROWS", 1_000)
     frame = store_sales()
     config = DatasetConfig.from_dict({"target": "sales"})
     choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
@@ -576,6 +578,10 @@ def test_text_as_categories_is_tried_only_on_many_categories_of_many_rows_one_ch
         monkeypatch: pytest.MonkeyPatch) -> None:
     frame = store_sales()
     config = DatasetConfig.from_dict({"target": "sales"})
+    # Given the stores' 3,000 rows, fewer than CATEGORY_MIN_ROWS: a few hundred validation rows
+    choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
+    assert auto_selection.CATEGORY_MIN_ROWS == 10_000 and not any("categories" in name for name in choice.candidates)
+    monkeypatch.setattr(auto_selection, "CATEGORY_MIN_ROWS", 1_000)
     # Given no text column (the store's number instead)
     numbered = frame.assign(store=frame["store"].str.removeprefix("store ").astype(int))
     choice = auto_selection.choose(numbered, "sales", feature_schema(numbered, "sales"), "regression", config)
@@ -595,14 +601,16 @@ def test_text_as_categories_is_tried_only_on_many_categories_of_many_rows_one_ch
     choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
     assert not any("categories" in name for name in choice.candidates)
     # Given a table small enough to choose on cross-validation folds
-    monkeypatch.undo()
+    monkeypatch.setattr(auto_selection, "CATEGORY_ROW_TREE_ROUNDS", 16_000_000)
     monkeypatch.setattr(auto_selection, "CROSS_VALIDATION_ROWS", 5_000)
     choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
     assert choice.folds == auto_selection.FOLDS and not any("categories" in name for name in choice.candidates)
 
 
-def test_text_as_categories_that_validates_no_clearly_better_leaves_the_ordered_codes() -> None:
+def test_text_as_categories_that_validates_no_clearly_better_leaves_the_ordered_codes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # Given 60 stores that only shift the level (one order of the stores says all there is)
+    monkeypatch.setattr(auto_selection, "CATEGORY_MIN_ROWS", 1_000)
     rng = np.random.default_rng(3)
     store, x = rng.integers(0, 60, 3000), rng.normal(0, 1, 3000)
     frame = pd.DataFrame({"store": [f"store {k}" for k in store], "x": x, "other": rng.normal(0, 1, 3000)})

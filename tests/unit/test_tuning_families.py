@@ -275,6 +275,9 @@ def test_tune_searches_text_as_the_boosters_categories_where_auto_would_try_them
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Given 60 stores whose response to x is each store's own (auto keeps the store as the
     # booster's category there: tests/unit/test_auto_selection.py), chosen on one split
+    from stepml import auto_selection
+
+    monkeypatch.setattr(auto_selection, "CATEGORY_MIN_ROWS", 1_000)  # the stores' 2,400 training rows
     config, train, _, schema = _prepared(store_sales(), "sales", "regression")
     created: list[dict[str, Any]] = []
     original = tuning.estimator
@@ -299,6 +302,9 @@ def test_tune_searches_text_as_the_boosters_categories_where_auto_would_try_them
 def test_tune_keeps_the_ordered_codes_after_a_categories_trial_that_is_not_clearly_better(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the stores, and the categories' trial judged no clearly better than the first
+    from stepml import auto_selection
+
+    monkeypatch.setattr(auto_selection, "CATEGORY_MIN_ROWS", 1_000)
     config, train, _, schema = _prepared(store_sales(), "sales", "regression")
     monkeypatch.setattr(tuning, "clearly_better", lambda score, than, higher_is_better: False)
     created: list[dict[str, Any]] = []

@@ -221,15 +221,21 @@ def test_a_larger_table_tunes_on_one_held_out_fifth() -> None:
     assert summary["folds"] == 1 and summary["validation_rows"] == round(len(train) * tuning.VALIDATION_SIZE)
 
 
-def _trials_boosters(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The parameters of every booster tune creates (each trial's, fold after fold) on the line."""
-    config, train, _, schema = _prepared(_smooth(), "later", "regression")
+def _recorded_tune(monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame, target: str) -> tuple[
+        list[dict[str, Any]], Any, tuple[DatasetConfig, pd.DataFrame, list[dict[str, Any]]]]:
+    """tune on a regression ``frame``: the parameters of every booster it creates (each trial's,
+    fold after fold), its summary, and (config, training rows, schema)."""
+    config, train, _, schema = _prepared(frame, target, "regression")
     created: list[dict[str, Any]] = []
     original = tuning.estimator
     monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
         config, task, params))
-    tuning.tune(train, "later", schema, "regression", config)
-    return created
+    return created, tuning.tune(train, target, schema, "regression", config), (config, train, schema)
+
+
+def _trials_boosters(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The parameters of every booster tune creates on the line."""
+    return _recorded_tune(monkeypatch, _smooth(), "later")[0]
 
 
 @pytest.mark.parametrize("costly", [True, False])
@@ -278,13 +284,8 @@ def test_tune_searches_text_as_the_boosters_categories_where_auto_would_try_them
     from stepml import auto_selection
 
     monkeypatch.setattr(auto_selection, "CATEGORY_MIN_ROWS", 1_000)  # the stores' 2,400 training rows
-    config, train, _, schema = _prepared(store_sales(), "sales", "regression")
-    created: list[dict[str, Any]] = []
-    original = tuning.estimator
-    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
-        config, task, params))
     # When tune searches
-    summary = tuning.tune(train, "sales", schema, "regression", config)
+    created, summary, (config, train, schema) = _recorded_tune(monkeypatch, store_sales(), "sales")
     # Then its first two trials cut the codes, its third splits the store's codes (column 0) as sets,
     # and, as that validated clearly better, so do all the trials after it
     chosen = [params.get("categorical_features") for params in created]
@@ -305,13 +306,8 @@ def test_tune_keeps_the_ordered_codes_after_a_categories_trial_that_is_not_clear
     from stepml import auto_selection
 
     monkeypatch.setattr(auto_selection, "CATEGORY_MIN_ROWS", 1_000)
-    config, train, _, schema = _prepared(store_sales(), "sales", "regression")
     monkeypatch.setattr(tuning, "clearly_better", lambda score, than, higher_is_better: False)
-    created: list[dict[str, Any]] = []
-    original = tuning.estimator
-    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
-        config, task, params))
-    summary = tuning.tune(train, "sales", schema, "regression", config)
+    created, summary, _ = _recorded_tune(monkeypatch, store_sales(), "sales")
     # Then only the third trial had the categories; the ensemble names each member's own
     chosen = [params.get("categorical_features") for params in created]
     assert chosen[2] == [0] and len(chosen) > 3 and chosen[:2] + chosen[3:] == [None] * (len(chosen) - 1)

@@ -8,7 +8,10 @@ log-loss for classification, class-weighted when classes are, squared error for 
 the number of boosting rounds is not searched but read off each trial's validation curve: the
 round with the lowest loss, after at most :data:`MAX_ROUNDS` and :data:`PATIENCE` rounds without
 improvement. The first trial is the recipe's defaults, the second (where rounds are not costly)
-its small leaves (:data:`stepml.auto_selection.SMALL_LEAF_PARAMS`). On one split of a table
+its small leaves (:data:`stepml.auto_selection.SMALL_LEAF_PARAMS`); where rounds are costly, the
+first trial is ``auto``'s faster, larger rounds and, when those converged fast on one split
+(:func:`stepml.auto_selection.fine_rounds_cheap`), the second the recipe's own rate and leaves
+(diamonds' 60 s search: RMSE 527.8 -> 526.7, AutoGluon 526.4; movies 0.7197 -> 0.7192). On one split of a table
 whose text ``auto`` would try as the booster's categories
 (:func:`stepml.auto_selection.many_categories`), the third trial is the defaults with the text
 as the booster's categories (``categorical_features: from_dtype``); the trials after it keep
@@ -85,6 +88,7 @@ from stepml.auto_selection import (
     choice_folds,
     clearly_better,
     costly_rounds,
+    fine_rounds_cheap,
     many_categories,
     output_after,
     rounds_scale,
@@ -239,6 +243,7 @@ def tune(
         mean_rounds = float(np.mean(fold_rounds))
         final_rounds = fixed_rounds if fixed_rounds is not None else round(mean_rounds * scale)
         trial.set_user_attr("max_iter", final_rounds)
+        trial.set_user_attr("rounds", mean_rounds)
         trial.set_user_attr("final_seconds", final_fit_estimate(time.perf_counter() - began, boosted,
                                                                 len(train) * final_rounds))
         # one split: the booster's own validation loss; folds: that loss on all their predictions
@@ -288,6 +293,12 @@ def tune(
         return sum(float(trial.user_attrs["final_seconds"]) for trial in chosen)
 
     def within_budget(study: Any, trial: Any) -> None:
+        if (costly and len(folds) == 1 and trial.number == 0 and trial.value is not None
+                and fine_rounds_cheap(len(folds[0].y_fit), round_trees, round(trial.user_attrs["rounds"]))):
+            # the costly rounds converged fast: the next trial is the recipe's own rate and leaves,
+            # as auto tries them (stepml.auto_selection.fine_rounds_cheap)
+            study.enqueue_trial({**{name: AUTO_PARAMS[name] for name in defaults}, "l2_regularization": 1e-3,
+                                 "max_features": 1.0})
         if categories and trial.user_attrs.get("categorical_features") == FROM_DTYPE and not decided:
             first = study.trials[0]
             better = (trial.value is not None and first.value is not None

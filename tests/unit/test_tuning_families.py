@@ -264,6 +264,25 @@ def test_the_first_trials_are_what_auto_fits_where_rounds_are_costly_or_not(monk
         assert second["learning_rate"] == AUTO_PARAMS["learning_rate"]
 
 
+@pytest.mark.parametrize("cheap", [True, False])
+def test_where_costly_rounds_converge_fast_the_second_trial_is_the_recipes_rate(
+        monkeypatch: pytest.MonkeyPatch, cheap: bool) -> None:
+    from stepml import auto_selection
+    from stepml.recipes import AUTO_PARAMS
+
+    # Given 1,600 training rows (one split) counted as costly, whose noise stops the coarse rounds early
+    monkeypatch.setattr(auto_selection, "COSTLY_ROUND_ROW_TREES", 100)
+    if not cheap:  # ... or a recipe's-rate fit that would boost too many row-tree-rounds
+        monkeypatch.setattr(auto_selection, "FINE_ROW_TREE_ROUNDS", 1_000)
+    noisy = _smooth(2000)
+    noisy["later"] += np.random.default_rng(5).normal(0, 2, len(noisy))
+    created, summary, _ = _recorded_tune(monkeypatch, noisy, "later")
+    assert summary["folds"] == 1 and created[0]["learning_rate"] == auto_selection.COSTLY_ROUND_PARAMS["learning_rate"]
+    # Then the second trial is what auto tries there: the recipe's own rate, leaves and leaf size
+    recipes_own = {name: AUTO_PARAMS[name] for name in ("learning_rate", "max_leaf_nodes", "min_samples_leaf")}
+    assert ({name: created[1][name] for name in recipes_own} == recipes_own) is cheap
+
+
 def test_the_small_leaves_trial_holds_as_few_rows_a_leaf_as_a_large_tables_search_allows(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from stepml import auto_selection

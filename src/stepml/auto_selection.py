@@ -296,6 +296,11 @@ def choose(
     if "max_bins" not in fixed and (bins := booster_bins(train, schema)) is not None:
         booster_params["max_bins"] = bins
     booster = {**fixed, **booster_params}
+    # the text columns' codes in the booster's matrix; the user's "from_dtype" names them, as
+    # build_pipeline reads it for the final fit
+    codes = text_code_columns(build_pipeline(schema, task, config).named_steps["columns"].transformers)
+    if booster.get("categorical_features") == FROM_DTYPE:
+        booster["categorical_features"] = codes or None
     max_rounds = MAX_ROUNDS_LARGE if len(train) > LARGE_TABLE_ROWS else MAX_ROUNDS
     compare_families = not fixed and model_family.suits(train, schema)
     metric = config.metric_for(task)
@@ -381,7 +386,6 @@ def choose(
                 diverged.discard(transform)
                 if diverging:
                     diverged.add(transform)
-    codes = text_code_columns(columns.transformers)
     if (matrices is not None and codes and len(folds) == 1 and choose_rounds and "categorical_features" not in fixed
             and many_categories(train, schema) and category_fit_cheap(len(folds[0][0]), round_trees, rounds)):
         # then the text columns as the booster's categories, on the best settings so far

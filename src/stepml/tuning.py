@@ -213,8 +213,10 @@ def tune(
         if categories:
             chosen = trial.user_attrs.get("categorical_features", decided.get("categorical_features"))
             trial.set_user_attr("categorical_features", chosen)
-            if chosen == FROM_DTYPE:  # the fits' matrices: the codes' columns
-                params["categorical_features"] = codes
+            if chosen == FROM_DTYPE:
+                params["categorical_features"] = chosen
+        if params.get("categorical_features") == FROM_DTYPE:  # the fits' matrices: the codes' columns
+            params["categorical_features"] = codes or None
         fold_rounds, fold_outputs, fold_losses = [], [], []
         boosted = 0  # rows x rounds the trial's fits boosted
         for fold in folds:

@@ -622,3 +622,18 @@ def test_text_as_categories_that_validates_no_clearly_better_leaves_the_ordered_
     assert tried < choice.candidates["none"]["score"]
     assert not auto_selection.clearly_better(tried, choice.candidates["none"]["score"], higher_is_better=False)
     assert "categorical_features" not in choice.booster_params and "categorical_features" not in choice.params
+
+
+def test_the_users_from_dtype_makes_the_validation_fits_categories_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a config that asks for the text as the booster's categories itself
+    frame = store_sales(rows=1_600)
+    config = DatasetConfig.from_dict({"target": "sales", "params": {"categorical_features": "from_dtype"}})
+    made: list[dict[str, Any]] = []
+    original = auto_selection.estimator
+    monkeypatch.setattr(auto_selection, "estimator", lambda config, task, params: made.append(params) or original(
+        config, task, params))
+    choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
+    # Then the rounds were chosen on boosters that split the store's codes as sets, as the final
+    # fit's will (the config's value stays in the params build_pipeline reads)
+    assert made and all(params["categorical_features"] == [0] for params in made)
+    assert choice.params["categorical_features"] == "from_dtype"

@@ -333,6 +333,22 @@ def test_tune_keeps_the_ordered_codes_after_a_categories_trial_that_is_not_clear
     assert all(params["categorical_features"] in (None, "from_dtype") for params in summary["ensemble"])
 
 
+def test_the_users_from_dtype_makes_every_trial_split_categories(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a config that asks for the text as the booster's categories itself
+    frame = store_sales(rows=1_600)
+    config = DatasetConfig.from_dict({"target": "sales", "tune": {"budget_seconds": BUDGET},
+                                      "params": {"categorical_features": "from_dtype"}})
+    train, _ = split(frame, "sales", "regression", config)
+    created: list[dict[str, Any]] = []
+    original = tuning.estimator
+    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
+        config, task, params))
+    summary = tuning.tune(train, "sales", feature_schema(train, "sales"), "regression", config)
+    # Then every trial's boosters split the store's codes as sets; the ensemble keeps the config's word
+    assert created and all(params["categorical_features"] == [0] for params in created)
+    assert all(params["categorical_features"] == "from_dtype" for params in summary["ensemble"])
+
+
 def test_models_show_describes_what_tune_kept() -> None:
     from stepml.describe import describe_tuning
 

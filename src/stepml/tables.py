@@ -32,6 +32,8 @@ COMPRESSION = "ZSTD"
 CONTENT_TYPE = "application/vnd.apache.parquet"
 #: The four bytes a Parquet file begins and ends with.
 PARQUET_MAGIC = b"PAR1"
+#: The footer's length, a little-endian 4-byte integer just before the closing magic.
+FOOTER_LENGTH_BYTES = 4
 
 
 def as_text(series: pd.Series) -> pd.Series:
@@ -116,12 +118,13 @@ def read_parquet(data: bytes, source: str, columns: list[str] | None = None,
 def _not_parquet(data: bytes) -> str | None:
     """What makes ``data`` no Parquet file at all (None: it has Parquet's frame): the magic
     ``PAR1`` at both ends, and a footer length that fits between them."""
-    if len(data) < 2 * len(PARQUET_MAGIC) + 4:
+    magic, length = len(PARQUET_MAGIC), FOOTER_LENGTH_BYTES
+    if len(data) < 2 * magic + length:
         return f"{len(data)} bytes, too few for a Parquet file"
-    if data[:4] != PARQUET_MAGIC or data[-4:] != PARQUET_MAGIC:
+    if data[:magic] != PARQUET_MAGIC or data[-magic:] != PARQUET_MAGIC:
         return "it does not begin and end with Parquet's magic bytes PAR1"
-    footer = int.from_bytes(data[-8:-4], "little")
-    if footer > len(data) - 2 * len(PARQUET_MAGIC) - 4:
+    footer = int.from_bytes(data[-magic - length:-magic], "little")
+    if footer > len(data) - 2 * magic - length:
         return f"its footer claims {footer:,} bytes of a {len(data):,}-byte object"
     return None
 

@@ -244,6 +244,19 @@ def test_text_as_the_boosters_categories_exports_exactly(task: str, classes: int
     _assert_exact(pipeline, test, schema, task)
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_blend_whose_booster_splits_categories_exports_exactly(task: str) -> None:
+    # Given the blend of a booster splitting text as categories and a linear model (one-hot text)
+    pipeline, test, schema = _fitted(_grouped(task, 3), "target", task, family=model_family.BLEND,
+                                     linear_weight=0.3, params={"categorical_features": "from_dtype", "max_iter": 60})
+    trees = dict(_booster(pipeline).named_estimators_)["trees"].named_steps["model"]
+    assert trees.categorical_features == [0, 1] and "==" in {node["decision_type"] for node in _splits(trees)}
+    test = test.copy()
+    test.loc[test.index[::5], "group"] = "a group never seen"
+    # When exported, then the graph answers the blend's outputs on every row
+    _assert_exact(pipeline, test, schema, task)
+
+
 def test_a_category_split_sends_unseen_negative_and_missing_codes_where_lightgbm_does() -> None:
     rng = np.random.default_rng(6)
     codes = rng.integers(0, 30, 1500).astype(float)

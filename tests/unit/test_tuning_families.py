@@ -221,11 +221,21 @@ def test_a_larger_table_tunes_on_one_held_out_fifth() -> None:
     assert summary["folds"] == 1 and summary["validation_rows"] == round(len(train) * tuning.VALIDATION_SIZE)
 
 
+#: Trials :func:`_recorded_tune` runs, whatever the host's speed (a 5 s budget ran 3 on a busy CI host).
+RECORDED_TRIALS = 5
+
+
 def _recorded_tune(monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame, target: str) -> tuple[
         list[dict[str, Any]], Any, tuple[DatasetConfig, pd.DataFrame, list[dict[str, Any]]]]:
-    """tune on a regression ``frame``: the parameters of every booster it creates (each trial's,
-    fold after fold), its summary, and (config, training rows, schema)."""
-    config, train, _, schema = _prepared(frame, target, "regression")
+    """tune on a regression ``frame``, exactly :data:`RECORDED_TRIALS` booster trials (a budget
+    it cannot reach): the parameters of every booster it creates (each trial's, fold after fold),
+    its summary, and (config, training rows, schema)."""
+    import optuna
+
+    config, train, _, schema = _prepared(frame, target, "regression", tune={"budget_seconds": 600})
+    optimize = optuna.study.Study.optimize
+    monkeypatch.setattr(optuna.study.Study, "optimize", lambda study, func, **how: optimize(
+        study, func, **{**how, "n_trials": how.get("n_trials") or RECORDED_TRIALS, "timeout": None}))
     created: list[dict[str, Any]] = []
     original = tuning.estimator
     monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(

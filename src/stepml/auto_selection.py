@@ -93,6 +93,7 @@ from stepml.recipes import (
     OPENMP_THREADS,
     build_pipeline,
     estimator,
+    text_categories,
     text_code_columns,
 )
 
@@ -299,8 +300,8 @@ def choose(
     # the text columns' codes in the booster's matrix; the user's "from_dtype" names them, as
     # build_pipeline reads it for the final fit
     codes = text_code_columns(build_pipeline(schema, task, config).named_steps["columns"].transformers)
-    if booster.get("categorical_features") == FROM_DTYPE:
-        booster["categorical_features"] = codes or None
+    if "categorical_features" in booster:
+        booster["categorical_features"] = text_categories(booster["categorical_features"], codes)
     max_rounds = MAX_ROUNDS_LARGE if len(train) > LARGE_TABLE_ROWS else MAX_ROUNDS
     compare_families = not fixed and model_family.suits(train, schema)
     metric = config.metric_for(task)

@@ -446,9 +446,17 @@ def build_pipeline(
         model = estimator(config, task, params)
         members = [model]
     for member in members:  # "from_dtype": the text columns' codes are the booster's categories
-        if member.get_params(deep=False).get("categorical_features") == FROM_DTYPE:
-            member.set_params(categorical_features=text_code_columns(transformers) or None)
+        if "categorical_features" in member.get_params(deep=False):
+            member.set_params(categorical_features=text_categories(member.categorical_features,
+                                                                   text_code_columns(transformers)))
     return Pipeline([("columns", columns), ("model", model)])
+
+
+def text_categories(chosen: Any, codes: list[int]) -> Any:
+    """A booster's ``categorical_features`` for a matrix whose text codes are the columns ``codes``
+    (:func:`text_code_columns`): :data:`FROM_DTYPE` names them (None when there are none); any
+    other value is the user's own."""
+    return (codes or None) if chosen == FROM_DTYPE else chosen
 
 
 def text_code_columns(transformers: Transformers) -> list[int]:

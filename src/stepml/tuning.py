@@ -105,6 +105,7 @@ from stepml.recipes import (
     OPENMP_THREADS,
     build_pipeline,
     estimator,
+    text_categories,
     text_code_columns,
 )
 
@@ -215,8 +216,8 @@ def tune(
             trial.set_user_attr("categorical_features", chosen)
             if chosen == FROM_DTYPE:
                 params["categorical_features"] = chosen
-        if params.get("categorical_features") == FROM_DTYPE:  # the fits' matrices: the codes' columns
-            params["categorical_features"] = codes or None
+        if "categorical_features" in params:  # the fits' matrices: the codes' columns
+            params["categorical_features"] = text_categories(params["categorical_features"], codes)
         fold_rounds, fold_outputs, fold_losses = [], [], []
         boosted = 0  # rows x rounds the trial's fits boosted
         for fold in folds:

@@ -30,7 +30,9 @@ sample of them and boosts at most :data:`MAX_ROUNDS_LARGE` rounds, so that Train
 * **a log target** (regression): when the target is non-negative and right-skewed
   (:func:`stepml.target_transform.suits`), the booster is also fitted on ``log1p(y)``; the
   transform is kept when its predictions, back on the target's scale, score better on the
-  validation split by the run's primary metric (RMSE by default).
+  validation split by the run's primary metric (RMSE by default). For RMSE and R² those
+  predictions are smeared to a mean first (:func:`stepml.target_transform.smeared`), and the
+  smearing's logarithm is the final booster's ``output_offset``.
 
 * **faster, larger rounds where rounds are costly**: when a round grows trees over at least
   :data:`COSTLY_ROUND_ROW_TREES` rows (the training rows times the trees a round grows: one per
@@ -347,10 +349,20 @@ def choose(
             forest = None if grown is None else [*forest, grown]
         y_checked.append(y_val)
     y_val = np.concatenate(y_checked)
+    # a log target's predictions smeared to a mean where the metric asks for one (target_transform)
+    smear = (metric in target_transform.MEAN_METRICS and booster.get("loss", "squared_error") == "squared_error"
+             and "output_offset" not in fixed)
+    offsets: dict[str | None, float] = {}  # each transform's output_offset (the smearing's logarithm)
+
+    def smeared(transform: str | None, output: np.ndarray) -> tuple[np.ndarray, float]:
+        if transform != target_transform.LOG1P or not smear:
+            return output, 0.0
+        return target_transform.smeared(output, y_val)
+
     candidates: dict[str, dict[str, float]] = {}
     best: tuple[float, str | None, int, np.ndarray] | None = None
     for transform, (fold_rounds, fold_outputs) in trees.items():
-        output = np.concatenate(fold_outputs)
+        output, offsets[transform] = smeared(transform, np.concatenate(fold_outputs))
         score = model_family.validation_score(task, metric, y_val, output, classes)
         rounds = max(1, round(float(np.mean(fold_rounds))))
         candidates[transform or "none"] = {"rounds": rounds, "score": score}
@@ -379,10 +391,12 @@ def choose(
         name, trial, kept_params, wins = second
         refit = _second_fit(config, task, trial, choose_rounds, transform, matrices, max_rounds)
         if refit is not None:
-            score = model_family.validation_score(task, metric, y_val, refit[1], classes)
+            refit_output, offset = smeared(transform, refit[1])
+            score = model_family.validation_score(task, metric, y_val, refit_output, classes)
             candidates[name] = {"rounds": refit[0], "score": score}
             if wins(score):
-                (rounds, output, diverging), booster_params, settings = refit, kept_params, trial
+                (rounds, _, diverging), booster_params, settings = refit, kept_params, trial
+                output, offsets[transform] = refit_output, offset
                 best_ranked = score if higher_is_better else -score
                 diverged.discard(transform)
                 if diverging:
@@ -393,10 +407,12 @@ def choose(
         refit = _second_fit(config, task, {**settings, "categorical_features": codes}, choose_rounds, transform,
                             matrices, max_rounds)
         if refit is not None:
-            score = model_family.validation_score(task, metric, y_val, refit[1], classes)
+            refit_output, offset = smeared(transform, refit[1])
+            score = model_family.validation_score(task, metric, y_val, refit_output, classes)
             candidates[f"{transform or 'none'} with text as categories"] = {"rounds": refit[0], "score": score}
             if clearly_better(score, best_ranked if higher_is_better else -best_ranked, higher_is_better):
-                rounds, output, diverging = refit
+                rounds, _, diverging = refit
+                output, offsets[transform] = refit_output, offset
                 booster_params = {**booster_params, "categorical_features": FROM_DTYPE}
                 diverged.discard(transform)
                 if diverging:
@@ -420,6 +436,8 @@ def choose(
         # the fewest rounds are forced on a flat curve only: on a diverging one they make it worse
         chosen_rounds = max(1 if transform in diverged else MIN_ROUNDS, round(rounds * rounds_scale(len(folds))))
         params["max_iter"] = chosen_rounds
+        if offsets.get(transform):
+            booster_params = {**booster_params, "output_offset": round(offsets[transform], 6)}
         params.update(booster_params)
     else:
         booster_params = {}

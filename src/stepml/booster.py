@@ -33,6 +33,9 @@ HistGradientBoosting's behaviour where the code relies on it:
   The ONNX export tests set membership (ai.onnx.ml 5's ``BRANCH_MEMBER``).
 * A classifier's leaf moves a score by at most :data:`MAX_LEAF_LOGITS` log-odds a round (before the
   learning rate): with many weighted classes, near-zero hessians made unbounded Newton steps.
+* A regressor's ``output_offset`` (not HistGradientBoosting's) is added to the trees' summed score
+  before the loss's link (a log link's prediction is then multiplied by its ``exp``): the ``auto``
+  recipe's smearing of a log target (:mod:`stepml.target_transform`). The ONNX export adds it too.
 
 The fitted LightGBM model is :attr:`model_` (``lightgbm.LGBMClassifier`` / ``LGBMRegressor``):
 the ONNX export converts it (:mod:`stepml.onnx_export`).
@@ -40,6 +43,7 @@ the ONNX export converts it (:mod:`stepml.onnx_export`).
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -284,12 +288,30 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
         tol: float = 1e-7,
         random_state: int | None = None,
         categorical_features: Any = None,
+        output_offset: float = 0.0,
     ) -> None:
         self._keep(locals())
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, X_val: Any = None, y_val: Any = None,
+            sample_weight_val: Any = None) -> Any:
+        if not np.isfinite(self.output_offset):
+            raise ValueError(f"output_offset must be a finite number, got {self.output_offset!r}")
+        return super().fit(X, y, sample_weight, X_val, y_val, sample_weight_val)
+
+    def predict(self, X: Any, rounds: int | None = None) -> np.ndarray:
+        if not self.output_offset:
+            return super().predict(X, rounds)
+        raw = self.model_.predict(np.asarray(X), num_iteration=self._rounds(rounds), raw_score=True)
+        shifted = np.asarray(raw, dtype=np.float64) + float(self.output_offset)
+        from stepml.validation import LOG_LINK_LOSSES  # the losses LightGBM predicts exp(score) for
+
+        return np.exp(shifted) if self.loss in LOG_LINK_LOSSES else shifted
 
 
 # HistGradientBoosting's own constraints of the parameters each booster takes
 BoostedTreesClassifier._parameter_constraints = _constraints(
     HistGradientBoostingClassifier, BoostedTreesClassifier._get_param_names())
-BoostedTreesRegressor._parameter_constraints = _constraints(
-    HistGradientBoostingRegressor, BoostedTreesRegressor._get_param_names())
+BoostedTreesRegressor._parameter_constraints = {
+    **_constraints(HistGradientBoostingRegressor, BoostedTreesRegressor._get_param_names()),
+    "output_offset": [Real],
+}

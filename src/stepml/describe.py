@@ -4,6 +4,7 @@ console or CLI library here, so the UI imports it alone)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from stepml.contracts import AutoChoiceSummary, TuningSummary
@@ -21,9 +22,12 @@ def validated_on(folds: int, rows: int) -> str:
 
 def _setting(key: str, value: Any) -> str:
     """A booster setting the choice made, in words (``categorical_features: from_dtype``: the text
-    columns as the booster's categories, :data:`stepml.recipes.FROM_DTYPE`)."""
+    columns as the booster's categories, :data:`stepml.recipes.FROM_DTYPE`; ``output_offset``: the
+    logarithm of a log target's smearing factor, :func:`stepml.target_transform.smeared`)."""
     if key == "categorical_features":
         return "text columns as the booster's categories" if value == "from_dtype" else f"categorical features {value}"
+    if key == "output_offset" and isinstance(value, (int, float)):  # a log target's smearing (target_transform)
+        return f"the log target's smearing factor {math.exp(value):.3g}"
     return f"{key.replace('_', ' ')} {value:g}" if isinstance(value, (int, float)) else f"{key.replace('_', ' ')} {value}"
 
 

@@ -340,7 +340,8 @@ def _convert_booster(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx converter of :class:`~stepml.booster.BoostedTreesClassifier` /
     ``BoostedTreesRegressor`` (and a plain LightGBM model): LightGBM's trees in float64 (one
     ai.onnx.ml 5 ``TreeEnsemble``, :func:`_booster_trees`), then its link in float64: a sigmoid
-    (binary), a softmax (multiclass), ``exp`` (poisson, gamma, tweedie) or none (regression)."""
+    (binary), a softmax (multiclass), ``exp`` (poisson, gamma, tweedie) or none (regression), a
+    regressor's ``output_offset`` added to the score before it."""
     from onnx import TensorProto
 
     estimator = operator.raw_operator
@@ -362,6 +363,12 @@ def _convert_booster(scope: Any, operator: Any, container: Any) -> None:
     container.add_node("TreeEnsemble", [features], [raw], name=scope.get_unique_operator_name("TreeEnsemble"),
                        op_domain="ai.onnx.ml", op_version=TARGET_OPSET["ai.onnx.ml"], **attributes)
     if not hasattr(estimator, "classes_"):
+        offset = float(getattr(estimator, "output_offset", 0.0))
+        if offset:  # the booster's output_offset (a log target's smearing), added before the link
+            shifted, constant = name("shifted_scores"), name("output_offset")
+            container.add_initializer(constant, TensorProto.DOUBLE, [], [offset])
+            container.add_node("Add", [raw, constant], [shifted], name=scope.get_unique_operator_name("Add"))
+            raw = shifted
         if objective.startswith(_EXP_OBJECTIVES):
             link = "Exp"
         elif objective.startswith(_IDENTITY_OBJECTIVES):

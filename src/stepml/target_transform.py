@@ -6,6 +6,16 @@ such targets better; it can also fit them worse (the back-transformed prediction
 geometric rather than the arithmetic mean), so the ``auto`` recipe only *offers* it
 (:func:`suits`) and keeps it when the validation split says so (:mod:`stepml.auto_selection`).
 
+Back-transformed, the booster's mean of ``log1p(y)`` is a geometric mean: below the arithmetic
+mean that squared error (RMSE, R²) asks for, the more so the wider the spread around it. Duan's
+smearing estimate corrects it: ``E[y + 1] = exp(prediction) * mean(exp(residual))``, the mean of
+the log-scale residuals' exponentials on rows the model was not fitted on (:func:`smeared`). The
+``auto`` recipe scores a log target with it and keeps its logarithm as the booster's
+``output_offset`` (:mod:`stepml.booster`), added to the score before ``expm1``; for MAE (a median)
+nothing is added. Measured on the bench's medical expenses (medexp, 4,459 training rows): the
+validation RMSE of the log target 523 -> 491 (the raw target's 501, so the log target is kept
+now), the test's 489.6 -> 476.5.
+
 The transformed model is scikit-learn's own ``TransformedTargetRegressor`` with numpy's ``log1p``
 and ``expm1`` (no custom class: the pickle still loads with scikit-learn alone), as the pipeline's
 last step. The ONNX export converts its inner regressor and appends the inverse to the graph
@@ -40,6 +50,35 @@ def suits(y: np.ndarray) -> bool:
         return False
     skewness = float(np.mean(((values - values.mean()) / spread) ** 3))
     return skewness > MIN_SKEWNESS
+
+
+#: The metrics whose best prediction is the conditional mean: a log target's is smeared for them.
+MEAN_METRICS = ("rmse", "r2")
+
+
+def smeared(predictions: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """A log target's validation ``predictions`` (on the target's scale) with Duan's smearing, and
+    the smearing's logarithm over all rows (the final booster's ``output_offset``).
+
+    Each half of the rows (alternate rows: the split already shuffled them) is smeared by the
+    factor the other half's residuals give, so a row's score never sees its own residual.
+    """
+    scores = np.log1p(np.asarray(predictions, dtype=np.float64))
+    residuals = np.log1p(np.asarray(y, dtype=np.float64)) - scores
+    if len(residuals) < 2:
+        return np.asarray(predictions, dtype=np.float64), 0.0
+    even = np.arange(len(residuals)) % 2 == 0
+    result = np.empty_like(scores)
+    for half in (even, ~even):
+        result[half] = np.expm1(scores[half] + _log_mean_exp(residuals[~half]))
+    return result, _log_mean_exp(residuals)
+
+
+def _log_mean_exp(values: np.ndarray) -> float:
+    """``log(mean(exp(values)))`` without overflowing."""
+    from scipy.special import logsumexp
+
+    return float(logsumexp(values) - np.log(len(values)))
 
 
 def forward(y: np.ndarray, name: str | None) -> np.ndarray:

@@ -76,6 +76,61 @@ def test_a_skewed_price_is_fitted_in_log_space_and_served_on_its_own_scale(price
     assert rmse(test["price"], logged) < 0.9 * rmse(test["price"], raw.predict(features))
 
 
+def test_smearing_lifts_a_geometric_mean_to_the_mean_without_scoring_a_row_by_its_own_residual() -> None:
+    # Given a model that knows a log-normal target's log mean exactly (log-scale noise 0.8)
+    rng = np.random.default_rng(0)
+    log_mean = rng.uniform(1, 3, 4000)
+    y = np.expm1(log_mean + rng.normal(0, 0.8, 4000))
+    predictions = np.expm1(log_mean)
+    # When smeared, then the factor is the noise's exp(0.8^2 / 2) and the mean is the target's,
+    # where the back-transformed predictions alone sit a quarter low
+    smeared, offset = target_transform.smeared(predictions, y)
+    assert offset == pytest.approx(0.32, abs=0.04)
+    assert np.mean(smeared + 1) / np.mean(y + 1) == pytest.approx(1.0, abs=0.05)
+    assert np.mean(predictions + 1) / np.mean(y + 1) < 0.8
+    # And a row is smeared by the other half's residuals: its own moves the other half only
+    moved = y.copy()
+    moved[0] *= 1000
+    again, _ = target_transform.smeared(predictions, moved)
+    assert again[0] == smeared[0] and again[1] > smeared[1]
+    # And residuals of hundreds of log units do not overflow
+    assert np.isfinite(target_transform.smeared(np.zeros(4), np.array([1e300, 0, 0, 1e300]))[1])
+
+
+def _noisy_prices(rows: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Prices with a wide log-normal noise (0.8 on the log scale): their mean is 38 % above their
+    geometric mean."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0, 1, rows), rng.uniform(0, 1, rows)
+    area = rng.choice(["centre", "suburb", "village"], rows)
+    level = pd.Series(area).map({"centre": 1.0, "suburb": 0.0, "village": -1.0}).to_numpy()
+    return pd.DataFrame({"a": a, "b": b, "area": area,
+                         "price": 1000 * np.exp(2 * a + b + level + rng.normal(0, 0.8, rows))})
+
+
+@pytest.mark.parametrize("metric", ["rmse", "mae"])
+def test_a_log_target_is_smeared_to_its_mean_for_squared_error_only(metric: str) -> None:
+    # Given noisy prices that validate better in log space
+    config = DatasetConfig.from_dict({"target": "price", "primary_metric": metric})
+    train, test = split(_noisy_prices(), "price", "regression", config)
+    schema = feature_schema(train, "price")
+    # When the auto recipe fits them for RMSE (a mean) or MAE (a median)
+    fitted = fit_recorded(train, "price", schema, "regression", config)
+    choice = fitted.auto_choice
+    assert choice["target_transform"] == "log1p"
+    booster = fitted.pipeline.steps[-1][1].regressor_
+    if metric == "rmse":
+        # Then for RMSE the booster's score is lifted by the smearing's log (~0.8^2 / 2)
+        assert choice["booster_params"]["output_offset"] == pytest.approx(0.32, abs=0.1)
+        assert booster.output_offset == choice["booster_params"]["output_offset"]
+        # And the graph serves the lifted predictions
+        model = export(fitted.pipeline, schema, "regression")
+        assert verify(model, fitted.pipeline, test, schema, "regression").divergent_rows == 0
+    else:
+        # Then for MAE the back-transformed median stays as it is
+        assert "output_offset" not in choice["booster_params"] and booster.output_offset == 0.0
+
+
 def rmse(actual: Any, predicted: Any) -> float:
     return float(np.sqrt(np.mean((np.asarray(actual, float) - np.asarray(predicted, float)) ** 2)))
 

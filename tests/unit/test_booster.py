@@ -195,3 +195,25 @@ def test_categorical_features_outside_the_matrix_are_a_value_error() -> None:
     config = DatasetConfig.from_dict({"target": "y", "params": {"categorical_features": "text"}})
     with pytest.raises(ConfigError, match="params.categorical_features must be"):
         check_params(config, "regression")
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_an_output_offset_shifts_the_score_before_the_losss_link(loss: str) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = np.exp(X[:, 0]) + rng.random(400)
+    plain = BoostedTreesRegressor(loss=loss, max_iter=20).fit(X, y).predict(X)
+    shifted = BoostedTreesRegressor(loss=loss, max_iter=20, output_offset=0.5).fit(X, y).predict(X)
+    if loss == "squared_error":
+        np.testing.assert_allclose(shifted - plain, 0.5, rtol=1e-12)
+    else:  # a log link: exp(score + 0.5)
+        np.testing.assert_allclose(shifted / plain, np.exp(0.5), rtol=1e-12)
+
+
+def test_an_output_offset_must_be_a_finite_number() -> None:
+    X, y = np.arange(40.0).reshape(20, 2), np.arange(20.0)
+    with pytest.raises(ValueError, match="output_offset must be a finite number"):
+        BoostedTreesRegressor(output_offset=float("inf")).fit(X, y)
+    config = DatasetConfig.from_dict({"target": "y", "params": {"output_offset": "a lot"}})
+    with pytest.raises(ConfigError, match="params.output_offset must be"):
+        check_params(config, "regression")

@@ -161,6 +161,10 @@ def test_models_show_describes_the_choice() -> None:
                                            "categorical_features": "from_dtype"}, "target_transform": None}
     assert describe_auto_choice(grouped, "rmse").endswith(  # type: ignore[arg-type]
         "100 boosting rounds, min samples leaf 2, max features 0.7, text columns as the booster's categories")
+    # and a log target's smearing as its factor
+    smeared = {**trees, "booster_params": {"output_offset": 1.496553}}
+    assert describe_auto_choice(smeared, "rmse").endswith(  # type: ignore[arg-type]
+        "100 boosting rounds, the log target's smearing factor 4.47, target fitted as log1p")
     # a cross-validated choice says so, and that every training row was predicted out of fold
     folded = {**choice, "validation_rows": 240, "folds": 5}
     assert "on 5-fold cross-validation (240 rows, each out of fold): model: linear" in describe_auto_choice(folded, "rmse")  # type: ignore[arg-type]

@@ -151,6 +151,24 @@ def test_a_log_target_booster_answers_on_the_targets_scale() -> None:
     _assert_exact(pipeline, test, schema, "regression")
 
 
+@pytest.mark.parametrize(("loss", "transform"), [("squared_error", "log1p"), ("poisson", None)])
+def test_a_boosters_output_offset_is_added_to_its_score_in_the_graph(loss: str, transform: str | None) -> None:
+    # Given a booster whose score is shifted by an output_offset (auto's smearing of a log target),
+    # in log space under log1p/expm1, or under a log-link loss
+    frame = _precise("regression")
+    frame["target"] = np.round(np.exp(frame["target"] / 20))
+    params = {"loss": loss, "max_iter": 60}
+    shifted, test, schema = _fitted(frame, "target", "regression", target_transform=transform,
+                                    params={**params, "output_offset": 0.25})
+    plain, _, _ = _fitted(frame, "target", "regression", target_transform=transform, params=params)
+    # When exported, then the graph answers the shifted booster's values on every row
+    served = _assert_exact(shifted, test, schema, "regression")
+    # And those are the plain booster's (+1) times exp(0.25): the offset is not lost on the way
+    unshifted = _served(export(plain, schema, "regression"), plain, test, schema, "regression")
+    one = 1.0 if transform else 0.0
+    np.testing.assert_allclose((served + one) / (unshifted + one), np.exp(0.25), rtol=1e-9)
+
+
 @pytest.mark.parametrize("loss", ["poisson", "gamma"])
 def test_a_booster_of_a_log_link_loss_answers_lightgbms_values(loss: str) -> None:
     # Given a config's `loss: poisson` (counts) or `loss: gamma` (positive amounts): LightGBM fits

@@ -113,6 +113,10 @@ class ValidatedRun(TypedDict):
     report_key: str
     #: the upload as Validate parsed it (Parquet, :mod:`stepml.tables`): Preprocess reads it
     table_key: str
+    #: the SHA-256 of the Parquet tables handed on, by file name (:data:`stepml.integrity.TABLES_KEY`):
+    #: Validate's ``upload.parquet``, then Preprocess's ``train.parquet`` and ``test.parquet`` (the
+    #: Spark path writes none)
+    table_sha256: NotRequired[dict[str, str]]
 
 
 class PreprocessedRun(ValidatedRun):

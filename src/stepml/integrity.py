@@ -4,6 +4,11 @@ Train stages its artifacts in S3 and hands their SHA-256 digests to the next sta
 Evaluate recomputes them before it loads anything. ``model.joblib`` is a pickle, and loading a
 pickle runs code: an object changed in the bucket between the two stages (by hand, by another
 writer, by a bug) must never be loaded, let alone registered as a version.
+
+The Parquet tables the stages hand on (Validate's parsed upload, Preprocess's splits) are checked
+the same way (:data:`TABLES_KEY`) before they are parsed: fastparquet's compiled footer parser
+trusts the bytes it is given, and a damaged footer could crash the function's process instead of
+failing the run with a message.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from stepml.errors import ArtifactIntegrityError
 
 #: The state's key for the digests Train hands over: artifact name -> hex SHA-256.
 STATE_KEY = "artifact_sha256"
+#: The state's key for the digests of the Parquet tables Validate and Preprocess write: file name
+#: (``upload.parquet``, ``train.parquet``, ``test.parquet``) -> hex SHA-256.
+TABLES_KEY = "table_sha256"
 
 
 def digests(files: Mapping[str, bytes]) -> dict[str, str]:
@@ -23,17 +31,19 @@ def digests(files: Mapping[str, bytes]) -> dict[str, str]:
 
 
 def verify(
-    files: Mapping[str, bytes], locations: Mapping[str, str], expected: Mapping[str, str] | None
+    files: Mapping[str, bytes], locations: Mapping[str, str], expected: Mapping[str, str] | None,
+    writer: str = "Train", state_key: str = STATE_KEY,
 ) -> None:
     """Raise :class:`ArtifactIntegrityError` unless every file's SHA-256 is the one expected.
 
-    ``locations`` (name -> S3 key) only makes the message name where each file was read from.
+    ``locations`` (name -> S3 key) only makes the message name where each file was read from;
+    ``writer``: the stage that wrote the files, ``state_key``: the state's key for their digests.
     """
     if not expected:
         raise ArtifactIntegrityError(
-            f"the state carries no {STATE_KEY}: the staged artifacts "
+            f"the state carries no {state_key}: the staged files "
             f"({', '.join(sorted(locations.values()))}) cannot be checked, so none is loaded. "
-            "Train hands their digests over; start the run again from the upload."
+            f"{writer} hands their digests over; start the run again from the upload."
         )
     found = digests(files)
     for name in sorted(files):
@@ -45,7 +55,15 @@ def verify(
             )
         if found[name] != expected[name]:
             raise ArtifactIntegrityError(
-                f"{where} changed after Train wrote it: SHA-256 {found[name]}, Train wrote "
+                f"{where} changed after {writer} wrote it: SHA-256 {found[name]}, {writer} wrote "
                 f"{expected[name]}. Nothing was loaded or registered; upload the CSV again to "
                 "train a fresh model."
             )
+
+
+def verified_table(data: bytes, key: str, expected: Mapping[str, str] | None, writer: str) -> bytes:
+    """``data`` (the Parquet table read from ``key``) once its SHA-256 is the one ``writer`` handed
+    over in the state's :data:`TABLES_KEY`; raises :class:`ArtifactIntegrityError` otherwise."""
+    name = key.rsplit("/", 1)[-1]
+    verify({name: data}, {name: key}, expected, writer=writer, state_key=TABLES_KEY)
+    return data

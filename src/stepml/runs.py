@@ -92,12 +92,19 @@ OUTCOMES = {
     "Skip duplicate delivery": "duplicate",
     "Dataset rejected": "rejected",
     "Model export failed": "export_failed",
+    "Staged model changed": "staged_changed",
+    "Staged table changed": "staged_changed",
+    "Upload too large": "too_large",
+    "Spark job failed": "spark_failed",
     "Function limit reached": "limit_reached",
     "Pipeline failed": "failed",
 }
 _FAILURE_WORDS = {
     "rejected": "Dataset rejected",
     "export_failed": "Model export failed: nothing was registered",
+    "staged_changed": "A file a stage handed on changed in the bucket: it was not loaded, nothing was registered",
+    "too_large": "Upload too large",
+    "spark_failed": "Spark job failed",
     "limit_reached": "Function limit reached",
     "failed": "Pipeline failed",
 }
@@ -107,7 +114,8 @@ def run_outcome(run: dict[str, Any]) -> dict[str, Any]:
     """How a run ended, in one readable sentence, for every terminal state of the state machine.
 
     ``run`` is :meth:`stepml.stack.Stack.run`'s dict (status, states, output, error, cause). Returns
-    ``outcome`` (champion, candidate, duplicate, rejected, export_failed, limit_reached, failed,
+    ``outcome`` (champion, candidate, duplicate, rejected, export_failed, staged_changed, too_large, spark_failed,
+    limit_reached, failed,
     running, timed_out or aborted), ``state`` (the terminal state's name, when one was reached),
     ``version`` and ``reason`` (the gate's, for a registered version) and ``summary``.
     """

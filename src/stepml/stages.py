@@ -132,7 +132,10 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
     # Parsed once: the typed table goes on as Parquet, so no later stage parses the CSV again.
     table_key = keys.parsed_upload(dataset, run_id)
     with span("write table"):
-        store.put_bytes(table_key, tables.to_parquet(frame), content_type=tables.CONTENT_TYPE)
+        parquet = tables.to_parquet(frame)
+        store.put_bytes(table_key, parquet, content_type=tables.CONTENT_TYPE)
+    table_digests = integrity.digests({table_key.rsplit("/", 1)[-1]: parquet})
+    del parquet
 
     return {
         "dataset": dataset,
@@ -149,6 +152,7 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
         "warnings": len(report["warnings"]),
         "report_key": report_key,
         "table_key": table_key,
+        "table_sha256": table_digests,  # integrity.TABLES_KEY: Preprocess checks it
     }
 
 
@@ -167,7 +171,10 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     location = f"s3://{source['bucket']}/{source['key']}"
     table_key = state.get("table_key")
     if table_key:
-        frame = tables.read_parquet(store.get_bytes(table_key), f"s3://{store.bucket}/{table_key}", text="category")
+        parquet = integrity.verified_table(store.get_bytes(table_key), table_key, state.get("table_sha256"),
+                                           "Validate")
+        frame = tables.read_parquet(parquet, f"s3://{store.bucket}/{table_key}", text="category")
+        del parquet
     else:  # a run that a Validate from before the Parquet handoff started: parse its upload
         frame = read_csv(store.get_bytes(source["key"], source["version_id"]), location)
     dataset, run_id, target, task = state["dataset"], state["run_id"], state["target"], state["task"]
@@ -193,9 +200,13 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     train_key = keys.preprocessed(dataset, run_id, "train.parquet")
     test_key = keys.preprocessed(dataset, run_id, "test.parquet")
     schema_key = keys.preprocessed(dataset, run_id, "schema.json")
+    split_digests: dict[str, str] = {}
     with span("write splits"):
-        store.put_bytes(train_key, tables.to_parquet(train), content_type=tables.CONTENT_TYPE)
-        store.put_bytes(test_key, tables.to_parquet(test), content_type=tables.CONTENT_TYPE)
+        for key, part in ((train_key, train), (test_key, test)):
+            parquet = tables.to_parquet(part)
+            store.put_bytes(key, parquet, content_type=tables.CONTENT_TYPE)
+            split_digests.update(integrity.digests({key.rsplit("/", 1)[-1]: parquet}))
+            del parquet
     store.put_json(schema_key, schema)
     train_rows, test_rows = len(train), len(test)
     del train, test  # written: the upload's own columns are all that is read below
@@ -206,17 +217,22 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
     store.put_json(ignored_key, ignored_columns(frame, schema, target, config, ids))
     return {**state, "train_key": train_key, "test_key": test_key, "schema_key": schema_key,
             "ignored_key": ignored_key, "train_rows": train_rows, "test_rows": test_rows,
-            "dropped_rows": given - train_rows - test_rows}
+            "dropped_rows": given - train_rows - test_rows,
+            "table_sha256": split_digests}  # integrity.TABLES_KEY: Train and Evaluate check them
 
 
-def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], columns: list[str] | None = None) -> Any:
-    """A split as Preprocess wrote it (Parquet), or only its ``columns``; text and date features as
+def _read_split(store: S3Store, key: str, schema: list[dict[str, Any]], digests: dict[str, str] | None,
+                columns: list[str] | None = None) -> Any:
+    """A split as Preprocess wrote it (Parquet; its SHA-256 checked against ``digests``, the state's
+    :data:`~stepml.integrity.TABLES_KEY`), or only its ``columns``; text and date features as
     text, as the schema says (a ``split.test_file`` column may hold only numbers where the upload's
     holds text). Text features stay categories (a code per cell); the rest of the text (the target)
     is objects, as the estimators and metrics read labels."""
     from stepml import tables
 
-    frame = tables.read_parquet(store.get_bytes(key), f"s3://{store.bucket}/{key}", columns, text="category")
+    parquet = integrity.verified_table(store.get_bytes(key), key, digests, "Preprocess")
+    frame = tables.read_parquet(parquet, f"s3://{store.bucket}/{key}", columns, text="category")
+    del parquet
     features = {f["name"]: f["kind"] for f in schema}
     for name in frame.columns:
         kind = features.get(name)
@@ -244,7 +260,7 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
     schema = store.get_json(state["schema_key"])
     with span("load"):
-        frame = _read_split(store, state["train_key"], schema)
+        frame = _read_split(store, state["train_key"], schema, state.get("table_sha256"))
         numbers_as_floats(frame, schema)  # as the model reads them: shared with its input, not copied
     release_garbage()  # before the fit's copies
     started = time.perf_counter()
@@ -267,7 +283,7 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
         # scikit-learn's outputs on the test split (a sample of a large one: onnx_export.PARITY_ROWS);
         # the next stage ("Verify ONNX export", on the onnxruntime layer) runs the graph on the same
         # rows and refuses the model if they disagree.
-        test_frame = _read_split(store, state["test_key"], schema)
+        test_frame = _read_split(store, state["test_key"], schema, state.get("table_sha256"))
         checked = onnx_export.parity_rows(test_frame, config.split.seed)
         reference = onnx_export.reference(pipeline, checked, schema, task)
         del test_frame, checked
@@ -352,8 +368,8 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
 
         schema = store.get_json(state["schema_key"])
         pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
-        train_frame = _read_split(store, state["train_key"], schema)
-        test_frame = _read_split(store, state["test_key"], schema)
+        train_frame = _read_split(store, state["train_key"], schema, state.get("table_sha256"))
+        test_frame = _read_split(store, state["test_key"], schema, state.get("table_sha256"))
         assessment = assess(pipeline, train_frame, test_frame, schema, task, state["target"], config)
     evaluation, profile = assessment["evaluation"], assessment["profile"]
     meta: NewVersion = {

@@ -81,6 +81,42 @@ def test_preprocess_reads_the_parsed_table_not_the_csv_and_a_state_from_before_s
     assert invoke("preprocess", older)["train_rows"] == preprocessed["train_rows"]
 
 
+def test_a_parquet_table_changed_between_the_stages_is_refused_before_it_is_parsed(
+        adult_upload, invoke, s3, monkeypatch) -> None:
+    # Given the Adult sample upload validated and preprocessed: each Parquet table's SHA-256 in the state
+    validated = invoke("validate", with_upload(load_event("validate"), adult_upload))
+    assert set(validated["table_sha256"]) == {"upload.parquet"}
+    preprocessed = invoke("preprocess", validated)
+    assert set(preprocessed["table_sha256"]) == {"train.parquet", "test.parquet"}
+    # When a table's bytes change in the bucket (a damaged footer: fastparquet's compiled parser
+    # trusts it), Then the next stage refuses it, naming the object, and fastparquet never sees it
+    import fastparquet
+
+    parse = fastparquet.ParquetFile
+    for stage, state, key in (("preprocess", validated, validated["table_key"]),
+                              ("train", preprocessed, preprocessed["train_key"]),
+                              ("train", preprocessed, preprocessed["test_key"])):
+        written = s3.get_object(Bucket=EVENT_BUCKET, Key=key)["Body"].read()
+        damaged = written[:-12] + bytes(4) + written[-8:]  # the footer's last bytes zeroed, the frame intact
+
+        def guarded(source: Any, *args: Any, damaged: bytes = damaged, **kwargs: Any) -> Any:
+            assert source.getvalue() != damaged, "a table that failed its digest reached fastparquet"
+            return parse(source, *args, **kwargs)
+
+        s3.put_object(Bucket=EVENT_BUCKET, Key=key, Body=damaged)
+        with monkeypatch.context() as patched:
+            patched.setattr(fastparquet, "ParquetFile", guarded)
+            with pytest.raises(ArtifactIntegrityError, match=f"{key} changed after "):
+                invoke(stage, state)
+        s3.put_object(Bucket=EVENT_BUCKET, Key=key, Body=written)
+    # And a state without the digests is refused as well: no table is parsed unchecked
+    unchecked = {k: v for k, v in preprocessed.items() if k != "table_sha256"}
+    with pytest.raises(ArtifactIntegrityError, match="carries no table_sha256.*Preprocess hands"):
+        invoke("train", unchecked)
+    # And with the tables as written, the stages run on
+    assert invoke("train", preprocessed)["train_rows"] == preprocessed["train_rows"]
+
+
 def test_validate_rejects_a_csv_without_the_configured_target(adult_upload, invoke, s3) -> None:
     s3.put_object(Bucket=EVENT_BUCKET, Key="config/adult.yaml", Body=b"target: salary\n")
     with pytest.raises(DataError, match="no target column 'salary'.*income"):

@@ -129,16 +129,21 @@ def test_every_lambda_task_retries_service_errors_and_throttling_as_aws_advises(
         assert "Lambda.Unknown" not in by_error and "States.ALL" not in by_error, name
 
 
-def test_a_changed_staged_artifact_fails_the_run_with_a_readable_cause(asl: dict[str, Any]) -> None:
-    # Given Evaluate's catchers: the integrity error is caught before the catch-all
+@pytest.mark.parametrize(("stage", "fail"), [("Preprocess data", "Staged table changed"),
+                                           ("Train model", "Staged table changed"),
+                                           ("Evaluate and register", "Staged model changed")])
+def test_a_changed_staged_file_fails_the_run_with_a_readable_cause(asl: dict[str, Any], stage: str, fail: str) -> None:
+    # Given the catchers of a stage that reads what an earlier one staged (Preprocess and Train the
+    # Parquet tables, Evaluate the model files): the integrity error is caught before the catch-all
     states = asl["States"]
-    catchers = states["Evaluate and register"]["Catch"]
+    catchers = states[stage]["Catch"]
     caught = [c for c in catchers if "ArtifactIntegrityError" in c["ErrorEquals"]]
     assert len(caught) == 1 and catchers.index(caught[0]) < len(catchers) - 1
-    assert all("ArtifactIntegrityError" not in r["ErrorEquals"] for r in states["Evaluate and register"]["Retry"])
+    assert all("ArtifactIntegrityError" not in r["ErrorEquals"] for r in states[stage]["Retry"])
     # Then it reaches a Fail whose cause is the error's message (not the runtime's JSON envelope)
     explain = states[caught[0]["Next"]]
     assert explain["Type"] == "Pass" and "StringToJson" in explain["Parameters"]["Cause.$"]
+    assert explain["Next"] == fail
     failure = states[explain["Next"]]
     assert failure["Type"] == "Fail" and failure["CausePath"] == "$.Cause.errorMessage"
 

@@ -72,6 +72,12 @@ def test_every_terminal_state_has_a_readable_outcome() -> None:
                            {"dataset": "d", "duplicate": True, "original_run": "d-1"}),
         "rejected": ended("FAILED", "Dataset rejected", error="DataError", cause="s3://b/raw/d/x.csv is empty"),
         "export_failed": ended("FAILED", "Model export failed", error="ModelExportError", cause="row 12 differs"),
+        "staged_changed": ended("FAILED", "Staged table changed", error="ArtifactIntegrityError",
+                                cause="preprocessed/d/r/train.parquet changed after Preprocess wrote it"),
+        "too_large": ended("FAILED", "Upload too large", error="UploadTooLarge",
+                           cause="s3://b/raw/d/x.csv is 20 bytes, over the MaxUploadBytes of this stack (10 bytes)"),
+        "spark_failed": ended("FAILED", "Spark job failed", error="States.TaskFailed",
+                              cause="Train on Spark failed (Glue job j, run r, FAILED): no rows. Nothing was registered."),
         "limit_reached": ended("FAILED", "Function limit reached", error="Runtime.OutOfMemory", cause="Train model ran out of memory"),
         "failed": ended("FAILED", "Pipeline failed", error="KeyError", cause=CAUSE),
     }
@@ -86,6 +92,10 @@ def test_every_terminal_state_has_a_readable_outcome() -> None:
     assert outcomes["rejected"]["summary"] == "Dataset rejected: DataError: s3://b/raw/d/x.csv is empty"
     assert outcomes["export_failed"]["summary"].startswith("Model export failed: nothing was registered")
     assert "ran out of memory" in outcomes["limit_reached"]["summary"]
+    assert outcomes["too_large"]["summary"].startswith("Upload too large: UploadTooLarge: s3://b/raw/d/x.csv is 20 bytes")
+    assert outcomes["spark_failed"]["summary"].startswith("Spark job failed: States.TaskFailed: Train on Spark failed")
+    assert outcomes["staged_changed"]["summary"].startswith("A file a stage handed on changed in the bucket")
+    assert "train.parquet changed after Preprocess" in outcomes["staged_changed"]["summary"]
     # A Lambda cause's JSON (with its stack trace) is reduced to the message.
     assert outcomes["failed"]["summary"] == "Pipeline failed: KeyError: s3://b/raw/x/y.csv is empty"
 
@@ -100,3 +110,15 @@ def test_a_promotion_that_lost_the_race_is_a_candidate() -> None:
                                                  ("ABORTED", "aborted")])
 def test_unfinished_runs(status: str, outcome: str) -> None:
     assert run_outcome(ended(status, "Train model"))["outcome"] == outcome
+
+
+def test_every_terminal_state_of_the_state_machine_is_an_outcome() -> None:
+    import json
+
+    from stepml.runs import OUTCOMES
+    from tests.conftest import ROOT
+
+    definition = json.loads((ROOT / "statemachine" / "pipeline.asl.json").read_text())
+    terminal = {name for name, state in definition["States"].items()
+                if state["Type"] in ("Fail", "Succeed") or state.get("End") is True}
+    assert terminal <= set(OUTCOMES), sorted(terminal - set(OUTCOMES))

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from stepml import keys
+from stepml import integrity, keys
 from stepml.config import DatasetConfig, dump_config
 from stepml.errors import StepmlError
 
@@ -173,14 +173,16 @@ def seed_for_event(
                 f"the event names version {event['version']}, the seed registered {seeded_version}"
             )
 
-    # The staged files' digests (Train hands them to Evaluate) are the seeded run's, not the sample's.
-    sample_digests, seeded_digests = event.get("artifact_sha256"), (
-        state.get("artifact_sha256") if isinstance(state, Mapping) else None
-    )
-    if isinstance(sample_digests, Mapping) and isinstance(seeded_digests, Mapping):
-        for name, digest in sample_digests.items():
-            if isinstance(digest, str) and seeded_digests.get(name) not in (None, digest):
-                replacements[digest] = seeded_digests[name]
+    # The staged files' and tables' digests (Train hands them to Evaluate, Validate and Preprocess
+    # to the stages after them) are the seeded run's, not the sample's.
+    for state_key in (integrity.STATE_KEY, integrity.TABLES_KEY):
+        sample_digests, seeded_digests = event.get(state_key), (
+            state.get(state_key) if isinstance(state, Mapping) else None
+        )
+        if isinstance(sample_digests, Mapping) and isinstance(seeded_digests, Mapping):
+            for name, digest in sample_digests.items():
+                if isinstance(digest, str) and seeded_digests.get(name) not in (None, digest):
+                    replacements[digest] = seeded_digests[name]
 
     seeding.replaced = replacements
     logger.info(

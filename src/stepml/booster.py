@@ -85,6 +85,9 @@ def _constraints(hgb: Any, names: list[str]) -> dict[str, Any]:
 #: LightGBM's objective for each of HistGradientBoostingRegressor's losses.
 REGRESSION_OBJECTIVES = {"squared_error": "regression", "absolute_error": "regression_l1", "gamma": "gamma",
                          "poisson": "poisson", "quantile": "quantile"}
+#: The losses whose LightGBM objective predicts ``exp`` of the trees' score (the keys of
+#: :data:`stepml.validation.LOG_LINK_LOSSES`, which says what target each needs).
+LOG_LINK_LOSSES = frozenset({"poisson", "gamma"})
 
 
 class _BoostedTrees(BaseEstimator):
@@ -303,8 +306,6 @@ class BoostedTreesRegressor(RegressorMixin, _BoostedTrees):
             return super().predict(X, rounds)
         raw = self.model_.predict(np.asarray(X), num_iteration=self._rounds(rounds), raw_score=True)
         shifted = np.asarray(raw, dtype=np.float64) + float(self.output_offset)
-        from stepml.validation import LOG_LINK_LOSSES  # the losses LightGBM predicts exp(score) for
-
         return np.exp(shifted) if self.loss in LOG_LINK_LOSSES else shifted
 
 

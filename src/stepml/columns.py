@@ -7,6 +7,9 @@ same way without importing validation.
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 
 from stepml import dateparts
@@ -22,6 +25,30 @@ DATE_SHARE = dateparts.DATE_SHARE
 ID_MIN_ROWS = 50
 #: ...and at least this share of the rows must have a value.
 ID_PRESENT_SHARE = 0.9
+
+
+def trimmed_text(series: pd.Series) -> pd.Series:
+    """A text column (categories of strings, or strings) without the spaces around its values, as
+    every later reader compares them (the API strips what a client sends); a value that is then
+    empty or a missing marker is missing, as it would be written without the spaces.
+
+    A CSV writes ``"PAPUA N.GUINEA "`` (Rdatasets' SumHes) or ``39, State-gov`` (UCI's adult.data);
+    kept as written, a client sending the name as read would get an unseen category.
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categories = series.cat.categories
+        stripped = pd.Index(categories.astype(str)).str.strip()
+        if stripped.equals(pd.Index(categories.astype(str))) and not stripped.isin(MISSING_MARKERS).any():
+            return series
+        kept = pd.Index(stripped[~stripped.isin(MISSING_MARKERS)]).unique()
+        position = kept.get_indexer(stripped)  # -1: a value that is now missing
+        codes = series.cat.codes.to_numpy()
+        recoded = np.where(codes >= 0, position[np.maximum(codes, 0)], -1)
+        return pd.Series(pd.Categorical.from_codes(recoded, kept), index=series.index, name=series.name)
+    if series.dtype == object:
+        stripped = series.str.strip()
+        return stripped.mask(stripped.isin(MISSING_MARKERS))
+    return series
 
 
 def column_kind(series: pd.Series) -> str:
@@ -87,16 +114,34 @@ def is_identifier(series: pd.Series) -> bool:
     (a continuous measurement is often unique per row), nor booleans, nor columns of at most
     :data:`ID_MIN_ROWS` values, where every value being different says nothing. Integers qualify
     whether consecutive (1, 2, 3...) or not (shuffled customer keys). A few missing values are
-    allowed: at least :data:`ID_PRESENT_SHARE` of the rows must have one.
+    allowed: at least :data:`ID_PRESENT_SHARE` of the rows must have one. A row index
+    (:func:`is_row_index`) always qualifies.
     """
     if pd.api.types.is_bool_dtype(series):
         return False
+    if is_row_index(series):
+        return True
     if not (pd.api.types.is_integer_dtype(series) or column_kind(series) == "categorical"):
         return False
     values = series.dropna()
     if len(values) <= ID_MIN_ROWS or len(values) < ID_PRESENT_SHARE * len(series):
         return False
     return bool(values.nunique() == len(values))
+
+
+#: The name pandas gives a column whose header is blank: R's and pandas' own row names are written so.
+UNNAMED = re.compile(r"Unnamed: \d+")
+
+
+def is_row_index(series: pd.Series) -> bool:
+    """A column with a blank header holding a distinct whole number in every row: the row names R
+    (1, 2, 3...) and pandas (0, 1, 2...) write before the data, in the order the rows were when
+    they were numbered, at any table size (:func:`is_identifier` judges other columns only above
+    :data:`ID_MIN_ROWS` rows). On a 32-row table sorted by its target (Rdatasets' HSAUR plasma,
+    its row names 1, 2, 4, ... 29 in the file) such a column was a feature."""
+    if not UNNAMED.fullmatch(str(series.name)) or not pd.api.types.is_integer_dtype(series):
+        return False
+    return bool(len(series) > 1 and series.notna().all() and series.is_unique)
 
 
 def identifier_columns(

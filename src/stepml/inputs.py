@@ -360,7 +360,8 @@ def check_records(
                 if text is None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
                     problems.add(index, name, f"expected a string, got {type(value).__name__}")
                     continue
-                text = str(value) if text is None else text
+                # without the spaces around it, as training read the CSV (columns.trimmed_text)
+                text = str(value).strip() if text is None else text
                 if len(text) > contract.max_chars:
                     problems.add(index, name, f"a string of {len(text)} characters; the limit is {contract.max_chars}")
                     continue

@@ -212,13 +212,15 @@ def _class_codes(train: Any, target: str) -> ClassCodes:
     import numpy as np
     import pandas as pd
 
-    from stepml.columns import MISSING_MARKERS
+    from stepml.columns import MISSING_MARKERS, trimmed_text
     from stepml.preprocessing import class_labels
 
     texts = [row[0] for row in train.select(target).distinct().collect()]
-    # typed as the training rows are typed on the executors (see train_on_spark's transform)
-    typed = pd.read_csv(io.StringIO(pd.DataFrame({target: texts}).to_csv(index=False)),
-                        na_values=MISSING_MARKERS, keep_default_na=False)[target]
+    # typed as the Lambda path reads a CSV (stepml.validation.read_table): the spaces around a
+    # label go (UCI's adult.data writes ", >50K")
+    typed = trimmed_text(pd.read_csv(io.StringIO(pd.DataFrame({target: texts}).to_csv(index=False)),
+                                     na_values=MISSING_MARKERS, keep_default_na=False,
+                                     skipinitialspace=True)[target])
     present = typed.notna().to_numpy()
     labels = class_labels(typed[present])
     ordered = np.unique(labels.to_numpy())
@@ -355,11 +357,15 @@ def train_on_spark(spark: Any, args: JobArguments, settings: Settings) -> dict[s
         def transform(chunks: Any) -> Any:
             import pandas as pd
 
-            from stepml.columns import MISSING_MARKERS
+            from stepml.columns import MISSING_MARKERS, trimmed_text
 
             for chunk in chunks:
+                # read as the Lambda path reads the CSV (stepml.validation.read_table), which the
+                # sample the column transformer was fitted on went through: spaces around a value go
                 typed = pd.read_csv(io.StringIO(chunk.to_csv(index=False)), dtype=dict.fromkeys(text_columns, str),
-                                    na_values=MISSING_MARKERS, keep_default_na=False)
+                                    na_values=MISSING_MARKERS, keep_default_na=False, skipinitialspace=True)
+                for name in text_columns:
+                    typed[name] = trimmed_text(typed[name])
                 values = columns.transform(to_model_frame(typed, schema))
                 out = pd.DataFrame(values, columns=names).astype("float64")
                 if codes is None:

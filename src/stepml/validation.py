@@ -41,6 +41,7 @@ from stepml.columns import (
     identifier_columns,
     is_identifier,
     numbers_expected,
+    trimmed_text,
 )
 from stepml.config import IMBALANCED_METRIC, MINORITY_SHARE, DatasetConfig
 from stepml.errors import ConfigError, DataError, listing
@@ -266,7 +267,9 @@ def _parse(data: bytes, encoding: str) -> pd.DataFrame:
         if all(_is_text([part]) for part in parts):
             from pandas.api.types import union_categoricals
 
-            columns[name] = pd.Series(union_categoricals(parts), name=name)
+            # the spaces around a value go (the parser skips only those before it): a trailing
+            # space would make the API's "A" an unseen category of "A "
+            columns[name] = trimmed_text(pd.Series(union_categoricals(parts), name=name))
         else:  # numbers, booleans: their common type, as pandas joins its own chunks
             columns[name] = pd.concat(parts, ignore_index=True)
         del parts

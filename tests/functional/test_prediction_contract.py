@@ -199,3 +199,28 @@ def test_a_row_number_on_a_table_sorted_by_its_target_is_not_a_feature_and_is_ig
     assert status == 200, predicted
     assert predicted["predictions"] == ["big"]
     assert predicted["warnings"] == [["ignored column(s) the model does not use: label, row"]]
+
+
+def test_a_category_written_with_spaces_around_it_is_served_as_written_or_trimmed(s3, invoke, call) -> None:
+    # Given a CSV whose text has spaces around it, as CSVs write it: UCI's adult.data after each
+    # comma (" red"), Rdatasets' SumHes a trailing space in a quoted name ("PAPUA N.GUINEA ")
+    lines = ["size,colour,price"]
+    for i in range(240):
+        colour = (" red", '"blue "', "green")[i % 3]
+        level = {" red": 100, '"blue "': 200, "green": 300}[colour]
+        lines.append(f"{i % 20},{colour},{level + i % 20}")
+    train_through_stages(s3, invoke, "padded", ("\n".join(lines) + "\n").encode())
+    # When a client sends a colour trimmed, as written in the CSV, or padded otherwise
+    status, described = call(DESCRIBE, "padded")
+    assert status == 200
+    colour = next(f for f in described["features"] if f["name"] == "colour")
+    assert sorted(colour["categories"]) == ["blue", "green", "red"]  # what training saw: trimmed
+    answers = {}
+    for sent in ("blue", "blue ", " blue", "red", " red", "red  "):
+        status, predicted = call(PREDICT, "padded", {"size": 5, "colour": sent})
+        assert status == 200, predicted
+        assert predicted["warnings"] == [[]], (sent, predicted["warnings"])  # never an unseen category
+        answers[sent] = predicted["predictions"][0]
+    # Then each is the category it names: the same answer however it is padded
+    assert answers["blue"] == answers["blue "] == answers[" blue"] and 195 < answers["blue"] < 215
+    assert answers["red"] == answers[" red"] == answers["red  "] and 95 < answers["red"] < 115

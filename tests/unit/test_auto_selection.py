@@ -692,3 +692,19 @@ def test_the_users_from_dtype_makes_the_validation_fits_categories_too(monkeypat
     # fit's will (the config's value stays in the params build_pipeline reads)
     assert made and all(params["categorical_features"] == [0] for params in made)
     assert choice.params["categorical_features"] == "from_dtype"
+
+
+def test_a_table_of_fewer_than_fifty_rows_chooses_on_cross_validation_folds() -> None:
+    # Given 36 training rows split by one number: the defaults' leaves of 20 rows cannot split them
+    frame = pd.DataFrame({"x": np.arange(1, 46, dtype=float), "y": (np.arange(1, 46) > 18).astype(int)})
+    config = DatasetConfig.from_dict({"target": "y", "split": {"test_size": 0.2, "seed": 3}})
+    train, test = split(frame, "y", "classification", config)
+    schema = feature_schema(train, "y")
+    assert len(train) < auto_selection.MIN_TRAINING_ROWS
+    # When the auto recipe fits them
+    fitted = fit_recorded(train, "y", schema, "classification", config)
+    # Then it chose on three folds, and a family that splits them
+    assert fitted.auto_choice["folds"] == auto_selection.FOLDS
+    assert fitted.auto_choice["family"] != "trees"
+    predicted = fitted.pipeline.predict(to_model_frame(test, schema))
+    assert (predicted == class_labels(test["y"]).to_numpy()).mean() >= 0.85

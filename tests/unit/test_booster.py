@@ -217,3 +217,9 @@ def test_an_output_offset_must_be_a_finite_number() -> None:
     config = DatasetConfig.from_dict({"target": "y", "params": {"output_offset": "a lot"}})
     with pytest.raises(ConfigError, match="params.output_offset must be"):
         check_params(config, "regression")
+
+
+def test_the_log_link_losses_are_validations() -> None:
+    from stepml import booster, validation
+
+    assert booster.LOG_LINK_LOSSES == set(validation.LOG_LINK_LOSSES)

@@ -119,3 +119,21 @@ def test_an_id_column_is_recorded_as_ignored_with_reason_id() -> None:
         {"name": "customer", "reason": "id_columns"},
         {"name": "price", "reason": "target"},
     ]
+
+
+def test_the_row_names_r_writes_before_the_data_are_an_index_at_any_size() -> None:
+    # Given a 30-row table as R writes it (a blank header over the row names), sorted by its target
+    # and split, so its row names are distinct but neither consecutive nor in order
+    rng = np.random.default_rng(1)
+    names = rng.permutation(np.arange(1, 41))[:30]
+    body = '"","dose","y"\n' + "".join(f'"{n}",{rng.normal():.3f},{n % 2}\n' for n in names)
+    frame = read_csv(body.encode(), SOURCE)
+    assert frame.columns[0] == "Unnamed: 0"
+    # Then that column is an identifier, where a named column of unique integers that small is not
+    assert is_identifier(frame["Unnamed: 0"])
+    assert not is_identifier(frame["Unnamed: 0"].rename("batch"))
+    # And neither is a blank-headed column with a repeated value, or of fractions
+    repeated = frame["Unnamed: 0"].copy()
+    repeated.iloc[1] = repeated.iloc[0]
+    assert not is_identifier(repeated)
+    assert not is_identifier((frame["Unnamed: 0"] + 0.5).rename("Unnamed: 0"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from stepml.config import DatasetConfig
@@ -63,3 +64,20 @@ def test_warnings_count_missing_cells_and_duplicate_rows() -> None:
 
     assert "column 'colour' has 10 missing value(s)" in warnings
     assert "3 duplicate row(s)" in warnings
+
+
+def test_the_spaces_around_a_text_value_go_and_what_is_then_a_missing_marker_is_missing() -> None:
+    from stepml.columns import trimmed_text
+    from stepml.validation import read_table
+
+    # Given text written with spaces around it: after the comma, before the closing quote, a tab
+    body = b'g,x,y\n"C D ",1,2\n A ,2,3\n"A",3,4\n" NA ",4,5\nB\t,5,6\n A,6,7\n'
+    frame, _ = read_table(body, "padded.csv")
+    # Then each value is read as written without them, "A " and "A" are one category, and " NA " is missing
+    assert frame["g"].tolist()[:3] == ["C D", "A", "A"] and pd.isna(frame["g"][3])
+    assert sorted(frame["g"].cat.categories) == ["A", "B", "C D"]
+    assert frame["g"].value_counts()["A"] == 3
+    # And the numbers are untouched; a column of plain strings (the Spark path's) is trimmed alike
+    assert frame["x"].tolist() == [1, 2, 3, 4, 5, 6]
+    plain = trimmed_text(pd.Series([" a", "b ", "  ", "null ", None], dtype=object))
+    assert plain[:2].tolist() == ["a", "b"] and plain[2:].isna().all()

@@ -545,6 +545,34 @@ def _warnings(
     return messages, duplicates
 
 
+#: Rows on each side (missing, present) before a feature missing exactly on one class is named a leak.
+LEAK_MIN_ROWS = 10
+
+
+def _leak_warnings(frame: pd.DataFrame, target: str, features: list[str], missing: dict[str, int]) -> list[str]:
+    """A feature missing on exactly the rows of one class (and on no other row) tells the model the
+    class by itself: mostly a value recorded only after the outcome (survival's flchain: the cause
+    of death, missing exactly when ``death`` is 0), which scores impossibly well and means nothing
+    on new rows. Named once each side holds :data:`LEAK_MIN_ROWS` rows."""
+    labelled = frame[target].notna().to_numpy()
+    y = frame[target].astype(object).to_numpy()[labelled]
+    found = []
+    for name in features:
+        if missing[name] < LEAK_MIN_ROWS:
+            continue
+        absent = frame[name].isna().to_numpy()[labelled]
+        if absent.sum() < LEAK_MIN_ROWS or (~absent).sum() < LEAK_MIN_ROWS:
+            continue
+        classes = pd.unique(y[absent])
+        if len(classes) == 1 and not (y[~absent] == classes[0]).any():
+            found.append(
+                f"column {name!r} is missing exactly when {target!r} is {classes[0]!r} ({int(absent.sum()):,} "
+                "rows): it tells the model the class by itself - a value known only after the outcome leaks "
+                f"the target, and scores impossibly well. If so, list it in drop_columns"
+            )
+    return found
+
+
 def duplicate_rows(frame: pd.DataFrame) -> int:
     """How many rows repeat an earlier row (``frame.duplicated().sum()``, missing values equal).
 
@@ -651,6 +679,8 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         if name in formats:  # trained on as these parts, read with this format
             column.update(kind="date", format=formats[name].format, parts=list(formats[name].parts))
         columns.append(column)
+    if task == "classification":
+        warnings.extend(_leak_warnings(frame, target, features, counts.missing))
     missing_target = counts.missing[target]
     if missing_target:
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")

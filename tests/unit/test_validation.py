@@ -81,3 +81,26 @@ def test_the_spaces_around_a_text_value_go_and_what_is_then_a_missing_marker_is_
     assert frame["x"].tolist() == [1, 2, 3, 4, 5, 6]
     plain = trimmed_text(pd.Series([" a", "b ", "  ", "null ", None], dtype=object))
     assert plain[:2].tolist() == ["a", "b"] and plain[2:].isna().all()
+
+
+def test_a_feature_missing_on_exactly_one_classs_rows_is_named_as_a_leak() -> None:
+    # Given a cause of death recorded only for the dead, and a lab value missing on some rows of both
+    rows = 200
+    frame = pd.DataFrame({
+        "age": [40 + i % 30 for i in range(rows)],
+        "death": [i % 4 == 0 for i in range(rows)],
+        "lab": [None if i % 7 == 0 else float(i) for i in range(rows)],
+    })
+    frame["cause"] = ["heart" if dead else None for dead in frame["death"]]
+    frame["death"] = frame["death"].map({True: "yes", False: "no"})
+    report = validate(frame, DatasetConfig(target="death"), "s3://b/raw/d/deaths.csv")
+    # Then the cause is named as telling the class by itself, and how to leave it out
+    leaks = [w for w in report["warnings"] if "missing exactly when" in w]
+    assert leaks == [leaks[0]] and leaks[0].startswith("column 'cause' is missing exactly when 'death' is 'no' (150 rows)")
+    assert "drop_columns" in leaks[0]
+    # And a column missing on only some of that class's rows is not; nor anything for a regression
+    frame.loc[frame.index[:8], "cause"] = "unknown"  # 2 of these rows are "no": no longer exact
+    assert not [w for w in validate(frame, DatasetConfig(target="death"), "d.csv")["warnings"] if "missing exactly" in w]
+    frame["death"] = range(rows)
+    assert not [w for w in validate(frame, DatasetConfig(target="death", task="regression"), "d.csv")["warnings"]
+                if "missing exactly" in w]

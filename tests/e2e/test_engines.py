@@ -141,16 +141,18 @@ def test_a_failing_spark_job_ends_the_run_with_its_readable_cause_and_registers_
 
 
 def classification_csv(rows: int, seed: int) -> bytes:
-    """Three text classes from a number and a category, one class rarer than the others."""
+    """Three text classes from a number and a category (red adds 1.5 to the score: the model needs
+    both), one class rarer than the others; written as UCI's adult.data writes its text, a space
+    after each comma (`` red``, `` high``): the executors must read the values as the sample was."""
     import numpy as np
-    import pandas as pd
 
     rng = np.random.default_rng(seed)
     score = rng.normal(size=rows)
     colour = rng.choice(["red", "blue"], size=rows)
-    score = score + np.where(colour == "red", 1.0, 0.0)
-    level = np.select([score < -0.3, score < 1.6], ["low", "mid"], "high")
-    return pd.DataFrame({"score": score.round(3), "colour": colour, "level": level}).to_csv(index=False).encode()
+    shifted = score + np.where(colour == "red", 1.5, 0.0)
+    level = np.select([shifted < -0.3, shifted < 1.6], ["low", "mid"], "high")
+    lines = [f"{s:.3f}, {c}, {v}" for s, c, v in zip(score, colour, level, strict=True)]
+    return ("score,colour,level\n" + "\n".join(lines) + "\n").encode()
 
 
 def test_a_classification_trained_on_spark_answers_in_the_users_labels_with_probabilities(small_limits_stack) -> None:
@@ -170,8 +172,11 @@ def test_a_classification_trained_on_spark_answers_in_the_users_labels_with_prob
     assert version["evaluation"]["labels"] == ["high", "low", "mid"]
     assert version["evaluation"]["metrics"]["accuracy"] > 0.9
     status, body = post(small_limits_stack, "/models/sparklevel/predict",
-                        {"instances": [{"score": -2.0, "colour": "blue"}, {"score": 3.0, "colour": "red"}]})
+                        {"instances": [{"score": -2.0, "colour": "blue"}, {"score": 2.5, "colour": "red"},
+                                       {"score": 0.5, "colour": "red"}, {"score": 0.5, "colour": " blue"}]})
     assert status == 200, body
-    assert body["predictions"] == ["low", "high"]
-    assert [sorted(row) for row in body["probabilities"]] == [["high", "low", "mid"]] * 2
+    # the colour decides the last two: red lifts 0.5 to 2.0 (high), blue leaves it mid
+    assert body["predictions"] == ["low", "high", "high", "mid"]
+    assert body["warnings"] == [[], [], [], []]  # " blue" is blue: no unseen category
+    assert [sorted(row) for row in body["probabilities"]] == [["high", "low", "mid"]] * 4
     assert body["probabilities"][0]["low"] > 0.8 and body["probabilities"][1]["high"] > 0.8

@@ -257,13 +257,16 @@ BOOLEAN_CATEGORIES = {"true": "True", "false": "False"}
 def _prepared(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A schema entry as the per-request check reads it: ``nullable`` resolved, and for a categorical
     feature its categories as a set (``category_set``) and whether it is a true/false column
-    (``boolean``) - worked out once per loaded version, not per value."""
+    (``boolean``), and the categories written with spaces around them by their trimmed text
+    (``padded``: a model trained before uploads were read trimmed) - worked out once per loaded
+    version, not per value."""
     categories = frozenset(spec.get("categories") or ())
     return {
         **spec,
         "nullable": nullable(spec),
         "category_set": categories,
         "boolean": bool(categories) and categories <= set(BOOLEAN_CATEGORIES.values()),
+        "padded": {str(c).strip(): c for c in categories if isinstance(c, str) and c.strip() != c},
     }
 
 
@@ -360,8 +363,13 @@ def check_records(
                 if text is None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
                     problems.add(index, name, f"expected a string, got {type(value).__name__}")
                     continue
-                # without the spaces around it, as training read the CSV (columns.trimmed_text)
-                text = str(value).strip() if text is None else text
+                if text is None:
+                    # without the spaces around it, as training reads a CSV (columns.trimmed_text);
+                    # a model trained before that knows some categories with their spaces: those
+                    written = str(value)
+                    text = written.strip()
+                    if spec["category_set"] and text not in spec["category_set"]:
+                        text = spec["padded"].get(text, written if written in spec["category_set"] else text)
                 if len(text) > contract.max_chars:
                     problems.add(index, name, f"a string of {len(text)} characters; the limit is {contract.max_chars}")
                     continue

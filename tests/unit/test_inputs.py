@@ -154,3 +154,17 @@ def test_numbers_and_text_that_other_parsers_read_differently_are_read_as_the_st
 def test_a_key_sent_twice_is_still_refused() -> None:
     with pytest.raises(RequestError, match="twice|more than once|duplicate"):
         parse_body('{"age": 1, "job": "a", "age": 2}')
+
+
+def test_text_is_served_without_the_spaces_around_it_and_an_older_models_padded_categories_still_match() -> None:
+    # A model trained on trimmed text: what a client pads is the category it names
+    rows, warnings = check_records([{"age": 30, "job": " a"}, {"age": 30, "job": "b  "}], SCHEMA)
+    assert [row["job"] for row in rows] == ["a", "b"] and warnings == [[], []]
+    # A model trained before uploads were trimmed knows "PAPUA N.GUINEA " with its space: sent
+    # trimmed or as written, it is that category; a category that is not padded is trimmed as usual
+    older = [SCHEMA[0], {"name": "country", "kind": "categorical", "required": True,
+                         "categories": ["PAPUA N.GUINEA ", "PERU"]}]
+    sent = ["PAPUA N.GUINEA", "PAPUA N.GUINEA ", " PAPUA N.GUINEA ", "PERU ", "CHAD"]
+    rows, warnings = check_records([{"age": 30, "country": country} for country in sent], older)
+    assert [row["country"] for row in rows] == ["PAPUA N.GUINEA "] * 3 + ["PERU", "CHAD"]
+    assert warnings == [[], [], [], [], ["country='CHAD' was not seen in training"]]

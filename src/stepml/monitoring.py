@@ -256,6 +256,9 @@ def compare_feature(
                      unseen_rate=None, out_of_range_rate=_round(outside))
         shape = {"edges": reference["edges"]}
     else:
+        # text as the API serves it: without the spaces around it (stepml.inputs.check_records)
+        values = [v.strip() if isinstance(v, str) else v for v in values]
+        present = [v for v in values if not profile.is_missing(v)]
         current = profile.categorical_frequencies(values, reference["categories"])
         seen = set(known_categories or ()) or set(reference["categories"]) - {profile.OTHER}
         unseen = sum(1 for v in present if str(v) not in seen) / len(present) if present else 0.0

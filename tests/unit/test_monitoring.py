@@ -149,6 +149,21 @@ def test_unseen_categories_and_missing_values_are_counted(adult: dict[str, Any])
     assert by_name["occupation"]["missing_rate"]["current"] > by_name["occupation"]["missing_rate"]["reference"] + 0.05
 
 
+def test_text_sent_with_spaces_around_it_is_the_category_it_names_not_drift(adult: dict[str, Any]) -> None:
+    # Given traffic whose text a client pads (" Private", "Sales "): the API serves it trimmed
+    rows = adult["traffic"].iloc[:2000].copy()
+    for name, pad in (("workclass", lambda text: " " + text), ("occupation", lambda text: text + " ")):
+        present = rows[name].notna()
+        rows[name] = rows[name].astype(object)
+        rows.loc[present, name] = rows.loc[present, name].astype(str).map(pad)
+
+    report = report_of(adult, captures(adult, rows))
+
+    by_name = {f["name"]: f for f in report["features"]}
+    assert by_name["workclass"]["unseen_rate"] == 0.0 and by_name["occupation"]["unseen_rate"] == 0.0
+    assert not by_name["workclass"]["drifted"] and not by_name["occupation"]["drifted"]
+
+
 def test_labels_fed_back_give_the_true_accuracy_beside_the_estimate(adult: dict[str, Any]) -> None:
     rows = adult["traffic"]
     records = captures(adult, rows)

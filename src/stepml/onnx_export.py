@@ -563,11 +563,14 @@ def export(pipeline: Any, schema: list[dict[str, Any]], task: str) -> bytes:
         ) from exc
 
     _restore_input_names(front, [f["name"] for f in schema])
-    # The preprocessing ends in float64; forests and XGBoost compare float32 (see the module docstring).
+    # The preprocessing ends in float64 where a number is among its inputs (text alone: its codes
+    # end in float32, skl2onnx's cast after concatenating them); the boosters and linear models take
+    # float64, forests and XGBoost compare float32 (see the module docstring).
     double = compares_in_float64(estimator)
     element = onnx.TensorProto.DOUBLE if double else onnx.TensorProto.FLOAT
     transformed = front.graph.output[0].name
-    cast = helper.make_node("Identity", [transformed], ["features_cast"]) if double else helper.make_node(
+    ends_in = front.graph.output[0].type.tensor_type.elem_type
+    cast = helper.make_node("Identity", [transformed], ["features_cast"]) if ends_in == element else helper.make_node(
         "Cast", [transformed], ["features_cast"], to=element
     )
     front.graph.node.append(cast)

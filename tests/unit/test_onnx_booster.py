@@ -331,3 +331,29 @@ def test_california_housing_exports_exactly_in_log_space(california_csv: Path) -
     pipeline, test, schema = _fitted(frame, "median_house_value", "regression", target_transform="log1p")
     # When exported, then every held-out row's price is the pipeline's
     _assert_exact(pipeline, test, schema, "regression")
+
+
+def _text_only(task: str, rows: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """Two text columns of 150 values each and nothing else (the police_deaths shape: a
+    department and a date of watch as text), with missing values."""
+    rng = np.random.default_rng(seed)
+    first, second = rng.integers(0, 150, rows), rng.integers(0, 150, rows)
+    signal = (first % 3) + (second % 2) * 2
+    target: Any = np.array([f"class {k % 2}" for k in signal]) if task == "classification" else signal * 5.0
+    frame = pd.DataFrame({"department": [f"d{i}" for i in first], "watch": [f"w{i}" for i in second],
+                          "target": target})
+    frame.loc[frame.index[::41], "watch"] = None
+    return frame
+
+
+@pytest.mark.parametrize("family", [model_family.TREES, model_family.LINEAR, model_family.BLEND])
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_table_of_text_alone_exports_and_answers_as_scikit_learn(task: str, family: str) -> None:
+    # Given features that are all text: the preprocessing's codes end in float32 in the graph
+    pipeline, test, schema = _fitted(_text_only(task), "target", task, family=family)
+    assert all(f["kind"] == "categorical" for f in schema)
+    # When exported, then the graph runs (its float64 models get float64) and answers every row
+    model = export(pipeline, schema, task)
+    check = reference(pipeline, test, schema, task)
+    result = compare(model, check, schema)
+    assert result.divergent_rows == 0 and result.class_mismatches == 0 and result.rows == len(test)

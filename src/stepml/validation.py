@@ -48,6 +48,8 @@ from stepml.errors import ConfigError, DataError, listing
 
 #: A target with at most this many distinct values is a class label (unless config says otherwise).
 MAX_CLASSES = 20
+#: ...and when those are more than this many whole numbers, the report says they may be counts.
+MANY_NUMBER_CLASSES = 10
 #: More distinct values than this in a text feature is worth a warning (each becomes a code).
 HIGH_CARDINALITY = 100
 #: How many example rows an error message quotes.
@@ -681,6 +683,14 @@ def validate(frame: pd.DataFrame, config: DatasetConfig, source: str) -> dict[st
         columns.append(column)
     if task == "classification":
         warnings.extend(_leak_warnings(frame, target, features, counts.missing))
+        numbers = y.dropna()
+        if config.task is None and pd.api.types.is_numeric_dtype(numbers) and not pd.api.types.is_bool_dtype(numbers) \
+                and numbers.nunique() > MANY_NUMBER_CLASSES:
+            warnings.append(
+                f"target {target!r} holds {numbers.nunique()} whole numbers ({numbers.min():g} to {numbers.max():g}), "
+                f"read as {numbers.nunique()} classes (at most {MAX_CLASSES} distinct whole numbers are classes): "
+                "if they are counts, amounts or a rating whose order matters, set task: regression in the config"
+            )
     missing_target = counts.missing[target]
     if missing_target:
         warnings.append(f"{missing_target} row(s) have no target value and will be dropped")

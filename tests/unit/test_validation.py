@@ -104,3 +104,18 @@ def test_a_feature_missing_on_exactly_one_classs_rows_is_named_as_a_leak() -> No
     frame["death"] = range(rows)
     assert not [w for w in validate(frame, DatasetConfig(target="death", task="regression"), "d.csv")["warnings"]
                 if "missing exactly" in w]
+
+
+def test_a_target_of_many_whole_numbers_read_as_classes_says_it_may_be_counts() -> None:
+    goals = [i % 13 for i in range(260)]
+    frame = pd.DataFrame({"home": [f"team {i % 18}" for i in range(260)], "goals": goals})
+    report = validate(frame, DatasetConfig(target="goals"), "s3://b/raw/d/matches.csv")
+    assert report["task"] == "classification"
+    [said] = [w for w in report["warnings"] if "whole numbers" in w]
+    assert said.startswith("target 'goals' holds 13 whole numbers (0 to 12), read as 13 classes")
+    assert "set task: regression" in said
+    # Not when the config names the task, nor for a few classes written as numbers
+    assert not [w for w in validate(frame, DatasetConfig(target="goals", task="classification"), "d.csv")["warnings"]
+                if "whole numbers" in w]
+    frame["goals"] = [i % 3 for i in range(260)]
+    assert not [w for w in validate(frame, DatasetConfig(target="goals"), "d.csv")["warnings"] if "whole numbers" in w]

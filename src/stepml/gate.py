@@ -20,14 +20,50 @@ def _better(a: float, b: float, higher_is_better: bool) -> bool:
     return a > b if higher_is_better else a < b
 
 
+#: A regression whose test R² is at least this has explained the target all but exactly.
+PERFECT_R2 = 0.9999
+
+
 def decide(
     evaluation: dict[str, Any], config: DatasetConfig, champion: VersionMeta | None
 ) -> GateDecision:
     """The gate's decision: ``passed`` and a ``reason`` a person can read.
 
     ``evaluation``: :func:`stepml.evaluation.evaluate`'s result for the candidate; ``champion``:
-    the current champion's version meta (None before the first promotion).
+    the current champion's version meta (None before the first promotion). A (near) perfect test
+    score adds a sentence to the reason (:func:`too_good`), whatever the decision.
     """
+    decision = _decide(evaluation, config, champion)
+    caution = too_good(evaluation)
+    if caution:
+        decision["reason"] = f"{decision['reason']}; {caution}"
+    return decision
+
+
+def too_good(evaluation: dict[str, Any]) -> str | None:
+    """What to check when the test rows are predicted (all but) perfectly: every row right in a
+    classification, an R² of at least :data:`PERFECT_R2` in a regression. Real data is rarely that
+    predictable; a column that gives the target away usually is (a sum of its parts - bikes hired
+    by casual plus registered riders -, a value recorded only after the outcome)."""
+    metrics = evaluation.get("metrics", {})
+    rows = evaluation.get("test_rows")
+    where = f"on {rows:,} test rows" if isinstance(rows, int) else "on the test rows"
+    if evaluation.get("task") == "classification" or "accuracy" in metrics:
+        perfect = metrics.get("accuracy") == 1.0
+        said = f"every prediction right {where}"
+    else:
+        r2 = metrics.get("r2")
+        perfect = r2 is not None and r2 >= PERFECT_R2
+        said = f"R² {r2:.6f} {where}" if r2 is not None else ""
+    if not perfect:
+        return None
+    return (f"{said}: check that no column gives the target away (a sum of its parts, a value "
+            "recorded after the outcome); drop_columns leaves one out")
+
+
+def _decide(
+    evaluation: dict[str, Any], config: DatasetConfig, champion: VersionMeta | None
+) -> GateDecision:
     metric = evaluation["primary_metric"]
     higher = bool(evaluation["higher_is_better"])
     value = evaluation["metrics"].get(metric)

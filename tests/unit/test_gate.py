@@ -41,3 +41,23 @@ def test_lower_is_better_metrics() -> None:
     assert decide(evaluation(48_000, baseline=115_000, **rmse), DatasetConfig(), champion(50_000, baseline=115_000, **rmse))["passed"]
     assert not decide(evaluation(52_000, baseline=115_000, **rmse), DatasetConfig(), champion(50_000, baseline=115_000, **rmse))["passed"]
     assert not decide(evaluation(30_000, baseline=115_000, **rmse), DatasetConfig(min_primary_metric=25_000), None)["passed"]
+
+
+def test_a_perfect_test_score_asks_whether_a_column_gives_the_target_away() -> None:
+    # Given every test row right (a classification), or an R² of 1 (a regression: bikes hired =
+    # casual + registered riders)
+    perfect = {**evaluation(1.0, baseline=0.3), "task": "classification", "test_rows": 126}
+    exact = {"primary_metric": "rmse", "higher_is_better": False, "task": "regression", "test_rows": 1729,
+             "metrics": {"rmse": 2e-5, "r2": 1.0}, "baseline": {"rmse": 133.7, "r2": 0.0}}
+    # Then the gate still decides as before, and its reason says what to check
+    for candidate in (perfect, exact):
+        decision = decide(candidate, DatasetConfig(), None)
+        assert decision["passed"] and decision["reason"].startswith("first version: ")
+        assert "check that no column gives the target away" in decision["reason"]
+    assert "every prediction right on 126 test rows" in decide(perfect, DatasetConfig(), None)["reason"]
+    assert "R² 1.000000 on 1,729 test rows" in decide(exact, DatasetConfig(), None)["reason"]
+    # And a good score short of perfect says nothing more
+    assert decide({**perfect, "metrics": {"accuracy": 0.99}}, DatasetConfig(), None)["reason"] == (
+        "first version: accuracy 0.99 beats the baseline's 0.3")
+    near = {**exact, "metrics": {"rmse": 3.0, "r2": 0.998}}
+    assert "gives the target away" not in decide(near, DatasetConfig(), None)["reason"]

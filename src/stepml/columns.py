@@ -36,9 +36,9 @@ def trimmed_text(series: pd.Series) -> pd.Series:
     kept as written, a client sending the name as read would get an unseen category.
     """
     if isinstance(series.dtype, pd.CategoricalDtype):
-        categories = series.cat.categories
-        stripped = pd.Index(categories.astype(str)).str.strip()
-        if stripped.equals(pd.Index(categories.astype(str))) and not stripped.isin(MISSING_MARKERS).any():
+        written = pd.Index(series.cat.categories.astype(str))
+        stripped = written.str.strip()
+        if stripped.equals(written) and not stripped.isin(MISSING_MARKERS).any():
             return series
         kept = pd.Index(stripped[~stripped.isin(MISSING_MARKERS)]).unique()
         position = kept.get_indexer(stripped)  # -1: a value that is now missing

@@ -61,9 +61,19 @@ def verify(
             )
 
 
+def table_digest(key: str, data: bytes) -> dict[str, str]:
+    """The :data:`TABLES_KEY` entry of the Parquet table ``data`` written to ``key``: its file name
+    -> hex SHA-256."""
+    return digests({_file_name(key): data})
+
+
 def verified_table(data: bytes, key: str, expected: Mapping[str, str] | None, writer: str) -> bytes:
     """``data`` (the Parquet table read from ``key``) once its SHA-256 is the one ``writer`` handed
     over in the state's :data:`TABLES_KEY`; raises :class:`ArtifactIntegrityError` otherwise."""
-    name = key.rsplit("/", 1)[-1]
+    name = _file_name(key)
     verify({name: data}, {name: key}, expected, writer=writer, state_key=TABLES_KEY)
     return data
+
+
+def _file_name(key: str) -> str:
+    return key.rsplit("/", 1)[-1]

@@ -244,6 +244,9 @@ def compare_feature(
     reference: dict[str, Any], values: list[Any], known_categories: Iterable[str] | None, threshold: float
 ) -> dict[str, Any]:
     """One feature's drift: the reference's summary against the traffic's ``values``."""
+    if reference["kind"] != "numeric":
+        # text as the API serves it: without the spaces around it (stepml.inputs.check_records)
+        values = [v.strip() if isinstance(v, str) else v for v in values]
     present = [v for v in values if not profile.is_missing(v)]
     entry: dict[str, Any] = {"name": reference["name"], "kind": reference["kind"]}
     if reference["kind"] == "numeric":
@@ -256,9 +259,6 @@ def compare_feature(
                      unseen_rate=None, out_of_range_rate=_round(outside))
         shape = {"edges": reference["edges"]}
     else:
-        # text as the API serves it: without the spaces around it (stepml.inputs.check_records)
-        values = [v.strip() if isinstance(v, str) else v for v in values]
-        present = [v for v in values if not profile.is_missing(v)]
         current = profile.categorical_frequencies(values, reference["categories"])
         seen = set(known_categories or ()) or set(reference["categories"]) - {profile.OTHER}
         unseen = sum(1 for v in present if str(v) not in seen) / len(present) if present else 0.0

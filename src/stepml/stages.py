@@ -134,7 +134,7 @@ def validate_upload(payload: dict[str, Any], settings: Settings) -> ValidatedRun
     with span("write table"):
         parquet = tables.to_parquet(frame)
         store.put_bytes(table_key, parquet, content_type=tables.CONTENT_TYPE)
-    table_digests = integrity.digests({table_key.rsplit("/", 1)[-1]: parquet})
+    table_digests = integrity.table_digest(table_key, parquet)
     del parquet
 
     return {
@@ -205,7 +205,7 @@ def preprocess(state: ValidatedRun, settings: Settings) -> PreprocessedRun:
         for key, part in ((train_key, train), (test_key, test)):
             parquet = tables.to_parquet(part)
             store.put_bytes(key, parquet, content_type=tables.CONTENT_TYPE)
-            split_digests.update(integrity.digests({key.rsplit("/", 1)[-1]: parquet}))
+            split_digests.update(integrity.table_digest(key, parquet))
             del parquet
     store.put_json(schema_key, schema)
     train_rows, test_rows = len(train), len(test)

@@ -18,7 +18,7 @@ from stepml.onnx_export import export, verify
 from stepml.preprocessing import class_labels, feature_schema, split, to_model_frame
 from stepml.recipes import AUTO_PARAMS
 from stepml.training import fit_recorded, fit_with_config
-from tests.synthetic import store_sales
+from tests.synthetic import recorded_params, store_sales
 
 
 def _skewed_prices(rows: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -683,10 +683,7 @@ def test_the_users_from_dtype_makes_the_validation_fits_categories_too(monkeypat
     # Given a config that asks for the text as the booster's categories itself
     frame = store_sales(rows=1_600)
     config = DatasetConfig.from_dict({"target": "sales", "params": {"categorical_features": "from_dtype"}})
-    made: list[dict[str, Any]] = []
-    original = auto_selection.estimator
-    monkeypatch.setattr(auto_selection, "estimator", lambda config, task, params: made.append(params) or original(
-        config, task, params))
+    made = recorded_params(monkeypatch, auto_selection)
     choice = auto_selection.choose(frame, "sales", feature_schema(frame, "sales"), "regression", config)
     # Then the rounds were chosen on boosters that split the store's codes as sets, as the final
     # fit's will (the config's value stays in the params build_pipeline reads)

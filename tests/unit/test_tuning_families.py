@@ -16,7 +16,7 @@ from stepml.evaluation import metric_value
 from stepml.onnx_export import export, verify
 from stepml.preprocessing import feature_schema, split, to_model_frame
 from stepml.training import fit, fit_recorded
-from tests.synthetic import store_sales
+from tests.synthetic import recorded_params, store_sales
 
 BUDGET = 5  # seconds: a few booster trials, then the family phase's cached linear fits
 
@@ -236,10 +236,7 @@ def _recorded_tune(monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame, target:
     optimize = optuna.study.Study.optimize
     monkeypatch.setattr(optuna.study.Study, "optimize", lambda study, func, **how: optimize(
         study, func, **{**how, "n_trials": how.get("n_trials") or RECORDED_TRIALS, "timeout": None}))
-    created: list[dict[str, Any]] = []
-    original = tuning.estimator
-    monkeypatch.setattr(tuning, "estimator", lambda config, task, params: created.append(params) or original(
-        config, task, params))
+    created = recorded_params(monkeypatch, tuning)
     return created, tuning.tune(train, target, schema, "regression", config), (config, train, schema)
 
 

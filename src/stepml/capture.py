@@ -110,11 +110,11 @@ def record(
     per_row = (result or {}).get("warnings") or []
     if mode == "hashed":
         # Warnings and error messages quote the values they are about: hashed keeps neither.
-        warnings = [f"row {index}: {len(row)} warning(s), not kept in hashed mode (they quote input values)"
-                    for index, row in enumerate(per_row) if row]
+        warnings = by_rows([[f"{len(row)} warning(s), not kept in hashed mode (they quote input values)"]
+                            if row else [] for row in per_row])
         error = None if error is None else f"HTTP {status}: message not kept in hashed mode (it may quote input values)"
     else:
-        warnings = [f"row {index}: {warning}" for index, row in enumerate(per_row) for warning in row]
+        warnings = by_rows(per_row)
     out: dict[str, Any] = {
         MARKER: SCHEMA_VERSION,
         "time": timestamp(now),
@@ -136,6 +136,30 @@ def record(
     if error is not None:
         out["error"] = error
     return out
+
+
+def by_rows(per_row: list[list[str]]) -> list[str]:
+    """Each distinct warning once, after the rows that had it (``row 3: ...``, ``rows 0-199, 205:
+    ...``), in the order first seen: a batch whose every row sends the target is one line, not one
+    per row."""
+    rows_of: dict[str, list[int]] = {}
+    for index, warnings in enumerate(per_row):
+        for warning in warnings:
+            rows_of.setdefault(warning, []).append(index)
+    return [f"{row_span(indices)}: {warning}" for warning, indices in rows_of.items()]
+
+
+def row_span(indices: list[int]) -> str:
+    """Ascending row indices as ``row 4`` or ``rows 0-2, 7`` (runs of consecutive rows joined)."""
+    if len(indices) == 1:
+        return f"row {indices[0]}"
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    return "rows " + ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _dumps(capture: dict[str, Any]) -> bytes:

@@ -80,6 +80,24 @@ def test_full_mode_records_the_rows_as_sent_the_outputs_and_the_caller(server: M
     assert captured["time"].endswith("Z") and len(captured["time"]) == len("2026-11-26T18:40:01.123Z")
 
 
+def test_a_warning_many_rows_share_is_recorded_once_with_their_row_numbers(server: ModelServer) -> None:
+    # a client sending the same unseen value (or a column the model ignores) on every row of a batch
+    rows = [record(job="zzz-never-seen")] * 30 + [record(), record(job="zzz-never-seen")]
+    status, (full,) = _send(server, _event("full", {"instances": rows}))
+    assert status == 200
+    (warning,) = full["warnings"]
+    assert warning.startswith("rows 0-29, 31: ") and "zzz-never-seen" in warning
+    status, (hashed,) = _send(server, _event("hashed", {"instances": rows}))
+    assert status == 200 and hashed["warnings"] == [
+        "rows 0-29, 31: 1 warning(s), not kept in hashed mode (they quote input values)"]
+
+
+def test_row_spans_join_runs_of_consecutive_rows() -> None:
+    assert capture.by_rows([["a"], [], ["a", "b"], ["a"]]) == ["rows 0, 2-3: a", "row 2: b"]
+    assert capture.by_rows([[], []]) == []
+    assert capture.row_span([5]) == "row 5" and capture.row_span([0, 1, 2, 4, 6, 7]) == "rows 0-2, 4, 6-7"
+
+
 def test_hashed_mode_keeps_no_raw_input(server: ModelServer) -> None:
     row = record(job="secret-job-title")
     status, records = _send(server, _event("hashed", row))

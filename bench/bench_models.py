@@ -44,7 +44,7 @@ from stepml import recipes
 from stepml.config import DatasetConfig
 from stepml.errors import ConfigError
 from stepml.evaluation import evaluate, metric_value
-from stepml.preprocessing import class_labels, feature_schema, split
+from stepml.preprocessing import class_labels, feature_schema, split, to_model_frame
 from stepml.training import fit_recorded
 from stepml.validation import read_csv, validate
 
@@ -60,6 +60,25 @@ LATENCY_CALLS = 200
 #: median reported: a 1-2 s fit moved by a third from one run to the next on these hosts.
 REFIT_UNDER_SECONDS = 10.0
 FIT_TIMINGS = 3
+#: Paired bootstrap of the test rows (auto's or tune's predictions and AutoGluon's, resampled
+#: together): the 95 % interval of the gap to AutoGluon that the test split's own noise allows.
+BOOTSTRAP_RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One recipe's predictions for the test rows, kept in memory to compare recipes row by row."""
+
+    task: str
+    metric: str
+    y: np.ndarray
+    predicted: np.ndarray
+    probabilities: np.ndarray | None
+    classes: np.ndarray | None
+
+    def score(self, rows: np.ndarray) -> float:
+        return metric_value(self.task, self.metric, self.y[rows], self.predicted[rows],
+                            None if self.probabilities is None else self.probabilities[rows], self.classes)
 
 
 @dataclass(frozen=True)
@@ -126,7 +145,7 @@ def prepare(dataset: Dataset) -> Prepared | str:
     return Prepared(frame, test_frame, source, report["target"], report["task"], report["primary_metric"])
 
 
-def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namespace) -> dict[str, Any]:
+def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namespace) -> tuple[dict[str, Any], Scored | None]:
     settings = {**dataset.config, **RECIPES[recipe]}
     if "tune" in settings:
         settings["tune"] = {"budget_seconds": args.tune_seconds}
@@ -136,12 +155,13 @@ def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namesp
     try:
         validate(prepared.frame, config, prepared.source)  # a recipe may refuse the task (seed-b)
     except ConfigError as exc:
-        return {**row, "skipped": str(exc)}
+        return {**row, "skipped": str(exc)}, None
     train, test = split(prepared.frame, target, task, config, prepared.test_frame)
     schema = feature_schema(train, target)
     row.update(task=task, train_rows=len(train), test_rows=len(test), primary_metric=config.metric_for(task))
     if recipe == "autogluon":
-        return {**row, **autogluon(train, test, target, task, config.metric_for(task), args)}
+        result, scored = autogluon(train, test, target, task, config.metric_for(task), args)
+        return {**row, **result}, scored
     started = time.perf_counter()
     fitted = fit_recorded(train, target, schema, task, config)
     pipeline, tuning = fitted.pipeline, fitted.tuning
@@ -168,6 +188,7 @@ def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namesp
         row["tuning"] = tuning
     if fitted.auto_choice:  # rounds, target transform, model family and their validation scores
         row["auto_choice"] = fitted.auto_choice
+    scored = test_predictions(pipeline, train, test, target, schema, task, config.metric_for(task))
     targets = TARGETS.get((dataset.name, recipe))
     if targets:
         row["targets"] = {
@@ -175,7 +196,42 @@ def run(dataset: Dataset, prepared: Prepared, recipe: str, args: argparse.Namesp
                    if kind == "min" else (evaluation["metrics"][name] <= bound)}
             for name, (bound, kind) in targets.items()
         }
-    return row
+    return row, scored
+
+
+def test_predictions(pipeline: Any, train: pd.DataFrame, test: pd.DataFrame, target: str,
+                     schema: list[dict[str, Any]], task: str, metric: str) -> Scored:
+    """The fitted pipeline's predictions for the test rows, as evaluate scores them."""
+    features = to_model_frame(test, schema)
+    if task == "regression":
+        return Scored(task, metric, test[target].astype(float).to_numpy(), np.asarray(pipeline.predict(features)),
+                      None, None)
+    classes = np.asarray(pipeline.classes_)
+    probabilities = np.asarray(pipeline.predict_proba(features))
+    return Scored(task, metric, class_labels(test[target]).to_numpy(), classes[np.argmax(probabilities, axis=1)],
+                  probabilities, classes)
+
+
+def gap_interval(ours: Scored, theirs: Scored, resamples: int = BOOTSTRAP_RESAMPLES) -> list[float] | None:
+    """The 95 % interval of our gap to AutoGluon (as ``side_by_side`` measures it: a difference, or
+    a ratio for RMSE/MAE) over paired bootstrap resamples of the test rows; None without two rows."""
+    rows = len(ours.y)
+    if rows < 2 or len(theirs.y) != rows:
+        return None
+    error = ours.metric in ("rmse", "mae")
+    generator = np.random.default_rng(0)
+    gaps = []
+    for _ in range(resamples):
+        drawn = generator.integers(0, rows, rows)
+        try:
+            a, b = ours.score(drawn), theirs.score(drawn)
+        except ValueError:  # e.g. ROC AUC on a resample holding one class only
+            continue
+        gaps.append(a / b - 1 if error and b else a - b)
+    if len(gaps) < resamples // 2:
+        return None
+    low, high = np.percentile(gaps, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
 
 
 def onnx_row_ms(pipeline: Any, test: pd.DataFrame, schema: list[dict[str, Any]], task: str) -> float:
@@ -196,10 +252,10 @@ def onnx_row_ms(pipeline: Any, test: pd.DataFrame, schema: list[dict[str, Any]],
 
 
 def autogluon(train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, metric: str,
-              args: argparse.Namespace) -> dict[str, Any]:
+              args: argparse.Namespace) -> tuple[dict[str, Any], Scored | None]:
     """AutoGluon fitted on ``train`` in its own venv; its test predictions scored as stepml scores."""
     if not AUTOGLUON_PYTHON.is_file():
-        return {"skipped": f"{AUTOGLUON_PYTHON} not found: make autogluon-venv"}
+        return {"skipped": f"{AUTOGLUON_PYTHON} not found: make autogluon-venv"}, None
     labels = class_labels if task == "classification" else (lambda values: values.astype(float))
     y_train, y_test = labels(train[target]), labels(test[target])
     with tempfile.TemporaryDirectory(prefix="stepml-autogluon-") as folder:
@@ -215,7 +271,7 @@ def autogluon(train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, m
         done = subprocess.run([str(AUTOGLUON_PYTHON), str(ROOT / "bench" / "autogluon_runner.py"),
                                str(work / "request.json")], capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            return {"failed": f"autogluon_runner exited {done.returncode}: {done.stderr[-1500:]}"}
+            return {"failed": f"autogluon_runner exited {done.returncode}: {done.stderr[-1500:]}"}, None
         result = json.loads((work / "result.json").read_text())
         model_bytes = sum(p.stat().st_size for p in (work / "model").rglob("*") if p.is_file())
     if task == "classification":
@@ -226,15 +282,17 @@ def autogluon(train: pd.DataFrame, test: pd.DataFrame, target: str, task: str, m
         probabilities = np.asarray(result["probabilities"], dtype=float)[:, order]
         metrics = {name: metric_value(task, name, y_test.to_numpy(), predicted, probabilities, classes)
                    for name in ("accuracy", "balanced_accuracy", "f1", "roc_auc")}
+        scored = Scored(task, metric, y_test.to_numpy(), predicted, probabilities, classes)
     else:
         predicted = np.asarray(result["predictions"], dtype=float)
         metrics = {name: metric_value(task, name, y_test.to_numpy(), predicted) for name in ("rmse", "mae", "r2")}
+        scored = Scored(task, metric, y_test.to_numpy(), predicted, None, None)
     return {"metrics": {k: _round(k, v) for k, v in metrics.items()}, "train_seconds": round(result["fit_seconds"], 1),
             "predict_row_ms": round(result["predict_row_ms"], 3), "model_bytes": model_bytes,
             "autogluon": {"version": result["autogluon"], "presets": args.autogluon_presets,
                           "time_limit": args.autogluon_seconds, "num_cpus": args.autogluon_cpus,
                           "best_model": result["best_model"], "models": result["models"],
-                          "leaderboard": result.get("leaderboard", [])}}
+                          "leaderboard": result.get("leaderboard", [])}}, scored
 
 
 def _round(name: str, value: float) -> float:
@@ -265,6 +323,21 @@ def table(rows: list[dict[str, Any]]) -> Table:
     return out
 
 
+def with_intervals(scored: dict[str, tuple[dict[str, Any], Scored]]) -> None:
+    """Record on auto's and tune's rows the bootstrap interval of their gap to the AutoGluon row
+    fitted in the same run (with AutoGluon's metric, so that a later AutoGluon row leaves it out)."""
+    if "autogluon" not in scored:
+        return
+    theirs_row, theirs = scored["autogluon"]
+    for recipe in ("auto", "auto+tune"):
+        if recipe in scored and "autogluon_gap" not in scored[recipe][0]:
+            row, ours = scored[recipe]
+            interval = gap_interval(ours, theirs)
+            if interval is not None:
+                row["autogluon_gap"] = {"autogluon_metric": theirs_row["metrics"][theirs.metric],
+                                        "interval95": interval, "resamples": BOOTSTRAP_RESAMPLES}
+
+
 def side_by_side(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per dataset: the primary metric, fit seconds and single-row ms of auto, auto+tune and AutoGluon,
     and auto's gap to AutoGluon (accuracy points, or RMSE/MAE as a ratio)."""
@@ -274,12 +347,19 @@ def side_by_side(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             entry = found.setdefault(row["dataset"], {"metric": row["primary_metric"]})
             entry[row["recipe"]] = {"metric": row["metrics"][row["primary_metric"]], "train_seconds": row["train_seconds"],
                                     "predict_row_ms": row["predict_row_ms"]}
+            if "autogluon_gap" in row:
+                entry[row["recipe"]]["autogluon_gap"] = row["autogluon_gap"]
     for entry in found.values():
         if "auto" in entry and "autogluon" in entry:
             ours, theirs = entry["auto"]["metric"], entry["autogluon"]["metric"]
             entry["auto_gap"] = round(ours / theirs - 1, 4) if entry["metric"] in ("rmse", "mae") else round(ours - theirs, 4)
             entry["auto_time_share"] = round(entry["auto"]["train_seconds"] / max(entry["autogluon"]["train_seconds"], 1e-9), 3)
             entry["targets"] = model_quality_targets(entry)
+        for recipe, key in (("auto", "auto_gap_interval95"), ("auto+tune", "tune_gap_interval95")):
+            measured = entry.get(recipe, {}).pop("autogluon_gap", None)
+            # measured against the AutoGluon fit the entry shows (not one an --update replaced since)
+            if measured and "autogluon" in entry and measured["autogluon_metric"] == entry["autogluon"]["metric"]:
+                entry[key] = measured["interval95"]
     return found
 
 
@@ -304,7 +384,7 @@ def model_quality_targets(entry: dict[str, Any]) -> dict[str, bool]:
 
 def comparison_table(summary: dict[str, dict[str, Any]]) -> Table:
     out = Table(title="auto, auto+tune and AutoGluon (medium_quality) on the same splits")
-    for column in ("dataset", "metric", "auto", "auto+tune", "AutoGluon", "auto gap", "fit s auto / tune / AG",
+    for column in ("dataset", "metric", "auto", "auto+tune", "AutoGluon", "auto gap [95% bootstrap]", "fit s auto / tune / AG",
                    "1-row ms auto / tune / AG", "targets missed"):
         out.add_column(column, justify="left" if column in ("dataset", "metric") else "right")
     for name, entry in summary.items():
@@ -313,7 +393,12 @@ def comparison_table(summary: dict[str, dict[str, Any]]) -> Table:
 
         spec = ",.4g" if entry["metric"] in ("rmse", "mae") else ".4f"
         gap = entry.get("auto_gap")
-        gap_text = "-" if gap is None else f"{gap:+.1%}" if entry["metric"] in ("rmse", "mae") else f"{gap:+.4f}"
+        def as_gap(value: float, entry: dict[str, Any] = entry) -> str:
+            return f"{value:+.1%}" if entry["metric"] in ("rmse", "mae") else f"{value:+.4f}"
+
+        gap_text = "-" if gap is None else as_gap(gap)
+        if gap is not None and "auto_gap_interval95" in entry:
+            gap_text += " [{}, {}]".format(*map(as_gap, entry["auto_gap_interval95"]))
         out.add_row(name, entry["metric"], value("auto", "metric", spec), value("auto+tune", "metric", spec),
                     value("autogluon", "metric", spec), gap_text,
                     " / ".join(value(r, "train_seconds", ".1f") for r in REAL_RECIPES),
@@ -369,6 +454,7 @@ def main() -> None:
         dataset = DATASETS[name]
         with console.status(f"{name}: reading"):
             prepared = prepare(dataset)
+        scored: dict[str, tuple[dict[str, Any], Scored]] = {}  # this run's rows and test predictions
         for recipe in args.recipes:
             if not dataset.seed and recipe not in REAL_RECIPES:
                 continue
@@ -376,7 +462,11 @@ def main() -> None:
                 rows.append({"dataset": name, "recipe": recipe, "skipped": prepared})
                 continue
             with console.status(f"{name} / {recipe}"):
-                rows.append(run(dataset, prepared, recipe, args))
+                row, predictions = run(dataset, prepared, recipe, args)
+                rows.append(row)
+                if predictions is not None and "metrics" in row:
+                    scored[recipe] = (row, predictions)
+                    with_intervals(scored)
             done = rows[-1]
             if "metrics" in done:
                 console.log(f"{name} / {recipe}: {done['primary_metric']} {done['metrics'][done['primary_metric']]}, "

@@ -36,8 +36,8 @@ TEST_WORKERS ?= 2
 test: venv browser java tools checkov-venv  ## everything: unit, functional, end-to-end, template checks and scans, the SAM build
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-lint: venv  ## ruff on the code, mypy on src/ (pyproject.toml [tool.mypy])
-	$(BIN)/ruff check src functions tests
+lint: venv  ## ruff on the code, mypy on src/ and ui/ (pyproject.toml [tool.mypy])
+	$(BIN)/ruff check src functions tests ui
 	$(BIN)/mypy
 
 clean:

@@ -1,5 +1,5 @@
-"""mypy passes on src/ (configured in pyproject.toml's [tool.mypy]): the typed contracts between
-stages, the registry and the API hold. ``make lint`` runs the same check."""
+"""mypy passes on src/ and the web UI (configured in pyproject.toml's [tool.mypy]): the typed
+contracts between stages, the registry, the API and the UI hold. ``make lint`` runs the same check."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_mypy_finds_no_type_errors_in_src() -> None:
+def test_mypy_finds_no_type_errors_in_src_and_ui() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-error-summary"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, check=False,

@@ -81,8 +81,9 @@ class Console:
         if answer.ok:
             listed = answer.body.get("models") if isinstance(answer.body, dict) else answer.body
             names = [m.get("name") if isinstance(m, dict) else m for m in listed or []]
-            if all(isinstance(n, str) for n in names):
-                return sorted(names)
+            strings = [n for n in names if isinstance(n, str)]
+            if len(strings) == len(names):
+                return sorted(strings)
         return self.stack.registry.list_models()
 
     def describe(self, name: str, version: int | None = None) -> ApiResponse:

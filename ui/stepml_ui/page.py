@@ -37,12 +37,15 @@ def model_names() -> list[str]:
     return console().model_names()
 
 
-def pick_model(key: str) -> str | None:
-    """A model picker shared by the pages (remembers the choice across pages and ``?model=``)."""
+def pick_model(key: str) -> str:
+    """A model picker shared by the pages (remembers the choice across pages and ``?model=``).
+
+    With no registered model yet it says so and stops the page, so a page and its callbacks always
+    have a model to work on."""
     names = model_names()
     if not names:
         st.info("No registered models yet: upload a CSV on the **Upload** page to train one.")
-        return None
+        st.stop()
     wanted = st.query_params.get("model") or st.session_state.get("model")
     index = names.index(wanted) if wanted in names else 0
     name = st.selectbox("Model", names, index=index, key=key)

@@ -11,14 +11,13 @@ from stepml_ui import choice
 from stepml_ui.client import ApiResponse
 from stepml_ui.page import console, pick_model
 
+from stepml.contracts import AutoChoiceSummary
 from stepml.describe import describe_auto_choice, describe_tuning
 
 st.title("Models")
 st.caption("Every successful run registers a version; the quality gate decides which one is champion.")
 
 name = pick_model("models_model")
-if name is None:
-    st.stop()
 client = console()
 
 
@@ -163,7 +162,7 @@ def _cell(value: Any) -> str:
     return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def show_auto_choice(auto_choice: dict[str, Any], evaluation: dict[str, Any]) -> None:
+def show_auto_choice(auto_choice: AutoChoiceSummary, evaluation: dict[str, Any]) -> None:
     """The auto recipe's choice in words, and each family's validation score, the chosen one coloured."""
     metric_name = evaluation.get("primary_metric")
     st.text(describe_auto_choice(auto_choice, metric_name))
@@ -202,10 +201,10 @@ if chosen:
     shown = {metric: {column: _cell(value) for column, value in values.items()} for metric, values in table.items()}
     st.dataframe(pd.DataFrame(shown).T.fillna(""), width="stretch")
     matrices = st.columns(len(chosen))
-    for column, number in zip(matrices, chosen, strict=True):
+    for place, number in zip(matrices, chosen, strict=True):
         evaluation = by_number[number].get("evaluation") or {}
         matrix, labels = evaluation.get("confusion_matrix"), evaluation.get("labels")
-        with column:
+        with place:
             if matrix and labels:
                 cells = pd.DataFrame([{"actual": str(labels[i]), "predicted": str(labels[j]), "rows": count}
                                       for i, row in enumerate(matrix) for j, count in enumerate(row)])

@@ -19,8 +19,6 @@ st.title("Monitor")
 st.caption("What the champion served, to whom, and whether today's traffic still looks like its training data.")
 
 name = pick_model("monitor_model")
-if name is None:
-    st.stop()
 client = console()
 
 DRIFTED = "#c62828"

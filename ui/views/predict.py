@@ -20,8 +20,6 @@ st.title("Predict")
 st.caption("Fill in a record and ask the model; the form comes from the model's own feature schema.")
 
 name = pick_model("predict_model")
-if name is None:
-    st.stop()
 client = console()
 
 
@@ -37,7 +35,8 @@ def version_numbers(model: str) -> list[int]:
 
 
 numbers = version_numbers(name)
-choice = st.selectbox("Version", ["champion", *reversed(numbers)], key=f"predict_version_{name}",
+version_options: list[str | int] = ["champion", *reversed(numbers)]
+choice = st.selectbox("Version", version_options, key=f"predict_version_{name}",
                       format_func=lambda v: "champion (what the API serves)" if v == "champion" else f"version {v}")
 pinned = None if choice == "champion" else int(choice)
 described = describe(name, pinned)
@@ -63,7 +62,7 @@ def probability_label(probability: float) -> str:
     return f"{probability:.1%}"
 
 
-def probability_chart(probabilities: dict[str, float], prediction: str) -> alt.LayerChart:
+def probability_chart(probabilities: dict[str, float], prediction: str) -> alt.LayerChart | alt.FacetChart:
     """One row per class on a 0-100 % axis: a light full-width track (so a class near 0 % is still a
     visible row, not a hairline), the bar, and the value printed beside it (inside a long bar)."""
     frame = pd.DataFrame({"class": [str(c) for c in probabilities], "probability": list(probabilities.values())})
@@ -79,13 +78,12 @@ def probability_chart(probabilities: dict[str, float], prediction: str) -> alt.L
         color=alt.condition(alt.datum["class"] == prediction, alt.value("#1565c0"), alt.value("#78909c")),
         tooltip=["class", alt.Tooltip("probability:Q", format=".4f")],
     )
-    text = {"fontSize": 13, "fontWeight": "bold", "baseline": "middle"}
-    outside = base.mark_text(align="left", dx=5, color="#263238", **text).encode(
-        x="probability:Q", text="label:N"
-    ).transform_filter(alt.datum.probability <= 0.8)
-    inside = base.mark_text(align="right", dx=-5, color="white", **text).encode(
-        x="probability:Q", text="label:N"
-    ).transform_filter(alt.datum.probability > 0.8)
+    outside = base.mark_text(
+        align="left", dx=5, color="#263238", fontSize=13, fontWeight="bold", baseline="middle"
+    ).encode(x="probability:Q", text="label:N").transform_filter(alt.datum.probability <= 0.8)
+    inside = base.mark_text(
+        align="right", dx=-5, color="white", fontSize=13, fontWeight="bold", baseline="middle"
+    ).encode(x="probability:Q", text="label:N").transform_filter(alt.datum.probability > 0.8)
     # A height per row (Step), not in pixels: with a pixel height Streamlit's stretched layout
     # squeezed the class band to a line, every class a hairline on top of the others.
     return alt.layer(track, bars, outside, inside).properties(height=alt.Step(40), title="Class probabilities")
@@ -171,6 +169,7 @@ single, batch = st.tabs(["One record", "Batch CSV"])
 with single:
     last = st.session_state.get(state_key)
     answer: ApiResponse | None = last["answer"] if last else None
+    sent = last["sent"] if last else None
     errors = answer.field_errors() if answer is not None and not answer.ok else {}
     warnings = (answer.body.get("warnings") or [[]])[0] if answer is not None and answer.ok else []
     row = st.session_state.get(example_key)
@@ -216,8 +215,7 @@ with single:
             for error in unplaced:
                 st.markdown(f":red[⚠ field `{error.get('field')}`: {error.get('message')}]")
         with st.expander("Request and response"):
-            st.code(json.dumps(last["sent"], indent=2) if not isinstance(last["sent"], str) else last["sent"],
-                    language="json")
+            st.code(json.dumps(sent, indent=2) if not isinstance(sent, str) else sent, language="json")
             st.code(json.dumps(answer.body, indent=2), language="json")
     with st.expander("Send raw JSON"):
         example = json.dumps(forms.record(schema, {f["name"]: forms.default_value(f) for f in schema}), indent=2)

@@ -165,6 +165,15 @@ def _extra_fields(data: bytes, encoding: str, width: int, source: str) -> int:
     return trailing
 
 
+def _refuse_other_delimiter(header: str, source: str) -> None:
+    """Refuse a file whose one header field holds semicolons, tabs or pipes: another delimiter. A
+    semicolon file from a European spreadsheet writes decimal commas (``3,5``), which a comma
+    reader would otherwise report as rows with more fields than the header."""
+    for delimiter, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        if delimiter in header:
+            raise DataError(f"{source} looks delimited by {word}, not commas: save it as a comma-separated CSV")
+
+
 def read_table(data: bytes, source: str) -> tuple[pd.DataFrame, list[str]]:
     """Parse ``data`` as a CSV with a header row; returns the table and notes for the report.
 
@@ -179,6 +188,8 @@ def read_table(data: bytes, source: str) -> tuple[pd.DataFrame, list[str]]:
     if not data[:65536].decode(encoding, errors="ignore").strip("\ufeff \t\r\n"):
         raise DataError(f"{source} is empty")
     header, first = _first_rows(data, encoding)
+    if len(header) == 1:
+        _refuse_other_delimiter(header[0], source)  # before its rows' commas are read as fields
     if header and len(first) > len(header):
         # pandas would take the first column for an index and shift every value left
         trailing = _extra_fields(data, encoding, len(header), source)
@@ -202,11 +213,7 @@ def read_table(data: bytes, source: str) -> tuple[pd.DataFrame, list[str]]:
     frame.columns = _unique_names(list(frame.columns), header, source, notes)
     if frame.shape[1] == 1:
         name = frame.columns[0]
-        for delimiter, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if delimiter in name:
-                raise DataError(
-                    f"{source} looks delimited by {word}, not commas: save it as a comma-separated CSV"
-                )
+        _refuse_other_delimiter(name, source)
         raise DataError(f"{source} has a single column ({name!r}): nothing to predict it from")
     if frame.empty:
         raise DataError(f"{source} has a header but no data rows")

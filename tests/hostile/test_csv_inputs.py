@@ -208,6 +208,8 @@ REFUSED: list[Any] = [
     pytest.param(b"size,colour,label\n1,red,high\n", None, "1 data rows; at least 20", id="one-row"),
     pytest.param(b"label\n" + b"x\n" * 30, None, "single column \\('label'\\)", id="one-column"),
     pytest.param(BASE.replace(",", ";").encode(), None, "semicolons", id="semicolons"),
+    pytest.param(b"size;weight;label\n" + "".join(f"{i};{i},5;{'ab'[i % 2]}\n" for i in range(30)).encode(),
+                 None, "looks delimited by semicolons", id="semicolons-decimal-commas"),
     pytest.param(BASE.replace(",", "\t").encode(), None, "tabs", id="tabs"),
     pytest.param(BASE.replace(",", "|").encode(), None, "pipes", id="pipes"),
     pytest.param(BASE.replace("\n", ",7\n", 3).replace("label,7\n", "label\n", 1).encode(), None,

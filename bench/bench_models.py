@@ -77,7 +77,20 @@ class Scored:
     classes: np.ndarray | None
 
     def score(self, rows: np.ndarray) -> float:
-        return metric_value(self.task, self.metric, self.y[rows], self.predicted[rows],
+        """The metric on ``rows`` (indices, repeats allowed): accuracy, balanced accuracy and the
+        errors in numpy (a thousand resamples of Adult's 16k rows through evaluation's full set of
+        metrics took minutes), the others as evaluation computes them."""
+        y, predicted = self.y[rows], self.predicted[rows]
+        if self.metric in ("accuracy", "balanced_accuracy"):
+            right = y == predicted
+            if self.metric == "accuracy":
+                return float(np.mean(right))
+            codes = np.unique(y, return_inverse=True)[1]  # recall averaged over the classes present
+            return float(np.mean(np.bincount(codes, weights=right) / np.bincount(codes)))
+        if self.metric in ("rmse", "mae"):
+            errors = np.asarray(predicted, dtype=float) - np.asarray(y, dtype=float)
+            return float(np.sqrt(np.mean(errors ** 2)) if self.metric == "rmse" else np.mean(np.abs(errors)))
+        return metric_value(self.task, self.metric, y, predicted,
                             None if self.probabilities is None else self.probabilities[rows], self.classes)
 
 

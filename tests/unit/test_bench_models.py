@@ -65,3 +65,30 @@ def test_the_interval_shows_only_beside_the_autogluon_fit_it_was_measured_agains
     # AutoGluon fitted again since (--update): the interval measured against the old fit is left out
     later = bench.side_by_side([_row("auto", 0.89, measured), _row("autogluon", 0.91)])["shop"]
     assert "auto_gap_interval95" not in later and later["auto_gap"] == pytest.approx(-0.02)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "f1", "roc_auc"])
+def test_a_resamples_classification_score_is_evaluations_own(bench: Any, metric: str) -> None:
+    from stepml.evaluation import metric_value
+
+    rng = np.random.default_rng(3)
+    classes = np.array(["a", "b", "c"])
+    y = rng.choice(classes, 300, p=[0.7, 0.2, 0.1])
+    probabilities = rng.dirichlet([1, 1, 1], 300)
+    predicted = classes[np.argmax(probabilities, axis=1)]
+    scored = bench.Scored("classification", metric, y, predicted, probabilities, classes)
+    rows = rng.integers(0, 300, 300)
+    assert scored.score(rows) == pytest.approx(
+        metric_value("classification", metric, y[rows], predicted[rows], probabilities[rows], classes))
+
+
+@pytest.mark.parametrize("metric", ["rmse", "mae", "r2"])
+def test_a_resamples_regression_score_is_evaluations_own(bench: Any, metric: str) -> None:
+    from stepml.evaluation import metric_value
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(10, 3, 200)
+    predicted = y + rng.normal(0, 1, 200)
+    rows = rng.integers(0, 200, 200)
+    scored = bench.Scored("regression", metric, y, predicted, None, None)
+    assert scored.score(rows) == pytest.approx(metric_value("regression", metric, y[rows], predicted[rows]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,3 +189,28 @@ def describe_run(sfn: Any, arn: str) -> dict[str, Any]:
     }
     run["outcome"] = run_outcome(run)
     return run
+
+
+#: Why a column was left out of training, in words (the validation report's ``dropped_columns``).
+LEFT_OUT_REASONS = {
+    "drop_columns": "drop_columns in the config",
+    "id_columns": "id_columns in the config",
+    "id": "unique per row: an identifier",
+}
+
+
+def validation_findings(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a user should read of a run's validation report (``runs/<dataset>/<run>/validation.json``).
+
+    Returns None without a report (a run rejected before its report was written, a duplicate
+    delivery), else ``warnings`` (all of them, how the file was read first: its encoding,
+    duplicate header names) and ``dropped_columns`` (each column left out of training and why, as
+    the report names it: :data:`LEFT_OUT_REASONS`). ``stepml upload`` and ``stepml runs show``
+    print them; ``stepml runs show --json`` includes them as the run's ``validation``.
+    """
+    if report is None:
+        return None
+    return {
+        "warnings": [str(warning) for warning in report.get("warnings") or []],
+        "dropped_columns": {str(name): str(why) for name, why in (report.get("dropped_columns") or {}).items()},
+    }

@@ -18,7 +18,7 @@ from stepml import keys
 from stepml.client import ApiClient, ApiResponse, quote
 from stepml.config import DatasetConfig, dump_config
 from stepml.contracts import AliasRecord, HistoryPage, ListedVersion
-from stepml.errors import ConfigError, NotFoundError
+from stepml.errors import ConfigError, DataError, NotFoundError
 from stepml.registry import CHAMPION, ModelRegistry
 from stepml.runs import describe_run
 from stepml.settings import LOCAL_PROFILE, Settings, aws_credentials_file
@@ -226,6 +226,22 @@ class Stack:
     def run(self, run: str) -> dict[str, Any]:
         """One run: status, timing, input key, output, error and its states."""
         return describe_run(self.client("stepfunctions"), self.execution_arn(run))
+
+    def validation_report(self, run: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The validation report the run's Validate stage wrote (``runs/<dataset>/<run>/validation.json``),
+        or None when there is none: the run was rejected before its report, skipped as a duplicate,
+        or its key is not an upload's."""
+        try:
+            dataset = keys.dataset_from_raw_key(str(run.get("key") or ""))
+        except DataError:
+            return None
+        try:
+            report = self.store.find_json(keys.validation_report(dataset, str(run["name"])))
+        except Exception as exc:  # botocore's ClientError: the run stays readable without s3:GetObject on runs/
+            if "AccessDenied" in str(exc) or "403" in str(exc):
+                return None
+            raise
+        return report if isinstance(report, dict) else None
 
     # -- models ------------------------------------------------------------------------------
 

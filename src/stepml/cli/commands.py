@@ -38,6 +38,7 @@ from stepml.config import TASKS, DatasetConfig, dump_config
 from stepml.dateparts import describe as describe_date_format
 from stepml.describe import describe_auto_choice, describe_tuning
 from stepml.errors import GateRefused, StepmlError
+from stepml.runs import validation_findings
 from stepml.stack import LOCAL_ENDPOINT, Stack
 
 
@@ -164,12 +165,13 @@ def runs(ctx: click.Context, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def runs_show(stack: Stack, run_id: str, as_json: bool) -> None:
-    """One run state by state: status, duration, error."""
+    """One run state by state: status, duration, error; its validation warnings; how it ended."""
     run = stack.run(run_id)
+    report = stack.validation_report(run)
     if as_json:
-        emit_json(run)
+        emit_json({**run, "validation": validation_findings(report)})
     else:
-        print_run(run)
+        print_run(run, report)
 
 
 class ModelsGroup(click.Group):

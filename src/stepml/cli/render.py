@@ -14,16 +14,22 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from stepml.contracts import Feature, HistoryPage, ListedVersion
 from stepml.describe import metric
-from stepml.runs import run_outcome
+from stepml.runs import LEFT_OUT_REASONS, run_outcome, validation_findings
 from stepml.stack import Stack
 
 # Tables of metrics need room: at least 120 columns even when the output is piped.
 console = Console(width=max(Console().width, 120))
 OUTCOME_STYLE = {"champion": "green", "candidate": "yellow", "duplicate": "cyan", "running": "yellow"}
 STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "TIMED_OUT": "red", "ABORTED": "red"}
+
+
+#: Validation warnings (and columns left out) printed with a run; ``runs show --json`` has them all.
+WARNINGS_SHOWN = 5
+LEFT_OUT_SHOWN = 8
 
 
 def emit_json(value: Any) -> None:
@@ -40,11 +46,37 @@ def follow(stack: Stack, key: str, since: datetime, timeout: float) -> dict[str,
             status.update(f"[bold]{state}[/bold] · {current} · {time.monotonic() - started:.0f} s")
 
         run = stack.wait_for_run(key, since, timeout=timeout, on_progress=progress)
-    print_run(run)
+    print_run(run, stack.validation_report(run))
     return run
 
 
-def print_run(run: dict[str, Any]) -> None:
+def print_validation(run_name: str, report: dict[str, Any] | None) -> None:
+    """The validation report's warnings, at most :data:`WARNINGS_SHOWN`, and the columns left out of
+    training with why; nothing without a report (a rejected run's error is in its outcome line)."""
+    findings = validation_findings(report)
+    if findings is None:
+        return
+    warnings, left_out = findings["warnings"], findings["dropped_columns"]
+    if warnings:
+        console.print(f"[yellow]validation warnings[/yellow] ({len(warnings)}):")
+        listed = Table.grid(padding=(0, 1))  # a long warning wraps under its own text, not under the dash
+        listed.add_column(min_width=3, justify="right")
+        listed.add_column()
+        for warning in warnings[:WARNINGS_SHOWN]:
+            listed.add_row("-", Text(warning))
+        console.print(listed)
+        if len(warnings) > WARNINGS_SHOWN:
+            console.print(f"  … and {len(warnings) - WARNINGS_SHOWN} more: stepml runs show {run_name} --json",
+                          markup=False, highlight=False)
+    if left_out:
+        named = [f"{name} ({LEFT_OUT_REASONS.get(why, why)})" for name, why in list(left_out.items())[:LEFT_OUT_SHOWN]]
+        more = f", … and {len(left_out) - LEFT_OUT_SHOWN} more" if len(left_out) > LEFT_OUT_SHOWN else ""
+        console.print(f"left out of training: {', '.join(named)}{more}", markup=False, highlight=False)
+
+
+def print_run(run: dict[str, Any], report: dict[str, Any] | None = None) -> None:
+    """A run's states, then its validation warnings (``report``: its validation report, if any),
+    then one line for how it ended (last, for scripts that read only that line)."""
     style = STATUS_STYLE.get(run["status"], "white")
     console.print(f"run [bold]{run['name']}[/bold]: [{style}]{run['status']}[/{style}] in {run['duration_s']:.1f} s  ({run['key']})")
     table = Table("state", "type", "status", "seconds", "retries", "error")
@@ -55,6 +87,7 @@ def print_run(run: dict[str, Any]) -> None:
         table.add_row(state["name"], state["type"], f"[{s_style}]{state['status']}[/{s_style}]", duration,
                       str(state["retries"] or ""), error)
     console.print(table)
+    print_validation(run["name"], report)
     outcome = run.get("outcome") or run_outcome(run)
     style = OUTCOME_STYLE.get(outcome["outcome"], "red")
     # Rich markup off for the text: a cause may hold brackets ([...]) that are not markup.

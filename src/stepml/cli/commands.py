@@ -103,9 +103,21 @@ def upload(
     wait: bool, timeout: float,
 ) -> None:
     """Upload FILE to raw/<dataset>/ (which starts a run) and follow the run."""
+    # Every check this machine can make comes before the first write: a refusal leaves nothing behind.
     problem = keys.upload_problem(file.name)
     if problem:
         raise click.BadParameter(f"{file} {problem}", param_hint="FILE")
+    try:
+        keys.check_dataset_name(dataset)
+    except StepmlError as exc:
+        raise click.BadParameter(str(exc), param_hint="--dataset") from exc
+    try:
+        with file.open("rb") as handle:
+            empty = not handle.read(1)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="FILE") from exc
+    if empty:
+        raise click.BadParameter(f"{file} is empty: nothing to train on", param_hint="FILE")
     changes = {k: v for k, v in (("target", target), ("task", task), ("recipe", recipe)) if v}
     if changes:
         current = stack.read_config(dataset)

@@ -21,7 +21,7 @@ from stepml.contracts import AliasRecord, HistoryPage, ListedVersion
 from stepml.errors import ConfigError, DataError, NotFoundError
 from stepml.registry import CHAMPION, ModelRegistry
 from stepml.runs import describe_run
-from stepml.settings import LOCAL_PROFILE, Settings, aws_credentials_file
+from stepml.settings import LOCAL_PROFILE, Settings, aws_config_file, aws_credentials_file
 from stepml.storage import S3Store
 
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
@@ -51,6 +51,33 @@ def local_profile(environ: Mapping[str, str] | None = None) -> str | None:
             "profile: `stepml local up` writes it when the offline stack starts"
         )
     return None
+
+
+def local_endpoint(stack_name: str = "stepml", environ: Mapping[str, str] | None = None) -> str:
+    """The endpoint of the offline stack ``stack_name`` for ``stepml --local``: where ``stepml local up``
+    serves it, whatever its ``--port``.
+
+    What the running stack recorded in its data directory (the default one, or
+    ``STEPML_LOCAL_DATA_DIR``), else the ``endpoint_url`` of the ``stepml-local`` profile that
+    ``local up`` writes (its credentials are that stack's), else :data:`LOCAL_ENDPOINT`.
+    """
+    import configparser
+
+    environ = os.environ if environ is None else environ
+    try:
+        from stepml.local import persistence
+
+        running = persistence.serving(persistence.default_data_dir(stack_name, environ))
+    except ImportError:  # without the `local` extra there is no offline stack on this machine
+        running = None
+    if running and running.get("endpoint_url"):
+        return str(running["endpoint_url"])
+    parser = configparser.RawConfigParser()
+    parser.read(aws_config_file(environ))
+    section = f"profile {LOCAL_PROFILE}"
+    if parser.has_option(section, "endpoint_url"):
+        return parser.get(section, "endpoint_url")
+    return LOCAL_ENDPOINT
 
 
 @dataclass

@@ -39,7 +39,7 @@ from stepml.dateparts import describe as describe_date_format
 from stepml.describe import describe_auto_choice, describe_tuning
 from stepml.errors import GateRefused, StepmlError
 from stepml.runs import validation_findings
-from stepml.stack import LOCAL_ENDPOINT, Stack
+from stepml.stack import LOCAL_ENDPOINT, Stack, local_endpoint
 
 
 def project_root() -> Path:
@@ -62,14 +62,17 @@ class StepmlGroup(click.Group):
 
 
 @click.group(cls=StepmlGroup)
-@click.option("--local", "use_local", is_flag=True, help=f"Use the offline stack ({LOCAL_ENDPOINT}).")
+@click.option("--local", "use_local", is_flag=True,
+              help=f"Use the offline stack that `stepml local up` serves (on its --port; else {LOCAL_ENDPOINT}).")
 @click.option("--endpoint-url", envvar="STEPML_ENDPOINT_URL", help="AWS-compatible endpoint (offline stack).")
 @click.option("--stack-name", default="stepml", envvar="STEPML_STACK", show_default=True)
 @click.option("--region", default=lambda: os.environ.get("AWS_REGION", "us-east-1"), show_default="us-east-1")
 @click.pass_context
 def main(ctx: click.Context, use_local: bool, endpoint_url: str | None, stack_name: str, region: str) -> None:
     """stepml: drop a CSV into S3, get a validated, versioned model and a prediction API."""
-    ctx.obj = Stack(stack_name=stack_name, region=region, endpoint_url=endpoint_url or (LOCAL_ENDPOINT if use_local else None))
+    if use_local and not endpoint_url:
+        endpoint_url = local_endpoint(stack_name)
+    ctx.obj = Stack(stack_name=stack_name, region=region, endpoint_url=endpoint_url)
 
 
 @main.command()
@@ -531,12 +534,22 @@ def local_up(
                 f"    aws --profile {iam.PROFILE} --endpoint-url {running.endpoint_url} "
                 f"s3 ls s3://{running.bucket}/"
             )
-        console.print("use `stepml --local …` in another shell; Ctrl-C stops")
+        console.print(f"use `{_local_command(stack.stack_name, running.endpoint_url)} …` in another shell; "
+                      "Ctrl-C stops", highlight=False)
         try:
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
             console.print("stopping")
+
+
+def _local_command(stack_name: str, endpoint_url: str) -> str:
+    """How another shell reaches the stack just started: ``--local`` when it resolves to this
+    endpoint (recorded in the data dir, or the profile), else the endpoint itself."""
+    named = "" if stack_name == "stepml" else f" --stack-name {stack_name}"
+    if local_endpoint(stack_name) == endpoint_url:
+        return f"stepml{named} --local"
+    return f"stepml{named} --endpoint-url {endpoint_url}"
 
 
 @local.command("invoke")

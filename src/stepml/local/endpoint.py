@@ -207,6 +207,8 @@ class LocalStack:
                 _running.append(self)
                 self._started = True
                 self._deploy()
+                if self.data_dir is not None:  # `stepml --local` finds this port there
+                    self.data_dir.record_serving(self.endpoint_url, self.api_url)
             except BaseException:
                 self.stop()
                 raise

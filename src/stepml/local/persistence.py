@@ -24,6 +24,7 @@ Layout::
 
     <data dir>/stack.json                      format, stack name, region, physical names
     <data dir>/lock                            held (flock) while a stack serves from the directory
+    <data dir>/serving.json                    where it serves (endpoint, API, pid): `stepml --local` reads it
     <data dir>/s3/<bucket>/blobs/<sha256>      object contents, by content hash
     <data dir>/s3/<bucket>/keys/<sha256>.json  one record per key: its versions and their metadata
     <data dir>/executions/<machine>/<sha256>.json   one record per execution, with its history
@@ -39,7 +40,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,15 @@ _PROGRESS_SECONDS = 1.0
 _HOLD_SECONDS = 600.0
 
 
+#: Written by the stack serving from a data dir: its endpoint, HTTP API and process.
+SERVING_FILE = "serving.json"
+
+
 class DataDirError(RuntimeError):
     """The data directory cannot be used (in use by another stack, or not a stepml data dir)."""
 
 
-def default_data_dir(stack_name: str) -> Path:
+def default_data_dir(stack_name: str, environ: Mapping[str, str] | None = None) -> Path:
     """Where ``stepml local up`` keeps a stack's state unless told otherwise.
 
     ``$STEPML_LOCAL_DATA_DIR`` if set, else the user's state directory (``~/.local/state/stepml/
@@ -71,10 +76,33 @@ def default_data_dir(stack_name: str) -> Path:
     """
     import platformdirs
 
-    configured = os.environ.get(DATA_DIR_ENV)
+    configured = (os.environ if environ is None else environ).get(DATA_DIR_ENV)
     if configured:
         return Path(configured).expanduser()
     return Path(platformdirs.user_state_dir("stepml")) / stack_name
+
+
+def serving(path: Path) -> dict[str, Any] | None:
+    """Where the stack serving from data dir ``path`` listens (``endpoint_url``, ``api_url``), or
+    None when no running stack recorded it (none started, or it stopped, even by ``kill -9``)."""
+    try:
+        record = json.loads((Path(path).expanduser() / SERVING_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    pid = record.get("pid") if isinstance(record, dict) else None
+    if not isinstance(pid, int) or not _process_alive(pid):
+        return None
+    return dict(record)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, run by another user
+        return True
+    return True
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -166,8 +194,14 @@ class DataDir:
             self.release()
             raise
 
+    def record_serving(self, endpoint_url: str, api_url: str) -> None:
+        """Say where the stack holding this directory serves (read back by :func:`serving`)."""
+        record = {"endpoint_url": endpoint_url, "api_url": api_url, "pid": os.getpid()}
+        _write_atomically(self.path / SERVING_FILE, json.dumps(record, indent=2).encode())
+
     def release(self) -> None:
         if self._lock_handle is not None:
+            (self.path / SERVING_FILE).unlink(missing_ok=True)  # ours: the lock is still held
             self._lock_handle.close()  # closing the file drops the flock
             self._lock_handle = None
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from stepml import keys, recipes
 from stepml.cli.browser import browser_url, open_when_serving, streamlit_command
+from stepml.cli.prediction_body import read_prediction_body
 from stepml.cli.render import (
     STATUS_STYLE,
     console,
@@ -363,16 +364,25 @@ def monitor(stack: Stack, name: str, since: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("--json", "body", required=True, help="A record {feature: value} or {\"instances\": [...]}.")
+@click.option("--json", "body", help="A record {feature: value} or {\"instances\": [...]}.")
+@click.option("--file", "body_file", metavar="PATH",
+              help="The body from a file ('-': stdin): JSON (a record, a list of records or {\"instances\": "
+                   "[...]}) or a CSV whose rows are the records, values as written, empty cells null.")
 @click.option("--version", type=int)
 @click.option("--alias")
 @click.pass_obj
-def predict(stack: Stack, name: str, body: str, version: int | None, alias: str | None) -> None:
+def predict(stack: Stack, name: str, body: str | None, body_file: str | None, version: int | None,
+            alias: str | None) -> None:
     """Predict with model NAME through the HTTP API."""
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from exc
+    if (body is None) == (body_file is None):
+        raise click.UsageError("give the body with --json '{...}' or --file PATH (a JSON or CSV file, '-' for stdin)")
+    if body_file is not None:
+        payload = read_prediction_body(body_file)
+    else:
+        try:
+            payload = json.loads(str(body))
+        except ValueError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--json") from exc
     answer = stack.predict_request(name, payload, version, alias)
     emit_json(answer.body)
     if answer.request_id and sys.stderr.isatty():

@@ -33,7 +33,8 @@ LEFT_OUT_SHOWN = 8
 
 
 def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    # Text as written (é, not \u00e9): a person reads it, and JSON parsers take either.
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
 def follow(stack: Stack, key: str, since: datetime, timeout: float) -> dict[str, Any]:

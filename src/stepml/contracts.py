@@ -204,8 +204,37 @@ class Assessment(TypedDict):
     profile: dict[str, Any]
 
 
+class SameRowsComparison(TypedDict):
+    """The champion scored by Evaluate on the candidate's test rows (:mod:`stepml.comparison`).
+
+    ``champion_value`` and ``candidate_value`` are the primary metric of each model on the same
+    ``rows`` rows (None, with ``note`` saying why, when the champion could not be scored here).
+    ``champion_trained_on``: how many of the candidate's scored test rows the champion had trained
+    on (None: unknown, the champion recorded no fingerprint of its training rows); ``unseen_only``:
+    whether those rows were left out of ``rows``.
+    """
+
+    version: int
+    metric: str
+    rows: int | None
+    candidate_value: float | None
+    champion_value: float | None
+    champion_trained_on: int | None
+    unseen_only: bool
+    note: str
+
+
+#: What the gate compared the candidate with the champion on (``GateDecision.compared_on``).
+ComparedOn = Literal["candidate test rows", "champion's own test split"]
+
+
 class GateDecision(TypedDict):
-    """The quality gate's verdict on a candidate (:func:`stepml.gate.decide`)."""
+    """The quality gate's verdict on a candidate (:func:`stepml.gate.decide`).
+
+    ``champion_value`` is the champion's value the candidate was compared with: on the candidate's
+    test rows when ``compared_on`` says so, else as registered on its own test split
+    (``champion_registered_value``).
+    """
 
     metric: str
     value: float | None
@@ -214,6 +243,11 @@ class GateDecision(TypedDict):
     champion_value: float | None
     passed: bool
     reason: str
+    champion_registered_value: NotRequired[float | None]
+    compared_on: NotRequired[ComparedOn]
+    #: Evaluate's comparison on the same rows, which Promote and a promotion by hand reuse while
+    #: the champion is still that version
+    same_rows: NotRequired[SameRowsComparison]
 
 
 class RegisteredRun(TypedDict):

@@ -140,6 +140,9 @@ VERSION_META = "meta.json"
 VERSION_CLAIM = "claim.json"
 #: A version's reference profile (stepml.profile): what the monitor compares traffic with.
 VERSION_PROFILE = "profile.json"
+#: A fingerprint of each of a version's training rows (sorted uint64 hashes, stepml.comparison):
+#: a later candidate leaves the rows its champion trained on out of their comparison.
+VERSION_TRAINING_ROWS = "training_rows.u64"
 _VERSION_FOLDER = re.compile(r"^models/[^/]+/version-(\d+)/$")
 
 

@@ -52,9 +52,11 @@ ROLLBACK_RULE = (
 )
 #: Whether a promotion by hand must pass the quality gate (told by the history route and the README).
 PROMOTION_RULE = (
-    "a promotion by hand passes the same quality gate as the pipeline's (the version's recorded "
-    "metrics against the current champion's, under the config it was trained with) unless it is "
-    "forced with a reason; a rollback is not gated"
+    "a promotion by hand passes the same quality gate as the pipeline's, under the config the "
+    "version was trained with: against the current champion on the same test rows when the "
+    "version's Evaluate scored that champion there, else the version's recorded metrics against "
+    "the champion's, each from its own test split; unless it is forced with a reason; a rollback "
+    "is not gated"
 )
 #: What a change returns: (version, reason, action, extra fields of its history entry) or None.
 Change = tuple[int, str, str, dict[str, Any]]
@@ -128,7 +130,15 @@ def judge(candidate: VersionMeta, champion: VersionMeta | None) -> dict[str, Any
         return {"metric": None, "value": None, "baseline": None, "passed": False,
                 "champion_version": champion["version"] if champion else None, "champion_value": None,
                 "reason": f"version {candidate.get('version')} has no recorded evaluation to judge"}
-    return dict(decide(evaluation, DatasetConfig.from_dict(candidate.get("config") or {}), champion))
+    return dict(decide(evaluation, DatasetConfig.from_dict(candidate.get("config") or {}), champion,
+                       _same_rows(candidate)))
+
+
+def _same_rows(candidate: VersionMeta) -> Any:
+    """Evaluate's comparison of ``candidate`` with the champion of its time on the same rows, when
+    recorded: the gate uses it while that version is still the champion (:func:`stepml.gate.decide`)."""
+    gate = candidate.get("gate")
+    return gate.get("same_rows") if gate is not None else None
 
 
 class ModelRegistry:
@@ -426,7 +436,10 @@ class ModelRegistry:
         """Run the quality gate against the champion *at the moment of the swap*, then promote.
 
         Two runs finishing together cannot both win on stale information: if the champion changes
-        between the read and the write, the conditional write fails and the gate runs again.
+        between the read and the write, the conditional write fails and the gate runs again. While
+        the champion is the version Evaluate scored on the candidate's test rows, that comparison
+        decides; a champion that changed since is compared by its registered value (the reason
+        says so).
         """
         from stepml.config import DatasetConfig
         from stepml.gate import decide
@@ -436,7 +449,8 @@ class ModelRegistry:
 
         def change(current: AliasRecord | None) -> Change | None:
             champion = self.get_version(name, current["version"]) if current else None
-            decision = decide(candidate["evaluation"], DatasetConfig.from_dict(config), champion)
+            decision = decide(candidate["evaluation"], DatasetConfig.from_dict(config), champion,
+                              _same_rows(candidate))
             decisions.append(dict(decision))
             return (version, decision["reason"], "promote", {"gate": dict(decision)}) if decision["passed"] else None
 

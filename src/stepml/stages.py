@@ -26,6 +26,7 @@ from stepml.contracts import (
     PreprocessedRun,
     PromotedRun,
     RegisteredRun,
+    SameRowsComparison,
     TrainedRun,
     UploadSource,
     ValidatedRun,
@@ -316,6 +317,13 @@ def train(state: PreprocessedRun, settings: Settings) -> TrainedRun:
 SCORED_ROWS = 100_000
 
 
+def scored_rows(test_frame: Any, config: DatasetConfig) -> Any:
+    """The test rows Evaluate scores: all of them, or a seeded sample of :data:`SCORED_ROWS`."""
+    if len(test_frame) > SCORED_ROWS:
+        return test_frame.sample(n=SCORED_ROWS, random_state=config.split.seed).sort_index()
+    return test_frame
+
+
 def assess(pipeline: Any, train_frame: Any, test_frame: Any, schema: list[dict[str, Any]], task: str,
            target: str, config: DatasetConfig) -> Assessment:
     """What Evaluate learns from the fitted pipeline: hold-out metrics, the schema with what may be
@@ -328,8 +336,7 @@ def assess(pipeline: Any, train_frame: Any, test_frame: Any, schema: list[dict[s
     from stepml.preprocessing import to_model_frame
 
     test_rows = len(test_frame)
-    if test_rows > SCORED_ROWS:
-        test_frame = test_frame.sample(n=SCORED_ROWS, random_state=config.split.seed).sort_index()
+    test_frame = scored_rows(test_frame, config)
     with span("predict"), threadpool_limits(limits=recipes.OPENMP_THREADS, user_api="openmp"):
         # once: the metrics and the profile read the same outputs (the model's run on the test
         # split was most of Evaluate's time, and it ran four times)
@@ -357,20 +364,42 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
     staged = {name: store.get_bytes(key) for name, key in state["artifacts"].items()}
     integrity.verify(staged, state["artifacts"], state.get("artifact_sha256"))
     config = DatasetConfig.from_dict(state["config"]).with_metric(state.get("primary_metric"))
+    # The gate compares with the current champion; the state machine's Choice reads gate.passed,
+    # and the promotion re-checks it atomically against the champion of that moment.
+    registry = ModelRegistry(store)
+    champion_version = registry.alias_version(dataset, CHAMPION)
+    champion = registry.get_version(dataset, champion_version) if champion_version else None
+    same_rows: SameRowsComparison | None = None
+    fingerprint: dict[str, bytes] = {}
     if state.get("assessment_key"):
         # Trained on Spark: assessed by the job itself; the pipeline is never unpickled here.
         written = store.get_bytes(state["assessment_key"])
         integrity.verify({"assessment.json": written}, {"assessment.json": state["assessment_key"]},
                          state.get("assessment_sha256"))
         assessment = cast("Assessment", json.loads(written))
+        if champion is not None:
+            metric = assessment["evaluation"]["primary_metric"]
+            same_rows = {"version": champion["version"], "metric": metric, "rows": None, "candidate_value": None,
+                         "champion_value": None, "champion_trained_on": None, "unseen_only": False,
+                         "note": "the candidate was trained and scored by the Spark job, where the champion is not"}
     else:
         import joblib
+
+        from stepml.comparison import compare_on_test_rows, training_rows
 
         schema = store.get_json(state["schema_key"])
         pipeline = joblib.load(io.BytesIO(staged["model.joblib"]))
         train_frame = _read_split(store, state["train_key"], schema, state.get("table_sha256"))
         test_frame = _read_split(store, state["test_key"], schema, state.get("table_sha256"))
         assessment = assess(pipeline, train_frame, test_frame, schema, task, state["target"], config)
+        with span("fingerprint"):
+            fingerprint[keys.VERSION_TRAINING_ROWS] = training_rows(train_frame, schema, state["target"], task)
+        del train_frame
+        if champion is not None:
+            with span("compare with champion"):
+                same_rows = compare_on_test_rows(
+                    registry, champion, pipeline, scored_rows(test_frame, config), schema, task, state["target"],
+                    assessment["evaluation"]["primary_metric"])
     evaluation, profile = assessment["evaluation"], assessment["profile"]
     meta: NewVersion = {
         "dataset": dataset,
@@ -389,14 +418,9 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
         "libraries": _library_versions(),
         "stepml_version": __version__,
     }
-    # The gate's verdict against the current champion; the state machine's Choice reads
-    # gate.passed, and the promotion re-checks it atomically against the champion of that moment.
-    # It is recorded with the version too, so the registry (API, CLI, UI) can say why a
-    # candidate was not promoted.
-    registry = ModelRegistry(store)
-    champion_version = registry.alias_version(dataset, CHAMPION)
-    champion = registry.get_version(dataset, champion_version) if champion_version else None
-    gate = decide(evaluation, config, champion)
+    # The gate's verdict, recorded with the version too, so the registry (API, CLI, UI) can say
+    # why a candidate was not promoted, and Promote can reuse the same-rows comparison.
+    gate = decide(evaluation, config, champion, same_rows)
     meta["gate"] = gate
     if "auto_choice" in state:
         meta["auto_choice"] = state["auto_choice"]
@@ -404,7 +428,7 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
         meta["tuning"] = state["tuning"]
     # profile.json is registered as an artifact: written (and checksummed) before meta.json, so a
     # visible version always has the reference the monitor compares traffic with.
-    artifacts = {**staged, keys.VERSION_PROFILE: json.dumps(profile, sort_keys=True).encode()}
+    artifacts = {**staged, keys.VERSION_PROFILE: json.dumps(profile, sort_keys=True).encode(), **fingerprint}
     with span("register"):
         version = registry.register_version(dataset, run_id, artifacts, meta)["version"]
     return {

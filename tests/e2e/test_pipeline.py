@@ -180,6 +180,8 @@ def test_a_worse_model_is_registered_but_not_promoted(local_stack) -> None:
     output = json.loads(execution["output"])
     assert output["version"] == 2 and output["gate"]["passed"] is False
     assert "worse than champion v1" in output["gate"]["reason"]
+    # judged on the same rows: the champion scored on the new version's test split
+    assert output["gate"]["compared_on"] == "candidate test rows", output["gate"]["reason"]
     states = [s["name"] for s in stack.run(execution["executionArn"])["states"]]
     assert states[-2:] == ["Quality gate", "Keep as candidate"]
     assert {v["version"]: v["aliases"] for v in stack.models("gate")} == {1: ["champion"], 2: []}

@@ -12,11 +12,10 @@ import re
 import numpy as np
 import pandas as pd
 
-from stepml import dateparts
+from stepml import cells, dateparts
+from stepml.cells import MISSING_MARKERS  # re-exported: the cell values read as missing
 from stepml.config import DatasetConfig
 
-#: Cell values read as missing: Adult writes '?', others write NA, N/A, null or leave it empty.
-MISSING_MARKERS = ["?", "", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 #: A text column where at least this share of the values are numbers is a numeric column with typos.
 NUMERIC_SHARE = 0.8
 #: A text column where at least this share of the values read with one date format is a date column.
@@ -84,8 +83,62 @@ def numbers_expected(series: pd.Series) -> bool:
     counts = distinct_text(series)
     if counts.empty or counts.index.isin(["True", "False"]).all():
         return False
-    parsed = pd.to_numeric(pd.Series(counts.index), errors="coerce").notna().to_numpy()
+    parsed = np.fromiter((cells.number(text) is not None for text in counts.index), dtype=bool, count=len(counts))
     return bool(counts.to_numpy()[parsed].sum() / counts.sum() >= NUMERIC_SHARE)
+
+
+def as_numbers(series: pd.Series) -> pd.Series:
+    """A column's values as float64, as the model reads a numeric feature: a number column as it
+    is; text read by :func:`stepml.cells.number` (``"$1,234"`` is 1234; each distinct value once),
+    NaN where a value is missing or not a number."""
+    if column_kind(series) == "numeric":
+        return series.astype("float64", copy=False)
+    if pd.api.types.is_bool_dtype(series):
+        return pd.Series(np.nan, index=series.index, dtype="float64")
+    text = series.astype("category") if not isinstance(series.dtype, pd.CategoricalDtype) else series
+    values = [cells.number(str(c)) for c in text.cat.categories]
+    lookup = np.asarray([np.nan if v is None else v for v in values] + [np.nan], dtype="float64")
+    codes = text.cat.codes.to_numpy()
+    return pd.Series(lookup[np.where(codes < 0, len(values), codes)], index=series.index, dtype="float64")
+
+
+#: How the report words each way a number was formatted (:func:`stepml.cells.number_format`).
+FORMATTING = {"currency": "{symbols}", "thousands": "thousands separators", "percent": "%"}
+
+
+def formatted_numbers(series: pd.Series) -> tuple[pd.Series, str] | None:
+    """A text column whose every non-missing value is a number, some of them formatted
+    (``$42,000.00``, ``5,850``, ``45.2%``: :func:`stepml.cells.number_format`), as the numbers the
+    same values written plainly would be read as (whole numbers with none missing: integers), and
+    how, for the report (``$ and thousands separators removed``). None for any other column:
+    one value that is not a number keeps the column text (a numeric column with typos, refused
+    with the values named when :func:`numbers_expected`; categories otherwise)."""
+    if not isinstance(series.dtype, pd.CategoricalDtype) and series.dtype != object:
+        return None
+    text = series.astype("category") if not isinstance(series.dtype, pd.CategoricalDtype) else series
+    categories = text.cat.categories
+    if len(categories) == 0 or (text.cat.codes.to_numpy() < 0).all():
+        return None
+    how: set[str] = set()
+    symbols: list[str] = []
+    for category in categories:  # each distinct value once; the first that is not a number ends it
+        found = cells.number_format(str(category)) if isinstance(category, str) else None
+        if found is None:
+            return None
+        how.update(found[1])
+        if "currency" in found[1]:
+            symbols.extend(c for c in str(category) if c in cells.CURRENCIES and c not in symbols)
+    if not how:
+        return None
+    numbers = as_numbers(text)
+    whole = not any("." in str(c) for c in categories) and numbers.notna().all()
+    if whole and numbers.abs().max() < 2**53:
+        numbers = numbers.astype("int64")
+    words = [FORMATTING[k].format(symbols=" ".join(symbols)) for k in ("currency", "thousands", "percent") if k in how]
+    removed = ", ".join(words[:-1]) + (" and " if len(words) > 1 else "") + words[-1] + " removed"
+    if "percent" in how:
+        removed += ": a percentage is kept as written, 45.2% is 45.2"
+    return numbers.rename(series.name), removed
 
 
 def date_format(series: pd.Series) -> dateparts.DateFormat | None:

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from stepml import dateparts, recipes
-from stepml.columns import column_kind, date_columns, date_format, identifier_columns
+from stepml.columns import as_numbers, column_kind, date_columns, date_format, identifier_columns
 from stepml.config import DatasetConfig
 from stepml.errors import DataError
 
@@ -240,7 +240,9 @@ def to_model_frame(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.Data
             for index, part in enumerate(entry["parts"]):
                 columns[dateparts.derived_name(entry["name"], part)] = derived[:, index]
         elif entry["kind"] == "numeric":
-            columns[entry["name"]] = pd.to_numeric(series, errors="coerce").astype("float64", copy=False)
+            # text (the Spark path's executors read a chunk's numbers as the CSV wrote them) is read
+            # as the upload's parse reads it: "$1,234" is 1234 (stepml.cells.number)
+            columns[entry["name"]] = as_numbers(series)
         elif isinstance(series.dtype, pd.CategoricalDtype):
             columns[entry["name"]] = _category_text(series)
         else:
@@ -258,7 +260,7 @@ def numbers_as_floats(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> None
     copying them (77 MB at 1.6M rows and six numbers, in Train's peak)."""
     for entry in schema:
         if entry["kind"] == "numeric" and frame[entry["name"]].dtype != np.float64:
-            frame[entry["name"]] = pd.to_numeric(frame[entry["name"]], errors="coerce").astype("float64")
+            frame[entry["name"]] = as_numbers(frame[entry["name"]])
 
 
 def _category_text(series: pd.Series) -> pd.Series:

@@ -192,6 +192,24 @@ def _typed(frame: Any, location: str) -> Any:
     return read_table(frame.to_csv(index=False).encode(), location)
 
 
+def read_chunk(chunk: Any, text_columns: list[str]) -> Any:
+    """An executor's chunk of rows (every value the CSV's text, as Spark read it) typed as the Lambda
+    path reads the CSV (:func:`stepml.validation.read_table`), which the sample the column
+    transformer was fitted on went through: the spaces around a value go, a missing marker
+    (:data:`stepml.columns.MISSING_MARKERS`) is missing. ``text_columns`` (the schema's categorical
+    and date features) stay text; a numeric feature or target that the CSV writes formatted
+    (``$1,234``) is read to its number where the model frame is built (:func:`stepml.columns.as_numbers`)."""
+    import pandas as pd
+
+    from stepml.columns import MISSING_MARKERS, trimmed_text
+
+    typed = pd.read_csv(io.StringIO(chunk.to_csv(index=False)), dtype=dict.fromkeys(text_columns, str),
+                        na_values=MISSING_MARKERS, keep_default_na=False, skipinitialspace=True)
+    for name in text_columns:
+        typed[name] = trimmed_text(typed[name])
+    return typed
+
+
 def _sample(table: Any, rows: int, total: int, seed: int) -> Any:
     fraction = min(1.0, 1.2 * rows / max(total, 1))
     return table.sample(fraction=fraction, seed=seed).limit(rows).toPandas()
@@ -214,13 +232,16 @@ def _class_codes(train: Any, target: str) -> ClassCodes:
 
     from stepml.columns import MISSING_MARKERS, trimmed_text
     from stepml.preprocessing import class_labels
+    from stepml.validation import read_formatted_numbers
 
     texts = [row[0] for row in train.select(target).distinct().collect()]
     # typed as the Lambda path reads a CSV (stepml.validation.read_table): the spaces around a
-    # label go (UCI's adult.data writes ", >50K")
-    typed = trimmed_text(pd.read_csv(io.StringIO(pd.DataFrame({target: texts}).to_csv(index=False)),
-                                     na_values=MISSING_MARKERS, keep_default_na=False,
-                                     skipinitialspace=True)[target])
+    # label go (UCI's adult.data writes ", >50K"), "$1,000" labels are the number 1000
+    frame = pd.read_csv(io.StringIO(pd.DataFrame({target: texts}).to_csv(index=False)),
+                        na_values=MISSING_MARKERS, keep_default_na=False, skipinitialspace=True)
+    frame[target] = trimmed_text(frame[target])
+    read_formatted_numbers(frame)
+    typed = frame[target]
     present = typed.notna().to_numpy()
     labels = class_labels(typed[present])
     ordered = np.unique(labels.to_numpy())
@@ -357,19 +378,14 @@ def train_on_spark(spark: Any, args: JobArguments, settings: Settings) -> dict[s
         def transform(chunks: Any) -> Any:
             import pandas as pd
 
-            from stepml.columns import MISSING_MARKERS, trimmed_text
+            from stepml.columns import as_numbers
 
             for chunk in chunks:
-                # read as the Lambda path reads the CSV (stepml.validation.read_table), which the
-                # sample the column transformer was fitted on went through: spaces around a value go
-                typed = pd.read_csv(io.StringIO(chunk.to_csv(index=False)), dtype=dict.fromkeys(text_columns, str),
-                                    na_values=MISSING_MARKERS, keep_default_na=False, skipinitialspace=True)
-                for name in text_columns:
-                    typed[name] = trimmed_text(typed[name])
+                typed = read_chunk(chunk, text_columns)
                 values = columns.transform(to_model_frame(typed, schema))
                 out = pd.DataFrame(values, columns=names).astype("float64")
-                if codes is None:
-                    out[label] = pd.to_numeric(typed[target], errors="coerce").to_numpy()
+                if codes is None:  # "$42,000.00" is 42000, as the Lambda path reads a regression target
+                    out[label] = as_numbers(typed[target]).to_numpy()
                 else:  # the text as written -> its class code (a missing marker -> NaN, dropped)
                     out[label] = chunk[target].map(codes.index).astype("float64").to_numpy()
                 yield out

@@ -35,9 +35,11 @@ import pandas as pd
 from stepml import dateparts
 from stepml.columns import (
     MISSING_MARKERS,
+    as_numbers,
     column_kind,
     date_columns,
     date_format,
+    formatted_numbers,
     identifier_columns,
     is_identifier,
     numbers_expected,
@@ -211,6 +213,7 @@ def read_table(data: bytes, source: str) -> tuple[pd.DataFrame, list[str]]:
         frame = frame.drop(columns=empty)
         notes.append(f"{len(empty)} column(s) with no name and no values ignored (trailing commas in the header)")
     frame.columns = _unique_names(list(frame.columns), header, source, notes)
+    notes.extend(read_formatted_numbers(frame))
     if frame.shape[1] == 1:
         name = frame.columns[0]
         _refuse_other_delimiter(name, source)
@@ -330,6 +333,19 @@ def _unique_names(columns: list[str], header: list[str], source: str, notes: lis
     return unique
 
 
+def read_formatted_numbers(frame: pd.DataFrame) -> list[str]:
+    """Read in place, as numbers, the text columns that hold only numbers as a spreadsheet or a
+    finance system writes them (``$42,000.00``, ``5,850``, ``45.2%``: :func:`stepml.columns.formatted_numbers`);
+    returns a note per column saying how (``price: read as numbers ($ and thousands separators removed)``)."""
+    notes = []
+    for name in list(frame.columns):
+        found = formatted_numbers(frame[name])
+        if found is not None:
+            frame[name] = found[0]
+            notes.append(f"{name}: read as numbers ({found[1]})")
+    return notes
+
+
 def read_csv(data: bytes, source: str) -> pd.DataFrame:
     """Parse ``data`` as a CSV with a header row (:func:`read_table` without its notes)."""
     return read_table(data, source)[0]
@@ -359,7 +375,7 @@ def infer_task(target: pd.Series, config: DatasetConfig) -> str:
 
 
 def _is_number_or_missing(series: pd.Series) -> pd.Series:
-    return series.isna() | pd.to_numeric(series, errors="coerce").notna()
+    return series.isna() | as_numbers(series).notna()
 
 
 def blocking_schema(frame: pd.DataFrame, target: str, config: DatasetConfig) -> Any:

@@ -118,7 +118,8 @@ def test_a_trailing_comma_export_trains(s3, invoke) -> None:
 
 
 VALUES_THAT_TRAIN = [
-    pytest.param("size", ["NaN", "nan", "NA", "N/A", "null", "NULL", "None", "?", ""], id="missing-spellings"),
+    pytest.param("size", ["NaN", "nan", "NA", "N/A", "null", "NULL", "None", "?", "", "n/a", "Null", "#N/A"],
+                 id="missing-spellings"),
     pytest.param("size", ["1e300", "-1e300", "1.7976931348623157e308"], id="huge-finite-numbers"),
     pytest.param("size", ["0.000000000000000000001", "-0", "+5", "007"], id="odd-number-spellings"),
     pytest.param("colour", ["", "", ""], id="missing-categories"),
@@ -166,6 +167,24 @@ def test_an_all_empty_feature_column_trains_with_a_warning(s3, invoke) -> None:
 
     assert_trained(s3, outcome)
     assert "column 'notes' has 60 missing value(s)" in warnings(s3)
+
+
+def test_a_currency_target_and_formatted_features_train_a_regression_on_their_numbers(s3, invoke) -> None:
+    # Given a finance export: the target in dollars, a thousands-separated area, a percentage
+    frame = table()
+    frame["area"] = [f"{900 + (i % 25) * 47:,}" for i in range(len(frame))]
+    frame["rate"] = [f"{(i % 10) / 2}%" for i in range(len(frame))]
+    frame["label"] = [f"${95_000 + size * 3_517.25:,.2f}" for size in frame["size"]]
+    outcome = run(s3, invoke, csv_text(frame).encode(), FAST + "target: label\n")
+
+    # Then it trains a regression on the numbers, and the report says how they were read
+    assert_trained(s3, outcome)
+    meta = model_meta(s3)
+    assert meta["task"] == "regression"
+    kinds = {f["name"]: f["kind"] for f in meta["schema"]}
+    assert kinds["area"] == "numeric" and kinds["rate"] == "numeric"
+    assert "label: read as numbers ($ and thousands separators removed)" in warnings(s3)
+    assert "area: read as numbers (thousands separators removed)" in warnings(s3)
 
 
 def test_a_regression_upload_with_a_date_column_trains(s3, invoke) -> None:
@@ -241,6 +260,10 @@ REFUSED: list[Any] = [
                  "target column 'price' has 39 value\\(s\\) beyond ±3.4e\\+38 \\(line 3: 1e\\+300", id="target-beyond-float32"),
     pytest.param(_with("size", 7, "twelve"), None, "column 'size' mixes numbers and text.*line 9: 'twelve'",
                  id="number-typo"),
+    pytest.param(("x,price,label\n" + "".join(f'{i % 9},"${1000 + i * 7:,}.50",{"ab"[i % 2]}\n' for i in range(38))
+                  + '1,call us,a\n2,"1,5",b\n').encode(), None,
+                 "column 'price' mixes numbers and text: 2 of 40 values are not numbers "
+                 "\\(line 40: 'call us', line 41: '1,5'\\)", id="formatted-number-typos"),
 ]
 
 

@@ -158,7 +158,8 @@ _ERROR_RESPONSES = {
     f"{MAX_FIELDS} fields (or than the model's features and ignored columns, if more), or a response that "
     "would exceed Lambda's 6 MB",
     "422": "A field is unknown (not a feature nor an ignored column of the training CSV), missing where "
-    "the model cannot serve a missing value, of the wrong type, not finite, or a string over "
+    "the model cannot serve a missing value, of the wrong type (a string that is no number for a numeric "
+    "feature), not finite, sent twice (names differing only in the spaces around them), or a string over "
     f"{MAX_VALUE_CHARS} characters (or the model's longest category) - each named with its row. At most "
     f"{MAX_LISTED_ERRORS} are listed; `error_count` then says how many there were",
 }
@@ -215,7 +216,9 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of this API (served at ``GET /openapi.json``)."""
     record = {
         "type": "object",
-        "description": "One value per feature (see GET /models/{name}): numbers for numeric features, "
+        "description": "One value per feature (see GET /models/{name}): numbers for numeric features "
+        "(or a string holding one as the training CSV writes it: `\"13.14\"`, `\"$1,234\"`, `\"45.2%\"` is "
+        "45.2; a string that is no number is a 422), "
         "strings for categorical ones, and for a date feature the date as a string in the feature's "
         "`format`, as written in the training CSV (the model takes its year, month, day, day of week, "
         "day of year, and hour and minute when the format has a time; a string that format cannot "
@@ -225,7 +228,10 @@ def openapi_document() -> dict[str, Any]:
         "any other missing value is a 422 saying why. Columns listed in the model's `ignored_columns` "
         "(the training CSV's target, dropped and id columns) may be sent and are ignored, named "
         "once in the row's warnings; any other field is a 422 `unknown field`. So a row may be sent as "
-        "it stands in the training CSV, missing values as null.",
+        "it stands in the training CSV, missing values as null or as training's missing markers "
+        "(`\"\"`, `\"NA\"`, `\"n/a\"`, `\"null\"`, `\"NaN\"` in any case, `\"?\"`, `\"#N/A\"`, `\"None\"`: read as "
+        "null, unless the version knows the string as one of the feature's categories). Field names "
+        "are matched without the spaces around them, as training reads a header.",
         "additionalProperties": _VALUE,
     }
     return {

@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import math
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stepml import dateparts
+from stepml import cells, dateparts
 from stepml.errors import RequestError
 
 #: Largest batch one request may carry (documented in the API).
@@ -283,6 +283,44 @@ def _boolean_category(spec: Mapping[str, Any], value: Any) -> str | None:
     return None
 
 
+#: The longest string read as a number (a longer one is refused as not a number, unread).
+MAX_NUMBER_CHARS = 100
+
+
+def marks_missing(text: str, categories: Collection[str] = frozenset()) -> bool:
+    """Whether a request's string value is one of training's missing markers
+    (:data:`stepml.cells.MISSING_MARKERS`: ``"NA"``, ``"n/a"``, ``"?"``, ``""``, spaces around it
+    ignored), read as a JSON null - unless it is one of the feature's ``categories`` (a version
+    trained before that spelling was a marker knows it as a category)."""
+    if not cells.is_missing_marker(text):
+        return False
+    return not (text in categories or text.strip() in categories)
+
+
+def with_stripped_names(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A served record's fields by their names without the spaces around them, as the API matched
+    them (a name sent exactly as the model's wins): what monitoring reads from a capture."""
+    return {**{str(name).strip(): value for name, value in record.items()}, **record}
+
+
+def _stripped_names(
+    record: dict[str, Any], extra: set[str], known: Iterable[str], row: int, problems: _Problems
+) -> tuple[dict[str, Any], set[str]]:
+    """``record`` with each field name that is unknown as sent but known without the spaces around
+    it (``"Lot Size "``: training strips a header's names) under its stripped name, and the names
+    still unknown. A name sent twice so (``"x"`` and ``" x"``) is a problem of the row."""
+    known = set(known)
+    renamed = {name: name.strip() for name in extra if name.strip() != name and name.strip() in known}
+    if not renamed:
+        return record, extra
+    result = {renamed.get(name, name): value for name, value in record.items()}
+    for name, stripped in renamed.items():
+        if stripped in record or sum(1 for other in renamed.values() if other == stripped) > 1:
+            problems.add(row, name, f"field {shown(stripped)!r} is sent twice (names are read without the spaces "
+                                    "around them)")
+    return result, extra - renamed.keys()
+
+
 def check_records(
     records: list[Any], schema: InputContract | list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[list[str]]]:
@@ -313,6 +351,7 @@ def check_records(
             )
         extra = record.keys() - fields.keys()
         if extra:
+            record, extra = _stripped_names(record, extra, fields.keys() | ignored, index, problems)
             for name in sorted(extra - ignored):
                 problems.add(index, name, BATCH_HINT if name == "instances" else "unknown field")
             unused = sorted(extra & ignored)
@@ -321,6 +360,8 @@ def check_records(
         row: dict[str, Any] = {}
         for name, spec in fields.items():
             value = record.get(name)
+            if type(value) is str and value not in spec["category_set"] and marks_missing(value, spec["category_set"]):
+                value = None  # "NA", "?", "": missing, as training read the cell
             if value is None:
                 if not spec["nullable"]:
                     problems.add(index, name, contract.refusal)
@@ -344,6 +385,13 @@ def check_records(
                     continue
                 row[name] = derived
             elif spec["kind"] == "numeric":
+                written: Any = value
+                if type(value) is str and len(value) <= MAX_NUMBER_CHARS:
+                    # a cell as the CSV writes it: "13.14", "$1,234", "45.2%" (as training read it)
+                    written, value = value.strip(), cells.number(value)
+                    if value is None:
+                        problems.add(index, name, f"expected a number, got str {quoted(record.get(name))}")
+                        continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     problems.add(index, name, f"expected a number, got {type(value).__name__} {quoted(value)}")
                     continue
@@ -356,7 +404,7 @@ def check_records(
                     continue
                 low, high = spec.get("min"), spec.get("max")
                 if low is not None and high is not None and not low <= value <= high:
-                    row_warnings.append(f"{name}={value} is outside the training range [{low}, {high}]")
+                    row_warnings.append(f"{name}={written} is outside the training range [{low}, {high}]")
                 row[name] = float(value)
             else:
                 text = _boolean_category(spec, value)

@@ -36,9 +36,10 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from stepml import capture, keys, profile
+from stepml import capture, cells, keys, profile
 from stepml.config import MonitoringConfig, load_config
 from stepml.errors import DataError, NotFoundError
+from stepml.inputs import marks_missing, with_stripped_names
 from stepml.storage import Store
 
 SCHEMA = 1
@@ -244,9 +245,15 @@ def compare_feature(
     reference: dict[str, Any], values: list[Any], known_categories: Iterable[str] | None, threshold: float
 ) -> dict[str, Any]:
     """One feature's drift: the reference's summary against the traffic's ``values``."""
-    if reference["kind"] != "numeric":
-        # text as the API serves it: without the spaces around it (stepml.inputs.check_records)
-        values = [v.strip() if isinstance(v, str) else v for v in values]
+    # as the API served them (stepml.inputs.check_records): a missing marker ("NA", "?", "") is
+    # missing, a number written as text ("13.14", "$1,234") is that number, text loses its spaces
+    known = frozenset(known_categories or ())
+    if reference["kind"] == "numeric" and not reference.get("date"):
+        values = [cells.number(v) if isinstance(v, str) else v for v in values]
+    else:
+        values = [None if isinstance(v, str) and marks_missing(v, known) else v for v in values]
+        if reference["kind"] != "numeric":
+            values = [v.strip() if isinstance(v, str) else v for v in values]
     present = [v for v in values if not profile.is_missing(v)]
     entry: dict[str, Any] = {"name": reference["name"], "kind": reference["kind"]}
     if reference["kind"] == "numeric":
@@ -340,7 +347,7 @@ def build_report(
         "traffic": _hourly(captures),
     }
     full = [r for r in served if r.get("inputs") is not None]
-    inputs = [row for r in full for row in r["inputs"] if isinstance(row, dict)]
+    inputs = [with_stripped_names(row) for r in full for row in r["inputs"] if isinstance(row, dict)]
     features: list[dict[str, Any]] = []
     if inputs:
         for entry in reference["features"]:

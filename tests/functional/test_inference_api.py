@@ -145,6 +145,33 @@ def test_a_regressor_returns_numbers_and_no_probabilities(models, call) -> None:
     assert all(isinstance(v, float) for v in body["predictions"]) and "probabilities" not in body
 
 
+def test_a_row_as_it_stands_in_the_csv_is_served_as_training_read_it(models, call) -> None:
+    # Given a row read from the training CSV with csv.DictReader: every value a string, numbers as a
+    # spreadsheet writes them, "NA" and "" for missing cells, a header name with spaces around it
+    as_csv = {" age ": "39", "hours-per-week": "$1,234", "job": "a", "city": "NA"}
+    as_csv_missing = {**as_csv, "hours-per-week": "", "city": " n/a "}
+    as_json = record(age=39, **{"hours-per-week": 1234, "city": None})
+    as_json_missing = {**as_json, "hours-per-week": None}
+
+    # When it is sent as it stands and as JSON numbers and nulls
+    status, body = call(PREDICT, "adult", {"instances": [as_csv, as_csv_missing]})
+    _, expected = call(PREDICT, "adult", {"instances": [as_json, as_json_missing]})
+
+    # Then both are served alike: the numbers are numbers, the markers missing values
+    assert status == 200, body
+    assert {**body, "warnings": None} == {**expected, "warnings": None}
+    assert body["warnings"] == [["hours-per-week=$1,234 is outside the training range [1.0, 99.0]"], []]
+    assert expected["warnings"] == [["hours-per-week=1234 is outside the training range [1.0, 99.0]"], []]
+
+
+def test_a_string_that_is_no_number_is_still_a_422(models, call) -> None:
+    status, body = call(PREDICT, "adult", {"instances": [record(age="13.14"), record(age="1,5")]})
+
+    assert status == 422
+    assert [(e["row"], e["field"], e["message"]) for e in body["errors"]] == [
+        (1, "age", "expected a number, got str '1,5'")]
+
+
 def test_an_older_version_takes_missing_values_its_pipeline_serves(models, call) -> None:
     # Given a version registered before `nullable` was recorded (its schema says age and job are
     # required), When values are null or absent, Then what its graph imputes (numbers) and every

@@ -168,3 +168,69 @@ def test_text_is_served_without_the_spaces_around_it_and_an_older_models_padded_
     rows, warnings = check_records([{"age": 30, "country": country} for country in sent], older)
     assert [row["country"] for row in rows] == ["PAPUA N.GUINEA "] * 3 + ["PERU", "CHAD"]
     assert warnings == [[], [], [], [], ["country='CHAD' was not seen in training"]]
+
+
+# -- a row as it stands in the CSV: numbers written as text, missing markers, padded header names --
+
+CSV_SCHEMA = [
+    {"name": "Lot Size", "kind": "numeric", "nullable": True, "missing_in_training": True, "min": 0.0, "max": 1e6},
+    {"name": "rate", "kind": "numeric", "nullable": True, "missing_in_training": False, "min": 0.0, "max": 100.0},
+    {"name": "city", "kind": "categorical", "nullable": True, "missing_in_training": True, "categories": ["a", "b"]},
+    {"name": "grade", "kind": "categorical", "required": True, "categories": ["n/a", "x"]},
+]
+
+
+def test_a_string_holding_a_number_is_that_number_as_training_read_the_csv() -> None:
+    rows, warnings = check_records(
+        [{"Lot Size": "13.14", "rate": "45.2%", "city": "a", "grade": "x"},
+         {"Lot Size": "$1,234", "rate": " 7 ", "city": "b", "grade": "x"}], CSV_SCHEMA)
+
+    assert [(r["Lot Size"], r["rate"]) for r in rows] == [(13.14, 45.2), (1234.0, 7.0)]
+    assert warnings == [[], []]
+
+
+@pytest.mark.parametrize("text", ["old", "1,5", "1e400", "$45%", "x" * 200])
+def test_a_string_that_is_no_number_is_still_refused(text: str) -> None:
+    with pytest.raises(RequestError) as raised:
+        check_records([{"Lot Size": text, "city": "a", "grade": "x"}], CSV_SCHEMA)
+
+    [detail] = raised.value.details
+    assert detail["field"] == "Lot Size" and detail["message"].startswith("expected a number, got str")
+
+
+@pytest.mark.parametrize("marker", ["NA", "n/a", "?", "", " ", "NULL", "#N/A", "nan"])
+def test_trainings_missing_markers_are_missing_values_as_a_json_null_is(marker: str) -> None:
+    as_marker = check_records([{"Lot Size": marker, "rate": marker, "city": marker, "grade": "x"}], CSV_SCHEMA)
+    as_null = check_records([{"Lot Size": None, "rate": None, "city": None, "grade": "x"}], CSV_SCHEMA)
+
+    assert as_marker == as_null
+    assert as_marker[0] == [{"Lot Size": None, "rate": None, "city": None, "grade": "x"}]
+    assert as_marker[1] == [["rate is missing and was never missing in training"]]
+
+
+def test_a_marker_where_the_model_cannot_serve_a_missing_value_is_refused_as_null_is() -> None:
+    with pytest.raises(RequestError) as raised:
+        check_records([{"grade": "NA"}], CSV_SCHEMA)
+
+    assert [(d["field"], d["message"]) for d in raised.value.details] == [("grade", "missing required field")]
+
+
+def test_a_marker_that_an_older_version_knows_as_a_category_stays_that_category() -> None:
+    # a version trained before 'n/a' was read as missing has it as a category
+    rows, warnings = check_records([{"grade": " n/a", "rate": 5}], CSV_SCHEMA)
+
+    assert rows[0]["grade"] == "n/a" and warnings == [[]]
+
+
+def test_a_field_name_with_spaces_around_it_is_the_feature_it_names() -> None:
+    rows, warnings = check_records([{" Lot Size ": "1,500", "grade": "x"}], CSV_SCHEMA)
+
+    assert rows[0]["Lot Size"] == 1500.0 and warnings == [["rate is missing and was never missing in training"]]
+
+
+def test_a_field_sent_twice_by_the_spaces_around_its_name_is_refused() -> None:
+    with pytest.raises(RequestError) as raised:
+        check_records([{"Lot Size": 1, "Lot Size ": 2, "grade": "x"}], CSV_SCHEMA)
+
+    assert [(d["field"], d["message"]) for d in raised.value.details] == [
+        ("Lot Size ", "field 'Lot Size' is sent twice (names are read without the spaces around them)")]

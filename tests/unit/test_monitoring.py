@@ -164,6 +164,28 @@ def test_text_sent_with_spaces_around_it_is_the_category_it_names_not_drift(adul
     assert not by_name["workclass"]["drifted"] and not by_name["occupation"]["drifted"]
 
 
+def test_rows_sent_as_they_stand_in_the_csv_are_read_as_the_api_served_them(adult: dict[str, Any]) -> None:
+    # Given the same traffic sent as JSON numbers and nulls, and as a CSV's cells: numbers as text
+    # ("77,516", "$2,174"), missing values as "NA", "?" or "", a padded header name (" age ")
+    records = captures(adult, adult["traffic"].iloc[:1000])
+    markers = ["NA", "?", "", "n/a"]
+
+    def as_written(name: str, value: Any, row: int) -> Any:
+        if value is None:
+            return markers[row % len(markers)]
+        if isinstance(value, (int, float)):
+            return f"${value:,}" if name == "capital-gain" else f"{value:,}"
+        return value
+
+    written = [{**record, "inputs": [{(" age " if name == "age" else name): as_written(name, value, row)
+                                      for name, value in inputs.items()}
+                                     for row, inputs in enumerate(record["inputs"])]}
+               for record in records]
+
+    # Then monitoring reads them as the API served them: the same drift, missing and unseen rates
+    assert report_of(adult, written)["features"] == report_of(adult, records)["features"]
+
+
 def test_labels_fed_back_give_the_true_accuracy_beside_the_estimate(adult: dict[str, Any]) -> None:
     rows = adult["traffic"]
     records = captures(adult, rows)

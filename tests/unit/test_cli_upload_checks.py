@@ -14,21 +14,12 @@ from click.testing import CliRunner
 
 from stepml import keys
 from stepml.cli.commands import upload
-from stepml.stack import Stack
-from stepml.storage import DirectoryStore
+from tests.unit.test_cli_history import FolderStack as RegistryFolderStack
 from tests.unit.test_cli_run_report import a_run, write_report
 
 
-class FolderStack(Stack):
+class FolderStack(RegistryFolderStack):
     """A stack whose bucket is a folder and whose run is given: what `upload` writes, without AWS."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self.folder = folder
-
-    @property
-    def store(self) -> DirectoryStore:  # type: ignore[override]
-        return DirectoryStore(self.folder)
 
     @property
     def bucket(self) -> str:

@@ -104,3 +104,29 @@ def test_a_rejected_run_without_a_report_prints_its_readable_error(tmp_path: Pat
                         "column 'Doctor'")
     code, out = show(stack, "--json")
     assert json.loads(out)["validation"] is None
+
+
+class VersionStack(FolderStack):
+    """... and one registered version, trained by that run."""
+
+    def version(self, name: str, version: int) -> dict[str, Any]:
+        return {"aliases": ["champion"], "task": "classification", "target": "doctor", "recipe": "auto",
+                "evaluation": {"metrics": {"accuracy": 0.5}, "baseline": {"accuracy": 0.4}},
+                "schema": [{"name": "age", "kind": "numeric", "min": 1, "max": 9}],
+                "lineage": {"bucket": "b", "key": "raw/doctor/doctor.csv", "run_id": "doctor-1"},
+                "train_rows": 40, "test_rows": 10, "train_seconds": 0.1}
+
+
+def test_models_show_says_what_validation_warned_of_in_the_run_that_trained_the_version(tmp_path: Path) -> None:
+    from stepml.cli.commands import models_show
+
+    write_report(tmp_path, "doctor-1", [COUNT_WARNING], {"id": "id"})
+    result = CliRunner().invoke(models_show, ["doctor", "1"], obj=VersionStack(tmp_path, a_run("doctor-1")))
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "validation warnings (1)" in output and "set task: regression" in output
+    assert "left out of training: id (unique per row: an identifier)" in output
+    # a version whose run left no report (or one the caller may not read) shows the rest as before
+    empty = tmp_path / "none"
+    result = CliRunner().invoke(models_show, ["doctor", "1"], obj=VersionStack(empty, a_run("doctor-1")))
+    assert result.exit_code == 0 and "validation warnings" not in result.output

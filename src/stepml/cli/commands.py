@@ -33,6 +33,7 @@ from stepml.cli.render import (
     print_history,
     print_monitor_report,
     print_run,
+    print_validation,
     print_versions,
 )
 from stepml.config import TASKS, DatasetConfig, dump_config
@@ -270,6 +271,9 @@ def models_show(stack: Stack, name: str, version: int, as_json: bool) -> None:
     if gate:  # versions registered before the gate's verdict was recorded have none
         verdict = "passed" if gate.get("passed") else "not passed (kept as a candidate)"
         console.print(f"quality gate at registration: {verdict}: {gate.get('reason')}", markup=False)
+    if lineage.get("run_id") and lineage.get("key"):
+        # what validation warned of in the run that trained it (a leak, a count read as classes)
+        print_validation(str(lineage["run_id"]), stack.validation_report({"key": lineage["key"], "name": lineage["run_id"]}))
 
 
 @models.command("promote")

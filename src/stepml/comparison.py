@@ -81,11 +81,13 @@ def compare_on_test_rows(
     task: str,
     target: str,
     metric: str,
+    candidate_value: float | None = None,
 ) -> SameRowsComparison:
     """Both models' ``metric`` on the same rows of ``test_frame`` (the candidate's scored test
     rows), without those the champion trained on when enough remain. Never raises because of the
     champion: when it cannot be scored here, the values are None and ``note`` says why (the gate
-    then compares with its registered value)."""
+    then compares with its registered value). ``candidate_value``: the candidate's ``metric`` on all of
+    ``test_frame`` as Evaluate measured it, not predicted again when all the rows are compared."""
     result: SameRowsComparison = {"version": champion["version"], "metric": metric, "rows": None,
                                   "candidate_value": None, "champion_value": None,
                                   "champion_trained_on": None, "unseen_only": False, "note": ""}
@@ -126,7 +128,8 @@ def compare_on_test_rows(
                           "these rows, which favours it")
     try:
         result["champion_value"] = _score(pipeline, rows, champion_schema, task, target, metric)
-        result["candidate_value"] = _score(candidate, rows, schema, task, target, metric)
+        result["candidate_value"] = (candidate_value if candidate_value is not None and rows is test_frame
+                                     else _score(candidate, rows, schema, task, target, metric))
     except Exception as error:  # noqa: BLE001 - a champion that fails on these rows is not compared here
         _log.warning("champion not scored", extra={"version": champion["version"], "error": repr(error)})
         result["champion_value"] = result["candidate_value"] = None

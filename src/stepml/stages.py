@@ -399,7 +399,8 @@ def evaluate_and_register(state: TrainedRun, settings: Settings) -> RegisteredRu
             with span("compare with champion"):
                 same_rows = compare_on_test_rows(
                     registry, champion, pipeline, scored_rows(test_frame, config), schema, task, state["target"],
-                    assessment["evaluation"]["primary_metric"])
+                    assessment["evaluation"]["primary_metric"],
+                    assessment["evaluation"]["metrics"].get(assessment["evaluation"]["primary_metric"]))
     evaluation, profile = assessment["evaluation"], assessment["profile"]
     meta: NewVersion = {
         "dataset": dataset,
